@@ -1,0 +1,49 @@
+# optimbench: `make demo` (whole study offline, minutes) and `make test`. See README.md.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+CORES ?= 2
+PRESET ?=
+CONFIG_ARGS := $(if $(PRESET),--configfile config/presets/$(PRESET).yaml)
+RESULTS = $(shell $(BIN)/python -c "from optimbench.config import load; import sys; \
+	print(load(['config.yaml'] + sys.argv[1:])['results_dir'])" $(if $(PRESET),config/presets/$(PRESET).yaml))
+SNAKEMAKE := $(BIN)/snakemake --cores $(CORES)
+# Everything downstream of training and descent: `make report` may run only these.
+REPORT_RULES := aggregate_train aggregate_descent figures_train figures_descent report all
+
+.PHONY: help venv demo study report test lint clean
+
+help:
+	@echo "make demo    the whole study on offline data (digits, width 8, CPU), minutes; prints the report's path"
+	@echo "make test    unit and workflow tests (SLURM and browser tests included where available)"
+	@echo "make study   the article's full study (CIFAR-10 download; a GPU is advised)"
+	@echo "make report  re-render tables, figures and report from existing results (PRESET=demo for the demo)"
+	@echo "make lint    snakemake --lint"
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+venv: $(BIN)/.installed
+
+demo: venv
+	$(MAKE) --no-print-directory study PRESET=demo
+
+study: venv
+	$(SNAKEMAKE) $(CONFIG_ARGS)
+	@echo "Report: $(CURDIR)/$(RESULTS)/report/study.html"
+
+report: venv
+	$(SNAKEMAKE) $(CONFIG_ARGS) --allowed-rules $(REPORT_RULES) \
+		--forcerun aggregate_train aggregate_descent --rerun-triggers mtime
+	@echo "Report: $(CURDIR)/$(RESULTS)/report/study.html"
+
+test: venv
+	$(BIN)/python -m pytest
+
+lint: venv
+	$(BIN)/snakemake --lint
+
+clean:
+	rm -rf results/demo .snakemake

@@ -1,0 +1,24 @@
+# optimbench: optimizers compared on CIFAR-10 (ResNet18) and on 2-D test functions (SPEC §2).
+import os
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+# The study's defaults; `--configfile preset.yaml` overrides parts of it (in any working directory).
+configfile: os.path.join(workflow.basedir, "config.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/descent.smk"
+include: "workflow/rules/aggregate.smk"
+include: "workflow/rules/figures.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    input:
+        REPORT_HTML,

@@ -1,0 +1,99 @@
+"""ResNet18 in the article's form (ImageNet stem + Linear(1000→classes) head) and the CIFAR form, any width.
+
+Both use torchvision's BasicBlock and torchvision's module names, so at width 64 the article model's
+backbone takes torchvision's ImageNet `resnet18` state_dict unchanged.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+from torchvision.models.resnet import BasicBlock, conv1x1
+
+MODELS = ("resnet18_article", "resnet18_cifar")
+
+
+class ResNet18(nn.Module):
+    """ResNet18 (BasicBlocks [2, 2, 2, 2], widths w-2w-4w-8w) with an ImageNet or a CIFAR stem."""
+
+    def __init__(self, stem: str = "cifar", width: int = 64, num_classes: int = 10):
+        super().__init__()
+        if stem == "imagenet":  # 7×7 stride-2 conv + max-pool, as torchvision
+            self.conv1 = nn.Conv2d(3, width, 7, stride=2, padding=3, bias=False)
+            self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        elif stem == "cifar":  # 3×3 stride-1 conv, no max-pool
+            self.conv1 = nn.Conv2d(3, width, 3, stride=1, padding=1, bias=False)
+            self.maxpool = nn.Identity()
+        else:
+            raise ValueError(f"stem must be 'imagenet' or 'cifar', not {stem!r}")
+        self.bn1 = nn.BatchNorm2d(width)
+        self.relu = nn.ReLU(inplace=True)
+        self.inplanes = width
+        self.layer1 = self._make_layer(width, stride=1)
+        self.layer2 = self._make_layer(2 * width, stride=2)
+        self.layer3 = self._make_layer(4 * width, stride=2)
+        self.layer4 = self._make_layer(8 * width, stride=2)
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = nn.Linear(8 * width, num_classes)
+        self._init_weights()
+
+    def _make_layer(self, planes: int, stride: int) -> nn.Sequential:
+        downsample = None
+        if stride != 1 or self.inplanes != planes:
+            downsample = nn.Sequential(conv1x1(self.inplanes, planes, stride), nn.BatchNorm2d(planes))
+        blocks = [BasicBlock(self.inplanes, planes, stride, downsample), BasicBlock(planes, planes)]
+        self.inplanes = planes
+        return nn.Sequential(*blocks)
+
+    def _init_weights(self) -> None:  # torchvision's initialisation
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(module, nn.BatchNorm2d):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+class ArticleResNet18(nn.Module):
+    """The article's model: torchvision ResNet18 (1000 ImageNet logits) followed by Linear(1000 → classes)."""
+
+    def __init__(self, width: int = 64, num_classes: int = 10, pretrained: str | None = None):
+        super().__init__()
+        self.backbone = ResNet18(stem="imagenet", width=width, num_classes=1000)
+        self.head = nn.Linear(1000, num_classes)
+        if pretrained:
+            self.backbone.load_state_dict(load_pretrained(pretrained))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(x))
+
+
+def load_pretrained(path) -> dict:
+    """torchvision's ImageNet resnet18 state_dict from a local file (hubs are not reached)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"train.pretrained = {str(path)!r} does not exist. Download torchvision's resnet18 ImageNet "
+            "weights (resnet18-f37072fd.pth) on a machine with internet, copy the file here, or set "
+            "train.pretrained: null to train from scratch.")
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def build_model(name: str, width: int = 64, num_classes: int = 10, pretrained: str | None = None) -> nn.Module:
+    """The named model at the given width."""
+    if name == "resnet18_article":
+        return ArticleResNet18(width, num_classes, pretrained)
+    if name == "resnet18_cifar":
+        return ResNet18("cifar", width, num_classes)
+    raise ValueError(f"unknown model {name!r}; known: {MODELS}")
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

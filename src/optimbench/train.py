@@ -1,0 +1,277 @@
+"""One training run: a model, an optimizer, a seed (SPEC §2.2, §3).
+
+The data set lives on the device as uint8; flips and pad-4 crops happen there in batches; loss and
+accuracy accumulate on the device and are read once per epoch. A checkpoint each epoch lets a
+killed run resume with bit-identical results on the CPU. A non-finite loss ends the run as diverged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from optimbench import data as data_mod
+from optimbench import provenance
+from optimbench.io import atomic_path, write_csv, write_json
+from optimbench.models import build_model, count_parameters
+from optimbench.optim import build_optimizer, lr_lambda
+
+# The article's normalisation (SPEC §1.2), on the 0..255 scale.
+MEAN = (129.3, 124.1, 112.4)
+STD = (68.2, 65.4, 70.4)
+METRIC_COLUMNS = ["epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr",
+                  "epoch_seconds", "eval_seconds", "samples_per_second", "diverged"]
+CHECKPOINT = "checkpoint.pt"
+
+
+# ---------------------------------------------------------------- setup
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("train.device = 'cuda' but no CUDA device is visible; use 'auto' or 'cpu'")
+    return torch.device(name)
+
+
+def switch(value: str, on_cuda: bool, on_cpu: bool, device: torch.device) -> bool:
+    """Resolve an auto/on/off config switch for the device."""
+    if value == "auto":
+        return on_cuda if device.type == "cuda" else on_cpu
+    return value == "on"
+
+
+def seed_everything(seed: int) -> None:
+    """Seed torch (CPU and CUDA), NumPy and random."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+
+
+def spec_hash(spec: dict) -> str:
+    """Fingerprint of what determines a run's results (a checkpoint resumes only the same run)."""
+    relevant = {k: v for k, v in spec.items() if k not in ("threads", "compile")}
+    return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------- device-side data
+class DeviceData:
+    """uint8 images (N×3×32×32) and labels resident on the device."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, device: torch.device):
+        self.x = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2))).to(device)
+        self.y = torch.from_numpy(labels.astype(np.int64)).to(device)
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Random horizontal flip and random 32×32 crop of the zero-padded (4 px) image, per image."""
+    n, _, h, w = x.shape
+    flip = torch.rand(n, generator=gen, device=x.device) < 0.5
+    x = torch.where(flip[:, None, None, None], x.flip(3), x)
+    padded = F.pad(x, (4, 4, 4, 4))
+    offsets = torch.randint(0, 9, (2, n), generator=gen, device=x.device)
+    rows = (offsets[0][:, None] + torch.arange(h, device=x.device))[:, :, None]
+    cols = (offsets[1][:, None] + torch.arange(w, device=x.device))[:, None, :]
+    batch = torch.arange(n, device=x.device)[:, None, None]
+    return padded.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2)
+
+
+class Normalize:
+    """uint8 → float, normalised with the article's mean and std, in the model's memory format."""
+
+    def __init__(self, device: torch.device, channels_last: bool):
+        self.mean = torch.tensor(MEAN, device=device).view(1, 3, 1, 1)
+        self.std = torch.tensor(STD, device=device).view(1, 3, 1, 1)
+        self.format = torch.channels_last if channels_last else torch.contiguous_format
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return ((x.float() - self.mean) / self.std).contiguous(memory_format=self.format)
+
+
+# ---------------------------------------------------------------- one epoch
+def train_epoch(model, optimizer, scheduler, data: DeviceData, normalize, batch_size, gen, autocast):
+    """One pass over shuffled, augmented data; returns device tensors (loss sum, correct count)."""
+    model.train()
+    loss_sum = torch.zeros((), device=data.x.device)
+    correct = torch.zeros((), device=data.x.device, dtype=torch.long)
+    order = torch.randperm(len(data), generator=gen, device=data.x.device)
+    for start in range(0, len(data), batch_size):
+        idx = order[start:start + batch_size]
+        inputs, targets = normalize(augment(data.x[idx], gen)), data.y[idx]
+        with autocast():
+            logits = model(inputs)
+            loss = F.cross_entropy(logits, targets)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        loss_sum += loss.detach().float() * len(idx)
+        correct += (logits.argmax(1) == targets).sum()
+        yield loss_sum, correct
+
+
+@torch.no_grad()
+def evaluate(model, data: DeviceData, normalize, batch_size, autocast):
+    """Mean loss and accuracy on un-augmented data (the article re-augments its test set; we do not)."""
+    model.eval()
+    loss_sum = torch.zeros((), device=data.x.device)
+    correct = torch.zeros((), device=data.x.device, dtype=torch.long)
+    for start in range(0, len(data), batch_size):
+        inputs, targets = normalize(data.x[start:start + batch_size]), data.y[start:start + batch_size]
+        with autocast():
+            logits = model(inputs)
+        loss_sum += F.cross_entropy(logits.float(), targets, reduction="sum")
+        correct += (logits.argmax(1) == targets).sum()
+    return loss_sum.item() / len(data), correct.item() / len(data)  # host sync: once per evaluation
+
+
+# ---------------------------------------------------------------- checkpoints
+def save_checkpoint(path: Path, state: dict) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def rng_states(gen: torch.Generator) -> dict:
+    states = {"gen": gen.get_state(), "torch": torch.get_rng_state(),
+              "numpy": np.random.get_state(), "random": random.getstate()}
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def restore_rng(states: dict, gen: torch.Generator) -> None:
+    gen.set_state(states["gen"])
+    torch.set_rng_state(states["torch"])
+    np.random.set_state(states["numpy"])
+    random.setstate(states["random"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+# ---------------------------------------------------------------- the run
+def load_data(spec: dict, device: torch.device) -> tuple[DeviceData, DeviceData, int]:
+    arrays = data_mod.load_canonical(spec["data"])
+    n_train, n_test = spec.get("train_subset"), spec.get("test_subset")
+    train = DeviceData(arrays["x_train"][:n_train], arrays["y_train"][:n_train], device)
+    test = DeviceData(arrays["x_test"][:n_test], arrays["y_test"][:n_test], device)
+    return train, test, len(arrays["classes"])
+
+
+def run(spec: dict, out_dir, threads: int = 1) -> pd.DataFrame:
+    """Train (or resume) the run described by `spec`; write metrics.csv, run.json and model.pt to out_dir."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    started = provenance.now()
+    torch.set_num_threads(threads)  # bit-identity on the CPU depends on it: recorded in run.json
+    device = resolve_device(spec.get("device", "auto"))
+    torch.use_deterministic_algorithms(spec.get("deterministic", True) and device.type == "cpu")
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    seed_everything(spec["seed"])
+    train_data, test_data, num_classes = load_data(spec, device)
+
+    model = build_model(spec["model"], spec["width"], num_classes, spec.get("pretrained")).to(device)
+    channels_last = switch(spec.get("channels_last", "auto"), True, True, device)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    bf16 = switch(spec.get("bf16", "auto"), True, False, device)
+    autocast = lambda: torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)  # noqa: E731
+    forward = torch.compile(model) if spec.get("compile") else model
+    optimizer = build_optimizer(spec["optimizer"], model.parameters())
+    steps_per_epoch = math.ceil(len(train_data) / spec["batch_size"])
+    total_steps = spec["epochs"] * steps_per_epoch
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(spec.get("lr_schedule"), total_steps))
+    gen = torch.Generator(device=device)
+    gen.manual_seed(spec["seed"])
+    normalize = Normalize(device, channels_last)
+
+    rows, start_epoch, fingerprint = [], 0, spec_hash(spec)
+    ckpt_path = out_dir / CHECKPOINT
+    if ckpt_path.exists():
+        ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
+        if ckpt["spec_hash"] == fingerprint:
+            model.load_state_dict(ckpt["model"])
+            optimizer.load_state_dict(ckpt["optimizer"])
+            scheduler.load_state_dict(ckpt["scheduler"])
+            restore_rng(ckpt["rng"], gen)
+            rows, start_epoch = ckpt["rows"], ckpt["epoch"]
+            print(f"resuming from {ckpt_path} after epoch {start_epoch}", file=sys.stderr)
+        else:
+            print(f"ignoring {ckpt_path}: it belongs to another configuration", file=sys.stderr)
+
+    diverged = bool(rows and rows[-1]["diverged"])
+    bar = tqdm(total=total_steps, initial=start_epoch * steps_per_epoch, file=sys.stderr,
+               desc=f"{spec.get('optimizer_name', '')} seed {spec['seed']}", unit="step",
+               mininterval=0.5 if sys.stderr.isatty() else 10)
+    for epoch in range(start_epoch + 1, spec["epochs"] + 1):
+        if diverged:
+            break
+        tic = time.perf_counter()
+        for loss_sum, correct in train_epoch(forward, optimizer, scheduler, train_data, normalize,
+                                             spec["batch_size"], gen, autocast):
+            bar.update(1)
+        train_loss = loss_sum.item() / len(train_data)  # host sync: once per epoch
+        train_acc = correct.item() / len(train_data)
+        seconds = time.perf_counter() - tic
+        diverged = not math.isfinite(train_loss)
+        tic = time.perf_counter()
+        test_loss, test_acc = (math.nan, math.nan) if diverged else evaluate(
+            forward, test_data, normalize, spec["eval_batch_size"], autocast)
+        rows.append({"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc,
+                     "test_loss": test_loss, "test_acc": test_acc, "lr": optimizer.param_groups[0]["lr"],
+                     "epoch_seconds": seconds, "eval_seconds": time.perf_counter() - tic,
+                     "samples_per_second": len(train_data) / seconds, "diverged": diverged})
+        bar.set_postfix(epoch=epoch, loss=f"{train_loss:.4f}", test_acc=f"{test_acc:.3f}")
+        save_checkpoint(ckpt_path, {"spec_hash": fingerprint, "epoch": epoch, "rows": rows,
+                                    "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                    "scheduler": scheduler.state_dict(), "rng": rng_states(gen)})
+    bar.close()
+    if diverged:
+        print(f"run diverged at epoch {rows[-1]['epoch']} (non-finite training loss); recorded", file=sys.stderr)
+
+    metrics = pd.DataFrame(rows, columns=METRIC_COLUMNS)
+    with atomic_path(out_dir / "model.pt") as tmp:
+        torch.save({"model": model.state_dict(), "spec": spec, "epochs_completed": len(rows)}, tmp)
+    write_json(out_dir / "run.json", {
+        "spec": spec, "spec_hash": fingerprint, "versions": provenance.versions(),
+        "device": str(device), "device_name": provenance.device_name(device), "threads": threads,
+        "channels_last": channels_last, "bf16": bf16, "parameters": count_parameters(model),
+        "steps_per_epoch": steps_per_epoch, "resumed_after_epoch": start_epoch or None,
+        "diverged": diverged, "diverged_epoch": rows[-1]["epoch"] if diverged else None,
+        "epochs_completed": len(rows), "git_commit": provenance.git_commit(),
+        "started": started, "finished": provenance.now()})
+    write_csv(out_dir / "metrics.csv", metrics)  # last: its presence marks a finished run
+    ckpt_path.unlink(missing_ok=True)
+    return metrics
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description="Train one model with one optimizer and one seed.")
+    parser.add_argument("--spec", required=True, help="the run's spec as inline JSON or a JSON/YAML file")
+    parser.add_argument("--out", required=True, help="run folder (metrics.csv, run.json, model.pt)")
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads (torch.set_num_threads)")
+    args = parser.parse_args(argv)
+    from optimbench.cli import read_spec
+
+    metrics = run(read_spec(args.spec), args.out, args.threads)
+    last = metrics.iloc[-1]
+    print(f"{len(metrics)} epochs: train_loss {last.train_loss:.4f}, test_acc {last.test_acc:.4f}, "
+          f"diverged {bool(last.diverged)}")
+
+
+if __name__ == "__main__":
+    main()

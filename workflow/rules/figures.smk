@@ -1,0 +1,56 @@
+# 5. Figures: the article's figures with seed bands, and more (SPEC §2.5).
+
+TRAIN_FIGURES = ["curves", "final_accuracy", "generalisation_gap", "time_to_target"]
+
+
+rule figures_train:
+    input:
+        expand(f"{TABLES}/{{table}}.parquet", table=TRAIN_TABLES),
+    output:
+        report(
+            expand(f"{FIGURES}/train/{{figure}}.png", figure=TRAIN_FIGURES),
+            caption="../../report/train_figures.rst",
+            category="CIFAR study",
+        ),
+        expand(f"{FIGURES}/train/{{figure}}.svg", figure=TRAIN_FIGURES),
+    log:
+        f"{R}/logs/figures_train.log",
+    params:
+        py=PY,
+        tables=lambda wildcards, input: os.path.dirname(input[0]),
+        out=lambda wildcards, output: os.path.dirname(output[0]),
+        script=os.path.join(SCRIPTS, "figures.py"),
+        target=TRAIN["target_accuracy"],
+    conda:
+        "../../envs/analysis.yaml"
+    shell:
+        "{params.py} {params.script} train --tables {params.tables} --target {params.target} "
+        "--out {params.out} > {log} 2>&1"
+
+
+rule figures_descent:
+    input:
+        descent_outputs("trajectory.csv"),
+    output:
+        report(
+            f"{FIGURES}/descent/ackley_views.png",
+            caption="../../report/ackley_views.rst",
+            category="Descent",
+        ),
+        report(
+            expand(f"{FIGURES}/descent/{{function}}_all_runs.png", function=descent_functions()),
+            caption="../../report/descent_runs.rst",
+            category="Descent",
+        ),
+        expand(f"{FIGURES}/descent/{{function}}_3d.html", function=descent_functions()),
+        runs=directory(f"{FIGURES}/descent/runs"),
+    log:
+        f"{R}/logs/figures_descent.log",
+    params:
+        py=PY,
+        out=lambda wildcards, output: os.path.dirname(output[0]),
+        script=os.path.join(SCRIPTS, "figures.py"),
+    conda:
+        "../../envs/analysis.yaml"
+    shell:
+        "{params.py} {params.script} descent --trajectories {input} --out {params.out} > {log} 2>&1"
