@@ -4,10 +4,15 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CORES ?= 2
 PRESET ?=
-CONFIG_ARGS := $(if $(PRESET),--configfile config/presets/$(PRESET).yaml)
-RESULTS = $(shell $(BIN)/python -c "from optimbench.config import load; import sys; \
-	print(load(['config.yaml'] + sys.argv[1:])['results_dir'])" $(if $(PRESET),config/presets/$(PRESET).yaml))
-SNAKEMAKE := $(BIN)/snakemake --cores $(CORES)
+# An override file on top of config.yaml (a preset by name, or any file), and the working directory.
+CONFIG ?= $(if $(PRESET),config/presets/$(PRESET).yaml)
+WORKDIR ?= .
+CONFIG_ARGS := $(if $(CONFIG),--configfile $(abspath $(CONFIG)))
+RESULTS = $(shell $(BIN)/python -c "from optimbench.config import load; import sys, os; \
+	print(os.path.join(sys.argv[1], load(['config.yaml'] + sys.argv[2:])['results_dir']))" \
+	$(abspath $(WORKDIR)) $(abspath $(CONFIG)))
+SNAKEMAKE := $(BIN)/snakemake --snakefile $(CURDIR)/Snakefile --directory $(WORKDIR) \
+	--profile $(CURDIR)/profiles/local --cores $(CORES)
 # Everything downstream of training and descent: `make report` may run only these.
 REPORT_RULES := aggregate_train aggregate_descent figures_train figures_descent report all
 
@@ -18,10 +23,11 @@ help:
 	@echo "make test    unit and workflow tests (SLURM and browser tests included where available)"
 	@echo "make study   the article's full study (CIFAR-10 download; a GPU is advised)"
 	@echo "make report  re-render tables, figures and report from existing results (PRESET=demo for the demo)"
+	@echo "             (CONFIG=file.yaml adds any override file; WORKDIR=dir runs in another folder)"
 	@echo "make lint    snakemake --lint"
 
 $(BIN)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $@
 
@@ -32,12 +38,12 @@ demo: venv
 
 study: venv
 	$(SNAKEMAKE) $(CONFIG_ARGS)
-	@echo "Report: $(CURDIR)/$(RESULTS)/report/study.html"
+	@echo "Report: $(RESULTS)/report/study.html"
 
 report: venv
 	$(SNAKEMAKE) $(CONFIG_ARGS) --allowed-rules $(REPORT_RULES) \
 		--forcerun aggregate_train aggregate_descent --rerun-triggers mtime
-	@echo "Report: $(CURDIR)/$(RESULTS)/report/study.html"
+	@echo "Report: $(RESULTS)/report/study.html"
 
 test: venv
 	$(BIN)/python -m pytest

@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import sys
 from pathlib import Path
 
 import pytest
 
 from optimbench import data
-
-ROOT = Path(__file__).resolve().parents[1]
-PYTHON = sys.executable
-SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 
 
 @pytest.fixture(scope="session")
@@ -33,15 +27,8 @@ def synthetic_npz(tmp_path_factory, synthetic_archive) -> Path:
 @pytest.fixture
 def tiny_spec(synthetic_npz) -> dict:
     """A training spec that runs in about a second on the CPU."""
-    return {"dataset": "synthetic", "data": str(synthetic_npz), "model": "resnet18_cifar", "width": 4,
+    return {"dataset": "synthetic", "data": str(synthetic_npz), "model": "resnet18_cifar", "width": 8,
             "epochs": 2, "batch_size": 64, "eval_batch_size": 100, "seed": 0, "optimizer_name": "SGD",
             "optimizer": {"class": "SGD", "kwargs": {"lr": 0.05, "momentum": 0.9}}, "train_subset": 128,
             "test_subset": 64, "device": "cpu"}
 
-
-def run_env() -> dict:
-    """The environment for subprocesses: this interpreter's venv first on PATH, one thread per process."""
-    env = dict(os.environ)
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    env.setdefault("OMP_NUM_THREADS", "1")
-    return env

@@ -65,7 +65,8 @@ class TestFunction:
 
     def distance_to_minimum(self, point) -> float:
         """Euclidean distance from point to the nearest global minimum."""
-        return float(min(np.hypot(point[0] - mx, point[1] - my) for mx, my in self.minima))
+        x, y = np.asarray(point, dtype=float)
+        return float(min(np.hypot(x - mx, y - my) for mx, my in self.minima))
 
 
 FUNCTIONS = {

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import base64
+import html
 import json
 import subprocess
 import sys
@@ -11,6 +13,9 @@ from pathlib import Path
 import pandas as pd
 
 from optimbench.io import atomic_path
+
+# nbconvert template folder: JupyterLab's HTML without scripts from CDNs (the report works offline).
+TEMPLATES = Path(__file__).resolve().parents[2] / "report" / "templates"
 
 
 def training_conclusion(summary: pd.DataFrame, claims: pd.DataFrame) -> str:
@@ -46,6 +51,12 @@ def descent_conclusion(reproduction: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def figure(path, alt: str) -> str:
+    """An <img> with the PNG embedded (base64) and alternative text, for display(HTML(...))."""
+    encoded = base64.b64encode(Path(path).read_bytes()).decode()
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{encoded}" style="max-width: 100%">'
+
+
 def render(notebook, executed, html, parameters: dict) -> None:
     """Execute the notebook with papermill and export it to self-contained HTML without code."""
     import papermill
@@ -55,6 +66,7 @@ def render(notebook, executed, html, parameters: dict) -> None:
                                    progress_bar=False, cwd=Path.cwd())
         with atomic_path(html) as tmp_html, open(tmp_html, "wb") as out:
             subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "html", "--no-input",
+                            f"--TemplateExporter.extra_template_basedirs={TEMPLATES}", "--template", "offline",
                             "--stdout", str(tmp_nb)], stdout=out, check=True)
 
 

@@ -1,0 +1,45 @@
+"""Paths and helpers shared by the tests (the project's root, this venv's tools, Snakemake runs)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+PYTHON = sys.executable
+SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+
+
+def run_env() -> dict:
+    """The environment for subprocesses: this interpreter's venv first on PATH, one thread per process."""
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env.setdefault("OMP_NUM_THREADS", "1")
+    return env
+
+
+def write_config(path, **sections) -> str:
+    path.write_text(yaml.safe_dump(sections))
+    return str(path)
+
+
+def snakemake(workdir, configfile, *args, check=True, timeout=900):
+    """Run Snakemake on the project's Snakefile in workdir; returns the CompletedProcess."""
+    cmd = [SNAKEMAKE, "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
+           "--configfile", str(configfile), *args]
+    result = subprocess.run(cmd, env=run_env(), capture_output=True, text=True, timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"snakemake failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
+    return result
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """The 'Job stats' table of a Snakemake run or dry run, as {rule: count}."""
+    table = output.split("Job stats:")[1]
+    rows = re.findall(r"^(\w+)\s+(\d+)$", table, flags=re.M)
+    return {rule: int(count) for rule, count in rows}

@@ -1,0 +1,57 @@
+"""Models: the known parameter counts, torchvision compatibility, widths."""
+
+import pytest
+import torch
+import torchvision
+
+from optimbench.models import ArticleResNet18, ResNet18, build_model, count_parameters
+
+
+def test_cifar_resnet18_has_the_known_parameter_count():
+    assert count_parameters(build_model("resnet18_cifar", 64, 10)) == 11_173_962
+
+
+def test_imagenet_backbone_matches_torchvision_resnet18():
+    ours, theirs = ResNet18("imagenet", 64, 1000), torchvision.models.resnet18()
+    assert count_parameters(ours) == count_parameters(theirs) == 11_689_512
+    assert {k: v.shape for k, v in ours.state_dict().items()} == {k: v.shape for k, v in theirs.state_dict().items()}
+
+
+def test_article_model_is_resnet18_plus_a_1000_to_10_head():
+    model = build_model("resnet18_article", 64, 10)
+    assert isinstance(model, ArticleResNet18)
+    assert (model.head.in_features, model.head.out_features) == (1000, 10)
+    assert count_parameters(model) == 11_689_512 + 1000 * 10 + 10
+
+
+def test_pretrained_weights_load_from_a_local_file(tmp_path):
+    torch.manual_seed(0)
+    reference = torchvision.models.resnet18().eval()
+    torch.save(reference.state_dict(), tmp_path / "resnet18.pth")
+    model = build_model("resnet18_article", 64, 10, pretrained=str(tmp_path / "resnet18.pth")).eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(model.backbone(x), reference(x))
+
+
+def test_missing_pretrained_file_says_what_to_do(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"train.pretrained = '.*missing.pth' does not exist.*pretrained: null"):
+        build_model("resnet18_article", 64, 10, pretrained=str(tmp_path / "missing.pth"))
+
+
+@pytest.mark.parametrize("name", ["resnet18_article", "resnet18_cifar"])
+def test_tiny_widths_run(name):
+    model = build_model(name, 4, 10)
+    assert model(torch.randn(3, 3, 32, 32)).shape == (3, 10)
+    assert count_parameters(model) < count_parameters(build_model(name, 8, 10))
+
+
+def test_cifar_stem_keeps_the_resolution():
+    model = ResNet18("cifar", 8, 10)
+    features = model.relu(model.bn1(model.conv1(torch.randn(1, 3, 32, 32))))
+    assert model.maxpool(features).shape[-2:] == (32, 32)
+
+
+def test_unknown_model():
+    with pytest.raises(ValueError, match="unknown model 'vgg'"):
+        build_model("vgg")

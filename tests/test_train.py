@@ -1,0 +1,171 @@
+"""The trainer: device-side augmentation, one step against a hand-written loop, resume, divergence."""
+
+import contextlib
+import copy
+import json
+import signal
+import subprocess
+import time
+
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+
+from optimbench import train
+from optimbench.models import build_model
+from helpers import PYTHON, ROOT, run_env
+
+TIMING = ["epoch_seconds", "eval_seconds", "samples_per_second"]
+
+
+def images(n=6, seed=0):
+    return torch.randint(0, 256, (n, 3, 32, 32), generator=torch.Generator().manual_seed(seed), dtype=torch.uint8)
+
+
+def reference_augment(x, flip, offsets):
+    """Per image, the torchvision way: flip, zero-pad 4 pixels, crop 32×32 at the offset."""
+    out = []
+    for img, f, oy, ox in zip(x, flip, offsets[0], offsets[1]):
+        img = img.flip(2) if f else img
+        padded = torch.zeros(3, 40, 40, dtype=img.dtype)
+        padded[:, 4:36, 4:36] = img
+        out.append(padded[:, oy:oy + 32, ox:ox + 32])
+    return torch.stack(out)
+
+
+def test_augment_flips_and_crops_each_image_as_drawn():
+    x = images(8)
+    got = train.augment(x, torch.Generator().manual_seed(3))
+    gen = torch.Generator().manual_seed(3)  # the same draws, in the trainer's order: flips, then offsets
+    flip = torch.rand(8, generator=gen) < 0.5
+    offsets = torch.randint(0, 9, (2, 8), generator=gen)
+    assert torch.equal(got, reference_augment(x, flip, offsets))
+    assert 0 < flip.sum() < 8 and len(set(offsets[0].tolist())) > 1  # the case exercises both branches
+
+
+def test_augment_keeps_dtype_and_shape():
+    out = train.augment(images(4), torch.Generator().manual_seed(0))
+    assert out.dtype == torch.uint8 and out.shape == (4, 3, 32, 32)
+
+
+def test_normalize_uses_the_article_mean_and_std():
+    x = torch.full((1, 3, 32, 32), 200, dtype=torch.uint8)
+    out = train.Normalize(torch.device("cpu"), channels_last=False)(x)
+    expected = [(200 - m) / s for m, s in zip(train.MEAN, train.STD)]
+    assert torch.allclose(out[0, :, 0, 0], torch.tensor(expected))
+
+
+def test_one_step_equals_a_hand_written_loop():
+    """One SGD-momentum step of the trainer = shuffle, augment, normalise, forward, backward, p - lr·g."""
+    torch.manual_seed(0)
+    model = build_model("resnet18_cifar", 4, 10)
+    reference = copy.deepcopy(model)
+    data = train.DeviceData(images(16).permute(0, 2, 3, 1).numpy(), torch.arange(16).numpy() % 10,
+                            torch.device("cpu"))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda t: 1.0)
+    normalize = train.Normalize(torch.device("cpu"), channels_last=False)
+    steps = list(train.train_epoch(model, optimizer, scheduler, data, normalize, 16,
+                                   torch.Generator().manual_seed(5), contextlib.nullcontext))
+    assert len(steps) == 1
+
+    gen = torch.Generator().manual_seed(5)
+    order = torch.randperm(16, generator=gen)
+    flip = torch.rand(16, generator=gen) < 0.5
+    offsets = torch.randint(0, 9, (2, 16), generator=gen)
+    inputs = normalize(reference_augment(data.x[order], flip, offsets))
+    reference.train()
+    loss = F.cross_entropy(reference(inputs), data.y[order])
+    grads = torch.autograd.grad(loss, list(reference.parameters()))
+    with torch.no_grad():
+        for p, g in zip(reference.parameters(), grads):
+            p -= 0.1 * g  # first momentum step: the buffer is the gradient itself
+    for (name, ours), theirs in zip(model.state_dict().items(), reference.state_dict().values()):
+        torch.testing.assert_close(ours, theirs, msg=name)
+    loss_sum, correct = steps[-1]
+    assert torch.isclose(loss_sum / 16, loss.detach())
+
+
+def test_run_writes_metrics_run_json_and_model(tiny_spec, tmp_path):
+    metrics = train.run(tiny_spec, tmp_path, threads=1)
+    on_disk = pd.read_csv(tmp_path / "metrics.csv")
+    assert list(on_disk.columns) == train.METRIC_COLUMNS
+    assert on_disk["epoch"].tolist() == [1, 2] and not on_disk["diverged"].any()
+    assert (on_disk["lr"] == 0.05).all()
+    assert on_disk["train_acc"].between(0, 1).all() and on_disk["test_acc"].between(0, 1).all()
+    pd.testing.assert_frame_equal(on_disk, metrics, check_dtype=False)
+    info = json.loads((tmp_path / "run.json").read_text())
+    assert info["spec"] == tiny_spec and info["threads"] == 1 and info["device"] == "cpu"
+    assert info["versions"]["torch"] == torch.__version__.split("+")[0]
+    assert info["epochs_completed"] == 2 and info["diverged"] is False
+    assert info["steps_per_epoch"] == 2  # 128 images at batch 64
+    saved = torch.load(tmp_path / "model.pt", weights_only=False)
+    assert saved["epochs_completed"] == 2 and "conv1.weight" in saved["model"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.csv", "model.pt", "run.json"]
+
+
+def test_same_seed_same_metrics_other_seed_other_metrics(tiny_spec, tmp_path):
+    a = train.run(tiny_spec, tmp_path / "a", threads=1).drop(columns=TIMING)
+    b = train.run(tiny_spec, tmp_path / "b", threads=1).drop(columns=TIMING)
+    c = train.run({**tiny_spec, "seed": 1}, tmp_path / "c", threads=1).drop(columns=TIMING)
+    pd.testing.assert_frame_equal(a, b)
+    assert not a.equals(c)
+
+
+def test_a_killed_run_resumes_and_matches_an_uninterrupted_one(tiny_spec, tmp_path):
+    spec = {**tiny_spec, "epochs": 6, "train_subset": 256}
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    cmd = [PYTHON, str(ROOT / "scripts" / "train.py"), "--spec", str(tmp_path / "spec.json"),
+           "--out", str(tmp_path / "killed"), "--threads", "1"]
+    proc = subprocess.Popen(cmd, env=run_env(), stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    checkpoint = tmp_path / "killed" / train.CHECKPOINT
+    deadline = time.time() + 120
+    while not checkpoint.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert checkpoint.exists() and not (tmp_path / "killed" / "metrics.csv").exists(), "the run was not interrupted"
+    done_before = torch.load(checkpoint, weights_only=False)["epoch"]
+    assert 1 <= done_before < 6
+
+    resumed = subprocess.run(cmd, env=run_env(), capture_output=True, text=True, check=True)
+    assert f"resuming from {checkpoint} after epoch {done_before}" in resumed.stderr
+    info = json.loads((tmp_path / "killed" / "run.json").read_text())
+    assert info["resumed_after_epoch"] == done_before
+
+    uninterrupted = train.run(spec, tmp_path / "straight", threads=1)
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "killed" / "metrics.csv").drop(columns=TIMING),
+                                  uninterrupted.drop(columns=TIMING), check_exact=True)
+    a = torch.load(tmp_path / "killed" / "model.pt", weights_only=False)["model"]
+    b = torch.load(tmp_path / "straight" / "model.pt", weights_only=False)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in b)
+    assert not checkpoint.exists()
+
+
+def test_a_checkpoint_of_another_configuration_is_ignored(tiny_spec, tmp_path):
+    train.run({**tiny_spec, "epochs": 1}, tmp_path / "x", threads=1)
+    fake = {"spec_hash": "another", "epoch": 1}
+    train.save_checkpoint(tmp_path / "y" / train.CHECKPOINT, fake)
+    metrics = train.run(tiny_spec, tmp_path / "y", threads=1)
+    assert len(metrics) == 2
+
+
+def test_divergence_is_recorded_and_the_job_succeeds(tiny_spec, tmp_path):
+    spec = {**tiny_spec, "epochs": 5, "optimizer": {"class": "SGD", "kwargs": {"lr": 1e12}}}
+    result = subprocess.run([PYTHON, str(ROOT / "scripts" / "train.py"), "--spec", json.dumps(spec),
+                             "--out", str(tmp_path), "--threads", "1"], env=run_env(), capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    metrics = pd.read_csv(tmp_path / "metrics.csv")
+    assert bool(metrics["diverged"].iloc[-1]) and len(metrics) < 5
+    assert not metrics["diverged"].iloc[:-1].any()
+    info = json.loads((tmp_path / "run.json").read_text())
+    assert info["diverged"] is True and info["diverged_epoch"] == len(metrics)
+    assert "diverged at epoch" in result.stderr
+
+
+def test_cuda_requested_without_a_gpu(tiny_spec, tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(RuntimeError, match="train.device = 'cuda' but no CUDA device is visible"):
+        train.run({**tiny_spec, "device": "cuda"}, tmp_path)

@@ -1,0 +1,45 @@
+"""The DAG's shape, config errors before any job, and the linter."""
+
+import subprocess
+
+from helpers import ROOT, SNAKEMAKE, job_counts, run_env, snakemake, write_config
+
+DESCENT = {"methods": {"article-vanilla": {"update": "vanilla", "lr": 1e-5},
+                       "article-momentum-0.1": {"update": "momentum", "momentum": 0.1, "lr": 1e-5}},
+           "groups": [{"name": "article", "functions": ["ackley"],
+                       "methods": ["article-vanilla", "article-momentum-0.1"], "gradients": ["as-printed", "central"]},
+                      {"name": "optimizers", "functions": ["ackley", "rosenbrock", "beale"],
+                       "methods": ["SGD", "Adam", "Adagrad"], "gradients": ["autograd"]}]}
+
+
+def test_one_training_job_per_optimizer_and_seed_and_one_descent_job_per_setting(tmp_path):
+    config = write_config(tmp_path / "c.yaml", data={"source": "synthetic"}, descent=DESCENT,
+                          train={"optimizers": ["SGD", "Adam", "Adagrad"], "seeds": [0, 1]})
+    result = snakemake(tmp_path, config, "-n")
+    assert job_counts(result.stdout) == {
+        "prepare_data": 1, "train": 6, "descent": 2 * 2 + 3 * 3, "aggregate_train": 1, "aggregate_descent": 1,
+        "figures_train": 1, "figures_descent": 1, "report": 1, "all": 1, "total": 26}
+    for optimizer in ("SGD", "Adam", "Adagrad"):
+        for seed in (0, 1):
+            assert f"results/train/synthetic/resnet18_article/{optimizer}/seed{seed}/metrics.csv" in result.stdout
+    assert "results/descent/article/ackley/article-momentum-0.1/as-printed/trajectory.csv" in result.stdout
+
+
+def test_default_config_is_the_article_study(tmp_path):
+    result = snakemake(tmp_path, write_config(tmp_path / "c.yaml", results_dir="results"), "-n")
+    counts = job_counts(result.stdout)
+    assert counts["train"] == 7 and counts["descent"] == 3 * 2 + 2 + 5 * 7 * 2
+    assert "results/train/cifar10/resnet18_article/ASGD/seed0/metrics.csv" in result.stdout
+
+
+def test_a_bad_config_stops_before_any_job(tmp_path):
+    config = write_config(tmp_path / "c.yaml", train={"optimizers": ["SGD", "Adamm"], "epochs": 2})
+    result = snakemake(tmp_path, config, "--cores", "1", check=False)
+    assert result.returncode != 0
+    assert "unknown optimizer 'Adamm' in train.optimizers" in result.stderr + result.stdout
+    assert not (tmp_path / "results").exists() and not (tmp_path / "resources").exists()
+
+
+def test_lint_is_clean():
+    result = subprocess.run([SNAKEMAKE, "--lint"], cwd=ROOT, env=run_env(), capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
