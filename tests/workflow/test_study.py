@@ -8,27 +8,10 @@ import subprocess
 import pandas as pd
 import pytest
 
-from helpers import ROOT, job_counts, run_env, snakemake, write_config
+from helpers import ROOT, job_counts, run_env, snakemake
+from workflow_study import OPTIMIZERS
 
 pytestmark = pytest.mark.workflow
-OPTIMIZERS = ["SGD", "Adam"]
-
-
-@pytest.fixture(scope="module")
-def study(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("study")
-    config = write_config(
-        workdir / "tiny.yaml", results_dir="results",
-        data={"source": "synthetic", "synthetic": {"train_size": 200, "test_size": 100}},
-        train={"model": "resnet18_cifar", "width": 8, "epochs": 2, "seeds": [0, 1], "optimizers": OPTIMIZERS,
-               "gpus": 0, "threads": 1, "eval_batch_size": 100, "target_accuracy": 0.2},
-        descent={"max_epochs": 500, "groups": [
-            {"name": "article", "functions": ["ackley"], "methods": ["article-vanilla"],
-             "gradients": ["as-printed", "central"]},
-            {"name": "optimizers", "functions": ["ackley"], "methods": OPTIMIZERS, "gradients": ["autograd"],
-             "early_stop": False, "max_epochs": 100}]})
-    result = snakemake(workdir, config, "--cores", "2")
-    return workdir, config, result
 
 
 def test_every_job_ran(study):

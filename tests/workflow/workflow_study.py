@@ -1,0 +1,3 @@
+"""Settings of the tiny study the workflow tests run."""
+
+OPTIMIZERS = ["SGD", "Adam"]
