@@ -19,6 +19,18 @@ include: "workflow/rules/figures.smk"
 include: "workflow/rules/report.smk"
 
 
+# On a cluster only training is submitted; the rest is cheap and runs where Snakemake runs.
+localrules:
+    all,
+    prepare_data,
+    descent,
+    aggregate_train,
+    aggregate_descent,
+    figures_train,
+    figures_descent,
+    report,
+
+
 rule all:
     input:
         REPORT_HTML,
