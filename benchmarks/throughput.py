@@ -42,13 +42,12 @@ def sync(device):
 def trainer_throughput(model, x, y, device, batch_size, steps, bf16, channels_last) -> float:
     data = train.DeviceData(x, y, device)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda t: 1.0)
     normalize = train.Normalize(device, channels_last)
     gen = torch.Generator(device=device).manual_seed(0)
     autocast = lambda: torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)  # noqa: E731
     done, tic = 0, None
     while done < steps + 5:
-        for _ in train.train_epoch(model, optimizer, scheduler, data, normalize, batch_size, gen, autocast):
+        for _ in train.train_epoch(model, optimizer, [], data, normalize, batch_size, gen, autocast):
             done += 1
             if done == 5:  # warm-up steps excluded
                 sync(device)

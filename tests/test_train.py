@@ -64,9 +64,8 @@ def test_one_step_equals_a_hand_written_loop():
     data = train.DeviceData(images(16).permute(0, 2, 3, 1).numpy(), torch.arange(16).numpy() % 10,
                             torch.device("cpu"))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda t: 1.0)
     normalize = train.Normalize(torch.device("cpu"), channels_last=False)
-    steps = list(train.train_epoch(model, optimizer, scheduler, data, normalize, 16,
+    steps = list(train.train_epoch(model, optimizer, [], data, normalize, 16,
                                    torch.Generator().manual_seed(5), contextlib.nullcontext))
     assert len(steps) == 1
 
@@ -113,8 +112,12 @@ def test_same_seed_same_metrics_other_seed_other_metrics(tiny_spec, tmp_path):
     assert not a.equals(c)
 
 
-def test_a_killed_run_resumes_and_matches_an_uninterrupted_one(tiny_spec, tmp_path):
-    spec = {**tiny_spec, "epochs": 6, "train_subset": 256}
+@pytest.mark.parametrize("optimizer", [
+    {"class": "SGD", "kwargs": {"lr": 0.05, "momentum": 0.9}},
+    {"class": "Adam", "kwargs": {"lr": 1e-3}, "demon": True},  # Demon's step count is resumed too
+], ids=["SGD", "DemonAdam"])
+def test_a_killed_run_resumes_and_matches_an_uninterrupted_one(tiny_spec, tmp_path, optimizer):
+    spec = {**tiny_spec, "epochs": 6, "train_subset": 256, "optimizer": optimizer}
     (tmp_path / "spec.json").write_text(json.dumps(spec))
     cmd = [PYTHON, str(ROOT / "scripts" / "train.py"), "--spec", str(tmp_path / "spec.json"),
            "--out", str(tmp_path / "killed"), "--threads", "1"]

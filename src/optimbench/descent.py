@@ -49,16 +49,19 @@ def optimizer_descent(fn, start, entry, kwargs, scheme, h, tol, max_epochs) -> t
     """A torch optimizer (registry entry + kwargs overrides) moves the point; same stopping rule."""
     import torch
 
-    from optimbench.optim import build_optimizer
+    from optimbench.optim import build_optimizer, schedules
 
     point = torch.tensor(start, dtype=torch.float64, requires_grad=True)
     optimizer = build_optimizer(entry, [point], kwargs)
+    steppers = schedules(entry, optimizer, None, max_epochs)  # Demon decays over the epoch cap
     rows = [_row(0, point.detach().numpy(), fn.f(point.detach()), (np.nan, np.nan), np.nan)]
     for epoch in range(1, max_epochs + 1):
         before = point.detach().clone()
         optimizer.zero_grad()
         point.grad = functions.gradient(fn.f, before, scheme, h)
         optimizer.step()
+        for stepper in steppers:
+            stepper.step()
         after = point.detach()
         step = (after - before).abs().sum().item()
         rows.append(_row(epoch, after.numpy(), fn.f(after), point.grad.numpy(), step))

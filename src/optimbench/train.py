@@ -26,7 +26,7 @@ from optimbench import data as data_mod
 from optimbench import provenance
 from optimbench.io import atomic_path, write_csv, write_json
 from optimbench.models import build_model, count_parameters
-from optimbench.optim import build_optimizer, lr_lambda
+from optimbench.optim import build_optimizer, schedules
 
 # The article's normalisation (SPEC §1.2), on the 0..255 scale.
 MEAN = (129.3, 124.1, 112.4)
@@ -103,8 +103,9 @@ class Normalize:
 
 
 # ---------------------------------------------------------------- one epoch
-def train_epoch(model, optimizer, scheduler, data: DeviceData, normalize, batch_size, gen, autocast):
-    """One pass over shuffled, augmented data; returns device tensors (loss sum, correct count)."""
+def train_epoch(model, optimizer, schedules, data: DeviceData, normalize, batch_size, gen, autocast):
+    """One pass over shuffled, augmented data; yields device tensors (loss sum, correct count) per step.
+    `schedules` (lr schedule, Demon, ...) step after every optimizer step."""
     model.train()
     loss_sum = torch.zeros((), device=data.x.device)
     correct = torch.zeros((), device=data.x.device, dtype=torch.long)
@@ -118,7 +119,8 @@ def train_epoch(model, optimizer, scheduler, data: DeviceData, normalize, batch_
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        scheduler.step()
+        for schedule in schedules:
+            schedule.step()
         loss_sum += loss.detach().float() * len(idx)
         correct += (logits.argmax(1) == targets).sum()
         yield loss_sum, correct
@@ -196,7 +198,7 @@ def run(spec: dict, out_dir, threads: int = 1) -> pd.DataFrame:
     optimizer = build_optimizer(spec["optimizer"], model.parameters())
     steps_per_epoch = math.ceil(len(train_data) / spec["batch_size"])
     total_steps = spec["epochs"] * steps_per_epoch
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(spec.get("lr_schedule"), total_steps))
+    steppers = schedules(spec["optimizer"], optimizer, spec.get("lr_schedule"), total_steps)
     gen = torch.Generator(device=device)
     gen.manual_seed(spec["seed"])
     normalize = Normalize(device, channels_last)
@@ -208,7 +210,8 @@ def run(spec: dict, out_dir, threads: int = 1) -> pd.DataFrame:
         if ckpt["spec_hash"] == fingerprint:
             model.load_state_dict(ckpt["model"])
             optimizer.load_state_dict(ckpt["optimizer"])
-            scheduler.load_state_dict(ckpt["scheduler"])
+            for stepper, state in zip(steppers, ckpt["schedules"]):
+                stepper.load_state_dict(state)
             restore_rng(ckpt["rng"], gen)
             rows, start_epoch = ckpt["rows"], ckpt["epoch"]
             print(f"resuming from {ckpt_path} after epoch {start_epoch}", file=sys.stderr)
@@ -223,7 +226,7 @@ def run(spec: dict, out_dir, threads: int = 1) -> pd.DataFrame:
         if diverged:
             break
         tic = time.perf_counter()
-        for loss_sum, correct in train_epoch(forward, optimizer, scheduler, train_data, normalize,
+        for loss_sum, correct in train_epoch(forward, optimizer, steppers, train_data, normalize,
                                              spec["batch_size"], gen, autocast):
             bar.update(1)
         train_loss = loss_sum.item() / len(train_data)  # host sync: once per epoch
@@ -240,7 +243,7 @@ def run(spec: dict, out_dir, threads: int = 1) -> pd.DataFrame:
         bar.set_postfix(epoch=epoch, loss=f"{train_loss:.4f}", test_acc=f"{test_acc:.3f}")
         save_checkpoint(ckpt_path, {"spec_hash": fingerprint, "epoch": epoch, "rows": rows,
                                     "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                                    "scheduler": scheduler.state_dict(), "rng": rng_states(gen)})
+                                    "schedules": [s.state_dict() for s in steppers], "rng": rng_states(gen)})
     bar.close()
     if diverged:
         print(f"run diverged at epoch {rows[-1]['epoch']} (non-finite training loss); recorded", file=sys.stderr)
