@@ -14,6 +14,7 @@ import math
 import random
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -173,6 +174,86 @@ def load_data(spec: dict, device: torch.device) -> tuple[DeviceData, DeviceData,
     return train, test, len(arrays["classes"])
 
 
+@dataclass
+class Training:
+    """Everything one run steps: the model, its optimizer and schedules, the augmentation generator."""
+
+    model: torch.nn.Module
+    forward: torch.nn.Module  # the model, or its torch.compile'd wrapper
+    optimizer: torch.optim.Optimizer
+    steppers: list
+    gen: torch.Generator
+    normalize: Normalize
+    autocast: object
+    channels_last: bool
+    bf16: bool
+
+    def state(self, epoch: int, rows: list, fingerprint: str) -> dict:
+        return {"spec_hash": fingerprint, "epoch": epoch, "rows": rows, "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "schedules": [s.state_dict() for s in self.steppers],
+                "rng": rng_states(self.gen)}
+
+    def load(self, ckpt: dict) -> None:
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        for stepper, state in zip(self.steppers, ckpt["schedules"]):
+            stepper.load_state_dict(state)
+        restore_rng(ckpt["rng"], self.gen)
+
+
+def build_training(spec: dict, device: torch.device, num_classes: int, total_steps: int) -> Training:
+    """Seeded model (channels-last, bf16 autocast and compile as configured), optimizer and schedules."""
+    seed_everything(spec["seed"])
+    model = build_model(spec["model"], spec["width"], num_classes, spec.get("pretrained")).to(device)
+    # On the CPU channels-last measured faster at widths 8-64; at width 4 torch 2.14.1's CPU backward
+    # crashes (segmentation fault) in channels-last, so auto leaves narrow models contiguous.
+    channels_last = switch(spec.get("channels_last", "auto"), True, spec["width"] >= 8, device)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    bf16 = switch(spec.get("bf16", "auto"), True, False, device)
+    optimizer = build_optimizer(spec["optimizer"], model.parameters())
+    gen = torch.Generator(device=device)
+    gen.manual_seed(spec["seed"])
+    return Training(model=model, forward=torch.compile(model) if spec.get("compile") else model,
+                    optimizer=optimizer,
+                    steppers=schedules(spec["optimizer"], optimizer, spec.get("lr_schedule"), total_steps),
+                    gen=gen, normalize=Normalize(device, channels_last),
+                    autocast=lambda: torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16),
+                    channels_last=channels_last, bf16=bf16)
+
+
+def resume(ckpt_path: Path, fingerprint: str, training: Training, device) -> tuple[list, int]:
+    """Load the checkpoint of this same run, if any: (metric rows so far, epochs done)."""
+    if not ckpt_path.exists():
+        return [], 0
+    ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
+    if ckpt["spec_hash"] != fingerprint:
+        print(f"ignoring {ckpt_path}: it belongs to another configuration", file=sys.stderr)
+        return [], 0
+    training.load(ckpt)
+    print(f"resuming from {ckpt_path} after epoch {ckpt['epoch']}", file=sys.stderr)
+    return ckpt["rows"], ckpt["epoch"]
+
+
+def epoch_row(spec, training: Training, epoch: int, train_data, test_data, bar) -> dict:
+    """Train one epoch, evaluate (unless diverged); the epoch's metrics."""
+    tic = time.perf_counter()
+    for loss_sum, correct in train_epoch(training.forward, training.optimizer, training.steppers, train_data,
+                                         training.normalize, spec["batch_size"], training.gen, training.autocast):
+        bar.update(1)
+    train_loss = loss_sum.item() / len(train_data)  # host sync: once per epoch
+    train_acc = correct.item() / len(train_data)
+    seconds = time.perf_counter() - tic
+    diverged = not math.isfinite(train_loss)
+    tic = time.perf_counter()
+    test_loss, test_acc = (math.nan, math.nan) if diverged else evaluate(
+        training.forward, test_data, training.normalize, spec["eval_batch_size"], training.autocast)
+    return {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc, "test_loss": test_loss,
+            "test_acc": test_acc, "lr": training.optimizer.param_groups[0]["lr"], "epoch_seconds": seconds,
+            "eval_seconds": time.perf_counter() - tic, "samples_per_second": len(train_data) / seconds,
+            "diverged": diverged}
+
+
 def run(spec: dict, out_dir, threads: int = 1) -> pd.DataFrame:
     """Train (or resume) the run described by `spec`; write metrics.csv, run.json and model.pt to out_dir."""
     out_dir = Path(out_dir)
@@ -183,82 +264,37 @@ def run(spec: dict, out_dir, threads: int = 1) -> pd.DataFrame:
     torch.use_deterministic_algorithms(spec.get("deterministic", True) and device.type == "cpu")
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    seed_everything(spec["seed"])
     train_data, test_data, num_classes = load_data(spec, device)
-
-    model = build_model(spec["model"], spec["width"], num_classes, spec.get("pretrained")).to(device)
-    # On the CPU channels-last measured faster at widths 8-64; at width 4 torch 2.14.1's CPU backward
-    # crashes (segmentation fault) in channels-last, so auto leaves narrow models contiguous.
-    channels_last = switch(spec.get("channels_last", "auto"), True, spec["width"] >= 8, device)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    bf16 = switch(spec.get("bf16", "auto"), True, False, device)
-    autocast = lambda: torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)  # noqa: E731
-    forward = torch.compile(model) if spec.get("compile") else model
-    optimizer = build_optimizer(spec["optimizer"], model.parameters())
     steps_per_epoch = math.ceil(len(train_data) / spec["batch_size"])
-    total_steps = spec["epochs"] * steps_per_epoch
-    steppers = schedules(spec["optimizer"], optimizer, spec.get("lr_schedule"), total_steps)
-    gen = torch.Generator(device=device)
-    gen.manual_seed(spec["seed"])
-    normalize = Normalize(device, channels_last)
+    training = build_training(spec, device, num_classes, spec["epochs"] * steps_per_epoch)
+    fingerprint, ckpt_path = spec_hash(spec), out_dir / CHECKPOINT
+    rows, start_epoch = resume(ckpt_path, fingerprint, training, device)
 
-    rows, start_epoch, fingerprint = [], 0, spec_hash(spec)
-    ckpt_path = out_dir / CHECKPOINT
-    if ckpt_path.exists():
-        ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
-        if ckpt["spec_hash"] == fingerprint:
-            model.load_state_dict(ckpt["model"])
-            optimizer.load_state_dict(ckpt["optimizer"])
-            for stepper, state in zip(steppers, ckpt["schedules"]):
-                stepper.load_state_dict(state)
-            restore_rng(ckpt["rng"], gen)
-            rows, start_epoch = ckpt["rows"], ckpt["epoch"]
-            print(f"resuming from {ckpt_path} after epoch {start_epoch}", file=sys.stderr)
-        else:
-            print(f"ignoring {ckpt_path}: it belongs to another configuration", file=sys.stderr)
-
-    diverged = bool(rows and rows[-1]["diverged"])
-    bar = tqdm(total=total_steps, initial=start_epoch * steps_per_epoch, file=sys.stderr,
+    bar = tqdm(total=spec["epochs"] * steps_per_epoch, initial=start_epoch * steps_per_epoch, file=sys.stderr,
                desc=f"{spec.get('optimizer_name', '')} seed {spec['seed']}", unit="step",
                mininterval=0.5 if sys.stderr.isatty() else 10)
     for epoch in range(start_epoch + 1, spec["epochs"] + 1):
-        if diverged:
+        if rows and rows[-1]["diverged"]:
             break
-        tic = time.perf_counter()
-        for loss_sum, correct in train_epoch(forward, optimizer, steppers, train_data, normalize,
-                                             spec["batch_size"], gen, autocast):
-            bar.update(1)
-        train_loss = loss_sum.item() / len(train_data)  # host sync: once per epoch
-        train_acc = correct.item() / len(train_data)
-        seconds = time.perf_counter() - tic
-        diverged = not math.isfinite(train_loss)
-        tic = time.perf_counter()
-        test_loss, test_acc = (math.nan, math.nan) if diverged else evaluate(
-            forward, test_data, normalize, spec["eval_batch_size"], autocast)
-        rows.append({"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc,
-                     "test_loss": test_loss, "test_acc": test_acc, "lr": optimizer.param_groups[0]["lr"],
-                     "epoch_seconds": seconds, "eval_seconds": time.perf_counter() - tic,
-                     "samples_per_second": len(train_data) / seconds, "diverged": diverged})
-        bar.set_postfix(epoch=epoch, loss=f"{train_loss:.4f}", test_acc=f"{test_acc:.3f}")
-        save_checkpoint(ckpt_path, {"spec_hash": fingerprint, "epoch": epoch, "rows": rows,
-                                    "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                                    "schedules": [s.state_dict() for s in steppers], "rng": rng_states(gen)})
+        rows.append(epoch_row(spec, training, epoch, train_data, test_data, bar))
+        bar.set_postfix(epoch=epoch, loss=f"{rows[-1]['train_loss']:.4f}", test_acc=f"{rows[-1]['test_acc']:.3f}")
+        save_checkpoint(ckpt_path, training.state(epoch, rows, fingerprint))
     bar.close()
+    diverged = bool(rows and rows[-1]["diverged"])
     if diverged:
         print(f"run diverged at epoch {rows[-1]['epoch']} (non-finite training loss); recorded", file=sys.stderr)
 
     metrics = pd.DataFrame(rows, columns=METRIC_COLUMNS)
     with atomic_path(out_dir / "model.pt") as tmp:
-        torch.save({"model": model.state_dict(), "spec": spec, "epochs_completed": len(rows)}, tmp)
+        torch.save({"model": training.model.state_dict(), "spec": spec, "epochs_completed": len(rows)}, tmp)
     write_json(out_dir / "run.json", {
         "spec": spec, "spec_hash": fingerprint, "versions": provenance.versions(),
         "device": str(device), "device_name": provenance.device_name(device), "threads": threads,
-        "channels_last": channels_last, "bf16": bf16, "parameters": count_parameters(model),
-        "steps_per_epoch": steps_per_epoch, "resumed_after_epoch": start_epoch or None,
-        "diverged": diverged, "diverged_epoch": rows[-1]["epoch"] if diverged else None,
-        "epochs_completed": len(rows), "git_commit": provenance.git_commit(),
-        "started": started, "finished": provenance.now()})
+        "channels_last": training.channels_last, "bf16": training.bf16,
+        "parameters": count_parameters(training.model), "steps_per_epoch": steps_per_epoch,
+        "resumed_after_epoch": start_epoch or None, "diverged": diverged,
+        "diverged_epoch": rows[-1]["epoch"] if diverged else None, "epochs_completed": len(rows),
+        "git_commit": provenance.git_commit(), "started": started, "finished": provenance.now()})
     write_csv(out_dir / "metrics.csv", metrics)  # last: its presence marks a finished run
     ckpt_path.unlink(missing_ok=True)
     return metrics
