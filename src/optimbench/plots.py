@@ -12,6 +12,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
@@ -46,10 +47,13 @@ def curves(stats: pd.DataFrame, colours: dict, path: Path) -> list[Path]:
     """The article's four line plots over epochs, one line per optimizer, with a CI band across seeds."""
     fig, axes = plt.subplots(2, 2, figsize=(12, 8), sharex=True)
     for ax, (metric, label) in zip(axes.flat, CURVES):
+        upper = 1.0 if metric.endswith("acc") else None  # with few seeds the t interval leaves [0, 1]
         for name, line in stats[stats["metric"] == metric].groupby("optimizer"):
             ax.plot(line["epoch"], line["mean"], label=name, color=colours[name], marker=".")
-            ax.fill_between(line["epoch"], line["ci_low"], line["ci_high"], color=colours[name], alpha=0.2)
+            ax.fill_between(line["epoch"], line["ci_low"].clip(0, upper), line["ci_high"].clip(0, upper),
+                            color=colours[name], alpha=0.2)
         ax.set(title=label, xlabel="epoch", ylabel=label)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[0, 0].legend(title="optimizer", fontsize="small")
     fig.suptitle("Training and test curves (mean across seeds, band: confidence interval)")
     return save(fig, path)
@@ -73,6 +77,7 @@ def generalisation_gap(stats: pd.DataFrame, colours: dict, path: Path) -> list[P
     for name, line in wide.groupby("optimizer"):
         ax.plot(line["epoch"], line["train_acc"] - line["test_acc"], label=name, color=colours[name], marker=".")
     ax.axhline(0, color="grey", lw=0.8)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set(title="Generalisation gap (train − test accuracy)", xlabel="epoch", ylabel="accuracy gap")
     ax.legend(fontsize="small")
     return save(fig, path)
