@@ -120,6 +120,7 @@ def test_a_cancelled_training_job_resumes_from_its_checkpoint_on_rerun(cluster, 
     assert states == ["CANCELLED", "COMPLETED"], states
     info = json.loads((run_dir / "run.json").read_text())
     assert 1 <= info["resumed_after_epoch"] < 8  # at most the epoch in flight was lost
-    uninterrupted = train.run(info["spec"], tmp_path / "uninterrupted", threads=info["threads"])
+    spec = {**info["spec"], "data": str(tmp_path / info["spec"]["data"])}  # the job's paths are workdir-relative
+    uninterrupted = train.run(spec, tmp_path / "uninterrupted", threads=info["threads"])
     pd.testing.assert_frame_equal(pd.read_csv(run_dir / "metrics.csv").drop(columns=TIMING),
                                   uninterrupted.drop(columns=TIMING), check_exact=True)
