@@ -3,6 +3,7 @@
 import pickle
 import tarfile
 import urllib.error
+import urllib.request
 
 import numpy as np
 import pytest
@@ -115,8 +116,6 @@ def test_damaged_archive_gives_a_clear_error_and_no_canonical_file(tmp_path, syn
 
 def test_download_offline_names_the_archive_source(tmp_path, monkeypatch):
     """torchvision's real download code runs; without a network it fails with a pointer to `archive`."""
-    import urllib.request
-
     def offline(*args, **kwargs):
         raise urllib.error.URLError("no network")
 
@@ -128,8 +127,6 @@ def test_download_offline_names_the_archive_source(tmp_path, monkeypatch):
 
 def test_download_rejects_a_fake_archive_by_md5(tmp_path, monkeypatch, synthetic_archive):
     """torchvision md5-checks the archive: a synthetic one in download_dir is not taken for CIFAR-10."""
-    import urllib.request
-
     attempts = []
 
     def offline(*args, **kwargs):
