@@ -161,7 +161,8 @@ def aggregate_train(metrics_paths, out_dir, target: float, confidence: float) ->
     wide = load_runs(metrics_paths)
     seeds = per_seed_summary(wide, target)
     summary = optimizer_summary(seeds, confidence)
-    tables = {"epochs_long": long_table(wide), "epoch_stats": epoch_stats(long_table(wide), confidence),
+    long = long_table(wide)
+    tables = {"epochs_long": long, "epoch_stats": epoch_stats(long, confidence),
               "seed_summary": seeds, "optimizer_summary": summary, "article_claims": claims_table(summary)}
     for name, frame in tables.items():
         write_table(frame, Path(out_dir), name)
