@@ -57,14 +57,14 @@ def figure(path, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{encoded}" style="max-width: 100%">'
 
 
-def render(notebook, executed, html, parameters: dict) -> None:
+def render(notebook, executed, html_path, parameters: dict) -> None:
     """Execute the notebook with papermill and export it to self-contained HTML without code."""
     import papermill
 
     with atomic_path(executed) as tmp_nb:
         papermill.execute_notebook(str(notebook), str(tmp_nb), parameters=parameters, kernel_name="python3",
                                    progress_bar=False, cwd=Path.cwd())
-        with atomic_path(html) as tmp_html, open(tmp_html, "wb") as out:
+        with atomic_path(html_path) as tmp_html, open(tmp_html, "wb") as out:
             subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "html", "--no-input",
                             f"--TemplateExporter.extra_template_basedirs={TEMPLATES}", "--template", "offline",
                             "--stdout", str(tmp_nb)], stdout=out, check=True)

@@ -104,9 +104,9 @@ class Normalize:
 
 
 # ---------------------------------------------------------------- one epoch
-def train_epoch(model, optimizer, schedules, data: DeviceData, normalize, batch_size, gen, autocast):
+def train_epoch(model, optimizer, steppers, data: DeviceData, normalize, batch_size, gen, autocast):
     """One pass over shuffled, augmented data; yields device tensors (loss sum, correct count) per step.
-    `schedules` (lr schedule, Demon, ...) step after every optimizer step."""
+    `steppers` (lr schedule, Demon, ...) step after every optimizer step."""
     model.train()
     loss_sum = torch.zeros((), device=data.x.device)
     correct = torch.zeros((), device=data.x.device, dtype=torch.long)
@@ -120,8 +120,8 @@ def train_epoch(model, optimizer, schedules, data: DeviceData, normalize, batch_
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        for schedule in schedules:
-            schedule.step()
+        for stepper in steppers:
+            stepper.step()
         loss_sum += loss.detach().float() * len(idx)
         correct += (logits.argmax(1) == targets).sum()
         yield loss_sum, correct

@@ -50,7 +50,7 @@ class YellowFin(torch.optim.SGD):
     def __init__(self, params, lr: float = 1e-4, momentum: float = 0.0, beta: float = 0.999, window: int = 20):
         super().__init__(params, lr=lr, momentum=momentum)
         self.tuner = {"beta": beta, "window": window, "t": 0, "h": deque(maxlen=window), "h_max": 0.0,
-                      "h_min": 0.0, "g_norm": 0.0, "h_avg": 0.0, "D": 0.0, "lr": lr, "mu": momentum, "C": 0.0}
+                      "h_min": 0.0, "g_norm": 0.0, "h_avg": 0.0, "D": 0.0, "lr": lr, "mu": momentum}
 
     def _ema(self, key: str, value: float) -> float:
         """Update a scalar moving average; return its zero-debiased value."""
