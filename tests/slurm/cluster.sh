@@ -117,15 +117,17 @@ JobRequeue=1
 AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=localhost
 AccountingStoragePort=$DBD_PORT
-AccountingStorageTRES=gres/gpu
+AccountingStorageTRES=gres/gpu,gres/shard
 AccountingStoreFlags=job_comment
 JobAcctGatherType=jobacct_gather/none
-GresTypes=gpu
-NodeName=$NODE $geometry RealMemory=$((memory - 2048)) Gres=gpu:1 State=UNKNOWN
+GresTypes=gpu,shard
+NodeName=$NODE $geometry RealMemory=$((memory - 2048)) Gres=gpu:1,shard:4 State=UNKNOWN
 PartitionName=debug Nodes=$NODE Default=YES MaxTime=INFINITE State=UP
 CONF
-    # A fake GPU: schedulable and accounted (gres/gpu), backed by /dev/null.
-    printf 'AutoDetect=off\nNodeName=%s Name=gpu File=/dev/null\n' "$NODE" >"$STATE/etc/gres.conf"
+    # A fake GPU: schedulable and accounted (gres/gpu), backed by /dev/null; split into 4 shards
+    # (gres/shard) for jobs that share it.
+    printf 'AutoDetect=off\nNodeName=%s Name=gpu File=/dev/null\nNodeName=%s Name=shard Count=4\n' \
+        "$NODE" "$NODE" >"$STATE/etc/gres.conf"
     cat >"$STATE/etc/slurmdbd.conf" <<CONF
 AuthType=auth/munge
 DbdHost=localhost

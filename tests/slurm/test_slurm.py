@@ -54,7 +54,7 @@ def metrics(workdir, optimizer, seed=0):
 
 
 def test_demo_study_on_slurm_runs_training_as_gpu_jobs_and_matches_a_local_run(cluster, tmp_path):
-    override = write_config(tmp_path / "quick.yaml", train={"epochs": 2, "seeds": [0]}, descent={"groups": [
+    override = write_config(tmp_path / "quick.yaml", train={"epochs": 2, "seeds": [0], "gpus": 1}, descent={"groups": [
         {"name": "article", "functions": ["ackley"], "methods": ["article-vanilla"], "gradients": ["as-printed"]}]})
     configs = [DEMO, override]
     on_slurm = tmp_path / "slurm"
@@ -78,6 +78,25 @@ def test_demo_study_on_slurm_runs_training_as_gpu_jobs_and_matches_a_local_run(c
         pd.testing.assert_frame_equal(metrics(on_slurm, optimizer), metrics(local, optimizer), check_exact=True)
 
 
+def test_training_jobs_share_one_gpu_through_slurm_shards(cluster, tmp_path):
+    """gres shard:2 of the cluster's 4 shards per GPU: two training jobs run on the one GPU at once."""
+    override = write_config(tmp_path / "shared.yaml", train={"epochs": 2, "seeds": [0], "optimizers": ["SGD", "Adam"],
+                                                            "gpus": 1, "runs_per_gpu": 2})
+    runs = {o: tmp_path / f"results/demo/train/digits/resnet18_cifar/{o}/seed0" for o in ("SGD", "Adam")}
+    tic = time.time()
+    result = subprocess.run(command(tmp_path, [DEMO, override], *(str(r.relative_to(tmp_path) / "metrics.csv")
+                                                                  for r in runs.values()),
+                                    "--set-resources", "train:gres='shard:2'"), env=cluster, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+
+    jobs = [row for row in sacct(cluster, tic, "Comment", "State", "ReqTRES", "Start", "End") if "rule_train" in row[0]]
+    assert len(jobs) == 2 and all(row[1] == "COMPLETED" and "gres/shard=2" in row[2] for row in jobs), jobs
+    (_, _, _, start_a, end_a), (_, _, _, start_b, end_b) = jobs
+    assert start_a < end_b and start_b < end_a, jobs  # both held the GPU at the same time
+    spans = [json.loads((run / "run.json").read_text()) for run in runs.values()]
+    assert spans[0]["started"] < spans[1]["finished"] and spans[1]["started"] < spans[0]["finished"], spans
+
+
 def wait_for(predicate, seconds, what):
     deadline = time.time() + seconds
     while time.time() < deadline:
@@ -94,7 +113,7 @@ def test_a_cancelled_training_job_resumes_from_its_checkpoint_on_rerun(cluster, 
     SLURM 22.05's state `CANCELLED by <uid>` as a failure and would wait for the job forever (it
     ignores SIGTERM meanwhile); the rerun first unlocks the folder, as a user would.
     """
-    override = write_config(tmp_path / "long.yaml", train={"epochs": 8, "seeds": [0], "optimizers": ["SGD"]})
+    override = write_config(tmp_path / "long.yaml", train={"epochs": 8, "seeds": [0], "optimizers": ["SGD"], "gpus": 1})
     run_dir = tmp_path / "results/demo/train/digits/resnet18_cifar/SGD/seed0"
     cmd = command(tmp_path, [DEMO, override], str(run_dir.relative_to(tmp_path) / "metrics.csv"))
     log = tmp_path / "snakemake.log"  # a file, not a pipe: nobody reads a pipe while we wait

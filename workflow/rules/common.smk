@@ -42,6 +42,11 @@ def train_outputs(name):
             for o, s in train_runs()]
 
 
+def train_gres():
+    """`gres="gpu:G"` for jobs that need GPUs; nothing on CPU-only setups (train.gpus = 0)."""
+    return {"gres": f"gpu:{TRAIN['gpus']}"} if TRAIN["gpus"] else {}
+
+
 def descent_jobs():
     """One (group, function, method, gradient) per descent job."""
     return [(g["name"], f, m, d) for g in config["descent"]["groups"]

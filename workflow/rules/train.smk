@@ -21,7 +21,10 @@ rule train:
     resources:
         mem_mb=TRAIN["mem_mb"],
         runtime=lambda wildcards, attempt: int(TRAIN["epochs"] * TRAIN["minutes_per_epoch"] * attempt) + 5,
-        gpu=TRAIN["gpus"],
+        # One GPU share: `--resources gpu_percent=100` runs train.runs_per_gpu jobs side by side per GPU.
+        gpu_percent=TRAIN["gpus"] * (100 // TRAIN["runs_per_gpu"]),
+        # The GPU request as SLURM gres (a string: a packed group of train jobs asks for it once).
+        **train_gres(),
     conda:
         "../../envs/torch.yaml"
     shell:
