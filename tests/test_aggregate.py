@@ -23,14 +23,18 @@ def write_run(root, optimizer, seed, test_acc):
                   "test_acc": test_acc, "lr": 0.1, "epoch_seconds": seconds, "eval_seconds": 1.0,
                   "samples_per_second": 100.0 / seconds, "diverged": False}).to_csv(run / "metrics.csv", index=False)
     spec = {"dataset": "toy", "model": "m", "optimizer_name": optimizer, "seed": seed}
-    (run / "run.json").write_text(json.dumps({"spec": spec}))
+    resumed = 2 if (optimizer, seed) == ("A", 1) else None  # its benchmark file timed the last attempt only
+    (run / "run.json").write_text(json.dumps({"spec": spec, "device": "cuda", "device_name": "NVIDIA H100",
+                                              "threads": 2, "resumed_after_epoch": resumed}))
+    (run / "benchmark.tsv").write_text("s\th:m:s\tmax_rss\n40.0\t0:00:40\t900.0\n")
     return run / "metrics.csv"
 
 
 @pytest.fixture
 def tables(tmp_path):
     paths = [write_run(tmp_path / "runs", o, s, acc) for (o, s), acc in TEST_ACC.items()]
-    return aggregate.aggregate_train(paths, tmp_path / "tables", target=0.7, confidence=0.95)
+    return aggregate.aggregate_train(paths, tmp_path / "tables", target=0.7, confidence=0.95,
+                                     benchmark_paths=[p.parent / "benchmark.tsv" for p in paths], gpu_share=0.25)
 
 
 def test_long_table_has_one_row_per_run_epoch_metric(tables):
@@ -134,3 +138,28 @@ def test_descent_reproduction_pivots_the_article_runs():
     row = table.iloc[0]
     assert (row["epochs_as-printed"], row["epochs_central"]) == (139, 1)
     assert bool(row["reached_minimum_as-printed"]) and not bool(row["reached_minimum_central"])
+
+
+def test_cost_is_job_seconds_times_the_gpu_share_per_optimizer_and_in_all(tables):
+    cost = tables["cost"].set_index("optimizer")
+    assert list(cost.index) == ["A", "B", "all"]
+    # A: two runs of 40 s; the resumed one counts its epochs (3 × 20 s training + 3 × 1 s evaluation).
+    assert cost.loc["A", "device_seconds"] == pytest.approx((40 + 63 + 40) * 0.25)
+    assert cost.loc["B", "device_seconds"] == pytest.approx(3 * 40 * 0.25)
+    assert cost.loc["all", "device_seconds"] == pytest.approx((143 + 120) * 0.25)
+    assert cost.loc["all", "job_seconds"] == pytest.approx(6 * 40)
+    assert (cost.loc["all", "runs"], cost.loc["all", "epochs"], cost.loc["all", "unit"]) == (6, 18, "GPU")
+    assert cost.loc["A", "samples_per_second"] == pytest.approx(10.0)  # median of runs at 10, 5, 10 samples/s
+    assert cost.loc["all", "device_seconds_per_epoch"] == pytest.approx(263 * 0.25 / 18)
+    hours = aggregate.projected_device_hours(tables["cost"], epochs=50, seeds=3, optimizers=7)
+    assert hours == pytest.approx(263 * 0.25 / 18 * 50 * 3 * 7 / 3600)
+
+
+def test_cpu_runs_cost_core_seconds_and_missing_benchmarks_fall_back_to_epoch_seconds(tmp_path):
+    path = write_run(tmp_path, "B", 0, [0.1, 0.2, 0.3])
+    info = json.loads((path.parent / "run.json").read_text())
+    (path.parent / "run.json").write_text(json.dumps({**info, "device": "cpu", "device_name": "cpu"}))
+    with_benchmark = aggregate.run_cost(path, path.parent / "benchmark.tsv", gpu_share=0.25)
+    assert (with_benchmark["unit"], with_benchmark["share"], with_benchmark["device_seconds"]) == ("CPU core", 2, 80.0)
+    without = aggregate.run_cost(path, tmp_path / "missing.tsv", gpu_share=0.25)
+    assert math.isnan(without["job_seconds"]) and without["device_seconds"] == 2 * (3 * 10 + 3 * 1)

@@ -1,5 +1,6 @@
 """Tables across runs (SPEC §2.4): every epoch in one long table, seed statistics, per-optimizer
-summaries, the article's claims beside what was measured, and the descent reproduction table."""
+summaries, the article's claims beside what was measured, what the runs cost (device-seconds), and the
+descent reproduction table."""
 
 from __future__ import annotations
 
@@ -149,6 +150,56 @@ def descent_reproduction(runs: pd.DataFrame) -> pd.DataFrame:
     return settings.join(table).reset_index()
 
 
+# ---------------------------------------------------------------- cost
+def run_cost(metrics_path, benchmark_path, gpu_share: float) -> dict:
+    """What one run cost: its job's wall time (Snakemake's benchmark file) times the device share it held.
+
+    The share is `gpu_share` GPUs (train.gpus / train.runs_per_gpu) on CUDA, its threads (CPU cores) on the
+    CPU. A resumed run's benchmark file timed the last attempt only: its epochs' seconds stand in then.
+    """
+    metrics_path = Path(metrics_path)
+    info = json.loads((metrics_path.parent / "run.json").read_text())
+    metrics = pd.read_csv(metrics_path)
+    benchmark = Path(benchmark_path) if benchmark_path else None
+    job_seconds = (float(pd.read_csv(benchmark, sep="\t")["s"].iloc[-1])
+                   if benchmark is not None and benchmark.exists() else np.nan)
+    measured = metrics["epoch_seconds"].sum() + metrics["eval_seconds"].sum()
+    wall = measured if info.get("resumed_after_epoch") or np.isnan(job_seconds) else job_seconds
+    on_gpu = info["device"].startswith("cuda")
+    share = gpu_share if on_gpu else info["threads"]
+    spec = info["spec"]
+    return {"dataset": spec["dataset"], "model": spec["model"], "optimizer": spec["optimizer_name"],
+            "seed": int(spec["seed"]), "device": info["device_name"], "unit": "GPU" if on_gpu else "CPU core",
+            "share": share, "epochs": len(metrics), "train_seconds": metrics["epoch_seconds"].sum(),
+            "eval_seconds": metrics["eval_seconds"].sum(), "job_seconds": job_seconds,
+            "samples_per_second": metrics["samples_per_second"].median(), "device_seconds": wall * share}
+
+
+def cost_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per optimizer (summed over seeds) and for the whole study (optimizer 'all'): runs, epochs, seconds,
+    device-seconds (GPU-seconds or CPU core-seconds) and the median samples/s."""
+    sums = ["epochs", "train_seconds", "eval_seconds", "job_seconds", "device_seconds"]
+
+    def summarize(frame: pd.DataFrame) -> dict:
+        return {"device": ", ".join(sorted(frame["device"].unique())), "unit": ", ".join(sorted(frame["unit"].unique())),
+                "share": frame["share"].median(), "runs": len(frame), **{c: frame[c].sum(min_count=1) for c in sums},
+                "samples_per_second": frame["samples_per_second"].median(),
+                "device_seconds_per_epoch": frame["device_seconds"].sum() / frame["epochs"].sum()}
+
+    rows = [{"dataset": d, "model": m, "optimizer": o, **summarize(frame)}
+            for (d, m, o), frame in runs.groupby(GROUP_KEYS, sort=False)]
+    rows.append({"dataset": ", ".join(runs["dataset"].unique()), "model": ", ".join(runs["model"].unique()),
+                 "optimizer": "all", **summarize(runs)})
+    return pd.DataFrame(rows)
+
+
+def projected_device_hours(cost: pd.DataFrame, epochs: int, seeds: int, optimizers: int) -> float:
+    """Device-hours of a study of `optimizers` × `seeds` runs of `epochs` epochs at this study's measured
+    device-seconds per epoch (e.g. the article's 7 × 3 × 50 from a shorter run of the same model)."""
+    per_epoch = cost.loc[cost["optimizer"] == "all", "device_seconds_per_epoch"].iloc[0]
+    return per_epoch * epochs * seeds * optimizers / 3600
+
+
 # ---------------------------------------------------------------- writing
 def write_table(frame: pd.DataFrame, out_dir: Path, name: str) -> None:
     """CSV for people, Parquet for machines, both written atomically."""
@@ -157,13 +208,16 @@ def write_table(frame: pd.DataFrame, out_dir: Path, name: str) -> None:
         frame.to_parquet(tmp, index=False)
 
 
-def aggregate_train(metrics_paths, out_dir, target: float, confidence: float) -> dict[str, pd.DataFrame]:
+def aggregate_train(metrics_paths, out_dir, target: float, confidence: float, benchmark_paths=None,
+                    gpu_share: float = 1.0) -> dict[str, pd.DataFrame]:
     wide = load_runs(metrics_paths)
     seeds = per_seed_summary(wide, target)
     summary = optimizer_summary(seeds, confidence)
     long = long_table(wide)
     tables = {"epochs_long": long, "epoch_stats": epoch_stats(long, confidence),
-              "seed_summary": seeds, "optimizer_summary": summary, "article_claims": claims_table(summary)}
+              "seed_summary": seeds, "optimizer_summary": summary, "article_claims": claims_table(summary),
+              "cost": cost_table(pd.DataFrame([run_cost(m, b, gpu_share) for m, b in
+                                               zip(metrics_paths, benchmark_paths or [None] * len(metrics_paths))]))}
     for name, frame in tables.items():
         write_table(frame, Path(out_dir), name)
     return tables
@@ -184,13 +238,18 @@ def main(argv=None) -> None:
     train.add_argument("--metrics", nargs="+", required=True)
     train.add_argument("--target", type=float, required=True, help="test accuracy for time-to-target")
     train.add_argument("--confidence", type=float, default=0.95)
+    train.add_argument("--benchmarks", nargs="+", help="Snakemake benchmark files, one per --metrics, same order")
+    train.add_argument("--gpu-share", type=float, default=1.0, help="GPUs one run holds (gpus / runs_per_gpu)")
     train.add_argument("--out", required=True, help="tables folder")
     descent = sub.add_parser("descent", help="tables from descent runs' summary.csv files")
     descent.add_argument("--summaries", nargs="+", required=True)
     descent.add_argument("--out", required=True)
     args = parser.parse_args(argv)
     if args.stage == "train":
-        tables = aggregate_train(args.metrics, args.out, args.target, args.confidence)
+        if args.benchmarks and len(args.benchmarks) != len(args.metrics):
+            parser.error(f"--benchmarks: {len(args.benchmarks)} files for {len(args.metrics)} --metrics; "
+                         "give one benchmark file per run, in the same order")
+        tables = aggregate_train(args.metrics, args.out, args.target, args.confidence, args.benchmarks, args.gpu_share)
     else:
         tables = aggregate_descent(args.summaries, args.out)
     for name, frame in tables.items():

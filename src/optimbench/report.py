@@ -51,6 +51,29 @@ def descent_conclusion(reproduction: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+ARTICLE_STUDY = {"optimizers": 7, "seeds": 3, "epochs": 50}  # the study the article's claims need
+
+
+def cost_conclusion(cost: pd.DataFrame, train: dict) -> str:
+    """What the study cost in device time, and what the article's whole study would cost at that pace."""
+    from optimbench.aggregate import projected_device_hours
+
+    if cost.empty:
+        return "No training runs were found."
+    total = cost[cost["optimizer"] == "all"].iloc[0]
+    unit = f"{total['unit']}-hours"
+    lines = [f"- This study: **{total['device_seconds'] / 3600:.3f} {unit}** for {int(total['runs'])} runs and "
+             f"{int(total['epochs'])} epochs on {total['device']} ({total['device_seconds_per_epoch']:.1f} "
+             f"{total['unit']}-seconds per epoch, median {total['samples_per_second']:.0f} training samples/s per run).",
+             f"- Each run held {total['share']:g} {total['unit']}(s) (GPU: train.gpus / train.runs_per_gpu; CPU: its threads)."]
+    hours = projected_device_hours(cost, **{k: ARTICLE_STUDY[k] for k in ("epochs", "seeds", "optimizers")})
+    lines.append(f"- At this pace the article's whole study ({ARTICLE_STUDY['optimizers']} optimizers × "
+                 f"{ARTICLE_STUDY['seeds']} seeds × {ARTICLE_STUDY['epochs']} epochs of {train.get('model')} at width "
+                 f"{train.get('width')}, {train.get('train_subset') or 'all'} training images) would take "
+                 f"**{hours:.2f} {unit}**.")
+    return "\n".join(lines)
+
+
 def figure(path, alt: str) -> str:
     """An <img> with the PNG embedded (base64) and alternative text, for display(HTML(...))."""
     encoded = base64.b64encode(Path(path).read_bytes()).decode()

@@ -33,6 +33,10 @@ def test_tables_have_the_expected_rows(study):
     assert len(pd.read_parquet(tables / "optimizer_summary.parquet")) == 2
     assert len(pd.read_parquet(tables / "seed_summary.parquet")) == 4
     assert len(pd.read_csv(tables / "epochs_long.csv")) == 4 * 2 * 7
+    cost = pd.read_csv(tables / "cost.csv").set_index("optimizer")
+    assert list(cost.index) == OPTIMIZERS + ["all"] and cost.loc["all", "runs"] == 4 and cost.loc["all", "epochs"] == 8
+    assert cost.loc["all", "unit"] == "CPU core" and cost.loc["all", "job_seconds"] > cost.loc["all", "train_seconds"] > 0
+    assert cost.loc["all", "device_seconds"] == pytest.approx(cost.loc[OPTIMIZERS, "device_seconds"].sum())
     reproduction = pd.read_csv(tables / "descent_reproduction.csv")
     assert reproduction["method"].tolist() == ["article-vanilla"]
     assert reproduction["epochs_central"].item() == 1 and reproduction["epochs_as-printed"].item() > 50
@@ -55,6 +59,8 @@ def test_report_embeds_figures_names_and_numbers(study):
     reproduction = pd.read_csv(study[0] / "results/tables/descent_reproduction.csv").iloc[0]
     assert f"{reproduction['epochs_as-printed']} epochs with the as-printed gradient" in html
     assert "def " not in html.split("<body")[1][:2000]  # code is hidden
+    cost = pd.read_csv(study[0] / "results/tables/cost.csv").set_index("optimizer")
+    assert f"{cost.loc['all', 'device_seconds'] / 3600:.3f} CPU core-hours" in html
 
 
 def test_report_target_rebuilds_without_retraining(study):

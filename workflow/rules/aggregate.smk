@@ -1,6 +1,6 @@
 # 4. Aggregate: pandas tables across runs (SPEC §2.4).
 
-TRAIN_TABLES = ["epochs_long", "epoch_stats", "seed_summary", "optimizer_summary", "article_claims"]
+TRAIN_TABLES = ["epochs_long", "epoch_stats", "seed_summary", "optimizer_summary", "article_claims", "cost"]
 DESCENT_TABLES = ["descent_runs", "descent_reproduction"]
 
 
@@ -8,6 +8,7 @@ rule aggregate_train:
     input:
         metrics=train_outputs("metrics.csv"),
         runs=train_outputs("run.json"),
+        benchmarks=train_benchmarks(),
     output:
         expand(f"{TABLES}/{{table}}.{{ext}}", table=TRAIN_TABLES, ext=["csv", "parquet"]),
     log:
@@ -18,11 +19,13 @@ rule aggregate_train:
         script=os.path.join(SCRIPTS, "aggregate.py"),
         target=TRAIN["target_accuracy"],
         confidence=config["aggregate"]["confidence"],
+        gpu_share=TRAIN["gpus"] / TRAIN["runs_per_gpu"],
     conda:
         "../../envs/analysis.yaml"
     shell:
         "{params.py} {params.script} train --metrics {input.metrics} --target {params.target} "
-        "--confidence {params.confidence} --out {params.out} > {log} 2>&1"
+        "--confidence {params.confidence} --benchmarks {input.benchmarks} --gpu-share {params.gpu_share} "
+        "--out {params.out} > {log} 2>&1"
 
 
 rule aggregate_descent:

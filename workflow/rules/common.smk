@@ -20,6 +20,7 @@ DATASET = DATASET_OF_SOURCE[config["data"]["source"]]
 DATA_NPZ = f"resources/data/{DATASET}.npz"
 DATA_SUMMARY = f"resources/data/{DATASET}.json"
 RUN_DIR = f"{R}/train/{{dataset}}/{{model}}/{{optimizer}}/seed{{seed}}"
+TRAIN_BENCHMARK = f"{R}/benchmarks/train/{{dataset}}/{{model}}/{{optimizer}}/seed{{seed}}.tsv"
 DESCENT_DIR = f"{R}/descent/{{group}}/{{function}}/{{method}}/{{gradient}}"
 TABLES = f"{R}/tables"
 FIGURES = f"{R}/figures"
@@ -40,6 +41,11 @@ def train_runs():
 def train_outputs(name):
     return [os.path.join(RUN_DIR.format(dataset=DATASET, model=TRAIN["model"], optimizer=o, seed=s), name)
             for o, s in train_runs()]
+
+
+def train_benchmarks():
+    """The train jobs' Snakemake benchmark files (wall time, memory), in train_outputs' order."""
+    return [TRAIN_BENCHMARK.format(dataset=DATASET, model=TRAIN["model"], optimizer=o, seed=s) for o, s in train_runs()]
 
 
 def train_gres():

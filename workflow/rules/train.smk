@@ -11,7 +11,7 @@ rule train:
     log:
         f"{R}/logs/train/{{dataset}}/{{model}}/{{optimizer}}/seed{{seed}}.log",
     benchmark:
-        f"{R}/benchmarks/train/{{dataset}}/{{model}}/{{optimizer}}/seed{{seed}}.tsv"
+        TRAIN_BENCHMARK
     params:
         py=PY,
         script=os.path.join(SCRIPTS, "train.py"),
