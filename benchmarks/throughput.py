@@ -1,10 +1,14 @@
 """Samples/s of optimbench's trainer against a faithful article-style loop, same model, data and device.
 
-    python benchmarks/throughput.py --model resnet18_cifar --width 8 --steps 40        # CPU, here
-    python benchmarks/throughput.py --model resnet18_cifar --width 64 --steps 200      # on a GPU
+    python benchmarks/throughput.py --model resnet18_cifar --width 8 --steps 40 --processes 2   # CPU, here
+    python benchmarks/throughput.py --model resnet18_cifar --width 64 --steps 200 --processes 2 4 8 \
+        --process-threads 2                                                                     # on a GPU
 
-(a) trainer: uint8 data resident on the device, flips/crops there, no host sync inside the loop,
-    channels-last (and bf16 autocast on CUDA) as the trainer's auto settings choose.
+(a) trainer: the project's own (train.build_training + train.train_epoch): uint8 data resident on the
+    device, flips/crops there, no host sync inside the loop, channels-last, and on CUDA bf16 autocast
+    and CUDA graphs (torch.compile mode reduce-overhead), as the trainer's auto settings choose.
+    --processes N also times N trainer processes side by side (N runs sharing one GPU, or 1-thread
+    runs sharing the CPU's cores): their total samples/s picks train.runs_per_gpu.
 (b) article: torchvision Dataset of PIL images + transforms in the main process, DataLoader(batch 64,
     shuffle), `.cpu().numpy()` of loss and predictions at every step (as the article's loop does).
 Prints samples/s of each, their ratio, model FLOPs per image (torch.utils.flop_counter) and, given the
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import multiprocessing as mp
 import time
 
 import numpy as np
@@ -39,23 +44,50 @@ def sync(device):
         torch.cuda.synchronize()
 
 
-def trainer_throughput(model, x, y, device, batch_size, steps, bf16, channels_last) -> float:
+def trainer_spec(args) -> dict:
+    """The trainer's settings for this benchmark: its auto choices (channels-last, bf16 and CUDA graphs on CUDA)."""
+    return {"model": args.model, "width": args.width, "seed": 0, "channels_last": "auto", "bf16": "auto",
+            "compile": args.compile, "optimizer": {"class": "SGD", "kwargs": {"lr": 0.01, "momentum": 0.9}}}
+
+
+def trainer_steps(args, device, x, y, barrier=None) -> tuple[float, float]:
+    """Warm up (5 steps, compiling if configured), wait at the barrier, then time args.steps steps of the
+    project's trainer: (start, end) on the wall clock."""
     data = train.DeviceData(x, y, device)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    normalize = train.Normalize(device, channels_last)
-    gen = torch.Generator(device=device).manual_seed(0)
-    autocast = lambda: torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)  # noqa: E731
-    done, tic = 0, None
-    while done < steps + 5:
-        for _ in train.train_epoch(model, optimizer, [], data, normalize, batch_size, gen, autocast):
+    training = train.build_training(trainer_spec(args), device, 10, total_steps=10**9)
+    done, start = 0, None
+    while True:
+        for _ in train.train_epoch(training.forward, training.optimizer, training.steppers, data, training.normalize,
+                                   args.batch_size, training.gen, training.autocast):
             done += 1
             if done == 5:  # warm-up steps excluded
                 sync(device)
-                tic = time.perf_counter()
-            if done == steps + 5:
-                break
-    sync(device)
-    return steps * batch_size / (time.perf_counter() - tic)
+                if barrier is not None:
+                    barrier.wait()
+                start = time.time()
+            if done == args.steps + 5:
+                sync(device)
+                return start, time.time()
+
+
+def _worker(args, barrier, results) -> None:
+    torch.set_num_threads(args.process_threads)
+    device = train.resolve_device(args.device)
+    x, y = synthetic_arrays(args.images)
+    results.put(trainer_steps(args, device, x, y, barrier))
+
+
+def side_by_side(args, processes: int) -> float:
+    """Total samples/s of `processes` trainer processes running at once (one GPU or the CPU's cores shared)."""
+    ctx = mp.get_context("spawn")
+    barrier, results = ctx.Barrier(processes), ctx.Queue()
+    workers = [ctx.Process(target=_worker, args=(args, barrier, results)) for _ in range(processes)]
+    for worker in workers:
+        worker.start()
+    spans = [results.get() for _ in workers]
+    for worker in workers:
+        worker.join()
+    return processes * args.steps * args.batch_size / (max(e for _, e in spans) - min(s for s, _ in spans))
 
 
 class ArticleDataset(torch.utils.data.Dataset):
@@ -117,23 +149,26 @@ def main(argv=None) -> None:
     parser.add_argument("--steps", type=int, default=40, help="timed steps (after 5 warm-up steps)")
     parser.add_argument("--images", type=int, default=4096)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads of the single-process measurements")
+    parser.add_argument("--processes", type=int, nargs="*", default=[],
+                        help="also time N trainer processes side by side (e.g. 2 4 8: the best runs_per_gpu)")
+    parser.add_argument("--process-threads", type=int, default=1, help="CPU threads of each side-by-side process")
+    parser.add_argument("--compile", default="auto", choices=["auto", "off", "on", "reduce-overhead", "max-autotune"],
+                        help="the trainer's torch.compile mode (auto: CUDA graphs on CUDA, eager on the CPU)")
     parser.add_argument("--peak-tflops", type=float, default=None, help="the device's peak, for the fraction")
     args = parser.parse_args(argv)
 
     torch.set_num_threads(args.threads)
     device = train.resolve_device(args.device)
-    channels_last = train.switch("auto", True, args.width >= 8, device)
-    bf16 = device.type == "cuda"
     x, y = synthetic_arrays(args.images)
-    results = {}
-    for name in ("article", "trainer"):
-        torch.manual_seed(0)
-        model = build_model(args.model, args.width, 10).to(device)
-        if name == "trainer" and channels_last:
-            model = model.to(memory_format=torch.channels_last)
-        results[name] = (trainer_throughput(model, x, y, device, args.batch_size, args.steps, bf16, channels_last)
-                         if name == "trainer" else article_throughput(model, x, y, device, args.batch_size, args.steps))
+    torch.manual_seed(0)
+    results = {"article": article_throughput(build_model(args.model, args.width, 10).to(device), x, y, device,
+                                             args.batch_size, args.steps)}
+    start, end = trainer_steps(args, device, x, y)
+    results["trainer"] = args.steps * args.batch_size / (end - start)
+    for n in args.processes:
+        if n > 1:
+            results[f"trainer x{n} processes"] = side_by_side(args, n)
     flops = flops_per_image(build_model(args.model, args.width, 10).to(device), device, False)
     device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu, {args.threads} threads"
     peak = args.peak_tflops or next((v for k, v in PEAK_TFLOPS.items() if k in device_name), None)
@@ -141,11 +176,13 @@ def main(argv=None) -> None:
           f"{args.steps} timed steps")
     print(f"model: {flops / 1e9:.3f} GFLOP per training image (forward + backward)")
     for name, rate in results.items():
-        line = f"{name:8s} {rate:10.1f} samples/s   {rate * flops / 1e12:8.3f} TFLOP/s"
+        line = f"{name:22s} {rate:10.1f} samples/s   {rate * flops / 1e12:8.3f} TFLOP/s"
         if peak:
             line += f"   {rate * flops / 1e12 / peak:6.1%} of {peak:g} TFLOP/s peak"
         print(line)
-    print(f"ratio trainer / article: {results['trainer'] / results['article']:.2f}x")
+    for name, rate in results.items():
+        if name != "article":
+            print(f"ratio {name} / article: {rate / results['article']:.2f}x")
 
 
 if __name__ == "__main__":
