@@ -69,7 +69,8 @@ def cost_conclusion(cost: pd.DataFrame, train: dict) -> str:
     hours = projected_device_hours(cost, **{k: ARTICLE_STUDY[k] for k in ("epochs", "seeds", "optimizers")})
     lines.append(f"- At this pace the article's whole study ({ARTICLE_STUDY['optimizers']} optimizers × "
                  f"{ARTICLE_STUDY['seeds']} seeds × {ARTICLE_STUDY['epochs']} epochs of {train.get('model')} at width "
-                 f"{train.get('width')}, {train.get('train_subset') or 'all'} training images) would take "
+                 f"{train.get('width')} on {total['dataset']}, {train.get('train_subset') or 'all'} training images) "
+                 f"would take "
                  f"**{hours:.2f} {unit}**.")
     return "\n".join(lines)
 
