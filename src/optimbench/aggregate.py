@@ -20,14 +20,18 @@ METRICS = ["train_loss", "train_acc", "test_loss", "test_acc", "lr", "epoch_seco
 
 
 # ---------------------------------------------------------------- loading
+def run_identity(spec: dict) -> dict:
+    """A run's RUN_KEYS (dataset, model, optimizer, seed) from the spec in its run.json."""
+    return {"dataset": spec["dataset"], "model": spec["model"], "optimizer": spec["optimizer_name"],
+            "seed": int(spec["seed"])}
+
+
 def load_run(metrics_path) -> pd.DataFrame:
     """One run's metrics.csv with its identity (dataset, model, optimizer, seed) from the run.json beside it."""
     metrics_path = Path(metrics_path)
     spec = json.loads((metrics_path.parent / "run.json").read_text())["spec"]
     frame = pd.read_csv(metrics_path)
-    identity = {"dataset": spec["dataset"], "model": spec["model"],
-                "optimizer": spec["optimizer_name"], "seed": int(spec["seed"])}
-    return frame.assign(**identity)[RUN_KEYS + [c for c in frame.columns]]
+    return frame.assign(**run_identity(spec))[RUN_KEYS + [c for c in frame.columns]]
 
 
 def load_runs(metrics_paths) -> pd.DataFrame:
@@ -167,9 +171,7 @@ def run_cost(metrics_path, benchmark_path, gpu_share: float) -> dict:
     wall = measured if info.get("resumed_after_epoch") or np.isnan(job_seconds) else job_seconds
     on_gpu = info["device"].startswith("cuda")
     share = gpu_share if on_gpu else info["threads"]
-    spec = info["spec"]
-    return {"dataset": spec["dataset"], "model": spec["model"], "optimizer": spec["optimizer_name"],
-            "seed": int(spec["seed"]), "device": info["device_name"], "unit": "GPU" if on_gpu else "CPU core",
+    return {**run_identity(info["spec"]), "device": info["device_name"], "unit": "GPU" if on_gpu else "CPU core",
             "share": share, "epochs": len(metrics), "train_seconds": metrics["epoch_seconds"].sum(),
             "eval_seconds": metrics["eval_seconds"].sum(), "job_seconds": job_seconds,
             "samples_per_second": metrics["samples_per_second"].median(), "device_seconds": wall * share}

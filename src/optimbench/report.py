@@ -66,12 +66,11 @@ def cost_conclusion(cost: pd.DataFrame, train: dict) -> str:
              f"{int(total['epochs'])} epochs on {total['device']} ({total['device_seconds_per_epoch']:.1f} "
              f"{total['unit']}-seconds per epoch, median {total['samples_per_second']:.0f} training samples/s per run).",
              f"- Each run held {total['share']:g} {total['unit']}(s) (GPU: train.gpus / train.runs_per_gpu; CPU: its threads)."]
-    hours = projected_device_hours(cost, **{k: ARTICLE_STUDY[k] for k in ("epochs", "seeds", "optimizers")})
+    hours = projected_device_hours(cost, **ARTICLE_STUDY)
     lines.append(f"- At this pace the article's whole study ({ARTICLE_STUDY['optimizers']} optimizers × "
                  f"{ARTICLE_STUDY['seeds']} seeds × {ARTICLE_STUDY['epochs']} epochs of {train.get('model')} at width "
                  f"{train.get('width')} on {total['dataset']}, {train.get('train_subset') or 'all'} training images) "
-                 f"would take "
-                 f"**{hours:.2f} {unit}**.")
+                 f"would take **{hours:.2f} {unit}**.")
     return "\n".join(lines)
 
 

@@ -228,8 +228,9 @@ def build_training(spec: dict, device: torch.device, num_classes: int, total_ste
     optimizer = build_optimizer(spec["optimizer"], model.parameters())
     gen = torch.Generator(device=device)
     gen.manual_seed(spec["seed"])
-    mode = compile_mode(spec.get("compile", "auto"), device)
-    if mode and spec.get("compile", "auto") == "auto":
+    compile_setting = spec.get("compile", "auto")
+    mode = compile_mode(compile_setting, device)
+    if mode and compile_setting == "auto":
         torch._dynamo.config.suppress_errors = True  # auto: a graph that fails to compile runs eagerly
     # dynamic=False: one static graph per batch shape (full, last partial, evaluation) for CUDA graphs.
     forward = torch.compile(model, mode=mode, dynamic=False) if mode else model

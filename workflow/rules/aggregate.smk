@@ -8,7 +8,7 @@ rule aggregate_train:
     input:
         metrics=train_outputs("metrics.csv"),
         runs=train_outputs("run.json"),
-        benchmarks=train_benchmarks(),
+        benchmarks=per_train_run(TRAIN_BENCHMARK),
     output:
         expand(f"{TABLES}/{{table}}.{{ext}}", table=TRAIN_TABLES, ext=["csv", "parquet"]),
     log:

@@ -38,14 +38,13 @@ def train_runs():
     return [(o, s) for o in TRAIN["optimizers"] for s in TRAIN["seeds"]]
 
 
+def per_train_run(pattern):
+    """`pattern` (with {dataset}, {model}, {optimizer}, {seed}) filled in for every training job, in order."""
+    return [pattern.format(dataset=DATASET, model=TRAIN["model"], optimizer=o, seed=s) for o, s in train_runs()]
+
+
 def train_outputs(name):
-    return [os.path.join(RUN_DIR.format(dataset=DATASET, model=TRAIN["model"], optimizer=o, seed=s), name)
-            for o, s in train_runs()]
-
-
-def train_benchmarks():
-    """The train jobs' Snakemake benchmark files (wall time, memory), in train_outputs' order."""
-    return [TRAIN_BENCHMARK.format(dataset=DATASET, model=TRAIN["model"], optimizer=o, seed=s) for o, s in train_runs()]
+    return per_train_run(os.path.join(RUN_DIR, name))
 
 
 def train_gres():

@@ -23,7 +23,7 @@ rule train:
         runtime=lambda wildcards, attempt: int(TRAIN["epochs"] * TRAIN["minutes_per_epoch"] * attempt) + 5,
         # One GPU share: `--resources gpu_percent=100` runs train.runs_per_gpu jobs side by side per GPU.
         gpu_percent=TRAIN["gpus"] * (100 // TRAIN["runs_per_gpu"]),
-        # The GPU request as SLURM gres (a string: a packed group of train jobs asks for it once).
+        # The GPU request as SLURM gres (sbatch --gres=gpu:G); a profile may ask for GPU shards instead.
         **train_gres(),
     conda:
         "../../envs/torch.yaml"
