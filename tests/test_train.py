@@ -194,3 +194,73 @@ def test_a_run_through_the_cuda_graph_compile_mode_matches_the_eager_run(tiny_sp
     pd.testing.assert_frame_equal(compiled[["train_loss", "train_acc"]], eager[["train_loss", "train_acc"]], rtol=1e-4)
     assert compiled["test_loss"].item() == pytest.approx(eager["test_loss"].item(), rel=5e-3)
     assert abs(compiled["test_acc"].item() - eager["test_acc"].item()) <= 2 / 64
+
+
+# ---------------------------------------------------------------- bf16 and channels-last per CPU (issue 18)
+AMX_FLAGS = frozenset({"avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"})
+AVX512_BF16_FLAGS = frozenset({"avx2", "avx512f", "avx512_bf16"})
+AVX2_FLAGS = frozenset({"avx", "avx2", "fma"})
+
+
+@pytest.mark.parametrize("flags, bf16, channels_last", [
+    (AMX_FLAGS, True, False), (AVX512_BF16_FLAGS, True, True), (AVX2_FLAGS, False, True)],
+    ids=["AMX", "AVX512-BF16", "AVX2"])
+def test_auto_builds_the_model_in_the_cpus_precision_and_layout(tiny_spec, monkeypatch, flags, bf16, channels_last):
+    """The probe mocked: auto turns bf16 autocast on with native bf16, channels-last off on AMX at width 8."""
+    monkeypatch.setattr(train.hardware, "cpu_flags", lambda: flags)
+    training = train.build_training(tiny_spec, torch.device("cpu"), 10, total_steps=4)
+    assert (training.bf16, training.channels_last) == (bf16, channels_last)
+    weight = training.model.conv1.weight  # 8×3×3×3: contiguous in exactly one of the two formats
+    assert weight.is_contiguous(memory_format=torch.channels_last) is channels_last
+    assert weight.is_contiguous() is not channels_last
+    x = training.normalize(images(2))
+    assert x.is_contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    with training.autocast():
+        logits = training.forward(x)
+    assert logits.dtype == (torch.bfloat16 if bf16 else torch.float32)
+
+
+def test_run_json_records_each_choice_and_its_reason(tiny_spec, tmp_path, monkeypatch):
+    monkeypatch.setattr(train.hardware, "cpu_flags", lambda: AVX2_FLAGS)
+    train.run({**tiny_spec, "epochs": 1, "channels_last": "off"}, tmp_path, threads=1)
+    info = json.loads((tmp_path / "run.json").read_text())
+    assert info["bf16"] is False and "neither amx_bf16 nor avx512_bf16" in info["bf16_reason"]
+    assert info["channels_last"] is False and info["channels_last_reason"] == "train.channels_last = 'off' in the config"
+    assert info["cpu"] == {"capability": torch.backends.cpu.get_cpu_capability(), "native_bf16": None}
+
+
+def test_cuda_keeps_bf16_and_channels_last_whatever_the_host_cpu(tiny_spec, monkeypatch):
+    monkeypatch.setattr(train.hardware, "cpu_flags", lambda: AVX2_FLAGS)
+    layout, precision = train.layout_and_precision({**tiny_spec, "width": 4}, torch.device("cuda"))
+    assert layout.on and precision.on
+
+
+def test_a_killed_bf16_run_resumes_bit_identically(tiny_spec, tmp_path):
+    """bf16 autocast on the CPU (forced on, so any CPU runs it): killed after a checkpoint, then resumed
+    in a new process, it ends with the metrics and weights of an uninterrupted bf16 run, bit for bit."""
+    spec = {**tiny_spec, "epochs": 6, "train_subset": 256, "bf16": "on"}
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    cmd = [PYTHON, str(ROOT / "scripts" / "train.py"), "--spec", str(tmp_path / "spec.json"),
+           "--out", str(tmp_path / "killed"), "--threads", "1"]
+    proc = subprocess.Popen(cmd, env=run_env(), stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    checkpoint = tmp_path / "killed" / train.CHECKPOINT
+    deadline = time.time() + 120
+    while not checkpoint.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert checkpoint.exists() and not (tmp_path / "killed" / "metrics.csv").exists(), "the run was not interrupted"
+    done_before = torch.load(checkpoint, weights_only=False)["epoch"]
+    assert 1 <= done_before < 6
+    subprocess.run(cmd, env=run_env(), capture_output=True, text=True, check=True)
+    info = json.loads((tmp_path / "killed" / "run.json").read_text())
+    assert info["resumed_after_epoch"] == done_before and info["bf16"] is True
+
+    straight = train.run(spec, tmp_path / "straight", threads=1).drop(columns=TIMING)
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "killed" / "metrics.csv").drop(columns=TIMING), straight,
+                                  check_exact=True)
+    a = torch.load(tmp_path / "killed" / "model.pt", weights_only=False)["model"]
+    b = torch.load(tmp_path / "straight" / "model.pt", weights_only=False)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in b)
+    fp32 = train.run({**spec, "bf16": "off"}, tmp_path / "fp32", threads=1).drop(columns=TIMING)
+    assert (fp32["train_loss"] - straight["train_loss"]).abs().max() > 1e-4  # bf16 was in effect

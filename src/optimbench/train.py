@@ -14,7 +14,7 @@ import math
 import random
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from optimbench import data as data_mod
+from optimbench import hardware
 from optimbench import provenance
 from optimbench.io import atomic_path, write_csv, write_json
 from optimbench.models import build_model, count_parameters
@@ -46,11 +47,12 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def switch(value: str, on_cuda: bool, on_cpu: bool, device: torch.device) -> bool:
-    """Resolve an auto/on/off config switch for the device."""
-    if value == "auto":
-        return on_cuda if device.type == "cuda" else on_cpu
-    return value == "on"
+def layout_and_precision(spec: dict, device: torch.device) -> tuple[hardware.Choice, hardware.Choice]:
+    """The run's channels-last and bf16 settings (auto/on/off) resolved for the device and, on the CPU,
+    for what it offers (optimbench.hardware): (channels_last, bf16), each with its reason."""
+    flags = hardware.cpu_flags() if device.type == "cpu" else frozenset()
+    return (hardware.choose_channels_last(spec.get("channels_last", "auto"), device.type, spec["width"], flags),
+            hardware.choose_bf16(spec.get("bf16", "auto"), device.type, flags))
 
 
 def compile_mode(value: str, device: torch.device) -> str | None:
@@ -201,6 +203,7 @@ class Training:
     autocast: object
     channels_last: bool
     bf16: bool
+    reasons: dict = field(default_factory=dict)  # why channels_last and bf16 are on or off
 
     def state(self, epoch: int, rows: list, fingerprint: str) -> dict:
         return {"spec_hash": fingerprint, "epoch": epoch, "rows": rows, "model": self.model.state_dict(),
@@ -216,15 +219,14 @@ class Training:
 
 
 def build_training(spec: dict, device: torch.device, num_classes: int, total_steps: int) -> Training:
-    """Seeded model (channels-last, bf16 autocast and compile as configured), optimizer and schedules."""
+    """Seeded model (channels-last, bf16 autocast and compile as configured, `auto` resolved per device and
+    CPU by `layout_and_precision`), optimizer and schedules."""
     seed_everything(spec["seed"])
     model = build_model(spec["model"], spec["width"], num_classes, spec.get("pretrained")).to(device)
-    # On the CPU channels-last measured faster at widths 8-64; at width 4 torch 2.14.1's CPU backward
-    # crashes (segmentation fault) in channels-last, so auto leaves narrow models contiguous.
-    channels_last = switch(spec.get("channels_last", "auto"), True, spec["width"] >= 8, device)
+    layout, precision = layout_and_precision(spec, device)
+    channels_last, bf16 = layout.on, precision.on
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    bf16 = switch(spec.get("bf16", "auto"), True, False, device)
     optimizer = build_optimizer(spec["optimizer"], model.parameters())
     gen = torch.Generator(device=device)
     gen.manual_seed(spec["seed"])
@@ -238,7 +240,8 @@ def build_training(spec: dict, device: torch.device, num_classes: int, total_ste
                     steppers=schedules(spec["optimizer"], optimizer, spec.get("lr_schedule"), total_steps),
                     gen=gen, normalize=Normalize(device, channels_last),
                     autocast=lambda: torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16),
-                    channels_last=channels_last, bf16=bf16)
+                    channels_last=channels_last, bf16=bf16,
+                    reasons={"channels_last": layout.reason, "bf16": precision.reason})
 
 
 def resume(ckpt_path: Path, fingerprint: str, training: Training, device) -> tuple[list, int]:
@@ -309,7 +312,9 @@ def run(spec: dict, out_dir, threads: int = 1) -> pd.DataFrame:
     write_json(out_dir / "run.json", {
         "spec": spec, "spec_hash": fingerprint, "versions": provenance.versions(),
         "device": str(device), "device_name": provenance.device_name(device), "threads": threads,
-        "channels_last": training.channels_last, "bf16": training.bf16, "compile_mode": training.compile_mode,
+        "channels_last": training.channels_last, "channels_last_reason": training.reasons.get("channels_last"),
+        "bf16": training.bf16, "bf16_reason": training.reasons.get("bf16"), "compile_mode": training.compile_mode,
+        "cpu": hardware.cpu_summary(hardware.cpu_flags()),
         "parameters": count_parameters(training.model), "steps_per_epoch": steps_per_epoch,
         "resumed_after_epoch": start_epoch or None, "diverged": diverged,
         "diverged_epoch": rows[-1]["epoch"] if diverged else None, "epochs_completed": len(rows),
