@@ -225,7 +225,8 @@ def test_run_json_records_each_choice_and_its_reason(tiny_spec, tmp_path, monkey
     train.run({**tiny_spec, "epochs": 1, "channels_last": "off"}, tmp_path, threads=1)
     info = json.loads((tmp_path / "run.json").read_text())
     assert info["bf16"] is False and "neither amx_bf16 nor avx512_bf16" in info["bf16_reason"]
-    assert info["channels_last"] is False and info["channels_last_reason"] == "train.channels_last = 'off' in the config"
+    assert info["channels_last"] is False
+    assert info["channels_last_reason"] == "train.channels_last = 'off' in the config"
     assert info["cpu"] == {"capability": torch.backends.cpu.get_cpu_capability(), "native_bf16": None}
 
 
