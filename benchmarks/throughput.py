@@ -164,13 +164,22 @@ def flops_per_image(model, device, channels_last) -> float:
 
 
 # ---------------------------------------------------------------- (c) start-up cost of one job
-STARTUP_STAGES = {  # each stage's code runs in a new interpreter and includes the stages before it
-    "interpreter": "",
-    "imports": "from optimbench import train",
-    "data load": "spec = json.loads(sys.argv[1]); device = train.resolve_device(spec['device']);"
-                 " train_data, test_data, classes = train.load_data(spec, device)",
-    "model build": "train.build_training(spec, device, classes, total_steps=1)",
-}
+# A training job's start-up in a new interpreter, stamping the wall clock after each stage.
+STARTUP_JOB = """
+import time
+stamps = [time.time()]
+import json, sys
+from optimbench import train
+stamps.append(time.time())
+spec = json.loads(sys.argv[1])
+device = train.resolve_device(spec["device"])
+train_data, test_data, classes = train.load_data(spec, device)
+stamps.append(time.time())
+train.build_training(spec, device, classes, total_steps=1)
+stamps.append(time.time())
+print(json.dumps(stamps))
+"""
+STARTUP_STAGES = ("interpreter", "imports", "data load", "model build", "exit")
 
 
 def canonical_file(folder: str, n_train: int, n_test: int) -> str:
@@ -185,30 +194,27 @@ def canonical_file(folder: str, n_train: int, n_test: int) -> str:
 
 
 def startup_seconds(args, data_path: str) -> dict[str, float]:
-    """Median wall seconds of a whole new process running the job's start-up up to each stage (cumulative)."""
+    """Median wall seconds of each start-up stage and of the whole process (`total`), over new processes.
+    The process is timed from outside; its stamps split that time into stages."""
     spec = {**trainer_spec(args), "data": data_path, "device": args.device, "train_subset": None, "test_subset": None}
-    seconds, code = {}, "import json, sys"
-    for stage, line in STARTUP_STAGES.items():
-        code = f"{code}; {line}" if line else code
-        times = []
-        for _ in range(args.startup_repeats):
-            tic = time.perf_counter()
-            subprocess.run([sys.executable, "-c", code, json.dumps(spec)], check=True)
-            times.append(time.perf_counter() - tic)
-        seconds[stage] = statistics.median(times)
-    return seconds
+    runs = []
+    for _ in range(args.startup_repeats):
+        start = time.time()
+        stamps = json.loads(subprocess.run([sys.executable, "-c", STARTUP_JOB, json.dumps(spec)], check=True,
+                                           capture_output=True, text=True).stdout)
+        bounds = [start, *stamps, time.time()]
+        runs.append([b - a for a, b in zip(bounds, bounds[1:])] + [bounds[-1] - start])
+    return {name: statistics.median(run[k] for run in runs) for k, name in enumerate([*STARTUP_STAGES, "total"])}
 
 
 def print_startup(args) -> None:
     with tempfile.TemporaryDirectory() as folder:
         path = args.data or canonical_file(folder, 50_000, 10_000)
         seconds = startup_seconds(args, path)
-    print(f"start-up of one job (whole process, median of {args.startup_repeats}; "
-          f"data {args.data or 'synthetic, 50,000 + 10,000 images'}):")
-    previous = 0.0
-    for stage, total in seconds.items():
-        print(f"  + {stage:12s} {total - previous:6.2f} s   (cumulative {total:6.2f} s)")
-        previous = total
+    print(f"start-up of one job, timed as a whole process (median of {args.startup_repeats}; "
+          f"data {args.data or 'synthetic, 50,000 + 10,000 images'}): {seconds.pop('total'):.2f} s")
+    for stage, value in seconds.items():
+        print(f"  {stage:12s} {value:6.2f} s")
 
 
 def throughputs(args, device, x, y) -> dict[str, float]:
