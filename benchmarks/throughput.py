@@ -13,11 +13,12 @@
     runs sharing the CPU's cores): their total samples/s picks train.runs_per_gpu.
 (b) article: torchvision Dataset of PIL images + transforms in the main process, DataLoader(batch 64,
     shuffle), `.cpu().numpy()` of loss and predictions at every step (as the article's loop does).
+(c) start-up: what every training job pays besides its steps (interpreter, imports, data load, model
+    build, and the interpreter's exit), timed as a whole new process from outside and split into
+    stages by the process's own clock stamps (--startup-repeats, median), on a canonical data file
+    (--data) or a synthetic one of CIFAR-10's size.
 Prints samples/s of each, their ratio, model FLOPs per image (torch.utils.flop_counter) and, given the
-device's peak (--peak-tflops, known for some GPUs), the fraction of peak reached.
-(c) start-up: what every training job pays before its first step (interpreter, imports, data load,
-    model build), each stage timed as a whole new process (--startup-repeats, median), on a canonical
-    data file (--data) or a synthetic one of CIFAR-10's size.
+device's peak (--peak-tflops, known for some GPUs), the fraction of peak reached; then the start-up.
 """
 
 from __future__ import annotations

@@ -12,9 +12,10 @@ How the CPU is probed: its feature flags (`/proc/cpuinfo`), not a timing probe a
 
 The rules, and the measurements behind them (CIFAR ResNet18, batch 64, forward + backward + SGD step):
 - bf16 on where the CPU computes bf16 natively: amx_bf16 (Intel Xeon, 2 threads: 1.35× at width 8,
-  1.8-2.2× at width 64) or avx512_bf16 (AMD EPYC, 1 thread, channels-last: 1.28× at width 8, 2.1× at
-  width 64). Off elsewhere: emulated bf16 measured 8× slower on an AVX2-only AMD EPYC. Other
-  architectures (ARM's bf16) are unmeasured and stay fp32; `bf16: on` forces it.
+  1.8-2.2× at width 64) or avx512_bf16 (AMD EPYC, 1 thread, channels-last: 1.28× for the bare step and
+  1.6× through the trainer at width 8, 2.1× at width 64). Off elsewhere: emulated bf16 measured 8×
+  slower on an AVX2-only AMD EPYC. Other architectures (ARM's bf16) are unmeasured and stay fp32;
+  `bf16: on` forces it.
 - channels-last from width 8 (torch 2.14.1's CPU backward crashed in channels-last at width 4), except
   on AMX CPUs below width 16: contiguous measured faster there at width 8 (fp32 774 vs 741 images/s,
   bf16 1,042 vs 857); channels-last faster at width 64 (53 vs 48, bf16 119 vs 88). On the EPYCs it was
@@ -34,7 +35,7 @@ CPUINFO = Path("/proc/cpuinfo")
 # Flags that mean native bf16 arithmetic, best first, with what was measured on such a CPU.
 NATIVE_BF16 = {
     "amx_bf16": "AMX-BF16 tiles (measured 1.35-2.2x faster than fp32 on an Intel Xeon)",
-    "avx512_bf16": "AVX512-BF16 dot products (measured 1.28-2.1x faster than fp32 on an AMD EPYC)",
+    "avx512_bf16": "AVX512-BF16 dot products (measured 1.3-2.1x faster than fp32 on an AMD EPYC)",
 }
 CHANNELS_LAST_MIN_WIDTH = 8  # torch 2.14.1's CPU backward crashed (segmentation fault) in channels-last at width 4
 AMX_CHANNELS_LAST_MIN_WIDTH = 16  # on AMX, contiguous measured faster at width 8 and channels-last at 64
