@@ -14,7 +14,7 @@ RESULTS = $(shell $(BIN)/python -c "from optimbench.config import load; import s
 SNAKEMAKE := $(BIN)/snakemake --snakefile $(CURDIR)/Snakefile --directory $(WORKDIR) \
 	--profile $(CURDIR)/profiles/local --cores $(CORES)
 # Everything downstream of training and descent: `make report` may run only these.
-REPORT_RULES := aggregate_train aggregate_descent figures_train figures_descent report all
+REPORT_RULES := plan aggregate_train aggregate_descent figures_train figures_descent report all
 
 .PHONY: help venv demo study report test lint clean
 
@@ -41,8 +41,10 @@ study: venv
 	@echo "Report: $(RESULTS)/report/study.html"
 
 report: venv
+	@# Names the runs without results (and how to get them) instead of a MissingInputException.
+	cd $(WORKDIR) && $(abspath $(BIN))/python -m optimbench.study $(CURDIR)/config.yaml $(abspath $(CONFIG)) --missing
 	$(SNAKEMAKE) $(CONFIG_ARGS) --allowed-rules $(REPORT_RULES) \
-		--forcerun aggregate_train aggregate_descent --rerun-triggers mtime
+		--forcerun plan aggregate_train aggregate_descent --rerun-triggers mtime
 	@echo "Report: $(RESULTS)/report/study.html"
 
 test: venv

@@ -11,6 +11,7 @@ configfile: os.path.join(workflow.basedir, "config.yaml")
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/plan.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/descent.smk"
@@ -22,6 +23,7 @@ include: "workflow/rules/report.smk"
 # On a cluster only training is submitted; the rest is cheap and runs where Snakemake runs.
 localrules:
     all,
+    plan,
     prepare_data,
     descent,
     aggregate_train,
@@ -31,6 +33,9 @@ localrules:
     report,
 
 
+# The report, and every run's own result: a run deleted by hand is trained again.
 rule all:
     input:
         REPORT_HTML,
+        PLAN.train_files("metrics.csv"),
+        PLAN.descent_files("summary.csv"),

@@ -27,7 +27,7 @@ def test_default_config_is_the_article_study():
 def test_demo_preset_overrides_only_what_it_names():
     cfg = config.load([ROOT / "config.yaml", ROOT / "config" / "presets" / "demo.yaml"])
     assert cfg["data"]["source"] == "digits"
-    assert cfg["train"]["width"] == 8 and cfg["train"]["seeds"] == [0, 1]
+    assert cfg["train"]["width"] == 8 and cfg["train"]["seeds"] == [0, 1, 2]
     assert cfg["train"]["batch_size"] == 64  # kept from config.yaml
     assert cfg["optimizers"]["SGD"]["kwargs"]["lr"] == 0.01  # the registry is inherited, not copied
 

@@ -224,10 +224,15 @@ def main(argv=None) -> None:
     parser.add_argument("--spec", required=True, help="the `data` section as JSON (or a path to a JSON/YAML file)")
     parser.add_argument("--out", required=True, help="canonical .npz to write")
     parser.add_argument("--summary", required=True, help="JSON summary (sha256, counts) to write")
+    parser.add_argument("--download-dir", help="where source `download` puts torchvision's files "
+                                               "(overrides the spec's download_dir)")
     args = parser.parse_args(argv)
     from optimbench.cli import read_spec
 
-    summary = prepare(read_spec(args.spec), args.out, args.summary)
+    spec = read_spec(args.spec)
+    if args.download_dir:
+        spec["download_dir"] = args.download_dir
+    summary = prepare(spec, args.out, args.summary)
     print(f"wrote {args.out}: {summary['n_train']} train / {summary['n_test']} test images, sha256 {summary['sha256']}")
 
 

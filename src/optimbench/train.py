@@ -62,6 +62,13 @@ def compile_mode(value: str, device: torch.device) -> str | None:
     return {"off": None, "on": "default"}.get(value, value)
 
 
+def process_age() -> float:
+    """Seconds since this process started (its creation time, from psutil), e.g. a job's start-up cost."""
+    import psutil
+
+    return time.time() - psutil.Process().create_time()
+
+
 def seed_everything(seed: int) -> None:
     """Seed torch (CPU and CUDA), NumPy and random."""
     random.seed(seed)
@@ -288,6 +295,7 @@ def run(spec: dict, out_dir, threads: int = 1) -> pd.DataFrame:
     training = build_training(spec, device, num_classes, spec["epochs"] * steps_per_epoch)
     fingerprint, ckpt_path = spec_hash(spec), out_dir / CHECKPOINT
     rows, start_epoch = resume(ckpt_path, fingerprint, training, device)
+    startup_seconds = process_age()  # interpreter, imports, data load, model build: a fixed cost per run
 
     bar = tqdm(total=spec["epochs"] * steps_per_epoch, initial=start_epoch * steps_per_epoch, file=sys.stderr,
                desc=f"{spec.get('optimizer_name', '')} seed {spec['seed']}", unit="step",
@@ -311,7 +319,7 @@ def run(spec: dict, out_dir, threads: int = 1) -> pd.DataFrame:
         "device": str(device), "device_name": provenance.device_name(device), "threads": threads,
         "channels_last": training.channels_last, "bf16": training.bf16, "compile_mode": training.compile_mode,
         "parameters": count_parameters(training.model), "steps_per_epoch": steps_per_epoch,
-        "resumed_after_epoch": start_epoch or None, "diverged": diverged,
+        "resumed_after_epoch": start_epoch or None, "diverged": diverged, "startup_seconds": startup_seconds,
         "diverged_epoch": rows[-1]["epoch"] if diverged else None, "epochs_completed": len(rows),
         "git_commit": provenance.git_commit(), "started": started, "finished": provenance.now()})
     write_csv(out_dir / "metrics.csv", metrics)  # last: its presence marks a finished run
@@ -324,10 +332,13 @@ def main(argv=None) -> None:
     parser.add_argument("--spec", required=True, help="the run's spec as inline JSON or a JSON/YAML file")
     parser.add_argument("--out", required=True, help="run folder (metrics.csv, run.json, model.pt)")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads (torch.set_num_threads)")
+    parser.add_argument("--execution", default="{}",
+                        help='execution settings as JSON, e.g. {"compile": "off"}: how the run executes, never '
+                             "what it computes (not part of the spec's fingerprint)")
     args = parser.parse_args(argv)
     from optimbench.cli import read_spec
 
-    metrics = run(read_spec(args.spec), args.out, args.threads)
+    metrics = run({**read_spec(args.spec), **json.loads(args.execution)}, args.out, args.threads)
     last = metrics.iloc[-1]
     print(f"{len(metrics)} epochs: train_loss {last.train_loss:.4f}, test_acc {last.test_acc:.4f}, "
           f"diverged {bool(last.diverged)}")
