@@ -164,8 +164,10 @@ def test_resume_from_a_state_dict_mid_run_is_exact():
     opt = YellowFin([x])
     first = descend(objective, x, opt, 150)
     buffer = io.BytesIO()
+    tuner = opt.state_dict()["yellowfin"]
     torch.save({"x": x.detach().clone(), "opt": opt.state_dict()}, buffer)
     descend(objective, x, opt, 5)  # the old optimizer moves on: the checkpoint must not share its state
+    assert tuner["t"] == 150 and len(tuner["h_window"]) == 20
     buffer.seek(0)
     ckpt = torch.load(buffer, weights_only=False)
     y = torch.nn.Parameter(ckpt["x"])
