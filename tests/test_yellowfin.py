@@ -187,3 +187,22 @@ def test_resume_without_the_tuner_state_would_differ():
     restarted = descend(objective, y, YellowFin([y]), 5)
     continued = problem("rosenbrock2")[0]["trajectory"][154]["params_after_step"]
     assert (restarted[-1]["x"] - torch.tensor(continued, dtype=torch.float64)).abs().max() > 1e-4
+
+
+def test_an_lr_schedule_scales_the_tuned_lr():
+    """schedules() gives YellowFin an LrScale: the applied lr is the tuned lr times the schedule's
+    multiplier, 1 - k/T at the k-th step (k = 0, 1, ...) for `linear` (the authors' lr_factor)."""
+    from optimbench.optim import LrScale, schedules
+
+    ref, objective, start = problem("quadratic10")
+    x = torch.nn.Parameter(start.clone())
+    entry = {"class": "YellowFin"}
+    opt = YellowFin([x])
+    steppers = schedules(entry, opt, "linear", 40)
+    assert isinstance(steppers[0], LrScale)
+    for k in range(40):
+        step = descend(objective, x, opt, 1)[0]
+        assert step["lr"] == pytest.approx(opt.tuner["lr"] * (1 - k / 40), rel=1e-12)
+        for stepper in steppers:
+            stepper.step()
+    assert opt.param_groups[0]["lr_scale"] == 0.0
