@@ -1,7 +1,7 @@
 """Demon: decaying momentum (Chen et al., "Demon: Improved Neural Network Training with Momentum Decay",
 arXiv 1910.04952). No maintained PyTorch package has it, so it lives here once.
 
-The schedule (Section 3, eq. for β_t): before step t of T (t = 0, 1, ...),
+The schedule: before step t of T (t = 0, 1, ...),
 
     β_t = β_init · (1 - t/T) / ((1 - β_init) + β_init · (1 - t/T))
 
@@ -33,9 +33,10 @@ class DemonAdam(torch.optim.Optimizer):
         m_t = g_t + β_t·m_{t-1},   v_t = β2·v_{t-1} + (1 - β2)·g_t²,
         θ_t = θ_{t-1} - η · m̂_t / (√v̂_t + ε),   m̂_t = m_t / (1 - β_init^t),   v̂_t = v_t / (1 - β2^t).
 
-    The paper writes m̂_t, v̂_t, "as in Adam"; the bias corrections are Kingma & Ba's with β1 = β_init
-    (our reading: the text does not restate them for the accumulated m_t). m_t sums the gradients, so
-    a steady gradient moves θ by up to η/(1-β_init) per step, 10× Adam's step at β_init = 0.9.
+    Algorithm 2's update reads θ_t = θ_{t-1} - η·m̂_t/(√v̂_t + ε) (as transcribed on Papers with Code;
+    the paper's own text could not be consulted here) without spelling out the hats; we take Adam's
+    (Kingma & Ba) bias corrections with β1 = β_init, a reading to revisit against the paper. m_t sums
+    the gradients, so a steady gradient moves θ by up to η/(1-β_init) per step, 10× Adam's at 0.9.
     weight_decay adds weight_decay·θ to g_t (L2, as torch.optim.Adam; 0 in the paper).
     Written here because no maintained package implements Algorithm 2.
     """
