@@ -56,7 +56,7 @@ def test_demon_adam_ema_decays_beta1_only():
     assert opt.param_groups[0]["betas"] == (pytest.approx(demon_beta(0.9, 5, 10)), 0.999)
 
 
-def steps(entry, theta, opt, steppers, grads):
+def steps(theta, opt, steppers, grads):
     for g in grads:
         theta.grad = g.clone()
         opt.step()
@@ -72,12 +72,12 @@ def test_resume_mid_run_is_exact(entry):
     grads = [torch.randn(3, dtype=torch.float64) for _ in range(20)]
     theta = torch.nn.Parameter(torch.ones(3, dtype=torch.float64))
     opt = build_optimizer(entry, [theta])
-    straight = steps(entry, theta, opt, schedules(entry, opt, "cosine", 20), grads)
+    straight = steps(theta, opt, schedules(entry, opt, "cosine", 20), grads)
 
     theta = torch.nn.Parameter(torch.ones(3, dtype=torch.float64))
     opt = build_optimizer(entry, [theta])
     steppers = schedules(entry, opt, "cosine", 20)
-    steps(entry, theta, opt, steppers, grads[:10])
+    steps(theta, opt, steppers, grads[:10])
     buffer = io.BytesIO()
     torch.save({"theta": theta.detach(), "opt": opt.state_dict(), "steppers": [s.state_dict() for s in steppers]},
                buffer)
@@ -89,4 +89,4 @@ def test_resume_mid_run_is_exact(entry):
     opt.load_state_dict(ckpt["opt"])
     for stepper, state in zip(steppers, ckpt["steppers"]):
         stepper.load_state_dict(state)
-    assert torch.equal(steps(entry, theta, opt, steppers, grads[10:]), straight)
+    assert torch.equal(steps(theta, opt, steppers, grads[10:]), straight)
