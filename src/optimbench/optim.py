@@ -17,6 +17,8 @@ SHORT_NAMES = {
     "QHAdam": "pytorch_optimizer.QHAdam",
     "AggMo": "pytorch_optimizer.AggMo",
     "YellowFin": "optimbench.yellowfin.YellowFin",
+    "DemonAdam": "optimbench.demon.DemonAdam",
+    "DemonAdamEMA": "optimbench.demon.DemonAdamEMA",
 }
 
 
@@ -33,11 +35,20 @@ def resolve_class(name: str) -> type:
 
 
 def build_optimizer(entry: dict, params, overrides: dict | None = None) -> torch.optim.Optimizer:
-    """An optimizer over params from a registry entry {class, kwargs}, kwargs updated by overrides."""
+    """An optimizer over params from a registry entry {class, kwargs, demon}, kwargs updated by overrides.
+    With demon: true, class Adam runs the Demon paper's Algorithm 2 (optimbench.demon.DemonAdam)."""
+    from optimbench.demon import demon_class
+
     kwargs = {**entry.get("kwargs", {}), **(overrides or {})}
     # YAML and JSON have lists where optimizers expect tuples (betas, nus): some check the type.
     kwargs = {key: tuple(value) if isinstance(value, list) else value for key, value in kwargs.items()}
-    return resolve_class(entry["class"])(params, **kwargs)
+    cls = resolve_class(entry["class"])
+    if entry.get("demon"):
+        cls = demon_class(cls)
+        if kwargs.get("amsgrad"):
+            raise ValueError(f"class: {entry['class']} with demon: true and amsgrad: true: the Demon paper's "
+                             "Adam (Algorithm 2) has no AMSGrad; drop one of them")
+    return cls(params, **kwargs)
 
 
 def lr_lambda(schedule: str | None, total_steps: int):
@@ -51,11 +62,39 @@ def lr_lambda(schedule: str | None, total_steps: int):
     raise ValueError(f"unknown lr_schedule {schedule!r}; use null, linear or cosine")
 
 
+class LrScale:
+    """The lr schedule for optimizers that set their own lr every step (YellowFin): writes the
+    multiplier lr_lambda(t) into each group's `lr_scale`, which the optimizer applies to its tuned lr
+    (the authors' YellowFin calls it lr_factor). A scheduler's interface: step, state_dict, load_state_dict."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, multiplier):
+        self.optimizer, self.multiplier, self.t = optimizer, multiplier, 0
+        self._apply()
+
+    def _apply(self) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr_scale"] = self.multiplier(self.t)
+
+    def step(self) -> None:
+        self.t += 1
+        self._apply()
+
+    def state_dict(self) -> dict:
+        return {"t": self.t}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.t = state["t"]
+        self._apply()
+
+
 def schedules(entry: dict, optimizer: torch.optim.Optimizer, lr_schedule: str | None, total_steps: int) -> list:
     """What steps after each optimizer step: the learning-rate schedule, and Demon when the entry asks."""
     from optimbench.demon import DemonSchedule
 
-    steps = [torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(lr_schedule, total_steps))]
+    multiplier = lr_lambda(lr_schedule, total_steps)
+    tunes_own_lr = all("lr_scale" in group for group in optimizer.param_groups)
+    lr_stepper = LrScale if tunes_own_lr else torch.optim.lr_scheduler.LambdaLR
+    steps = [lr_stepper(optimizer, multiplier)]
     if entry.get("demon"):
         steps.append(DemonSchedule(optimizer, total_steps))
     return steps
