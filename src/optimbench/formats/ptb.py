@@ -36,6 +36,7 @@ def _words(path: Path) -> list[str]:
     require(path.is_file(), path, "missing")
     with reading(path):
         text = path.read_bytes().decode("utf-8")
+    require(text.endswith("\n"), path, "the last line does not end with a newline: the file is truncated")
     words = []
     for line in text.splitlines():
         words += line.split() + [EOS]
