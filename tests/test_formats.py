@@ -275,3 +275,15 @@ def test_offline_download_names_the_offline_options(tmp_path, monkeypatch, name)
     assert calls, "the download code should have tried the network"
     assert not (tmp_path / "d.npz").exists()
 
+
+
+def test_command_line_prepares_one_data_set(tmp_path):
+    import subprocess
+    import sys
+
+    spec = '{"source": "synthetic", "synthetic": {"train_size": 12, "test_size": 4}}'
+    done = subprocess.run([sys.executable, "-m", "optimbench.formats", "--dataset", "fashion_mnist", "--spec", spec,
+                           "--out", str(tmp_path / "f.npz"), "--summary", str(tmp_path / "f.json")],
+                          capture_output=True, text=True, check=True)
+    assert f"sha256 {sha256(tmp_path / 'f.npz')}" in done.stdout
+    assert load_canonical(tmp_path / "f.npz")["classes"][9] == "Ankle boot"
