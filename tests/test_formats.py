@@ -177,6 +177,19 @@ def test_archive_source_reads_the_given_file(tmp_path):
     summary = formats.prepare("cifar100", {"source": "archive", "archive": str(archive)}, tmp_path / "c.npz",
                               tmp_path / "c.json")
     assert summary["archive"] == str(archive) and summary["archive_sha256"] == sha256(archive)
+    assert summary["archive_is_real"] is False  # its md5 is not the published archive's
+
+
+def test_archive_with_the_published_md5_counts_as_real(tmp_path, monkeypatch):
+    from torchvision.datasets import CIFAR100
+
+    from optimbench.io import file_digest
+
+    archive = cifar100.synthetic(tmp_path / "c100.tar.gz", 30, 10, seed=1)
+    monkeypatch.setattr(CIFAR100, "tgz_md5", file_digest(archive, "md5"))
+    summary = formats.prepare("cifar100", {"source": "archive", "archive": str(archive)}, tmp_path / "c.npz",
+                              tmp_path / "c.json")
+    assert summary["archive_is_real"] is True
 
 
 @pytest.mark.parametrize("spec, message", [

@@ -109,10 +109,9 @@ def prepare(dataset: str, data_cfg: dict, out_npz, out_json) -> dict:
     with tempfile.TemporaryDirectory(dir=Path(out_npz).parent) as work:
         archive = obtain(fmt, data_cfg, work)
         arrays = fmt.read(archive)
-        source = data_cfg["source"]
-        provenance = {"dataset": dataset, "source": source,
-                      "archive": str(archive) if source in ("download", "archive") else None,
-                      "archive_sha256": tree_digest(archive), "archive_is_real": fmt.is_real(archive)}
+        given = data_cfg["source"] in ("download", "archive")  # generated sources are never the real data
+        provenance = {"dataset": dataset, "source": data_cfg["source"], "archive": str(archive) if given else None,
+                      "archive_sha256": tree_digest(archive), "archive_is_real": given and fmt.is_real(archive)}
         return fmt.write_canonical(arrays, out_npz, out_json, provenance)
 
 
