@@ -16,7 +16,8 @@ from optimbench.data import DataError, load_canonical
 from optimbench.formats import cifar100, idx, ptb, stl10
 from optimbench.io import sha256
 
-TINY = {"cifar100": {"train_size": 120, "test_size": 40}, "stl10": {"train_size": 20, "test_size": 10, "unlabeled_size": 2},
+TINY = {"cifar100": {"train_size": 120, "test_size": 40},
+        "stl10": {"train_size": 20, "test_size": 10, "unlabeled_size": 2},
         "mnist": {"train_size": 60, "test_size": 20}, "fashion_mnist": {"train_size": 60, "test_size": 20},
         "ptb": {"words": 20, "train_lines": 40, "test_lines": 10}}
 
@@ -101,7 +102,8 @@ def test_idx_round_trip_and_torchvisions_reader_agrees(tmp_path):
     from torchvision.datasets.mnist import read_image_file, read_label_file
 
     rng = np.random.default_rng(3)
-    splits = {"train": (images(rng, 5, 28, 1)[..., 0], [0, 1, 2, 3, 9]), "test": (images(rng, 2, 28, 1)[..., 0], [4, 5])}
+    splits = {"train": (images(rng, 5, 28, 1)[..., 0], [0, 1, 2, 3, 9]),
+              "test": (images(rng, 2, 28, 1)[..., 0], [4, 5])}
     folder = idx.write(tmp_path / "raw", splits)
     arrays = idx.read(folder)
     np.testing.assert_array_equal(arrays["x_train"][..., 0], splits["train"][0])
@@ -110,7 +112,8 @@ def test_idx_round_trip_and_torchvisions_reader_agrees(tmp_path):
     (tmp_path / "t").mkdir()
     for stem in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"):
         (tmp_path / "t" / stem).write_bytes(gzip.decompress((folder / f"{stem}.gz").read_bytes()))
-    np.testing.assert_array_equal(read_image_file(str(tmp_path / "t/train-images-idx3-ubyte")).numpy(), splits["train"][0])
+    theirs = read_image_file(str(tmp_path / "t/train-images-idx3-ubyte")).numpy()
+    np.testing.assert_array_equal(theirs, splits["train"][0])
     assert read_label_file(str(tmp_path / "t/train-labels-idx1-ubyte")).tolist() == [0, 1, 2, 3, 9]
 
 

@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from optimbench import data, formats, problems
-from optimbench.problems import Metric
 
 SIX = ["cifar10-resnet18", "cifar100-vgg16", "stl10-wrn16-8", "fmnist-capsnet", "ptb-lstm", "mnist-vae"]
 

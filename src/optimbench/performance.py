@@ -115,6 +115,35 @@ def profile_score(ratios: pd.DataFrame, tau_max: float = 4.0) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------- ranks with their uncertainty
+def _scored_values(group: pd.DataFrame, metric) -> dict[str, np.ndarray]:
+    """Per optimizer its seeds' final values, a diverged seed scoring the metric's worst value."""
+    values = group["value"].astype(float).where(~group["diverged"].astype(bool), metric.worst)
+    return {o: values[group["optimizer"] == o].to_numpy(float) for o in sorted(group["optimizer"].unique())}
+
+
+def _problem_ranks(problem: str, group: pd.DataFrame, metric, confidence: float) -> list[dict]:
+    alpha = 1 - confidence
+    by = _scored_values(group, metric)
+    sign = 1.0 if metric.higher_is_better else -1.0  # compare "goodness": higher is better
+
+    def beats(a, b) -> bool:  # the seeds show a better than b
+        return welch(sign * by[a], sign * by[b])["p_greater"] < alpha
+
+    failed = (group["diverged"].astype(bool) | group["time_to_target"].isna()).groupby(group["optimizer"]).sum()
+    rows = [{"problem": problem, "metric": metric.name, "higher_is_better": metric.higher_is_better,
+             "optimizer": o, **summarize_values(pd.Series(v), confidence, (metric.low, metric.high)),
+             "failures": int(failed[o]),
+             "rank_low": 1 + sum(beats(q, o) for q in by if q != o),
+             "rank_high": len(by) - sum(beats(o, q) for q in by if q != o)} for o, v in by.items()]
+    goodness = pd.Series([sign * row["mean"] for row in rows])
+    for row, rank in zip(rows, goodness.rank(ascending=False, method="min").astype(int)):
+        row["rank"] = rank
+    best = min(rows, key=lambda row: (row["rank"], row["optimizer"]))["optimizer"]
+    for row in rows:
+        row["separated_from_best"] = bool(beats(best, row["optimizer"]))
+    return rows
+
+
 def rank_table(seeds: pd.DataFrame, primary: dict, confidence: float = 0.95) -> pd.DataFrame:
     """Per problem × optimizer: the final primary metric's n, mean, std and interval across seeds
     (optimbench.aggregate.summarize_values, clipped to the metric's range; a diverged seed scores the
@@ -123,35 +152,9 @@ def rank_table(seeds: pd.DataFrame, primary: dict, confidence: float = 0.95) -> 
     Welch tests at level 1 - confidence (optimbench.aggregate.welch): rank_low = 1 + the optimizers
     significantly better, rank_high = n - the optimizers significantly worse, separated_from_best = the
     best-ranked optimizer is significantly better."""
-    alpha = 1 - confidence
-    rows = []
-    for problem, group in seeds.groupby("problem", sort=True):
-        metric = primary[problem]
-        values = group["value"].astype(float).where(~group["diverged"].astype(bool), metric.worst)
-        sign = 1.0 if metric.higher_is_better else -1.0  # compare "goodness": higher is better
-        by = {o: values[group["optimizer"] == o].to_numpy(float) for o in sorted(group["optimizer"].unique())}
-        failures = (group["diverged"].astype(bool) | group["time_to_target"].isna()).groupby(group["optimizer"]).sum()
-        for optimizer, v in by.items():
-            s = summarize_values(pd.Series(v), confidence, (metric.low, metric.high))
-            better = sum(welch(sign * by[o], sign * v)["p_greater"] < alpha for o in by if o != optimizer)
-            worse = sum(welch(sign * by[o], sign * v)["p_less"] < alpha for o in by if o != optimizer)
-            rows.append({"problem": problem, "metric": metric.name, "higher_is_better": metric.higher_is_better,
-                         "optimizer": optimizer, **s, "failures": int(failures[optimizer]),
-                         "rank_low": 1 + int(better), "rank_high": len(by) - int(worse)})
-    table = pd.DataFrame(rows)
-    goodness = np.where(table["higher_is_better"], table["mean"], -table["mean"])
-    table["rank"] = pd.Series(goodness).groupby(table["problem"]).rank(ascending=False, method="min").astype(int)
-    table["separated_from_best"] = False
-    for problem, group in table.groupby("problem"):
-        best = group.sort_values(["rank", "optimizer"]).iloc[0]["optimizer"]
-        sign = 1.0 if primary[problem].higher_is_better else -1.0
-        in_problem = seeds[seeds["problem"] == problem]
-        vals = in_problem["value"].astype(float).where(~in_problem["diverged"].astype(bool), primary[problem].worst)
-        best_values = sign * vals[in_problem["optimizer"] == best].to_numpy(float)
-        for index, row in group.iterrows():
-            own = sign * vals[in_problem["optimizer"] == row["optimizer"]].to_numpy(float)
-            table.loc[index, "separated_from_best"] = bool(welch(best_values, own)["p_greater"] < alpha)
-    return table.sort_values(["problem", "rank", "optimizer"]).reset_index(drop=True)
+    rows = [row for problem, group in seeds.groupby("problem", sort=True)
+            for row in _problem_ranks(problem, group, primary[problem], confidence)]
+    return pd.DataFrame(rows).sort_values(["problem", "rank", "optimizer"]).reset_index(drop=True)
 
 
 def rank_summary(ranks: pd.DataFrame) -> pd.DataFrame:
