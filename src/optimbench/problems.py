@@ -170,6 +170,8 @@ class Problem:
     model: "resnet18_cifar" (optimbench.models) or an optimbench.zoo name; model_kwargs: its paper size.
     inputs: "standardize" (per-channel mean/std of the training images), "unit" (pixels / 255) or "tokens".
     augment: pixels of zero padding for the random crop + horizontal flip (CIFAR-style), 0 for none.
+    grad_clip: the gradient-norm clip of the problem's reference training (Zaremba et al. 2014, §4: 5 for
+    the PTB LSTM), applied to every optimizer alike; None for none.
     """
 
     name: str
@@ -183,6 +185,7 @@ class Problem:
     inputs: str = "standardize"
     augment: int = 0
     source: str | None = None
+    grad_clip: float | None = None
     paper: str = ""
 
     @property
@@ -248,7 +251,8 @@ PROBLEMS = {p.name: p for p in (
     Problem("fmnist-capsnet", "fashion_mnist", "capsnet", "capsule", "test_acc", 0.90,
             {"num_classes": 10, "in_shape": (1, 28, 28)}, inputs="unit", paper=_DEMON),
     Problem("ptb-lstm", "ptb", "lstm_lm", "language_model", "test_perplexity", 100.0,
-            {"vocab_size": 10000, "layers": 2, "dropout": 0.5}, test_width=16, inputs="tokens", paper=_DEMON),
+            {"vocab_size": 10000, "layers": 2, "dropout": 0.5}, test_width=16, inputs="tokens", grad_clip=5.0,
+            paper=_DEMON),
     Problem("mnist-vae", "mnist", "vae", "vae", "test_neg_elbo", 110.0,
             {"pixels": 784, "latent": 20}, test_width=16, inputs="unit", paper=_DEMON),
     # Offline demo problems on real data that ships with scikit-learn; targets from the demo's budget
