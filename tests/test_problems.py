@@ -148,3 +148,11 @@ def test_every_problem_trains_a_few_steps_on_its_data_format(tmp_path, name):
     assert np.isfinite(losses).all() and losses[-1] < losses[0]
     assert set(metrics) == {m.name.removeprefix("train_") for m in problem.metrics if m.name.startswith("train_")}
     assert all(np.isfinite(v) for v in metrics.values())
+
+
+def test_table_lists_the_problems_with_their_directions():
+    rows = problems.table(["ptb-lstm", "digits-resnet18"]).set_index("problem")
+    assert list(rows.index) == ["ptb-lstm", "digits-resnet18"]
+    assert rows.loc["ptb-lstm", "primary"] == "test_perplexity" and not rows.loc["ptb-lstm", "higher_is_better"]
+    assert rows.loc["digits-resnet18", "source"] == "digits" and rows.loc["digits-resnet18", "target"] == 0.5
+    assert len(problems.table()) == len(problems.PROBLEMS)

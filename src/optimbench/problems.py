@@ -280,3 +280,13 @@ def get(name: str) -> Problem:
     if name not in PROBLEMS:
         raise KeyError(f"unknown problem {name!r}; known: {', '.join(PROBLEMS)}")
     return PROBLEMS[name]
+
+
+def table(names=None):
+    """One row per problem (all, or `names` in order) for tables and the report: problem, dataset, source,
+    model, kind, primary, higher_is_better, target, paper."""
+    import pandas as pd
+
+    return pd.DataFrame([{"problem": p.name, "dataset": p.dataset, "source": p.source, "model": p.model,
+                          "kind": p.kind, "primary": p.primary, "higher_is_better": p.primary_metric.higher_is_better,
+                          "target": p.target, "paper": p.paper} for p in map(get, names or PROBLEMS)])
