@@ -8,8 +8,8 @@ canonical `.npz` (as optimbench.data does for CIFAR-10).
 Sources (`data_cfg["source"]`): `download` (into `data_cfg["download_dir"]`), `archive` (`data_cfg["archive"]`:
 the file or folder named by FORMATS[name].archive), `synthetic` (settings in `data_cfg["synthetic"]`),
 `digits` (where the format has it; settings in `data_cfg["digits"]`); download_dir defaults to
-resources/downloads. Every failure is a DataError that
-names the file or key and the fix; the canonical file is written atomically, so a failure leaves nothing.
+resources/downloads. Every failure is a DataError that names the file or key and the fix; the canonical
+file is written atomically, so a failure leaves nothing.
 """
 
 from __future__ import annotations
