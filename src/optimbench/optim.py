@@ -51,15 +51,47 @@ def build_optimizer(entry: dict, params, overrides: dict | None = None) -> torch
     return cls(params, **kwargs)
 
 
+LR_SCHEDULES = (None, "linear", "cosine", "warmup-cosine")
+WARMUP_SHARE = 0.05  # warmup-cosine: linear warm-up over the first 5% of the steps
+
+
+def warmup_steps(total_steps: int) -> int:
+    return max(1, round(WARMUP_SHARE * total_steps))
+
+
 def lr_lambda(schedule: str | None, total_steps: int):
-    """Multiplier of the base lr at step t (None → constant)."""
+    """Multiplier of the base lr at step t (None → constant): the formulas the torch schedulers of
+    `lr_scheduler` follow, for optimizers that scale their own lr (LrScale) and for tests."""
     if schedule is None:
         return lambda t: 1.0
     if schedule == "linear":
         return lambda t: max(0.0, 1.0 - t / total_steps)
     if schedule == "cosine":
         return lambda t: 0.5 * (1.0 + math.cos(math.pi * min(t, total_steps) / total_steps))
-    raise ValueError(f"unknown lr_schedule {schedule!r}; use null, linear or cosine")
+    if schedule == "warmup-cosine":
+        warm = warmup_steps(total_steps)
+        return lambda t: ((t + 1) / (warm + 1) if t < warm else
+                          0.5 * (1.0 + math.cos(math.pi * min(t - warm, total_steps - warm) / max(1, total_steps - warm))))
+    raise ValueError(f"unknown lr_schedule {schedule!r}; use null, linear, cosine or warmup-cosine")
+
+
+def lr_scheduler(schedule: str | None, optimizer: torch.optim.Optimizer, total_steps: int):
+    """The schedule as torch.optim.lr_scheduler classes, stepped once per optimizer step:
+    linear = LinearLR to 0; cosine = CosineAnnealingLR to 0; warmup-cosine = LinearLR warm-up over
+    WARMUP_SHARE of the steps, then CosineAnnealingLR (SequentialLR); None = ConstantLR at factor 1."""
+    sched = torch.optim.lr_scheduler
+    if schedule is None:
+        return sched.ConstantLR(optimizer, factor=1.0, total_iters=0)
+    if schedule == "linear":
+        return sched.LinearLR(optimizer, start_factor=1.0, end_factor=0.0, total_iters=total_steps)
+    if schedule == "cosine":
+        return sched.CosineAnnealingLR(optimizer, T_max=total_steps, eta_min=0.0)
+    if schedule == "warmup-cosine":
+        warm = warmup_steps(total_steps)
+        return sched.SequentialLR(optimizer, [
+            sched.LinearLR(optimizer, start_factor=1 / (warm + 1), end_factor=1.0, total_iters=warm),
+            sched.CosineAnnealingLR(optimizer, T_max=max(1, total_steps - warm), eta_min=0.0)], milestones=[warm])
+    raise ValueError(f"unknown lr_schedule {schedule!r}; use null, linear, cosine or warmup-cosine")
 
 
 class LrScale:
@@ -91,10 +123,9 @@ def schedules(entry: dict, optimizer: torch.optim.Optimizer, lr_schedule: str | 
     """What steps after each optimizer step: the learning-rate schedule, and Demon when the entry asks."""
     from optimbench.demon import DemonSchedule
 
-    multiplier = lr_lambda(lr_schedule, total_steps)
     tunes_own_lr = all("lr_scale" in group for group in optimizer.param_groups)
-    lr_stepper = LrScale if tunes_own_lr else torch.optim.lr_scheduler.LambdaLR
-    steps = [lr_stepper(optimizer, multiplier)]
+    steps = [LrScale(optimizer, lr_lambda(lr_schedule, total_steps)) if tunes_own_lr
+             else lr_scheduler(lr_schedule, optimizer, total_steps)]
     if entry.get("demon"):
         steps.append(DemonSchedule(optimizer, total_steps))
     return steps

@@ -32,8 +32,11 @@ from optimbench.optim import build_optimizer, schedules
 # The article's normalisation (SPEC §1.2), on the 0..255 scale.
 MEAN = (129.3, 124.1, 112.4)
 STD = (68.2, 65.4, 70.4)
-METRIC_COLUMNS = ["epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr",
+METRIC_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "lr",
                   "epoch_seconds", "eval_seconds", "samples_per_second", "diverged"]
+# When a run evaluates on the test set (spec["test"]): every epoch (the article's study), only after its
+# last epoch (tuned final runs), or never (tuning trials: the test set decides nothing).
+TEST_MODES = ("every_epoch", "final", "never")
 CHECKPOINT = "checkpoint.pt"
 
 
@@ -186,12 +189,21 @@ def restore_rng(states: dict, gen: torch.Generator) -> None:
 
 
 # ---------------------------------------------------------------- the run
-def load_data(spec: dict, device: torch.device) -> tuple[DeviceData, DeviceData, int]:
+def load_data(spec: dict, device: torch.device) -> tuple[DeviceData, DeviceData | None, DeviceData, int]:
+    """(train, validation or None, test, classes). With spec["validation"] (a split file, optimbench.tune),
+    the validation images are held out of the training set; train_subset applies to what remains."""
     arrays = data_mod.load_canonical(spec["data"])
+    x_train, y_train, validation = arrays["x_train"], arrays["y_train"], None
+    if spec.get("validation"):
+        from optimbench.tune import read_split
+
+        train_idx, val_idx = read_split(spec["validation"], spec["data"])
+        validation = DeviceData(x_train[val_idx], y_train[val_idx], device)
+        x_train, y_train = x_train[train_idx], y_train[train_idx]
     n_train, n_test = spec.get("train_subset"), spec.get("test_subset")
-    train = DeviceData(arrays["x_train"][:n_train], arrays["y_train"][:n_train], device)
+    train = DeviceData(x_train[:n_train], y_train[:n_train], device)
     test = DeviceData(arrays["x_test"][:n_test], arrays["y_test"][:n_test], device)
-    return train, test, len(arrays["classes"])
+    return train, validation, test, len(arrays["classes"])
 
 
 @dataclass
@@ -261,8 +273,9 @@ def resume(ckpt_path: Path, fingerprint: str, training: Training, device) -> tup
     return ckpt["rows"], ckpt["epoch"]
 
 
-def epoch_row(spec, training: Training, epoch: int, train_data, test_data, bar) -> dict:
-    """Train one epoch, evaluate (unless diverged); the epoch's metrics."""
+def epoch_row(spec, training: Training, epoch: int, train_data, test_data, bar, validation=None) -> dict:
+    """Train one epoch, evaluate on the validation split (if any) and, as spec["test"] says, on the test
+    set (neither after a divergence); the epoch's metrics."""
     tic = time.perf_counter()
     for loss_sum, correct in train_epoch(training.forward, training.optimizer, training.steppers, train_data,
                                          training.normalize, spec["batch_size"], training.gen, training.autocast):
@@ -272,16 +285,21 @@ def epoch_row(spec, training: Training, epoch: int, train_data, test_data, bar) 
     seconds = time.perf_counter() - tic
     diverged = not math.isfinite(train_loss)
     tic = time.perf_counter()
-    test_loss, test_acc = (math.nan, math.nan) if diverged else evaluate(
+    mode = spec.get("test", "every_epoch")
+    on_test = mode == "every_epoch" or (mode == "final" and epoch == spec["epochs"])
+    test_loss, test_acc = (math.nan, math.nan) if diverged or not on_test else evaluate(
         training.forward, test_data, training.normalize, spec["eval_batch_size"], training.autocast)
-    return {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc, "test_loss": test_loss,
-            "test_acc": test_acc, "lr": training.optimizer.param_groups[0]["lr"], "epoch_seconds": seconds,
+    val_loss, val_acc = (math.nan, math.nan) if diverged or validation is None else evaluate(
+        training.forward, validation, training.normalize, spec["eval_batch_size"], training.autocast)
+    return {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc, "val_loss": val_loss,
+            "val_acc": val_acc, "test_loss": test_loss, "test_acc": test_acc, "lr": training.optimizer.param_groups[0]["lr"], "epoch_seconds": seconds,
             "eval_seconds": time.perf_counter() - tic, "samples_per_second": len(train_data) / seconds,
             "diverged": diverged}
 
 
-def run(spec: dict, out_dir, threads: int = 1) -> pd.DataFrame:
-    """Train (or resume) the run described by `spec`; write metrics.csv, run.json and model.pt to out_dir."""
+def run(spec: dict, out_dir, threads: int = 1, save_model: bool = True) -> pd.DataFrame:
+    """Train (or resume) the run described by `spec`; write metrics.csv, run.json and (unless save_model is
+    False, e.g. for tuning trials) model.pt to out_dir."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     started = provenance.now()
@@ -290,7 +308,7 @@ def run(spec: dict, out_dir, threads: int = 1) -> pd.DataFrame:
     torch.use_deterministic_algorithms(spec.get("deterministic", True) and device.type == "cpu")
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    train_data, test_data, num_classes = load_data(spec, device)
+    train_data, validation, test_data, num_classes = load_data(spec, device)
     steps_per_epoch = math.ceil(len(train_data) / spec["batch_size"])
     training = build_training(spec, device, num_classes, spec["epochs"] * steps_per_epoch)
     fingerprint, ckpt_path = spec_hash(spec), out_dir / CHECKPOINT
@@ -303,7 +321,7 @@ def run(spec: dict, out_dir, threads: int = 1) -> pd.DataFrame:
     for epoch in range(start_epoch + 1, spec["epochs"] + 1):
         if rows and rows[-1]["diverged"]:
             break
-        rows.append(epoch_row(spec, training, epoch, train_data, test_data, bar))
+        rows.append(epoch_row(spec, training, epoch, train_data, test_data, bar, validation))
         bar.set_postfix(epoch=epoch, loss=f"{rows[-1]['train_loss']:.4f}", test_acc=f"{rows[-1]['test_acc']:.3f}")
         save_checkpoint(ckpt_path, training.state(epoch, rows, fingerprint))
     bar.close()
@@ -312,8 +330,9 @@ def run(spec: dict, out_dir, threads: int = 1) -> pd.DataFrame:
         print(f"run diverged at epoch {rows[-1]['epoch']} (non-finite training loss); recorded", file=sys.stderr)
 
     metrics = pd.DataFrame(rows, columns=METRIC_COLUMNS)
-    with atomic_path(out_dir / "model.pt") as tmp:
-        torch.save({"model": training.model.state_dict(), "spec": spec, "epochs_completed": len(rows)}, tmp)
+    if save_model:
+        with atomic_path(out_dir / "model.pt") as tmp:
+            torch.save({"model": training.model.state_dict(), "spec": spec, "epochs_completed": len(rows)}, tmp)
     write_json(out_dir / "run.json", {
         "spec": spec, "spec_hash": fingerprint, "versions": provenance.versions(),
         "device": str(device), "device_name": provenance.device_name(device), "threads": threads,
@@ -335,10 +354,18 @@ def main(argv=None) -> None:
     parser.add_argument("--execution", default="{}",
                         help='execution settings as JSON, e.g. {"compile": "off"}: how the run executes, never '
                              "what it computes (not part of the spec's fingerprint)")
+    parser.add_argument("--selection", help="a tuning selection (JSON, optimbench.tune): its setting is "
+                                            "merged into the spec's optimizer kwargs and schedule")
+    parser.add_argument("--no-model", action="store_true", help="do not write model.pt (tuning trials)")
     args = parser.parse_args(argv)
     from optimbench.cli import read_spec
 
-    metrics = run({**read_spec(args.spec), **json.loads(args.execution)}, args.out, args.threads)
+    spec = read_spec(args.spec)
+    if args.selection:
+        from optimbench.tune import apply_selection
+
+        spec = apply_selection(spec, json.loads(Path(args.selection).read_text()))
+    metrics = run({**spec, **json.loads(args.execution)}, args.out, args.threads, save_model=not args.no_model)
     last = metrics.iloc[-1]
     print(f"{len(metrics)} epochs: train_loss {last.train_loss:.4f}, test_acc {last.test_acc:.4f}, "
           f"diverged {bool(last.diverged)}")
