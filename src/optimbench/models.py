@@ -6,6 +6,7 @@ backbone takes torchvision's ImageNet `resnet18` state_dict unchanged.
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import torch
@@ -95,6 +96,15 @@ def _state_dict_problems(state: dict, reference: dict) -> list[str]:
     return problems
 
 
+def describe_load_error(exc: Exception) -> str:
+    """torch.load's error in one short line: its type and first sentence (the rest is advice for other cases:
+    the weights-only loader's, for one, suggests weights_only=False, which is never the fix for a damaged file)."""
+    if isinstance(exc, pickle.UnpicklingError) and "Weights only load failed" in str(exc):
+        return "UnpicklingError: the safe (weights-only) loader cannot unpickle it"
+    first = (str(exc).strip().splitlines() or [""])[0].split(". ")[0]
+    return f"{type(exc).__name__}: {first}"
+
+
 def load_pretrained(path) -> dict:
     """torchvision's ImageNet resnet18 state_dict from a local file (hubs are not reached), checked against
     the article model's backbone: a missing, unreadable or incompatible file raises PretrainedError
@@ -106,7 +116,7 @@ def load_pretrained(path) -> dict:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch.load's errors vary with the damage (RuntimeError, KeyError, EOFError...)
         raise PretrainedError(f"train.pretrained = {str(path)!r} cannot be read as a PyTorch file "
-                              f"({type(exc).__name__}: {exc}): it is damaged or not a .pth. {WEIGHTS_HINT}") from None
+                              f"({describe_load_error(exc)}): it is damaged or not a .pth. {WEIGHTS_HINT}") from None
     if not isinstance(state, dict):
         raise PretrainedError(f"train.pretrained = {str(path)!r} holds a {type(state).__name__}, not a state_dict. "
                               f"{WEIGHTS_HINT}")

@@ -7,6 +7,7 @@ import functools
 import importlib
 import inspect
 import math
+import warnings
 
 import torch
 
@@ -132,8 +133,10 @@ def optimizer_step(optimizer: torch.optim.Optimizer, compute_gradients) -> None:
     needs_closure, create_graph = step_kind(optimizer)
 
     def closure():
-        optimizer.zero_grad(set_to_none=True)
-        loss = compute_gradients(create_graph)
+        optimizer.zero_grad(set_to_none=True)  # also breaks the parameter ↔ graph-holding-gradient cycle
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r"Using backward\(\) with create_graph=True")
+            loss = compute_gradients(create_graph)
         if needs_closure:  # LBFGS flattens gradients with .view(-1), which channels-last gradients refuse
             for group in optimizer.param_groups:
                 for p in group["params"]:

@@ -26,7 +26,7 @@ from tqdm import tqdm
 from optimbench import data as data_mod
 from optimbench import provenance
 from optimbench.io import atomic_path, write_csv, write_json
-from optimbench.models import build_model, count_parameters
+from optimbench.models import build_model, count_parameters, describe_load_error
 from optimbench.optim import build_optimizer, optimizer_step, schedules, step_kind
 
 # The article's normalisation (SPEC §1.2), on the 0..255 scale.
@@ -270,7 +270,7 @@ def read_checkpoint(ckpt_path: Path, device) -> dict:
     try:
         ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
     except Exception as exc:  # torch.load's errors vary with the damage (zip reader, unpickling, EOF...)
-        raise CheckpointError(f"checkpoint {ckpt_path} cannot be read ({type(exc).__name__}: {exc}): the file "
+        raise CheckpointError(f"checkpoint {ckpt_path} cannot be read ({describe_load_error(exc)}): the file "
                               f"is damaged, e.g. truncated by a full disk. {way_out}") from None
     missing = [k for k in ("spec_hash", "epoch") if not isinstance(ckpt, dict) or k not in ckpt]
     if missing:
