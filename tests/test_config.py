@@ -228,3 +228,22 @@ def test_sizes_follow_the_source_settings():
         check({"data": {"source": "digits", "digits": {"test_fraction": 0.3}}, "train": {"train_subset": 1259}})
     assert check({"data": {"source": "digits"}, "train": {"train_subset": 1348, "batch_size": 1348}})
     assert check({"train": {"train_subset": 50000, "test_subset": 10000}})  # CIFAR-10's own sizes
+
+
+def test_the_config_checker_names_a_bad_file_and_make_runs_it_before_snakemake(tmp_path):
+    """Snakemake reads --configfile files before the workflow's code ('Config file is not valid JSON or
+    YAML', no file, no line): `make` checks them with optimbench.config first."""
+    import subprocess
+
+    from helpers import PYTHON, run_env
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train:\n  seeds: [0, 1\n")
+    result = subprocess.run([PYTHON, "-m", "optimbench.config", str(ROOT / "config.yaml"), str(bad)],
+                            env=run_env(), capture_output=True, text=True)
+    assert result.returncode == 1 and f"config file {bad}, line 3, column 1: not valid YAML" in result.stderr
+    dry = subprocess.run(["make", "-n", "study", f"CONFIG={bad}", f"VENV={tmp_path / 'venv'}"], cwd=ROOT,
+                         env=run_env(), capture_output=True, text=True)
+    lines = dry.stdout.splitlines()
+    check = next(i for i, line in enumerate(lines) if f"-m optimbench.config {ROOT}/config.yaml {bad}" in line)
+    assert check < next(i for i, line in enumerate(lines) if "bin/snakemake " in line)

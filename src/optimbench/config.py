@@ -256,3 +256,25 @@ def check_sizes(config: dict) -> None:
 def load(paths) -> dict:
     """Read, merge and validate config files (e.g. config.yaml then a preset)."""
     return validate(load_yaml_files(paths))
+
+
+def main(argv=None) -> None:
+    """`python -m optimbench.config config.yaml [override.yaml ...]`: merge, validate, report.
+
+    Snakemake reads --configfile files itself, before the workflow's code runs, and its messages name
+    neither the file nor the line; `make` runs this first so that a bad file is named."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(description="Check config files (merged left to right) against the schema.")
+    parser.add_argument("files", nargs="+", help="config.yaml, then override files (presets)")
+    args = parser.parse_args(argv)
+    try:
+        config = load(args.files)
+    except ConfigError as exc:
+        sys.exit(f"{exc}")
+    print(f"config OK: {' + '.join(args.files)} -> results in {config['results_dir']}/")
+
+
+if __name__ == "__main__":
+    main()
