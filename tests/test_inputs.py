@@ -76,3 +76,18 @@ def test_readme_documents_unlock_after_kill():
 
 def test_readme_says_only_the_venv_is_supported():
     assert "only the `.venv`" in README and "--software-deployment-method conda" in README
+
+
+# ---------------------------------------------------------------- how optimizers step (issue 14.4)
+def test_step_kind_is_read_from_the_step_signature():
+    import pytorch_optimizer
+    import torch
+
+    from optimbench.optim import step_kind
+
+    assert step_kind(torch.optim.LBFGS) == (True, False)  # step(closure): closure required
+    assert step_kind(pytorch_optimizer.SophiaH) == (False, True)  # step(closure=None, hessian=None)
+    assert step_kind(pytorch_optimizer.AdaHessian) == (False, True)
+    for cls in (torch.optim.SGD, torch.optim.Adam, pytorch_optimizer.QHM):
+        assert step_kind(cls) == (False, False)
+    assert step_kind(torch.optim.LBFGS([torch.zeros(1, requires_grad=True)])) == (True, False)  # instances too

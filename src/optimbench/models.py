@@ -90,7 +90,7 @@ def _state_dict_problems(state: dict, reference: dict) -> list[str]:
     unexpected = [k for k in state if k not in reference]
     shapes = [f"{k} {tuple(state[k].shape)} (expected {tuple(v.shape)})" for k, v in reference.items()
               if k in state and isinstance(state[k], torch.Tensor) and state[k].shape != v.shape]
-    problems = [f"{len(keys)} {what}: {keys[:4]}{' ...' if len(keys) > 4 else ''}"
+    problems = [f"{len(keys)} {what}: {keys[:4]}" + (f" and {len(keys) - 4} more" if len(keys) > 4 else "")
                 for what, keys in (("missing keys", missing), ("unexpected keys", unexpected),
                                    ("shapes differ", shapes)) if keys]
     return problems
