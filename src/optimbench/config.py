@@ -178,11 +178,13 @@ def check_optimizers(config: dict) -> None:
     schedules (Demon), on a dummy parameter: a misspelt or invalid keyword stops here, before any job."""
     import torch
 
+    from optimbench.demon import demon_class
     from optimbench.optim import build_optimizer, resolve_class, schedules, step_kind
 
     for where, name, overrides in _used_optimizers(config):
         entry = config["optimizers"][name]
         cls = resolve_class(entry["class"])
+        cls = demon_class(cls) if entry.get("demon") else cls  # the class build_optimizer builds
         compiled = config["train"]["compile"] not in ("auto", "off") and name in config["train"]["optimizers"]
         if compiled and isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer) and step_kind(cls)[1]:
             raise ConfigError(f"train.compile = {config['train']['compile']!r} cannot train optimizer {name!r} "
