@@ -3,8 +3,11 @@ plus the per-step schedules that go with it (learning rate, Demon's momentum dec
 
 from __future__ import annotations
 
+import functools
 import importlib
+import inspect
 import math
+import warnings
 
 import torch
 
@@ -129,3 +132,51 @@ def schedules(entry: dict, optimizer: torch.optim.Optimizer, lr_schedule: str | 
     if entry.get("demon"):
         steps.append(DemonSchedule(optimizer, total_steps))
     return steps
+
+
+# ---------------------------------------------------------------- how an optimizer steps
+def step_kind(optimizer: torch.optim.Optimizer | type) -> tuple[bool, bool]:
+    """(needs_closure, needs_create_graph) of an optimizer or its class, read from its `step` signature.
+
+    needs_closure: `step(closure)` without a default (torch.optim.LBFGS): the optimizer re-evaluates the
+    loss and gradient itself, several times per step.
+    needs_create_graph: `step(closure, hessian=...)` (pytorch_optimizer's AdaHessian, SophiaH): it
+    estimates the Hessian diagonal from Hessian-vector products of the gradients (Hutchinson), so the
+    gradients must keep their graph (`backward(create_graph=True)`). Its random probe vectors come from
+    the global torch (or CUDA) generator, whose state every checkpoint saves.
+    """
+    return _step_kind(optimizer if isinstance(optimizer, type) else type(optimizer))
+
+
+@functools.cache
+def _step_kind(cls: type) -> tuple[bool, bool]:
+    parameters = inspect.signature(cls.step).parameters
+    closure = parameters.get("closure")
+    return closure is not None and closure.default is inspect.Parameter.empty, "hessian" in parameters
+
+
+def optimizer_step(optimizer: torch.optim.Optimizer, compute_gradients) -> None:
+    """One optimizer step, whatever the optimizer needs (see step_kind).
+
+    compute_gradients(create_graph) sets every parameter's `.grad` (with its graph when create_graph)
+    and returns the loss; it runs once per step, or as often as a closure-based optimizer asks.
+    """
+    needs_closure, create_graph = step_kind(optimizer)
+
+    def closure():
+        optimizer.zero_grad(set_to_none=True)  # also breaks the parameter ↔ graph-holding-gradient cycle
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r"Using backward\(\) with create_graph=True")
+            loss = compute_gradients(create_graph)
+        if needs_closure:  # LBFGS flattens gradients with .view(-1), which channels-last gradients refuse
+            for group in optimizer.param_groups:
+                for p in group["params"]:
+                    if p.grad is not None and not p.grad.is_contiguous():
+                        p.grad = p.grad.contiguous()
+        return loss
+
+    if needs_closure:
+        optimizer.step(closure)
+    else:
+        closure()
+        optimizer.step()
