@@ -159,3 +159,25 @@ def test_descent_spec_missing_keys_and_help(tmp_path, capsys):
     out = capsys.readouterr().out
     for key in [*descent.SPEC_REQUIRED, *descent.SPEC_OPTIONAL]:
         assert f"\n  {key}" in out
+
+
+def test_a_tuned_descent_keeps_the_learning_rate_that_ends_lowest():
+    fn = functions.get("rosenbrock")
+    entry = {"class": "SGD", "kwargs": {"momentum": 0.9}}
+    common = dict(scheme="autograd", h=1e-3, tol=0.0, max_epochs=60)
+    search = {"trials": 4, "low": 1e-4, "high": 1e-1}
+    trajectory, _, tried = descent.tuned_descent(fn, (-1.2, 1.0), entry, {}, search, **common)
+    finals = []
+    for lr in (1e-4, 1e-3, 1e-2, 1e-1):  # each run on its own, independently of the search
+        alone, _ = descent.optimizer_descent(fn, (-1.2, 1.0), entry, {"lr": lr}, **common)
+        final = alone["f"].iloc[-1]
+        finals.append(final if np.isfinite(final) else np.inf)
+    np.testing.assert_allclose(tried["lr"], [1e-4, 1e-3, 1e-2, 1e-1])
+    best = int(np.argmin(finals))
+    assert tried["selected"].tolist() == [i == best for i in range(4)]
+    assert trajectory["f"].iloc[-1] == finals[best]
+    assert not np.isfinite(finals[3])  # lr 0.1 diverges on Rosenbrock from (-1.2, 1): it loses
+    spec = {"function": "rosenbrock", "method": "SGD", "gradient": "autograd", "kind": "optimizer", "h": 1e-3,
+            "tol": 0.0, "max_epochs": 60, "start": [-1.2, 1.0], "optimizer": entry, "tune": search}
+    _, summary = descent.run(spec)
+    assert bool(summary["tuned"].item()) and summary["lr"].item() == pytest.approx([1e-4, 1e-3, 1e-2, 1e-1][best])

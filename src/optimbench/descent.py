@@ -98,16 +98,41 @@ def summarize(spec: dict, fn, trajectory: pd.DataFrame, converged: bool) -> pd.D
         "reached_minimum": bool(finite and distance < REACHED_DISTANCE)}])
 
 
+def tuned_descent(fn, start, entry, kwargs, search: dict, **common) -> tuple[pd.DataFrame, bool, pd.DataFrame]:
+    """The budgeted learning-rate search of a descent group (as pytorch-optimizer's visualisations choose
+    each optimizer's lr): `search["trials"]` learning rates log-spaced over [low, high], each run for the
+    full budget; the lowest final function value wins (a diverged run loses, ties go to the smaller lr).
+    Returns the winner's (trajectory, converged) and every trial's lr and final value."""
+    trials, best = [], None
+    for lr in np.geomspace(search["low"], search["high"], search["trials"]):
+        trajectory, converged = optimizer_descent(fn, start, entry, {**kwargs, "lr": float(lr)}, **common)
+        final = trajectory["f"].iloc[-1]
+        score = final if np.isfinite(final) and np.isfinite(trajectory[["x", "y"]].iloc[-1]).all() else np.inf
+        trials.append({"lr": float(lr), "final_f": final, "score": score})
+        if best is None or score < best[0]:
+            best = (score, trajectory, converged, float(lr))
+    return best[1], best[2], pd.DataFrame(trials).assign(selected=lambda t: t["lr"] == best[3])
+
+
 def run(spec: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Run one descent job from its spec; returns (trajectory, summary)."""
+    """Run one descent job from its spec; returns (trajectory, summary). With spec["tune"] (optimizer kind),
+    the learning rate is chosen by tuned_descent and the summary records it and every lr tried."""
     fn = functions.get(spec["function"])
     common = dict(scheme=spec["gradient"], h=spec["h"], tol=spec["tol"], max_epochs=spec["max_epochs"])
+    tried = None
     if spec["kind"] == "article":
         trajectory, converged = article_descent(fn, spec["start"], spec["lr"], spec.get("momentum"), **common)
+    elif spec.get("tune"):
+        trajectory, converged, tried = tuned_descent(fn, spec["start"], spec["optimizer"], spec.get("kwargs", {}),
+                                                     spec["tune"], **common)
+        spec = {**spec, "lr": float(tried.loc[tried["selected"], "lr"].iloc[0])}
     else:
         trajectory, converged = optimizer_descent(fn, spec["start"], spec["optimizer"], spec.get("kwargs", {}),
                                                   **common)
-    return trajectory, summarize(spec, fn, trajectory, converged)
+    summary = summarize(spec, fn, trajectory, converged)
+    summary["tuned"] = tried is not None
+    summary["lrs_tried"] = "" if tried is None else " ".join(f"{lr:.3g}:{f:.4g}" for lr, f in zip(tried["lr"], tried["final_f"]))
+    return trajectory, summary
 
 
 # descent's --spec (one job of a descent group, see config/schema.yaml's descent section).
@@ -130,6 +155,7 @@ SPEC_OPTIONAL = {
     "optimizer": "optimizer kind: registry entry {class, kwargs, demon}",
     "kwargs": "optimizer kind: keyword arguments overriding the entry's",
     "group": "the descent group's name (recorded)",
+    "tune": "optimizer kind: {trials, low, high}: choose the lr among `trials` log-spaced values by the final value",
 }
 
 

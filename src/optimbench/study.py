@@ -163,6 +163,8 @@ def descent_spec(config: dict, group: dict, function: str, method: str, gradient
         overrides = group.get("kwargs", {})
         spec.update(kind="optimizer", optimizer={k: entry[k] for k in ENTRY_RESULT_KEYS if k in entry},
                     kwargs=overrides, lr=overrides.get("lr", entry.get("kwargs", {}).get("lr")))
+        if group.get("tune"):
+            spec["tune"] = group["tune"]
     return spec
 
 
@@ -254,7 +256,10 @@ def plan(config: dict) -> Plan:
                                  spec=train_spec(config, optimizer, seed, data_file),
                                  execution={k: train[k] for k in TRAIN_EXECUTION_KEYS if k in train}))
     descents = []
-    for group in config["descent"]["groups"]:
+    for i, group in enumerate(config["descent"]["groups"]):
+        search = group.get("tune")
+        if search and not search["low"] < search["high"]:
+            raise ConfigError(f"descent.groups[{i}].tune = {search}: the range is empty; give low < high")
         for function in group["functions"]:
             for method in group["methods"]:
                 for gradient in group["gradients"]:
@@ -306,6 +311,14 @@ def tune_plan(config: dict, data_file: str, stem: str) -> dict:
     if unknown:
         raise ConfigError(f"tune.optimizers: {unknown} are not in the optimizers table; known: "
                           f"{sorted(config['optimizers'])}")
+    from optimbench.data import split_sizes
+
+    n_train = split_sizes(config["data"])[0]
+    if not 10 <= tune["validation_size"] <= n_train - train["batch_size"]:
+        raise ConfigError(f"tune.validation_size = {tune['validation_size']}: the {n_train:,} training images of "
+                          f"data.source {config['data']['source']!r} must keep at least one batch "
+                          f"({train['batch_size']}) for training and give at least 10 for validation; "
+                          f"choose a size between 10 and {n_train - train['batch_size']}")
     split_file = f"resources/data/{stem}-validation-{tune['validation_size']}-seed{tune['split_seed']}.json"
     spaces, trials, selections, finals = {}, [], {}, []
     for optimizer in optimizers:

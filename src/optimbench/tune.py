@@ -135,10 +135,10 @@ def trial_settings(space: dict, n: int, sampler: str, seed: int) -> list[dict]:
             if name == SCHEDULE_FACTOR:
                 choices = factor["choices"]
                 setting[name] = choices[min(int(u * len(choices)), len(choices) - 1)]
-            elif factor.get("log", True):
-                setting[name] = float(np.exp(np.log(factor["low"]) + u * (np.log(factor["high"]) - np.log(factor["low"]))))
+            elif factor.get("log", True):  # 6 significant digits: a grid point reads 0.001, not 0.0010000000000000002
+                setting[name] = float(f"{np.exp(np.log(factor['low']) + u * np.log(factor['high'] / factor['low'])):.6g}")
             else:
-                setting[name] = float(factor["low"] + u * (factor["high"] - factor["low"]))
+                setting[name] = float(f"{factor['low'] + u * (factor['high'] - factor['low']):.6g}")
         settings.append(setting)
     return settings
 
