@@ -17,6 +17,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/descent.smk"
 include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/tune.smk"
 include: "workflow/rules/report.smk"
 
 
@@ -30,6 +31,10 @@ localrules:
     aggregate_descent,
     figures_train,
     figures_descent,
+    validation_split,
+    select,
+    aggregate_tune,
+    figures_tune,
     report,
 
 
@@ -39,3 +44,4 @@ rule all:
         REPORT_HTML,
         PLAN.train_files("metrics.csv"),
         PLAN.descent_files("summary.csv"),
+        PLAN.tuned_files("metrics.csv"),

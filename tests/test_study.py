@@ -116,3 +116,33 @@ def test_missing_runs_lists_every_result_not_on_disk(tmp_path, capsys):
         study.main([str(ROOT / "config.yaml"), str(config_file), "--missing", "--workdir", str(tmp_path)])
     out = capsys.readouterr().out
     assert "1 run(s) of this study have no results yet" in out and "seed1/metrics.csv" in out and "make study" in out
+
+
+def test_tuning_plans_trials_selections_and_final_runs():
+    config = load(data={"source": "digits"}, train={"optimizers": ["SGD", "Adam"], "seeds": [0, 1]},
+                  tune={"enabled": True, "trials": 3, "validation_size": 300, "epochs": 2, "sampler": "grid",
+                        "optimizers": ["Adam"], "space": {"Adam": {"lr": {"low": 1e-3, "high": 1e-1}}}})
+    plan = study.plan(config)
+    trials = plan.tune["trials"]
+    assert [(t["optimizer"], t["trial"]) for t in trials] == [("Adam", 0), ("Adam", 1), ("Adam", 2)]
+    assert [t["spec"]["optimizer"]["kwargs"]["lr"] for t in trials] == pytest.approx([1e-3, 1e-2, 1e-1])
+    assert all(t["spec"]["epochs"] == 2 and t["spec"]["test"] == "never" for t in trials)
+    assert trials[0]["spec"]["validation"] == plan.tune["split_file"] and "-validation-300-seed0" in plan.tune["split_file"]
+    assert trials[1]["dir"] == "results/tune/digits/resnet18_article/Adam/trial1"
+    assert plan.tune["selections"] == {"Adam": "results/tune/digits/resnet18_article/Adam/selected.json"}
+    finals = plan.tune["finals"]
+    assert [(r.optimizer, r.seed) for r in finals] == [("Adam", 0), ("Adam", 1)]
+    assert finals[0].spec["test"] == "final" and finals[0].dir == "results/tuned/train/digits/resnet18_article/Adam/seed0"
+    assert "execution" not in json.loads(plan.to_json())["tune"]["finals"][0]
+
+
+@pytest.mark.parametrize("tune_cfg, message", [
+    ({"validation_size": 1340}, "tune.validation_size = 1340: the 1,348 training images"),
+    ({"optimizers": ["Adamm"]}, "tune.optimizers: \\['Adamm'\\] are not in the optimizers table"),
+    ({"space": {"default": {"lrr": {"low": 0.1, "high": 1}}}}, "tune.space.default.lrr"),
+    ({"space": {"default": {"lr": {"low": 0.0, "high": 1}}}}, "log range must stay above 0"),
+])
+def test_bad_tuning_settings_are_refused_before_any_job(tune_cfg, message):
+    with pytest.raises(study_config.ConfigError, match=message):
+        study.plan(load(data={"source": "digits"}, train={"optimizers": ["SGD"]},
+                        tune={"enabled": True, "validation_size": 300, **tune_cfg}))

@@ -466,16 +466,59 @@ def aggregate_descent(plan: dict, out_dir) -> dict[str, pd.DataFrame]:
     return tables
 
 
+def rankings(default: pd.DataFrame, tuned: pd.DataFrame) -> pd.DataFrame:
+    """The default-hyperparameter ranking beside the tuned one (optimizer_summary tables), by optimizer."""
+    columns = ["optimizer", "rank", "final_test_acc", "final_test_acc_ci_low", "final_test_acc_ci_high",
+               "separated_from_best", "divergences"]
+    both = default[columns].merge(tuned[columns], on="optimizer", how="outer", suffixes=("_default", "_tuned"))
+    return both.sort_values(["rank_tuned", "optimizer"]).reset_index(drop=True)
+
+
+def aggregate_tune(plan: dict, out_dir) -> dict[str, pd.DataFrame]:
+    """The tuning stage's tables (SPEC §2.8): every trial, each selection (with a warning when it sits at the
+    edge of its range), budget curves, the final runs' tables and claims, and the two rankings side by side."""
+    from optimbench import tune
+
+    out_dir = Path(out_dir)
+    settings, stage = plan["settings"], plan["tune"]
+    confidence = settings["confidence"]
+    trials = tune.trials_table(plan)
+    selections = []
+    for optimizer, path in stage["selections"].items():
+        chosen = json.loads(Path(path).read_text())
+        selections.append({"optimizer": optimizer, "trial": chosen["trial"],
+                           "setting": json.dumps(chosen["setting"], sort_keys=True), "criterion": chosen["criterion"],
+                           "score": chosen["score"], "all_trials_diverged": chosen["all_diverged"],
+                           "at_edge": "; ".join(chosen["at_edge"])})
+    selection = pd.DataFrame(selections)
+    chosen = set(zip(selection["optimizer"], selection["trial"]))
+    trials["selected"] = [(o, t) in chosen for o, t in zip(trials["optimizer"], trials["trial"])]
+    finals = [{**run, "spec": tune.apply_selection(run["spec"], json.loads(Path(stage["selections"][run["optimizer"]])
+                                                                          .read_text()))} for run in stage["finals"]]
+    wide = load_runs([run["dir"] for run in finals])
+    seeds = per_seed_summary(wide, settings["target_accuracy"])
+    summary = optimizer_summary(seeds, confidence)
+    default = pd.read_parquet(out_dir / "optimizer_summary.parquet")
+    tables = {"tune_trials": trials, "tune_selection": selection,
+              "budget_curves": tune.budget_curves(trials, stage["select_by"]), "tuned_runs": runs_table(finals),
+              "tuned_seed_summary": seeds, "tuned_optimizer_summary": summary,
+              "tuned_claims": claims_table(seeds, confidence), "rankings": rankings(default, summary)}
+    for name, frame in tables.items():
+        write_table(frame, out_dir, name)
+    return tables
+
+
 def main(argv=None) -> None:
     from optimbench.study import read_plan
 
     parser = argparse.ArgumentParser(description="Aggregate the training runs or the descent runs of a study.")
-    parser.add_argument("stage", choices=["train", "descent"])
+    parser.add_argument("stage", choices=["train", "descent", "tune"])
     parser.add_argument("--plan", required=True, help="the study's plan.json (the `plan` rule writes it)")
     parser.add_argument("--out", required=True, help="tables folder")
     args = parser.parse_args(argv)
     plan = read_plan(args.plan)
-    tables = aggregate_train(plan, args.out) if args.stage == "train" else aggregate_descent(plan, args.out)
+    stages = {"train": aggregate_train, "descent": aggregate_descent, "tune": aggregate_tune}
+    tables = stages[args.stage](plan, args.out)
     for name, frame in tables.items():
         print(f"{args.out}/{name}: {len(frame)} rows")
 

@@ -66,7 +66,7 @@ def curves(stats: pd.DataFrame, colours: dict, path: Path, confidence: float = 0
 
 
 def final_accuracy(summary: pd.DataFrame, seeds: pd.DataFrame, colours: dict, path: Path,
-                   confidence: float = 0.95) -> list[Path]:
+                   confidence: float = 0.95, formats=("png", "svg")) -> list[Path]:
     """Final test accuracy per optimizer, best first: the mean with the tables' interval, each seed a dot
     (a diverged seed scores 0 and is drawn as a cross)."""
     order = summary.sort_values(["rank", "optimizer"])
@@ -86,7 +86,7 @@ def final_accuracy(summary: pd.DataFrame, seeds: pd.DataFrame, colours: dict, pa
     ax.set_ylim(-0.02, 1.02)
     ax.set(title=f"Final test accuracy (diamond: mean, bar: {_interval_label(confidence)};\n"
                  "dots: seeds, crosses: diverged seeds scored 0)", ylabel="test accuracy")
-    return save(fig, path)
+    return save(fig, path, formats)
 
 
 def generalisation_gap(stats: pd.DataFrame, colours: dict, path: Path) -> list[Path]:
@@ -136,6 +136,53 @@ def train_figures(plan: dict, tables_dir, out_dir) -> list[Path]:
             + final_accuracy(summary, seeds, colours, out_dir / "final_accuracy", confidence)
             + generalisation_gap(stats, colours, out_dir / "generalisation_gap")
             + time_to_target(summary, colours, target, out_dir / "time_to_target", confidence))
+
+
+# ---------------------------------------------------------------- tuned comparison
+def sensitivity(trials: pd.DataFrame, colours: dict, criterion: str, path: Path) -> list[Path]:
+    """Validation score of every trial against its learning rate, one line per optimizer (DeepOBS-style);
+    the selected trial ringed; a diverged trial drawn as a cross at the bottom."""
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    floor = np.nanmin(trials["score"]) if trials["score"].notna().any() else 0.0
+    for name, group in trials.sort_values("lr").groupby("optimizer", sort=False):
+        finished = group[group["score"].notna()]
+        ax.plot(finished["lr"], finished["score"], "o-", color=colours[name], label=name)
+        failed = group[group["score"].isna()]
+        ax.plot(failed["lr"], np.full(len(failed), floor), "x", color=colours[name], ms=8)
+        chosen = group[group["selected"]]
+        ax.plot(chosen["lr"], chosen["score"], "o", ms=14, mfc="none", mec=colours[name])
+    ax.set_xscale("log")
+    ax.set(title=f"Sensitivity: {criterion} of every trial (ring: selected; cross: diverged)",
+           xlabel="learning rate", ylabel=criterion)
+    ax.legend(fontsize="small")
+    return save(fig, path, formats=("png",))
+
+
+def budget_curves(curves: pd.DataFrame, colours: dict, criterion: str, path: Path) -> list[Path]:
+    """Expected best validation score after k trials, per optimizer (Dodge et al. 2019)."""
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for name, group in curves.groupby("optimizer", sort=False):
+        ax.plot(group["k"], group["expected_best"], "o-", color=colours[name], label=name)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set(title=f"Budget curves: expected best {criterion} after k trials", xlabel="trials (k)",
+           ylabel=f"expected best {criterion}")
+    ax.legend(fontsize="small")
+    return save(fig, path, formats=("png",))
+
+
+def tune_figures(plan: dict, tables_dir, out_dir) -> list[Path]:
+    """The tuned comparison's figures: sensitivity, budget curves, the selected settings' final accuracy."""
+    tables_dir, out_dir = Path(tables_dir), Path(out_dir)
+    criterion, confidence = plan["tune"]["select_by"], plan["settings"]["confidence"]
+    colours = palette(plan["settings"]["train"]["optimizers"] + plan["tune"]["optimizers"])
+    trials = pd.read_parquet(tables_dir / "tune_trials.parquet")
+    written = sensitivity(trials, colours, criterion, out_dir / "sensitivity")
+    written += budget_curves(pd.read_parquet(tables_dir / "budget_curves.parquet"), colours, criterion,
+                             out_dir / "budget_curves")
+    written += final_accuracy(pd.read_parquet(tables_dir / "tuned_optimizer_summary.parquet"),
+                              pd.read_parquet(tables_dir / "tuned_seed_summary.parquet"), colours,
+                              out_dir / "tuned_final_accuracy", confidence, formats=("png",))
+    return written
 
 
 # ---------------------------------------------------------------- descent
@@ -230,16 +277,16 @@ def main(argv=None) -> None:
     from optimbench.study import read_plan
 
     parser = argparse.ArgumentParser(description="Draw the study's figures.")
-    parser.add_argument("stage", choices=["train", "descent"])
+    parser.add_argument("stage", choices=["train", "descent", "tune"])
     parser.add_argument("--plan", required=True, help="the study's plan.json")
     parser.add_argument("--tables", help="tables folder (stage train)")
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
     plan = read_plan(args.plan)
-    if args.stage == "train":
+    if args.stage in ("train", "tune"):
         if not args.tables:
-            parser.error("stage train needs --tables")
-        written = train_figures(plan, args.tables, args.out)
+            parser.error(f"stage {args.stage} needs --tables")
+        written = (train_figures if args.stage == "train" else tune_figures)(plan, args.tables, args.out)
     else:
         written = descent_figures(plan, args.out)
     print(f"wrote {len(written)} files into {args.out}")

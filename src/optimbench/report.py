@@ -127,6 +127,30 @@ def mismatch_warning(runs: pd.DataFrame) -> str:
             + "\n".join(lines))
 
 
+def tuning_summary(rankings: pd.DataFrame, default_claims: pd.DataFrame, tuned_claims: pd.DataFrame,
+                   selection: pd.DataFrame) -> str:
+    """Whether tuning on the validation split changed the answer: the best optimizer at default and tuned
+    settings, each claim whose verdict changed, and the selections at the edge of their search range."""
+    if rankings.empty:
+        return "No tuned runs were found."
+    tuned = rankings.sort_values(["rank_tuned", "optimizer"]).iloc[0]
+    default = rankings.sort_values(["rank_default", "optimizer"]).iloc[0]
+    lines = [f"- Best after tuning: **{tuned.optimizer}** ({tuned.final_test_acc_tuned:.4f}); at default settings: "
+             f"**{default.optimizer}** ({default.final_test_acc_default:.4f})"
+             + (" — tuning did not change the winner." if tuned.optimizer == default.optimizer
+                else " — tuning changed the winner.")]
+    both = default_claims.merge(tuned_claims, on="claim", suffixes=("_default", "_tuned"))
+    changed = both[both["verdict_default"] != both["verdict_tuned"]]
+    lines.append(f"- The article's claims: {len(changed)} of {len(both)} verdicts change with tuning"
+                 + ("." if changed.empty else ": " + "; ".join(
+                     f"{r.claim}: {r.verdict_default} → {r.verdict_tuned}" for r in changed.itertuples())))
+    edges = selection[selection["at_edge"].astype(str) != ""]
+    if len(edges):
+        lines.append("- **Selected at the edge of the search range** (widen it): "
+                     + "; ".join(f"{r.optimizer} {r.at_edge}" for r in edges.itertuples()))
+    return "\n".join(lines)
+
+
 ARTICLE_STUDY = {"optimizers": 7, "seeds": 3, "epochs": 50}  # the study the article's claims need
 
 

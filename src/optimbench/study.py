@@ -163,6 +163,8 @@ def descent_spec(config: dict, group: dict, function: str, method: str, gradient
         overrides = group.get("kwargs", {})
         spec.update(kind="optimizer", optimizer={k: entry[k] for k in ENTRY_RESULT_KEYS if k in entry},
                     kwargs=overrides, lr=overrides.get("lr", entry.get("kwargs", {}).get("lr")))
+        if group.get("tune"):
+            spec["tune"] = group["tune"]
     return spec
 
 
@@ -177,6 +179,7 @@ class Plan:
     train_runs: list[TrainRun]
     descent_runs: list[DescentRun]
     settings: dict  # what the tables and report need (target, confidence, title, the train settings)
+    tune: dict | None = None  # the tuning stage (tune_plan), when tune.enabled
 
     @property
     def tables_dir(self) -> str:
@@ -207,6 +210,19 @@ class Plan:
     def descent_files(self, name: str) -> list[str]:
         return [run.file(name) for run in self.descent_runs]
 
+    def trial(self, optimizer: str, trial) -> dict:
+        return next(t for t in self.tune["trials"] if t["optimizer"] == optimizer and t["trial"] == int(trial))
+
+    def tuned_run(self, optimizer: str, seed) -> TrainRun:
+        return next(r for r in self.tune["finals"] if r.optimizer == optimizer and r.seed == int(seed))
+
+    def trial_files(self, name: str, optimizer: str | None = None) -> list[str]:
+        return [f"{t['dir']}/{name}" for t in (self.tune or {}).get("trials", [])
+                if optimizer is None or t["optimizer"] == optimizer]
+
+    def tuned_files(self, name: str) -> list[str]:
+        return [run.file(name) for run in (self.tune or {}).get("finals", [])]
+
     def descent_functions(self) -> list[str]:
         return sorted({run.function for run in self.descent_runs})
 
@@ -214,7 +230,7 @@ class Plan:
         """The plan as the stages downstream of the runs read it: what the runs are and compute. Execution
         settings are left out, so changing them (threads, compile) rewrites nothing downstream."""
         plain = asdict(self)
-        for run in plain["train_runs"]:
+        for run in plain["train_runs"] + (plain["tune"]["finals"] if plain["tune"] else []):
             del run["execution"]
         return json.dumps(plain, sort_keys=True, indent=1)
 
@@ -240,7 +256,10 @@ def plan(config: dict) -> Plan:
                                  spec=train_spec(config, optimizer, seed, data_file),
                                  execution={k: train[k] for k in TRAIN_EXECUTION_KEYS if k in train}))
     descents = []
-    for group in config["descent"]["groups"]:
+    for i, group in enumerate(config["descent"]["groups"]):
+        search = group.get("tune")
+        if search and not search["low"] < search["high"]:
+            raise ConfigError(f"descent.groups[{i}].tune = {search}: the range is empty; give low < high")
         for function in group["functions"]:
             for method in group["methods"]:
                 for gradient in group["gradients"]:
@@ -253,7 +272,78 @@ def plan(config: dict) -> Plan:
                 "train": {k: train[k] for k in TRAIN_RESULT_KEYS + ("model", "seeds", "optimizers")},
                 "data_source": config["data"]["source"], "dataset": dataset}
     return Plan(results_dir=results, data_file=data_file, data_summary=f"resources/data/{stem}.json",
-                data_spec=data_spec(config["data"]), train_runs=runs, descent_runs=descents, settings=settings)
+                data_spec=data_spec(config["data"]), train_runs=runs, descent_runs=descents, settings=settings,
+                tune=tune_plan(config, data_file, stem) if config["tune"]["enabled"] else None)
+
+
+TRIAL_DIR = "{results}/tune/{dataset}/{model}/{optimizer}/trial{trial}"
+SELECTION = "{results}/tune/{dataset}/{model}/{optimizer}/selected.json"
+TUNED_DIR = "{results}/tuned/train/{dataset}/{model}/{optimizer}/seed{seed}"
+TUNED_BENCHMARK = "{results}/benchmarks/tuned/{dataset}/{model}/{optimizer}/seed{seed}.tsv"
+
+
+def _optimizer_kwargs(entry: dict) -> set | None:
+    """The keyword arguments an optimizer class accepts (None when it takes **kwargs)."""
+    import inspect
+
+    from optimbench.optim import resolve_class
+
+    parameters = inspect.signature(resolve_class(entry["class"])).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
+        return None
+    return {name for name in parameters if name not in ("self", "params")}
+
+
+def tune_plan(config: dict, data_file: str, stem: str) -> dict:
+    """The tuning stage (SPEC §2.8): the validation split's file, each optimizer's search space and trials
+    (optimbench.tune.trial_settings), where each selection is written, and the final runs over the seeds.
+
+    Raises:
+        ConfigError: an unknown optimizer to tune, or a bad search space (tune.check_space).
+    """
+    from optimbench import tune as tuning
+
+    tune, train = config["tune"], config["train"]
+    results = config["results_dir"]
+    dataset = DATASET_OF_SOURCE[config["data"]["source"]]
+    optimizers = tune["optimizers"] or train["optimizers"]
+    unknown = [o for o in optimizers if o not in config["optimizers"]]
+    if unknown:
+        raise ConfigError(f"tune.optimizers: {unknown} are not in the optimizers table; known: "
+                          f"{sorted(config['optimizers'])}")
+    from optimbench.data import split_sizes
+
+    n_train = split_sizes(config["data"])[0]
+    if not 10 <= tune["validation_size"] <= n_train - train["batch_size"]:
+        raise ConfigError(f"tune.validation_size = {tune['validation_size']}: the {n_train:,} training images of "
+                          f"data.source {config['data']['source']!r} must keep at least one batch "
+                          f"({train['batch_size']}) for training and give at least 10 for validation; "
+                          f"choose a size between 10 and {n_train - train['batch_size']}")
+    split_file = f"resources/data/{stem}-validation-{tune['validation_size']}-seed{tune['split_seed']}.json"
+    spaces, trials, selections, finals = {}, [], {}, []
+    for optimizer in optimizers:
+        space = tuning.search_space(tune, optimizer)
+        where = f"tune.space.{optimizer if optimizer in tune['space'] else 'default'}"
+        tuning.check_space(space, where, _optimizer_kwargs(config["optimizers"][optimizer]))
+        spaces[optimizer] = space
+        base = {**train_spec(config, optimizer, tune["seed"], data_file), "validation": split_file, "test": "never"}
+        base["epochs"] = tune["epochs"] or train["epochs"]
+        for k, setting in enumerate(tuning.trial_settings(space, tune["trials"], tune["sampler"], tune["sampler_seed"])):
+            fields = dict(dataset=dataset, model=train["model"], optimizer=optimizer, trial=k)
+            spec = tuning.apply_selection(base, {"setting": setting, "trial": k})
+            trials.append({**fields, "setting": setting, "dir": TRIAL_DIR.format(results=results, **fields),
+                           "spec": spec})
+        selections[optimizer] = SELECTION.format(results=results, dataset=dataset, model=train["model"],
+                                                 optimizer=optimizer)
+        for seed in train["seeds"]:
+            fields = dict(dataset=dataset, model=train["model"], optimizer=optimizer, seed=int(seed))
+            spec = {**train_spec(config, optimizer, seed, data_file), "validation": split_file, "test": "final"}
+            finals.append(TrainRun(**fields, dir=TUNED_DIR.format(results=results, **fields),
+                                   benchmark=TUNED_BENCHMARK.format(results=results, **fields), spec=spec,
+                                   execution={k: train[k] for k in TRAIN_EXECUTION_KEYS if k in train}))
+    return {"optimizers": optimizers, "split_file": split_file, "validation_size": tune["validation_size"],
+            "split_seed": tune["split_seed"], "select_by": tune["select_by"], "sampler": tune["sampler"],
+            "spaces": spaces, "trials": trials, "selections": selections, "finals": finals}
 
 
 def write_plan(plan_json: str, path) -> None:

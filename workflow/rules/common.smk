@@ -51,8 +51,8 @@ def train_spec(wildcards):
 
 
 def train_execution(wildcards, threads):
-    """How the run executes (compile mode). Taking `threads` makes it a derived param: never a rerun trigger."""
-    return json.dumps(PLAN.train_run(wildcards.optimizer, wildcards.seed).execution, sort_keys=True)
+    """How a run executes (compile mode). Taking `threads` makes it a derived param: never a rerun trigger."""
+    return json.dumps({k: TRAIN[k] for k in study.TRAIN_EXECUTION_KEYS if k in TRAIN}, sort_keys=True)
 
 
 def descent_spec(wildcards):

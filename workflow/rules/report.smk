@@ -5,8 +5,8 @@ rule report:
     input:
         notebook=os.path.join(BASE, "report", "study.ipynb"),
         plan=PLAN_FILE,
-        tables=expand(f"{TABLES}/{{table}}.parquet", table=TRAIN_TABLES + DESCENT_TABLES),
-        figures=rules.figures_train.output + rules.figures_descent.output,
+        tables=expand(f"{TABLES}/{{table}}.parquet", table=TRAIN_TABLES + DESCENT_TABLES + (TUNE_TABLES if TUNE else [])),
+        figures=rules.figures_train.output + rules.figures_descent.output + (rules.figures_tune.output if TUNE else []),
     output:
         executed=f"{R}/report/study.ipynb",
         html=report(REPORT_HTML, caption="../../report/study.rst", category="Report"),
