@@ -303,3 +303,10 @@ def test_command_line_prepares_one_data_set(tmp_path):
                           capture_output=True, text=True, check=True)
     assert f"sha256 {sha256(tmp_path / 'f.npz')}" in done.stdout
     assert load_canonical(tmp_path / "f.npz")["classes"][9] == "Ankle boot"
+
+
+def test_command_line_names_a_missing_source(tmp_path):
+    with pytest.raises(SystemExit, match="source"):
+        formats.main(["--dataset", "ptb", "--spec", "{}", "--out", str(tmp_path / "p.npz"),
+                      "--summary", str(tmp_path / "p.json")])
+    assert list(tmp_path.iterdir()) == []

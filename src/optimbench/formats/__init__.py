@@ -116,16 +116,25 @@ def prepare(dataset: str, data_cfg: dict, out_npz, out_json) -> dict:
         return fmt.write_canonical(arrays, out_npz, out_json, provenance)
 
 
+SPEC_REQUIRED = {"source": "download | archive | synthetic | digits (digits: mnist and cifar10 only)"}
+SPEC_OPTIONAL = {"download_dir": "source download: where the download goes (resources/downloads)",
+                 "archive": "source archive: the data set's downloaded file or folder",
+                 "synthetic": "source synthetic: the generator's settings (train_size, test_size, seed, ...)",
+                 "digits": "source digits: {test_fraction (0.25), seed (0)}"}
+
+
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description="Prepare one data set's canonical file from a configured source.")
+    from optimbench.cli import read_spec, spec_help
+
+    parser = argparse.ArgumentParser(description="Prepare one data set's canonical file from a configured source.",
+                                     epilog=spec_help(SPEC_REQUIRED, SPEC_OPTIONAL),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", required=True, choices=sorted(FORMATS))
     parser.add_argument("--spec", required=True, help="the data source settings as JSON (or a JSON/YAML file)")
     parser.add_argument("--out", required=True, help="canonical .npz to write")
     parser.add_argument("--summary", required=True, help="JSON summary (sha256, counts) to write")
     args = parser.parse_args(argv)
-    from optimbench.cli import read_spec
-
-    summary = prepare(args.dataset, read_spec(args.spec), args.out, args.summary)
+    summary = prepare(args.dataset, read_spec(args.spec, SPEC_REQUIRED, SPEC_OPTIONAL), args.out, args.summary)
     print(f"wrote {args.out}: sha256 {summary['sha256']}")
 
 
