@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from optimbench import descent, functions
@@ -181,3 +182,13 @@ def test_a_tuned_descent_keeps_the_learning_rate_that_ends_lowest():
             "tol": 0.0, "max_epochs": 60, "start": [-1.2, 1.0], "optimizer": entry, "tune": search}
     _, summary = descent.run(spec)
     assert bool(summary["tuned"].item()) and summary["lr"].item() == pytest.approx([1e-4, 1e-3, 1e-2, 1e-1][best])
+
+
+def test_a_trajectory_file_carries_its_runs_identity(tmp_path):
+    spec = {"function": "beale", "method": "Adam.v2", "gradient": "central", "kind": "optimizer", "h": 1e-3,
+            "tol": 0.0, "start": [1.0, 1.0], "max_epochs": 3, "optimizer": {"class": "Adam"}, "group": "g-1"}
+    descent.main(["--spec", json.dumps(spec), "--trajectory", str(tmp_path / "t.csv"), "--summary", str(tmp_path / "s.csv")])
+    trajectory = pd.read_csv(tmp_path / "t.csv")
+    assert list(trajectory.columns[:4]) == ["group", "function", "method", "gradient"] and len(trajectory) == 4
+    assert trajectory[["group", "function", "method", "gradient"]].drop_duplicates().values.tolist() == [
+        ["g-1", "beale", "Adam.v2", "central"]]

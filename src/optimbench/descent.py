@@ -18,6 +18,7 @@ from optimbench import functions
 from optimbench.io import write_csv
 
 TRAJECTORY_COLUMNS = ["epoch", "x", "y", "f", "grad_x", "grad_y", "step"]
+IDENTITY = ("group", "function", "method", "gradient")
 REACHED_DISTANCE = 0.05  # a run "reached the minimum" when it ends this close to a global minimum
 
 
@@ -182,8 +183,10 @@ def main(argv=None) -> None:
     parser.add_argument("--summary", required=True, help="one-row CSV summary")
     args = parser.parse_args(argv)
 
-    trajectory, summary = run(read_descent_spec(args.spec))
-    write_csv(Path(args.trajectory), trajectory)
+    spec = read_descent_spec(args.spec)
+    trajectory, summary = run(spec)
+    identity = {key: spec.get(key) for key in IDENTITY}  # the run's identity travels inside its files
+    write_csv(Path(args.trajectory), trajectory.assign(**identity)[list(IDENTITY) + TRAJECTORY_COLUMNS])
     write_csv(Path(args.summary), summary)
     row = summary.iloc[0]
     print(f"{row.function}/{row.method}/{row.gradient}: {row.epochs} epochs, converged {row.converged}, "
