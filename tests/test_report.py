@@ -31,9 +31,9 @@ def test_training_conclusion_names_best_worst_ties_and_divergences():
 def test_ranking_lists_every_optimizer_with_its_interval():
     text = report.ranking(summary(), 0.95)
     lines = text.splitlines()[2:]
-    assert lines == ["1. **Adam**: 0.9100 [0.8800, 0.9400] over 3 seed(s)",
-                     "2. **SGD**: 0.9000 [0.8500, 0.9500] over 3 seed(s) — not separated from the best by these seeds",
-                     "3. **Boom**: 0.0000 [0.0000, 0.0000] over 3 seed(s), **3 diverged** (scored 0) — below the best"]
+    assert lines == ["- rank 1: **Adam**: 0.9100 [0.8800, 0.9400] over 3 seed(s)",
+                     "- rank 2: **SGD**: 0.9000 [0.8500, 0.9500] over 3 seed(s) — not separated from the best by these seeds",
+                     "- rank 3: **Boom**: 0.0000 [0.0000, 0.0000] over 3 seed(s), **3 diverged** (scored 0) — below the best"]
 
 
 def test_claims_summary_counts_each_verdict():
@@ -76,3 +76,17 @@ def test_study_heading_names_the_data_and_model_the_runs_used():
     runs = pd.DataFrame({"dataset": ["digits"], "model": ["resnet18_cifar"], "width": [8], "train_images": [1347],
                          "test_images": [450]})
     assert report.study_heading(runs) == "digits, resnet18_cifar (width 8, 1,347 training / 450 test images)"
+
+
+def test_tuning_summary_says_whether_tuning_changed_the_answer():
+    rankings = pd.DataFrame({"optimizer": ["SGD", "Adam"], "rank_default": [2.0, 1.0], "rank_tuned": [1.0, 2.0],
+                             "final_test_acc_default": [0.80, 0.85], "final_test_acc_tuned": [0.90, 0.86]})
+    default = pd.DataFrame({"claim": ["a", "b", "c"], "verdict": ["holds", "contradicted", "holds"]})
+    tuned = pd.DataFrame({"claim": ["a", "b", "c"], "verdict": ["holds", "holds", "not tested"]})
+    selection = pd.DataFrame({"optimizer": ["SGD", "Adam"], "at_edge": ["lr=1 (highest tried)", ""]})
+    lines = report.tuning_summary(rankings, default, tuned, selection).splitlines()
+    assert lines[0] == ("- Best after tuning: **SGD** (0.9000); at default settings: **Adam** (0.8500) — tuning "
+                        "changed the winner.")
+    assert lines[1] == ("- The article's claims tested both ways: 1 of 2 verdicts change with tuning: b: contradicted "
+                        "→ holds (1 claim(s) name optimizers this tuned study did not run.)")
+    assert lines[2] == "- **Selected at the edge of the search range** (widen it): SGD lr=1 (highest tried)"

@@ -43,7 +43,7 @@ def ranking(summary: pd.DataFrame, confidence: float) -> str:
         diverged = f", **{row.divergences} diverged** (scored 0)" if row.divergences else ""
         separated = "" if row.rank == 1 else (" — below the best" if row.separated_from_best
                                               else " — not separated from the best by these seeds")
-        lines.append(f"{int(row.rank)}. **{row.optimizer}**: {row.final_test_acc:.4f} "
+        lines.append(f"- rank {int(row.rank)}: **{row.optimizer}**: {row.final_test_acc:.4f} "
                      f"{_ci(row.final_test_acc_ci_low, row.final_test_acc_ci_high, '{:.4f}')} over {row.seeds} "
                      f"seed(s){diverged}{separated}")
     return (f"Final test accuracy, mean over seeds with its {confidence:.0%} interval "
@@ -140,10 +140,13 @@ def tuning_summary(rankings: pd.DataFrame, default_claims: pd.DataFrame, tuned_c
              + (" — tuning did not change the winner." if tuned.optimizer == default.optimizer
                 else " — tuning changed the winner.")]
     both = default_claims.merge(tuned_claims, on="claim", suffixes=("_default", "_tuned"))
-    changed = both[both["verdict_default"] != both["verdict_tuned"]]
-    lines.append(f"- The article's claims: {len(changed)} of {len(both)} verdicts change with tuning"
-                 + ("." if changed.empty else ": " + "; ".join(
-                     f"{r.claim}: {r.verdict_default} → {r.verdict_tuned}" for r in changed.itertuples())))
+    tested = both[(both["verdict_default"] != "not tested") & (both["verdict_tuned"] != "not tested")]
+    changed = tested[tested["verdict_default"] != tested["verdict_tuned"]]
+    lines.append(f"- The article's claims tested both ways: {len(changed)} of {len(tested)} verdicts change with "
+                 "tuning" + ("." if changed.empty else ": " + "; ".join(
+                     f"{r.claim}: {r.verdict_default} → {r.verdict_tuned}" for r in changed.itertuples()))
+                 + (f" ({len(both) - len(tested)} claim(s) name optimizers this tuned study did not run.)"
+                    if len(tested) < len(both) else ""))
     edges = selection[selection["at_edge"].astype(str) != ""]
     if len(edges):
         lines.append("- **Selected at the edge of the search range** (widen it): "

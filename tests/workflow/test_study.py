@@ -92,7 +92,7 @@ def test_report_opens_with_the_answer_and_holds_the_numbers(study):
     summary = pd.read_parquet(study[0] / "results/tables/optimizer_summary.parquet")
     best = summary.sort_values("rank").iloc[0]
     first_screen = body[answer:setup]
-    assert f"<li><strong>{best.optimizer}</strong>: {best.final_test_acc:.4f}" in first_screen
+    assert f"<li>rank 1: <strong>{best.optimizer}</strong>: {best.final_test_acc:.4f}" in first_screen
     assert "claims:" in first_screen and "CPU core-hours" in first_screen and "Descent" in first_screen
     assert "Training study: digits, resnet18_cifar (width 8" in html and "CIFAR study" not in html
     for row in summary.itertuples():
