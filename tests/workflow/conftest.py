@@ -3,7 +3,7 @@
 import pytest
 
 from helpers import snakemake, write_config
-from workflow_study import ARTICLE_METHODS, EPOCHS, GRADIENTS, OPTIMIZERS, SEEDS, TARGET
+from workflow_study import ARTICLE_METHODS, EPOCHS, GRADIENTS, OPTIMIZERS, SEEDS, TARGET, TRIALS, TUNED
 
 
 def tiny_config(**changes) -> dict:
@@ -16,7 +16,9 @@ def tiny_config(**changes) -> dict:
         "descent": {"max_epochs": 500, "groups": [
             {"name": "article", "functions": ["ackley"], "methods": ARTICLE_METHODS, "gradients": GRADIENTS},
             {"name": "optimizers", "functions": ["ackley"], "methods": OPTIMIZERS, "gradients": ["autograd"],
-             "early_stop": False, "max_epochs": 100}]}}
+             "early_stop": False, "max_epochs": 100}]},
+        "tune": {"enabled": True, "optimizers": TUNED, "trials": TRIALS, "sampler": "sobol", "epochs": 1,
+                 "validation_size": 200, "space": {"Adam": {"lr": {"low": 1e-4, "high": 1e-1}}}}}
     for key, value in changes.items():
         sections[key] = {**sections.get(key, {}), **value} if isinstance(value, dict) else value
     return sections

@@ -83,8 +83,8 @@ def test_report_opens_with_the_answer_and_holds_the_numbers(study):
     html = (study[0] / "results/report/study.html").read_text()
     title = re.search(r"<title>(.*?)</title>", html).group(1)
     assert title == "optimbench: optimizers on CIFAR-10 and the Ackley function"  # report.title, not a temp name
-    pngs = embedded_pngs(html)  # Ackley views, Ackley runs, the four training figures
-    assert len(pngs) == 6 and all(p.startswith(b"\x89PNG\r\n\x1a\n") and len(p) > 5000 for p in pngs)
+    pngs = embedded_pngs(html)  # Ackley views, Ackley runs, the four training figures, the three tuning figures
+    assert len(pngs) == 9 and all(p.startswith(b"\x89PNG\r\n\x1a\n") and len(p) > 5000 for p in pngs)
     assert 'id="ackley-3d"' in html and "Plotly.newPlot" in html  # the interactive view, plotly.js inlined
     assert "<script src=\"http" not in html  # self-contained: nothing fetched from the network
     body = html.split("<body")[1]

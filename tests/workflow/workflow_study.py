@@ -10,3 +10,6 @@ TARGET = 0.4
 ARTICLE_METHODS = ["article-vanilla", "article-momentum-0.1"]
 GRADIENTS = ["as-printed", "central"]
 DESCENT_RUNS = len(ARTICLE_METHODS) * len(GRADIENTS) + len(OPTIMIZERS)
+# Tuning: Adam alone, three Sobol trials of one epoch on a 200-image validation split, then its seeds.
+TUNED = ["Adam"]
+TRIALS = 3
