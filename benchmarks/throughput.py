@@ -174,7 +174,7 @@ from optimbench import train
 stamps.append(time.time())
 spec = json.loads(sys.argv[1])
 device = train.resolve_device(spec["device"])
-train_data, test_data, classes = train.load_data(spec, device)
+*_, classes = train.load_data(spec, device)  # (train, validation, test, classes)
 stamps.append(time.time())
 train.build_training(spec, device, classes, total_steps=1)
 stamps.append(time.time())
