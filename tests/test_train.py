@@ -382,3 +382,19 @@ def test_a_killed_bf16_run_resumes_bit_identically(tiny_spec, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in b)
     fp32 = train.run({**spec, "bf16": "off"}, tmp_path / "fp32", threads=1).drop(columns=TIMING)
     assert (fp32["train_loss"] - straight["train_loss"]).abs().max() > 1e-4  # bf16 was in effect
+
+
+def test_a_checkpoint_from_a_cpu_that_resolved_auto_otherwise_is_not_resumed(tiny_spec, tmp_path, monkeypatch, capsys):
+    """`auto` resolved to bf16 on one CPU, fp32 on another: the fingerprint holds what it resolved to, so a
+    checkpoint made on the other kind of CPU is not resumed with another precision half-way."""
+    spec = {**tiny_spec, "bf16": "auto"}
+    monkeypatch.setattr(train.hardware, "cpu_flags", lambda: frozenset({"avx2", "avx512f", "avx512_bf16"}))
+    run_interrupted_after(spec, tmp_path / "run", 1, monkeypatch)
+    assert (tmp_path / "run" / train.CHECKPOINT).exists()
+    monkeypatch.setattr(train.hardware, "cpu_flags", lambda: frozenset({"avx2"}))
+    metrics = train.run(spec, tmp_path / "run")
+    info = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert info["resumed_after_epoch"] is None and info["bf16"] is False
+    assert "another configuration" in capsys.readouterr().err
+    fp32 = train.run({**spec, "bf16": "off"}, tmp_path / "fp32")
+    pd.testing.assert_frame_equal(metrics.drop(columns=TIMING), fp32.drop(columns=TIMING), check_exact=True)

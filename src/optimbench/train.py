@@ -345,7 +345,10 @@ def run(spec: dict, out_dir, threads: int = 1, save_model: bool = True) -> pd.Da
     train_data, validation, test_data, num_classes = load_data(spec, device)
     steps_per_epoch = math.ceil(len(train_data) / spec["batch_size"])
     training = build_training(spec, device, num_classes, spec["epochs"] * steps_per_epoch)
-    fingerprint, ckpt_path = spec_hash(spec), out_dir / CHECKPOINT
+    # What `auto` resolved to belongs to the fingerprint: resuming on a CPU of another kind (a mixed cluster)
+    # must not switch a run's precision or layout half-way.
+    resolved = {"bf16": training.bf16, "channels_last": training.channels_last, "device": device.type}
+    fingerprint, ckpt_path = spec_hash({**spec, "resolved": resolved}), out_dir / CHECKPOINT
     rows, start_epoch = resume(ckpt_path, fingerprint, training, device)
     startup_seconds = process_age()  # interpreter, imports, data load, model build: a fixed cost per run
 
