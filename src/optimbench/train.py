@@ -32,7 +32,7 @@ from optimbench.optim import build_optimizer, schedules
 # The article's normalisation (SPEC §1.2), on the 0..255 scale.
 MEAN = (129.3, 124.1, 112.4)
 STD = (68.2, 65.4, 70.4)
-METRIC_COLUMNS = ["epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr",
+METRIC_COLUMNS = ["epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "momentum",
                   "epoch_seconds", "eval_seconds", "samples_per_second", "diverged"]
 CHECKPOINT = "checkpoint.pt"
 
@@ -179,6 +179,15 @@ def restore_rng(states: dict, gen: torch.Generator) -> None:
 
 
 # ---------------------------------------------------------------- the run
+def current_momentum(optimizer: torch.optim.Optimizer) -> float:
+    """The first parameter group's momentum (SGD-style `momentum`, else `betas[0]`: Adam's β1, Demon's
+    decayed β); NaN for an optimizer with neither (Adagrad)."""
+    group = optimizer.param_groups[0]
+    if "momentum" in group:
+        return float(group["momentum"])
+    return float(group["betas"][0]) if "betas" in group else math.nan
+
+
 def load_data(spec: dict, device: torch.device) -> tuple[DeviceData, DeviceData, int]:
     arrays = data_mod.load_canonical(spec["data"])
     n_train, n_test = spec.get("train_subset"), spec.get("test_subset")
@@ -268,7 +277,8 @@ def epoch_row(spec, training: Training, epoch: int, train_data, test_data, bar) 
     test_loss, test_acc = (math.nan, math.nan) if diverged else evaluate(
         training.forward, test_data, training.normalize, spec["eval_batch_size"], training.autocast)
     return {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc, "test_loss": test_loss,
-            "test_acc": test_acc, "lr": training.optimizer.param_groups[0]["lr"], "epoch_seconds": seconds,
+            "test_acc": test_acc, "lr": training.optimizer.param_groups[0]["lr"],
+            "momentum": current_momentum(training.optimizer), "epoch_seconds": seconds,
             "eval_seconds": time.perf_counter() - tic, "samples_per_second": len(train_data) / seconds,
             "diverged": diverged}
 
