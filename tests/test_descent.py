@@ -89,3 +89,17 @@ def test_a_diverging_optimizer_is_recorded():
     traj, summary = descent.run(spec)
     assert summary.iloc[0].diverged and not summary.iloc[0].reached_minimum
     assert len(traj) < 201  # stopped at the first non-finite point
+
+
+def test_demon_decays_momentum_over_the_epoch_cap():
+    """Demon SGDM on QUAD: step k uses β of step k-1, β_t = β0(1 - t/T)/((1 - β0) + β0(1 - t/T)), T = max_epochs."""
+    beta0, lr, cap = 0.9, 0.1, 8
+    traj, _ = descent.optimizer_descent(QUAD, (1.0, -2.0), {"class": "SGD", "demon": True},
+                                        {"lr": lr, "momentum": beta0}, "autograd", 1e-3, 0.0, cap)
+    point, buf = np.array([1.0, -2.0]), None
+    for epoch in range(1, cap + 1):
+        remaining = 1 - (epoch - 1) / cap
+        beta = beta0 * remaining / ((1 - beta0) + beta0 * remaining)
+        buf = point.copy() if buf is None else beta * buf + point  # QUAD's gradient is the point
+        point = point - lr * buf
+        np.testing.assert_allclose(traj.loc[epoch, ["x", "y"]].to_numpy(float), point, rtol=1e-12)
