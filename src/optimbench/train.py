@@ -139,7 +139,6 @@ def train_epoch(model, optimizer, steppers, data: DeviceData, normalize, batch_s
         yield loss_sum, correct
 
 
-@torch.no_grad()
 def evaluate(model, data: DeviceData, normalize, batch_size, autocast):
     """Mean loss and accuracy on un-augmented data (the article re-augments its test set; we do not)."""
     model.eval()
@@ -148,7 +147,7 @@ def evaluate(model, data: DeviceData, normalize, batch_size, autocast):
     for start in range(0, len(data), batch_size):
         inputs, targets = normalize(data.x[start:start + batch_size]), data.y[start:start + batch_size]
         torch.compiler.cudagraph_mark_step_begin()
-        with autocast():
+        with torch.no_grad(), autocast():  # not a decorator: mutmut (make mutation) skips decorated functions
             logits = model(inputs)
         loss_sum += F.cross_entropy(logits.float(), targets, reduction="sum")
         correct += (logits.argmax(1) == targets).sum()
