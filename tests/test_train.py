@@ -78,7 +78,8 @@ def test_one_step_equals_a_hand_written_loop():
     offsets = torch.randint(0, 9, (2, 16), generator=gen)
     inputs = normalize(reference_augment(data.x[order], flip, offsets))
     reference.train()
-    loss = F.cross_entropy(reference(inputs), data.y[order])
+    logits = reference(inputs)
+    loss = F.cross_entropy(logits, data.y[order])
     grads = torch.autograd.grad(loss, list(reference.parameters()))
     with torch.no_grad():
         for p, g in zip(reference.parameters(), grads):
@@ -87,6 +88,7 @@ def test_one_step_equals_a_hand_written_loop():
         torch.testing.assert_close(ours, theirs, msg=name)
     loss_sum, correct = steps[-1]
     assert torch.isclose(loss_sum / 16, loss.detach())
+    assert correct.item() == (logits.argmax(1) == data.y[order]).sum().item()
 
 
 # ---------------------------------------------------------------- evaluation and the epoch's counts (issue 13)
@@ -168,12 +170,13 @@ def test_train_epoch_counts_correct_predictions_and_sums_losses_by_hand():
     data = train.DeviceData(x.permute(0, 2, 3, 1).numpy(), labels.numpy(), torch.device("cpu"))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
 
-    steps = [(loss_sum.item(), correct.item()) for loss_sum, correct in train.train_epoch(
+    steps = [(loss_sum.item(), correct.item(), correct.dtype) for loss_sum, correct in train.train_epoch(
         model, optimizer, [], data, normalize, 16, torch.Generator().manual_seed(11), contextlib.nullcontext)]
     expected_loss = torch.cumsum(torch.stack([hand_cross_entropy(lg, labels[i]).sum() for i, lg in batches]), 0)
     expected_correct = torch.cumsum(torch.tensor([(lg.argmax(1) == labels[i]).sum() for i, lg in batches]), 0)
-    assert [c for _, c in steps] == expected_correct.tolist() and steps[-1][1] == 28  # accuracy 0.7, not 0.3
-    np.testing.assert_allclose([s for s, _ in steps], expected_loss.numpy(), rtol=1e-5)
+    assert [c for _, c, _ in steps] == expected_correct.tolist() and steps[-1][1] == 28  # accuracy 0.7, not 0.3
+    assert steps[-1][2] == torch.int64  # an exact count (float32 stops counting by ones at 2**24)
+    np.testing.assert_allclose([s for s, _, _ in steps], expected_loss.numpy(), rtol=1e-5)
 
 
 def test_a_run_evaluates_its_final_model_on_the_test_set(tiny_spec, tmp_path):
