@@ -11,10 +11,14 @@ CONFIG_ARGS := $(if $(CONFIG),--configfile $(abspath $(CONFIG)))
 RESULTS = $(shell $(BIN)/python -c "from optimbench.config import load; import sys, os; \
 	print(os.path.join(sys.argv[1], load(['config.yaml'] + sys.argv[2:])['results_dir']))" \
 	$(abspath $(WORKDIR)) $(abspath $(CONFIG)))
+# Snakemake reads --configfile files before any of our code and names neither file nor line: check them first.
+# (From the working directory, where Snakemake resolves the config's relative paths.)
+CHECK_CONFIG := cd $(WORKDIR) && $(abspath $(BIN))/python -m optimbench.config $(CURDIR)/config.yaml \
+	$(if $(CONFIG),$(abspath $(CONFIG)))
 SNAKEMAKE := $(BIN)/snakemake --snakefile $(CURDIR)/Snakefile --directory $(WORKDIR) \
 	--profile $(CURDIR)/profiles/local --cores $(CORES)
 # Everything downstream of training and descent: `make report` may run only these.
-REPORT_RULES := aggregate_train aggregate_descent figures_train figures_descent report all
+REPORT_RULES := plan aggregate_train aggregate_descent figures_train figures_descent report all
 
 .PHONY: help venv demo study report test lint mutation clean
 
@@ -38,12 +42,16 @@ demo: venv
 	$(MAKE) --no-print-directory study PRESET=demo
 
 study: venv
+	$(CHECK_CONFIG)
 	$(SNAKEMAKE) $(CONFIG_ARGS)
 	@echo "Report: $(RESULTS)/report/study.html"
 
 report: venv
+	$(CHECK_CONFIG)
+	@# Names the runs without results (and how to get them) instead of a MissingInputException.
+	cd $(WORKDIR) && $(abspath $(BIN))/python -m optimbench.study $(CURDIR)/config.yaml $(abspath $(CONFIG)) --missing
 	$(SNAKEMAKE) $(CONFIG_ARGS) --allowed-rules $(REPORT_RULES) \
-		--forcerun aggregate_train aggregate_descent --rerun-triggers mtime
+		--forcerun plan aggregate_train aggregate_descent --rerun-triggers mtime
 	@echo "Report: $(RESULTS)/report/study.html"
 
 test: venv

@@ -1,4 +1,5 @@
-"""Aggregation on hand-made runs (2 optimizers × 3 seeds), checked against values computed by hand."""
+"""Aggregation on hand-made runs, checked against values computed by hand: intervals, the divergence
+policy, ranks, the claims' verdicts, the runs as recorded, and cost."""
 
 import json
 import math
@@ -6,66 +7,114 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from optimbench import aggregate
 
 T_975_2 = 4.302652729911275  # Student t quantile, 97.5%, 2 degrees of freedom
+T_975_1 = 12.706204736174707  # ... 1 degree of freedom
 TEST_ACC = {("A", 0): [0.5, 0.7, 0.8], ("A", 1): [0.4, 0.6, 0.9], ("A", 2): [0.6, 0.8, 0.7],
             ("B", 0): [0.3, 0.4, 0.5], ("B", 1): [0.2, 0.5, 0.6], ("B", 2): [0.1, 0.3, 0.4]}
+SPEC = {"dataset": "toy", "model": "m", "epochs": 3, "batch_size": 64, "width": 8,
+        "optimizer": {"class": "SGD", "kwargs": {"lr": 0.1}}}
 
 
-def write_run(root, optimizer, seed, test_acc):
+def write_run(root, optimizer, seed, test_acc, diverged_epoch=None, startup=None, device="cuda", spec=None):
+    """A finished run's folder (metrics.csv, run.json, benchmark.tsv); returns its plan entry."""
     run = root / optimizer / f"seed{seed}"
     run.mkdir(parents=True)
     seconds = 20.0 if (optimizer, seed) == ("A", 1) else 10.0
-    pd.DataFrame({"epoch": [1, 2, 3], "train_loss": [2.0, 1.5, 1.0], "train_acc": [a + 0.05 for a in test_acc],
-                  "test_loss": [1.0, 0.8, 0.9] if (optimizer, seed) == ("A", 0) else [1.2, 1.1, 1.0],
-                  "test_acc": test_acc, "lr": 0.1, "epoch_seconds": seconds, "eval_seconds": 1.0,
-                  "samples_per_second": 100.0 / seconds, "diverged": False}).to_csv(run / "metrics.csv", index=False)
-    spec = {"dataset": "toy", "model": "m", "optimizer_name": optimizer, "seed": seed}
+    epochs = len(test_acc) if diverged_epoch is None else diverged_epoch
+    frame = pd.DataFrame({"epoch": range(1, epochs + 1), "train_loss": [2.0, 1.5, 1.0][:epochs],
+                          "train_acc": [a + 0.05 for a in test_acc][:epochs],
+                          "test_loss": ([1.0, 0.8, 0.9] if (optimizer, seed) == ("A", 0) else [1.2, 1.1, 1.0])[:epochs],
+                          "test_acc": test_acc[:epochs], "lr": 0.1, "epoch_seconds": seconds, "eval_seconds": 1.0,
+                          "samples_per_second": 100.0 / seconds, "diverged": False})
+    if diverged_epoch is not None:  # as the trainer records it: a non-finite loss, no evaluation
+        frame.loc[epochs - 1, ["train_loss", "test_loss", "test_acc", "diverged"]] = [np.nan, np.nan, np.nan, True]
+    frame.to_csv(run / "metrics.csv", index=False)
+    spec = {**SPEC, "optimizer_name": optimizer, "seed": seed, **(spec or {})}
     resumed = 2 if (optimizer, seed) == ("A", 1) else None  # its benchmark file timed the last attempt only
-    (run / "run.json").write_text(json.dumps({"spec": spec, "device": "cuda", "device_name": "NVIDIA H100",
-                                              "threads": 2, "resumed_after_epoch": resumed}))
+    info = {"spec": spec, "device": device, "device_name": "NVIDIA H100" if device == "cuda" else "cpu",
+            "threads": 2, "resumed_after_epoch": resumed, "diverged": diverged_epoch is not None,
+            "versions": {"torch": "2.14.1", "python": "3.11"}, "train_images": 300, "test_images": 100}
+    if startup is not None:
+        info["startup_seconds"] = startup
+    (run / "run.json").write_text(json.dumps(info))
     (run / "benchmark.tsv").write_text("s\th:m:s\tmax_rss\n40.0\t0:00:40\t900.0\n")
-    return run / "metrics.csv"
+    planned = {**SPEC, "optimizer_name": optimizer, "seed": seed}
+    return {"dataset": "toy", "model": "m", "optimizer": optimizer, "seed": seed, "dir": str(run),
+            "benchmark": str(run / "benchmark.tsv"), "spec": planned}
+
+
+def plan_of(runs, target=0.7, confidence=0.95, gpu_share=0.25):
+    return {"settings": {"target_accuracy": target, "confidence": confidence, "gpu_share": gpu_share},
+            "train_runs": runs}
 
 
 @pytest.fixture
 def tables(tmp_path):
-    paths = [write_run(tmp_path / "runs", o, s, acc) for (o, s), acc in TEST_ACC.items()]
-    return aggregate.aggregate_train(paths, tmp_path / "tables", target=0.7, confidence=0.95,
-                                     benchmark_paths=[p.parent / "benchmark.tsv" for p in paths], gpu_share=0.25)
+    runs = [write_run(tmp_path / "runs", o, s, acc) for (o, s), acc in TEST_ACC.items()]
+    return aggregate.aggregate_train(plan_of(runs), tmp_path / "tables")
+
+
+# ---------------------------------------------------------------- the one interval
+def test_mean_interval_is_scipys_t_interval_clipped_to_the_range():
+    values = np.array([0.1, 0.9])  # two seeds far apart: the raw t-interval is [-4.58, 5.58]
+    mean, std = values.mean(), values.std(ddof=1)
+    raw = stats.t.interval(0.95, 1, loc=mean, scale=std / math.sqrt(2))
+    assert raw[0] == pytest.approx(0.5 - T_975_1 * 0.4)  # sem = std / √2 = 0.4
+    low, high = aggregate.mean_interval(2, mean, std, 0.95, (0.0, 1.0))
+    assert (float(low), float(high)) == (0.0, 1.0)
+    low, high = aggregate.mean_interval(2, mean, std, 0.95)  # unbounded: the raw interval
+    assert (float(low), float(high)) == (pytest.approx(raw[0]), pytest.approx(raw[1]))
+    low, high = aggregate.mean_interval(3, 0.8, 0.1, 0.95, (0.0, 1.0))
+    assert (float(low), float(high)) == (pytest.approx(0.8 - T_975_2 * 0.1 / math.sqrt(3)), 1.0)
+
+
+def test_every_accuracy_interval_in_every_table_lies_in_0_1(tmp_path):
+    runs = [write_run(tmp_path, "Adagrad", 0, [0.05, 0.1, 0.1]), write_run(tmp_path, "Adagrad", 1, [0.5, 0.9, 0.95])]
+    tables = aggregate.aggregate_train(plan_of(runs), tmp_path / "tables")
+    summary = tables["optimizer_summary"]
+    for column in ("final_test_acc", "final_train_acc", "best_test_acc"):
+        assert summary[f"{column}_ci_low"].between(0, 1).all() and summary[f"{column}_ci_high"].between(0, 1).all()
+    assert (summary["final_test_acc_ci_low"].item(), summary["final_test_acc_ci_high"].item()) == (0.0, 1.0)
+    acc = tables["epoch_stats"][tables["epoch_stats"]["metric"].isin(["test_acc", "train_acc"])]
+    assert acc["ci_low"].dropna().between(0, 1).all() and acc["ci_high"].dropna().between(0, 1).all()
+    loss = tables["epoch_stats"][tables["epoch_stats"]["metric"] == "test_loss"]
+    assert (loss["ci_low"].dropna() >= 0).all()
 
 
 def test_long_table_has_one_row_per_run_epoch_metric(tables):
     long = tables["epochs_long"]
-    assert list(long.columns) == ["dataset", "model", "optimizer", "seed", "epoch", "metric", "value"]
+    assert list(long.columns) == ["dataset", "model", "optimizer", "seed", "epoch", "scored", "metric", "value"]
     assert len(long) == 6 * 3 * len(aggregate.METRICS)
     row = long[(long.optimizer == "A") & (long.seed == 1) & (long.epoch == 3) & (long.metric == "test_acc")]
     assert row["value"].item() == 0.9
 
 
 def test_epoch_stats_mean_std_and_t_interval(tables):
-    stats = tables["epoch_stats"].set_index(["optimizer", "epoch", "metric"])
-    final = stats.loc[("A", 3, "test_acc")]
-    assert final["n"] == 3
-    assert final["mean"] == pytest.approx(0.8)
-    assert final["std"] == pytest.approx(0.1)  # sample std of 0.8, 0.9, 0.7
+    stats_ = tables["epoch_stats"].set_index(["optimizer", "epoch", "metric"])
+    final = stats_.loc[("A", 3, "test_acc")]
+    assert final["n"] == 3 and final["mean"] == pytest.approx(0.8) and final["std"] == pytest.approx(0.1)
     half = T_975_2 * 0.1 / math.sqrt(3)
-    assert (final["ci_low"], final["ci_high"]) == (pytest.approx(0.8 - half), pytest.approx(0.8 + half))
-    first = stats.loc[("B", 1, "test_acc")]
+    assert (final["ci_low"], final["ci_high"]) == (pytest.approx(0.8 - half), 1.0)  # 0.8 + half > 1: clipped
+    first = stats_.loc[("B", 1, "test_acc")]
     assert first["mean"] == pytest.approx(0.2) and first["std"] == pytest.approx(0.1)
     assert len(tables["epoch_stats"]) == 2 * 3 * len(aggregate.METRICS)
 
 
-def test_per_seed_time_to_target(tables):
+def test_per_seed_time_to_target_and_final_values(tables):
     seeds = tables["seed_summary"].set_index(["optimizer", "seed"])
     assert seeds.loc[("A", 0), "epochs_to_target"] == 2 and seeds.loc[("A", 0), "seconds_to_target"] == 20
     assert seeds.loc[("A", 1), "epochs_to_target"] == 3 and seeds.loc[("A", 1), "seconds_to_target"] == 60
     assert seeds.loc[("A", 2), "epochs_to_target"] == 2
-    assert np.isnan(seeds.loc[("B", 0), "epochs_to_target"])
+    assert np.isnan(seeds.loc[("B", 0), "epochs_to_target"]) and not seeds.loc[("B", 0), "reached_target"]
     assert seeds.loc[("A", 0), "lowest_test_loss"] == 0.8 and seeds.loc[("A", 0), "lowest_test_loss_epoch"] == 2
     assert seeds.loc[("A", 1), "best_test_acc"] == 0.9 and seeds.loc[("A", 2), "best_test_acc"] == 0.8
+    # final = the last epoch's value, not the first's
+    assert seeds.loc[("A", 0), "final_train_acc"] == pytest.approx(0.85)
+    assert seeds.loc[("A", 0), "final_train_loss"] == 1.0 and seeds.loc[("A", 0), "final_test_loss"] == 0.9
 
 
 def test_optimizer_summary(tables):
@@ -74,13 +123,17 @@ def test_optimizer_summary(tables):
     a, b = summary.loc["A"], summary.loc["B"]
     assert (a["rank"], b["rank"]) == (1, 2)
     assert a["final_test_acc"] == pytest.approx(0.8) and b["final_test_acc"] == pytest.approx(0.5)
-    assert a["final_test_acc_std"] == pytest.approx(0.1)
-    assert a["final_test_acc_ci_high"] - a["final_test_acc"] == pytest.approx(T_975_2 * 0.1 / math.sqrt(3))
+    assert a["final_test_acc_std"] == pytest.approx(0.1) and a["final_test_acc_n"] == 3
+    assert a["final_test_acc"] - a["final_test_acc_ci_low"] == pytest.approx(T_975_2 * 0.1 / math.sqrt(3))
     assert a["epochs_to_target"] == pytest.approx(7 / 3) and a["seconds_to_target"] == pytest.approx(100 / 3)
+    sem = np.std([2, 3, 2], ddof=1) / math.sqrt(3)
+    assert a["epochs_to_target_ci_high"] == pytest.approx(7 / 3 + T_975_2 * sem)
     assert a["runs_reaching_target"] == 3 and b["runs_reaching_target"] == 0 and np.isnan(b["epochs_to_target"])
     assert a["mean_epoch_seconds"] == pytest.approx(40 / 3) and b["mean_epoch_seconds"] == 10
     assert a["best_test_acc"] == pytest.approx((0.8 + 0.9 + 0.8) / 3)
     assert a["divergences"] == 0 and a["seeds"] == 3
+    # B's seeds (0.5, 0.6, 0.4) against A's (0.8, 0.9, 0.7): Welch's t = 3.67, p = 0.011 < 0.05
+    assert bool(b["separated_from_best"]) and not bool(a["separated_from_best"])
 
 
 def test_tables_are_written_as_csv_and_parquet(tables, tmp_path):
@@ -97,34 +150,149 @@ def test_single_seed_has_no_interval():
     assert row["mean"] == 0.5 and np.isnan(row["std"]) and np.isnan(row["ci_low"])
 
 
-def article_summary(**final_test_acc):
-    names = ["Adamax", "SGD", "Adam", "AdamW", "Adagrad", "Adadelta", "ASGD"]
-    base = pd.DataFrame({"optimizer": names, "final_train_acc": [0.99, 0.98, 0.97, 0.96, 0.7, 0.6, 0.9],
-                         "final_test_acc": [0.90, 0.895, 0.89, 0.888, 0.6, 0.5, 0.8],
-                         "final_test_loss": [0.5, 0.45, 0.3, 0.31, 1.0, 1.2, 0.6],
-                         "lowest_test_loss": [0.4, 0.35, 0.3, 0.31, 1.0, 1.2, 0.6]})
-    for name, value in final_test_acc.items():
-        base.loc[base.optimizer == name, "final_test_acc"] = value
-    return base
+# ---------------------------------------------------------------- divergence
+def test_a_diverged_seed_counts_against_its_optimizer_and_the_tables_agree(tmp_path):
+    runs = [write_run(tmp_path, "A", 0, [0.5, 0.8, 0.90]), write_run(tmp_path, "A", 1, [0.5, 0.8, 0.88]),
+            write_run(tmp_path, "A", 2, [0.5, 0.8, 0.88], diverged_epoch=3)]
+    tables = aggregate.aggregate_train(plan_of(runs), tmp_path / "tables")
+    values = [0.90, 0.88, 0.0]  # the diverged seed scores accuracy 0
+    mean, std = np.mean(values), np.std(values, ddof=1)
+    half = T_975_2 * std / math.sqrt(3)
+    a = tables["optimizer_summary"].iloc[0]
+    assert (a["seeds"], a["final_test_acc_n"], a["divergences"]) == (3, 3, 1)
+    assert a["final_test_acc"] == pytest.approx(mean)
+    assert (a["final_test_acc_ci_low"], a["final_test_acc_ci_high"]) == (pytest.approx(max(0, mean - half)),
+                                                                         pytest.approx(min(1, mean + half)))
+    final = tables["epoch_stats"].set_index(["optimizer", "epoch", "metric"]).loc[("A", 3, "test_acc")]
+    assert (final["n"], final["mean"], final["ci_low"], final["ci_high"]) == (
+        3, pytest.approx(mean), pytest.approx(a["final_test_acc_ci_low"]), pytest.approx(a["final_test_acc_ci_high"]))
+    assert tables["epoch_stats"].set_index(["optimizer", "epoch", "metric"]).loc[("A", 3, "test_loss"), "mean"] == math.inf
+    seeds = tables["seed_summary"].set_index("seed")
+    assert bool(seeds.loc[2, "diverged"]) and not bool(seeds.loc[0, "diverged"])
+    assert seeds.loc[2, "diverged_epoch"] == 3 and seeds.loc[2, "final_test_loss"] == math.inf
+    # it reached 0.7 at epoch 2, before diverging, but a diverged run never reaches the target
+    assert not bool(seeds.loc[2, "reached_target"]) and a["runs_reaching_target"] == 2
 
 
-def test_claims_all_hold_on_a_summary_built_to_match_the_article():
-    claims = aggregate.claims_table(article_summary())
-    assert len(claims) == 5 and claims["holds"].tolist() == [True] * 5
+def test_an_optimizer_that_diverged_early_is_extended_to_its_planned_epochs_and_ranked_last(tmp_path):
+    runs = [write_run(tmp_path, "SGD", s, [0.5, 0.6, 0.7]) for s in (0, 1)]
+    runs += [write_run(tmp_path, "Boom", s, [0.5, 0.6, 0.7], diverged_epoch=1) for s in (0, 1)]
+    tables = aggregate.aggregate_train(plan_of(runs), tmp_path / "tables")
+    summary = tables["optimizer_summary"].set_index("optimizer")
+    assert list(summary.index) == ["SGD", "Boom"] and summary.loc["Boom", "rank"] == 2
+    assert summary.loc["Boom", "final_test_acc"] == 0 and summary.loc["Boom", "divergences"] == 2
+    boom = tables["epochs_long"].query("optimizer == 'Boom' and metric == 'test_acc'")
+    assert sorted(boom["epoch"].unique()) == [1, 2, 3] and boom["scored"].all() and (boom["value"] == 0).all()
+    from optimbench import report
+    text = report.training_conclusion(tables["optimizer_summary"].reset_index(drop=True), tables["article_claims"])
+    assert "Highest mean final test accuracy: **SGD**" in text and "Lowest: **Boom** (0.0000)" in text
+    assert "Boom (2 of 2)" in text
 
 
-def test_claims_fail_when_the_numbers_disagree():
-    claims = aggregate.claims_table(article_summary(Adamax=0.5, Adagrad=0.95))
-    assert claims["holds"].tolist() == [True, False, True, True, False]
-    assert "spread 0.3950" in claims["measured"][1]
+# ---------------------------------------------------------------- the article's claims
+NAMES = ["Adamax", "SGD", "Adam", "AdamW", "Adagrad", "Adadelta", "ASGD"]
+ARTICLE = {  # final train acc, final test acc, final test loss, lowest test loss: as the article reports
+    "Adamax": (0.99, 0.900, 0.50, 0.40), "SGD": (0.98, 0.895, 0.45, 0.35), "Adam": (0.97, 0.890, 0.30, 0.30),
+    "AdamW": (0.96, 0.888, 0.31, 0.31), "Adagrad": (0.70, 0.600, 1.00, 1.00), "Adadelta": (0.60, 0.500, 1.20, 1.20),
+    "ASGD": (0.90, 0.800, 0.60, 0.60)}
 
 
-def test_claims_with_missing_optimizers_are_not_tested():
-    claims = aggregate.claims_table(article_summary().query("optimizer != 'Adamax'"))
-    assert claims["holds"].isna().tolist() == [True, True, True, False, False]
-    assert "not tested: ['Adamax']" in claims["measured"][0]
+def article_seeds(noise=0.001, **changes):
+    """Per-seed final values: each optimizer's article value ± noise over 3 seeds (changes: name → tuple)."""
+    rows = []
+    for name, values in {**ARTICLE, **changes}.items():
+        for seed, offset in enumerate((-noise, 0.0, noise)):
+            train, test, loss, lowest = values
+            rows.append({"optimizer": name, "seed": seed, "final_train_acc": train + offset,
+                         "final_test_acc": test + offset, "final_test_loss": loss + offset,
+                         "lowest_test_loss": lowest + offset / 2})
+    return pd.DataFrame(rows)
 
 
+def verdicts(seeds, confidence=0.95):
+    return aggregate.claims_table(seeds, confidence)["verdict"].tolist()
+
+
+def test_every_claim_holds_on_seeds_built_to_match_the_article():
+    claims = aggregate.claims_table(article_seeds())
+    assert claims["verdict"].tolist() == ["holds"] * 5
+    assert claims["compared"][0] == "SGD, Adam, Adadelta, Adagrad, AdamW, Adamax, ASGD"
+
+
+def test_claims_are_contradicted_when_the_seeds_clearly_disagree():
+    seeds = article_seeds(Adamax=(0.5, 0.5, 0.5, 0.5), Adagrad=(0.7, 0.95, 1.0, 1.0))
+    assert verdicts(seeds) == ["contradicted", "contradicted", "contradicted", "holds", "contradicted"]
+
+
+def test_one_swapped_pair_in_the_order_contradicts_the_ordering_claim():
+    seeds = article_seeds(SGD=(0.965, 0.895, 0.45, 0.35))  # SGD now trains below Adam: order broken
+    assert verdicts(seeds)[0] == "contradicted"
+    assert "SGD vs Adam: contradicted" in aggregate.claims_table(seeds)["measured"][0]
+
+
+def test_claims_are_inconclusive_when_the_seeds_cannot_separate_the_optimizers():
+    noisy = article_seeds(noise=0.2)  # seeds spread ±0.2: means in the article's order, tests not significant
+    assert verdicts(noisy) == ["inconclusive"] * 5
+
+
+def test_thresholds_decide_near_their_edges():
+    # final/lowest = 1.1 for SGD and Adamax: rises by RISE = 1.05, would not by 1.2
+    near = article_seeds(noise=0.0005, SGD=(0.98, 0.895, 0.44, 0.40), Adamax=(0.99, 0.900, 0.55, 0.50))
+    claims = aggregate.claims_table(near)
+    assert claims["verdict"][2] == "holds" and aggregate.RISE == 1.05
+    assert "SGD mean final/lowest test loss 1.100" in claims["measured"][2]
+    # test accuracies 0.018 apart: similar within SIMILAR_ACC = 0.02, not within 0.015
+    near = article_seeds(noise=0.0005, AdamW=(0.96, 0.882, 0.31, 0.31))
+    assert verdicts(near)[1] == "holds" and aggregate.SIMILAR_ACC == 0.02
+    apart = article_seeds(noise=0.0005, AdamW=(0.96, 0.875, 0.31, 0.31))  # 0.025 apart
+    assert verdicts(apart)[1] == "contradicted"
+
+
+def test_only_one_of_two_optimizers_meeting_a_claim_is_not_enough():
+    seeds = article_seeds(SGD=(0.98, 0.895, 0.45, 0.44))  # SGD's loss no longer rises, Adamax's still does
+    assert verdicts(seeds)[2] == "contradicted"
+    seeds = article_seeds(AdamW=(0.96, 0.888, 0.55, 0.31))  # Adam still lowest, AdamW not
+    assert verdicts(seeds)[3] == "contradicted"
+    seeds = article_seeds(Adadelta=(0.6, 0.85, 1.2, 1.2))  # Adagrad still worst, Adadelta not
+    assert verdicts(seeds)[4] == "contradicted"
+
+
+def test_claims_about_the_article_compare_its_optimizers_among_themselves():
+    seeds = pd.concat([article_seeds(), article_seeds(AMSGrad=(0.99, 0.95, 0.1, 0.1)).query("optimizer == 'AMSGrad'")])
+    claims = aggregate.claims_table(seeds)
+    assert claims["verdict"].tolist() == ["holds"] * 5  # AMSGrad (not the article's) lower loss changes nothing
+    assert "AMSGrad" not in claims["compared"][3]
+
+
+def test_claims_with_missing_optimizers_say_so():
+    claims = aggregate.claims_table(article_seeds().query("optimizer != 'Adamax'"))
+    assert claims["verdict"].tolist() == ["not tested", "not tested", "not tested", "holds", "holds"]
+    assert "not tested: Adamax not in this study" in claims["measured"][0]
+
+
+def test_welch_matches_scipy_and_handles_degenerate_seeds():
+    a, b = [0.8, 0.9, 0.7], [0.5, 0.6, 0.4]
+    test = aggregate.welch(a, b)
+    assert test["p_greater"] == pytest.approx(stats.ttest_ind(a, b, equal_var=False, alternative="greater").pvalue)
+    assert test["diff"] == pytest.approx(0.3) and test["p_less"] > 0.9
+    assert aggregate.welch([1.0, 1.0], [0.0, 0.0])["p_greater"] == 0.0  # no spread: the order decides
+    assert aggregate.welch([1.0, math.inf], [0.0, 0.5])["p_greater"] == 0.0
+    assert aggregate.welch([0.5], [0.1, 0.2])["p_greater"] == 1.0  # one seed: cannot tell
+
+
+# ---------------------------------------------------------------- the runs as recorded
+def test_runs_table_shows_what_each_run_recorded_and_flags_a_config_that_differs(tmp_path):
+    same = write_run(tmp_path, "SGD", 0, [0.5, 0.6, 0.7])
+    changed = write_run(tmp_path, "SGD", 1, [0.5, 0.6, 0.7])
+    changed["spec"] = {**changed["spec"], "optimizer": {"class": "SGD", "kwargs": {"lr": 0.5}}}
+    table = aggregate.runs_table([same, changed]).set_index("seed")
+    assert table.loc[0, "kwargs"] == '{"lr": 0.1}' and table.loc[1, "kwargs"] == '{"lr": 0.1}'  # as recorded
+    assert bool(table.loc[0, "matches_config"]) and not bool(table.loc[1, "matches_config"])
+    assert table.loc[1, "differences"] == "optimizer.kwargs.lr: 0.1 recorded, 0.5 in the config"
+    assert (table.loc[0, "train_images"], table.loc[0, "test_images"]) == (300, 100)
+
+
+# ---------------------------------------------------------------- descent
 def test_descent_reproduction_pivots_the_article_runs():
     rows = []
     for gradient, epochs in (("as-printed", 139), ("central", 1)):
@@ -140,26 +308,36 @@ def test_descent_reproduction_pivots_the_article_runs():
     assert bool(row["reached_minimum_as-printed"]) and not bool(row["reached_minimum_central"])
 
 
+# ---------------------------------------------------------------- cost
 def test_cost_is_job_seconds_times_the_gpu_share_per_optimizer_and_in_all(tables):
     cost = tables["cost"].set_index("optimizer")
     assert list(cost.index) == ["A", "B", "all"]
-    # A: two runs of 40 s; the resumed one counts its epochs (3 × 20 s training + 3 × 1 s evaluation).
+    # No start-up recorded: the job's time beyond its epochs (40 - 3 × 11 = 7 s) stands in, unknown (0) for the
+    # resumed run, whose benchmark timed its last attempt only: its epochs count (3 × 20 s + 3 × 1 s).
     assert cost.loc["A", "device_seconds"] == pytest.approx((40 + 63 + 40) * 0.25)
+    assert cost.loc["B", "startup_seconds"] == pytest.approx(3 * 7)
     assert cost.loc["B", "device_seconds"] == pytest.approx(3 * 40 * 0.25)
-    assert cost.loc["all", "device_seconds"] == pytest.approx((143 + 120) * 0.25)
     assert cost.loc["all", "job_seconds"] == pytest.approx(6 * 40)
     assert (cost.loc["all", "runs"], cost.loc["all", "epochs"], cost.loc["all", "unit"]) == (6, 18, "GPU")
+    assert cost.loc["all", "share"] == 0.25  # the median share, not a multiple of it
     assert cost.loc["A", "samples_per_second"] == pytest.approx(10.0)  # median of runs at 10, 5, 10 samples/s
-    assert cost.loc["all", "device_seconds_per_epoch"] == pytest.approx(263 * 0.25 / 18)
-    hours = aggregate.projected_device_hours(tables["cost"], epochs=50, seeds=3, optimizers=7)
-    assert hours == pytest.approx(263 * 0.25 / 18 * 50 * 3 * 7 / 3600)
+
+
+def test_cost_splits_start_up_from_epochs_and_projects_both(tmp_path):
+    runs = [write_run(tmp_path, "A", s, [0.5, 0.6, 0.7], startup=13.0, device="cpu") for s in (0, 2)]
+    cost = aggregate.cost_table(pd.DataFrame([aggregate.run_cost(r["dir"], r["benchmark"], 0.25) for r in runs]))
+    total = cost.set_index("optimizer").loc["all"]
+    # CPU: 2 threads = 2 core-seconds per second; 40 s jobs, 13 s of which start-up
+    assert total["startup_device_seconds_per_run"] == pytest.approx(13 * 2)
+    assert total["device_seconds_per_epoch"] == pytest.approx(2 * (40 - 13) * 2 / 6)
+    assert total["device_seconds"] == pytest.approx(2 * 40 * 2)
+    hours = aggregate.projected_device_hours(cost, epochs=50, seeds=3, optimizers=7)
+    assert hours == pytest.approx((21 * 26 + 21 * 50 * 18) / 3600)
 
 
 def test_cpu_runs_cost_core_seconds_and_missing_benchmarks_fall_back_to_epoch_seconds(tmp_path):
-    path = write_run(tmp_path, "B", 0, [0.1, 0.2, 0.3])
-    info = json.loads((path.parent / "run.json").read_text())
-    (path.parent / "run.json").write_text(json.dumps({**info, "device": "cpu", "device_name": "cpu"}))
-    with_benchmark = aggregate.run_cost(path, path.parent / "benchmark.tsv", gpu_share=0.25)
+    run = write_run(tmp_path, "B", 0, [0.1, 0.2, 0.3], startup=5.0, device="cpu")
+    with_benchmark = aggregate.run_cost(run["dir"], run["benchmark"], gpu_share=0.25)
     assert (with_benchmark["unit"], with_benchmark["share"], with_benchmark["device_seconds"]) == ("CPU core", 2, 80.0)
-    without = aggregate.run_cost(path, tmp_path / "missing.tsv", gpu_share=0.25)
-    assert math.isnan(without["job_seconds"]) and without["device_seconds"] == 2 * (3 * 10 + 3 * 1)
+    without = aggregate.run_cost(run["dir"], tmp_path / "missing.tsv", gpu_share=0.25)
+    assert math.isnan(without["job_seconds"]) and without["device_seconds"] == 2 * (5 + 3 * 10 + 3 * 1)

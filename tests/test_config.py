@@ -27,7 +27,7 @@ def test_default_config_is_the_article_study():
 def test_demo_preset_overrides_only_what_it_names():
     cfg = config.load([ROOT / "config.yaml", ROOT / "config" / "presets" / "demo.yaml"])
     assert cfg["data"]["source"] == "digits"
-    assert cfg["train"]["width"] == 8 and cfg["train"]["seeds"] == [0, 1]
+    assert cfg["train"]["width"] == 8 and cfg["train"]["seeds"] == [0, 1, 2]
     assert cfg["train"]["batch_size"] == 64  # kept from config.yaml
     assert cfg["optimizers"]["SGD"]["kwargs"]["lr"] == 0.01  # the registry is inherited, not copied
 
@@ -90,3 +90,160 @@ def test_pretrained_weights_need_the_article_model_at_full_width():
 def test_missing_config_file():
     with pytest.raises(config.ConfigError, match="does not exist"):
         config.load([ROOT / "nope.yaml"])
+
+
+# ---------------------------------------------------------------- optimizers built before any job (issue 14.3)
+def group(**extra) -> dict:
+    return {"name": "g", "functions": ["ackley"], "methods": ["SGD"], "gradients": ["central"], **extra}
+
+
+@pytest.mark.parametrize("override, message", [
+    ({"optimizers": {"Adam": {"class": "Adam", "kwargs": {"lrr": 0.1}}}},
+     r"optimizers\.Adam\.kwargs\.lrr: Adam \(Adam\) takes no argument 'lrr'; its arguments: \['lr', 'betas'.*"
+     r"Did you mean 'lr'\?"),
+    ({"optimizers": {"Adam": {"class": "Adam", "kwargs": {"lr": -0.1}}}},
+     r"optimizers\.Adam\.kwargs\.lr = -0\.1 is refused by Adam .*Invalid learning rate: -0\.1"),
+    ({"optimizers": {"Adam": {"class": "Adam", "kwargs": {"lr": 0.01, "betas": [1.5, 0.9]}}}},
+     r"optimizers\.Adam\.kwargs\.betas = \[1\.5, 0\.9\] is refused .*Invalid beta parameter at index 0: 1\.5"),
+    # pytorch-optimizer's classes swallow unknown keywords in **kwargs: refused all the same
+    ({"optimizers": {"S": {"class": "pytorch_optimizer.SophiaH", "kwargs": {"lrr": 0.1}}},
+      "train": {"optimizers": ["S"]}}, r"optimizers\.S\.kwargs\.lrr: SophiaH .*Did you mean 'lr'\?"),
+    ({"optimizers": {"Q": {"class": "QHM", "kwargs": {"lr": -1}}}, "train": {"optimizers": ["Q"]}},
+     r"optimizers\.Q\.kwargs\.lr = -1 is refused by QHM .*learning rate must be positive"),
+    ({"optimizers": {"A": {"class": "Adagrad", "demon": True}}, "train": {"optimizers": ["A"]}},
+     r"optimizers\.A = .* is refused by Adagrad .*Demon needs an optimizer with `momentum`"),
+    ({"descent": {"groups": [group(kwargs={"momentm": 0.5})]}},
+     r"descent\.groups\[g\]\.kwargs\.momentm: SGD \(SGD\) takes no argument .*Did you mean 'momentum'\?"),
+    ({"descent": {"groups": [group(kwargs={"lr": -1})]}},
+     r"descent\.groups\[g\]\.kwargs\.lr = -1 is refused by SGD .*Invalid learning rate: -1"),
+    ({"optimizers": {"S": {"class": "pytorch_optimizer.SophiaH"}}, "train": {"optimizers": ["S"], "compile": "on"}},
+     r"train\.compile = 'on' cannot train optimizer 'S' .*double backward.*Use train\.compile: auto or off"),
+], ids=["unknown-kwarg", "negative-lr", "bad-betas", "swallowed-kwarg", "pytorch-optimizer-message", "demon",
+        "group-kwarg", "group-lr", "compiled-hessian"])
+def test_every_used_optimizer_is_built_at_validation(override, message):
+    with pytest.raises(config.ConfigError, match=message):
+        check(override)
+
+
+def test_an_unused_registry_entry_is_not_built_and_good_settings_pass():
+    cfg = check({"optimizers": {"Spare": {"class": "SGD", "kwargs": {"lr": -1}},
+                                "LBFGS": {"class": "LBFGS", "kwargs": {"lr": 1, "max_iter": 5}},
+                                "SophiaH": {"class": "pytorch_optimizer.SophiaH", "kwargs": {"lr": 0.01}}},
+                 "train": {"optimizers": ["LBFGS", "SophiaH"]}})
+    assert cfg["train"]["optimizers"] == ["LBFGS", "SophiaH"]
+    for preset in ("demo", "demon-paper"):
+        config.load([ROOT / "config.yaml", ROOT / "config" / "presets" / f"{preset}.yaml"])
+
+
+# ---------------------------------------------------------------- pretrained weights (issue 14.5)
+def article(pretrained) -> dict:
+    return {"train": {"model": "resnet18_article", "width": 64, "pretrained": str(pretrained)}}
+
+
+def test_missing_pretrained_file_is_refused_at_validation():
+    with pytest.raises(config.ConfigError, match=r"train.pretrained = '/nonexistent/weights.pth' does not exist"):
+        check(article("/nonexistent/weights.pth"))
+
+
+@pytest.mark.parametrize("damage, reason", [
+    (lambda b: b[:len(b) // 2], r"RuntimeError: PytorchStreamReader failed reading zip archive"),  # truncated
+    (lambda b: bytes(range(256)) * 40, r"UnpicklingError: the safe \(weights-only\) loader cannot unpickle it"),
+], ids=["truncated", "garbage"])
+def test_corrupt_pretrained_file_names_the_file_and_the_damage(tmp_path, damage, reason):
+    import io
+
+    import torch
+    import torchvision
+
+    buffer = io.BytesIO()
+    torch.save(torchvision.models.resnet18().state_dict(), buffer)
+    corrupt = tmp_path / "weights.pth"
+    corrupt.write_bytes(damage(buffer.getvalue()))
+    with pytest.raises(config.ConfigError, match=rf"train.pretrained = '{corrupt}' cannot be read as a PyTorch "
+                                                 rf"file \({reason}[^)]*\): it is damaged or not a \.pth"):
+        check(article(corrupt))
+
+
+def test_pretrained_file_of_another_model_lists_what_differs(tmp_path):
+    import torch
+    import torchvision
+
+    torch.save(torchvision.models.resnet34().state_dict(), tmp_path / "resnet34.pth")
+    with pytest.raises(config.ConfigError, match=r"is not torchvision's resnet18 state_dict: \d+ unexpected keys: "
+                                                 r"\['layer1.2.conv1.weight'"):
+        check(article(tmp_path / "resnet34.pth"))
+    torch.save({"weights": [1, 2]}, tmp_path / "other.pth")
+    with pytest.raises(config.ConfigError, match=r"other.pth' is not torchvision's resnet18 state_dict: 122 missing"):
+        check(article(tmp_path / "other.pth"))
+
+
+def test_a_torchvision_resnet18_file_passes(tmp_path):
+    import torch
+    import torchvision
+
+    torch.save(torchvision.models.resnet18().state_dict(), tmp_path / "resnet18.pth")
+    assert check(article(tmp_path / "resnet18.pth"))["train"]["pretrained"] == str(tmp_path / "resnet18.pth")
+
+
+# ---------------------------------------------------------------- YAML files (issue 14.7)
+def test_malformed_yaml_names_the_file_and_line(tmp_path):
+    bad = tmp_path / "override.yaml"
+    bad.write_text("train:\n  epochs: 3\n  seeds: [0, 1\nresults_dir: x\n")
+    with pytest.raises(config.ConfigError, match=rf"config file {bad}, line 4, column 12: not valid YAML"):
+        config.load([ROOT / "config.yaml", bad])
+
+
+def test_empty_override_file_is_named(tmp_path):
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("# nothing yet\n")
+    with pytest.raises(config.ConfigError, match=rf"config file {empty} is empty"):
+        config.load([ROOT / "config.yaml", empty])
+
+
+def test_a_list_at_top_level_is_named(tmp_path):
+    listed = tmp_path / "list.yaml"
+    listed.write_text("- train\n")
+    with pytest.raises(config.ConfigError, match=rf"config file {listed} must hold a mapping of keys"):
+        config.load([listed])
+
+
+# ---------------------------------------------------------------- sizes known before any job (issue 14.9)
+@pytest.mark.parametrize("train, message", [
+    ({"batch_size": 5000}, r"train.batch_size = 5000 exceeds the 1,348 training images used \(data.source 'digits' "
+                           r"has 1,348 training and 449 test images\).*Use at most 1348"),
+    ({"train_subset": 100000}, r"train.train_subset = 100000 exceeds the data: .*1,348 training.*Use at most 1348"),
+    ({"test_subset": 450}, r"train.test_subset = 450 exceeds the data: .*449 test images. Use at most 449"),
+    ({"train_subset": 100, "batch_size": 128}, r"train.batch_size = 128 exceeds the 100 training images used"),
+])
+def test_sizes_beyond_the_digits_data_are_refused(train, message):
+    with pytest.raises(config.ConfigError, match=message):
+        check({"data": {"source": "digits"}, "train": train})
+
+
+def test_sizes_follow_the_source_settings():
+    with pytest.raises(config.ConfigError, match="train.train_subset = 301 exceeds .*300 training and 50 test"):
+        check({"data": {"source": "synthetic", "synthetic": {"train_size": 300, "test_size": 50}},
+               "train": {"train_subset": 301}})
+    with pytest.raises(config.ConfigError, match="1,258 training and 539 test"):  # 1797 · 0.3 = 539.1
+        check({"data": {"source": "digits", "digits": {"test_fraction": 0.3}}, "train": {"train_subset": 1259}})
+    assert check({"data": {"source": "digits"}, "train": {"train_subset": 1348, "batch_size": 1348}})
+    assert check({"train": {"train_subset": 50000, "test_subset": 10000}})  # CIFAR-10's own sizes
+
+
+def test_the_config_checker_names_a_bad_file_and_make_runs_it_before_snakemake(tmp_path):
+    """Snakemake reads --configfile files before the workflow's code ('Config file is not valid JSON or
+    YAML', no file, no line): `make` checks them with optimbench.config first."""
+    import subprocess
+
+    from helpers import PYTHON, run_env
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train:\n  seeds: [0, 1\n")
+    result = subprocess.run([PYTHON, "-m", "optimbench.config", str(ROOT / "config.yaml"), str(bad)],
+                            env=run_env(), capture_output=True, text=True)
+    assert result.returncode == 1 and f"config file {bad}, line 3, column 1: not valid YAML" in result.stderr
+    dry = subprocess.run(["make", "-n", "study", f"CONFIG={bad}", f"VENV={tmp_path / 'venv'}"], cwd=ROOT,
+                         env=run_env(), capture_output=True, text=True)
+    lines = dry.stdout.splitlines()
+    check = next(i for i, line in enumerate(lines) if f"-m optimbench.config {ROOT}/config.yaml {bad}" in line)
+    assert check < next(i for i, line in enumerate(lines) if "bin/snakemake " in line)

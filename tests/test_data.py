@@ -139,3 +139,35 @@ def test_download_rejects_a_fake_archive_by_md5(tmp_path, monkeypatch, synthetic
     with pytest.raises(data.DataError):
         data.download_cifar10(tmp_path / "dl")
     assert attempts, "the md5 mismatch should have sent torchvision to download the real archive"
+
+
+# ---------------------------------------------------------------- split sizes before any data exists (issue 14.9)
+@pytest.mark.parametrize("source, settings", [
+    ("digits", {"test_fraction": 0.25, "seed": 0}), ("digits", {"test_fraction": 0.1, "seed": 2}),
+    ("synthetic", {"train_size": 30, "test_size": 12, "seed": 0}),
+])
+def test_split_sizes_are_those_the_source_produces(tmp_path, source, settings):
+    summary = data.prepare({"source": source, source: settings}, tmp_path / "d.npz", tmp_path / "d.json")
+    assert data.split_sizes({"source": source, source: settings}) == (summary["n_train"], summary["n_test"])
+
+
+def test_split_sizes_of_cifar10_and_digits_by_hand():
+    assert data.split_sizes({"source": "download"}) == (50_000, 10_000)
+    assert data.split_sizes({"source": "archive", "archive": "x.tar.gz"}) == (50_000, 10_000)
+    assert data.split_sizes({"source": "digits", "digits": {"test_fraction": 0.25}}) == (1348, 449)  # 1797·¼ = 449.25
+    with pytest.raises(data.DataError, match="unknown data.source 'web'"):
+        data.split_sizes({"source": "web"})
+
+
+# ---------------------------------------------------------------- prepare_data run alone (issue 14.8)
+def test_prepare_data_spec_missing_keys_and_help(tmp_path, capsys):
+    with pytest.raises(SystemExit, match=r"--spec is missing 1 required key\(s\):\n  archive: path of a local"):
+        data.main(["--spec", '{"source": "archive"}', "--out", str(tmp_path / "x.npz"),
+                   "--summary", str(tmp_path / "x.json")])
+    with pytest.raises(SystemExit, match=r"missing 1 required key\(s\):\n  source: download \| archive"):
+        data.main(["--spec", '{"sorce": "digits"}', "--out", str(tmp_path / "x.npz"), "--summary", "x.json"])
+    with pytest.raises(SystemExit):
+        data.main(["--help"])
+    out = capsys.readouterr().out
+    for key in ("source", "download_dir", "archive", "digits", "synthetic"):
+        assert f"\n  {key} " in out

@@ -1,6 +1,9 @@
 """Descent: the article's updates against their formulas, the stopping rule, torch optimizers."""
 
+import json
+
 import numpy as np
+import pandas as pd
 import pytest
 
 from optimbench import descent, functions
@@ -91,8 +94,109 @@ def test_a_diverging_optimizer_is_recorded():
     assert len(traj) < 201  # stopped at the first non-finite point
 
 
+# ---------------------------------------------------------------- at the minimum (issue 14.10)
+@pytest.mark.parametrize("gradient", ["autograd", "central"])
+def test_a_run_started_at_ackleys_minimum_stays_there(gradient):
+    spec = {"group": "g", "function": "ackley", "method": "SGD", "gradient": gradient, "kind": "optimizer",
+            "optimizer": {"class": "SGD"}, "kwargs": {"lr": 0.01}, "h": 1e-3, "tol": 0.0, "max_epochs": 5,
+            "start": [0.0, 0.0]}
+    traj, summary = descent.run(spec)
+    row = summary.iloc[0]
+    assert not row.diverged and row.reached_minimum and row.epochs == 5
+    assert (traj[["x", "y", "f"]].to_numpy() == 0).all()
+    assert (traj[["grad_x", "grad_y"]].iloc[1:].to_numpy() == 0).all()
+
+
+# ---------------------------------------------------------------- optimizers beyond step() (issue 14.4)
+def test_lbfgs_steps_by_hand_on_a_quadratic():
+    """torch's LBFGS without line search: first iteration X - min(1, 1/|g|₁)·lr·g; then, its curvature pair
+    (s, y = s on ½|X|²) gives the inverse Hessian I exactly, so X - lr·g. From (1, -2), lr 0.3, max_iter 1:
+    g = (1, -2), |g|₁ = 3, t = 0.1 → (0.9, -1.8); then 0.7·(0.9, -1.8) = (0.63, -1.26)."""
+    for gradient in ("autograd", "central"):
+        traj, _ = descent.optimizer_descent(QUAD, (1.0, -2.0), {"class": "LBFGS"}, {"lr": 0.3, "max_iter": 1},
+                                            gradient, 1e-3, 0.0, 2)
+        np.testing.assert_allclose(traj.loc[1:, ["x", "y"]].to_numpy(float), [[0.9, -1.8], [0.63, -1.26]], rtol=1e-12)
+        np.testing.assert_allclose(traj.loc[1, ["grad_x", "grad_y"]].to_numpy(float), [1.0, -2.0], rtol=1e-9)
+
+
+def test_lbfgs_with_line_search_solves_rosenbrock():
+    traj, _ = descent.optimizer_descent(functions.get("rosenbrock"), (-1.5, 2.0), {"class": "LBFGS"},
+                                        {"lr": 1, "max_iter": 50, "line_search_fn": "strong_wolfe",
+                                         "tolerance_grad": 1e-14, "tolerance_change": 1e-16},
+                                        "autograd", 1e-3, 0.0, 10)
+    np.testing.assert_allclose(traj[["x", "y"]].iloc[-1], [1.0, 1.0], atol=1e-8)
+
+
+@pytest.mark.parametrize("gradient", ["autograd", "central"])
+def test_sophiah_first_step_by_hand(gradient):
+    """SophiaH (Liu et al. 2023, Alg. 1 with Hutchinson's estimator): on ½|X|² the Hessian is I, so a
+    Rademacher probe z gives z⊙(Hz) = 1 exactly. Step 1: m = (1-β₁)·g = 0.04·g, h = (1-β₂)·1 = 0.01,
+    X ← X - lr·clip(m/h, p) = X - 0.1·4·g = 0.6·X (p = 10 clips nothing). The finite differences of a
+    quadratic are exact and differentiable in X, so the central scheme gives the same step."""
+    kwargs = {"lr": 0.1, "p": 10.0, "hessian_distribution": "rademacher"}
+    traj, _ = descent.optimizer_descent(QUAD, (1.0, -2.0), {"class": "pytorch_optimizer.SophiaH"}, kwargs,
+                                        gradient, 1e-3, 0.0, 1)
+    np.testing.assert_allclose(traj.loc[1, ["x", "y"]].to_numpy(float), [0.6, -1.2], rtol=1e-9)
+
+
+def test_adahessian_runs_every_scheme_on_ackley():
+    for gradient in functions.GRADIENTS:
+        traj, _ = descent.optimizer_descent(ACKLEY, (-1.0, 0.5), {"class": "pytorch_optimizer.AdaHessian"},
+                                            {"lr": 0.05}, gradient, 1e-3, 0.0, 20)
+        assert np.isfinite(traj[["x", "y"]].to_numpy()).all() and traj["step"].iloc[1] > 0
+
+
+# ---------------------------------------------------------------- run alone (issue 14.8)
+def test_descent_spec_missing_keys_and_help(tmp_path, capsys):
+    spec = {"function": "ackley", "method": "SGD", "gradient": "autograd", "kind": "optimizer", "h": 1e-3,
+            "tol": 0.0, "start": [0, 0]}
+    args = ["--trajectory", str(tmp_path / "t.csv"), "--summary", str(tmp_path / "s.csv")]
+    with pytest.raises(SystemExit, match=r"missing 1 required key\(s\):\n  max_epochs: cap on updates\n"):
+        descent.main(["--spec", json.dumps(spec), *args])
+    with pytest.raises(SystemExit, match=r"missing 1 required key\(s\):\n  optimizer: registry entry"):
+        descent.main(["--spec", json.dumps({**spec, "max_epochs": 3}), *args])
+    with pytest.raises(SystemExit):
+        descent.main(["--help"])
+    out = capsys.readouterr().out
+    for key in [*descent.SPEC_REQUIRED, *descent.SPEC_OPTIONAL]:
+        assert f"\n  {key}" in out
+
+
+def test_a_tuned_descent_keeps_the_learning_rate_that_ends_lowest():
+    fn = functions.get("rosenbrock")
+    entry = {"class": "SGD", "kwargs": {"momentum": 0.9}}
+    common = dict(scheme="autograd", h=1e-3, tol=0.0, max_epochs=60)
+    search = {"trials": 4, "low": 1e-4, "high": 1e-1}
+    trajectory, _, tried = descent.tuned_descent(fn, (-1.2, 1.0), entry, {}, search, **common)
+    finals = []
+    for lr in (1e-4, 1e-3, 1e-2, 1e-1):  # each run on its own, independently of the search
+        alone, _ = descent.optimizer_descent(fn, (-1.2, 1.0), entry, {"lr": lr}, **common)
+        final = alone["f"].iloc[-1]
+        finals.append(final if np.isfinite(final) else np.inf)
+    np.testing.assert_allclose(tried["lr"], [1e-4, 1e-3, 1e-2, 1e-1])
+    best = int(np.argmin(finals))
+    assert tried["selected"].tolist() == [i == best for i in range(4)]
+    assert trajectory["f"].iloc[-1] == finals[best]
+    assert not np.isfinite(finals[3])  # lr 0.1 diverges on Rosenbrock from (-1.2, 1): it loses
+    spec = {"function": "rosenbrock", "method": "SGD", "gradient": "autograd", "kind": "optimizer", "h": 1e-3,
+            "tol": 0.0, "max_epochs": 60, "start": [-1.2, 1.0], "optimizer": entry, "tune": search}
+    _, summary = descent.run(spec)
+    assert bool(summary["tuned"].item()) and summary["lr"].item() == pytest.approx([1e-4, 1e-3, 1e-2, 1e-1][best])
+
+
+def test_a_trajectory_file_carries_its_runs_identity(tmp_path):
+    spec = {"function": "beale", "method": "Adam.v2", "gradient": "central", "kind": "optimizer", "h": 1e-3,
+            "tol": 0.0, "start": [1.0, 1.0], "max_epochs": 3, "optimizer": {"class": "Adam"}, "group": "g-1"}
+    descent.main(["--spec", json.dumps(spec), "--trajectory", str(tmp_path / "t.csv"), "--summary", str(tmp_path / "s.csv")])
+    trajectory = pd.read_csv(tmp_path / "t.csv")
+    assert list(trajectory.columns[:4]) == ["group", "function", "method", "gradient"] and len(trajectory) == 4
+    assert trajectory[["group", "function", "method", "gradient"]].drop_duplicates().values.tolist() == [
+        ["g-1", "beale", "Adam.v2", "central"]]
+
+
 def test_demon_decays_momentum_over_the_epoch_cap():
-    """Demon SGDM on QUAD: step k uses β of step k-1, β_t = β0(1 - t/T)/((1 - β0) + β0(1 - t/T)), T = max_epochs."""
+    """Demon SGDM on QUAD: step k uses β of step k-1, β_t = β0(1 - t/T)/((1 - β0) + β0(1 - t/T)),
+    T = max_epochs (the whole run's steps, not 1)."""
     beta0, lr, cap = 0.9, 0.1, 8
     traj, _ = descent.optimizer_descent(QUAD, (1.0, -2.0), {"class": "SGD", "demon": True},
                                         {"lr": lr, "momentum": beta0}, "autograd", 1e-3, 0.0, cap)

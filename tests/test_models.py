@@ -55,3 +55,13 @@ def test_cifar_stem_keeps_the_resolution():
 def test_unknown_model():
     with pytest.raises(ValueError, match="unknown model 'vgg'"):
         build_model("vgg")
+
+
+def test_incompatible_pretrained_file_names_what_differs(tmp_path):
+    """A width-8 backbone's weights (the right keys, other shapes) are refused by the trainer's model too."""
+    from optimbench.models import PretrainedError
+
+    torch.save(ResNet18("imagenet", 8, 1000).state_dict(), tmp_path / "narrow.pth")
+    with pytest.raises(PretrainedError, match=r"narrow.pth' is not torchvision's resnet18 state_dict: 101 shapes "
+                                              r"differ: \['conv1.weight \(8, 3, 7, 7\) \(expected \(64, 3, 7, 7\)\)', .*\] and 97 more\. "):
+        build_model("resnet18_article", 64, 10, pretrained=str(tmp_path / "narrow.pth"))

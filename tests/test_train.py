@@ -98,7 +98,8 @@ def bn_model(classes=5, conv=False):
     layers = [torch.nn.Conv2d(3, 4, 3, stride=4), torch.nn.BatchNorm2d(4), torch.nn.ReLU()] if conv else \
         [torch.nn.BatchNorm2d(3)]
     width = 4 if conv else 3
-    model = torch.nn.Sequential(*layers, torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(width, classes))
+    model = torch.nn.Sequential(*layers, torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
+                                torch.nn.Linear(width, classes))
     bn = model[1] if conv else model[0]
     with torch.no_grad():  # running statistics far from any batch's, so train-mode BatchNorm gives other logits
         bn.running_mean.copy_(torch.linspace(1.0, -0.5, width))
@@ -384,3 +385,119 @@ def test_a_run_through_the_cuda_graph_compile_mode_matches_the_eager_run(tiny_sp
     pd.testing.assert_frame_equal(compiled[["train_loss", "train_acc"]], eager[["train_loss", "train_acc"]], rtol=1e-4)
     assert compiled["test_loss"].item() == pytest.approx(eager["test_loss"].item(), rel=5e-3)
     assert abs(compiled["test_acc"].item() - eager["test_acc"].item()) <= 2 / 64
+
+
+# ---------------------------------------------------------------- optimizers beyond step() (issue 14.4)
+class Interrupted(Exception):
+    pass
+
+
+def run_interrupted_after(spec, out, epoch, monkeypatch) -> None:
+    """Run until the checkpoint of `epoch` is written, then stop as a kill would (no metrics.csv)."""
+    save = train.save_checkpoint
+
+    def save_then_stop(path, state):
+        save(path, state)
+        if state["epoch"] == epoch:
+            raise Interrupted
+
+    monkeypatch.setattr(train, "save_checkpoint", save_then_stop)
+    with pytest.raises(Interrupted):
+        train.run(spec, out, threads=1)
+    monkeypatch.setattr(train, "save_checkpoint", save)
+
+
+@pytest.mark.parametrize("optimizer", [
+    {"class": "LBFGS", "kwargs": {"lr": 0.1, "max_iter": 2}},
+    {"class": "pytorch_optimizer.SophiaH", "kwargs": {"lr": 0.01, "update_period": 1}},  # random probes every step
+], ids=["LBFGS", "SophiaH"])
+def test_closure_and_hessian_optimizers_train_and_resume_exactly(tiny_spec, tmp_path, monkeypatch, optimizer):
+    spec = {**tiny_spec, "epochs": 3, "optimizer": optimizer}
+    run_interrupted_after(spec, tmp_path / "killed", 1, monkeypatch)
+    assert torch.load(tmp_path / "killed" / train.CHECKPOINT, weights_only=False)["epoch"] == 1
+    resumed = train.run(spec, tmp_path / "killed", threads=1)
+    straight = train.run(spec, tmp_path / "straight", threads=1)
+    assert json.loads((tmp_path / "killed" / "run.json").read_text())["resumed_after_epoch"] == 1
+    pd.testing.assert_frame_equal(resumed.drop(columns=TIMING), straight.drop(columns=TIMING), check_exact=True)
+    assert not resumed["diverged"].any() and resumed["train_loss"].diff().iloc[1:].abs().gt(0).all()
+    a = torch.load(tmp_path / "killed" / "model.pt", weights_only=False)["model"]
+    b = torch.load(tmp_path / "straight" / "model.pt", weights_only=False)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in b)
+    # another seed draws other probes (SophiaH) and batches: the comparison above can fail
+    other = train.run({**spec, "seed": 1}, tmp_path / "other", threads=1)
+    assert not other["train_loss"].equals(straight["train_loss"])
+
+
+def test_one_lbfgs_step_of_the_trainer_by_hand():
+    """torch's LBFGS, one iteration without line search: p - min(1, 1/|g|₁)·lr·g over all parameters
+    flattened; the trainer records the loss at the step's starting weights (the first of its evaluations)."""
+    torch.manual_seed(0)
+    model = build_model("resnet18_cifar", 4, 10)
+    reference = copy.deepcopy(model)
+    data = train.DeviceData(images(16).permute(0, 2, 3, 1).numpy(), torch.arange(16).numpy() % 10,
+                            torch.device("cpu"))
+    optimizer = torch.optim.LBFGS(model.parameters(), lr=0.5, max_iter=1)
+    normalize = train.Normalize(torch.device("cpu"), channels_last=False)
+    (loss_sum, _), = list(train.train_epoch(model, optimizer, [], data, normalize, 16,
+                                            torch.Generator().manual_seed(5), contextlib.nullcontext))
+
+    gen = torch.Generator().manual_seed(5)
+    order = torch.randperm(16, generator=gen)
+    flip = torch.rand(16, generator=gen) < 0.5
+    offsets = torch.randint(0, 9, (2, 16), generator=gen)
+    inputs = normalize(reference_augment(data.x[order], flip, offsets))
+    reference.train()
+    loss = F.cross_entropy(reference(inputs), data.y[order])
+    grads = torch.autograd.grad(loss, list(reference.parameters()))
+    t = min(1.0, 1.0 / sum(g.abs().sum() for g in grads).item()) * 0.5
+    with torch.no_grad():
+        for p, g in zip(reference.parameters(), grads):
+            p -= t * g
+    for (name, ours), theirs in zip(model.named_parameters(), reference.parameters()):
+        torch.testing.assert_close(ours, theirs, msg=name)
+    assert torch.isclose(loss_sum / 16, loss.detach())
+
+
+# ---------------------------------------------------------------- a damaged checkpoint (issue 14.6)
+def test_a_truncated_checkpoint_names_the_file_and_the_way_out(tiny_spec, tmp_path, monkeypatch):
+    run_interrupted_after(tiny_spec, tmp_path, 1, monkeypatch)
+    checkpoint = tmp_path / train.CHECKPOINT
+    checkpoint.write_bytes(checkpoint.read_bytes()[:1000])
+    for _ in range(2):  # every rerun refuses: no silent restart
+        with pytest.raises(train.CheckpointError) as info:
+            train.run(tiny_spec, tmp_path, threads=1)
+        message = str(info.value)
+        assert f"checkpoint {checkpoint} cannot be read (RuntimeError: PytorchStreamReader failed" in message
+        assert f"Delete it to restart this run from epoch 1 (rm '{checkpoint}'), or delete the run's folder " \
+               f"'{tmp_path}'" in message
+        assert not (tmp_path / "metrics.csv").exists() and checkpoint.exists()
+    checkpoint.unlink()  # the way out works
+    assert len(train.run(tiny_spec, tmp_path, threads=1)) == 2
+
+
+# ---------------------------------------------------------------- images used (issue 14.9)
+def test_run_json_records_the_images_actually_used(tiny_spec, tmp_path):
+    train.run({**tiny_spec, "epochs": 1}, tmp_path / "a", threads=1)
+    info = json.loads((tmp_path / "a" / "run.json").read_text())
+    assert (info["train_images"], info["test_images"]) == (128, 64)
+    # subsets beyond the data (300 training, 100 test images) use what there is, and say so
+    train.run({**tiny_spec, "epochs": 1, "train_subset": 100000, "test_subset": None}, tmp_path / "b", threads=1)
+    info = json.loads((tmp_path / "b" / "run.json").read_text())
+    assert (info["train_images"], info["test_images"]) == (300, 100)
+
+
+# ---------------------------------------------------------------- the trainer run alone (issue 14.8)
+def test_a_spec_missing_keys_is_refused_with_their_meaning(tiny_spec, tmp_path, capsys):
+    spec = {k: v for k, v in tiny_spec.items() if k not in ("batch_size", "eval_batch_size")}
+    with pytest.raises(SystemExit, match=r"--spec is missing 2 required key\(s\):\n  batch_size: training batch "
+                                         r"size \(images\)\n  eval_batch_size: evaluation batch size"):
+        train.main(["--spec", json.dumps(spec), "--out", str(tmp_path)])
+    with pytest.raises(SystemExit, match=r"batch_size: training batch size \(images\) \(the spec has 'batchsize'"):
+        train.main(["--spec", json.dumps({**spec, "batchsize": 64, "eval_batch_size": 100}), "--out", str(tmp_path)])
+    assert not any(tmp_path.iterdir())
+    with pytest.raises(SystemExit):
+        train.main(["--help"])
+    out = capsys.readouterr().out
+    for key in [*train.SPEC_REQUIRED, *train.SPEC_OPTIONAL]:
+        assert f"\n  {key} " in out
+    assert set(train.SPEC_REQUIRED) | set(train.SPEC_OPTIONAL) >= set(tiny_spec)

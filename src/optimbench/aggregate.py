@@ -1,11 +1,21 @@
-"""Tables across runs (SPEC §2.4): every epoch in one long table, seed statistics, per-optimizer
-summaries, the article's claims beside what was measured, what the runs cost (device-seconds), and the
-descent reproduction table."""
+"""Tables across runs (SPEC §2.4, §2.10): every epoch in one long table, seed statistics, per-optimizer
+summaries with ranks, the article's claims with verdicts, the runs as they recorded themselves, what the
+runs cost, and the descent reproduction table.
+
+Two policies hold everywhere:
+- **Intervals**: `mean_interval` computes every interval of every table (and so of every figure): the
+  Student-t interval of the mean across seeds, clipped to the metric's range (`RANGES`).
+- **Divergence** (`score_divergence`): a run that diverged keeps its epochs before the divergence; from
+  the epoch it diverged until its planned last epoch it scores the worst value of each metric (accuracy 0,
+  loss +inf) and it never reaches the target (AlgoPerf scores a missed target as infinite time). So every
+  optimizer of the config appears in every table and ranking, and a diverged seed counts against it.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +27,64 @@ from optimbench.io import atomic_path, write_csv
 RUN_KEYS = ["dataset", "model", "optimizer", "seed"]
 GROUP_KEYS = ["dataset", "model", "optimizer"]
 METRICS = ["train_loss", "train_acc", "test_loss", "test_acc", "lr", "epoch_seconds", "samples_per_second"]
+INF = math.inf
+# Each metric's range: intervals are clipped to it; `worst` is what a diverged epoch scores.
+RANGES = {"train_acc": (0.0, 1.0), "test_acc": (0.0, 1.0), "train_loss": (0.0, INF), "test_loss": (0.0, INF),
+          "lr": (0.0, INF), "epoch_seconds": (0.0, INF), "samples_per_second": (0.0, INF)}
+WORST = {"train_acc": 0.0, "test_acc": 0.0, "train_loss": INF, "test_loss": INF}
+HIGHER_IS_BETTER = {"train_acc": True, "test_acc": True, "train_loss": False, "test_loss": False}
+# The article's seven optimizers (SPEC §1.2): its claims compare these among themselves.
+ARTICLE_OPTIMIZERS = ["SGD", "Adam", "Adadelta", "Adagrad", "AdamW", "Adamax", "ASGD"]
+
+
+# ---------------------------------------------------------------- intervals (the one place)
+def mean_interval(n, mean, std, confidence: float, bounds=(-INF, INF)) -> tuple[np.ndarray, np.ndarray]:
+    """Confidence interval of a mean across seeds: Student-t (scipy.stats.t.interval, n - 1 degrees of
+    freedom) around the sample mean, clipped to the metric's range `bounds`.
+
+    Args: n, mean, std: arrays (or scalars) of the number of values, their mean and sample std (ddof 1).
+    Returns: (low, high) arrays; NaN where n < 2 (no spread to estimate), (mean, mean) where the mean is
+    infinite (a diverged seed scored +inf).
+    """
+    n, mean, std = (np.asarray(a, dtype=float) for a in (n, mean, std))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sem = std / np.sqrt(n)
+        low, high = stats.t.interval(confidence, np.maximum(n - 1, 1), loc=np.nan_to_num(mean), scale=sem)
+    enough = n >= 2
+    low, high = np.where(enough, low, np.nan), np.where(enough, high, np.nan)
+    infinite = np.isinf(mean)
+    low, high = np.where(infinite, mean, low), np.where(infinite, mean, high)
+    return np.clip(low, *bounds), np.clip(high, *bounds)
+
+
+def summarize_values(values: pd.Series, confidence: float, bounds=(-INF, INF)) -> dict:
+    """n, mean, std and the interval (mean_interval) of one set of values (NaN values are not counted)."""
+    values = values.dropna().astype(float)
+    n = len(values)
+    mean = values.mean() if n else np.nan
+    std = values.std() if n > 1 and np.isfinite(values).all() else np.nan
+    low, high = mean_interval(n, mean, std, confidence, bounds)
+    return {"n": n, "mean": mean, "std": std, "ci_low": float(low), "ci_high": float(high)}
+
+
+def welch(a, b) -> dict:
+    """Welch's t-test of mean(a) - mean(b) (scipy.stats.ttest_ind, equal_var=False).
+
+    Returns diff (mean a - mean b) and the one-sided p-values p_greater (H1: a > b) and p_less (H1: a < b).
+    Degenerate cases: with infinite values or no spread, the sign of the difference decides (p 0 or 1)
+    when every value of one side beats every value of the other, else p = 1; fewer than 2 values a side: 1.
+    """
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if len(a) < 2 or len(b) < 2:
+        return {"diff": np.mean(a) - np.mean(b) if len(a) and len(b) else np.nan, "p_greater": 1.0, "p_less": 1.0}
+    with np.errstate(invalid="ignore"):
+        diff = np.mean(a) - np.mean(b)
+    if not (np.isfinite(a).all() and np.isfinite(b).all()) or (np.std(a) == 0 and np.std(b) == 0):
+        return {"diff": diff, "p_greater": 0.0 if a.min() > b.max() else 1.0,
+                "p_less": 0.0 if a.max() < b.min() else 1.0}
+    greater = stats.ttest_ind(a, b, equal_var=False, alternative="greater").pvalue
+    less = stats.ttest_ind(a, b, equal_var=False, alternative="less").pvalue
+    return {"diff": diff, "p_greater": float(greater), "p_less": float(less)}
 
 
 # ---------------------------------------------------------------- loading
@@ -26,119 +94,269 @@ def run_identity(spec: dict) -> dict:
             "seed": int(spec["seed"])}
 
 
-def load_run(metrics_path) -> pd.DataFrame:
-    """One run's metrics.csv with its identity (dataset, model, optimizer, seed) from the run.json beside it."""
-    metrics_path = Path(metrics_path)
-    spec = json.loads((metrics_path.parent / "run.json").read_text())["spec"]
-    frame = pd.read_csv(metrics_path)
-    return frame.assign(**run_identity(spec))[RUN_KEYS + [c for c in frame.columns]]
+def load_run(run_dir) -> pd.DataFrame:
+    """One run's metrics.csv with its identity and planned epochs, both from the run.json beside it."""
+    run_dir = Path(run_dir)
+    spec = json.loads((run_dir / "run.json").read_text())["spec"]
+    frame = pd.read_csv(run_dir / "metrics.csv")
+    frame = frame.assign(**run_identity(spec), planned_epochs=int(spec["epochs"]))
+    return frame[RUN_KEYS + [c for c in frame.columns if c not in RUN_KEYS]]
 
 
-def load_runs(metrics_paths) -> pd.DataFrame:
-    """All runs' epochs, wide: one row per run and epoch."""
-    return pd.concat([load_run(p) for p in metrics_paths], ignore_index=True)
+def load_runs(run_dirs) -> pd.DataFrame:
+    """All runs' epochs, wide: one row per run and epoch, divergence scored (score_divergence)."""
+    return score_divergence(pd.concat([load_run(d) for d in run_dirs], ignore_index=True))
+
+
+def score_divergence(wide: pd.DataFrame) -> pd.DataFrame:
+    """The divergence policy (module docstring): from the epoch a run diverged to its planned last epoch,
+    its accuracy and loss columns score WORST; `scored` marks those rows. Input: wide epochs with
+    `diverged` (True on the epoch the loss became non-finite) and `planned_epochs`."""
+    wide = wide.assign(diverged=wide["diverged"].astype(bool), scored=False)
+    fillers = []
+    for _, run in wide[wide["diverged"]].groupby(RUN_KEYS):
+        first = run.sort_values("epoch").iloc[0]
+        after = (wide[RUN_KEYS] == first[RUN_KEYS]).all(axis=1) & (wide["epoch"] >= first["epoch"])
+        wide.loc[after, list(WORST)] = list(WORST.values())
+        wide.loc[after, ["diverged", "scored"]] = True
+        epochs = np.arange(int(first["epoch"]) + 1, int(first["planned_epochs"]) + 1)
+        if len(epochs):
+            fillers.append(pd.DataFrame({**{k: first[k] for k in RUN_KEYS}, "epoch": epochs, **WORST,
+                                         "diverged": True, "planned_epochs": first["planned_epochs"],
+                                         "scored": True}))
+    out = pd.concat([wide, *fillers], ignore_index=True) if fillers else wide
+    return out.sort_values(RUN_KEYS + ["epoch"]).reset_index(drop=True)
 
 
 def long_table(wide: pd.DataFrame) -> pd.DataFrame:
-    """Tidy: dataset, model, optimizer, seed, epoch, metric, value."""
-    return wide.melt(id_vars=RUN_KEYS + ["epoch"], value_vars=METRICS, var_name="metric", value_name="value")
+    """Tidy: dataset, model, optimizer, seed, epoch, metric, value, scored (a diverged epoch's worst value)."""
+    return wide.melt(id_vars=RUN_KEYS + ["epoch", "scored"], value_vars=METRICS, var_name="metric",
+                     value_name="value")
 
 
 # ---------------------------------------------------------------- statistics
-def t_interval(std: pd.Series, n: pd.Series, confidence: float) -> pd.Series:
-    """Half-width of the Student-t confidence interval of a mean (NaN for a single seed)."""
-    quantile = stats.t.ppf((1 + confidence) / 2, np.maximum(n - 1, 1))
-    return pd.Series(np.where(n > 1, quantile * std / np.sqrt(n), np.nan), index=std.index)
-
-
 def epoch_stats(long: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
-    """Per optimizer × epoch × metric: seeds, mean, std, and the CI across seeds."""
-    grouped = long.groupby(GROUP_KEYS + ["epoch", "metric"])["value"]
-    table = grouped.agg(n="count", mean="mean", std="std").reset_index()
-    half = t_interval(table["std"], table["n"], confidence)
-    return table.assign(ci_low=table["mean"] - half, ci_high=table["mean"] + half)
+    """Per optimizer × epoch × metric: n (values counted), mean, std and the interval across seeds."""
+    rows = []
+    for key, values in long.groupby(GROUP_KEYS + ["epoch", "metric"])["value"]:
+        summary = summarize_values(values, confidence, RANGES.get(key[-1], (-INF, INF)))
+        rows.append({**dict(zip(GROUP_KEYS + ["epoch", "metric"], key)), **summary})
+    return pd.DataFrame(rows)
 
 
 def per_seed_summary(wide: pd.DataFrame, target: float) -> pd.DataFrame:
-    """Per run: final/best test accuracy, lowest test loss and its epoch, time to the target accuracy."""
+    """Per run: final (last planned epoch) and best values, lowest test loss, time to the target accuracy.
+    A diverged run never reaches the target (its epochs/seconds to target are NaN, `reached_target` False)."""
     rows = []
     for key, run in wide.sort_values("epoch").groupby(RUN_KEYS):
-        reached = run[run["test_acc"] >= target]
+        diverged = bool(run["diverged"].any())
+        reached = run[(run["test_acc"] >= target) & ~diverged]
         first = reached.iloc[0] if len(reached) else None
         lowest = run.loc[run["test_loss"].idxmin()] if run["test_loss"].notna().any() else None
+        last = run.iloc[-1]
         rows.append({**dict(zip(RUN_KEYS, key)), "epochs": int(run["epoch"].max()),
-                     "final_train_acc": run["train_acc"].iloc[-1], "final_train_loss": run["train_loss"].iloc[-1],
-                     "final_test_acc": run["test_acc"].iloc[-1], "final_test_loss": run["test_loss"].iloc[-1],
+                     "final_train_acc": last["train_acc"], "final_train_loss": last["train_loss"],
+                     "final_test_acc": last["test_acc"], "final_test_loss": last["test_loss"],
                      "best_test_acc": run["test_acc"].max(),
-                     "lowest_test_loss": lowest["test_loss"] if lowest is not None else np.nan,
+                     "lowest_test_loss": lowest["test_loss"] if lowest is not None else INF,
                      "lowest_test_loss_epoch": int(lowest["epoch"]) if lowest is not None else np.nan,
+                     "reached_target": first is not None,
                      "epochs_to_target": int(first["epoch"]) if first is not None else np.nan,
                      "seconds_to_target": (run.loc[run["epoch"] <= first["epoch"], "epoch_seconds"].sum()
                                            if first is not None else np.nan),
                      "mean_epoch_seconds": run["epoch_seconds"].mean(),
-                     "diverged": bool(run["diverged"].any())})
+                     "diverged": diverged,
+                     "diverged_epoch": int(run.loc[run["diverged"].astype(bool), "epoch"].min()) if diverged else np.nan})
     return pd.DataFrame(rows)
 
 
+SUMMARY_METRICS = {"final_test_acc": "test_acc", "final_train_acc": "train_acc", "final_test_loss": "test_loss",
+                   "final_train_loss": "train_loss", "best_test_acc": "test_acc", "lowest_test_loss": "test_loss",
+                   "epochs_to_target": "epoch_seconds", "seconds_to_target": "epoch_seconds"}
+
+
 def optimizer_summary(seeds: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
-    """Per optimizer: means across seeds (with std and CI of the final test accuracy), divergences, rank."""
-    grouped = seeds.groupby(GROUP_KEYS)
-    table = grouped.agg(
-        seeds=("seed", "count"), final_test_acc=("final_test_acc", "mean"),
-        final_test_acc_std=("final_test_acc", "std"), best_test_acc=("best_test_acc", "mean"),
-        final_train_acc=("final_train_acc", "mean"), final_test_loss=("final_test_loss", "mean"),
-        lowest_test_loss=("lowest_test_loss", "mean"), lowest_test_loss_epoch=("lowest_test_loss_epoch", "mean"),
-        epochs_to_target=("epochs_to_target", "mean"), seconds_to_target=("seconds_to_target", "mean"),
-        runs_reaching_target=("epochs_to_target", "count"), mean_epoch_seconds=("mean_epoch_seconds", "mean"),
-        divergences=("diverged", "sum")).reset_index()
-    half = t_interval(table["final_test_acc_std"], table["seeds"], confidence)
-    table["final_test_acc_ci_low"] = table["final_test_acc"] - half
-    table["final_test_acc_ci_high"] = table["final_test_acc"] + half
+    """Per optimizer: each summary metric's mean with its n and interval (mean_interval), divergences,
+    runs reaching the target, and the rank by mean final test accuracy with whether the seeds separate it
+    from the best (Welch's one-sided test at 1 - confidence): every optimizer is ranked."""
+    rows = []
+    for key, group in seeds.groupby(GROUP_KEYS):
+        row = {**dict(zip(GROUP_KEYS, key)), "seeds": len(group), "divergences": int(group["diverged"].sum()),
+               "runs_reaching_target": int(group["reached_target"].sum()),
+               "mean_epoch_seconds": group["mean_epoch_seconds"].mean(),
+               "lowest_test_loss_epoch": group["lowest_test_loss_epoch"].mean()}
+        for column, metric in SUMMARY_METRICS.items():
+            s = summarize_values(group[column], confidence, RANGES[metric])
+            row.update({column: s["mean"], f"{column}_n": s["n"], f"{column}_std": s["std"],
+                        f"{column}_ci_low": s["ci_low"], f"{column}_ci_high": s["ci_high"]})
+        rows.append(row)
+    table = pd.DataFrame(rows)
     table["rank"] = table.groupby(["dataset", "model"])["final_test_acc"].rank(ascending=False, method="min")
-    return table.sort_values(["dataset", "model", "rank"]).reset_index(drop=True)
+    table["separated_from_best"] = False
+    alpha = 1 - confidence
+    for _, problem in table.groupby(["dataset", "model"]):
+        best = problem.sort_values("final_test_acc", ascending=False).iloc[0]
+        best_values = seeds.loc[seeds["optimizer"] == best["optimizer"], "final_test_acc"]
+        for index, row in problem.iterrows():
+            values = seeds.loc[seeds["optimizer"] == row["optimizer"], "final_test_acc"]
+            table.loc[index, "separated_from_best"] = welch(best_values, values)["p_greater"] < alpha
+    return table.sort_values(["dataset", "model", "rank", "optimizer"]).reset_index(drop=True)
 
 
 # ---------------------------------------------------------------- the article's claims
 SIMILAR_ACC = 0.02   # "end similar": final test accuracies within 2 percentage points
 RISE = 1.05          # "test loss rises near the end": final loss ≥ 5% above its minimum
+HOLDS, CONTRADICTED, INCONCLUSIVE, NOT_TESTED = "holds", "contradicted", "inconclusive", "not tested"
 
 
-def _fmt(summary: pd.DataFrame, column: str, names) -> str:
-    return ", ".join(f"{n} {summary.loc[n, column]:.4f}" for n in names)
+def _pair_verdict(a, b, alpha: float) -> str:
+    """'holds' if the seeds show mean(a) > mean(b), 'contradicted' if they show a < b, else 'inconclusive'."""
+    test = welch(a, b)
+    return HOLDS if test["p_greater"] < alpha else CONTRADICTED if test["p_less"] < alpha else INCONCLUSIVE
 
 
-def claims_table(summary: pd.DataFrame) -> pd.DataFrame:
-    """The article's findings (SPEC §1.2), each with what this study measured and whether it holds."""
-    s = summary.set_index("optimizer")
+def _combine(verdicts) -> str:
+    """A claim made of several comparisons: contradicted if any is, holds if all do, else inconclusive."""
+    verdicts = list(verdicts)
+    return CONTRADICTED if CONTRADICTED in verdicts else HOLDS if all(v == HOLDS for v in verdicts) else INCONCLUSIVE
+
+
+def _ordered(values: dict, names, alpha: float, higher=True) -> tuple[str, str]:
+    """Verdict on `names[0] > names[1] > ... > every other name of values` (lower is better: higher=False)."""
+    pairs = list(zip(names, names[1:])) + [(names[-1], other) for other in values if other not in names]
+    verdicts = []
+    for better, worse in pairs:
+        a, b = (values[better], values[worse]) if higher else (-values[better], -values[worse])
+        verdicts.append(_pair_verdict(a, b, alpha))
+    detail = "; ".join(f"{x} vs {y}: {v}" for (x, y), v in zip(pairs, verdicts))
+    return _combine(verdicts), detail
+
+
+def _means(values: dict, names, fmt="{:.4f}") -> str:
+    return ", ".join(f"{n} {fmt.format(np.mean(values[n]))}" for n in names)
+
+
+def claims_table(seeds: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
+    """The article's findings (SPEC §1.2), judged among the article's optimizers present in this study.
+
+    Each claim's verdict is holds / contradicted / inconclusive from one-sided Welch tests on the per-seed
+    values at level 1 - confidence (holds: every comparison the claim makes is significant in its favour;
+    contradicted: one is significant against it), or "not tested" when an optimizer it names is missing.
+    Columns: claim, compared (the optimizers it was judged among), measured (means and the tests), verdict.
+    """
+    alpha = 1 - confidence
+    present = [n for n in ARTICLE_OPTIMIZERS if n in set(seeds["optimizer"])]
+    by = {column: {n: seeds.loc[seeds["optimizer"] == n, column].to_numpy(float) for n in present}
+          for column in ("final_train_acc", "final_test_acc", "final_test_loss", "lowest_test_loss")}
     claims = []
 
-    def claim(text, needed, measure):
-        missing = [n for n in needed if n not in s.index]
+    def claim(text, needed, judge):
+        missing = [n for n in needed if n not in present]
         if missing:
-            claims.append({"claim": text, "measured": f"not tested: {missing} not in this study", "holds": None})
+            claims.append({"claim": text, "compared": ", ".join(present),
+                           "measured": f"not tested: {', '.join(missing)} not in this study", "verdict": NOT_TESTED})
         else:
-            measured, holds = measure()
-            claims.append({"claim": text, "measured": measured, "holds": bool(holds)})
+            verdict, measured = judge()
+            claims.append({"claim": text, "compared": ", ".join(present), "measured": measured, "verdict": verdict})
 
     top4 = ["Adamax", "SGD", "Adam", "AdamW"]
-    claim("Adamax trains best, then SGD, Adam, AdamW (final training accuracy)", top4, lambda: (
-        "order: " + _fmt(s.sort_values("final_train_acc", ascending=False), "final_train_acc",
-                         s.sort_values("final_train_acc", ascending=False).index),
-        list(s.sort_values("final_train_acc", ascending=False).index[:4]) == top4))
-    claim(f"Adamax, SGD, Adam, AdamW end with similar test accuracy (within {SIMILAR_ACC:.0%})", top4, lambda: (
-        _fmt(s, "final_test_acc", top4) + f"; spread {np.ptp(s.loc[top4, 'final_test_acc']):.4f}",
-        np.ptp(s.loc[top4, "final_test_acc"]) <= SIMILAR_ACC))
-    claim(f"SGD's and Adamax's test loss rises near the end (final ≥ {RISE:g}× lowest)", ["SGD", "Adamax"], lambda: (
-        "final/lowest: " + ", ".join(f"{n} {s.loc[n, 'final_test_loss'] / s.loc[n, 'lowest_test_loss']:.3f}"
-                                     for n in ["SGD", "Adamax"]),
-        all(s.loc[n, "final_test_loss"] >= RISE * s.loc[n, "lowest_test_loss"] for n in ["SGD", "Adamax"])))
-    claim("Adam and AdamW end with the lowest test loss", ["Adam", "AdamW"], lambda: (
-        "lowest two: " + _fmt(s, "final_test_loss", s["final_test_loss"].nsmallest(2).index),
-        set(s["final_test_loss"].nsmallest(2).index) == {"Adam", "AdamW"}))
-    claim("Adagrad and Adadelta end worst (test accuracy)", ["Adagrad", "Adadelta"], lambda: (
-        "lowest two: " + _fmt(s, "final_test_acc", s["final_test_acc"].nsmallest(2).index),
-        set(s["final_test_acc"].nsmallest(2).index) == {"Adagrad", "Adadelta"}))
-    return pd.DataFrame(claims, columns=["claim", "measured", "holds"])
+
+    def trains_best():
+        values = by["final_train_acc"]
+        verdict, detail = _ordered(values, top4, alpha)
+        order = sorted(values, key=lambda n: -np.mean(values[n]))
+        return verdict, f"mean final training accuracy: {_means(values, order)}. Tests: {detail}"
+
+    def similar():
+        values = by["final_test_acc"]
+        verdicts, spreads = [], []
+        for i, x in enumerate(top4):
+            for y in top4[i + 1:]:
+                # Equivalence (two one-sided tests): |mean x - mean y| < SIMILAR_ACC shown, or refuted.
+                inside = (welch(values[x] - SIMILAR_ACC, values[y])["p_less"] < alpha
+                          and welch(values[x] + SIMILAR_ACC, values[y])["p_greater"] < alpha)
+                outside = (welch(values[x] - SIMILAR_ACC, values[y])["p_greater"] < alpha
+                           or welch(values[x] + SIMILAR_ACC, values[y])["p_less"] < alpha)
+                verdicts.append(HOLDS if inside else CONTRADICTED if outside else INCONCLUSIVE)
+                spreads.append(abs(np.mean(values[x]) - np.mean(values[y])))
+        return _combine(verdicts), (f"mean final test accuracy: {_means(values, top4)}; largest gap "
+                                    f"{max(spreads):.4f} (equivalence tests at ±{SIMILAR_ACC:g})")
+
+    def loss_rises():
+        verdicts, parts = [], []
+        for name in ["SGD", "Adamax"]:
+            ratio = by["final_test_loss"][name] / by["lowest_test_loss"][name]
+            finite = ratio[np.isfinite(ratio)]  # a diverged seed has no final loss to compare
+            if len(finite) < 2:
+                verdict = INCONCLUSIVE
+            elif np.std(finite) == 0:
+                verdict = HOLDS if finite.min() >= RISE else CONTRADICTED
+            else:
+                p_greater = stats.ttest_1samp(finite, RISE, alternative="greater").pvalue
+                p_less = stats.ttest_1samp(finite, RISE, alternative="less").pvalue
+                verdict = HOLDS if p_greater < alpha else CONTRADICTED if p_less < alpha else INCONCLUSIVE
+            verdicts.append(verdict)
+            mean = np.mean(finite) if len(finite) else np.nan
+            parts.append(f"{name} mean final/lowest test loss {mean:.3f} over {len(finite)} seed(s): {verdict}")
+        return _combine(verdicts), "; ".join(parts)
+
+    def lowest_loss():
+        values = by["final_test_loss"]
+        pairs = [(x, o) for x in ("Adam", "AdamW") for o in present if o not in ("Adam", "AdamW")]
+        verdicts = [_pair_verdict(-values[x], -values[o], alpha) for x, o in pairs]
+        order = sorted(values, key=lambda n: np.mean(values[n]))
+        return _combine(verdicts), f"mean final test loss: {_means(values, order)}"
+
+    def end_worst():
+        values = by["final_test_acc"]
+        pairs = [(o, x) for x in ("Adagrad", "Adadelta") for o in present if o not in ("Adagrad", "Adadelta")]
+        verdicts = [_pair_verdict(values[o], values[x], alpha) for o, x in pairs]
+        order = sorted(values, key=lambda n: np.mean(values[n]))
+        return _combine(verdicts), f"mean final test accuracy, lowest first: {_means(values, order)}"
+
+    claim("Adamax trains best, then SGD, Adam, AdamW (final training accuracy)", top4, trains_best)
+    claim(f"Adamax, SGD, Adam, AdamW end with similar test accuracy (within {SIMILAR_ACC:.0%})", top4, similar)
+    claim(f"SGD's and Adamax's test loss rises near the end (final ≥ {RISE:g}× lowest)", ["SGD", "Adamax"],
+          loss_rises)
+    claim("Adam and AdamW end with the lowest test loss", ["Adam", "AdamW"], lowest_loss)
+    claim("Adagrad and Adadelta end worst (test accuracy)", ["Adagrad", "Adadelta"], end_worst)
+    return pd.DataFrame(claims, columns=["claim", "compared", "measured", "verdict"])
+
+
+# ---------------------------------------------------------------- the runs as recorded
+def _differences(recorded: dict, planned: dict, prefix: str = "") -> list[str]:
+    """Keys whose values differ between two nested specs, as 'key: recorded → planned'."""
+    out = []
+    for key in sorted(set(recorded) | set(planned)):
+        a, b = recorded.get(key), planned.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out.append(f"{prefix}{key}: {a!r} recorded, {b!r} in the config")
+    return out
+
+
+def runs_table(train_runs: list[dict]) -> pd.DataFrame:
+    """One row per run of the plan: the settings its run.json recorded (what actually ran) and whether they
+    match the config's spec for it (`differences` lists each key that does not)."""
+    rows = []
+    for planned in train_runs:
+        info = json.loads((Path(planned["dir"]) / "run.json").read_text())
+        spec = info["spec"]
+        recorded = {k: v for k, v in spec.items() if k in planned["spec"]}
+        differences = _differences(recorded, planned["spec"])
+        rows.append({**run_identity(spec), "class": spec["optimizer"]["class"],
+                     "kwargs": json.dumps(spec["optimizer"].get("kwargs", {}), sort_keys=True),
+                     "demon": bool(spec["optimizer"].get("demon", False)), "lr_schedule": spec.get("lr_schedule"),
+                     "epochs": spec["epochs"], "batch_size": spec["batch_size"], "width": spec.get("width"),
+                     "train_images": info.get("train_images", spec.get("train_subset")),
+                     "test_images": info.get("test_images", spec.get("test_subset")),
+                     "device": info["device_name"], "threads": info["threads"], "bf16": info.get("bf16"),
+                     "torch": info["versions"]["torch"], "python": info["versions"]["python"],
+                     "git": info.get("git_commit"), "resumed_after_epoch": info.get("resumed_after_epoch"),
+                     "diverged": info["diverged"], "diverged_epoch": info.get("diverged_epoch"),
+                     "matches_config": not differences, "differences": "; ".join(differences)})
+    return pd.DataFrame(rows)
 
 
 # ---------------------------------------------------------------- descent
@@ -155,38 +373,48 @@ def descent_reproduction(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------- cost
-def run_cost(metrics_path, benchmark_path, gpu_share: float) -> dict:
-    """What one run cost: its job's wall time (Snakemake's benchmark file) times the device share it held.
+def run_cost(run_dir, benchmark_path, gpu_share: float) -> dict:
+    """What one run cost, split into its start-up (a fixed cost per run) and its epochs.
 
-    The share is `gpu_share` GPUs (train.gpus / train.runs_per_gpu) on CUDA, its threads (CPU cores) on the
-    CPU. A resumed run's benchmark file timed the last attempt only: its epochs' seconds stand in then.
+    The job's wall time comes from Snakemake's benchmark file; `startup_seconds` (process start to the
+    first epoch: interpreter, imports, data load, model build) from run.json. A resumed run's benchmark file
+    timed the last attempt only: its start-up plus its epochs' seconds stand in then. Device-seconds are
+    seconds × the share of a device the run held: `gpu_share` GPUs on CUDA, its threads (CPU cores) on the CPU.
     """
-    metrics_path = Path(metrics_path)
-    info = json.loads((metrics_path.parent / "run.json").read_text())
-    metrics = pd.read_csv(metrics_path)
+    run_dir = Path(run_dir)
+    info = json.loads((run_dir / "run.json").read_text())
+    metrics = pd.read_csv(run_dir / "metrics.csv")
     benchmark = Path(benchmark_path) if benchmark_path else None
     job_seconds = (float(pd.read_csv(benchmark, sep="\t")["s"].iloc[-1])
                    if benchmark is not None and benchmark.exists() else np.nan)
     measured = metrics["epoch_seconds"].sum() + metrics["eval_seconds"].sum()
-    wall = measured if info.get("resumed_after_epoch") or np.isnan(job_seconds) else job_seconds
+    startup = info.get("startup_seconds")
+    if startup is None:  # runs recorded before start-up was measured: the job's time beyond its epochs
+        known = np.isfinite(job_seconds) and not info.get("resumed_after_epoch")
+        startup = max(0.0, job_seconds - measured) if known else 0.0
+    wall = measured + startup if info.get("resumed_after_epoch") or np.isnan(job_seconds) else job_seconds
     on_gpu = info["device"].startswith("cuda")
     share = gpu_share if on_gpu else info["threads"]
     return {**run_identity(info["spec"]), "device": info["device_name"], "unit": "GPU" if on_gpu else "CPU core",
             "share": share, "epochs": len(metrics), "train_seconds": metrics["epoch_seconds"].sum(),
-            "eval_seconds": metrics["eval_seconds"].sum(), "job_seconds": job_seconds,
-            "samples_per_second": metrics["samples_per_second"].median(), "device_seconds": wall * share}
+            "eval_seconds": metrics["eval_seconds"].sum(), "job_seconds": job_seconds, "startup_seconds": startup,
+            "samples_per_second": metrics["samples_per_second"].median(), "device_seconds": wall * share,
+            "startup_device_seconds": startup * share, "epoch_device_seconds": (wall - startup) * share}
 
 
 def cost_table(runs: pd.DataFrame) -> pd.DataFrame:
     """Per optimizer (summed over seeds) and for the whole study (optimizer 'all'): runs, epochs, seconds,
-    device-seconds (GPU-seconds or CPU core-seconds) and the median samples/s."""
-    sums = ["epochs", "train_seconds", "eval_seconds", "job_seconds", "device_seconds"]
+    device-seconds (GPU-seconds or CPU core-seconds), split into start-up per run and device-seconds per
+    epoch, and the median samples/s."""
+    sums = ["epochs", "train_seconds", "eval_seconds", "job_seconds", "startup_seconds", "device_seconds",
+            "startup_device_seconds", "epoch_device_seconds"]
 
     def summarize(frame: pd.DataFrame) -> dict:
         return {"device": ", ".join(sorted(frame["device"].unique())), "unit": ", ".join(sorted(frame["unit"].unique())),
                 "share": frame["share"].median(), "runs": len(frame), **{c: frame[c].sum(min_count=1) for c in sums},
                 "samples_per_second": frame["samples_per_second"].median(),
-                "device_seconds_per_epoch": frame["device_seconds"].sum() / frame["epochs"].sum()}
+                "startup_device_seconds_per_run": frame["startup_device_seconds"].mean(),
+                "device_seconds_per_epoch": frame["epoch_device_seconds"].sum() / frame["epochs"].sum()}
 
     rows = [{"dataset": d, "model": m, "optimizer": o, **summarize(frame)}
             for (d, m, o), frame in runs.groupby(GROUP_KEYS, sort=False)]
@@ -197,9 +425,10 @@ def cost_table(runs: pd.DataFrame) -> pd.DataFrame:
 
 def projected_device_hours(cost: pd.DataFrame, epochs: int, seeds: int, optimizers: int) -> float:
     """Device-hours of a study of `optimizers` × `seeds` runs of `epochs` epochs at this study's measured
-    device-seconds per epoch (e.g. the article's 7 × 3 × 50 from a shorter run of the same model)."""
-    per_epoch = cost.loc[cost["optimizer"] == "all", "device_seconds_per_epoch"].iloc[0]
-    return per_epoch * epochs * seeds * optimizers / 3600
+    pace: start-up per run × runs + device-seconds per epoch × epochs × runs."""
+    total = cost.loc[cost["optimizer"] == "all"].iloc[0]
+    runs = optimizers * seeds
+    return (total["startup_device_seconds_per_run"] * runs + total["device_seconds_per_epoch"] * epochs * runs) / 3600
 
 
 # ---------------------------------------------------------------- writing
@@ -210,50 +439,86 @@ def write_table(frame: pd.DataFrame, out_dir: Path, name: str) -> None:
         frame.to_parquet(tmp, index=False)
 
 
-def aggregate_train(metrics_paths, out_dir, target: float, confidence: float, benchmark_paths=None,
-                    gpu_share: float = 1.0) -> dict[str, pd.DataFrame]:
-    wide = load_runs(metrics_paths)
-    seeds = per_seed_summary(wide, target)
-    summary = optimizer_summary(seeds, confidence)
+def aggregate_train(plan: dict, out_dir) -> dict[str, pd.DataFrame]:
+    """Every training table from the runs of `plan` (optimbench.study.read_plan)."""
+    settings, train_runs = plan["settings"], plan["train_runs"]
+    confidence = settings["confidence"]
+    wide = load_runs([run["dir"] for run in train_runs])
+    seeds = per_seed_summary(wide, settings["target_accuracy"])
     long = long_table(wide)
-    tables = {"epochs_long": long, "epoch_stats": epoch_stats(long, confidence),
-              "seed_summary": seeds, "optimizer_summary": summary, "article_claims": claims_table(summary),
-              "cost": cost_table(pd.DataFrame([run_cost(m, b, gpu_share) for m, b in
-                                               zip(metrics_paths, benchmark_paths or [None] * len(metrics_paths))]))}
+    tables = {"runs": runs_table(train_runs), "epochs_long": long, "epoch_stats": epoch_stats(long, confidence),
+              "seed_summary": seeds, "optimizer_summary": optimizer_summary(seeds, confidence),
+              "article_claims": claims_table(seeds, confidence),
+              "cost": cost_table(pd.DataFrame([run_cost(run["dir"], run["benchmark"], settings["gpu_share"])
+                                               for run in train_runs]))}
     for name, frame in tables.items():
         write_table(frame, Path(out_dir), name)
     return tables
 
 
-def aggregate_descent(summary_paths, out_dir) -> dict[str, pd.DataFrame]:
-    runs = pd.concat([pd.read_csv(p) for p in summary_paths], ignore_index=True)
+def aggregate_descent(plan: dict, out_dir) -> dict[str, pd.DataFrame]:
+    """The descent tables from the runs of `plan`."""
+    runs = pd.concat([pd.read_csv(Path(run["dir"]) / "summary.csv") for run in plan["descent_runs"]],
+                     ignore_index=True)
     tables = {"descent_runs": runs, "descent_reproduction": descent_reproduction(runs)}
     for name, frame in tables.items():
         write_table(frame, Path(out_dir), name)
     return tables
 
 
+def rankings(default: pd.DataFrame, tuned: pd.DataFrame) -> pd.DataFrame:
+    """The default-hyperparameter ranking beside the tuned one (optimizer_summary tables), by optimizer."""
+    columns = ["optimizer", "rank", "final_test_acc", "final_test_acc_ci_low", "final_test_acc_ci_high",
+               "separated_from_best", "divergences"]
+    both = default[columns].merge(tuned[columns], on="optimizer", how="outer", suffixes=("_default", "_tuned"))
+    return both.sort_values(["rank_tuned", "optimizer"]).reset_index(drop=True)
+
+
+def aggregate_tune(plan: dict, out_dir) -> dict[str, pd.DataFrame]:
+    """The tuning stage's tables (SPEC §2.8): every trial, each selection (with a warning when it sits at the
+    edge of its range), budget curves, the final runs' tables and claims, and the two rankings side by side."""
+    from optimbench import tune
+
+    out_dir = Path(out_dir)
+    settings, stage = plan["settings"], plan["tune"]
+    confidence = settings["confidence"]
+    trials = tune.trials_table(plan)
+    selections = []
+    for optimizer, path in stage["selections"].items():
+        chosen = json.loads(Path(path).read_text())
+        selections.append({"optimizer": optimizer, "trial": chosen["trial"],
+                           "setting": json.dumps(chosen["setting"], sort_keys=True), "criterion": chosen["criterion"],
+                           "score": chosen["score"], "all_trials_diverged": chosen["all_diverged"],
+                           "at_edge": "; ".join(chosen["at_edge"])})
+    selection = pd.DataFrame(selections)
+    chosen = set(zip(selection["optimizer"], selection["trial"]))
+    trials["selected"] = [(o, t) in chosen for o, t in zip(trials["optimizer"], trials["trial"])]
+    finals = [{**run, "spec": tune.apply_selection(run["spec"], json.loads(Path(stage["selections"][run["optimizer"]])
+                                                                          .read_text()))} for run in stage["finals"]]
+    wide = load_runs([run["dir"] for run in finals])
+    seeds = per_seed_summary(wide, settings["target_accuracy"])
+    summary = optimizer_summary(seeds, confidence)
+    default = pd.read_parquet(out_dir / "optimizer_summary.parquet")
+    tables = {"tune_trials": trials, "tune_selection": selection,
+              "budget_curves": tune.budget_curves(trials, stage["select_by"]), "tuned_runs": runs_table(finals),
+              "tuned_seed_summary": seeds, "tuned_optimizer_summary": summary,
+              "tuned_claims": claims_table(seeds, confidence), "rankings": rankings(default, summary)}
+    for name, frame in tables.items():
+        write_table(frame, out_dir, name)
+    return tables
+
+
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description="Aggregate training runs or descent runs into tables.")
-    sub = parser.add_subparsers(dest="stage", required=True)
-    train = sub.add_parser("train", help="tables from training runs' metrics.csv files")
-    train.add_argument("--metrics", nargs="+", required=True)
-    train.add_argument("--target", type=float, required=True, help="test accuracy for time-to-target")
-    train.add_argument("--confidence", type=float, default=0.95)
-    train.add_argument("--benchmarks", nargs="+", help="Snakemake benchmark files, one per --metrics, same order")
-    train.add_argument("--gpu-share", type=float, default=1.0, help="GPUs one run holds (gpus / runs_per_gpu)")
-    train.add_argument("--out", required=True, help="tables folder")
-    descent = sub.add_parser("descent", help="tables from descent runs' summary.csv files")
-    descent.add_argument("--summaries", nargs="+", required=True)
-    descent.add_argument("--out", required=True)
+    from optimbench.study import read_plan
+
+    parser = argparse.ArgumentParser(description="Aggregate the training runs or the descent runs of a study.")
+    parser.add_argument("stage", choices=["train", "descent", "tune"])
+    parser.add_argument("--plan", required=True, help="the study's plan.json (the `plan` rule writes it)")
+    parser.add_argument("--out", required=True, help="tables folder")
     args = parser.parse_args(argv)
-    if args.stage == "train":
-        if args.benchmarks and len(args.benchmarks) != len(args.metrics):
-            parser.error(f"--benchmarks: {len(args.benchmarks)} files for {len(args.metrics)} --metrics; "
-                         "give one benchmark file per run, in the same order")
-        tables = aggregate_train(args.metrics, args.out, args.target, args.confidence, args.benchmarks, args.gpu_share)
-    else:
-        tables = aggregate_descent(args.summaries, args.out)
+    plan = read_plan(args.plan)
+    stages = {"train": aggregate_train, "descent": aggregate_descent, "tune": aggregate_tune}
+    tables = stages[args.stage](plan, args.out)
     for name, frame in tables.items():
         print(f"{args.out}/{name}: {len(frame)} rows")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import inspect
 from pathlib import Path
 
 import jsonschema
@@ -29,17 +30,36 @@ def deep_merge(base: dict, override: dict) -> dict:
     return merged
 
 
+def read_yaml_file(path) -> dict:
+    """One config file as a mapping; errors name the file (and the line where the parser knows it).
+
+    An empty file is refused, as Snakemake refuses it as a --configfile.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        loaded = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}, line {mark.line + 1}, column {mark.column + 1}" if mark else str(path)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"config file {where}: not valid YAML ({problem}). Fix the YAML syntax there "
+                          "(indentation, a missing ':' or an unclosed bracket or quote).") from None
+    if loaded is None:
+        raise ConfigError(f"config file {path} is empty: give it at least one key (e.g. `results_dir: ...`) "
+                          "or leave it out")
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of keys (e.g. `train:`), "
+                          f"not a {type(loaded).__name__}")
+    return loaded
+
+
 def load_yaml_files(paths) -> dict:
     """Merge YAML files left to right (later files override earlier ones)."""
     config: dict = {}
     for path in paths:
-        path = Path(path)
-        if not path.exists():
-            raise ConfigError(f"config file {path} does not exist")
-        loaded = yaml.safe_load(path.read_text()) or {}
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"config file {path} must hold a mapping, not {type(loaded).__name__}")
-        config = deep_merge(config, loaded)
+        config = deep_merge(config, read_yaml_file(path))
     return config
 
 
@@ -97,7 +117,8 @@ def _unknown(kind: str, name: str, where: str, known) -> ConfigError:
 
 
 def check_references(config: dict) -> None:
-    """Names used in train/descent must exist, and every optimizer class must import."""
+    """Names used in train/descent must exist, every optimizer must build with its settings, the
+    pretrained weights must load, and the batch and subset sizes must fit the data set."""
     from optimbench.optim import resolve_class  # imports torch: only when a config is checked
 
     registry = config["optimizers"]
@@ -122,12 +143,140 @@ def check_references(config: dict) -> None:
             if method not in methods and method not in registry:
                 raise _unknown("descent method", method, f"descent.groups[{group['name']}].methods",
                                list(methods) + list(registry))
-    train = config["train"]
-    if train["pretrained"] and (train["model"] != "resnet18_article" or train["width"] != 64):
+    check_optimizers(config)
+    check_pretrained(config["train"])
+    check_sizes(config)
+
+
+def _used_optimizers(config: dict):
+    """(config key, registry name, kwargs overrides) of every optimizer a job will build, once each."""
+    seen = set()
+    for name in config["train"]["optimizers"]:
+        seen.add((name, "{}"))
+        yield f"optimizers.{name}.kwargs", name, {}
+    for group in config["descent"]["groups"]:
+        for name in group["methods"]:
+            overrides = group.get("kwargs", {})
+            key = (name, repr(sorted(overrides.items())))
+            if name in config["optimizers"] and key not in seen:
+                seen.add(key)
+                where = f"descent.groups[{group['name']}].kwargs" if overrides else f"optimizers.{name}.kwargs"
+                yield where, name, overrides
+
+
+def _unknown_kwargs(cls: type, kwargs: dict) -> dict[str, list[str]]:
+    """Keyword arguments cls.__init__ does not name, each with the names it does. A catch-all **kwargs
+    does not count: pytorch-optimizer's classes take one and silently ignore what lands there."""
+    parameters = inspect.signature(cls.__init__).parameters
+    valid = [name for name, p in parameters.items() if name not in ("self", "params")
+             and p.kind not in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)]
+    return {key: valid for key in kwargs if key not in valid}
+
+
+def check_optimizers(config: dict) -> None:
+    """Build every optimizer the study runs (train.optimizers; descent groups with their kwargs), with its
+    schedules (Demon), on a dummy parameter: a misspelt or invalid keyword stops here, before any job."""
+    import torch
+
+    from optimbench.demon import demon_class
+    from optimbench.optim import build_optimizer, resolve_class, schedules, step_kind
+
+    for where, name, overrides in _used_optimizers(config):
+        entry = config["optimizers"][name]
+        cls = resolve_class(entry["class"])
+        cls = demon_class(cls) if entry.get("demon") else cls  # the class build_optimizer builds
+        compiled = config["train"]["compile"] not in ("auto", "off") and name in config["train"]["optimizers"]
+        if compiled and isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer) and step_kind(cls)[1]:
+            raise ConfigError(f"train.compile = {config['train']['compile']!r} cannot train optimizer {name!r} "
+                              f"({entry['class']}): it needs the gradients' graph (double backward), which "
+                              "torch.compile's graphs do not support. Use train.compile: auto or off.")
+        kwargs = {**entry.get("kwargs", {}), **overrides}
+        for key, valid in _unknown_kwargs(cls, kwargs).items():
+            close = difflib.get_close_matches(key, valid, n=1)
+            tip = f" Did you mean {close[0]!r}?" if close else ""
+            owner = where if key in overrides else f"optimizers.{name}.kwargs"
+            raise ConfigError(f"{owner}.{key}: {cls.__name__} ({entry['class']}) takes no argument {key!r}; "
+                              f"its arguments: {valid}.{tip}")
+
+        def build(settings: dict) -> None:
+            optimizer = build_optimizer({**entry, "kwargs": {}}, [torch.zeros(2, requires_grad=True)], settings)
+            schedules(entry, optimizer, None, 1)
+
+        try:
+            build(kwargs)
+        except Exception as exc:  # an optimizer's own checks raise ValueError, TypeError, its own errors...
+            if _fails(build, {}):  # not the keywords: the class itself, or `demon` on it
+                what = f"optimizers.{name} = {entry!r}"
+            else:  # name the first keyword that fails on its own, else all of them
+                culprit = next((key for key in kwargs if _fails(build, {key: kwargs[key]})), None)
+                owner = where if culprit in overrides else f"optimizers.{name}.kwargs"
+                what = f"{owner}.{culprit} = {kwargs[culprit]!r}" if culprit else f"{where} = {kwargs!r}"
+            raise ConfigError(f"{what} is refused by {cls.__name__} ({entry['class']}) for optimizer {name!r}: "
+                              f"{type(exc).__name__}: {exc}") from None
+
+
+def _fails(build, settings: dict) -> bool:
+    try:
+        build(settings)
+    except Exception:
+        return True
+    return False
+
+
+def check_pretrained(train: dict) -> None:
+    """train.pretrained: only for the article model at width 64, and a file that loads as its backbone."""
+    if not train["pretrained"]:
+        return
+    if train["model"] != "resnet18_article" or train["width"] != 64:
         raise ConfigError("train.pretrained needs train.model: resnet18_article and train.width: 64 "
                           f"(got {train['model']}, width {train['width']})")
+    from optimbench.models import PretrainedError, load_pretrained
+
+    try:
+        load_pretrained(train["pretrained"])
+    except PretrainedError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def check_sizes(config: dict) -> None:
+    """train_subset, test_subset and batch_size within the data set's split sizes (known before any job)."""
+    from optimbench.data import split_sizes
+
+    train, data = config["train"], config["data"]
+    n_train, n_test = split_sizes(data)
+    source = f"data.source {data['source']!r} has {n_train:,} training and {n_test:,} test images"
+    for key, available in (("train_subset", n_train), ("test_subset", n_test)):
+        if train[key] is not None and train[key] > available:
+            raise ConfigError(f"train.{key} = {train[key]} exceeds the data: {source}. "
+                              f"Use at most {available} (or null for all).")
+    used = min(train["train_subset"] or n_train, n_train)
+    if train["batch_size"] > used:
+        raise ConfigError(f"train.batch_size = {train['batch_size']} exceeds the {used:,} training images used "
+                          f"({source}): every epoch would be one smaller batch. Use at most {used}.")
 
 
 def load(paths) -> dict:
     """Read, merge and validate config files (e.g. config.yaml then a preset)."""
     return validate(load_yaml_files(paths))
+
+
+def main(argv=None) -> None:
+    """`python -m optimbench.config config.yaml [override.yaml ...]`: merge, validate, report.
+
+    Snakemake reads --configfile files itself, before the workflow's code runs, and its messages name
+    neither the file nor the line; `make` runs this first so that a bad file is named."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(description="Check config files (merged left to right) against the schema.")
+    parser.add_argument("files", nargs="+", help="config.yaml, then override files (presets)")
+    args = parser.parse_args(argv)
+    try:
+        config = load(args.files)
+    except ConfigError as exc:
+        sys.exit(f"{exc}")
+    print(f"config OK: {' + '.join(args.files)} -> results in {config['results_dir']}/")
+
+
+if __name__ == "__main__":
+    main()

@@ -180,6 +180,30 @@ def obtain_archive(data_cfg: dict, workdir) -> Path:
     raise DataError(f"unknown data.source {source!r}: use download, archive, digits or synthetic")
 
 
+# ---------------------------------------------------------------- split sizes, before any data exists
+CIFAR10_SIZES = (50_000, 10_000)
+DIGITS_IMAGES = 1_797  # scikit-learn's load_digits
+
+
+def split_sizes(data_cfg: dict) -> tuple[int, int]:
+    """(training images, test images) the configured source gives, known from the config alone.
+
+    download, archive: CIFAR-10's 50,000 / 10,000 (an archive in its format is assumed to be CIFAR-10);
+    digits: 1,797 images, round(1,797 · test_fraction) of them for testing, as make_digits_archive;
+    synthetic: its train_size / test_size.
+    """
+    source = data_cfg["source"]
+    if source in ("download", "archive"):
+        return CIFAR10_SIZES
+    if source == "digits":
+        n_test = int(round(DIGITS_IMAGES * data_cfg.get("digits", {}).get("test_fraction", 0.25)))
+        return DIGITS_IMAGES - n_test, n_test
+    if source == "synthetic":
+        synthetic = data_cfg.get("synthetic", {})
+        return synthetic.get("train_size", 2000), synthetic.get("test_size", 500)
+    raise DataError(f"unknown data.source {source!r}: use download, archive, digits or synthetic")
+
+
 # ---------------------------------------------------------------- the canonical file
 def save_npz(path, arrays: dict) -> None:
     """np.savez's format with fixed timestamps, so equal arrays give an equal file (and sha256)."""
@@ -219,15 +243,45 @@ def prepare(data_cfg: dict, out_npz, out_json) -> dict:
         return write_canonical(arrays, out_npz, out_json, provenance)
 
 
+# prepare_data's --spec: config.yaml's `data` section (see config/schema.yaml).
+SPEC_REQUIRED = {"source": "download | archive | digits | synthetic"}
+SOURCE_REQUIRED = {"download": {"download_dir": "where torchvision's CIFAR-10 download goes"},
+                   "archive": {"archive": "path of a local cifar-10-python.tar.gz"}}
+SPEC_OPTIONAL = {
+    "download_dir": "source download: where torchvision's CIFAR-10 download goes",
+    "archive": "source archive: path of a local cifar-10-python.tar.gz",
+    "digits": "source digits: {test_fraction (0.25), seed (0)}",
+    "synthetic": "source synthetic: {train_size (2000), test_size (500), seed (0)}",
+}
+
+
+def read_data_spec(value: str, download_dir: str | None = None) -> dict:
+    """The `data` section (download_dir overridden when given) with every key its source needs
+    (SystemExit naming the missing ones)."""
+    from optimbench.cli import check_spec, read_spec
+
+    spec = read_spec(value, SPEC_REQUIRED, SPEC_OPTIONAL)
+    if download_dir:
+        spec["download_dir"] = download_dir
+    if spec["source"] not in DATASET_OF_SOURCE:
+        raise SystemExit(f"--spec source = {spec['source']!r}: use one of {list(DATASET_OF_SOURCE)}")
+    return check_spec(spec, SOURCE_REQUIRED.get(spec["source"], {}), {})
+
+
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description="Prepare the canonical data file from a configured source.")
+    from optimbench.cli import spec_help
+
+    parser = argparse.ArgumentParser(description="Prepare the canonical data file from a configured source.",
+                                     epilog=spec_help(SPEC_REQUIRED, SPEC_OPTIONAL),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--spec", required=True, help="the `data` section as JSON (or a path to a JSON/YAML file)")
     parser.add_argument("--out", required=True, help="canonical .npz to write")
     parser.add_argument("--summary", required=True, help="JSON summary (sha256, counts) to write")
+    parser.add_argument("--download-dir", help="where source `download` puts torchvision's files "
+                                               "(overrides the spec's download_dir)")
     args = parser.parse_args(argv)
-    from optimbench.cli import read_spec
 
-    summary = prepare(read_spec(args.spec), args.out, args.summary)
+    summary = prepare(read_data_spec(args.spec, args.download_dir), args.out, args.summary)
     print(f"wrote {args.out}: {summary['n_train']} train / {summary['n_test']} test images, sha256 {summary['sha256']}")
 
 

@@ -18,6 +18,7 @@ from optimbench import functions
 from optimbench.io import write_csv
 
 TRAJECTORY_COLUMNS = ["epoch", "x", "y", "f", "grad_x", "grad_y", "step"]
+IDENTITY = ("group", "function", "method", "gradient")
 REACHED_DISTANCE = 0.05  # a run "reached the minimum" when it ends this close to a global minimum
 
 
@@ -49,22 +50,34 @@ def optimizer_descent(fn, start, entry, kwargs, scheme, h, tol, max_epochs) -> t
     """A torch optimizer (registry entry + kwargs overrides) moves the point; same stopping rule."""
     import torch
 
-    from optimbench.optim import build_optimizer, schedules
+    from optimbench.optim import build_optimizer, optimizer_step, schedules
 
     point = torch.tensor(start, dtype=torch.float64, requires_grad=True)
     optimizer = build_optimizer(entry, [point], kwargs)
     steppers = schedules(entry, optimizer, None, max_epochs)  # Demon decays over the epoch cap
     rows = [_row(0, point.detach().numpy(), fn.f(point.detach()), (np.nan, np.nan), np.nan)]
+    first_grad = []
+
+    def compute_gradients(create_graph: bool) -> torch.Tensor:
+        """The scheme's gradient at the current point as point.grad; with create_graph it keeps its graph
+        (autograd's, or that of the finite differences, which are differentiable in the point)."""
+        if create_graph:
+            grad = functions.gradient(fn.f, point, scheme, h, create_graph=True)
+        else:
+            grad = functions.gradient(fn.f, point.detach(), scheme, h)
+        point.grad = grad
+        first_grad.append(grad.detach().clone())
+        return fn.f(point.detach())
+
     for epoch in range(1, max_epochs + 1):
         before = point.detach().clone()
-        optimizer.zero_grad()
-        point.grad = functions.gradient(fn.f, before, scheme, h)
-        optimizer.step()
+        first_grad.clear()
+        optimizer_step(optimizer, compute_gradients)
         for stepper in steppers:
             stepper.step()
         after = point.detach()
         step = (after - before).abs().sum().item()
-        rows.append(_row(epoch, after.numpy(), fn.f(after), point.grad.numpy(), step))
+        rows.append(_row(epoch, after.numpy(), fn.f(after), first_grad[0].numpy(), step))
         if step < tol:
             return pd.DataFrame(rows, columns=TRAJECTORY_COLUMNS), True
         if not torch.isfinite(after).all():
@@ -86,28 +99,94 @@ def summarize(spec: dict, fn, trajectory: pd.DataFrame, converged: bool) -> pd.D
         "reached_minimum": bool(finite and distance < REACHED_DISTANCE)}])
 
 
+def tuned_descent(fn, start, entry, kwargs, search: dict, **common) -> tuple[pd.DataFrame, bool, pd.DataFrame]:
+    """The budgeted learning-rate search of a descent group (as pytorch-optimizer's visualisations choose
+    each optimizer's lr): `search["trials"]` learning rates log-spaced over [low, high], each run for the
+    full budget; the lowest final function value wins (a diverged run loses, ties go to the smaller lr).
+    Returns the winner's (trajectory, converged) and every trial's lr and final value."""
+    trials, best = [], None
+    for lr in np.geomspace(search["low"], search["high"], search["trials"]):
+        trajectory, converged = optimizer_descent(fn, start, entry, {**kwargs, "lr": float(lr)}, **common)
+        final = trajectory["f"].iloc[-1]
+        score = final if np.isfinite(final) and np.isfinite(trajectory[["x", "y"]].iloc[-1]).all() else np.inf
+        trials.append({"lr": float(lr), "final_f": final, "score": score})
+        if best is None or score < best[0]:
+            best = (score, trajectory, converged, float(lr))
+    return best[1], best[2], pd.DataFrame(trials).assign(selected=lambda t: t["lr"] == best[3])
+
+
 def run(spec: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Run one descent job from its spec; returns (trajectory, summary)."""
+    """Run one descent job from its spec; returns (trajectory, summary). With spec["tune"] (optimizer kind),
+    the learning rate is chosen by tuned_descent and the summary records it and every lr tried."""
     fn = functions.get(spec["function"])
     common = dict(scheme=spec["gradient"], h=spec["h"], tol=spec["tol"], max_epochs=spec["max_epochs"])
+    tried = None
     if spec["kind"] == "article":
         trajectory, converged = article_descent(fn, spec["start"], spec["lr"], spec.get("momentum"), **common)
+    elif spec.get("tune"):
+        trajectory, converged, tried = tuned_descent(fn, spec["start"], spec["optimizer"], spec.get("kwargs", {}),
+                                                     spec["tune"], **common)
+        spec = {**spec, "lr": float(tried.loc[tried["selected"], "lr"].iloc[0])}
     else:
         trajectory, converged = optimizer_descent(fn, spec["start"], spec["optimizer"], spec.get("kwargs", {}),
                                                   **common)
-    return trajectory, summarize(spec, fn, trajectory, converged)
+    summary = summarize(spec, fn, trajectory, converged)
+    summary["tuned"] = tried is not None
+    summary["lrs_tried"] = "" if tried is None else " ".join(f"{lr:.3g}:{f:.4g}" for lr, f in zip(tried["lr"], tried["final_f"]))
+    return trajectory, summary
+
+
+# descent's --spec (one job of a descent group, see config/schema.yaml's descent section).
+SPEC_REQUIRED = {
+    "function": f"one of {sorted(functions.FUNCTIONS)}",
+    "method": "the method's name (recorded)",
+    "gradient": f"one of {list(functions.GRADIENTS)}",
+    "kind": "article (the article's update: needs lr, optional momentum) | optimizer (needs optimizer)",
+    "h": "finite-difference step",
+    "tol": "stop when sum |X_new - X| < tol (0: never)",
+    "max_epochs": "cap on updates",
+    "start": "start point [x, y]",
+}
+KIND_REQUIRED = {"article": {"lr": "learning rate of the article's update"},
+                 "optimizer": {"optimizer": "registry entry {class, kwargs, demon}"}}
+SPEC_OPTIONAL = {
+    "momentum": "article kind: momentum factor m (absent: the vanilla update)",
+    "update": "article kind: vanilla | momentum (recorded)",
+    "lr": "article kind: learning rate; optimizer kind: the lr recorded in the summary",
+    "optimizer": "optimizer kind: registry entry {class, kwargs, demon}",
+    "kwargs": "optimizer kind: keyword arguments overriding the entry's",
+    "group": "the descent group's name (recorded)",
+    "tune": "optimizer kind: {trials, low, high}: choose the lr among `trials` log-spaced values by the final value",
+}
+
+
+def read_descent_spec(value: str) -> dict:
+    """The spec with every key its kind needs (SystemExit naming the missing ones)."""
+    from optimbench.cli import check_spec, read_spec
+
+    spec = read_spec(value, SPEC_REQUIRED, SPEC_OPTIONAL)
+    if spec["kind"] not in KIND_REQUIRED:
+        raise SystemExit(f"--spec kind = {spec['kind']!r}: use one of {sorted(KIND_REQUIRED)}")
+    return check_spec(spec, KIND_REQUIRED[spec["kind"]], {})
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description="Run one gradient-descent job on a 2-D test function.")
-    parser.add_argument("--spec", required=True, help="the job's spec as inline JSON or a JSON/YAML file")
+    from optimbench.cli import spec_help
+
+    required = {**SPEC_REQUIRED, **{f"{k} (kind {kind})": v for kind, keys in KIND_REQUIRED.items()
+                                    for k, v in keys.items()}}
+    parser = argparse.ArgumentParser(description="Run one gradient-descent job on a 2-D test function.",
+                                     epilog=spec_help(required, SPEC_OPTIONAL),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--spec", required=True, help="the job's spec as inline JSON or a JSON/YAML file (keys below)")
     parser.add_argument("--trajectory", required=True, help="CSV of every epoch's point, value and gradient")
     parser.add_argument("--summary", required=True, help="one-row CSV summary")
     args = parser.parse_args(argv)
-    from optimbench.cli import read_spec
 
-    trajectory, summary = run(read_spec(args.spec))
-    write_csv(Path(args.trajectory), trajectory)
+    spec = read_descent_spec(args.spec)
+    trajectory, summary = run(spec)
+    identity = {key: spec.get(key) for key in IDENTITY}  # the run's identity travels inside its files
+    write_csv(Path(args.trajectory), trajectory.assign(**identity)[list(IDENTITY) + TRAJECTORY_COLUMNS])
     write_csv(Path(args.summary), summary)
     row = summary.iloc[0]
     print(f"{row.function}/{row.method}/{row.gradient}: {row.epochs} epochs, converged {row.converged}, "

@@ -21,10 +21,19 @@ def _xp(values):
     return np
 
 
+def _safe_sqrt(xp, s):
+    """sqrt(s) for s ≥ 0 whose autograd gradient at s = 0 is 0, not NaN (d sqrt/ds = 1/(2·sqrt s) is
+    infinite there, and autograd multiplies it by ds/dx = 0). Where sqrt feeds Ackley's cone, 0 is in the
+    subdifferential at the origin: the minimum then has gradient 0, as the central difference gives."""
+    positive = s > 0
+    return xp.where(positive, xp.sqrt(xp.where(positive, s, 1.0)), 0.0)
+
+
 def ackley(p):
-    """The article's Ackley: -20·exp(-0.2·sqrt(0.5·(x²+y²))) - exp(0.5·(cos 2πx + cos 2πy)) + e + 20."""
+    """The article's Ackley: -20·exp(-0.2·sqrt(0.5·(x²+y²))) - exp(0.5·(cos 2πx + cos 2πy)) + e + 20.
+    Not differentiable at its minimum (0, 0) (a cone tip): its gradient there is taken as 0."""
     xp, x, y = _xp(p), p[..., 0], p[..., 1]
-    return (-20.0 * xp.exp(-0.2 * xp.sqrt(0.5 * (x**2 + y**2)))
+    return (-20.0 * xp.exp(-0.2 * _safe_sqrt(xp, 0.5 * (x**2 + y**2)))
             - xp.exp(0.5 * (xp.cos(2 * math.pi * x) + xp.cos(2 * math.pi * y))) + math.e + 20.0)
 
 
@@ -110,18 +119,27 @@ def numerical_gradient(f, points, h: float, scheme: str = "central"):
     raise ValueError(f"unknown finite-difference scheme {scheme!r}; use central, forward or as-printed")
 
 
-def autograd_gradient(f, points):
-    """Exact gradient by torch autograd at points (..., 2) (NumPy in, NumPy out; tensors in, tensors out)."""
+def autograd_gradient(f, points, create_graph: bool = False):
+    """Exact gradient by torch autograd at points (..., 2) (NumPy in, NumPy out; tensors in, tensors out).
+
+    create_graph: `points` is a tensor that requires grad, and the gradient keeps its graph to it
+    (for Hessian-vector products); otherwise the gradient is a constant.
+    """
     import torch
 
     as_numpy = not isinstance(points, torch.Tensor)
+    if create_graph:
+        (grad,) = torch.autograd.grad(f(points).sum(), points, create_graph=True)
+        return grad
     x = torch.as_tensor(points, dtype=torch.float64).detach().requires_grad_(True)
     (grad,) = torch.autograd.grad(f(x).sum(), x)
     return grad.numpy() if as_numpy else grad
 
 
-def gradient(f, points, scheme: str, h: float):
-    """The gradient of f at points by the named scheme (one of GRADIENTS)."""
+def gradient(f, points, scheme: str, h: float, create_graph: bool = False):
+    """The gradient of f at points by the named scheme (one of GRADIENTS). create_graph (tensors that
+    require grad only): the result keeps its graph to `points`; finite differences are differentiable
+    in the point too, so Hessian-based optimizers work with every scheme."""
     if scheme == "autograd":
-        return autograd_gradient(f, points)
+        return autograd_gradient(f, points, create_graph)
     return numerical_gradient(f, points, h, scheme)

@@ -6,6 +6,7 @@ backbone takes torchvision's ImageNet `resnet18` state_dict unchanged.
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import torch
@@ -75,15 +76,57 @@ class ArticleResNet18(nn.Module):
         return self.head(self.backbone(x))
 
 
+class PretrainedError(FileNotFoundError):
+    """train.pretrained names no file, or one that is not torchvision's resnet18 state_dict."""
+
+
+WEIGHTS_HINT = ("Download torchvision's resnet18 ImageNet weights (resnet18-f37072fd.pth) on a machine with "
+                "internet, copy the file here, or set train.pretrained: null to train from scratch.")
+
+
+def _state_dict_problems(state: dict, reference: dict) -> list[str]:
+    """What keeps `state` from loading into a module whose state_dict is `reference` (empty if nothing)."""
+    missing = [k for k in reference if k not in state]
+    unexpected = [k for k in state if k not in reference]
+    shapes = [f"{k} {tuple(state[k].shape)} (expected {tuple(v.shape)})" for k, v in reference.items()
+              if k in state and isinstance(state[k], torch.Tensor) and state[k].shape != v.shape]
+    problems = [f"{len(keys)} {what}: {keys[:4]}" + (f" and {len(keys) - 4} more" if len(keys) > 4 else "")
+                for what, keys in (("missing keys", missing), ("unexpected keys", unexpected),
+                                   ("shapes differ", shapes)) if keys]
+    return problems
+
+
+def describe_load_error(exc: Exception) -> str:
+    """torch.load's error in one short line: its type and first sentence (the rest is advice for other cases:
+    the weights-only loader's, for one, suggests weights_only=False, which is never the fix for a damaged file)."""
+    if isinstance(exc, pickle.UnpicklingError) and "Weights only load failed" in str(exc):
+        return "UnpicklingError: the safe (weights-only) loader cannot unpickle it"
+    first = (str(exc).strip().splitlines() or [""])[0].split(". ")[0]
+    return f"{type(exc).__name__}: {first}"
+
+
 def load_pretrained(path) -> dict:
-    """torchvision's ImageNet resnet18 state_dict from a local file (hubs are not reached)."""
+    """torchvision's ImageNet resnet18 state_dict from a local file (hubs are not reached), checked against
+    the article model's backbone: a missing, unreadable or incompatible file raises PretrainedError
+    naming the file and what is wrong."""
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(
-            f"train.pretrained = {str(path)!r} does not exist. Download torchvision's resnet18 ImageNet "
-            "weights (resnet18-f37072fd.pth) on a machine with internet, copy the file here, or set "
-            "train.pretrained: null to train from scratch.")
-    return torch.load(path, map_location="cpu", weights_only=True)
+    if not path.is_file():
+        raise PretrainedError(f"train.pretrained = {str(path)!r} does not exist. {WEIGHTS_HINT}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch.load's errors vary with the damage (RuntimeError, KeyError, EOFError...)
+        raise PretrainedError(f"train.pretrained = {str(path)!r} cannot be read as a PyTorch file "
+                              f"({describe_load_error(exc)}): it is damaged or not a .pth. {WEIGHTS_HINT}") from None
+    if not isinstance(state, dict):
+        raise PretrainedError(f"train.pretrained = {str(path)!r} holds a {type(state).__name__}, not a state_dict. "
+                              f"{WEIGHTS_HINT}")
+    with torch.device("meta"):  # shapes only: no memory, no initialisation cost
+        reference = ResNet18(stem="imagenet", width=64, num_classes=1000).state_dict()
+    problems = _state_dict_problems(state, reference)
+    if problems:
+        raise PretrainedError(f"train.pretrained = {str(path)!r} is not torchvision's resnet18 state_dict: "
+                              f"{'; '.join(problems)}. {WEIGHTS_HINT}")
+    return state
 
 
 def build_model(name: str, width: int = 64, num_classes: int = 10, pretrained: str | None = None) -> nn.Module:

@@ -30,11 +30,12 @@ def palette(names) -> dict[str, tuple]:
     return dict(zip(names, sns.color_palette("tab10" if len(names) <= 10 else "husl", len(names))))
 
 
-def save(fig, path: Path, formats=("png", "svg")) -> list[Path]:
-    """Save a figure atomically in each format; returns the paths."""
+def save(fig, stem: Path, formats=("png", "svg")) -> list[Path]:
+    """Save a figure atomically as `stem.<format>` for each format (the suffix is appended, never
+    substituted: a stem holding dots keeps them); returns the paths."""
     written = []
     for fmt in formats:
-        target = Path(path).with_suffix(f".{fmt}")
+        target = Path(f"{stem}.{fmt}")
         with atomic_path(target) as tmp:
             fig.savefig(tmp, format=fmt, dpi=110, bbox_inches="tight")
         written.append(target)
@@ -42,36 +43,54 @@ def save(fig, path: Path, formats=("png", "svg")) -> list[Path]:
     return written
 
 
-# ---------------------------------------------------------------- CIFAR study
-def curves(stats: pd.DataFrame, colours: dict, path: Path) -> list[Path]:
-    """The article's four line plots over epochs, one line per optimizer, with a CI band across seeds."""
+# ---------------------------------------------------------------- training study
+def _interval_label(confidence: float) -> str:
+    return f"{confidence:.0%} t-interval across seeds, clipped to the metric's range"
+
+
+def curves(stats: pd.DataFrame, colours: dict, path: Path, confidence: float = 0.95) -> list[Path]:
+    """The article's four line plots over epochs, one line per optimizer: the mean across seeds with the
+    tables' interval (aggregate.mean_interval) as a band. Diverged seeds score the worst value (accuracy 0,
+    loss +inf, not drawn); the legend counts them."""
     fig, axes = plt.subplots(2, 2, figsize=(12, 8), sharex=True)
     for ax, (metric, label) in zip(axes.flat, CURVES):
-        upper = 1.0 if metric.endswith("acc") else None  # with few seeds the t interval leaves [0, 1]
         for name, line in stats[stats["metric"] == metric].groupby("optimizer"):
-            ax.plot(line["epoch"], line["mean"], label=name, color=colours[name], marker=".")
-            ax.fill_between(line["epoch"], line["ci_low"].clip(0, upper), line["ci_high"].clip(0, upper),
-                            color=colours[name], alpha=0.2)
+            finite = line.replace([np.inf, -np.inf], np.nan)
+            ax.plot(finite["epoch"], finite["mean"], label=name, color=colours[name], marker=".")
+            ax.fill_between(finite["epoch"], finite["ci_low"], finite["ci_high"], color=colours[name], alpha=0.2)
         ax.set(title=label, xlabel="epoch", ylabel=label)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[0, 0].legend(title="optimizer", fontsize="small")
-    fig.suptitle("Training and test curves (mean across seeds, band: confidence interval)")
+    fig.suptitle(f"Training and test curves (mean across seeds; band: {_interval_label(confidence)})")
     return save(fig, path)
 
 
-def final_accuracy(seeds: pd.DataFrame, colours: dict, path: Path) -> list[Path]:
-    """Final test accuracy per optimizer: the mean with its CI, and each seed as a point."""
-    order = seeds.groupby("optimizer")["final_test_acc"].mean().sort_values(ascending=False).index
+def final_accuracy(summary: pd.DataFrame, seeds: pd.DataFrame, colours: dict, path: Path,
+                   confidence: float = 0.95, formats=("png", "svg")) -> list[Path]:
+    """Final test accuracy per optimizer, best first: the mean with the tables' interval, each seed a dot
+    (a diverged seed scores 0 and is drawn as a cross)."""
+    order = summary.sort_values(["rank", "optimizer"])
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    sns.pointplot(seeds, x="optimizer", y="final_test_acc", order=order, hue="optimizer", palette=colours,
-                  errorbar=("ci", 95), linestyle="none", markers="D", ax=ax, legend=False)
-    sns.stripplot(seeds, x="optimizer", y="final_test_acc", order=order, color="black", size=5, alpha=0.6, ax=ax)
-    ax.set(title="Final test accuracy (diamonds: mean ± 95% CI; dots: seeds)", ylabel="test accuracy")
-    return save(fig, path)
+    for i, row in enumerate(order.itertuples()):
+        low, high = row.final_test_acc_ci_low, row.final_test_acc_ci_high
+        if np.isfinite(low) and np.isfinite(high):
+            ax.errorbar(i, row.final_test_acc, yerr=[[row.final_test_acc - low], [high - row.final_test_acc]],
+                        fmt="D", color=colours[row.optimizer], capsize=6, ms=8)
+        else:
+            ax.plot(i, row.final_test_acc, "D", color=colours[row.optimizer], ms=8)
+        mine = seeds[seeds["optimizer"] == row.optimizer]
+        for diverged, marker in ((False, "o"), (True, "x")):
+            dots = mine[mine["diverged"] == diverged]
+            ax.plot(np.full(len(dots), i + 0.15), dots["final_test_acc"], marker, color="black", alpha=0.6, ms=5)
+    ax.set_xticks(range(len(order)), order["optimizer"])
+    ax.set_ylim(-0.02, 1.02)
+    ax.set(title=f"Final test accuracy (diamond: mean, bar: {_interval_label(confidence)};\n"
+                 "dots: seeds, crosses: diverged seeds scored 0)", ylabel="test accuracy")
+    return save(fig, path, formats)
 
 
 def generalisation_gap(stats: pd.DataFrame, colours: dict, path: Path) -> list[Path]:
-    """Training minus test accuracy over epochs."""
+    """Training minus test accuracy over epochs (mean across seeds)."""
     wide = stats.pivot_table(index=["optimizer", "epoch"], columns="metric", values="mean").reset_index()
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for name, line in wide.groupby("optimizer"):
@@ -83,28 +102,87 @@ def generalisation_gap(stats: pd.DataFrame, colours: dict, path: Path) -> list[P
     return save(fig, path)
 
 
-def time_to_target(summary: pd.DataFrame, colours: dict, target: float, path: Path) -> list[Path]:
-    """Seconds of training to reach the target test accuracy (missing bar: never reached)."""
+def time_to_target(summary: pd.DataFrame, colours: dict, target: float, path: Path,
+                   confidence: float = 0.95) -> list[Path]:
+    """Seconds of training to the target test accuracy: the mean over the seeds that reached it, with the
+    tables' interval; each bar says how many seeds reached it (a diverged seed never does)."""
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    data = summary.sort_values("seconds_to_target")
-    ax.bar(data["optimizer"], data["seconds_to_target"].fillna(0),
-           color=[colours[n] for n in data["optimizer"]])
-    for i, (_, row) in enumerate(data.iterrows()):
-        ax.text(i, 0, " never" if np.isnan(row["seconds_to_target"]) else "", rotation=90, va="bottom", ha="center")
-    ax.set(title=f"Training seconds to {target:.0%} test accuracy (mean over seeds that reached it)",
-           ylabel="seconds")
+    data = summary.sort_values(["seconds_to_target", "optimizer"], na_position="last").reset_index(drop=True)
+    heights = data["seconds_to_target"].fillna(0)
+    ax.bar(data["optimizer"], heights, color=[colours[n] for n in data["optimizer"]])
+    low, high = data["seconds_to_target_ci_low"], data["seconds_to_target_ci_high"]
+    has_interval = low.notna() & high.notna()
+    ax.errorbar(np.flatnonzero(has_interval), heights[has_interval],
+                yerr=[heights[has_interval] - low[has_interval], high[has_interval] - heights[has_interval]],
+                fmt="none", color="black", capsize=4)
+    for i, row in data.iterrows():
+        text = f"{row['runs_reaching_target']}/{row['seeds']} reached" if row["runs_reaching_target"] else "never reached"
+        ax.text(i, 0, f" {text}", rotation=90, va="bottom", ha="center", fontsize="small")
+    ax.set(title=f"Training seconds to {target:.0%} test accuracy\n(mean over seeds that reached it; "
+                 f"bar: {_interval_label(confidence)})", ylabel="seconds")
     return save(fig, path)
 
 
-def train_figures(tables_dir, out_dir, target: float) -> list[Path]:
+def train_figures(plan: dict, tables_dir, out_dir) -> list[Path]:
+    """The four training figures from the tables, for the optimizers of `plan` (optimbench.study)."""
     tables_dir, out_dir = Path(tables_dir), Path(out_dir)
+    settings = plan["settings"]
+    confidence, target = settings["confidence"], settings["target_accuracy"]
     stats = pd.read_parquet(tables_dir / "epoch_stats.parquet")
     seeds = pd.read_parquet(tables_dir / "seed_summary.parquet")
     summary = pd.read_parquet(tables_dir / "optimizer_summary.parquet")
-    colours = palette(stats["optimizer"])
-    return (curves(stats, colours, out_dir / "curves") + final_accuracy(seeds, colours, out_dir / "final_accuracy")
+    colours = palette(settings["train"]["optimizers"])
+    return (curves(stats, colours, out_dir / "curves", confidence)
+            + final_accuracy(summary, seeds, colours, out_dir / "final_accuracy", confidence)
             + generalisation_gap(stats, colours, out_dir / "generalisation_gap")
-            + time_to_target(summary, colours, target, out_dir / "time_to_target"))
+            + time_to_target(summary, colours, target, out_dir / "time_to_target", confidence))
+
+
+# ---------------------------------------------------------------- tuned comparison
+def sensitivity(trials: pd.DataFrame, colours: dict, criterion: str, path: Path) -> list[Path]:
+    """Validation score of every trial against its learning rate, one line per optimizer (DeepOBS-style);
+    the selected trial ringed; a diverged trial drawn as a cross at the bottom."""
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    floor = np.nanmin(trials["score"]) if trials["score"].notna().any() else 0.0
+    for name, group in trials.sort_values("lr").groupby("optimizer", sort=False):
+        finished = group[group["score"].notna()]
+        ax.plot(finished["lr"], finished["score"], "o-", color=colours[name], label=name)
+        failed = group[group["score"].isna()]
+        ax.plot(failed["lr"], np.full(len(failed), floor), "x", color=colours[name], ms=8)
+        chosen = group[group["selected"]]
+        ax.plot(chosen["lr"], chosen["score"], "o", ms=14, mfc="none", mec=colours[name])
+    ax.set_xscale("log")
+    ax.set(title=f"Sensitivity: {criterion} of every trial (ring: selected; cross: diverged)",
+           xlabel="learning rate", ylabel=criterion)
+    ax.legend(fontsize="small")
+    return save(fig, path, formats=("png",))
+
+
+def budget_curves(curves: pd.DataFrame, colours: dict, criterion: str, path: Path) -> list[Path]:
+    """Expected best validation score after k trials, per optimizer (Dodge et al. 2019)."""
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for name, group in curves.groupby("optimizer", sort=False):
+        ax.plot(group["k"], group["expected_best"], "o-", color=colours[name], label=name)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set(title=f"Budget curves: expected best {criterion} after k trials", xlabel="trials (k)",
+           ylabel=f"expected best {criterion}")
+    ax.legend(fontsize="small")
+    return save(fig, path, formats=("png",))
+
+
+def tune_figures(plan: dict, tables_dir, out_dir) -> list[Path]:
+    """The tuned comparison's figures: sensitivity, budget curves, the selected settings' final accuracy."""
+    tables_dir, out_dir = Path(tables_dir), Path(out_dir)
+    criterion, confidence = plan["tune"]["select_by"], plan["settings"]["confidence"]
+    colours = palette(plan["settings"]["train"]["optimizers"] + plan["tune"]["optimizers"])
+    trials = pd.read_parquet(tables_dir / "tune_trials.parquet")
+    written = sensitivity(trials, colours, criterion, out_dir / "sensitivity")
+    written += budget_curves(pd.read_parquet(tables_dir / "budget_curves.parquet"), colours, criterion,
+                             out_dir / "budget_curves")
+    written += final_accuracy(pd.read_parquet(tables_dir / "tuned_optimizer_summary.parquet"),
+                              pd.read_parquet(tables_dir / "tuned_seed_summary.parquet"), colours,
+                              out_dir / "tuned_final_accuracy", confidence, formats=("png",))
+    return written
 
 
 # ---------------------------------------------------------------- descent
@@ -141,7 +219,7 @@ def ackley_views(path: Path, n: int = 1000) -> list[Path]:
 
 def trajectory_plot(fn, trajectories: dict[str, pd.DataFrame], colours: dict, title: str, path: Path,
                     bounds=None) -> list[Path]:
-    """Trajectories drawn as points on the function's contour plot (one colour per run)."""
+    """Trajectories drawn as points on the function's contour plot (one colour per run); `path` is the PNG."""
     bounds = bounds or fn.bounds
     X, Y, Z = grid(fn, bounds, 300)
     fig, ax = plt.subplots(figsize=(7, 6))
@@ -152,11 +230,12 @@ def trajectory_plot(fn, trajectories: dict[str, pd.DataFrame], colours: dict, ti
         ax.plot(mx, my, "*", color="gold", ms=14, mec="black")
     ax.set(xlim=bounds[:2], ylim=bounds[2:], title=title, xlabel="x", ylabel="y")
     ax.legend(fontsize="x-small", loc="upper right")
-    return save(fig, path, formats=("png",))
+    return save(fig, Path(path).with_name(Path(path).name.removesuffix(".png")), formats=("png",))
 
 
 def interactive_view(fn, trajectories: dict[str, pd.DataFrame], path: Path) -> Path:
-    """An interactive 3-D surface with the trajectories (plotly, self-contained HTML, works offline)."""
+    """An interactive 3-D surface with the trajectories: a self-contained HTML fragment (plotly.js inlined,
+    works offline) in a div with id `<function>-3d`, which the report embeds as it is."""
     import plotly.graph_objects as go
 
     X, Y, Z = grid(fn, fn.bounds, 150)
@@ -165,48 +244,51 @@ def interactive_view(fn, trajectories: dict[str, pd.DataFrame], path: Path) -> P
         fig.add_trace(go.Scatter3d(x=traj["x"], y=traj["y"], z=traj["f"], mode="markers+lines",
                                    marker={"size": 2}, name=label))
     fig.update_layout(title=f"{fn.name}: surface and trajectories", height=650,
+                      margin={"l": 0, "r": 0, "t": 40, "b": 0},
                       scene={"xaxis_title": "x", "yaxis_title": "y", "zaxis_title": "f"})
-    write_text(path, fig.to_html(include_plotlyjs=True, full_html=True))
+    write_text(path, fig.to_html(include_plotlyjs=True, full_html=False, div_id=f"{fn.name}-3d"))
     return Path(path)
 
 
-def descent_figures(trajectory_paths, out_dir) -> list[Path]:
-    """Article views of Ackley, one trajectory plot per run, one per function with every run, 3-D views."""
+def descent_figures(plan: dict, out_dir) -> list[Path]:
+    """Article views of Ackley; one trajectory plot per run of `plan` (at the path the plan gives it); one
+    plot per function with every run; one interactive 3-D view per function."""
     out_dir = Path(out_dir)
     written = ackley_views(out_dir / "ackley_views")
     runs: dict[str, dict[str, pd.DataFrame]] = {}
-    for path in map(Path, trajectory_paths):  # .../{group}/{function}/{method}/{gradient}/trajectory.csv
-        group, function, method, gradient = path.parts[-5:-1]
-        traj = pd.read_csv(path)
-        label = f"{method} / {gradient}"
+    for run in plan["descent_runs"]:
+        traj = pd.read_csv(Path(run["dir"]) / "trajectory.csv")
+        function = run["function"]
+        label = f"{run['method']} / {run['gradient']} ({run['group']})"
         fn = functions.get(function)
         bounds = (-2, 2, -2, 2) if function == "ackley" else None  # the article's [-2, 2]² view
-        written += trajectory_plot(fn, {label: traj}, {label: "tab:red"}, f"{function}: {label} ({group})",
-                                   out_dir / "runs" / f"{group}-{function}-{method}-{gradient}", bounds)
-        runs.setdefault(function, {})[f"{label} ({group})"] = traj
+        written += trajectory_plot(fn, {label: traj}, {label: "tab:red"}, f"{function}: {label}", run["figure"],
+                                   bounds)
+        runs.setdefault(function, {})[label] = traj
     for function, trajectories in runs.items():
         fn = functions.get(function)
         written += trajectory_plot(fn, trajectories, palette(trajectories), f"{function}: every run",
-                                   out_dir / f"{function}_all_runs")
+                                   out_dir / f"{function}_all_runs.png")
         written.append(interactive_view(fn, trajectories, out_dir / f"{function}_3d.html"))
     return written
 
 
 def main(argv=None) -> None:
+    from optimbench.study import read_plan
+
     parser = argparse.ArgumentParser(description="Draw the study's figures.")
-    sub = parser.add_subparsers(dest="stage", required=True)
-    train = sub.add_parser("train", help="CIFAR study figures from the tables")
-    train.add_argument("--tables", required=True)
-    train.add_argument("--target", type=float, required=True)
-    train.add_argument("--out", required=True)
-    descent = sub.add_parser("descent", help="descent figures from trajectories")
-    descent.add_argument("--trajectories", nargs="+", required=True)
-    descent.add_argument("--out", required=True)
+    parser.add_argument("stage", choices=["train", "descent", "tune"])
+    parser.add_argument("--plan", required=True, help="the study's plan.json")
+    parser.add_argument("--tables", help="tables folder (stage train)")
+    parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
-    if args.stage == "train":
-        written = train_figures(args.tables, args.out, args.target)
+    plan = read_plan(args.plan)
+    if args.stage in ("train", "tune"):
+        if not args.tables:
+            parser.error(f"stage {args.stage} needs --tables")
+        written = (train_figures if args.stage == "train" else tune_figures)(plan, args.tables, args.out)
     else:
-        written = descent_figures(args.trajectories, args.out)
+        written = descent_figures(plan, args.out)
     print(f"wrote {len(written)} files into {args.out}")
 
 

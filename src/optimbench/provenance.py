@@ -6,6 +6,7 @@ import datetime as dt
 import importlib.metadata
 import platform
 import subprocess
+from pathlib import Path
 
 PACKAGES = ("torch", "torchvision", "numpy", "pandas", "optimbench", "pytorch-optimizer", "snakemake")
 
@@ -23,10 +24,12 @@ def versions() -> dict[str, str | None]:
 
 def git_commit() -> str | None:
     """The checkout's commit (with '-dirty' when it has uncommitted changes), or None outside git."""
+    code = Path(__file__).resolve().parent  # the commit of the code that ran, wherever the study runs
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
+                                cwd=code).stdout.strip()
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, check=True).stdout.strip()
+                               capture_output=True, text=True, check=True, cwd=code).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None
     return commit + ("-dirty" if dirty else "")

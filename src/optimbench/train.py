@@ -26,14 +26,17 @@ from tqdm import tqdm
 from optimbench import data as data_mod
 from optimbench import provenance
 from optimbench.io import atomic_path, write_csv, write_json
-from optimbench.models import build_model, count_parameters
-from optimbench.optim import build_optimizer, schedules
+from optimbench.models import build_model, count_parameters, describe_load_error
+from optimbench.optim import build_optimizer, optimizer_step, schedules, step_kind
 
 # The article's normalisation (SPEC §1.2), on the 0..255 scale.
 MEAN = (129.3, 124.1, 112.4)
 STD = (68.2, 65.4, 70.4)
-METRIC_COLUMNS = ["epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "momentum",
-                  "epoch_seconds", "eval_seconds", "samples_per_second", "diverged"]
+METRIC_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "lr",
+                  "momentum", "epoch_seconds", "eval_seconds", "samples_per_second", "diverged"]
+# When a run evaluates on the test set (spec["test"]): every epoch (the article's study), only after its
+# last epoch (tuned final runs), or never (tuning trials: the test set decides nothing).
+TEST_MODES = ("every_epoch", "final", "never")
 CHECKPOINT = "checkpoint.pt"
 
 
@@ -60,6 +63,13 @@ def compile_mode(value: str, device: torch.device) -> str | None:
     if value == "auto":
         return "reduce-overhead" if device.type == "cuda" else None
     return {"off": None, "on": "default"}.get(value, value)
+
+
+def process_age() -> float:
+    """Seconds since this process started (its creation time, from psutil), e.g. a job's start-up cost."""
+    import psutil
+
+    return time.time() - psutil.Process().create_time()
 
 
 def seed_everything(seed: int) -> None:
@@ -115,8 +125,9 @@ class Normalize:
 # ---------------------------------------------------------------- one epoch
 def train_epoch(model, optimizer, steppers, data: DeviceData, normalize, batch_size, gen, autocast):
     """One pass over shuffled, augmented data; yields device tensors (loss sum, correct count) per step.
-    `steppers` (lr schedule, Demon, ...) step after every optimizer step. Nothing here waits for the
-    device: the running sums stay device tensors (read once per epoch by the caller)."""
+    `steppers` (lr schedule, Demon, ...) step after every optimizer step. Closure-based (LBFGS) and
+    Hessian-based (AdaHessian, SophiaH) optimizers step through optim.optimizer_step. Nothing here waits
+    for the device: the running sums stay device tensors (read once per epoch by the caller)."""
     model.train()
     loss_sum = torch.zeros((), device=data.x.device)
     correct = torch.zeros((), device=data.x.device, dtype=torch.long)
@@ -124,16 +135,23 @@ def train_epoch(model, optimizer, steppers, data: DeviceData, normalize, batch_s
     for start in range(0, len(data), batch_size):
         idx = order[start:start + batch_size]
         inputs, targets = normalize(augment(data.x[idx], gen)), data.y[idx]
-        torch.compiler.cudagraph_mark_step_begin()  # a new training step (CUDA graphs of compile modes)
-        with autocast():
-            logits = model(inputs)
-            loss = F.cross_entropy(logits, targets)
-        # Read the step's outputs before backward: a CUDA graph's outputs are reused by its next replay.
-        loss_sum += loss.detach().float() * len(idx)
-        correct += (logits.argmax(1) == targets).sum()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        evaluations = 0
+
+        def compute_gradients(create_graph: bool) -> torch.Tensor:
+            nonlocal evaluations
+            torch.compiler.cudagraph_mark_step_begin()  # a new forward (CUDA graphs of compile modes)
+            with autocast():
+                logits = model(inputs)
+                loss = F.cross_entropy(logits, targets)
+            if evaluations == 0:  # metrics at the step's starting weights (LBFGS evaluates several times)
+                # Read the outputs before backward: a CUDA graph's outputs are reused by its next replay.
+                loss_sum.add_(loss.detach().float() * len(idx))
+                correct.add_((logits.argmax(1) == targets).sum())
+            evaluations += 1
+            loss.backward(create_graph=create_graph)
+            return loss
+
+        optimizer_step(optimizer, compute_gradients)
         for stepper in steppers:
             stepper.step()
         yield loss_sum, correct
@@ -187,12 +205,21 @@ def current_momentum(optimizer: torch.optim.Optimizer) -> float:
     return float(group["betas"][0]) if "betas" in group else math.nan
 
 
-def load_data(spec: dict, device: torch.device) -> tuple[DeviceData, DeviceData, int]:
+def load_data(spec: dict, device: torch.device) -> tuple[DeviceData, DeviceData | None, DeviceData, int]:
+    """(train, validation or None, test, classes). With spec["validation"] (a split file, optimbench.tune),
+    the validation images are held out of the training set; train_subset applies to what remains."""
     arrays = data_mod.load_canonical(spec["data"])
+    x_train, y_train, validation = arrays["x_train"], arrays["y_train"], None
+    if spec.get("validation"):
+        from optimbench.tune import read_split
+
+        train_idx, val_idx = read_split(spec["validation"], spec["data"])
+        validation = DeviceData(x_train[val_idx], y_train[val_idx], device)
+        x_train, y_train = x_train[train_idx], y_train[train_idx]
     n_train, n_test = spec.get("train_subset"), spec.get("test_subset")
-    train = DeviceData(arrays["x_train"][:n_train], arrays["y_train"][:n_train], device)
+    train = DeviceData(x_train[:n_train], y_train[:n_train], device)
     test = DeviceData(arrays["x_test"][:n_test], arrays["y_test"][:n_test], device)
-    return train, test, len(arrays["classes"])
+    return train, validation, test, len(arrays["classes"])
 
 
 @dataclass
@@ -238,6 +265,8 @@ def build_training(spec: dict, device: torch.device, num_classes: int, total_ste
     gen.manual_seed(spec["seed"])
     compile_setting = spec.get("compile", "auto")
     mode = compile_mode(compile_setting, device)
+    if compile_setting == "auto" and step_kind(optimizer)[1]:
+        mode = None  # Hessian-based optimizers differentiate the gradients: compiled graphs cannot (double backward)
     if mode and compile_setting == "auto":
         torch._dynamo.config.suppress_errors = True  # auto: a graph that fails to compile runs eagerly
     # dynamic=False: one static graph per batch shape (full, last partial, evaluation) for CUDA graphs.
@@ -249,11 +278,32 @@ def build_training(spec: dict, device: torch.device, num_classes: int, total_ste
                     channels_last=channels_last, bf16=bf16)
 
 
+class CheckpointError(RuntimeError):
+    """A run's checkpoint cannot be read; the message names the file and how to start over."""
+
+
+def read_checkpoint(ckpt_path: Path, device) -> dict:
+    """The checkpoint's contents; a damaged file (truncated, not a checkpoint) raises CheckpointError.
+    Never a silent restart: deleting the file is the user's decision (it discards the epochs done)."""
+    way_out = (f"Delete it to restart this run from epoch 1 (rm {str(ckpt_path)!r}), or delete the run's "
+               f"folder {str(ckpt_path.parent)!r}, then run again.")
+    try:
+        ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
+    except Exception as exc:  # torch.load's errors vary with the damage (zip reader, unpickling, EOF...)
+        raise CheckpointError(f"checkpoint {ckpt_path} cannot be read ({describe_load_error(exc)}): the file "
+                              f"is damaged, e.g. truncated by a full disk. {way_out}") from None
+    missing = [k for k in ("spec_hash", "epoch") if not isinstance(ckpt, dict) or k not in ckpt]
+    if missing:
+        raise CheckpointError(f"checkpoint {ckpt_path} is not one of this trainer's checkpoints "
+                              f"(no {missing}). {way_out}")
+    return ckpt
+
+
 def resume(ckpt_path: Path, fingerprint: str, training: Training, device) -> tuple[list, int]:
     """Load the checkpoint of this same run, if any: (metric rows so far, epochs done)."""
     if not ckpt_path.exists():
         return [], 0
-    ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
+    ckpt = read_checkpoint(ckpt_path, device)
     if ckpt["spec_hash"] != fingerprint:
         print(f"ignoring {ckpt_path}: it belongs to another configuration", file=sys.stderr)
         return [], 0
@@ -262,8 +312,9 @@ def resume(ckpt_path: Path, fingerprint: str, training: Training, device) -> tup
     return ckpt["rows"], ckpt["epoch"]
 
 
-def epoch_row(spec, training: Training, epoch: int, train_data, test_data, bar) -> dict:
-    """Train one epoch, evaluate (unless diverged); the epoch's metrics."""
+def epoch_row(spec, training: Training, epoch: int, train_data, test_data, bar, validation=None) -> dict:
+    """Train one epoch, evaluate on the validation split (if any) and, as spec["test"] says, on the test
+    set (neither after a divergence); the epoch's metrics."""
     tic = time.perf_counter()
     for loss_sum, correct in train_epoch(training.forward, training.optimizer, training.steppers, train_data,
                                          training.normalize, spec["batch_size"], training.gen, training.autocast):
@@ -273,17 +324,23 @@ def epoch_row(spec, training: Training, epoch: int, train_data, test_data, bar) 
     seconds = time.perf_counter() - tic
     diverged = not math.isfinite(train_loss)
     tic = time.perf_counter()
-    test_loss, test_acc = (math.nan, math.nan) if diverged else evaluate(
+    mode = spec.get("test", "every_epoch")
+    on_test = mode == "every_epoch" or (mode == "final" and epoch == spec["epochs"])
+    test_loss, test_acc = (math.nan, math.nan) if diverged or not on_test else evaluate(
         training.forward, test_data, training.normalize, spec["eval_batch_size"], training.autocast)
-    return {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc, "test_loss": test_loss,
-            "test_acc": test_acc, "lr": training.optimizer.param_groups[0]["lr"],
-            "momentum": current_momentum(training.optimizer), "epoch_seconds": seconds,
+    val_loss, val_acc = (math.nan, math.nan) if diverged or validation is None else evaluate(
+        training.forward, validation, training.normalize, spec["eval_batch_size"], training.autocast)
+    return {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc, "val_loss": val_loss,
+            "val_acc": val_acc, "test_loss": test_loss, "test_acc": test_acc,
+            "lr": training.optimizer.param_groups[0]["lr"], "momentum": current_momentum(training.optimizer),
+            "epoch_seconds": seconds,
             "eval_seconds": time.perf_counter() - tic, "samples_per_second": len(train_data) / seconds,
             "diverged": diverged}
 
 
-def run(spec: dict, out_dir, threads: int = 1) -> pd.DataFrame:
-    """Train (or resume) the run described by `spec`; write metrics.csv, run.json and model.pt to out_dir."""
+def run(spec: dict, out_dir, threads: int = 1, save_model: bool = True) -> pd.DataFrame:
+    """Train (or resume) the run described by `spec`; write metrics.csv, run.json and (unless save_model is
+    False, e.g. for tuning trials) model.pt to out_dir."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     started = provenance.now()
@@ -292,11 +349,12 @@ def run(spec: dict, out_dir, threads: int = 1) -> pd.DataFrame:
     torch.use_deterministic_algorithms(spec.get("deterministic", True) and device.type == "cpu")
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    train_data, test_data, num_classes = load_data(spec, device)
+    train_data, validation, test_data, num_classes = load_data(spec, device)
     steps_per_epoch = math.ceil(len(train_data) / spec["batch_size"])
     training = build_training(spec, device, num_classes, spec["epochs"] * steps_per_epoch)
     fingerprint, ckpt_path = spec_hash(spec), out_dir / CHECKPOINT
     rows, start_epoch = resume(ckpt_path, fingerprint, training, device)
+    startup_seconds = process_age()  # interpreter, imports, data load, model build: a fixed cost per run
 
     bar = tqdm(total=spec["epochs"] * steps_per_epoch, initial=start_epoch * steps_per_epoch, file=sys.stderr,
                desc=f"{spec.get('optimizer_name', '')} seed {spec['seed']}", unit="step",
@@ -304,7 +362,7 @@ def run(spec: dict, out_dir, threads: int = 1) -> pd.DataFrame:
     for epoch in range(start_epoch + 1, spec["epochs"] + 1):
         if rows and rows[-1]["diverged"]:
             break
-        rows.append(epoch_row(spec, training, epoch, train_data, test_data, bar))
+        rows.append(epoch_row(spec, training, epoch, train_data, test_data, bar, validation))
         bar.set_postfix(epoch=epoch, loss=f"{rows[-1]['train_loss']:.4f}", test_acc=f"{rows[-1]['test_acc']:.3f}")
         save_checkpoint(ckpt_path, training.state(epoch, rows, fingerprint))
     bar.close()
@@ -313,14 +371,16 @@ def run(spec: dict, out_dir, threads: int = 1) -> pd.DataFrame:
         print(f"run diverged at epoch {rows[-1]['epoch']} (non-finite training loss); recorded", file=sys.stderr)
 
     metrics = pd.DataFrame(rows, columns=METRIC_COLUMNS)
-    with atomic_path(out_dir / "model.pt") as tmp:
-        torch.save({"model": training.model.state_dict(), "spec": spec, "epochs_completed": len(rows)}, tmp)
+    if save_model:
+        with atomic_path(out_dir / "model.pt") as tmp:
+            torch.save({"model": training.model.state_dict(), "spec": spec, "epochs_completed": len(rows)}, tmp)
     write_json(out_dir / "run.json", {
         "spec": spec, "spec_hash": fingerprint, "versions": provenance.versions(),
         "device": str(device), "device_name": provenance.device_name(device), "threads": threads,
         "channels_last": training.channels_last, "bf16": training.bf16, "compile_mode": training.compile_mode,
         "parameters": count_parameters(training.model), "steps_per_epoch": steps_per_epoch,
-        "resumed_after_epoch": start_epoch or None, "diverged": diverged,
+        "train_images": len(train_data), "test_images": len(test_data),
+        "resumed_after_epoch": start_epoch or None, "diverged": diverged, "startup_seconds": startup_seconds,
         "diverged_epoch": rows[-1]["epoch"] if diverged else None, "epochs_completed": len(rows),
         "git_commit": provenance.git_commit(), "started": started, "finished": provenance.now()})
     write_csv(out_dir / "metrics.csv", metrics)  # last: its presence marks a finished run
@@ -328,15 +388,59 @@ def run(spec: dict, out_dir, threads: int = 1) -> pd.DataFrame:
     return metrics
 
 
+# The trainer's --spec (config.yaml's train section resolved for one run, see config/schema.yaml).
+SPEC_REQUIRED = {
+    "data": "canonical .npz of the data set (prepare_data's --out)",
+    "model": "resnet18_article | resnet18_cifar",
+    "width": "channels of the first stage (64 = ResNet18)",
+    "optimizer": "registry entry {class, kwargs, demon}, e.g. {\"class\": \"SGD\", \"kwargs\": {\"lr\": 0.01}}",
+    "seed": "seeds torch, NumPy, random and the augmentation",
+    "epochs": "training epochs",
+    "batch_size": "training batch size (images)",
+    "eval_batch_size": "evaluation batch size (images)",
+}
+SPEC_OPTIONAL = {
+    "pretrained": "local .pth of torchvision's ImageNet resnet18 (resnet18_article, width 64); default null",
+    "lr_schedule": "null | linear | cosine | warmup-cosine; default null",
+    "validation": "a validation split file (optimbench.tune): its images are held out of training and "
+                  "evaluated every epoch; default none",
+    "test": "every_epoch | final | never: when the test set is evaluated; default every_epoch",
+    "selected_trial": "the tuning trial whose setting this run uses (recorded)",
+    "device": "auto | cpu | cuda; default auto",
+    "channels_last": "auto | on | off; default auto",
+    "bf16": "auto | on | off; default auto",
+    "compile": "auto | off | on | reduce-overhead | max-autotune; default auto",
+    "deterministic": "torch.use_deterministic_algorithms on the CPU; default true",
+    "train_subset": "use the first N training images; default all",
+    "test_subset": "use the first N test images; default all",
+    "optimizer_name": "the optimizer's name in the config (progress bar)",
+    "dataset": "the data set's name (recorded)",
+}
+
+
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description="Train one model with one optimizer and one seed.")
-    parser.add_argument("--spec", required=True, help="the run's spec as inline JSON or a JSON/YAML file")
+    from optimbench.cli import read_spec, spec_help
+
+    parser = argparse.ArgumentParser(description="Train one model with one optimizer and one seed.",
+                                     epilog=spec_help(SPEC_REQUIRED, SPEC_OPTIONAL),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--spec", required=True, help="the run's spec as inline JSON or a JSON/YAML file (keys below)")
     parser.add_argument("--out", required=True, help="run folder (metrics.csv, run.json, model.pt)")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads (torch.set_num_threads)")
+    parser.add_argument("--execution", default="{}",
+                        help='execution settings as JSON, e.g. {"compile": "off"}: how the run executes, never '
+                             "what it computes (not part of the spec's fingerprint)")
+    parser.add_argument("--selection", help="a tuning selection (JSON, optimbench.tune): its setting is "
+                                            "merged into the spec's optimizer kwargs and schedule")
+    parser.add_argument("--no-model", action="store_true", help="do not write model.pt (tuning trials)")
     args = parser.parse_args(argv)
-    from optimbench.cli import read_spec
 
-    metrics = run(read_spec(args.spec), args.out, args.threads)
+    spec = read_spec(args.spec, SPEC_REQUIRED, SPEC_OPTIONAL)
+    if args.selection:
+        from optimbench.tune import apply_selection
+
+        spec = apply_selection(spec, json.loads(Path(args.selection).read_text()))
+    metrics = run({**spec, **json.loads(args.execution)}, args.out, args.threads, save_model=not args.no_model)
     last = metrics.iloc[-1]
     print(f"{len(metrics)} epochs: train_loss {last.train_loss:.4f}, test_acc {last.test_acc:.4f}, "
           f"diverged {bool(last.diverged)}")

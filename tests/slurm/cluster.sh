@@ -40,8 +40,29 @@ install_packages() {
     log "installing ${missing[*]}"
     # Package scripts must not start services: Debian's policy-rc.d hook refuses them (exit 101).
     if [ ! -e /usr/sbin/policy-rc.d ]; then printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; fi
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    apt_get update -qq
+    apt_get install -y -qq "${missing[@]}" >/dev/null
+}
+
+APT_LOCK_WAIT=${OPTIMBENCH_APT_LOCK_WAIT:-600}  # seconds to wait for another apt-get's locks
+APT_LOCK_POLL=${OPTIMBENCH_APT_LOCK_POLL:-5}
+
+apt_get() {  # apt-get ARGS..., waiting up to APT_LOCK_WAIT seconds while another apt/dpkg holds a lock
+    # DPkg::Lock::Timeout makes apt wait for dpkg's frontend lock, but apt 2.6 fails at once on its other
+    # locks (/var/lib/apt/lists/lock for update, /var/cache/apt/archives/lock): those are retried here.
+    local deadline=$((SECONDS + APT_LOCK_WAIT)) out
+    while true; do
+        if out=$(DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout="$APT_LOCK_WAIT" "$@" 2>&1); then
+            [ -z "$out" ] || printf '%s\n' "$out"
+            return 0
+        fi
+        if ! grep -q "Could not get lock" <<<"$out" || [ "$SECONDS" -ge "$deadline" ]; then
+            printf '%s\n' "$out" >&2
+            return 1
+        fi
+        log "apt is locked by another process ($(grep -m1 'Could not get lock' <<<"$out")); waiting"
+        sleep "$APT_LOCK_POLL"
+    done
 }
 
 record() { echo "$2" >"$STATE/pids/$1"; }  # record NAME PID
@@ -208,9 +229,11 @@ down() {
 
 print_env() { echo "export SLURM_CONF=$SLURM_CONF"; }
 
-case "${1:-}" in
-    up) up ;;
-    down) down ;;
-    env) print_env ;;
-    *) echo "usage: $0 up|down|env" >&2; exit 2 ;;
-esac
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then  # run, not sourced (the tests source it to reach one function)
+    case "${1:-}" in
+        up) up ;;
+        down) down ;;
+        env) print_env ;;
+        *) echo "usage: $0 up|down|env" >&2; exit 2 ;;
+    esac
+fi

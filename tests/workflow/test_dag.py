@@ -20,12 +20,30 @@ def test_one_training_job_per_optimizer_and_seed_and_one_descent_job_per_setting
                           train={"optimizers": ["SGD", "Adam", "Adagrad"], "seeds": [0, 1]})
     result = snakemake(tmp_path, config, "-n")
     assert job_counts(result.stdout) == {
-        "prepare_data": 1, "train": 6, "descent": 2 * 2 + 3 * 3, "aggregate_train": 1, "aggregate_descent": 1,
-        "figures_train": 1, "figures_descent": 1, "report": 1, "all": 1, "total": 26}
+        "plan": 1, "prepare_data": 1, "train": 6, "descent": 2 * 2 + 3 * 3, "aggregate_train": 1,
+        "aggregate_descent": 1, "figures_train": 1, "figures_descent": 1, "report": 1, "all": 1, "total": 27}
     for optimizer in ("SGD", "Adam", "Adagrad"):
         for seed in (0, 1):
             assert f"results/train/synthetic/resnet18_article/{optimizer}/seed{seed}/metrics.csv" in result.stdout
     assert "results/descent/article/ackley/article-momentum-0.1/as-printed/trajectory.csv" in result.stdout
+    assert "results/figures/descent/runs/article/ackley/article-momentum-0.1/as-printed.png" in result.stdout
+
+
+def test_the_demo_runs_all_seven_article_optimizers_over_three_seeds(tmp_path):
+    result = snakemake(tmp_path, ROOT / "config/presets/demo.yaml", "-n")
+    counts = job_counts(result.stdout)
+    assert counts["train"] == 7 * 3 and counts["report"] == 1
+    for optimizer in ("SGD", "Adam", "Adadelta", "Adagrad", "AdamW", "Adamax", "ASGD"):
+        assert f"results/demo/train/digits/resnet18_cifar/{optimizer}/seed2/metrics.csv" in result.stdout
+
+
+def test_names_that_cannot_be_folders_stop_the_run_before_any_job(tmp_path):
+    config = write_config(tmp_path / "c.yaml", optimizers={"SGD fast": {"class": "SGD"}},
+                          train={"optimizers": ["SGD fast"]})
+    result = snakemake(tmp_path, config, "-n", check=False)
+    assert result.returncode != 0
+    assert "optimizers.SGD fast = 'SGD fast'" in result.stdout + result.stderr
+    assert "no spaces or slashes" in result.stdout + result.stderr
 
 
 def test_default_config_is_the_article_study(tmp_path):

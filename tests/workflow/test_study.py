@@ -1,5 +1,6 @@
-"""The whole study end to end on a tiny config: every stage really runs, the report holds the numbers,
-and the report target rebuilds it without retraining."""
+"""The whole study end to end on a tiny config that learns: every stage really runs, the tables hold what a
+working study must show, the report states the answer first and holds the numbers, and the report target
+rebuilds it without retraining."""
 
 import base64
 import re
@@ -9,7 +10,7 @@ import pandas as pd
 import pytest
 
 from helpers import ROOT, job_counts, run_env, snakemake
-from workflow_study import OPTIMIZERS
+from workflow_study import DESCENT_RUNS, EPOCHS, OPTIMIZERS, SEEDS, TARGET
 
 pytestmark = pytest.mark.workflow
 
@@ -17,48 +18,89 @@ pytestmark = pytest.mark.workflow
 def test_every_job_ran(study):
     workdir, _, result = study
     counts = job_counts(result.stdout + result.stderr)
-    assert counts["train"] == 4 and counts["descent"] == 4 and counts["report"] == 1
+    assert counts["train"] == len(OPTIMIZERS) * len(SEEDS) and counts["descent"] == DESCENT_RUNS
+    assert counts["plan"] == 1 and counts["report"] == 1
     for optimizer in OPTIMIZERS:
-        for seed in (0, 1):
-            run = workdir / f"results/train/synthetic/resnet18_cifar/{optimizer}/seed{seed}"
+        for seed in SEEDS:
+            run = workdir / f"results/train/digits/resnet18_cifar/{optimizer}/seed{seed}"
             metrics = pd.read_csv(run / "metrics.csv")
-            assert metrics["epoch"].tolist() == [1, 2]
+            assert metrics["epoch"].tolist() == list(range(1, EPOCHS + 1))
             assert (run / "model.pt").stat().st_size > 0 and (run / "run.json").exists()
-            assert (workdir / f"results/benchmarks/train/synthetic/resnet18_cifar/{optimizer}/seed{seed}.tsv").exists()
-            assert "step" in (workdir / f"results/logs/train/synthetic/resnet18_cifar/{optimizer}/seed{seed}.log").read_text()
+            assert (workdir / f"results/benchmarks/train/digits/resnet18_cifar/{optimizer}/seed{seed}.tsv").exists()
+            assert "step" in (workdir / f"results/logs/train/digits/resnet18_cifar/{optimizer}/seed{seed}.log").read_text()
+
+
+def test_the_study_learns_and_reaches_its_target(study):
+    tables = study[0] / "results/tables"
+    summary = pd.read_parquet(tables / "optimizer_summary.parquet").set_index("optimizer")
+    assert sorted(summary.index) == sorted(OPTIMIZERS) and (summary["seeds"] == len(SEEDS)).all()
+    # ten classes: chance is 0.1; Adam learns digits at width 8 within two epochs, every optimizer learns some
+    assert summary.loc["Adam", "final_test_acc"] > 0.45 and (summary["final_test_acc"] > 0.15).all()
+    assert summary.loc["Adam", "runs_reaching_target"] == len(SEEDS)
+    assert 1 <= summary.loc["Adam", "epochs_to_target"] <= EPOCHS
+    assert summary["rank"].notna().all() and summary["rank"].min() == 1
+    best = summary["final_test_acc"].idxmax()
+    assert summary.loc[best, "rank"] == 1
+    for column in ("final_test_acc_ci_low", "final_test_acc_ci_high"):
+        assert summary[column].between(0, 1).all()
+    claims = pd.read_parquet(tables / "article_claims.parquet")
+    worst = claims[claims["claim"].str.startswith("Adagrad and Adadelta end worst")].iloc[0]
+    assert worst["verdict"] in ("holds", "contradicted", "inconclusive")  # evaluated, not "not tested"
+    assert worst["compared"] == "SGD, Adam, Adadelta, Adagrad"
 
 
 def test_tables_have_the_expected_rows(study):
     tables = study[0] / "results/tables"
-    assert len(pd.read_parquet(tables / "optimizer_summary.parquet")) == 2
-    assert len(pd.read_parquet(tables / "seed_summary.parquet")) == 4
-    assert len(pd.read_csv(tables / "epochs_long.csv")) == 4 * 2 * 7
+    runs = len(OPTIMIZERS) * len(SEEDS)
+    assert len(pd.read_parquet(tables / "seed_summary.parquet")) == runs
+    assert len(pd.read_csv(tables / "epochs_long.csv")) == runs * EPOCHS * 7
+    recorded = pd.read_parquet(tables / "runs.parquet")
+    assert len(recorded) == runs and recorded["matches_config"].all()
+    assert (recorded["train_images"] > 1000).all() and (recorded["test_images"] > 300).all()
     cost = pd.read_csv(tables / "cost.csv").set_index("optimizer")
-    assert list(cost.index) == OPTIMIZERS + ["all"] and cost.loc["all", "runs"] == 4 and cost.loc["all", "epochs"] == 8
-    assert cost.loc["all", "unit"] == "CPU core" and cost.loc["all", "job_seconds"] > cost.loc["all", "train_seconds"] > 0
+    assert list(cost.index) == OPTIMIZERS + ["all"] and cost.loc["all", "runs"] == runs
+    assert cost.loc["all", "epochs"] == runs * EPOCHS and cost.loc["all", "unit"] == "CPU core"
+    assert cost.loc["all", "job_seconds"] > cost.loc["all", "train_seconds"] > 0
+    assert 0 < cost.loc["all", "startup_seconds"] < cost.loc["all", "job_seconds"]
     assert cost.loc["all", "device_seconds"] == pytest.approx(cost.loc[OPTIMIZERS, "device_seconds"].sum())
     reproduction = pd.read_csv(tables / "descent_reproduction.csv")
-    assert reproduction["method"].tolist() == ["article-vanilla"]
-    assert reproduction["epochs_central"].item() == 1 and reproduction["epochs_as-printed"].item() > 50
+    assert reproduction["method"].tolist() == ["article-momentum-0.1", "article-vanilla"]
+    vanilla = reproduction.set_index("method").loc["article-vanilla"]
+    assert vanilla["epochs_central"] == 1 and vanilla["epochs_as-printed"] > 50
+
+
+def test_every_descent_run_has_its_own_figure(study):
+    figures = sorted((study[0] / "results/figures/descent/runs").rglob("*.png"))
+    assert len(figures) == DESCENT_RUNS  # names holding dots no longer overwrite each other
+    assert study[0] / "results/figures/descent/runs/article/ackley/article-momentum-0.1/as-printed.png" in figures
 
 
 def embedded_pngs(html: str) -> list[bytes]:
     return [base64.b64decode(m) for m in re.findall(r'<img[^>]*src="data:image/png;base64,([^"]+)"', html)]
 
 
-def test_report_embeds_figures_names_and_numbers(study):
+def test_report_opens_with_the_answer_and_holds_the_numbers(study):
     html = (study[0] / "results/report/study.html").read_text()
-    pngs = embedded_pngs(html)  # Ackley views, Ackley runs, the four CIFAR figures
+    title = re.search(r"<title>(.*?)</title>", html).group(1)
+    assert title == "optimbench: optimizers on CIFAR-10 and the Ackley function"  # report.title, not a temp name
+    pngs = embedded_pngs(html)  # Ackley views, Ackley runs, the four training figures
     assert len(pngs) == 6 and all(p.startswith(b"\x89PNG\r\n\x1a\n") and len(p) > 5000 for p in pngs)
     assert 'id="ackley-3d"' in html and "Plotly.newPlot" in html  # the interactive view, plotly.js inlined
     assert "<script src=\"http" not in html  # self-contained: nothing fetched from the network
+    body = html.split("<body")[1]
+    answer, setup = body.index("The answer"), body.index("Setup: the runs of this study")
     summary = pd.read_parquet(study[0] / "results/tables/optimizer_summary.parquet")
+    best = summary.sort_values("rank").iloc[0]
+    first_screen = body[answer:setup]
+    assert f"<li><strong>{best.optimizer}</strong>: {best.final_test_acc:.4f}" in first_screen
+    assert "claims:" in first_screen and "CPU core-hours" in first_screen and "Descent" in first_screen
+    assert "Training study: digits, resnet18_cifar (width 8" in html and "CIFAR study" not in html
     for row in summary.itertuples():
-        assert row.optimizer in html
-        assert f"{row.final_test_acc:.4f}" in html
-    reproduction = pd.read_csv(study[0] / "results/tables/descent_reproduction.csv").iloc[0]
-    assert f"{reproduction['epochs_as-printed']} epochs with the as-printed gradient" in html
-    assert "def " not in html.split("<body")[1][:2000]  # code is hidden
+        assert row.optimizer in html and f"{row.final_test_acc:.4f}" in html
+    reproduction = pd.read_csv(study[0] / "results/tables/descent_reproduction.csv").set_index("method")
+    epochs = reproduction.loc["article-vanilla", "epochs_as-printed"]
+    assert f"{epochs} epochs with the as-printed gradient" in html
+    assert "def " not in body[:2000]  # code is hidden
     cost = pd.read_csv(study[0] / "results/tables/cost.csv").set_index("optimizer")
     assert f"{cost.loc['all', 'device_seconds'] / 3600:.3f} CPU core-hours" in html
 
@@ -81,3 +123,13 @@ def test_snakemakes_own_report(study):
     workdir, config, _ = study
     snakemake(workdir, config, "--report", "smk-report.html")
     assert (workdir / "smk-report.html").stat().st_size > 500_000
+
+
+def test_target_setting_reaches_the_tables(study):
+    seeds = pd.read_parquet(study[0] / "results/tables/seed_summary.parquet")
+    for row in seeds.itertuples():
+        metrics = pd.read_csv(study[0] / f"results/train/digits/resnet18_cifar/{row.optimizer}/seed{row.seed}/metrics.csv")
+        reached = metrics.index[metrics["test_acc"] >= TARGET]
+        assert row.reached_target == (len(reached) > 0)
+        if len(reached):
+            assert row.epochs_to_target == metrics.loc[reached[0], "epoch"]

@@ -6,7 +6,7 @@ rule descent:
         trajectory=f"{DESCENT_DIR}/trajectory.csv",
         summary=f"{DESCENT_DIR}/summary.csv",
     log:
-        f"{R}/logs/descent/{{group}}/{{function}}/{{method}}/{{gradient}}.log",
+        DESCENT_LOG,
     params:
         py=PY,
         script=os.path.join(SCRIPTS, "descent.py"),
@@ -14,5 +14,5 @@ rule descent:
     conda:
         "../../envs/torch.yaml"
     shell:
-        "{params.py} {params.script} --spec {params.spec:q} --trajectory {output.trajectory} "
-        "--summary {output.summary} > {log} 2>&1"
+        "{params.py} {params.script} --spec {params.spec:q} --trajectory {output.trajectory:q} "
+        "--summary {output.summary:q} > {log:q} 2>&1"

@@ -5,32 +5,33 @@ TRAIN_FIGURES = ["curves", "final_accuracy", "generalisation_gap", "time_to_targ
 
 rule figures_train:
     input:
-        expand(f"{TABLES}/{{table}}.parquet", table=TRAIN_TABLES),
+        plan=PLAN_FILE,
+        tables=expand(f"{TABLES}/{{table}}.parquet", table=TRAIN_TABLES),
     output:
         report(
             expand(f"{FIGURES}/train/{{figure}}.png", figure=TRAIN_FIGURES),
             caption="../../report/train_figures.rst",
-            category="CIFAR study",
+            category="Training study",
         ),
         expand(f"{FIGURES}/train/{{figure}}.svg", figure=TRAIN_FIGURES),
     log:
         f"{R}/logs/figures_train.log",
     params:
         py=PY,
-        tables=lambda wildcards, input: os.path.dirname(input[0]),
+        tables=lambda wildcards, input: os.path.dirname(input.tables[0]),
         out=lambda wildcards, output: os.path.dirname(output[0]),
         script=os.path.join(SCRIPTS, "figures.py"),
-        target=TRAIN["target_accuracy"],
     conda:
         "../../envs/analysis.yaml"
     shell:
-        "{params.py} {params.script} train --tables {params.tables} --target {params.target} "
-        "--out {params.out} > {log} 2>&1"
+        "{params.py} {params.script} train --plan {input.plan:q} --tables {params.tables:q} "
+        "--out {params.out:q} > {log:q} 2>&1"
 
 
 rule figures_descent:
     input:
-        descent_outputs("trajectory.csv"),
+        plan=PLAN_FILE,
+        trajectories=PLAN.descent_files("trajectory.csv"),
     output:
         report(
             f"{FIGURES}/descent/ackley_views.png",
@@ -38,12 +39,12 @@ rule figures_descent:
             category="Descent",
         ),
         report(
-            expand(f"{FIGURES}/descent/{{function}}_all_runs.png", function=descent_functions()),
+            expand(f"{FIGURES}/descent/{{function}}_all_runs.png", function=PLAN.descent_functions()),
             caption="../../report/descent_runs.rst",
             category="Descent",
         ),
-        expand(f"{FIGURES}/descent/{{function}}_3d.html", function=descent_functions()),
-        runs=directory(f"{FIGURES}/descent/runs"),
+        expand(f"{FIGURES}/descent/{{function}}_3d.html", function=PLAN.descent_functions()),
+        [run.figure for run in PLAN.descent_runs],
     log:
         f"{R}/logs/figures_descent.log",
     params:
@@ -53,4 +54,4 @@ rule figures_descent:
     conda:
         "../../envs/analysis.yaml"
     shell:
-        "{params.py} {params.script} descent --trajectories {input} --out {params.out} > {log} 2>&1"
+        "{params.py} {params.script} descent --plan {input.plan:q} --out {params.out:q} > {log:q} 2>&1"

@@ -3,19 +3,20 @@
 
 rule train:
     input:
-        data=DATA_NPZ,
+        data=PLAN.data_file,
     output:
         metrics=f"{RUN_DIR}/metrics.csv",
         run=f"{RUN_DIR}/run.json",
         model=f"{RUN_DIR}/model.pt",
     log:
-        f"{R}/logs/train/{{dataset}}/{{model}}/{{optimizer}}/seed{{seed}}.log",
+        TRAIN_LOG,
     benchmark:
         TRAIN_BENCHMARK
     params:
         py=PY,
         script=os.path.join(SCRIPTS, "train.py"),
         spec=train_spec,
+        execution=train_execution,
         out=lambda wildcards, output: os.path.dirname(output.metrics),
     threads: TRAIN["threads"]
     resources:
@@ -28,5 +29,5 @@ rule train:
     conda:
         "../../envs/torch.yaml"
     shell:
-        "{params.py} {params.script} --spec {params.spec:q} --out {params.out} --threads {threads} "
-        "> {log} 2>&1"
+        "{params.py} {params.script} --spec {params.spec:q} --execution {params.execution:q} "
+        "--out {params.out:q} --threads {threads} > {log:q} 2>&1"

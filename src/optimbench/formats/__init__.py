@@ -1,0 +1,142 @@
+"""Data sets of the Demon paper's problems (SPEC §1.3): per data set its real download, an `archive` for
+offline clusters, a synthetic generator in the data set's real file format (and, for the IDX and CIFAR-10
+formats, scikit-learn's real digits as an offline source), all read by ONE reader per format into the
+canonical `.npz` (as optimbench.data does for CIFAR-10).
+
+    prepare("cifar100", {"source": "synthetic", "synthetic": {"train_size": 200}}, "c.npz", "c.json")
+
+Sources (`data_cfg["source"]`): `download` (into `data_cfg["download_dir"]`), `archive` (`data_cfg["archive"]`:
+the file or folder named by FORMATS[name].archive), `synthetic` (settings in `data_cfg["synthetic"]`),
+`digits` (where the format has it; settings in `data_cfg["digits"]`); download_dir defaults to
+resources/downloads. Every failure is a DataError that names the file or key and the fix; the canonical
+file is written atomically, so a failure leaves nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from optimbench import data as cifar10
+from optimbench.data import DataError
+from optimbench.formats import cifar100, idx, ptb, stl10
+from optimbench.formats.common import md5_matches, tree_digest
+
+SOURCES = ("download", "archive", "synthetic", "digits")
+
+
+@dataclass(frozen=True)
+class Format:
+    """One data set: where its files come from and its one reader."""
+
+    name: str
+    archive: str                       # what `archive` must point at
+    download: Callable[[Path], Path]   # download_dir -> archive (file or folder)
+    read: Callable[[Path], dict]       # archive -> canonical arrays
+    synthetic: Callable[..., Path]     # (archive path to write, **settings) -> archive
+    is_real: Callable[[Path], bool]    # the archive is the published data set (checksums)
+    digits: Callable[..., Path] | None = None  # real offline data in this format, if any
+    kind: str = "images"               # "images" (x_*, y_*, classes) or "text" (tokens_*, vocab)
+    archive_name: str = ""             # the file or folder name generated sources write
+
+    def write_canonical(self, arrays, out_npz, out_json, provenance) -> dict:
+        writer = ptb.write_canonical if self.kind == "text" else cifar10.write_canonical
+        return writer(arrays, out_npz, out_json, provenance)
+
+
+FORMATS = {
+    "cifar10": Format("cifar10", cifar10.ARCHIVE_NAME, cifar10.download_cifar10, cifar10.read_cifar_archive,
+                      cifar10.make_synthetic_archive, lambda p: md5_matches(p, cifar10.CIFAR10_MD5),
+                      cifar10.make_digits_archive, archive_name=cifar10.ARCHIVE_NAME),
+    "cifar100": Format("cifar100", cifar100.ARCHIVE_NAME, cifar100.download, cifar100.read, cifar100.synthetic,
+                       cifar100.is_real, archive_name=cifar100.ARCHIVE_NAME),
+    "stl10": Format("stl10", stl10.ARCHIVE_NAME, stl10.download, stl10.read, stl10.synthetic, stl10.is_real,
+                    archive_name=stl10.ARCHIVE_NAME),
+    "mnist": Format("mnist", "a folder with MNIST's four *-idx?-ubyte.gz files", idx.download, idx.read,
+                    idx.synthetic, idx.is_real, idx.digits, archive_name="mnist-idx"),
+    "fashion_mnist": Format(
+        "fashion_mnist", "a folder with Fashion-MNIST's four *-idx?-ubyte.gz files",
+        functools.partial(idx.download, dataset="fashion_mnist"),
+        functools.partial(idx.read, classes=idx.FASHION_CLASSES), idx.synthetic,
+        functools.partial(idx.is_real, dataset="fashion_mnist"), archive_name="fashion-mnist-idx"),
+    "ptb": Format("ptb", "a folder with ptb.train.txt, ptb.valid.txt and ptb.test.txt", ptb.download, ptb.read,
+                  ptb.synthetic, ptb.is_real, kind="text", archive_name="ptb-text"),
+}
+
+
+def get(name: str) -> Format:
+    """The named data set's format. Raises DataError listing the known names."""
+    if name not in FORMATS:
+        raise DataError(f"unknown data set {name!r}; known: {', '.join(FORMATS)}")
+    return FORMATS[name]
+
+
+def obtain(fmt: Format, data_cfg: dict, workdir) -> Path:
+    """The archive (file or folder) of the configured source; generated sources write it into workdir.
+
+    Raises:
+        DataError: for an unknown or unavailable source, a missing archive, or a failed download.
+    """
+    source = data_cfg.get("source")
+    if source == "download":
+        return fmt.download(Path(data_cfg.get("download_dir", "resources/downloads")))
+    if source == "archive":
+        path = Path(str(data_cfg.get("archive")))
+        if "archive" not in data_cfg or not path.exists():
+            raise DataError(f"data.archive = {data_cfg.get('archive')!r} does not exist: put {fmt.archive} "
+                            f"there, or set data.archive to its path")
+        return path
+    if source == "synthetic":
+        return fmt.synthetic(Path(workdir) / fmt.archive_name, **data_cfg.get("synthetic", {}))
+    if source == "digits" and fmt.digits is not None:
+        return fmt.digits(Path(workdir) / fmt.archive_name, **data_cfg.get("digits", {}))
+    usable = [s for s in SOURCES if s != "digits" or fmt.digits is not None]
+    raise DataError(f"data.source = {source!r} is not a source of {fmt.name}: use {', '.join(usable)}")
+
+
+def prepare(dataset: str, data_cfg: dict, out_npz, out_json) -> dict:
+    """Obtain `dataset` from the configured source and write its canonical .npz and JSON summary
+    (sha256, counts, provenance: source, archive, archive digest, whether it is the published data).
+
+    Raises:
+        DataError: as obtain() and the format's reader; no output file is left behind.
+    """
+    fmt = get(dataset)
+    Path(out_npz).parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=Path(out_npz).parent) as work:
+        archive = obtain(fmt, data_cfg, work)
+        arrays = fmt.read(archive)
+        given = data_cfg["source"] in ("download", "archive")  # generated sources are never the real data
+        provenance = {"dataset": dataset, "source": data_cfg["source"], "archive": str(archive) if given else None,
+                      "archive_sha256": tree_digest(archive), "archive_is_real": given and fmt.is_real(archive)}
+        return fmt.write_canonical(arrays, out_npz, out_json, provenance)
+
+
+SPEC_REQUIRED = {"source": "download | archive | synthetic | digits (digits: mnist and cifar10 only)"}
+SPEC_OPTIONAL = {"download_dir": "source download: where the download goes (resources/downloads)",
+                 "archive": "source archive: the data set's downloaded file or folder",
+                 "synthetic": "source synthetic: the generator's settings (train_size, test_size, seed, ...)",
+                 "digits": "source digits: {test_fraction (0.25), seed (0)}"}
+
+
+def main(argv=None) -> None:
+    from optimbench.cli import read_spec, spec_help
+
+    parser = argparse.ArgumentParser(description="Prepare one data set's canonical file from a configured source.",
+                                     epilog=spec_help(SPEC_REQUIRED, SPEC_OPTIONAL),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", required=True, choices=sorted(FORMATS))
+    parser.add_argument("--spec", required=True, help="the data source settings as JSON (or a JSON/YAML file)")
+    parser.add_argument("--out", required=True, help="canonical .npz to write")
+    parser.add_argument("--summary", required=True, help="JSON summary (sha256, counts) to write")
+    args = parser.parse_args(argv)
+    summary = prepare(args.dataset, read_spec(args.spec, SPEC_REQUIRED, SPEC_OPTIONAL), args.out, args.summary)
+    print(f"wrote {args.out}: sha256 {summary['sha256']}")
+
+
+if __name__ == "__main__":
+    main()

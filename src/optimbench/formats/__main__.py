@@ -1,0 +1,5 @@
+"""`python -m optimbench.formats --dataset NAME --spec JSON --out X.npz --summary X.json`."""
+
+from optimbench.formats import main
+
+main()

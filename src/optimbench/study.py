@@ -1,0 +1,390 @@
+"""The study's plan (SPEC §2, §3): which runs it contains, what determines each run's result, and the
+files each run writes.
+
+This is the one place for those three things. The Snakefile builds its targets from `plan(config)`; the
+`plan` rule writes the plan as JSON, and aggregation, figures and the report read that file, so every
+stage sees exactly the runs of this configuration (nothing is found by globbing results, and no run's
+identity is parsed back from its path).
+
+A run's spec is split in two:
+- the *result spec*: everything that can change its numbers (data file, model, optimizer class and
+  kwargs, seed, epochs, ...). Snakemake passes it as a non-derived `params`, so a change reruns the
+  run, and the trainer fingerprints it to resume only the same run;
+- *execution settings*: how it runs, not what it computes (threads, torch.compile mode, an
+  optimizer's `paper` citation). These never trigger a rerun.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from optimbench.config import ConfigError
+from optimbench.data import DATASET_OF_SOURCE
+
+# Names from the config (optimizers, descent methods and groups) become single path components. The
+# rule keeps them portable and shell-safe; dots are allowed ("article-momentum-0.1").
+NAME_RULE = r"[A-Za-z0-9][A-Za-z0-9_.+-]*"
+_NAME = re.compile(rf"^{NAME_RULE}$")
+NAME_HELP = ("a name must start with a letter or digit and hold only letters, digits, '_', '.', '+' and '-' "
+             "(it becomes a folder name; no spaces or slashes)")
+
+# train.* keys that can change a run's numbers (the result spec); the rest of train.* is execution or
+# scheduling (threads, compile, gpus, runs_per_gpu, mem_mb, minutes_per_epoch, seeds, optimizers, target).
+TRAIN_RESULT_KEYS = ("width", "pretrained", "epochs", "batch_size", "eval_batch_size", "lr_schedule", "device",
+                     "channels_last", "bf16", "deterministic", "train_subset", "test_subset")
+TRAIN_EXECUTION_KEYS = ("compile",)
+ENTRY_RESULT_KEYS = ("class", "kwargs", "demon")  # an optimizer entry's `paper` is a citation
+# The settings of data.* that determine each source's canonical file.
+DATA_SETTINGS = {"download": (), "archive": ("archive",), "digits": ("digits",), "synthetic": ("synthetic",)}
+
+
+def _digest(obj, length: int = 8) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:length]
+
+
+# ---------------------------------------------------------------- names
+def check_names(config: dict) -> None:
+    """Every config name that becomes a path component follows NAME_RULE.
+
+    Raises:
+        ConfigError: naming the key, the value and the rule.
+    """
+    places = [(f"optimizers.{name}", name) for name in config["optimizers"]]
+    places += [(f"descent.methods.{name}", name) for name in config["descent"]["methods"]]
+    places += [(f"descent.groups[{i}].name", g["name"]) for i, g in enumerate(config["descent"]["groups"])]
+    bad = [f"{key} = {value!r}" for key, value in places if not _NAME.match(str(value))]
+    if bad:
+        raise ConfigError(f"invalid name(s): {'; '.join(bad)}. Rename: {NAME_HELP}.")
+
+
+# ---------------------------------------------------------------- data
+def data_spec(data_cfg: dict) -> dict:
+    """The settings that determine the canonical data file: the source and its own settings only."""
+    source = data_cfg["source"]
+    return {"source": source, **{key: data_cfg[key] for key in DATA_SETTINGS[source] if key in data_cfg}}
+
+
+def data_stem(data_cfg: dict) -> str:
+    """File stem of the canonical data: the data set, keyed by its settings (`digits-1a2b3c4d`), so studies
+    with other settings keep their own file; CIFAR-10's download is the same everywhere (`cifar10`)."""
+    spec = data_spec(data_cfg)
+    dataset = DATASET_OF_SOURCE[spec["source"]]
+    return dataset if spec["source"] == "download" else f"{dataset}-{_digest(spec)}"
+
+
+# ---------------------------------------------------------------- runs
+@dataclass(frozen=True)
+class TrainRun:
+    """One training job: identity, result spec, execution settings and its files."""
+
+    dataset: str
+    model: str
+    optimizer: str
+    seed: int
+    dir: str
+    benchmark: str  # Snakemake's benchmark file of the job (wall time, memory)
+    spec: dict = field(compare=False)
+    execution: dict = field(compare=False)
+
+    @property
+    def identity(self) -> dict:
+        return {"dataset": self.dataset, "model": self.model, "optimizer": self.optimizer, "seed": self.seed}
+
+    def file(self, name: str) -> str:
+        return f"{self.dir}/{name}"
+
+
+@dataclass(frozen=True)
+class DescentRun:
+    """One descent job: identity, spec and its files."""
+
+    group: str
+    function: str
+    method: str
+    gradient: str
+    dir: str
+    figure: str
+    spec: dict = field(compare=False)
+
+    @property
+    def identity(self) -> dict:
+        return {"group": self.group, "function": self.function, "method": self.method, "gradient": self.gradient}
+
+    @property
+    def label(self) -> str:
+        return f"{self.method} / {self.gradient} ({self.group})"
+
+    def file(self, name: str) -> str:
+        return f"{self.dir}/{name}"
+
+
+# Path patterns (Snakemake wildcards in braces); `paths(results_dir)` fills in the folder.
+TRAIN_DIR = "{results}/train/{dataset}/{model}/{optimizer}/seed{seed}"
+TRAIN_LOG = "{results}/logs/train/{dataset}/{model}/{optimizer}/seed{seed}.log"
+TRAIN_BENCHMARK = "{results}/benchmarks/train/{dataset}/{model}/{optimizer}/seed{seed}.tsv"
+DESCENT_DIR = "{results}/descent/{group}/{function}/{method}/{gradient}"
+DESCENT_LOG = "{results}/logs/descent/{group}/{function}/{method}/{gradient}.log"
+DESCENT_FIGURE = "{results}/figures/descent/runs/{group}/{function}/{method}/{gradient}.png"
+
+
+def pattern(template: str, results_dir: str) -> str:
+    """A path template with the results folder filled in and every other field left as a wildcard."""
+    return template.replace("{results}", results_dir)
+
+
+def train_spec(config: dict, optimizer: str, seed: int, data_file: str) -> dict:
+    """What determines one training run's results (the trainer's --spec)."""
+    train = config["train"]
+    entry = config["optimizers"][optimizer]
+    return {"dataset": DATASET_OF_SOURCE[config["data"]["source"]], "data": data_file, "model": train["model"],
+            "seed": int(seed), "optimizer_name": optimizer,
+            "optimizer": {k: entry[k] for k in ENTRY_RESULT_KEYS if k in entry},
+            **{k: train[k] for k in TRAIN_RESULT_KEYS if k in train}}
+
+
+def descent_spec(config: dict, group: dict, function: str, method: str, gradient: str) -> dict:
+    """What determines one descent run (descent's --spec): the group's own settings over the defaults."""
+    from optimbench.functions import get
+
+    d = config["descent"]
+    spec = {"group": group["name"], "function": function, "method": method, "gradient": gradient, "h": d["h"],
+            "tol": (d["tol"] or d["h"]) if group.get("early_stop", True) else 0.0,
+            "max_epochs": group.get("max_epochs") or d["max_epochs"],
+            "start": list(group.get("start") or get(function).start)}
+    if method in d["methods"]:
+        spec.update(kind="article", **d["methods"][method])
+    else:
+        entry = config["optimizers"][method]
+        overrides = group.get("kwargs", {})
+        spec.update(kind="optimizer", optimizer={k: entry[k] for k in ENTRY_RESULT_KEYS if k in entry},
+                    kwargs=overrides, lr=overrides.get("lr", entry.get("kwargs", {}).get("lr")))
+        if group.get("tune"):
+            spec["tune"] = group["tune"]
+    return spec
+
+
+@dataclass
+class Plan:
+    """The whole study: its data file, training runs and descent runs, and where the stages write."""
+
+    results_dir: str
+    data_file: str
+    data_summary: str
+    data_spec: dict
+    train_runs: list[TrainRun]
+    descent_runs: list[DescentRun]
+    settings: dict  # what the tables and report need (target, confidence, title, the train settings)
+    tune: dict | None = None  # the tuning stage (tune_plan), when tune.enabled
+
+    @property
+    def tables_dir(self) -> str:
+        return f"{self.results_dir}/tables"
+
+    @property
+    def figures_dir(self) -> str:
+        return f"{self.results_dir}/figures"
+
+    @property
+    def plan_file(self) -> str:
+        return f"{self.results_dir}/plan.json"
+
+    @property
+    def report_html(self) -> str:
+        return f"{self.results_dir}/report/study.html"
+
+    def train_run(self, optimizer: str, seed) -> TrainRun:
+        return next(r for r in self.train_runs if r.optimizer == optimizer and r.seed == int(seed))
+
+    def descent_run(self, group: str, function: str, method: str, gradient: str) -> DescentRun:
+        key = (group, function, method, gradient)
+        return next(r for r in self.descent_runs if (r.group, r.function, r.method, r.gradient) == key)
+
+    def train_files(self, name: str) -> list[str]:
+        return [run.file(name) for run in self.train_runs]
+
+    def descent_files(self, name: str) -> list[str]:
+        return [run.file(name) for run in self.descent_runs]
+
+    def trial(self, optimizer: str, trial) -> dict:
+        return next(t for t in self.tune["trials"] if t["optimizer"] == optimizer and t["trial"] == int(trial))
+
+    def tuned_run(self, optimizer: str, seed) -> TrainRun:
+        return next(r for r in self.tune["finals"] if r.optimizer == optimizer and r.seed == int(seed))
+
+    def trial_files(self, name: str, optimizer: str | None = None) -> list[str]:
+        return [f"{t['dir']}/{name}" for t in (self.tune or {}).get("trials", [])
+                if optimizer is None or t["optimizer"] == optimizer]
+
+    def tuned_files(self, name: str) -> list[str]:
+        return [run.file(name) for run in (self.tune or {}).get("finals", [])]
+
+    def descent_functions(self) -> list[str]:
+        return sorted({run.function for run in self.descent_runs})
+
+    def to_json(self) -> str:
+        """The plan as the stages downstream of the runs read it: what the runs are and compute. Execution
+        settings are left out, so changing them (threads, compile) rewrites nothing downstream."""
+        plain = asdict(self)
+        for run in plain["train_runs"] + (plain["tune"]["finals"] if plain["tune"] else []):
+            del run["execution"]
+        return json.dumps(plain, sort_keys=True, indent=1)
+
+
+def plan(config: dict) -> Plan:
+    """The study a validated config describes (config.validate first).
+
+    Raises:
+        ConfigError: a name that cannot become a path component (check_names).
+    """
+    check_names(config)
+    results = config["results_dir"]
+    train = config["train"]
+    stem = data_stem(config["data"])
+    data_file = f"resources/data/{stem}.npz"
+    dataset = DATASET_OF_SOURCE[config["data"]["source"]]
+    runs = []
+    for optimizer in train["optimizers"]:
+        for seed in train["seeds"]:
+            fields = dict(dataset=dataset, model=train["model"], optimizer=optimizer, seed=int(seed))
+            runs.append(TrainRun(**fields, dir=TRAIN_DIR.format(results=results, **fields),
+                                 benchmark=TRAIN_BENCHMARK.format(results=results, **fields),
+                                 spec=train_spec(config, optimizer, seed, data_file),
+                                 execution={k: train[k] for k in TRAIN_EXECUTION_KEYS if k in train}))
+    descents = []
+    for i, group in enumerate(config["descent"]["groups"]):
+        search = group.get("tune")
+        if search and not search["low"] < search["high"]:
+            raise ConfigError(f"descent.groups[{i}].tune = {search}: the range is empty; give low < high")
+        for function in group["functions"]:
+            for method in group["methods"]:
+                for gradient in group["gradients"]:
+                    fields = dict(group=group["name"], function=function, method=method, gradient=gradient)
+                    descents.append(DescentRun(**fields, dir=DESCENT_DIR.format(results=results, **fields),
+                                               figure=DESCENT_FIGURE.format(results=results, **fields),
+                                               spec=descent_spec(config, group, function, method, gradient)))
+    settings = {"target_accuracy": train["target_accuracy"], "confidence": config["aggregate"]["confidence"],
+                "title": config["report"]["title"], "gpu_share": train["gpus"] / train["runs_per_gpu"],
+                "train": {k: train[k] for k in TRAIN_RESULT_KEYS + ("model", "seeds", "optimizers")},
+                "data_source": config["data"]["source"], "dataset": dataset}
+    return Plan(results_dir=results, data_file=data_file, data_summary=f"resources/data/{stem}.json",
+                data_spec=data_spec(config["data"]), train_runs=runs, descent_runs=descents, settings=settings,
+                tune=tune_plan(config, data_file, stem) if config["tune"]["enabled"] else None)
+
+
+TRIAL_DIR = "{results}/tune/{dataset}/{model}/{optimizer}/trial{trial}"
+SELECTION = "{results}/tune/{dataset}/{model}/{optimizer}/selected.json"
+TUNED_DIR = "{results}/tuned/train/{dataset}/{model}/{optimizer}/seed{seed}"
+TUNED_BENCHMARK = "{results}/benchmarks/tuned/{dataset}/{model}/{optimizer}/seed{seed}.tsv"
+
+
+def _optimizer_kwargs(entry: dict) -> set | None:
+    """The keyword arguments an optimizer class accepts (None when it takes **kwargs)."""
+    import inspect
+
+    from optimbench.optim import resolve_class
+
+    parameters = inspect.signature(resolve_class(entry["class"])).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
+        return None
+    return {name for name in parameters if name not in ("self", "params")}
+
+
+def tune_plan(config: dict, data_file: str, stem: str) -> dict:
+    """The tuning stage (SPEC §2.8): the validation split's file, each optimizer's search space and trials
+    (optimbench.tune.trial_settings), where each selection is written, and the final runs over the seeds.
+
+    Raises:
+        ConfigError: an unknown optimizer to tune, or a bad search space (tune.check_space).
+    """
+    from optimbench import tune as tuning
+
+    tune, train = config["tune"], config["train"]
+    results = config["results_dir"]
+    dataset = DATASET_OF_SOURCE[config["data"]["source"]]
+    optimizers = tune["optimizers"] or train["optimizers"]
+    unknown = [o for o in optimizers if o not in config["optimizers"]]
+    if unknown:
+        raise ConfigError(f"tune.optimizers: {unknown} are not in the optimizers table; known: "
+                          f"{sorted(config['optimizers'])}")
+    from optimbench.data import split_sizes
+
+    n_train = split_sizes(config["data"])[0]
+    if not 10 <= tune["validation_size"] <= n_train - train["batch_size"]:
+        raise ConfigError(f"tune.validation_size = {tune['validation_size']}: the {n_train:,} training images of "
+                          f"data.source {config['data']['source']!r} must keep at least one batch "
+                          f"({train['batch_size']}) for training and give at least 10 for validation; "
+                          f"choose a size between 10 and {n_train - train['batch_size']}")
+    split_file = f"resources/data/{stem}-validation-{tune['validation_size']}-seed{tune['split_seed']}.json"
+    spaces, trials, selections, finals = {}, [], {}, []
+    for optimizer in optimizers:
+        space = tuning.search_space(tune, optimizer)
+        where = f"tune.space.{optimizer if optimizer in tune['space'] else 'default'}"
+        tuning.check_space(space, where, _optimizer_kwargs(config["optimizers"][optimizer]))
+        spaces[optimizer] = space
+        base = {**train_spec(config, optimizer, tune["seed"], data_file), "validation": split_file, "test": "never"}
+        base["epochs"] = tune["epochs"] or train["epochs"]
+        for k, setting in enumerate(tuning.trial_settings(space, tune["trials"], tune["sampler"], tune["sampler_seed"])):
+            fields = dict(dataset=dataset, model=train["model"], optimizer=optimizer, trial=k)
+            spec = tuning.apply_selection(base, {"setting": setting, "trial": k})
+            trials.append({**fields, "setting": setting, "dir": TRIAL_DIR.format(results=results, **fields),
+                           "spec": spec})
+        selections[optimizer] = SELECTION.format(results=results, dataset=dataset, model=train["model"],
+                                                 optimizer=optimizer)
+        for seed in train["seeds"]:
+            fields = dict(dataset=dataset, model=train["model"], optimizer=optimizer, seed=int(seed))
+            spec = {**train_spec(config, optimizer, seed, data_file), "validation": split_file, "test": "final"}
+            finals.append(TrainRun(**fields, dir=TUNED_DIR.format(results=results, **fields),
+                                   benchmark=TUNED_BENCHMARK.format(results=results, **fields), spec=spec,
+                                   execution={k: train[k] for k in TRAIN_EXECUTION_KEYS if k in train}))
+    return {"optimizers": optimizers, "split_file": split_file, "validation_size": tune["validation_size"],
+            "split_seed": tune["split_seed"], "select_by": tune["select_by"], "sampler": tune["sampler"],
+            "spaces": spaces, "trials": trials, "selections": selections, "finals": finals}
+
+
+def write_plan(plan_json: str, path) -> None:
+    """Write the plan's JSON (Plan.to_json) atomically: the `plan` rule's one call."""
+    from optimbench.io import write_text
+
+    write_text(path, plan_json + "\n")
+
+
+def read_plan(path) -> dict:
+    """A plan written by the `plan` rule, as plain data (train_runs, descent_runs, settings, ...)."""
+    return json.loads(Path(path).read_text())
+
+
+def missing_runs(the_plan: Plan, workdir=".") -> list[str]:
+    """The finished-run markers (metrics.csv, summary.csv) of this plan that are not on disk."""
+    wanted = the_plan.train_files("metrics.csv") + the_plan.descent_files("summary.csv")
+    return [path for path in wanted if not (Path(workdir) / path).exists()]
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description="The study's plan: its runs and their files.")
+    parser.add_argument("configs", nargs="+", help="config.yaml, then override files (later ones win)")
+    parser.add_argument("--missing", action="store_true",
+                        help="list the runs whose results are missing and exit 1 if there are any")
+    parser.add_argument("--workdir", default=".", help="the folder the study runs in")
+    args = parser.parse_args(argv)
+    from optimbench.config import load
+
+    the_plan = plan(load(args.configs))
+    if not args.missing:
+        print(the_plan.to_json())
+        return
+    missing = missing_runs(the_plan, args.workdir)
+    if missing:
+        print(f"{len(missing)} run(s) of this study have no results yet:", *missing, sep="\n  ")
+        print("Run the study first (`make study` with the same PRESET/CONFIG, or `make demo`); "
+              "`make report` never trains.")
+        raise SystemExit(1)
+    print(f"all {len(the_plan.train_runs)} training and {len(the_plan.descent_runs)} descent runs are present")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,140 @@
+"""Performance profiles and ranks across problems, against hand computations."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from optimbench import performance
+from optimbench.problems import Metric, get
+
+INF = math.inf
+ACC, PPL, ELBO = Metric("test_acc", True, 0.0, 1.0), Metric("test_perplexity", False, 1.0, INF), Metric(
+    "test_neg_elbo", False)
+PRIMARY = {"P1": ACC, "P2": PPL, "P3": ELBO}
+
+
+def seeds_table(rows):
+    """rows: (problem, optimizer, seed, value, time_to_target or None, diverged)."""
+    return pd.DataFrame([{"problem": p, "optimizer": o, "seed": s, "value": v,
+                          "time_to_target": np.nan if t is None else t, "diverged": d} for p, o, s, v, t, d in rows])
+
+
+# Three optimizers × three problems, one seed each. Times to target:
+#   P1: A 10, B 20, C diverged          -> ratios A 1, B 2, C ∞
+#   P2: A 30, B 15, C 45                -> ratios A 2, B 1, C 3
+#   P3: A 8,  B missed the target, C 4  -> ratios A 2, B ∞, C 1
+CASE = seeds_table([
+    ("P1", "A", 0, 0.90, 10, False), ("P1", "B", 0, 0.60, 20, False), ("P1", "C", 0, np.nan, None, True),
+    ("P2", "A", 0, 100., 30, False), ("P2", "B", 0, 80.0, 15, False), ("P2", "C", 0, 120.0, 45, False),
+    ("P3", "A", 0, 90.0, 8, False), ("P3", "B", 0, 150., None, False), ("P3", "C", 0, 95.0, 4, False)])
+
+
+def test_time_ratios_match_the_hand_computation():
+    ratios = performance.performance_ratios(CASE, PRIMARY, "time").set_index(["problem", "optimizer"])["ratio"]
+    expected = {("P1", "A"): 1, ("P1", "B"): 2, ("P1", "C"): INF, ("P2", "A"): 2, ("P2", "B"): 1, ("P2", "C"): 3,
+                ("P3", "A"): 2, ("P3", "B"): INF, ("P3", "C"): 1}
+    assert ratios.to_dict() == pytest.approx(expected)
+
+
+def test_profile_matches_the_hand_computation():
+    ratios = performance.performance_ratios(CASE, PRIMARY, "time")
+    profile = performance.performance_profile(ratios)
+    rho = profile.pivot(index="tau", columns="optimizer", values="rho")
+    assert list(rho.index) == [1.0, 2.0, 3.0, 4.0]  # the breakpoints: 1, each finite ratio, and r_max 4
+    # ρ_A: P1 at τ=1, P2 and P3 at τ=2. ρ_B: P2 at 1, P1 at 2, never P3. ρ_C: P3 at 1, P2 at 3, never P1.
+    assert rho["A"].tolist() == pytest.approx([1 / 3, 1, 1, 1])
+    assert rho["B"].tolist() == pytest.approx([1 / 3, 2 / 3, 2 / 3, 2 / 3])
+    assert rho["C"].tolist() == pytest.approx([1 / 3, 1 / 3, 2 / 3, 2 / 3])
+
+
+def test_profile_score_is_the_integral_of_the_step_function():
+    """(1/3)∫_1^4 ρ dτ: A = (3 + 2 + 2)/9, B = (2 + 3 + 0)/9, C = (0 + 1 + 3)/9."""
+    score = performance.profile_score(performance.performance_ratios(CASE, PRIMARY, "time")).set_index("optimizer")
+    assert score["score"].to_dict() == pytest.approx({"A": 7 / 9, "B": 5 / 9, "C": 4 / 9})
+    assert list(score.index) == ["A", "B", "C"]
+
+
+def test_metric_ratios_follow_each_metric_direction():
+    """Accuracy: r = best / value (diverged scores 0: r = ∞); perplexity and ELBO: r = value / best."""
+    ratios = performance.performance_ratios(CASE, PRIMARY, "metric").set_index(["problem", "optimizer"])["ratio"]
+    assert ratios[("P1", "A")] == 1 and ratios[("P1", "B")] == pytest.approx(1.5) and ratios[("P1", "C")] == INF
+    assert ratios[("P2", "B")] == 1 and ratios[("P2", "A")] == pytest.approx(1.25)
+    assert ratios[("P2", "C")] == pytest.approx(1.5)
+    assert ratios[("P3", "A")] == 1 and ratios[("P3", "B")] == pytest.approx(150 / 90)
+
+
+def test_cost_is_the_median_over_seeds_and_half_failing_is_a_failure():
+    rows = seeds_table([("P2", "A", s, 90.0, t, False) for s, t in enumerate([10, 20, None])]
+                       + [("P2", "B", s, 90.0, t, False) for s, t in enumerate([5, None])]
+                       + [("P2", "C", s, 90.0, 40, False) for s in range(2)])
+    costs = performance.performance_ratios(rows, PRIMARY, "time").set_index("optimizer")
+    assert costs.loc["A", "cost"] == 20 and costs.loc["B", "cost"] == INF and costs.loc["C", "cost"] == 40
+    assert costs.loc["A", "ratio"] == 1 and costs.loc["C", "ratio"] == 2 and costs.loc["B", "failed"]
+
+
+def test_everyone_failing_is_a_failure_for_everyone():
+    rows = seeds_table([("P1", o, 0, 0.1, None, False) for o in "AB"])
+    assert performance.performance_ratios(rows, PRIMARY, "time")["ratio"].tolist() == [INF, INF]
+
+
+def test_bad_inputs_are_named():
+    with pytest.raises(ValueError, match="no primary metric for problem.*P9"):
+        performance.performance_ratios(seeds_table([("P9", "A", 0, 1.0, 1.0, False)]), PRIMARY)
+    with pytest.raises(ValueError, match="measure must be"):
+        performance.performance_ratios(CASE, PRIMARY, "speed")
+
+
+# Lower is better: perplexity per seed. B (≈80) is best; D (mean 100, huge spread) is not separated from
+# anyone; A (≈101) is worse than B and better than C (≈120), both significantly.
+LOWER = seeds_table(
+    [("P2", "A", s, v, 1.0, False) for s, v in enumerate([100.0, 101.0, 102.0])]
+    + [("P2", "B", s, v, 1.0, False) for s, v in enumerate([80.0, 81.0, 79.0])]
+    + [("P2", "C", s, v, 1.0, False) for s, v in enumerate([120.0, 119.0, 121.0])]
+    + [("P2", "D", s, v, 1.0, False) for s, v in enumerate([60.0, 100.0, 140.0])])
+
+
+def test_lower_is_better_problem_ranks_lowest_first_with_rank_uncertainty():
+    ranks = performance.rank_table(LOWER, PRIMARY).set_index("optimizer")
+    assert ranks["rank"].to_dict() == {"B": 1, "D": 2, "A": 3, "C": 4}
+    assert ranks.loc["A", "mean"] == pytest.approx(101.0)
+    # rank_low = 1 + significantly better; rank_high = 4 - significantly worse
+    assert (ranks.loc["B", "rank_low"], ranks.loc["B", "rank_high"]) == (1, 2)   # C and A are worse; D is not
+    assert (ranks.loc["D", "rank_low"], ranks.loc["D", "rank_high"]) == (1, 4)
+    assert (ranks.loc["A", "rank_low"], ranks.loc["A", "rank_high"]) == (2, 3)
+    assert (ranks.loc["C", "rank_low"], ranks.loc["C", "rank_high"]) == (3, 4)
+    assert ranks["separated_from_best"].to_dict() == {"B": False, "D": False, "A": True, "C": True}
+    assert (ranks["ci_low"] >= 1.0).all()  # clipped to perplexity's range
+
+
+def test_the_same_values_as_accuracy_rank_the_other_way():
+    as_accuracy = LOWER.assign(problem="P1", value=LOWER["value"] / 200)
+    ranks = performance.rank_table(as_accuracy, PRIMARY).set_index("optimizer")
+    assert ranks["rank"].to_dict() == {"C": 1, "A": 2, "D": 3, "B": 4}
+
+
+def test_a_diverged_seed_scores_the_worst_value_and_ranks_last():
+    rows = pd.concat([LOWER, seeds_table([("P2", "E", s, 50.0, 1.0, s == 0) for s in range(3)])])
+    ranks = performance.rank_table(rows, PRIMARY).set_index("optimizer")
+    assert ranks.loc["E", "mean"] == INF and ranks.loc["E", "rank"] == 5 and ranks.loc["E", "failures"] == 1
+    # The profile takes the median over seeds: E's (∞, 50, 50) -> 50, the best; B's ratio is 80 / 50.
+    ratios = performance.performance_ratios(rows, PRIMARY, "metric").set_index("optimizer")["ratio"]
+    assert ratios["E"] == 1 and ratios["B"] == pytest.approx(1.6)
+
+
+def test_rank_summary_counts_wins():
+    ranks = performance.rank_table(pd.concat([LOWER, LOWER.assign(problem="P3")]), PRIMARY)
+    summary = performance.rank_summary(ranks).set_index("optimizer")
+    assert summary.loc["B", "mean_rank"] == 1 and summary.loc["B", "first"] == 2
+    assert summary.loc["D", "possibly_first"] == 2 and summary.loc["A", "possibly_first"] == 0
+
+
+def test_seed_outcome_uses_the_metric_direction():
+    epochs = pd.DataFrame({"epoch": [1, 2, 3], "test_perplexity": [300.0, 140.0, 90.0],
+                           "epoch_seconds": [2.0, 3.0, 4.0], "diverged": [False] * 3})
+    metric = get("ptb-lstm").primary_metric
+    out = performance.seed_outcome(epochs, metric, target=150.0)
+    assert out == {"value": 90.0, "time_to_target": 5.0, "epochs_to_target": 2, "diverged": False}
+    diverged = performance.seed_outcome(epochs.assign(diverged=[False, False, True]), metric, 150.0)
+    assert diverged["value"] == INF and np.isnan(diverged["time_to_target"])

@@ -1,0 +1,178 @@
+"""The tuning stage: the validation split, search spaces and their samplers, selection, budget curves, the
+learning-rate schedules, and the trainer's validation and test modes."""
+
+import itertools
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from optimbench import optim, train, tune
+from optimbench.config import ConfigError
+from optimbench.data import load_canonical
+
+
+# ---------------------------------------------------------------- the validation split
+def test_the_split_is_disjoint_stratified_and_the_same_in_every_process(synthetic_npz, tmp_path):
+    labels = load_canonical(synthetic_npz)["y_train"]
+    train_idx, val_idx = tune.validation_split(labels, 100, seed=3)
+    assert len(val_idx) == 100 and len(train_idx) == len(labels) - 100
+    assert set(train_idx).isdisjoint(val_idx) and set(train_idx) | set(val_idx) == set(range(len(labels)))
+    for label, count in zip(*np.unique(labels, return_counts=True)):  # each class in proportion, ±1 image
+        assert abs((labels[val_idx] == label).sum() - count * 100 / len(labels)) <= 1
+    split = tune.write_split(synthetic_npz, 100, 3, tmp_path / "split.json")
+    other = subprocess.run([sys.executable, "-c", "import json, sys; from optimbench import tune; "
+                            f"print(json.dumps(tune.write_split({str(synthetic_npz)!r}, 100, 3, sys.argv[1])))",
+                            str(tmp_path / "again.json")], capture_output=True, text=True, check=True)
+    assert json.loads(other.stdout) == split and split["validation_indices"] == val_idx.tolist()
+    assert tune.validation_split(labels, 100, seed=4)[1].tolist() != val_idx.tolist()
+
+
+def test_a_split_refuses_other_data_and_impossible_sizes(synthetic_npz, tmp_path):
+    labels = load_canonical(synthetic_npz)["y_train"]
+    with pytest.raises(ConfigError, match="tune.validation_size = 300"):
+        tune.validation_split(labels, len(labels), 0)
+    with pytest.raises(ConfigError, match="number of classes"):
+        tune.validation_split(labels, 3, 0)
+    split = tmp_path / "split.json"
+    tune.write_split(synthetic_npz, 50, 0, split)
+    (tmp_path / "other.npz").write_bytes(synthetic_npz.read_bytes() + b"x")
+    with pytest.raises(ValueError, match="made from another data file"):
+        tune.read_split(split, tmp_path / "other.npz")
+
+
+# ---------------------------------------------------------------- spaces and samplers
+def test_grid_is_log_spaced_and_sobol_adds_trials_without_changing_any():
+    space = {"lr": {"low": 1e-4, "high": 1.0, "log": True}}
+    grid = [t["lr"] for t in tune.trial_settings(space, 5, "grid", 0)]
+    np.testing.assert_allclose(grid, [1e-4, 1e-3, 1e-2, 1e-1, 1.0])
+    four = tune.trial_settings(space, 4, "sobol", 7)
+    eight = tune.trial_settings(space, 8, "sobol", 7)
+    assert eight[:4] == four and all(1e-4 <= t["lr"] <= 1.0 for t in eight)
+    assert tune.trial_settings(space, 4, "sobol", 8) != four  # the seed scrambles
+    linear = {"momentum": {"low": 0.0, "high": 0.9, "log": False}}
+    np.testing.assert_allclose([t["momentum"] for t in tune.trial_settings(linear, 4, "grid", 0)], [0, 0.3, 0.6, 0.9])
+
+
+def test_a_schedule_factor_takes_its_choices():
+    space = {"lr": {"low": 0.01, "high": 1.0}, "lr_schedule": {"choices": [None, "cosine"]}}
+    settings = tune.trial_settings(space, 4, "grid", 0)
+    assert [s["lr_schedule"] for s in settings] == [None, "cosine", None, "cosine"]
+    assert [s["lr"] for s in settings] == pytest.approx([0.01, 0.01, 1.0, 1.0])
+
+
+@pytest.mark.parametrize("space, message", [
+    ({"lrr": {"low": 0.1, "high": 1}}, "'lrr' is not a keyword of this optimizer.*Did you mean 'lr'"),
+    ({"lr": {"low": 0.1, "high": 0.1}}, "the range is empty"),
+    ({"lr": {"low": 0.0, "high": 1.0}}, "a log range must stay above 0"),
+    ({"lr_schedule": {}}, "give `choices`"),
+])
+def test_bad_spaces_are_refused(space, message):
+    with pytest.raises(ConfigError, match=message):
+        tune.check_space(space, "tune.space.SGD", {"lr", "momentum", "weight_decay"})
+
+
+# ---------------------------------------------------------------- selection
+def trials(scores, diverged=None):
+    diverged = diverged or [False] * len(scores)
+    return pd.DataFrame({"optimizer": "A", "trial": range(len(scores)), "lr": [10.0 ** -k for k in range(len(scores))],
+                         "score": [np.nan if d else s for s, d in zip(scores, diverged)], "diverged": diverged})
+
+
+def test_selection_takes_the_best_score_with_ties_to_the_earlier_trial():
+    assert tune.select(trials([0.5, 0.9, 0.7]), "final_val_acc")["trial"] == 1
+    assert tune.select(trials([0.5, 0.9, 0.9]), "final_val_acc")["trial"] == 1
+    assert tune.select(trials([0.5, 0.2, 0.7]), "lowest_val_loss")["trial"] == 1  # a loss: lower wins
+
+
+def test_a_diverged_trial_loses_to_any_finished_one():
+    assert tune.select(trials([0.9, 0.1, 0.2], diverged=[True, False, False]), "final_val_acc")["trial"] == 2
+    assert tune.select(trials([0.9, 0.1], diverged=[True, False]), "lowest_val_loss")["trial"] == 1
+    assert tune.select(trials([0.9, 0.1], diverged=[True, True]), "final_val_acc")["trial"] == 0
+
+
+def test_a_selection_at_the_edge_of_the_range_is_flagged():
+    table = trials([0.9, 0.5, 0.1])  # the largest lr tried (trial 0: lr 1) wins
+    space = {"lr": {"low": 0.01, "high": 1.0}}
+    assert tune.at_edge(table, tune.select(table, "final_val_acc"), space) == ["lr=1 (highest tried)"]
+    middle = trials([0.5, 0.9, 0.1])
+    assert tune.at_edge(middle, tune.select(middle, "final_val_acc"), space) == []
+
+
+def test_trial_score_by_criterion_and_divergence():
+    metrics = pd.DataFrame({"val_acc": [0.2, 0.6, 0.5], "val_loss": [2.0, 1.0, 1.5], "diverged": [False] * 3})
+    assert tune.trial_score(metrics, "final_val_acc") == 0.5 and tune.trial_score(metrics, "best_val_acc") == 0.6
+    assert tune.trial_score(metrics, "lowest_val_loss") == 1.0
+    assert math.isnan(tune.trial_score(metrics.assign(diverged=[False, False, True]), "best_val_acc"))
+
+
+# ---------------------------------------------------------------- budget curves
+def test_expected_max_equals_brute_force_over_every_subset():
+    values = [0.3, 0.9, 0.1, 0.5, 0.7]
+    for k in range(1, 6):
+        subsets = list(itertools.combinations(values, k))
+        assert tune.expected_max(values, k) == pytest.approx(np.mean([max(s) for s in subsets]))
+    with pytest.raises(ValueError):
+        tune.expected_max(values, 6)
+
+
+def test_budget_curves_rank_optimizers_at_each_k_and_score_divergence_worst():
+    table = pd.concat([trials([0.1, 0.9, 0.2]), trials([0.5, 0.6, 0.0], diverged=[False, False, True])
+                       .assign(optimizer="B")])
+    curves = tune.budget_curves(table, "final_val_acc").set_index(["optimizer", "k"])
+    assert curves.loc[("A", 1), "expected_best"] == pytest.approx(0.4)
+    assert curves.loc[("B", 1), "expected_best"] == pytest.approx(1.1 / 3)  # the diverged trial counts 0
+    assert curves.loc[("A", 3), "expected_best"] == 0.9 and curves.loc[("B", 3), "expected_best"] == 0.6
+    assert (curves.loc[("A", 1), "rank"], curves.loc[("B", 1), "rank"]) == (1, 2)
+
+
+def test_apply_selection_merges_the_setting_into_the_spec():
+    spec = {"optimizer": {"class": "SGD", "kwargs": {"lr": 0.01, "momentum": 0.9}}, "lr_schedule": None}
+    tuned = tune.apply_selection(spec, {"trial": 3, "setting": {"lr": 0.2, "lr_schedule": "cosine"}})
+    assert tuned["optimizer"]["kwargs"] == {"lr": 0.2, "momentum": 0.9} and tuned["lr_schedule"] == "cosine"
+    assert tuned["selected_trial"] == 3 and spec["optimizer"]["kwargs"]["lr"] == 0.01  # the input is untouched
+
+
+# ---------------------------------------------------------------- schedules
+@pytest.mark.parametrize("schedule", [None, "linear", "cosine", "warmup-cosine"])
+def test_each_schedule_is_a_torch_scheduler_following_its_formula(schedule):
+    total = 40
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    stepper = optim.lr_scheduler(schedule, optimizer, total)
+    assert isinstance(stepper, torch.optim.lr_scheduler.LRScheduler)
+    warm = optim.warmup_steps(total)
+    for t in range(total + 1):
+        if schedule is None:
+            expected = 1.0
+        elif schedule == "linear":
+            expected = 1 - t / total
+        elif schedule == "cosine":
+            expected = 0.5 * (1 + math.cos(math.pi * t / total))
+        else:
+            expected = (t + 1) / (warm + 1) if t < warm else 0.5 * (1 + math.cos(math.pi * (t - warm) / (total - warm)))
+        assert optimizer.param_groups[0]["lr"] == pytest.approx(0.1 * expected, abs=1e-12), t
+        optimizer.step()
+        stepper.step()
+
+
+# ---------------------------------------------------------------- the trainer's validation and test modes
+def test_a_trial_trains_without_its_validation_images_and_never_sees_the_test_set(tiny_spec, synthetic_npz, tmp_path):
+    tune.write_split(synthetic_npz, 50, 0, tmp_path / "split.json")
+    spec = {**tiny_spec, "train_subset": None, "validation": str(tmp_path / "split.json"), "test": "never"}
+    metrics = train.run(spec, tmp_path / "trial", save_model=False)
+    assert metrics["test_acc"].isna().all() and metrics["val_acc"].between(0, 1).all()
+    assert not (tmp_path / "trial" / "model.pt").exists()
+    info = json.loads((tmp_path / "trial" / "run.json").read_text())
+    assert info["steps_per_epoch"] == math.ceil((300 - 50) / spec["batch_size"])  # 250 training images
+
+
+def test_a_final_run_is_tested_once_after_its_last_epoch(tiny_spec, synthetic_npz, tmp_path):
+    tune.write_split(synthetic_npz, 50, 0, tmp_path / "split.json")
+    spec = {**tiny_spec, "validation": str(tmp_path / "split.json"), "test": "final"}
+    metrics = train.run(spec, tmp_path / "final")
+    assert metrics["test_acc"].isna().tolist() == [True, False] and metrics["val_acc"].notna().all()

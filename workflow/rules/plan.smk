@@ -1,0 +1,13 @@
+# 0. The plan: which runs this study holds, their specs and files (optimbench.study), as one file that
+#    aggregation, figures and the report read.
+
+
+rule plan:
+    output:
+        PLAN_FILE,
+    log:
+        f"{R}/logs/plan.log",
+    params:
+        plan=PLAN.to_json(),
+    run:
+        study.write_plan(params.plan, output[0])

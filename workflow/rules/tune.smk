@@ -1,0 +1,159 @@
+# 7. Tune (SPEC §2.8): a validation split held out of the training set; trials of each optimizer's search
+#    space, judged on validation only; the selected setting rerun over the seeds, evaluated on the test set.
+
+TUNE = PLAN.tune or {}
+TRIAL_DIR = study.pattern(study.TRIAL_DIR, R)
+TUNED_DIR = study.pattern(study.TUNED_DIR, R)
+TUNE_TABLES = ["tune_trials", "tune_selection", "budget_curves", "tuned_runs", "tuned_seed_summary",
+               "tuned_optimizer_summary", "tuned_claims", "rankings"]
+TUNE_FIGURES = ["sensitivity", "budget_curves", "tuned_final_accuracy"]
+
+
+def trial_spec(wildcards):
+    """The trial's result spec (a rerun trigger): the base run with the trial's setting."""
+    return json.dumps(PLAN.trial(wildcards.optimizer, wildcards.trial)["spec"], sort_keys=True)
+
+
+def tuned_spec(wildcards):
+    """A final run's result spec; the selected setting comes from its selection file (an input)."""
+    return json.dumps(PLAN.tuned_run(wildcards.optimizer, wildcards.seed).spec, sort_keys=True)
+
+
+rule validation_split:
+    input:
+        data=PLAN.data_file,
+    output:
+        TUNE.get("split_file", "resources/data/no-tuning.json"),
+    log:
+        f"resources/logs/validation_split_{os.path.basename(TUNE.get('split_file', 'none'))}.log",
+    params:
+        py=PY,
+        size=TUNE.get("validation_size"),
+        seed=TUNE.get("split_seed"),
+    conda:
+        "../../envs/torch.yaml"
+    shell:
+        "{params.py} -m optimbench.tune split --data {input.data:q} --size {params.size} --seed {params.seed} "
+        "--out {output:q} > {log:q} 2>&1"
+
+
+rule trial:
+    input:
+        data=PLAN.data_file,
+        split=TUNE.get("split_file", []),
+    output:
+        metrics=f"{TRIAL_DIR}/metrics.csv",
+        run=f"{TRIAL_DIR}/run.json",
+    log:
+        study.pattern("{results}/logs/tune/{dataset}/{model}/{optimizer}/trial{trial}.log", R),
+    params:
+        py=PY,
+        script=os.path.join(SCRIPTS, "train.py"),
+        spec=trial_spec,
+        execution=train_execution,
+        out=lambda wildcards, output: os.path.dirname(output.metrics),
+    threads: TRAIN["threads"]
+    resources:
+        mem_mb=TRAIN["mem_mb"],
+        runtime=lambda wildcards, attempt: int(TRAIN["epochs"] * TRAIN["minutes_per_epoch"] * attempt) + 5,
+        gpu_percent=TRAIN["gpus"] * (100 // TRAIN["runs_per_gpu"]),
+        **train_gres(),
+    conda:
+        "../../envs/torch.yaml"
+    shell:
+        "{params.py} {params.script} --spec {params.spec:q} --execution {params.execution:q} "
+        "--out {params.out:q} --threads {threads} --no-model > {log:q} 2>&1"
+
+
+rule select:
+    input:
+        plan=PLAN_FILE,
+        trials=lambda wildcards: PLAN.trial_files("metrics.csv", wildcards.optimizer),
+    output:
+        study.pattern(study.SELECTION, R),
+    log:
+        study.pattern("{results}/logs/tune/{dataset}/{model}/{optimizer}/select.log", R),
+    params:
+        py=PY,
+    conda:
+        "../../envs/analysis.yaml"
+    shell:
+        "{params.py} -m optimbench.tune select --plan {input.plan:q} --optimizer {wildcards.optimizer:q} "
+        "--out {output:q} > {log:q} 2>&1"
+
+
+rule tuned_train:
+    input:
+        data=PLAN.data_file,
+        split=TUNE.get("split_file", []),
+        selection=study.pattern(study.SELECTION, R),
+    output:
+        metrics=f"{TUNED_DIR}/metrics.csv",
+        run=f"{TUNED_DIR}/run.json",
+        model=f"{TUNED_DIR}/model.pt",
+    log:
+        study.pattern("{results}/logs/tuned/{dataset}/{model}/{optimizer}/seed{seed}.log", R),
+    benchmark:
+        study.pattern(study.TUNED_BENCHMARK, R)
+    params:
+        py=PY,
+        script=os.path.join(SCRIPTS, "train.py"),
+        spec=tuned_spec,
+        execution=train_execution,
+        out=lambda wildcards, output: os.path.dirname(output.metrics),
+    threads: TRAIN["threads"]
+    resources:
+        mem_mb=TRAIN["mem_mb"],
+        runtime=lambda wildcards, attempt: int(TRAIN["epochs"] * TRAIN["minutes_per_epoch"] * attempt) + 5,
+        gpu_percent=TRAIN["gpus"] * (100 // TRAIN["runs_per_gpu"]),
+        **train_gres(),
+    conda:
+        "../../envs/torch.yaml"
+    shell:
+        "{params.py} {params.script} --spec {params.spec:q} --selection {input.selection:q} "
+        "--execution {params.execution:q} --out {params.out:q} --threads {threads} > {log:q} 2>&1"
+
+
+rule aggregate_tune:
+    input:
+        plan=PLAN_FILE,
+        trials=PLAN.trial_files("metrics.csv"),
+        selections=list(TUNE.get("selections", {}).values()),
+        finals=PLAN.tuned_files("metrics.csv"),
+        default=f"{TABLES}/seed_summary.parquet",
+    output:
+        expand(f"{TABLES}/{{table}}.{{ext}}", table=TUNE_TABLES, ext=["csv", "parquet"]),
+    log:
+        f"{R}/logs/aggregate_tune.log",
+    params:
+        py=PY,
+        script=os.path.join(SCRIPTS, "aggregate.py"),
+        out=lambda wildcards, output: os.path.dirname(output[0]),
+    conda:
+        "../../envs/analysis.yaml"
+    shell:
+        "{params.py} {params.script} tune --plan {input.plan:q} --out {params.out:q} > {log:q} 2>&1"
+
+
+rule figures_tune:
+    input:
+        plan=PLAN_FILE,
+        tables=expand(f"{TABLES}/{{table}}.parquet", table=TUNE_TABLES),
+    output:
+        report(
+            expand(f"{FIGURES}/tune/{{figure}}.png", figure=TUNE_FIGURES),
+            caption="../../report/tune_figures.rst",
+            category="Tuned comparison",
+        ),
+    log:
+        f"{R}/logs/figures_tune.log",
+    params:
+        py=PY,
+        script=os.path.join(SCRIPTS, "figures.py"),
+        tables=lambda wildcards, input: os.path.dirname(input.tables[0]),
+        out=lambda wildcards, output: os.path.dirname(output[0]),
+    conda:
+        "../../envs/analysis.yaml"
+    shell:
+        "{params.py} {params.script} tune --plan {input.plan:q} --tables {params.tables:q} "
+        "--out {params.out:q} > {log:q} 2>&1"
