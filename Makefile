@@ -20,7 +20,7 @@ SNAKEMAKE := $(BIN)/snakemake --snakefile $(CURDIR)/Snakefile --directory $(WORK
 # Everything downstream of training and descent: `make report` may run only these.
 REPORT_RULES := plan aggregate_train aggregate_descent figures_train figures_descent report all
 
-.PHONY: help venv demo study report test lint clean
+.PHONY: help venv demo study report test lint mutation clean
 
 help:
 	@echo "make demo    the whole study on offline data (digits, width 8, CPU), minutes; prints the report's path"
@@ -29,6 +29,7 @@ help:
 	@echo "make report  re-render tables, figures and report from existing results (PRESET=demo for the demo)"
 	@echo "             (CONFIG=file.yaml adds any override file; WORKDIR=dir runs in another folder)"
 	@echo "make lint    snakemake --lint"
+	@echo "make mutation  mutation testing (mutmut) of the numeric modules against their unit tests; not in CI"
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -59,5 +60,13 @@ test: venv
 lint: venv
 	$(BIN)/snakemake --lint
 
+# Which mutants `make mutation` runs (mutmut names, globs): train.py's evaluation and epoch only.
+MUTANTS ?= "optimbench.aggregate.*" "optimbench.optim.*" "optimbench.demon.*" "optimbench.report.*" \
+	"optimbench.train.x_evaluate__*" "optimbench.train.x_train_epoch__*"
+mutation: venv
+	rm -rf mutants
+	OMP_NUM_THREADS=1 $(BIN)/mutmut run --max-children $(CORES) $(MUTANTS)
+	$(BIN)/mutmut results | grep -v ': not checked$$' || true  # the survivors (mutants outside MUTANTS are not run)
+
 clean:
-	rm -rf results/demo .snakemake
+	rm -rf results/demo .snakemake mutants

@@ -1,12 +1,33 @@
-"""Shared fixtures: tiny data in CIFAR-10's format, canonical files, the project's paths."""
+"""Shared fixtures: tiny data in CIFAR-10's format, canonical files, the project's paths; the skip policy."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from optimbench import data
+
+# Tests of a service (a browser, a SLURM cluster) skip where it is missing; in CI (CI=true, or
+# OPTIMBENCH_STRICT_SKIPS=1, which .ci/run sets) such a skip fails instead: CI installs the service,
+# so a skip there means a check silently did not run.
+SERVICE_MARKERS = ("browser", "slurm")
+
+
+def strict_skips() -> bool:
+    return os.environ.get("OPTIMBENCH_STRICT_SKIPS") == "1" or os.environ.get("CI", "").lower() == "true"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = (yield).get_result()
+    service = [m for m in SERVICE_MARKERS if item.get_closest_marker(m)]
+    if report.skipped and not hasattr(report, "wasxfail") and service and strict_skips():
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = (f"a {'/'.join(service)} test skipped in CI (CI=true or OPTIMBENCH_STRICT_SKIPS=1), "
+                           f"where it must run: {reason}")
 
 
 @pytest.fixture(scope="session")

@@ -192,3 +192,18 @@ def test_a_trajectory_file_carries_its_runs_identity(tmp_path):
     assert list(trajectory.columns[:4]) == ["group", "function", "method", "gradient"] and len(trajectory) == 4
     assert trajectory[["group", "function", "method", "gradient"]].drop_duplicates().values.tolist() == [
         ["g-1", "beale", "Adam.v2", "central"]]
+
+
+def test_demon_decays_momentum_over_the_epoch_cap():
+    """Demon SGDM on QUAD: step k uses β of step k-1, β_t = β0(1 - t/T)/((1 - β0) + β0(1 - t/T)),
+    T = max_epochs (the whole run's steps, not 1)."""
+    beta0, lr, cap = 0.9, 0.1, 8
+    traj, _ = descent.optimizer_descent(QUAD, (1.0, -2.0), {"class": "SGD", "demon": True},
+                                        {"lr": lr, "momentum": beta0}, "autograd", 1e-3, 0.0, cap)
+    point, buf = np.array([1.0, -2.0]), None
+    for epoch in range(1, cap + 1):
+        remaining = 1 - (epoch - 1) / cap
+        beta = beta0 * remaining / ((1 - beta0) + beta0 * remaining)
+        buf = point.copy() if buf is None else beta * buf + point  # QUAD's gradient is the point
+        point = point - lr * buf
+        np.testing.assert_allclose(traj.loc[epoch, ["x", "y"]].to_numpy(float), point, rtol=1e-12)

@@ -3,15 +3,18 @@
 import contextlib
 import copy
 import json
+import math
 import signal
 import subprocess
 import time
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
 
+from optimbench import data as data_mod
 from optimbench import train
 from optimbench.models import build_model
 from helpers import PYTHON, ROOT, run_env
@@ -75,7 +78,8 @@ def test_one_step_equals_a_hand_written_loop():
     offsets = torch.randint(0, 9, (2, 16), generator=gen)
     inputs = normalize(reference_augment(data.x[order], flip, offsets))
     reference.train()
-    loss = F.cross_entropy(reference(inputs), data.y[order])
+    logits = reference(inputs)
+    loss = F.cross_entropy(logits, data.y[order])
     grads = torch.autograd.grad(loss, list(reference.parameters()))
     with torch.no_grad():
         for p, g in zip(reference.parameters(), grads):
@@ -84,6 +88,193 @@ def test_one_step_equals_a_hand_written_loop():
         torch.testing.assert_close(ours, theirs, msg=name)
     loss_sum, correct = steps[-1]
     assert torch.isclose(loss_sum / 16, loss.detach())
+    assert correct.item() == (logits.argmax(1) == data.y[order]).sum().item()
+
+
+# ---------------------------------------------------------------- evaluation and the epoch's counts (issue 13)
+def bn_model(classes=5, conv=False):
+    """A tiny model with BatchNorm: in eval mode its running statistics decide the logits."""
+    torch.manual_seed(1)
+    layers = [torch.nn.Conv2d(3, 4, 3, stride=4), torch.nn.BatchNorm2d(4), torch.nn.ReLU()] if conv else \
+        [torch.nn.BatchNorm2d(3)]
+    width = 4 if conv else 3
+    model = torch.nn.Sequential(*layers, torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
+                                torch.nn.Linear(width, classes))
+    bn = model[1] if conv else model[0]
+    with torch.no_grad():  # running statistics far from any batch's, so train-mode BatchNorm gives other logits
+        bn.running_mean.copy_(torch.linspace(1.0, -0.5, width))
+        bn.running_var.copy_(torch.linspace(4.0, 0.25, width))
+        bn.weight.copy_(torch.linspace(2.0, -1.5, width))
+        bn.bias.copy_(torch.linspace(-0.3, 0.4, width))
+    return model
+
+
+def hand_logits(model, x):
+    """The BN-only model in eval mode by hand: normalise, average, BatchNorm with running stats, linear."""
+    bn, linear = model[0], model[3]
+    mean, std = torch.tensor(train.MEAN).view(1, 3, 1, 1), torch.tensor(train.STD).view(1, 3, 1, 1)
+    h = ((x.float() - mean) / std).mean((2, 3))  # BatchNorm in eval mode is affine per channel: pool first
+    h = (h - bn.running_mean) / torch.sqrt(bn.running_var + bn.eps) * bn.weight + bn.bias
+    return h @ linear.weight.T + linear.bias
+
+
+def hand_cross_entropy(logits, labels):
+    """Per-example -log softmax(logits)[label], by logsumexp."""
+    return torch.logsumexp(logits, 1) - logits[torch.arange(len(labels)), labels]
+
+
+def labels_right_for(predictions, n_right, classes):
+    """Labels equal to the predictions for the first n_right examples, wrong for the rest."""
+    labels = predictions.clone()
+    labels[n_right:] = (labels[n_right:] + 1) % classes
+    return labels
+
+
+def test_evaluate_returns_the_mean_loss_and_accuracy_of_the_model_in_eval_mode():
+    """10 images in batches of 4, 4, 2; 6 labels right: the summed loss / 10 and 6/10, with the running stats."""
+    model, x = bn_model(), images(10, seed=4)
+    with torch.no_grad():
+        logits = hand_logits(model, x)
+    labels = labels_right_for(logits.argmax(1), 6, 5)
+    data = train.DeviceData(x.permute(0, 2, 3, 1).numpy(), labels.numpy(), torch.device("cpu"))
+    normalize = train.Normalize(torch.device("cpu"), channels_last=False)
+    running_mean = model[0].running_mean.clone()
+
+    loss, acc = train.evaluate(model, data, normalize, 4, contextlib.nullcontext)
+    assert loss == pytest.approx(hand_cross_entropy(logits, labels).sum().item() / 10, rel=1e-5)
+    assert acc == 0.6
+    assert not model.training and torch.equal(model[0].running_mean, running_mean)  # nothing learned from test data
+    model.train()  # the same data through train-mode BatchNorm: another loss (the test can tell the modes apart)
+    with torch.no_grad():
+        train_mode = F.cross_entropy(model(normalize(x)), labels).item()
+    assert abs(train_mode - loss) > 0.1
+
+
+def test_train_epoch_counts_correct_predictions_and_sums_losses_by_hand():
+    """40 images, batches 16, 16, 8, lr 0 (the weights stay): 28 labels right, running sums after each step."""
+    classes, n = 5, 40
+    model, x = bn_model(classes, conv=True), images(n, seed=7)
+    reference = copy.deepcopy(model).train()
+    normalize = train.Normalize(torch.device("cpu"), channels_last=False)
+    gen = torch.Generator().manual_seed(11)  # the trainer's draws: the order, then per batch flips and offsets
+    order, batches = torch.randperm(n, generator=gen), []
+    for start in range(0, n, 16):
+        idx = order[start:start + 16]
+        flip = torch.rand(len(idx), generator=gen) < 0.5
+        offsets = torch.randint(0, 9, (2, len(idx)), generator=gen)
+        with torch.no_grad():
+            batches.append((idx, reference(normalize(reference_augment(x[idx], flip, offsets)))))
+    predictions = torch.empty(n, dtype=torch.long)
+    for idx, logits in batches:
+        predictions[idx] = logits.argmax(1)
+    labels = labels_right_for(predictions, 28, classes)
+    data = train.DeviceData(x.permute(0, 2, 3, 1).numpy(), labels.numpy(), torch.device("cpu"))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+
+    steps = [(loss_sum.item(), correct.item(), correct.dtype) for loss_sum, correct in train.train_epoch(
+        model, optimizer, [], data, normalize, 16, torch.Generator().manual_seed(11), contextlib.nullcontext)]
+    expected_loss = torch.cumsum(torch.stack([hand_cross_entropy(lg, labels[i]).sum() for i, lg in batches]), 0)
+    expected_correct = torch.cumsum(torch.tensor([(lg.argmax(1) == labels[i]).sum() for i, lg in batches]), 0)
+    assert [c for _, c, _ in steps] == expected_correct.tolist() and steps[-1][1] == 28  # accuracy 0.7, not 0.3
+    assert steps[-1][2] == torch.int64  # an exact count (float32 stops counting by ones at 2**24)
+    np.testing.assert_allclose([s for s, _, _ in steps], expected_loss.numpy(), rtol=1e-5)
+
+
+def test_a_run_evaluates_its_final_model_on_the_test_set(tiny_spec, tmp_path):
+    """The recorded test loss and accuracy are the saved model's on the test images (not the training ones)."""
+    metrics = train.run({**tiny_spec, "epochs": 1}, tmp_path, threads=1)
+    model = build_model(tiny_spec["model"], tiny_spec["width"], 10)
+    model.load_state_dict(torch.load(tmp_path / "model.pt", weights_only=False)["model"])
+    model.eval()
+    arrays = data_mod.load_canonical(tiny_spec["data"])
+
+    def loss_and_accuracy(x, y):
+        x = torch.from_numpy(x).permute(0, 3, 1, 2).float()
+        mean, std = torch.tensor(train.MEAN).view(1, 3, 1, 1), torch.tensor(train.STD).view(1, 3, 1, 1)
+        with torch.no_grad():
+            logits = model((x - mean) / std)
+        y = torch.from_numpy(y.astype("int64"))
+        return hand_cross_entropy(logits, y).mean().item(), (logits.argmax(1) == y).float().mean().item()
+
+    test = loss_and_accuracy(arrays["x_test"][:64], arrays["y_test"][:64])
+    training = loss_and_accuracy(arrays["x_train"][:128], arrays["y_train"][:128])
+    assert metrics["test_loss"].item() == pytest.approx(test[0], rel=1e-4)
+    assert metrics["test_acc"].item() == pytest.approx(test[1])
+    assert abs(test[0] - training[0]) > 1e-3  # the two sets give different losses: the check can fail
+
+
+# ---------------------------------------------------------------- the step horizon: lr schedules and Demon (issue 13)
+def demon_formula(beta0, t, total):
+    """Chen et al., Demon, Algorithm 1: β_t = β0·(1 - t/T) / ((1 - β0) + β0·(1 - t/T))."""
+    left = 1 - t / total
+    return beta0 * left / ((1 - beta0) + beta0 * left)
+
+
+SCHEDULES = {"cosine": lambda t, total: 0.5 * (1 + math.cos(math.pi * t / total)),
+             "linear": lambda t, total: 1 - t / total}
+
+
+@pytest.mark.parametrize("schedule, optimizer, beta0", [
+    ("cosine", {"class": "SGD", "kwargs": {"lr": 0.05, "momentum": 0.9}, "demon": True}, 0.9),
+    ("linear", {"class": "Adam", "kwargs": {"lr": 0.05, "betas": [0.8, 0.999]}, "demon": True}, 0.8),
+], ids=["cosine-DemonSGDM", "linear-DemonAdam"])
+def test_lr_and_demon_momentum_per_epoch_follow_their_formulas_over_all_steps(tiny_spec, tmp_path, schedule,
+                                                                             optimizer, beta0):
+    """3 epochs of 2 steps: after epoch e, step t = 2e of T = 6 (the whole run's steps, not its epochs)."""
+    spec = {**tiny_spec, "epochs": 3, "lr_schedule": schedule, "optimizer": optimizer}
+    metrics = train.run(spec, tmp_path, threads=1)
+    steps = [2 * epoch for epoch in (1, 2, 3)]
+    np.testing.assert_allclose(metrics["lr"], [0.05 * SCHEDULES[schedule](t, 6) for t in steps], atol=1e-12)
+    np.testing.assert_allclose(metrics["momentum"], [demon_formula(beta0, t, 6) for t in steps], atol=1e-12)
+    assert metrics["momentum"].iloc[0] < beta0 and metrics["lr"].iloc[0] < 0.05  # both decayed
+
+
+def test_the_momentum_column_is_constant_without_demon_and_nan_without_momentum(tiny_spec, tmp_path):
+    sgd = train.run(tiny_spec, tmp_path / "sgd", threads=1)
+    adagrad = train.run({**tiny_spec, "optimizer": {"class": "Adagrad", "kwargs": {"lr": 0.01}}}, tmp_path / "ada")
+    assert sgd["momentum"].tolist() == [0.9, 0.9] and adagrad["momentum"].isna().all()
+
+
+# ---------------------------------------------------------------- a checkpoint resumes only its own run (issue 13)
+def test_spec_hash_changes_with_every_setting_that_changes_results(tiny_spec):
+    base = train.spec_hash(tiny_spec)
+    assert train.spec_hash(dict(reversed(tiny_spec.items()))) == base  # key order does not matter
+    assert train.spec_hash({**tiny_spec, "threads": 2, "compile": "on"}) == base  # how, not what, is computed
+    changed = {key: ("other" if isinstance(value, str) else {"x": 1} if isinstance(value, dict) else value + 1)
+               for key, value in tiny_spec.items()}
+    for key, value in {**changed, "lr_schedule": "cosine", "deterministic": False}.items():
+        assert train.spec_hash({**tiny_spec, key: value}) != base, key
+    for kwargs in ({"lr": 0.01, "momentum": 0.9}, {"lr": 0.05, "momentum": 0.8}):
+        assert train.spec_hash({**tiny_spec, "optimizer": {"class": "SGD", "kwargs": kwargs}}) != base
+
+
+@pytest.mark.parametrize("change", [
+    {"seed": 1}, {"optimizer": {"class": "SGD", "kwargs": {"lr": 0.01, "momentum": 0.9}}}, {"lr_schedule": "cosine"},
+], ids=["seed", "lr", "lr_schedule"])
+def test_a_run_ignores_the_checkpoint_of_another_configuration(tiny_spec, tmp_path, monkeypatch, capfd, change):
+    """Run A's checkpoint after epoch 1 lies in B's folder: B starts from scratch and equals B run alone;
+    A itself resumes from it (so only the configuration check keeps B from using it)."""
+    spec_a, spec_b = tiny_spec, {**tiny_spec, **change}
+    save = train.save_checkpoint
+
+    def keep_epoch_one(path, state):
+        save(path, state)
+        if state["epoch"] == 1:
+            for folder in ("b", "a-again"):
+                save(tmp_path / folder / train.CHECKPOINT, state)
+
+    monkeypatch.setattr(train, "save_checkpoint", keep_epoch_one)
+    train.run(spec_a, tmp_path / "a", threads=1)
+    monkeypatch.undo()
+    capfd.readouterr()
+
+    b = train.run(spec_b, tmp_path / "b", threads=1)
+    assert "belongs to another configuration" in capfd.readouterr().err
+    assert json.loads((tmp_path / "b" / "run.json").read_text())["resumed_after_epoch"] is None
+    alone = train.run(spec_b, tmp_path / "b-alone", threads=1)
+    pd.testing.assert_frame_equal(b.drop(columns=TIMING), alone.drop(columns=TIMING), check_exact=True)
+    train.run(spec_a, tmp_path / "a-again", threads=1)
+    assert json.loads((tmp_path / "a-again" / "run.json").read_text())["resumed_after_epoch"] == 1
 
 
 def test_run_writes_metrics_run_json_and_model(tiny_spec, tmp_path):

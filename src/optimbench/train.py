@@ -34,7 +34,7 @@ from optimbench.optim import build_optimizer, optimizer_step, schedules, step_ki
 MEAN = (129.3, 124.1, 112.4)
 STD = (68.2, 65.4, 70.4)
 METRIC_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "lr",
-                  "epoch_seconds", "eval_seconds", "samples_per_second", "diverged"]
+                  "momentum", "epoch_seconds", "eval_seconds", "samples_per_second", "diverged"]
 # When a run evaluates on the test set (spec["test"]): every epoch (the article's study), only after its
 # last epoch (tuned final runs), or never (tuning trials: the test set decides nothing).
 TEST_MODES = ("every_epoch", "final", "never")
@@ -159,7 +159,6 @@ def train_epoch(model, optimizer, steppers, data: DeviceData, normalize, batch_s
         yield loss_sum, correct
 
 
-@torch.no_grad()
 def evaluate(model, data: DeviceData, normalize, batch_size, autocast):
     """Mean loss and accuracy on un-augmented data (the article re-augments its test set; we do not)."""
     model.eval()
@@ -168,7 +167,7 @@ def evaluate(model, data: DeviceData, normalize, batch_size, autocast):
     for start in range(0, len(data), batch_size):
         inputs, targets = normalize(data.x[start:start + batch_size]), data.y[start:start + batch_size]
         torch.compiler.cudagraph_mark_step_begin()
-        with autocast():
+        with torch.no_grad(), autocast():  # not a decorator: mutmut (make mutation) skips decorated functions
             logits = model(inputs)
         loss_sum += F.cross_entropy(logits.float(), targets, reduction="sum")
         correct += (logits.argmax(1) == targets).sum()
@@ -199,6 +198,15 @@ def restore_rng(states: dict, gen: torch.Generator) -> None:
 
 
 # ---------------------------------------------------------------- the run
+def current_momentum(optimizer: torch.optim.Optimizer) -> float:
+    """The first parameter group's momentum (SGD-style `momentum`, else `betas[0]`: Adam's β1, Demon's
+    decayed β); NaN for an optimizer with neither (Adagrad)."""
+    group = optimizer.param_groups[0]
+    if "momentum" in group:
+        return float(group["momentum"])
+    return float(group["betas"][0]) if "betas" in group else math.nan
+
+
 def load_data(spec: dict, device: torch.device) -> tuple[DeviceData, DeviceData | None, DeviceData, int]:
     """(train, validation or None, test, classes). With spec["validation"] (a split file, optimbench.tune),
     the validation images are held out of the training set; train_subset applies to what remains."""
@@ -326,7 +334,9 @@ def epoch_row(spec, training: Training, epoch: int, train_data, test_data, bar, 
     val_loss, val_acc = (math.nan, math.nan) if diverged or validation is None else evaluate(
         training.forward, validation, training.normalize, spec["eval_batch_size"], training.autocast)
     return {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc, "val_loss": val_loss,
-            "val_acc": val_acc, "test_loss": test_loss, "test_acc": test_acc, "lr": training.optimizer.param_groups[0]["lr"], "epoch_seconds": seconds,
+            "val_acc": val_acc, "test_loss": test_loss, "test_acc": test_acc,
+            "lr": training.optimizer.param_groups[0]["lr"], "momentum": current_momentum(training.optimizer),
+            "epoch_seconds": seconds,
             "eval_seconds": time.perf_counter() - tic, "samples_per_second": len(train_data) / seconds,
             "diverged": diverged}
 

@@ -2,8 +2,11 @@
 
 import subprocess
 
+import pytest
+
 from helpers import ROOT, SNAKEMAKE, job_counts, run_env, snakemake, write_config
 
+pytestmark = pytest.mark.workflow
 DESCENT = {"methods": {"article-vanilla": {"update": "vanilla", "lr": 1e-5},
                        "article-momentum-0.1": {"update": "momentum", "momentum": 0.1, "lr": 1e-5}},
            "groups": [{"name": "article", "functions": ["ackley"],

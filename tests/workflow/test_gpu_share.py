@@ -4,20 +4,25 @@ import datetime as dt
 import json
 import re
 
+import pytest
+
 from helpers import ROOT, job_counts, snakemake, write_config
 
+pytestmark = pytest.mark.workflow
 RUNS = ("SGD", "Adam", "Adagrad")
 
 
 def train_resources(output: str) -> list[str]:
-    """The `resources:` line of each train job in a (dry) run's output."""
-    return re.findall(r"rule train:.*?resources: ([^\n]*)", output, flags=re.S)
+    """The `resources:` line of each train job in a (dry) run's output: one per train job of the job stats
+    (the article's 7 optimizers × 1 seed), so a format the pattern no longer matches fails here."""
+    lines = re.findall(r"rule train:.*?resources: ([^\n]*)", output, flags=re.S)
+    assert len(lines) == job_counts(output)["train"] == 7, output[-3000:]
+    return lines
 
 
 def test_each_train_job_holds_its_share_of_a_gpu_and_asks_slurm_for_gres(tmp_path):
     shared = snakemake(tmp_path, write_config(tmp_path / "c.yaml", train={"runs_per_gpu": 4}), "-n")
-    lines = train_resources(shared.stdout)
-    assert len(lines) == 7 and all("gpu_percent=25" in line and "gres=gpu:1" in line for line in lines)
+    assert all("gpu_percent=25" in line and "gres=gpu:1" in line for line in train_resources(shared.stdout))
 
     alone = snakemake(tmp_path, write_config(tmp_path / "d.yaml", train={"runs_per_gpu": 3, "gpus": 2}), "-n")
     assert all("gpu_percent=66" in line and "gres=gpu:2" in line for line in train_resources(alone.stdout))
