@@ -24,7 +24,7 @@ REPORT_RULES := plan aggregate_train aggregate_descent figures_train figures_des
 
 help:
 	@echo "make demo    the whole study on offline data (digits, width 8, CPU), minutes; prints the report's path"
-	@echo "make test    unit and workflow tests (SLURM and browser tests included where available)"
+	@echo "make test    unit, workflow, SLURM and browser tests (a skipped SLURM/browser test fails under CI=true)"
 	@echo "make study   the article's full study (CIFAR-10 download; a GPU is advised)"
 	@echo "make report  re-render tables, figures and report from existing results (PRESET=demo for the demo)"
 	@echo "             (CONFIG=file.yaml adds any override file; WORKDIR=dir runs in another folder)"

@@ -27,10 +27,14 @@ TRAIN_LOG = study.pattern(study.TRAIN_LOG, R)
 TRAIN_BENCHMARK = study.pattern(study.TRAIN_BENCHMARK, R)
 DESCENT_DIR = study.pattern(study.DESCENT_DIR, R)
 DESCENT_LOG = study.pattern(study.DESCENT_LOG, R)
+TUNE = PLAN.tune or {}
+TRIAL_DIR = study.pattern(study.TRIAL_DIR, R)
+TUNED_DIR = study.pattern(study.TUNED_DIR, R)
 
 
 wildcard_constraints:
     seed=r"\d+",
+    trial=r"\d+",
     dataset=study.NAME_RULE,
     model=study.NAME_RULE,
     optimizer=study.NAME_RULE,
@@ -58,3 +62,13 @@ def train_execution(wildcards, threads):
 def descent_spec(wildcards):
     return json.dumps(PLAN.descent_run(wildcards.group, wildcards.function, wildcards.method,
                                        wildcards.gradient).spec, sort_keys=True)
+
+
+def trial_spec(wildcards):
+    """The trial's result spec (a rerun trigger): the base run with the trial's setting."""
+    return json.dumps(PLAN.trial(wildcards.optimizer, wildcards.trial)["spec"], sort_keys=True)
+
+
+def tuned_spec(wildcards):
+    """A final run's result spec; the selected setting comes from its selection file (an input)."""
+    return json.dumps(PLAN.tuned_run(wildcards.optimizer, wildcards.seed).spec, sort_keys=True)

@@ -1,22 +1,9 @@
 # 7. Tune (SPEC §2.8): a validation split held out of the training set; trials of each optimizer's search
 #    space, judged on validation only; the selected setting rerun over the seeds, evaluated on the test set.
 
-TUNE = PLAN.tune or {}
-TRIAL_DIR = study.pattern(study.TRIAL_DIR, R)
-TUNED_DIR = study.pattern(study.TUNED_DIR, R)
 TUNE_TABLES = ["tune_trials", "tune_selection", "budget_curves", "tuned_runs", "tuned_seed_summary",
                "tuned_optimizer_summary", "tuned_claims", "rankings"]
 TUNE_FIGURES = ["sensitivity", "budget_curves", "tuned_final_accuracy"]
-
-
-def trial_spec(wildcards):
-    """The trial's result spec (a rerun trigger): the base run with the trial's setting."""
-    return json.dumps(PLAN.trial(wildcards.optimizer, wildcards.trial)["spec"], sort_keys=True)
-
-
-def tuned_spec(wildcards):
-    """A final run's result spec; the selected setting comes from its selection file (an input)."""
-    return json.dumps(PLAN.tuned_run(wildcards.optimizer, wildcards.seed).spec, sort_keys=True)
 
 
 rule validation_split:
