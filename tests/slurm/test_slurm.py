@@ -54,7 +54,9 @@ def metrics(workdir, optimizer, seed=0):
 
 
 def test_demo_study_on_slurm_runs_training_as_gpu_jobs_and_matches_a_local_run(cluster, tmp_path):
-    override = write_config(tmp_path / "quick.yaml", train={"epochs": 2, "seeds": [0], "gpus": 1}, descent={"groups": [
+    override = write_config(tmp_path / "quick.yaml", train={"epochs": 2, "seeds": [0], "gpus": 1,
+                                                           "optimizers": ["SGD", "Adam", "Adagrad"]},
+                            tune={"enabled": False}, descent={"groups": [
         {"name": "article", "functions": ["ackley"], "methods": ["article-vanilla"], "gradients": ["as-printed"]}]})
     configs = [DEMO, override]
     on_slurm = tmp_path / "slurm"
