@@ -32,7 +32,6 @@ INF = math.inf
 RANGES = {"train_acc": (0.0, 1.0), "test_acc": (0.0, 1.0), "train_loss": (0.0, INF), "test_loss": (0.0, INF),
           "lr": (0.0, INF), "epoch_seconds": (0.0, INF), "samples_per_second": (0.0, INF)}
 WORST = {"train_acc": 0.0, "test_acc": 0.0, "train_loss": INF, "test_loss": INF}
-HIGHER_IS_BETTER = {"train_acc": True, "test_acc": True, "train_loss": False, "test_loss": False}
 # The article's seven optimizers (SPEC §1.2): its claims compare these among themselves.
 ARTICLE_OPTIMIZERS = ["SGD", "Adam", "Adadelta", "Adagrad", "AdamW", "Adamax", "ASGD"]
 
@@ -82,9 +81,8 @@ def welch(a, b) -> dict:
     if not (np.isfinite(a).all() and np.isfinite(b).all()) or (np.std(a) == 0 and np.std(b) == 0):
         return {"diff": diff, "p_greater": 0.0 if a.min() > b.max() else 1.0,
                 "p_less": 0.0 if a.max() < b.min() else 1.0}
-    greater = stats.ttest_ind(a, b, equal_var=False, alternative="greater").pvalue
-    less = stats.ttest_ind(a, b, equal_var=False, alternative="less").pvalue
-    return {"diff": diff, "p_greater": float(greater), "p_less": float(less)}
+    greater = float(stats.ttest_ind(a, b, equal_var=False, alternative="greater").pvalue)
+    return {"diff": diff, "p_greater": greater, "p_less": 1.0 - greater}  # one t statistic: the two tails
 
 
 # ---------------------------------------------------------------- loading
@@ -293,7 +291,7 @@ def claims_table(seeds: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
                 verdict = HOLDS if finite.min() >= RISE else CONTRADICTED
             else:
                 p_greater = stats.ttest_1samp(finite, RISE, alternative="greater").pvalue
-                p_less = stats.ttest_1samp(finite, RISE, alternative="less").pvalue
+                p_less = 1.0 - p_greater
                 verdict = HOLDS if p_greater < alpha else CONTRADICTED if p_less < alpha else INCONCLUSIVE
             verdicts.append(verdict)
             mean = np.mean(finite) if len(finite) else np.nan
@@ -483,18 +481,17 @@ def aggregate_tune(plan: dict, out_dir) -> dict[str, pd.DataFrame]:
     settings, stage = plan["settings"], plan["tune"]
     confidence = settings["confidence"]
     trials = tune.trials_table(plan)
+    chosen_of = {optimizer: json.loads(Path(path).read_text()) for optimizer, path in stage["selections"].items()}
     selections = []
-    for optimizer, path in stage["selections"].items():
-        chosen = json.loads(Path(path).read_text())
+    for optimizer, chosen in chosen_of.items():
         selections.append({"optimizer": optimizer, "trial": chosen["trial"],
                            "setting": json.dumps(chosen["setting"], sort_keys=True), "criterion": chosen["criterion"],
                            "score": chosen["score"], "all_trials_diverged": chosen["all_diverged"],
                            "at_edge": "; ".join(chosen["at_edge"])})
     selection = pd.DataFrame(selections)
-    chosen = set(zip(selection["optimizer"], selection["trial"]))
-    trials["selected"] = [(o, t) in chosen for o, t in zip(trials["optimizer"], trials["trial"])]
-    finals = [{**run, "spec": tune.apply_selection(run["spec"], json.loads(Path(stage["selections"][run["optimizer"]])
-                                                                          .read_text()))} for run in stage["finals"]]
+    picked = set(zip(selection["optimizer"], selection["trial"]))
+    trials["selected"] = [(o, t) in picked for o, t in zip(trials["optimizer"], trials["trial"])]
+    finals = [{**run, "spec": tune.apply_selection(run["spec"], chosen_of[run["optimizer"]])} for run in stage["finals"]]
     wide = load_runs([run["dir"] for run in finals])
     seeds = per_seed_summary(wide, settings["target_accuracy"])
     summary = optimizer_summary(seeds, confidence)

@@ -137,6 +137,11 @@ def pattern(template: str, results_dir: str) -> str:
     return template.replace("{results}", results_dir)
 
 
+def execution_settings(train: dict) -> dict:
+    """How every training job of the study executes (train.* TRAIN_EXECUTION_KEYS): never a rerun trigger."""
+    return {k: train[k] for k in TRAIN_EXECUTION_KEYS if k in train}
+
+
 def train_spec(config: dict, optimizer: str, seed: int, data_file: str) -> dict:
     """What determines one training run's results (the trainer's --spec)."""
     train = config["train"]
@@ -254,7 +259,7 @@ def plan(config: dict) -> Plan:
             runs.append(TrainRun(**fields, dir=TRAIN_DIR.format(results=results, **fields),
                                  benchmark=TRAIN_BENCHMARK.format(results=results, **fields),
                                  spec=train_spec(config, optimizer, seed, data_file),
-                                 execution={k: train[k] for k in TRAIN_EXECUTION_KEYS if k in train}))
+                                 execution=execution_settings(train)))
     descents = []
     for i, group in enumerate(config["descent"]["groups"]):
         search = group.get("tune")
@@ -340,7 +345,7 @@ def tune_plan(config: dict, data_file: str, stem: str) -> dict:
             spec = {**train_spec(config, optimizer, seed, data_file), "validation": split_file, "test": "final"}
             finals.append(TrainRun(**fields, dir=TUNED_DIR.format(results=results, **fields),
                                    benchmark=TUNED_BENCHMARK.format(results=results, **fields), spec=spec,
-                                   execution={k: train[k] for k in TRAIN_EXECUTION_KEYS if k in train}))
+                                   execution=execution_settings(train)))
     return {"optimizers": optimizers, "split_file": split_file, "validation_size": tune["validation_size"],
             "split_seed": tune["split_seed"], "select_by": tune["select_by"], "sampler": tune["sampler"],
             "spaces": spaces, "trials": trials, "selections": selections, "finals": finals}

@@ -35,9 +35,6 @@ MEAN = (129.3, 124.1, 112.4)
 STD = (68.2, 65.4, 70.4)
 METRIC_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "lr",
                   "momentum", "epoch_seconds", "eval_seconds", "samples_per_second", "diverged"]
-# When a run evaluates on the test set (spec["test"]): every epoch (the article's study), only after its
-# last epoch (tuned final runs), or never (tuning trials: the test set decides nothing).
-TEST_MODES = ("every_epoch", "final", "never")
 CHECKPOINT = "checkpoint.pt"
 
 
@@ -327,6 +324,8 @@ def epoch_row(spec, training: Training, epoch: int, train_data, test_data, bar, 
     seconds = time.perf_counter() - tic
     diverged = not math.isfinite(train_loss)
     tic = time.perf_counter()
+    # The test set: every epoch (the article's study), only after the last epoch (tuned final runs), or
+    # never (tuning trials: the test set decides nothing).
     mode = spec.get("test", "every_epoch")
     on_test = mode == "every_epoch" or (mode == "final" and epoch == spec["epochs"])
     test_loss, test_acc = (math.nan, math.nan) if diverged or not on_test else evaluate(

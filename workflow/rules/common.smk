@@ -56,7 +56,7 @@ def train_spec(wildcards):
 
 def train_execution(wildcards, threads):
     """How a run executes (compile mode). Taking `threads` makes it a derived param: never a rerun trigger."""
-    return json.dumps({k: TRAIN[k] for k in study.TRAIN_EXECUTION_KEYS if k in TRAIN}, sort_keys=True)
+    return json.dumps(study.execution_settings(TRAIN), sort_keys=True)
 
 
 def descent_spec(wildcards):
