@@ -108,3 +108,25 @@ def test_figure_names_keep_every_dot(tmp_path):
     fig = plt.figure()
     [path] = plots.save(fig, tmp_path / "article-momentum-0.1", formats=("png",))
     assert path.name == "article-momentum-0.1.png"
+
+
+def test_sensitivity_draws_the_searched_factor_when_the_learning_rate_is_not_searched(tmp_path, monkeypatch):
+    spaces = {"SGD": {"momentum": {"low": 0.0, "high": 0.9, "log": False}}}
+    assert plots.sensitivity_factor(spaces) == ("momentum", False)
+    assert plots.sensitivity_factor({**spaces, "Adam": {"lr": {"low": 1e-4, "high": 1e-1}}}) == ("lr", True)
+    trials = pd.DataFrame({"optimizer": "SGD", "trial": [0, 1, 2], "momentum": [0.9, 0.0, 0.45],
+                           "score": [0.5, np.nan, 0.7], "selected": [False, False, True]})
+    figures = {}
+    real_save = plots.save
+
+    def keep(fig, stem, formats=("png", "svg")):
+        figures["f"] = fig
+        return real_save(fig, stem, formats)
+
+    monkeypatch.setattr(plots, "save", keep)
+    plots.sensitivity(trials, {"SGD": "red"}, "final_val_acc", tmp_path / "s", "momentum", False)
+    ax = figures["f"].axes[0]
+    line = next(l for l in ax.get_lines() if l.get_label() == "SGD")
+    np.testing.assert_allclose(line.get_xdata(), [0.45, 0.9])  # sorted by momentum; the diverged trial is a cross
+    np.testing.assert_allclose(line.get_ydata(), [0.7, 0.5])
+    assert ax.get_xscale() == "linear" and ax.get_xlabel() == "momentum"

@@ -139,23 +139,33 @@ def train_figures(plan: dict, tables_dir, out_dir) -> list[Path]:
 
 
 # ---------------------------------------------------------------- tuned comparison
-def sensitivity(trials: pd.DataFrame, colours: dict, criterion: str, path: Path) -> list[Path]:
-    """Validation score of every trial against its learning rate, one line per optimizer (DeepOBS-style);
-    the selected trial ringed; a diverged trial drawn as a cross at the bottom."""
+def sensitivity(trials: pd.DataFrame, colours: dict, criterion: str, path: Path, factor: str = "lr",
+                log: bool = True) -> list[Path]:
+    """Validation score of every trial against a searched factor (the learning rate by default), one line
+    per optimizer (DeepOBS-style); the selected trial ringed; a diverged trial drawn as a cross at the bottom."""
     fig, ax = plt.subplots(figsize=(8, 4.5))
     floor = np.nanmin(trials["score"]) if trials["score"].notna().any() else 0.0
-    for name, group in trials.sort_values("lr").groupby("optimizer", sort=False):
+    for name, group in trials.sort_values(factor).groupby("optimizer", sort=False):
         finished = group[group["score"].notna()]
-        ax.plot(finished["lr"], finished["score"], "o-", color=colours[name], label=name)
+        ax.plot(finished[factor], finished["score"], "o-", color=colours[name], label=name)
         failed = group[group["score"].isna()]
-        ax.plot(failed["lr"], np.full(len(failed), floor), "x", color=colours[name], ms=8)
+        ax.plot(failed[factor], np.full(len(failed), floor), "x", color=colours[name], ms=8)
         chosen = group[group["selected"]]
-        ax.plot(chosen["lr"], chosen["score"], "o", ms=14, mfc="none", mec=colours[name])
-    ax.set_xscale("log")
+        ax.plot(chosen[factor], chosen["score"], "o", ms=14, mfc="none", mec=colours[name])
+    if log:
+        ax.set_xscale("log")
     ax.set(title=f"Sensitivity: {criterion} of every trial (ring: selected; cross: diverged)",
-           xlabel="learning rate", ylabel=criterion)
+           xlabel="learning rate" if factor == "lr" else factor, ylabel=criterion)
     ax.legend(fontsize="small")
     return save(fig, path, formats=("png",))
+
+
+def sensitivity_factor(spaces: dict) -> tuple[str, bool]:
+    """The factor a sensitivity plot draws on its x axis: `lr` where any space searches it, else the first
+    searched kwarg; and whether its range is logarithmic."""
+    factors = {name: factor for space in spaces.values() for name, factor in space.items() if name != "lr_schedule"}
+    name = "lr" if "lr" in factors else sorted(factors)[0]
+    return name, factors[name].get("log", True)
 
 
 def budget_curves(curves: pd.DataFrame, colours: dict, criterion: str, path: Path) -> list[Path]:
@@ -176,7 +186,8 @@ def tune_figures(plan: dict, tables_dir, out_dir) -> list[Path]:
     criterion, confidence = plan["tune"]["select_by"], plan["settings"]["confidence"]
     colours = palette(plan["settings"]["train"]["optimizers"] + plan["tune"]["optimizers"])
     trials = pd.read_parquet(tables_dir / "tune_trials.parquet")
-    written = sensitivity(trials, colours, criterion, out_dir / "sensitivity")
+    written = sensitivity(trials, colours, criterion, out_dir / "sensitivity",
+                          *sensitivity_factor(plan["tune"]["spaces"]))
     written += budget_curves(pd.read_parquet(tables_dir / "budget_curves.parquet"), colours, criterion,
                              out_dir / "budget_curves")
     written += final_accuracy(pd.read_parquet(tables_dir / "tuned_optimizer_summary.parquet"),
