@@ -18,26 +18,28 @@ def load(**overrides):
 def test_one_training_run_per_optimizer_and_seed_with_its_files():
     plan = study.plan(load(train={"optimizers": ["SGD", "Adam"], "seeds": [0, 3]}))
     assert [(r.optimizer, r.seed) for r in plan.train_runs] == [("SGD", 0), ("SGD", 3), ("Adam", 0), ("Adam", 3)]
-    run = plan.train_run("Adam", 3)
-    assert run.dir == "results/train/cifar10/resnet18_article/Adam/seed3"
+    run = plan.train_run("cifar10-resnet18", "Adam", 3)
+    assert run.dir == "results/train/cifar10-resnet18/Adam/seed3"
     assert run.file("metrics.csv") == f"{run.dir}/metrics.csv"
-    assert run.benchmark == "results/benchmarks/train/cifar10/resnet18_article/Adam/seed3.tsv"
-    assert run.spec["optimizer_name"] == "Adam" and run.spec["seed"] == 3 and run.spec["data"] == plan.data_file
+    assert run.benchmark == "results/benchmarks/train/cifar10-resnet18/Adam/seed3.tsv"
+    assert run.spec["optimizer_name"] == "Adam" and run.spec["seed"] == 3
+    assert run.spec["data"] == plan.data_file("cifar10-resnet18") == "resources/data/cifar10.npz"
+    assert run.spec["problem"] == "cifar10-resnet18" and run.spec["model"] == "resnet18_article"
     assert plan.report_html == "results/report/study.html" and plan.plan_file == "results/plan.json"
 
 
 def test_the_result_spec_holds_what_changes_numbers_and_nothing_else():
     config = load(train={"compile": "off", "threads": 7, "gpus": 2, "runs_per_gpu": 2, "mem_mb": 999})
-    run = study.plan(config).train_run("SGD", 0)
+    run = study.plan(config).train_run("cifar10-resnet18", "SGD", 0)
     assert run.execution == {"compile": "off"}
     assert "compile" not in run.spec and "threads" not in run.spec and "gpus" not in run.spec
     assert run.spec["optimizer"] == {"class": "SGD", "kwargs": {"lr": 0.01, "momentum": 0.9}, "demon": False}
-    assert set(run.spec) == {"dataset", "data", "model", "seed", "optimizer_name", "optimizer",
+    assert set(run.spec) == {"problem", "dataset", "data", "model", "seed", "optimizer_name", "optimizer",
                              *study.TRAIN_RESULT_KEYS}
     # a citation never reaches the spec; a learning rate does
-    cited = study.plan(load(optimizers={"SGD": {"paper": "someone else"}})).train_run("SGD", 0)
+    cited = study.plan(load(optimizers={"SGD": {"paper": "someone else"}})).train_run("cifar10-resnet18", "SGD", 0)
     assert cited.spec == run.spec
-    faster = study.plan(load(optimizers={"SGD": {"kwargs": {"lr": 0.5}}})).train_run("SGD", 0)
+    faster = study.plan(load(optimizers={"SGD": {"kwargs": {"lr": 0.5}}})).train_run("cifar10-resnet18", "SGD", 0)
     assert faster.spec["optimizer"]["kwargs"]["lr"] == 0.5
 
 
@@ -87,11 +89,65 @@ def test_the_data_file_is_keyed_by_the_settings_that_determine_it():
     digits = study.plan(load(data={"source": "digits"}))
     other_split = study.plan(load(data={"source": "digits", "digits": {"test_fraction": 0.5}}))
     unused = study.plan(load(data={"source": "digits", "synthetic": {"train_size": 500}}))
-    assert digits.data_file != other_split.data_file and digits.data_file.startswith("resources/data/digits-")
-    assert unused.data_file == digits.data_file and unused.data_spec == digits.data_spec
-    assert digits.data_spec == {"source": "digits", "digits": {"test_fraction": 0.25, "seed": 0}}
-    assert study.plan(load()).data_file == "resources/data/cifar10.npz"  # the download is the same everywhere
-    assert digits.train_runs[0].spec["data"] == digits.data_file
+    problem = "cifar10-resnet18"
+    assert digits.data_file(problem) != other_split.data_file(problem)
+    assert digits.data_file(problem).startswith("resources/data/cifar10-digits-")
+    assert unused.data == digits.data
+    assert digits.data[digits.problem_data[problem]]["spec"] == {
+        "dataset": "cifar10", "source": "digits", "digits": {"test_fraction": 0.25, "seed": 0}}
+    assert study.plan(load()).data_file(problem) == "resources/data/cifar10.npz"  # the download is the same everywhere
+    assert digits.train_runs[0].spec["data"] == digits.data_file(problem)
+
+
+def test_every_problem_gets_every_optimizer_and_seed_with_its_own_data_model_and_settings():
+    config = load(problems=["digits-resnet18", "digits-vae", "ptb-lstm"], data={"source": "synthetic"},
+                  train={"optimizers": ["SGD", "Adam"], "seeds": [0, 1], "width": 8, "epochs": 3},
+                  problem_settings={"digits-vae": {"width": 16, "epochs": 2, "target": 150.0}})
+    plan = study.plan(config)
+    assert len(plan.train_runs) == 3 * 2 * 2
+    vae = plan.train_run("digits-vae", "Adam", 1)
+    assert vae.dir == "results/train/digits-vae/Adam/seed1" and vae.model == "vae" and vae.dataset == "mnist"
+    assert (vae.spec["width"], vae.spec["epochs"], vae.spec["problem"]) == (16, 2, "digits-vae")
+    resnet = plan.train_run("digits-resnet18", "SGD", 0)
+    assert (resnet.spec["model"], resnet.spec["width"], resnet.spec["epochs"]) == ("resnet18_article", 8, 3)
+    lstm = plan.train_run("ptb-lstm", "SGD", 0)
+    assert lstm.spec["width"] is None and lstm.spec["model"] == "lstm_lm"  # the paper's size
+    # a problem pinned to digits keeps it; the others take data.source, each in its own format and file
+    specs = {p: plan.data[stem]["spec"] for p, stem in plan.problem_data.items()}
+    assert specs["digits-resnet18"]["source"] == specs["digits-vae"]["source"] == "digits"
+    assert specs["ptb-lstm"] == {"dataset": "ptb", "source": "synthetic", "synthetic": {"seed": 0}}
+    assert len({plan.data_file(p) for p in plan.problem_data}) == 3
+    problems = plan.settings["problems"]
+    assert list(problems) == ["digits-resnet18", "digits-vae", "ptb-lstm"]
+    assert (problems["digits-vae"]["primary"], problems["digits-vae"]["higher_is_better"],
+            problems["digits-vae"]["target"]) == ("test_neg_elbo", False, 150.0)
+    assert problems["ptb-lstm"]["primary"] == "test_perplexity" and problems["ptb-lstm"]["target"] == 100.0
+    assert {"val_perplexity", "train_loss", "test_perplexity"} <= {m["name"] for m in problems["ptb-lstm"]["metrics"]}
+    assert problems["digits-resnet18"]["higher_is_better"] is True
+
+
+def test_adding_a_problem_adds_only_its_runs_and_changes_no_other_spec():
+    one = study.plan(load(problems=["digits-resnet18"], train={"optimizers": ["SGD"], "seeds": [0]}))
+    two = study.plan(load(problems=["digits-resnet18", "digits-vae"], train={"optimizers": ["SGD"], "seeds": [0]}))
+    before = {r.dir: r.spec for r in one.train_runs}
+    after = {r.dir: r.spec for r in two.train_runs}
+    assert {d: after[d] for d in before} == before and len(after) == 2
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"problems": ["mnist-vea"]}, r"problems\[0\] = 'mnist-vea' is not a known test problem.*Did you mean 'mnist-vae'"),
+    ({"problem_settings": {"cifar10-resnet19": {"width": 4}}}, r"problem_settings.cifar10-resnet19.*Did you mean"),
+    ({"train": {"target_accuracy": 0.7}}, r"train.target_accuracy = 0.7.*problem_settings.<problem>.target"),
+    ({"problems": ["ptb-lstm"], "data": {"source": "digits"}}, r"'ptb-lstm'.*not a source of ptb"),
+    ({"problems": ["mnist-vae"], "data": {"source": "archive"}}, r"data.archives.mnist"),
+    ({"problems": ["digits-vae"], "problem_settings": {"digits-vae": {"batch_size": 5000}}},
+     r"problem_settings.digits-vae.batch_size = 5000 exceeds the 1,348 training examples"),
+    ({"problems": ["digits-vae"], "tune": {"enabled": True, "select_by": "final_val_acc", "validation_size": 300}},
+     r"select_by = 'final_val_acc': problem 'digits-vae' reports no val_acc"),
+])
+def test_bad_problem_settings_are_refused_before_any_job(overrides, message):
+    with pytest.raises(study_config.ConfigError, match=message):
+        study.plan(load(**overrides))
 
 
 def test_the_plan_round_trips_through_its_file(tmp_path):
@@ -127,17 +183,19 @@ def test_tuning_plans_trials_selections_and_final_runs():
     assert [(t["optimizer"], t["trial"]) for t in trials] == [("Adam", 0), ("Adam", 1), ("Adam", 2)]
     assert [t["spec"]["optimizer"]["kwargs"]["lr"] for t in trials] == pytest.approx([1e-3, 1e-2, 1e-1])
     assert all(t["spec"]["epochs"] == 2 and t["spec"]["test"] == "never" for t in trials)
-    assert trials[0]["spec"]["validation"] == plan.tune["split_file"] and "-validation-300-seed0" in plan.tune["split_file"]
-    assert trials[1]["dir"] == "results/tune/digits/resnet18_article/Adam/trial1"
-    assert plan.tune["selections"] == {"Adam": "results/tune/digits/resnet18_article/Adam/selected.json"}
+    split = plan.tune["split_files"]["cifar10-resnet18"]
+    assert trials[0]["spec"]["validation"] == split and "-validation-300-seed0" in split
+    assert split.startswith(plan.data_file("cifar10-resnet18").removesuffix(".npz"))
+    assert trials[1]["dir"] == "results/tune/cifar10-resnet18/Adam/trial1"
+    assert plan.tune["selections"] == {"cifar10-resnet18": {"Adam": "results/tune/cifar10-resnet18/Adam/selected.json"}}
     finals = plan.tune["finals"]
     assert [(r.optimizer, r.seed) for r in finals] == [("Adam", 0), ("Adam", 1)]
-    assert finals[0].spec["test"] == "final" and finals[0].dir == "results/tuned/train/digits/resnet18_article/Adam/seed0"
+    assert finals[0].spec["test"] == "final" and finals[0].dir == "results/tuned/train/cifar10-resnet18/Adam/seed0"
     assert "execution" not in json.loads(plan.to_json())["tune"]["finals"][0]
 
 
 @pytest.mark.parametrize("tune_cfg, message", [
-    ({"validation_size": 1340}, "tune.validation_size = 1340: the 1,348 training images"),
+    ({"validation_size": 1340}, "tune.validation_size = 1340: the 1,348 training examples"),
     ({"optimizers": ["Adamm"]}, "tune.optimizers: \\['Adamm'\\] are not in the optimizers table"),
     ({"space": {"default": {"lrr": {"low": 0.1, "high": 1}}}}, "tune.space.default.lrr"),
     ({"space": {"default": {"lr": {"low": 0.0, "high": 1}}}}, "log range must stay above 0"),
@@ -146,3 +204,15 @@ def test_bad_tuning_settings_are_refused_before_any_job(tune_cfg, message):
     with pytest.raises(study_config.ConfigError, match=message):
         study.plan(load(data={"source": "digits"}, train={"optimizers": ["SGD"]},
                         tune={"enabled": True, "validation_size": 300, **tune_cfg}))
+
+
+def test_tuning_runs_per_problem_and_ptb_validates_on_its_own_stream():
+    config = load(problems=["digits-vae", "ptb-lstm"], data={"source": "synthetic"},
+                  train={"optimizers": ["SGD"], "seeds": [0]},
+                  tune={"enabled": True, "trials": 2, "validation_size": 300})
+    tune = study.plan(config).tune
+    assert [(t["problem"], t["trial"]) for t in tune["trials"]] == [("digits-vae", 0), ("digits-vae", 1),
+                                                                      ("ptb-lstm", 0), ("ptb-lstm", 1)]
+    assert tune["split_files"]["ptb-lstm"] is None and tune["trials"][2]["spec"]["validation"] == "valid"
+    assert tune["split_files"]["digits-vae"].startswith("resources/data/mnist-digits-")
+    assert set(tune["selections"]) == {"digits-vae", "ptb-lstm"} and tune["select_by"] == "final_val"

@@ -99,6 +99,10 @@ def _describe(error: jsonschema.ValidationError) -> str:
 def validate(config: dict, schema_path: Path = SCHEMA_PATH) -> dict:
     """Fill defaults, check the schema and the cross-references; return the completed config."""
     config = copy.deepcopy(config)
+    if isinstance(config.get("train"), dict) and "target_accuracy" in config["train"]:
+        raise ConfigError(f"train.target_accuracy = {config['train']['target_accuracy']!r}: each test problem has its "
+                          "own target now (accuracy, negative ELBO, perplexity). Remove the key and set "
+                          "problem_settings.<problem>.target, e.g. `problem_settings: {cifar10-resnet18: {target: 0.8}}`.")
     schema = yaml.safe_load(Path(schema_path).read_text())
     validator = _with_defaults(jsonschema.Draft7Validator)(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
@@ -121,6 +125,7 @@ def check_references(config: dict) -> None:
     pretrained weights must load, and the batch and subset sizes must fit the data set."""
     from optimbench.optim import resolve_class  # imports torch: only when a config is checked
 
+    check_problems(config)
     registry = config["optimizers"]
     for name in config["train"]["optimizers"]:
         if name not in registry:
@@ -146,6 +151,24 @@ def check_references(config: dict) -> None:
     check_optimizers(config)
     check_pretrained(config["train"])
     check_sizes(config)
+
+
+def check_problems(config: dict) -> None:
+    """Every name in `problems` and every problem_settings key is a registered problem (settings of a known
+    problem the study does not run are kept for other presets and ignored)."""
+    from optimbench.problems import PROBLEMS
+
+    for i, name in enumerate(config["problems"]):
+        if name not in PROBLEMS:
+            close = difflib.get_close_matches(name, list(PROBLEMS), n=1)
+            tip = f" Did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"problems[{i}] = {name!r} is not a known test problem; known: {list(PROBLEMS)}.{tip}")
+    for name in config["problem_settings"]:
+        if name not in PROBLEMS:
+            close = difflib.get_close_matches(name, list(PROBLEMS), n=1)
+            tip = f" Did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"problem_settings.{name}: {name!r} is not a known test problem; known: "
+                              f"{list(PROBLEMS)}.{tip}")
 
 
 def _used_optimizers(config: dict):
@@ -239,20 +262,30 @@ def check_pretrained(train: dict) -> None:
 
 
 def check_sizes(config: dict) -> None:
-    """train_subset, test_subset and batch_size within the data set's split sizes (known before any job)."""
-    from optimbench.data import split_sizes
+    """Per problem, train_subset, test_subset and batch_size within its data set's split sizes (known before
+    any job, optimbench.formats.split_sizes; a token stream such as PTB is not checked)."""
+    from optimbench import formats
+    from optimbench.study import data_spec, problem_train
 
-    train, data = config["train"], config["data"]
-    n_train, n_test = split_sizes(data)
-    source = f"data.source {data['source']!r} has {n_train:,} training and {n_test:,} test images"
-    for key, available in (("train_subset", n_train), ("test_subset", n_test)):
-        if train[key] is not None and train[key] > available:
-            raise ConfigError(f"train.{key} = {train[key]} exceeds the data: {source}. "
-                              f"Use at most {available} (or null for all).")
-    used = min(train["train_subset"] or n_train, n_train)
-    if train["batch_size"] > used:
-        raise ConfigError(f"train.batch_size = {train['batch_size']} exceeds the {used:,} training images used "
-                          f"({source}): every epoch would be one smaller batch. Use at most {used}.")
+    for problem in config["problems"]:
+        spec = data_spec(config, problem)
+        sizes = formats.split_sizes(spec)
+        if sizes is None:
+            continue
+        n_train, n_test = sizes
+        train = problem_train(config, problem)
+        own = config["problem_settings"].get(problem, {})
+        where = {k: f"problem_settings.{problem}.{k}" if k in own else f"train.{k}" for k in train}
+        source = (f"problem {problem!r} ({spec['dataset']}, data.source {spec['source']!r}) has {n_train:,} training "
+                  f"and {n_test:,} test examples")
+        for key, available in (("train_subset", n_train), ("test_subset", n_test)):
+            if train[key] is not None and train[key] > available:
+                raise ConfigError(f"{where[key]} = {train[key]} exceeds the data: {source}. "
+                                  f"Use at most {available} (or null for all).")
+        used = min(train["train_subset"] or n_train, n_train)
+        if train["batch_size"] > used:
+            raise ConfigError(f"{where['batch_size']} = {train['batch_size']} exceeds the {used:,} training examples "
+                              f"used ({source}): every epoch would be one smaller batch. Use at most {used}.")
 
 
 def load(paths) -> dict:

@@ -23,8 +23,8 @@ import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from optimbench import problems as registry
 from optimbench.config import ConfigError
-from optimbench.data import DATASET_OF_SOURCE
 
 # Names from the config (optimizers, descent methods and groups) become single path components. The
 # rule keeps them portable and shell-safe; dots are allowed ("article-momentum-0.1").
@@ -37,10 +37,11 @@ NAME_HELP = ("a name must start with a letter or digit and hold only letters, di
 # scheduling (threads, compile, gpus, runs_per_gpu, mem_mb, minutes_per_epoch, seeds, optimizers, target).
 TRAIN_RESULT_KEYS = ("width", "pretrained", "epochs", "batch_size", "eval_batch_size", "lr_schedule", "device",
                      "channels_last", "bf16", "deterministic", "train_subset", "test_subset")
+# The train.* keys a problem may set for itself (problem_settings.<problem>), besides its target.
+PROBLEM_TRAIN_KEYS = ("width", "epochs", "batch_size", "eval_batch_size", "train_subset", "test_subset")
+RESNET18_PROBLEM_MODEL = "resnet18_cifar"  # problems with this registry model train train.model's ResNet18
 TRAIN_EXECUTION_KEYS = ("compile",)
 ENTRY_RESULT_KEYS = ("class", "kwargs", "demon")  # an optimizer entry's `paper` is a citation
-# The settings of data.* that determine each source's canonical file.
-DATA_SETTINGS = {"download": (), "archive": ("archive",), "digits": ("digits",), "synthetic": ("synthetic",)}
 
 
 def _digest(obj, length: int = 8) -> str:
@@ -54,7 +55,8 @@ def check_names(config: dict) -> None:
     Raises:
         ConfigError: naming the key, the value and the rule.
     """
-    places = [(f"optimizers.{name}", name) for name in config["optimizers"]]
+    places = [(f"problems[{i}]", name) for i, name in enumerate(config["problems"])]
+    places += [(f"optimizers.{name}", name) for name in config["optimizers"]]
     places += [(f"descent.methods.{name}", name) for name in config["descent"]["methods"]]
     places += [(f"descent.groups[{i}].name", g["name"]) for i, g in enumerate(config["descent"]["groups"])]
     bad = [f"{key} = {value!r}" for key, value in places if not _NAME.match(str(value))]
@@ -62,26 +64,71 @@ def check_names(config: dict) -> None:
         raise ConfigError(f"invalid name(s): {'; '.join(bad)}. Rename: {NAME_HELP}.")
 
 
-# ---------------------------------------------------------------- data
-def data_spec(data_cfg: dict) -> dict:
-    """The settings that determine the canonical data file: the source and its own settings only."""
-    source = data_cfg["source"]
-    return {"source": source, **{key: data_cfg[key] for key in DATA_SETTINGS[source] if key in data_cfg}}
+# ---------------------------------------------------------------- problems and their data
+def data_spec(config: dict, problem: str) -> dict:
+    """What determines the problem's canonical data file: its data set, source and that source's own
+    settings (optimbench.formats.source_spec); a problem pinned to a source (digits-*) uses it.
+
+    Raises:
+        ConfigError: the configured source cannot give this problem's data set (naming the keys to set).
+    """
+    from optimbench import formats
+    from optimbench.data import DataError
+
+    p = registry.get(problem)
+    try:
+        return formats.source_spec(p.dataset, config["data"], p.source)
+    except DataError as exc:
+        raise ConfigError(f"problems: {problem!r} ({p.dataset}): {exc}") from None
 
 
-def data_stem(data_cfg: dict) -> str:
-    """File stem of the canonical data: the data set, keyed by its settings (`digits-1a2b3c4d`), so studies
-    with other settings keep their own file; CIFAR-10's download is the same everywhere (`cifar10`)."""
-    spec = data_spec(data_cfg)
-    dataset = DATASET_OF_SOURCE[spec["source"]]
-    return dataset if spec["source"] == "download" else f"{dataset}-{_digest(spec)}"
+def data_stem(spec: dict) -> str:
+    """File stem of a canonical data file, keyed by what determines it (`mnist-digits-1a2b3c4d`), so
+    studies with other settings keep their own file; a download is the same everywhere (`cifar10`)."""
+    if spec["source"] == "download":
+        return spec["dataset"]
+    return f"{spec['dataset']}-{spec['source']}-{_digest(spec)}"
+
+
+def problem_train(config: dict, problem: str) -> dict:
+    """The train.* result settings of one problem: train's, then its problem_settings. The ResNet18
+    problems train train.model at train.width; the others their registry model at its paper's size
+    (width None) unless problem_settings.<problem>.width sets one."""
+    train, p = config["train"], registry.get(problem)
+    settings = {k: train[k] for k in TRAIN_RESULT_KEYS if k in train}
+    if p.model == RESNET18_PROBLEM_MODEL:
+        settings["model"] = train["model"]
+    else:
+        settings.update(model=p.model, width=None, pretrained=None)
+    own = config["problem_settings"].get(problem, {})
+    settings.update({k: own[k] for k in PROBLEM_TRAIN_KEYS if k in own})
+    return settings
+
+
+def problem_target(config: dict, problem: str) -> float:
+    """The primary metric's target: problem_settings.<problem>.target, else the registry's."""
+    return float(config["problem_settings"].get(problem, {}).get("target", registry.get(problem).target))
+
+
+def problem_summary(config: dict, problem: str, data: dict) -> dict:
+    """What the tables and report need about a problem (plan settings["problems"][name])."""
+    p = registry.get(problem)
+    train = problem_train(config, problem)
+    width = f"width {train['width']}" if train["width"] else "the paper's size"
+    metrics = [{"name": f"{split}_{m.name}", "higher_is_better": m.higher_is_better, "low": m.low, "high": m.high}
+               for split in ("train", "val", "test") for m in p.task.metric_defs]
+    return {"dataset": p.dataset, "model": train["model"], "kind": p.kind, "primary": p.primary,
+            "higher_is_better": p.primary_metric.higher_is_better, "target": problem_target(config, problem),
+            "title": f"{problem} ({p.dataset}, {train['model']} at {width})", "data_source": data["source"],
+            "epochs": train["epochs"], "width": train["width"], "paper": p.paper, "metrics": metrics}
 
 
 # ---------------------------------------------------------------- runs
 @dataclass(frozen=True)
 class TrainRun:
-    """One training job: identity, result spec, execution settings and its files."""
+    """One training job: identity (problem, optimizer, seed), result spec, execution settings and its files."""
 
+    problem: str
     dataset: str
     model: str
     optimizer: str
@@ -93,7 +140,7 @@ class TrainRun:
 
     @property
     def identity(self) -> dict:
-        return {"dataset": self.dataset, "model": self.model, "optimizer": self.optimizer, "seed": self.seed}
+        return {"problem": self.problem, "optimizer": self.optimizer, "seed": self.seed}
 
     def file(self, name: str) -> str:
         return f"{self.dir}/{name}"
@@ -124,9 +171,12 @@ class DescentRun:
 
 
 # Path patterns (Snakemake wildcards in braces); `paths(results_dir)` fills in the folder.
-TRAIN_DIR = "{results}/train/{dataset}/{model}/{optimizer}/seed{seed}"
-TRAIN_LOG = "{results}/logs/train/{dataset}/{model}/{optimizer}/seed{seed}.log"
-TRAIN_BENCHMARK = "{results}/benchmarks/train/{dataset}/{model}/{optimizer}/seed{seed}.tsv"
+TRAIN_DIR = "{results}/train/{problem}/{optimizer}/seed{seed}"
+TRAIN_LOG = "{results}/logs/train/{problem}/{optimizer}/seed{seed}.log"
+TRAIN_BENCHMARK = "{results}/benchmarks/train/{problem}/{optimizer}/seed{seed}.tsv"
+DATA_FILE = "resources/data/{stem}.npz"
+DATA_SUMMARY = "resources/data/{stem}.json"
+SPLIT_FILE = "resources/data/{stem}-validation-{size}-seed{seed}.json"
 DESCENT_DIR = "{results}/descent/{group}/{function}/{method}/{gradient}"
 DESCENT_LOG = "{results}/logs/descent/{group}/{function}/{method}/{gradient}.log"
 DESCENT_FIGURE = "{results}/figures/descent/runs/{group}/{function}/{method}/{gradient}.png"
@@ -142,14 +192,12 @@ def execution_settings(train: dict) -> dict:
     return {k: train[k] for k in TRAIN_EXECUTION_KEYS if k in train}
 
 
-def train_spec(config: dict, optimizer: str, seed: int, data_file: str) -> dict:
+def train_spec(config: dict, problem: str, optimizer: str, seed: int, data_file: str) -> dict:
     """What determines one training run's results (the trainer's --spec)."""
-    train = config["train"]
     entry = config["optimizers"][optimizer]
-    return {"dataset": DATASET_OF_SOURCE[config["data"]["source"]], "data": data_file, "model": train["model"],
+    return {"problem": problem, "dataset": registry.get(problem).dataset, "data": data_file,
             "seed": int(seed), "optimizer_name": optimizer,
-            "optimizer": {k: entry[k] for k in ENTRY_RESULT_KEYS if k in entry},
-            **{k: train[k] for k in TRAIN_RESULT_KEYS if k in train}}
+            "optimizer": {k: entry[k] for k in ENTRY_RESULT_KEYS if k in entry}, **problem_train(config, problem)}
 
 
 def descent_spec(config: dict, group: dict, function: str, method: str, gradient: str) -> dict:
@@ -178,9 +226,8 @@ class Plan:
     """The whole study: its data file, training runs and descent runs, and where the stages write."""
 
     results_dir: str
-    data_file: str
-    data_summary: str
-    data_spec: dict
+    data: dict  # data stem -> {file, summary, spec}: every canonical data file the study needs
+    problem_data: dict  # problem -> its data stem
     train_runs: list[TrainRun]
     descent_runs: list[DescentRun]
     settings: dict  # what the tables and report need (target, confidence, title, the train settings)
@@ -202,8 +249,12 @@ class Plan:
     def report_html(self) -> str:
         return f"{self.results_dir}/report/study.html"
 
-    def train_run(self, optimizer: str, seed) -> TrainRun:
-        return next(r for r in self.train_runs if r.optimizer == optimizer and r.seed == int(seed))
+    def data_file(self, problem: str) -> str:
+        return self.data[self.problem_data[problem]]["file"]
+
+    def train_run(self, problem: str, optimizer: str, seed) -> TrainRun:
+        key = (problem, optimizer, int(seed))
+        return next(r for r in self.train_runs if (r.problem, r.optimizer, r.seed) == key)
 
     def descent_run(self, group: str, function: str, method: str, gradient: str) -> DescentRun:
         key = (group, function, method, gradient)
@@ -215,15 +266,27 @@ class Plan:
     def descent_files(self, name: str) -> list[str]:
         return [run.file(name) for run in self.descent_runs]
 
-    def trial(self, optimizer: str, trial) -> dict:
-        return next(t for t in self.tune["trials"] if t["optimizer"] == optimizer and t["trial"] == int(trial))
+    def trial(self, problem: str, optimizer: str, trial) -> dict:
+        key = (problem, optimizer, int(trial))
+        return next(t for t in self.tune["trials"] if (t["problem"], t["optimizer"], t["trial"]) == key)
 
-    def tuned_run(self, optimizer: str, seed) -> TrainRun:
-        return next(r for r in self.tune["finals"] if r.optimizer == optimizer and r.seed == int(seed))
+    def tuned_run(self, problem: str, optimizer: str, seed) -> TrainRun:
+        key = (problem, optimizer, int(seed))
+        return next(r for r in self.tune["finals"] if (r.problem, r.optimizer, r.seed) == key)
 
-    def trial_files(self, name: str, optimizer: str | None = None) -> list[str]:
+    def trial_files(self, name: str, problem: str | None = None, optimizer: str | None = None) -> list[str]:
         return [f"{t['dir']}/{name}" for t in (self.tune or {}).get("trials", [])
-                if optimizer is None or t["optimizer"] == optimizer]
+                if (problem is None or t["problem"] == problem) and (optimizer is None or t["optimizer"] == optimizer)]
+
+    def selection_files(self) -> list[str]:
+        return [path for by_optimizer in (self.tune or {}).get("selections", {}).values()
+                for path in by_optimizer.values()]
+
+    def split_file(self, problem: str) -> list[str]:
+        """The problem's validation split file as a one-item list (none for a data set with its own
+        validation stream, PTB), for a rule's input."""
+        path = (self.tune or {}).get("split_files", {}).get(problem)
+        return [path] if path else []
 
     def tuned_files(self, name: str) -> list[str]:
         return [run.file(name) for run in (self.tune or {}).get("finals", [])]
@@ -241,25 +304,29 @@ class Plan:
 
 
 def plan(config: dict) -> Plan:
-    """The study a validated config describes (config.validate first).
+    """The study a validated config describes (config.validate first): every problem × optimizer × seed.
 
     Raises:
-        ConfigError: a name that cannot become a path component (check_names).
+        ConfigError: a name that cannot become a path component (check_names), a source that cannot give a
+        problem's data set, a bad tuning stage (tune_plan).
     """
     check_names(config)
     results = config["results_dir"]
     train = config["train"]
-    stem = data_stem(config["data"])
-    data_file = f"resources/data/{stem}.npz"
-    dataset = DATASET_OF_SOURCE[config["data"]["source"]]
-    runs = []
-    for optimizer in train["optimizers"]:
-        for seed in train["seeds"]:
-            fields = dict(dataset=dataset, model=train["model"], optimizer=optimizer, seed=int(seed))
-            runs.append(TrainRun(**fields, dir=TRAIN_DIR.format(results=results, **fields),
-                                 benchmark=TRAIN_BENCHMARK.format(results=results, **fields),
-                                 spec=train_spec(config, optimizer, seed, data_file),
-                                 execution=execution_settings(train)))
+    data, problem_data, runs = {}, {}, []
+    for problem in config["problems"]:
+        spec = data_spec(config, problem)
+        stem = data_stem(spec)
+        data[stem] = {"file": DATA_FILE.format(stem=stem), "summary": DATA_SUMMARY.format(stem=stem), "spec": spec}
+        problem_data[problem] = stem
+        for optimizer in train["optimizers"]:
+            for seed in train["seeds"]:
+                spec = train_spec(config, problem, optimizer, seed, data[stem]["file"])
+                fields = dict(problem=problem, optimizer=optimizer, seed=int(seed))
+                runs.append(TrainRun(**fields, dataset=spec["dataset"], model=spec["model"],
+                                     dir=TRAIN_DIR.format(results=results, **fields),
+                                     benchmark=TRAIN_BENCHMARK.format(results=results, **fields),
+                                     spec=spec, execution=execution_settings(train)))
     descents = []
     for i, group in enumerate(config["descent"]["groups"]):
         search = group.get("tune")
@@ -272,19 +339,20 @@ def plan(config: dict) -> Plan:
                     descents.append(DescentRun(**fields, dir=DESCENT_DIR.format(results=results, **fields),
                                                figure=DESCENT_FIGURE.format(results=results, **fields),
                                                spec=descent_spec(config, group, function, method, gradient)))
-    settings = {"target_accuracy": train["target_accuracy"], "confidence": config["aggregate"]["confidence"],
-                "title": config["report"]["title"], "gpu_share": train["gpus"] / train["runs_per_gpu"],
+    settings = {"confidence": config["aggregate"]["confidence"], "title": config["report"]["title"],
+                "gpu_share": train["gpus"] / train["runs_per_gpu"],
                 "train": {k: train[k] for k in TRAIN_RESULT_KEYS + ("model", "seeds", "optimizers")},
-                "data_source": config["data"]["source"], "dataset": dataset}
-    return Plan(results_dir=results, data_file=data_file, data_summary=f"resources/data/{stem}.json",
-                data_spec=data_spec(config["data"]), train_runs=runs, descent_runs=descents, settings=settings,
-                tune=tune_plan(config, data_file, stem) if config["tune"]["enabled"] else None)
+                "problems": {p: problem_summary(config, p, data[problem_data[p]]["spec"]) for p in config["problems"]}}
+    return Plan(results_dir=results, data=data, problem_data=problem_data, train_runs=runs, descent_runs=descents,
+                settings=settings, tune=tune_plan(config, data, problem_data) if config["tune"]["enabled"] else None)
 
 
-TRIAL_DIR = "{results}/tune/{dataset}/{model}/{optimizer}/trial{trial}"
-SELECTION = "{results}/tune/{dataset}/{model}/{optimizer}/selected.json"
-TUNED_DIR = "{results}/tuned/train/{dataset}/{model}/{optimizer}/seed{seed}"
-TUNED_BENCHMARK = "{results}/benchmarks/tuned/{dataset}/{model}/{optimizer}/seed{seed}.tsv"
+TRIAL_DIR = "{results}/tune/{problem}/{optimizer}/trial{trial}"
+SELECTION = "{results}/tune/{problem}/{optimizer}/selected.json"
+TUNED_DIR = "{results}/tuned/train/{problem}/{optimizer}/seed{seed}"
+TUNED_BENCHMARK = "{results}/benchmarks/tuned/{problem}/{optimizer}/seed{seed}.tsv"
+# Criteria on one metric column whatever the problem (final_val / best_val follow each problem's primary).
+FIXED_CRITERIA_COLUMNS = {"final_val_acc": "val_acc", "best_val_acc": "val_acc", "lowest_val_loss": "val_loss"}
 
 
 def _optimizer_kwargs(entry: dict) -> set | None:
@@ -299,54 +367,79 @@ def _optimizer_kwargs(entry: dict) -> set | None:
     return {name for name in parameters if name not in ("self", "params")}
 
 
-def tune_plan(config: dict, data_file: str, stem: str) -> dict:
-    """The tuning stage (SPEC §2.8): the validation split's file, each optimizer's search space and trials
-    (optimbench.tune.trial_settings), where each selection is written, and the final runs over the seeds.
+def _validation(config: dict, problem: str, data: dict) -> str:
+    """The problem's validation: a stratified split file of its training images (checked against the data's
+    size), or "valid" for a data set that ships its own validation stream (PTB)."""
+    from optimbench import formats
+
+    tune, train = config["tune"], problem_train(config, problem)
+    sizes = formats.split_sizes(data["spec"])
+    if sizes is None:
+        return "valid"
+    n_train = sizes[0]
+    if not 10 <= tune["validation_size"] <= n_train - train["batch_size"]:
+        raise ConfigError(f"tune.validation_size = {tune['validation_size']}: the {n_train:,} training examples of "
+                          f"problem {problem!r} (data.source {data['spec']['source']!r}) must keep at least one batch "
+                          f"({train['batch_size']}) for training and give at least 10 for validation; "
+                          f"choose a size between 10 and {n_train - train['batch_size']}")
+    stem = Path(data["file"]).stem
+    return SPLIT_FILE.format(stem=stem, size=tune["validation_size"], seed=tune["split_seed"])
+
+
+def tune_plan(config: dict, data: dict, problem_data: dict) -> dict:
+    """The tuning stage (SPEC §2.8), per problem: its validation split, each optimizer's search space and
+    trials (optimbench.tune.trial_settings), where each selection is written, and the final runs over the seeds.
 
     Raises:
-        ConfigError: an unknown optimizer to tune, or a bad search space (tune.check_space).
+        ConfigError: an unknown optimizer to tune, a bad search space (tune.check_space), a validation size
+        the data cannot give, or a criterion whose metric a problem does not report (final_val_acc on a VAE).
     """
     from optimbench import tune as tuning
 
     tune, train = config["tune"], config["train"]
     results = config["results_dir"]
-    dataset = DATASET_OF_SOURCE[config["data"]["source"]]
     optimizers = tune["optimizers"] or train["optimizers"]
     unknown = [o for o in optimizers if o not in config["optimizers"]]
     if unknown:
         raise ConfigError(f"tune.optimizers: {unknown} are not in the optimizers table; known: "
                           f"{sorted(config['optimizers'])}")
-    from optimbench.data import split_sizes
-
-    n_train = split_sizes(config["data"])[0]
-    if not 10 <= tune["validation_size"] <= n_train - train["batch_size"]:
-        raise ConfigError(f"tune.validation_size = {tune['validation_size']}: the {n_train:,} training images of "
-                          f"data.source {config['data']['source']!r} must keep at least one batch "
-                          f"({train['batch_size']}) for training and give at least 10 for validation; "
-                          f"choose a size between 10 and {n_train - train['batch_size']}")
-    split_file = f"resources/data/{stem}-validation-{tune['validation_size']}-seed{tune['split_seed']}.json"
-    spaces, trials, selections, finals = {}, [], {}, []
+    spaces = {}
     for optimizer in optimizers:
         space = tuning.search_space(tune, optimizer)
         where = f"tune.space.{optimizer if optimizer in tune['space'] else 'default'}"
         tuning.check_space(space, where, _optimizer_kwargs(config["optimizers"][optimizer]))
         spaces[optimizer] = space
-        base = {**train_spec(config, optimizer, tune["seed"], data_file), "validation": split_file, "test": "never"}
-        base["epochs"] = tune["epochs"] or train["epochs"]
-        for k, setting in enumerate(tuning.trial_settings(space, tune["trials"], tune["sampler"], tune["sampler_seed"])):
-            fields = dict(dataset=dataset, model=train["model"], optimizer=optimizer, trial=k)
-            spec = tuning.apply_selection(base, {"setting": setting, "trial": k})
-            trials.append({**fields, "setting": setting, "dir": TRIAL_DIR.format(results=results, **fields),
-                           "spec": spec})
-        selections[optimizer] = SELECTION.format(results=results, dataset=dataset, model=train["model"],
-                                                 optimizer=optimizer)
-        for seed in train["seeds"]:
-            fields = dict(dataset=dataset, model=train["model"], optimizer=optimizer, seed=int(seed))
-            spec = {**train_spec(config, optimizer, seed, data_file), "validation": split_file, "test": "final"}
-            finals.append(TrainRun(**fields, dir=TUNED_DIR.format(results=results, **fields),
-                                   benchmark=TUNED_BENCHMARK.format(results=results, **fields), spec=spec,
-                                   execution=execution_settings(train)))
-    return {"optimizers": optimizers, "split_file": split_file, "validation_size": tune["validation_size"],
+    split_files, trials, selections, finals = {}, [], {}, []
+    for problem in config["problems"]:
+        column = FIXED_CRITERIA_COLUMNS.get(tune["select_by"])
+        names = [m.name for m in registry.get(problem).task.metric_defs]
+        if column and column.removeprefix("val_") not in names:
+            raise ConfigError(f"tune.select_by = {tune['select_by']!r}: problem {problem!r} reports no {column} "
+                              f"(its metrics: {names}); use final_val or best_val (each problem's primary metric)")
+        stem = problem_data[problem]
+        validation = _validation(config, problem, data[stem])
+        split_files[problem] = None if validation == "valid" else validation
+        selections[problem] = {}
+        for optimizer in optimizers:
+            base = {**train_spec(config, problem, optimizer, tune["seed"], data[stem]["file"]),
+                    "validation": validation, "test": "never"}
+            base["epochs"] = tune["epochs"] or base["epochs"]
+            for k, setting in enumerate(tuning.trial_settings(spaces[optimizer], tune["trials"], tune["sampler"],
+                                                              tune["sampler_seed"])):
+                fields = dict(problem=problem, optimizer=optimizer, trial=k)
+                spec = tuning.apply_selection(base, {"setting": setting, "trial": k})
+                trials.append({**fields, "setting": setting, "dir": TRIAL_DIR.format(results=results, **fields),
+                               "spec": spec})
+            selections[problem][optimizer] = SELECTION.format(results=results, problem=problem, optimizer=optimizer)
+            for seed in train["seeds"]:
+                fields = dict(problem=problem, optimizer=optimizer, seed=int(seed))
+                spec = {**train_spec(config, problem, optimizer, seed, data[stem]["file"]), "validation": validation,
+                        "test": "final"}
+                finals.append(TrainRun(**fields, dataset=spec["dataset"], model=spec["model"],
+                                       dir=TUNED_DIR.format(results=results, **fields),
+                                       benchmark=TUNED_BENCHMARK.format(results=results, **fields), spec=spec,
+                                       execution=execution_settings(train)))
+    return {"optimizers": optimizers, "split_files": split_files, "validation_size": tune["validation_size"],
             "split_seed": tune["split_seed"], "select_by": tune["select_by"], "sampler": tune["sampler"],
             "spaces": spaces, "trials": trials, "selections": selections, "finals": finals}
 

@@ -1,6 +1,7 @@
 # The study's plan (optimbench.study) and the rules' input functions. No rules here.
 import json
 import os
+import re
 import sys
 
 from optimbench import config as study_config
@@ -35,8 +36,9 @@ TUNED_DIR = study.pattern(study.TUNED_DIR, R)
 wildcard_constraints:
     seed=r"\d+",
     trial=r"\d+",
-    dataset=study.NAME_RULE,
-    model=study.NAME_RULE,
+    problem=study.NAME_RULE,
+    # Only the study's own data files (a validation split's .json must never match a data summary).
+    stem="|".join(re.escape(stem) for stem in PLAN.data) or "no-data",
     optimizer=study.NAME_RULE,
     group=study.NAME_RULE,
     function=study.NAME_RULE,
@@ -51,7 +53,17 @@ def train_gres():
 
 def train_spec(wildcards):
     """The run's result spec: a rerun trigger (a change reruns the run)."""
-    return json.dumps(PLAN.train_run(wildcards.optimizer, wildcards.seed).spec, sort_keys=True)
+    return json.dumps(PLAN.train_run(wildcards.problem, wildcards.optimizer, wildcards.seed).spec, sort_keys=True)
+
+
+def problem_data(wildcards):
+    """The problem's canonical data file."""
+    return PLAN.data_file(wildcards.problem)
+
+
+def problem_split(wildcards):
+    """The problem's validation split file (none for a data set with its own validation stream)."""
+    return PLAN.split_file(wildcards.problem)
 
 
 def train_execution(wildcards, threads):
@@ -66,9 +78,9 @@ def descent_spec(wildcards):
 
 def trial_spec(wildcards):
     """The trial's result spec (a rerun trigger): the base run with the trial's setting."""
-    return json.dumps(PLAN.trial(wildcards.optimizer, wildcards.trial)["spec"], sort_keys=True)
+    return json.dumps(PLAN.trial(wildcards.problem, wildcards.optimizer, wildcards.trial)["spec"], sort_keys=True)
 
 
 def tuned_spec(wildcards):
     """A final run's result spec; the selected setting comes from its selection file (an input)."""
-    return json.dumps(PLAN.tuned_run(wildcards.optimizer, wildcards.seed).spec, sort_keys=True)
+    return json.dumps(PLAN.tuned_run(wildcards.problem, wildcards.optimizer, wildcards.seed).spec, sort_keys=True)

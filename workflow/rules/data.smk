@@ -1,21 +1,21 @@
-# 1. Data: one canonical copy of the data set from the configured source (SPEC §2.1).
+# 1. Data: one canonical copy of each problem's data set from its source (SPEC §2.1), one reader per format.
 
 
 rule prepare_data:
     output:
-        npz=PLAN.data_file,
-        summary=PLAN.data_summary,
+        npz=study.DATA_FILE,
+        summary=study.DATA_SUMMARY,
     log:
-        f"resources/logs/prepare_data_{os.path.basename(PLAN.data_file)}.log",
+        "resources/logs/prepare_data_{stem}.log",
     params:
         py=PY,
-        script=os.path.join(SCRIPTS, "prepare_data.py"),
-        # Only the source and its own settings: an unused setting never rebuilds the data.
-        spec=json.dumps(PLAN.data_spec, sort_keys=True),
+        dataset=lambda wildcards: PLAN.data[wildcards.stem]["spec"]["dataset"],
+        # Only the data set, the source and its own settings: an unused setting never rebuilds the data.
+        spec=lambda wildcards: json.dumps(PLAN.data[wildcards.stem]["spec"], sort_keys=True),
         # Where downloads go does not change the data: derived (takes output), so no rerun trigger.
         download_dir=lambda wildcards, output: config["data"]["download_dir"],
     conda:
         "../../envs/torch.yaml"
     shell:
-        "{params.py} {params.script} --spec {params.spec:q} --download-dir {params.download_dir:q} "
-        "--out {output.npz:q} --summary {output.summary:q} > {log:q} 2>&1"
+        "{params.py} -m optimbench.formats --dataset {params.dataset} --spec {params.spec:q} "
+        "--download-dir {params.download_dir:q} --out {output.npz:q} --summary {output.summary:q} > {log:q} 2>&1"

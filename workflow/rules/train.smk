@@ -1,9 +1,9 @@
-# 2. Train: ResNet18, one job per optimizer x seed (SPEC §2.2). Resumes from its checkpoint.
+# 2. Train: one job per problem x optimizer x seed (SPEC §2.2, §1.3). Resumes from its checkpoint.
 
 
 rule train:
     input:
-        data=PLAN.data_file,
+        data=problem_data,
     output:
         metrics=f"{RUN_DIR}/metrics.csv",
         run=f"{RUN_DIR}/run.json",

@@ -8,31 +8,32 @@ TUNE_FIGURES = ["sensitivity", "budget_curves", "tuned_final_accuracy"]
 
 rule validation_split:
     input:
-        data=PLAN.data_file,
+        data=study.DATA_FILE,
     output:
-        TUNE.get("split_file", "resources/data/no-tuning.json"),
+        study.SPLIT_FILE.replace("{seed}", "{split_seed}"),
     log:
-        f"resources/logs/validation_split_{os.path.basename(TUNE.get('split_file', 'none'))}.log",
+        "resources/logs/validation_split_{stem}-{size}-seed{split_seed}.log",
+    wildcard_constraints:
+        size=r"\d+",
+        split_seed=r"\d+",
     params:
         py=PY,
-        size=TUNE.get("validation_size"),
-        seed=TUNE.get("split_seed"),
     conda:
         "../../envs/torch.yaml"
     shell:
-        "{params.py} -m optimbench.tune split --data {input.data:q} --size {params.size} --seed {params.seed} "
-        "--out {output:q} > {log:q} 2>&1"
+        "{params.py} -m optimbench.tune split --data {input.data:q} --size {wildcards.size} "
+        "--seed {wildcards.split_seed} --out {output:q} > {log:q} 2>&1"
 
 
 rule trial:
     input:
-        data=PLAN.data_file,
-        split=TUNE.get("split_file", []),
+        data=problem_data,
+        split=problem_split,
     output:
         metrics=f"{TRIAL_DIR}/metrics.csv",
         run=f"{TRIAL_DIR}/run.json",
     log:
-        study.pattern("{results}/logs/tune/{dataset}/{model}/{optimizer}/trial{trial}.log", R),
+        study.pattern("{results}/logs/tune/{problem}/{optimizer}/trial{trial}.log", R),
     params:
         py=PY,
         script=os.path.join(SCRIPTS, "train.py"),
@@ -55,31 +56,32 @@ rule trial:
 rule select:
     input:
         plan=PLAN_FILE,
-        trials=lambda wildcards: PLAN.trial_files("metrics.csv", wildcards.optimizer),
+        trials=lambda wildcards: PLAN.trial_files("metrics.csv", wildcards.problem, wildcards.optimizer),
     output:
         study.pattern(study.SELECTION, R),
     log:
-        study.pattern("{results}/logs/tune/{dataset}/{model}/{optimizer}/select.log", R),
+        study.pattern("{results}/logs/tune/{problem}/{optimizer}/select.log", R),
     params:
         py=PY,
     conda:
         "../../envs/analysis.yaml"
     shell:
-        "{params.py} -m optimbench.tune select --plan {input.plan:q} --optimizer {wildcards.optimizer:q} "
+        "{params.py} -m optimbench.tune select --plan {input.plan:q} --problem {wildcards.problem:q} "
+        "--optimizer {wildcards.optimizer:q} "
         "--out {output:q} > {log:q} 2>&1"
 
 
 rule tuned_train:
     input:
-        data=PLAN.data_file,
-        split=TUNE.get("split_file", []),
+        data=problem_data,
+        split=problem_split,
         selection=study.pattern(study.SELECTION, R),
     output:
         metrics=f"{TUNED_DIR}/metrics.csv",
         run=f"{TUNED_DIR}/run.json",
         model=f"{TUNED_DIR}/model.pt",
     log:
-        study.pattern("{results}/logs/tuned/{dataset}/{model}/{optimizer}/seed{seed}.log", R),
+        study.pattern("{results}/logs/tuned/{problem}/{optimizer}/seed{seed}.log", R),
     benchmark:
         study.pattern(study.TUNED_BENCHMARK, R)
     params:
@@ -105,7 +107,7 @@ rule aggregate_tune:
     input:
         plan=PLAN_FILE,
         trials=PLAN.trial_files("metrics.csv"),
-        selections=list(TUNE.get("selections", {}).values()),
+        selections=PLAN.selection_files(),
         finals=PLAN.tuned_files("metrics.csv"),
         default=f"{TABLES}/seed_summary.parquet",
     output:

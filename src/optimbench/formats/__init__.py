@@ -68,6 +68,67 @@ FORMATS = {
 }
 
 
+# (training, test) examples of the published data sets; PTB is a token stream (its sizes are words).
+PUBLISHED_SIZES = {"cifar10": (50_000, 10_000), "cifar100": (50_000, 10_000), "stl10": (5_000, 8_000),
+                   "mnist": (60_000, 10_000), "fashion_mnist": (60_000, 10_000), "ptb": None}
+DIGITS_IMAGES = 1_797  # scikit-learn's load_digits
+
+
+def source_spec(dataset: str, data_cfg: dict, source: str | None = None) -> dict:
+    """What determines a data set's canonical file: {dataset, source, that source's own settings}.
+
+    The study's `data` section holds settings for every source; only the chosen source's settings are
+    kept, and of a generator's settings only those it takes (PTB's generator takes `seed` of
+    data.synthetic, not the image counts). `archive` is data.archives[dataset] (data.archive for CIFAR-10).
+
+    Raises:
+        DataError: the source is not one of this data set's (digits: CIFAR-10 and MNIST formats only), or
+        source archive without a path for this data set (naming data.archives.<dataset>).
+    """
+    import inspect
+
+    fmt = get(dataset)
+    source = source or data_cfg["source"]
+    spec = {"dataset": dataset, "source": source}
+    if source == "archive":
+        path = data_cfg.get("archive") if dataset == "cifar10" else data_cfg.get("archives", {}).get(dataset)
+        if not path:
+            raise DataError(f"data.source = 'archive' needs the {dataset} archive: set data.archives.{dataset} to "
+                            f"{fmt.archive}, or use data.source download/synthetic")
+        spec["archive"] = str(path)
+    elif source in ("synthetic", "digits"):
+        generator = fmt.synthetic if source == "synthetic" else fmt.digits
+        if generator is None:
+            usable = [s for s in SOURCES if s != "digits" or fmt.digits is not None]
+            raise DataError(f"data.source = {source!r} is not a source of {dataset}: use {', '.join(usable)}")
+        accepted = inspect.signature(generator).parameters
+        spec[source] = {k: v for k, v in data_cfg.get(source, {}).items() if k in accepted}
+    elif source != "download":
+        raise DataError(f"unknown data.source {source!r}: use {', '.join(SOURCES)}")
+    return spec
+
+
+def split_sizes(spec: dict) -> tuple[int, int] | None:
+    """(training, test) examples a source_spec gives, known before any data exists; None for a token
+    stream (PTB). download/archive: the published sizes (an archive is taken to be the published data set);
+    digits: 1,797 images, round(1,797 · test_fraction) for testing (as the digits writers split them);
+    synthetic: the generator's train_size / test_size (their defaults where unset)."""
+    import inspect
+
+    if PUBLISHED_SIZES[spec["dataset"]] is None:
+        return None
+    if spec["source"] in ("download", "archive"):
+        return PUBLISHED_SIZES[spec["dataset"]]
+    fmt = get(spec["dataset"])
+    generator = fmt.synthetic if spec["source"] == "synthetic" else fmt.digits
+    defaults = {name: p.default for name, p in inspect.signature(generator).parameters.items()}
+    settings = {**defaults, **spec.get(spec["source"], {})}
+    if spec["source"] == "digits":
+        n_test = int(round(DIGITS_IMAGES * settings["test_fraction"]))
+        return DIGITS_IMAGES - n_test, n_test
+    return settings["train_size"], settings["test_size"]
+
+
 def get(name: str) -> Format:
     """The named data set's format. Raises DataError listing the known names."""
     if name not in FORMATS:
@@ -117,7 +178,8 @@ def prepare(dataset: str, data_cfg: dict, out_npz, out_json) -> dict:
 
 
 SPEC_REQUIRED = {"source": "download | archive | synthetic | digits (digits: mnist and cifar10 only)"}
-SPEC_OPTIONAL = {"download_dir": "source download: where the download goes (resources/downloads)",
+SPEC_OPTIONAL = {"dataset": "the data set (recorded; --dataset decides)",
+                 "download_dir": "source download: where the download goes (resources/downloads)",
                  "archive": "source archive: the data set's downloaded file or folder",
                  "synthetic": "source synthetic: the generator's settings (train_size, test_size, seed, ...)",
                  "digits": "source digits: {test_fraction (0.25), seed (0)}"}
@@ -133,8 +195,12 @@ def main(argv=None) -> None:
     parser.add_argument("--spec", required=True, help="the data source settings as JSON (or a JSON/YAML file)")
     parser.add_argument("--out", required=True, help="canonical .npz to write")
     parser.add_argument("--summary", required=True, help="JSON summary (sha256, counts) to write")
+    parser.add_argument("--download-dir", help="where source download puts its files (overrides the spec's)")
     args = parser.parse_args(argv)
-    summary = prepare(args.dataset, read_spec(args.spec, SPEC_REQUIRED, SPEC_OPTIONAL), args.out, args.summary)
+    spec = read_spec(args.spec, SPEC_REQUIRED, SPEC_OPTIONAL)
+    if args.download_dir:
+        spec["download_dir"] = args.download_dir
+    summary = prepare(args.dataset, spec, args.out, args.summary)
     print(f"wrote {args.out}: sha256 {summary['sha256']}")
 
 
