@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from optimbench import data
+from optimbench import data, formats
 
 # Tests of a service (a browser, a SLURM cluster) skip where it is missing; in CI (CI=true, or
 # OPTIMBENCH_STRICT_SKIPS=1, which .ci/run sets) such a skip fails instead: CI installs the service,
@@ -41,7 +41,8 @@ def synthetic_archive(tmp_path_factory) -> Path:
 def synthetic_npz(tmp_path_factory, synthetic_archive) -> Path:
     """The canonical file of the synthetic archive."""
     out = tmp_path_factory.mktemp("canonical")
-    data.prepare({"source": "archive", "archive": str(synthetic_archive)}, out / "synthetic.npz", out / "synthetic.json")
+    formats.prepare("cifar10", {"source": "archive", "archive": str(synthetic_archive)}, out / "synthetic.npz",
+                    out / "synthetic.json")
     return out / "synthetic.npz"
 
 

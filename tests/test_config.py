@@ -209,11 +209,12 @@ def test_a_list_at_top_level_is_named(tmp_path):
 
 # ---------------------------------------------------------------- sizes known before any job (issue 14.9)
 @pytest.mark.parametrize("train, message", [
-    ({"batch_size": 5000}, r"train.batch_size = 5000 exceeds the 1,348 training images used \(data.source 'digits' "
-                           r"has 1,348 training and 449 test images\).*Use at most 1348"),
+    ({"batch_size": 5000}, r"train.batch_size = 5000 exceeds the 1,348 training examples used \(problem "
+                           r"'cifar10-resnet18' \(cifar10, data.source 'digits'\) has 1,348 training and 449 test "
+                           r"examples\).*Use at most 1348"),
     ({"train_subset": 100000}, r"train.train_subset = 100000 exceeds the data: .*1,348 training.*Use at most 1348"),
-    ({"test_subset": 450}, r"train.test_subset = 450 exceeds the data: .*449 test images. Use at most 449"),
-    ({"train_subset": 100, "batch_size": 128}, r"train.batch_size = 128 exceeds the 100 training images used"),
+    ({"test_subset": 450}, r"train.test_subset = 450 exceeds the data: .*449 test examples. Use at most 449"),
+    ({"train_subset": 100, "batch_size": 128}, r"train.batch_size = 128 exceeds the 100 training examples used"),
 ])
 def test_sizes_beyond_the_digits_data_are_refused(train, message):
     with pytest.raises(config.ConfigError, match=message):

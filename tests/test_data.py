@@ -8,7 +8,7 @@ import urllib.request
 import numpy as np
 import pytest
 
-from optimbench import data
+from optimbench import data, formats
 from optimbench.io import sha256
 
 
@@ -67,8 +67,8 @@ def test_synthetic_archive_is_reproducible(tmp_path):
 
 
 def test_digits_source_is_the_real_digits_data_set(tmp_path):
-    summary = data.prepare({"source": "digits", "digits": {"test_fraction": 0.25, "seed": 0}},
-                           tmp_path / "digits.npz", tmp_path / "digits.json")
+    summary = formats.prepare("cifar10", {"source": "digits", "digits": {"test_fraction": 0.25, "seed": 0}},
+                              tmp_path / "digits.npz", tmp_path / "digits.json")
     arrays = data.load_canonical(tmp_path / "digits.npz")
     assert summary["n_train"] + summary["n_test"] == 1797  # scikit-learn's 1,797 handwritten digits
     assert summary["n_test"] == 449
@@ -82,16 +82,16 @@ def test_digits_source_is_the_real_digits_data_set(tmp_path):
 
 def test_canonical_file_is_reproducible(tmp_path, synthetic_archive):
     spec = {"source": "archive", "archive": str(synthetic_archive)}
-    first = data.prepare(spec, tmp_path / "a.npz", tmp_path / "a.json")
-    second = data.prepare(spec, tmp_path / "b.npz", tmp_path / "b.json")
+    first = formats.prepare("cifar10", spec, tmp_path / "a.npz", tmp_path / "a.json")
+    second = formats.prepare("cifar10", spec, tmp_path / "b.npz", tmp_path / "b.json")
     assert first["sha256"] == second["sha256"]
-    assert first["archive_is_real_cifar10"] is False
+    assert first["archive_is_real"] is False
 
 
 def test_missing_archive_names_the_key(tmp_path):
     with pytest.raises(data.DataError, match=r"data.archive = '.*nope.tar.gz' does not exist"):
-        data.prepare({"source": "archive", "archive": str(tmp_path / "nope.tar.gz")},
-                     tmp_path / "x.npz", tmp_path / "x.json")
+        formats.prepare("cifar10", {"source": "archive", "archive": str(tmp_path / "nope.tar.gz")},
+                        tmp_path / "x.npz", tmp_path / "x.json")
 
 
 @pytest.mark.parametrize("damage", ["truncate", "corrupt", "not-cifar"])
@@ -109,7 +109,7 @@ def test_damaged_archive_gives_a_clear_error_and_no_canonical_file(tmp_path, syn
     out = tmp_path / "out"
     out.mkdir()
     with pytest.raises(data.DataError) as info:
-        data.prepare({"source": "archive", "archive": str(bad)}, out / "d.npz", out / "d.json")
+        formats.prepare("cifar10", {"source": "archive", "archive": str(bad)}, out / "d.npz", out / "d.json")
     assert str(bad) in str(info.value) or "missing from the archive" in str(info.value)
     assert list(out.iterdir()) == []  # nothing left behind, not even a temp file
 
@@ -121,7 +121,8 @@ def test_download_offline_names_the_archive_source(tmp_path, monkeypatch):
 
     monkeypatch.setattr(urllib.request, "urlopen", offline)
     with pytest.raises(data.DataError, match=r"download failed.*source: archive"):
-        data.prepare({"source": "download", "download_dir": str(tmp_path / "dl")}, tmp_path / "c.npz", tmp_path / "c.json")
+        formats.prepare("cifar10", {"source": "download", "download_dir": str(tmp_path / "dl")}, tmp_path / "c.npz",
+                        tmp_path / "c.json")
     assert not (tmp_path / "c.npz").exists()
 
 
@@ -147,27 +148,45 @@ def test_download_rejects_a_fake_archive_by_md5(tmp_path, monkeypatch, synthetic
     ("synthetic", {"train_size": 30, "test_size": 12, "seed": 0}),
 ])
 def test_split_sizes_are_those_the_source_produces(tmp_path, source, settings):
-    summary = data.prepare({"source": source, source: settings}, tmp_path / "d.npz", tmp_path / "d.json")
-    assert data.split_sizes({"source": source, source: settings}) == (summary["n_train"], summary["n_test"])
+    summary = formats.prepare("cifar10", {"source": source, source: settings}, tmp_path / "d.npz", tmp_path / "d.json")
+    spec = formats.source_spec("cifar10", {"source": source, source: settings})
+    assert formats.split_sizes(spec) == (summary["n_train"], summary["n_test"])
 
 
-def test_split_sizes_of_cifar10_and_digits_by_hand():
-    assert data.split_sizes({"source": "download"}) == (50_000, 10_000)
-    assert data.split_sizes({"source": "archive", "archive": "x.tar.gz"}) == (50_000, 10_000)
-    assert data.split_sizes({"source": "digits", "digits": {"test_fraction": 0.25}}) == (1348, 449)  # 1797·¼ = 449.25
+def sizes(dataset, data_cfg):
+    return formats.split_sizes(formats.source_spec(dataset, data_cfg))
+
+
+def test_split_sizes_of_each_data_set_and_digits_by_hand():
+    assert sizes("cifar10", {"source": "download"}) == (50_000, 10_000)
+    assert sizes("cifar10", {"source": "archive", "archive": "x.tar.gz"}) == (50_000, 10_000)
+    assert sizes("cifar10", {"source": "digits", "digits": {"test_fraction": 0.25}}) == (1348, 449)  # 1797·¼ = 449.25
+    assert sizes("mnist", {"source": "digits", "digits": {"test_fraction": 0.25}}) == (1348, 449)
+    assert sizes("stl10", {"source": "download"}) == (5_000, 8_000)
+    assert sizes("fashion_mnist", {"source": "synthetic", "synthetic": {"train_size": 70}}) == (70, 500)
+    assert sizes("ptb", {"source": "download"}) is None  # a token stream
     with pytest.raises(data.DataError, match="unknown data.source 'web'"):
-        data.split_sizes({"source": "web"})
+        formats.source_spec("cifar10", {"source": "web"})
+    with pytest.raises(data.DataError, match="'digits' is not a source of stl10"):
+        formats.source_spec("stl10", {"source": "digits"})
+    with pytest.raises(data.DataError, match="set data.archives.cifar100"):
+        formats.source_spec("cifar100", {"source": "archive", "archive": "cifar-10.tar.gz"})
 
 
 # ---------------------------------------------------------------- prepare_data run alone (issue 14.8)
 def test_prepare_data_spec_missing_keys_and_help(tmp_path, capsys):
-    with pytest.raises(SystemExit, match=r"--spec is missing 1 required key\(s\):\n  archive: path of a local"):
-        data.main(["--spec", '{"source": "archive"}', "--out", str(tmp_path / "x.npz"),
-                   "--summary", str(tmp_path / "x.json")])
+    with pytest.raises(SystemExit, match=r"--spec is missing 1 required key\(s\):\n  archive: source archive"):
+        formats.main(["--dataset", "cifar10", "--spec", '{"source": "archive"}', "--out", str(tmp_path / "x.npz"),
+                      "--summary", str(tmp_path / "x.json")])
     with pytest.raises(SystemExit, match=r"missing 1 required key\(s\):\n  source: download \| archive"):
-        data.main(["--spec", '{"sorce": "digits"}', "--out", str(tmp_path / "x.npz"), "--summary", "x.json"])
+        formats.main(["--dataset", "cifar10", "--spec", '{"sorce": "digits"}', "--out", str(tmp_path / "x.npz"),
+                      "--summary", "x.json"])
+    with pytest.raises(SystemExit, match=r"mnist: data.archives.mnist = '/no/where' does not exist"):
+        formats.main(["--dataset", "mnist", "--spec", '{"source": "archive", "archive": "/no/where"}',
+                      "--out", str(tmp_path / "x.npz"), "--summary", str(tmp_path / "x.json")])
+    assert not (tmp_path / "x.npz").exists()
     with pytest.raises(SystemExit):
-        data.main(["--help"])
+        formats.main(["--help"])
     out = capsys.readouterr().out
     for key in ("source", "download_dir", "archive", "digits", "synthetic"):
         assert f"\n  {key} " in out

@@ -196,7 +196,7 @@ def test_archive_with_the_published_md5_counts_as_real(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("spec, message", [
-    ({"source": "archive", "archive": "/nope/x.tar.gz"}, r"data.archive = '/nope/x.tar.gz' does not exist: put "
+    ({"source": "archive", "archive": "/nope/x.tar.gz"}, r"data.archives.cifar100 = '/nope/x.tar.gz' does not exist: put "
                                                          r"cifar-100-python.tar.gz there"),
     ({"source": "digits"}, r"data.source = 'digits' is not a source of cifar100: use download, archive, synthetic"),
     ({"source": "torrent"}, r"data.source = 'torrent'"),

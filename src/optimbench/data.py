@@ -1,24 +1,21 @@
-"""Data sources (download, archive, digits, synthetic), one CIFAR-10 reader, one canonical file (SPEC §2.1).
-
-Every source ends as a `cifar-10-python.tar.gz` in CIFAR-10's own pickle format; one reader turns
-that archive into the canonical `.npz` (uint8 images N×32×32×3, int64 labels, class names) whose
-sha256 is recorded beside it.
+"""CIFAR-10's format (SPEC §2.1): its download, one reader, a writer and the offline generators (digits,
+synthetic) of `cifar-10-python.tar.gz` archives, and the canonical `.npz` every data set ends as (uint8
+images N×H×W×C, int64 labels, class names; its sha256 recorded beside it). optimbench.formats chooses the
+source and prepares any data set through its format's reader.
 """
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import io
 import zipfile
 import pickle
 import tarfile
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from optimbench.io import atomic_path, file_digest, sha256, write_json
+from optimbench.io import atomic_path, sha256, write_json
 
 ARCHIVE_NAME = "cifar-10-python.tar.gz"
 ARCHIVE_FOLDER = "cifar-10-batches-py"
@@ -26,7 +23,6 @@ CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
 TRAIN_BATCHES = [f"data_batch_{i}" for i in range(1, 6)]
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer",
                    "dog", "frog", "horse", "ship", "truck"]
-DATASET_OF_SOURCE = {"download": "cifar10", "archive": "cifar10", "digits": "digits", "synthetic": "synthetic"}
 
 
 class DataError(RuntimeError):
@@ -162,48 +158,6 @@ def download_cifar10(download_dir) -> Path:
     return Path(download_dir) / ARCHIVE_NAME
 
 
-def obtain_archive(data_cfg: dict, workdir) -> Path:
-    """The CIFAR-format archive of the configured source (written into workdir when generated)."""
-    source = data_cfg["source"]
-    if source == "download":
-        return download_cifar10(data_cfg["download_dir"])
-    if source == "archive":
-        path = Path(data_cfg["archive"])
-        if not path.exists():
-            raise DataError(f"data.archive = {str(path)!r} does not exist: copy {ARCHIVE_NAME} there "
-                            "or set data.archive to its path")
-        return path
-    if source == "digits":
-        return make_digits_archive(Path(workdir) / ARCHIVE_NAME, **data_cfg.get("digits", {}))
-    if source == "synthetic":
-        return make_synthetic_archive(Path(workdir) / ARCHIVE_NAME, **data_cfg.get("synthetic", {}))
-    raise DataError(f"unknown data.source {source!r}: use download, archive, digits or synthetic")
-
-
-# ---------------------------------------------------------------- split sizes, before any data exists
-CIFAR10_SIZES = (50_000, 10_000)
-DIGITS_IMAGES = 1_797  # scikit-learn's load_digits
-
-
-def split_sizes(data_cfg: dict) -> tuple[int, int]:
-    """(training images, test images) the configured source gives, known from the config alone.
-
-    download, archive: CIFAR-10's 50,000 / 10,000 (an archive in its format is assumed to be CIFAR-10);
-    digits: 1,797 images, round(1,797 · test_fraction) of them for testing, as make_digits_archive;
-    synthetic: its train_size / test_size.
-    """
-    source = data_cfg["source"]
-    if source in ("download", "archive"):
-        return CIFAR10_SIZES
-    if source == "digits":
-        n_test = int(round(DIGITS_IMAGES * data_cfg.get("digits", {}).get("test_fraction", 0.25)))
-        return DIGITS_IMAGES - n_test, n_test
-    if source == "synthetic":
-        synthetic = data_cfg.get("synthetic", {})
-        return synthetic.get("train_size", 2000), synthetic.get("test_size", 500)
-    raise DataError(f"unknown data.source {source!r}: use download, archive, digits or synthetic")
-
-
 # ---------------------------------------------------------------- the canonical file
 def save_npz(path, arrays: dict) -> None:
     """np.savez's format with fixed timestamps, so equal arrays give an equal file (and sha256)."""
@@ -229,61 +183,3 @@ def load_canonical(path) -> dict[str, np.ndarray]:
     """The canonical arrays (x_train, y_train, x_test, y_test, classes)."""
     with np.load(path, allow_pickle=False) as npz:
         return {key: npz[key] for key in npz.files}
-
-
-def prepare(data_cfg: dict, out_npz, out_json) -> dict:
-    """Obtain the configured source and write its canonical file; returns the summary."""
-    Path(out_npz).parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=Path(out_npz).parent) as work:
-        archive = obtain_archive(data_cfg, work)
-        arrays = read_cifar_archive(archive)
-        provenance = {"source": data_cfg["source"], "archive": str(archive) if data_cfg["source"] in
-                      ("download", "archive") else None, "archive_sha256": sha256(archive),
-                      "archive_is_real_cifar10": file_digest(archive, "md5") == CIFAR10_MD5}
-        return write_canonical(arrays, out_npz, out_json, provenance)
-
-
-# prepare_data's --spec: config.yaml's `data` section (see config/schema.yaml).
-SPEC_REQUIRED = {"source": "download | archive | digits | synthetic"}
-SOURCE_REQUIRED = {"download": {"download_dir": "where torchvision's CIFAR-10 download goes"},
-                   "archive": {"archive": "path of a local cifar-10-python.tar.gz"}}
-SPEC_OPTIONAL = {
-    "download_dir": "source download: where torchvision's CIFAR-10 download goes",
-    "archive": "source archive: path of a local cifar-10-python.tar.gz",
-    "digits": "source digits: {test_fraction (0.25), seed (0)}",
-    "synthetic": "source synthetic: {train_size (2000), test_size (500), seed (0)}",
-}
-
-
-def read_data_spec(value: str, download_dir: str | None = None) -> dict:
-    """The `data` section (download_dir overridden when given) with every key its source needs
-    (SystemExit naming the missing ones)."""
-    from optimbench.cli import check_spec, read_spec
-
-    spec = read_spec(value, SPEC_REQUIRED, SPEC_OPTIONAL)
-    if download_dir:
-        spec["download_dir"] = download_dir
-    if spec["source"] not in DATASET_OF_SOURCE:
-        raise SystemExit(f"--spec source = {spec['source']!r}: use one of {list(DATASET_OF_SOURCE)}")
-    return check_spec(spec, SOURCE_REQUIRED.get(spec["source"], {}), {})
-
-
-def main(argv=None) -> None:
-    from optimbench.cli import spec_help
-
-    parser = argparse.ArgumentParser(description="Prepare the canonical data file from a configured source.",
-                                     epilog=spec_help(SPEC_REQUIRED, SPEC_OPTIONAL),
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--spec", required=True, help="the `data` section as JSON (or a path to a JSON/YAML file)")
-    parser.add_argument("--out", required=True, help="canonical .npz to write")
-    parser.add_argument("--summary", required=True, help="JSON summary (sha256, counts) to write")
-    parser.add_argument("--download-dir", help="where source `download` puts torchvision's files "
-                                               "(overrides the spec's download_dir)")
-    args = parser.parse_args(argv)
-
-    summary = prepare(read_data_spec(args.spec, args.download_dir), args.out, args.summary)
-    print(f"wrote {args.out}: {summary['n_train']} train / {summary['n_test']} test images, sha256 {summary['sha256']}")
-
-
-if __name__ == "__main__":
-    main()

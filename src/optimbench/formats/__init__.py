@@ -147,9 +147,10 @@ def obtain(fmt: Format, data_cfg: dict, workdir) -> Path:
         return fmt.download(Path(data_cfg.get("download_dir", "resources/downloads")))
     if source == "archive":
         path = Path(str(data_cfg.get("archive")))
+        key = "data.archive" if fmt.name == "cifar10" else f"data.archives.{fmt.name}"
         if "archive" not in data_cfg or not path.exists():
-            raise DataError(f"data.archive = {data_cfg.get('archive')!r} does not exist: put {fmt.archive} "
-                            f"there, or set data.archive to its path")
+            raise DataError(f"{key} = {data_cfg.get('archive')!r} does not exist: put {fmt.archive} "
+                            f"there, or set {key} to its path")
         return path
     if source == "synthetic":
         return fmt.synthetic(Path(workdir) / fmt.archive_name, **data_cfg.get("synthetic", {}))
@@ -198,9 +199,14 @@ def main(argv=None) -> None:
     parser.add_argument("--download-dir", help="where source download puts its files (overrides the spec's)")
     args = parser.parse_args(argv)
     spec = read_spec(args.spec, SPEC_REQUIRED, SPEC_OPTIONAL)
+    if spec["source"] == "archive" and "archive" not in spec:
+        raise SystemExit(f"--spec is missing 1 required key(s):\n  archive: {SPEC_OPTIONAL['archive']}")
     if args.download_dir:
         spec["download_dir"] = args.download_dir
-    summary = prepare(args.dataset, spec, args.out, args.summary)
+    try:
+        summary = prepare(args.dataset, spec, args.out, args.summary)
+    except DataError as exc:
+        raise SystemExit(f"{args.dataset}: {exc}") from None
     print(f"wrote {args.out}: sha256 {summary['sha256']}")
 
 

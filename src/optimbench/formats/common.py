@@ -84,8 +84,9 @@ def md5_matches(path, md5: str) -> bool:
 def download_error(name: str, exc: Exception, archive_hint: str) -> DataError:
     """The error of a failed download: what failed and the offline options."""
     return DataError(f"{name} download failed ({type(exc).__name__}: {exc}). Without internet: put "
-                     f"{archive_hint} on disk and use `data: {{source: archive, archive: PATH}}`, or use "
-                     "`source: synthetic` (generated data in the same file format, for tests).")
+                     f"{archive_hint} on disk and use `data: {{source: archive, archives: {{DATA_SET: PATH}}}}` "
+                     "(CIFAR-10: `data.archive`), or use `source: synthetic` (generated data in the same file "
+                     "format, for tests).")
 
 
 def prototype_splits(sizes: dict, n_classes: int, side: int, channels: int, seed: int) -> dict:
