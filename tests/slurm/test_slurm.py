@@ -49,12 +49,13 @@ def sacct(env, since: float, *fields) -> list[list[str]]:
 
 
 def metrics(workdir, optimizer, seed=0):
-    path = workdir / f"results/demo/train/digits/resnet18_cifar/{optimizer}/seed{seed}/metrics.csv"
+    path = workdir / f"results/demo/train/digits-resnet18/{optimizer}/seed{seed}/metrics.csv"
     return pd.read_csv(path).drop(columns=TIMING)
 
 
 def test_demo_study_on_slurm_runs_training_as_gpu_jobs_and_matches_a_local_run(cluster, tmp_path):
-    override = write_config(tmp_path / "quick.yaml", train={"epochs": 2, "seeds": [0], "gpus": 1,
+    override = write_config(tmp_path / "quick.yaml", problems=["digits-resnet18"],
+                            train={"epochs": 2, "seeds": [0], "gpus": 1,
                                                            "optimizers": ["SGD", "Adam", "Adagrad"]},
                             tune={"enabled": False}, descent={"groups": [
         {"name": "article", "functions": ["ackley"], "methods": ["article-vanilla"], "gradients": ["as-printed"]}]})
@@ -68,13 +69,13 @@ def test_demo_study_on_slurm_runs_training_as_gpu_jobs_and_matches_a_local_run(c
 
     jobs = [row for row in sacct(cluster, tic, "JobID", "Comment", "State", "ReqTRES") if "rule_train" in row[1]]
     names = {row[1] for row in jobs}
-    assert names == {f"rule_train_wildcards_digits_resnet18_cifar_{o}_0" for o in ("SGD", "Adam", "Adagrad")}
+    assert names == {f"rule_train_wildcards_digits-resnet18_{o}_0" for o in ("SGD", "Adam", "Adagrad")}
     assert all(row[2] == "COMPLETED" and "gres/gpu=1" in row[3] for row in jobs), jobs
     assert not [row for row in sacct(cluster, tic, "Comment") if "rule_descent" in row[0] or "rule_report" in row[0]]
     assert (on_slurm / "results/demo/report/study.html").stat().st_size > 100_000
 
     local = tmp_path / "local"
-    targets = [f"results/demo/train/digits/resnet18_cifar/{o}/seed0/metrics.csv" for o in ("SGD", "Adam", "Adagrad")]
+    targets = [f"results/demo/train/digits-resnet18/{o}/seed0/metrics.csv" for o in ("SGD", "Adam", "Adagrad")]
     subprocess.run(command(local, configs, *targets, profile=False), env=cluster, check=True, capture_output=True)
     for optimizer in ("SGD", "Adam", "Adagrad"):
         pd.testing.assert_frame_equal(metrics(on_slurm, optimizer), metrics(local, optimizer), check_exact=True)
@@ -84,7 +85,7 @@ def test_training_jobs_share_one_gpu_through_slurm_shards(cluster, tmp_path):
     """gres shard:2 of the cluster's 4 shards per GPU: two training jobs run on the one GPU at once."""
     override = write_config(tmp_path / "shared.yaml", train={"epochs": 2, "seeds": [0], "optimizers": ["SGD", "Adam"],
                                                             "gpus": 1, "runs_per_gpu": 2})
-    runs = {o: tmp_path / f"results/demo/train/digits/resnet18_cifar/{o}/seed0" for o in ("SGD", "Adam")}
+    runs = {o: tmp_path / f"results/demo/train/digits-resnet18/{o}/seed0" for o in ("SGD", "Adam")}
     tic = time.time()
     result = subprocess.run(command(tmp_path, [DEMO, override], *(str(r.relative_to(tmp_path) / "metrics.csv")
                                                                   for r in runs.values()),
@@ -116,7 +117,7 @@ def test_a_cancelled_training_job_resumes_from_its_checkpoint_on_rerun(cluster, 
     ignores SIGTERM meanwhile); the rerun first unlocks the folder, as a user would.
     """
     override = write_config(tmp_path / "long.yaml", train={"epochs": 8, "seeds": [0], "optimizers": ["SGD"], "gpus": 1})
-    run_dir = tmp_path / "results/demo/train/digits/resnet18_cifar/SGD/seed0"
+    run_dir = tmp_path / "results/demo/train/digits-resnet18/SGD/seed0"
     cmd = command(tmp_path, [DEMO, override], str(run_dir.relative_to(tmp_path) / "metrics.csv"))
     log = tmp_path / "snakemake.log"  # a file, not a pipe: nobody reads a pipe while we wait
     tic = time.time()

@@ -3,16 +3,19 @@
 import pytest
 
 from helpers import snakemake, write_config
-from workflow_study import ARTICLE_METHODS, EPOCHS, GRADIENTS, OPTIMIZERS, SEEDS, TARGET, TRIALS, TUNED
+from workflow_study import (ARTICLE_METHODS, EPOCHS, GRADIENTS, OPTIMIZERS, PROBLEM, PROBLEMS, SEEDS, TARGET, TRIALS,
+                            TUNED, VAE, VAE_TARGET, VAE_WIDTH)
 
 
 def tiny_config(**changes) -> dict:
     """The shared tiny study's config sections, with `changes` merged one level deep."""
     sections = {
         "results_dir": "results",
+        "problems": PROBLEMS,
+        "problem_settings": {PROBLEM: {"target": TARGET}, VAE: {"width": VAE_WIDTH, "target": VAE_TARGET}},
         "data": {"source": "digits"},
         "train": {"model": "resnet18_cifar", "width": 8, "epochs": EPOCHS, "seeds": SEEDS, "optimizers": OPTIMIZERS,
-                  "gpus": 0, "threads": 1, "eval_batch_size": 500, "target_accuracy": TARGET},
+                  "gpus": 0, "threads": 1, "eval_batch_size": 500},
         "descent": {"max_epochs": 500, "groups": [
             {"name": "article", "functions": ["ackley"], "methods": ARTICLE_METHODS, "gradients": GRADIENTS},
             {"name": "optimizers", "functions": ["ackley"], "methods": OPTIMIZERS, "gradients": ["autograd"],

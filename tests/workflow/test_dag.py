@@ -24,7 +24,7 @@ def test_one_training_job_per_optimizer_and_seed_and_one_descent_job_per_setting
         "aggregate_descent": 1, "figures_train": 1, "figures_descent": 1, "report": 1, "all": 1, "total": 27}
     for optimizer in ("SGD", "Adam", "Adagrad"):
         for seed in (0, 1):
-            assert f"results/train/synthetic/resnet18_article/{optimizer}/seed{seed}/metrics.csv" in result.stdout
+            assert f"results/train/cifar10-resnet18/{optimizer}/seed{seed}/metrics.csv" in result.stdout
     assert "results/descent/article/ackley/article-momentum-0.1/as-printed/trajectory.csv" in result.stdout
     assert "results/figures/descent/runs/article/ackley/article-momentum-0.1/as-printed.png" in result.stdout
 
@@ -32,9 +32,11 @@ def test_one_training_job_per_optimizer_and_seed_and_one_descent_job_per_setting
 def test_the_demo_runs_all_seven_article_optimizers_over_three_seeds(tmp_path):
     result = snakemake(tmp_path, ROOT / "config/presets/demo.yaml", "-n")
     counts = job_counts(result.stdout)
-    assert counts["train"] == 7 * 3 and counts["report"] == 1
-    for optimizer in ("SGD", "Adam", "Adadelta", "Adagrad", "AdamW", "Adamax", "ASGD"):
-        assert f"results/demo/train/digits/resnet18_cifar/{optimizer}/seed2/metrics.csv" in result.stdout
+    assert counts["train"] == 2 * 7 * 3 and counts["report"] == 1 and counts["prepare_data"] == 2
+    assert counts["trial"] == 2 * 2 * 4 and counts["select"] == 2 * 2 and counts["tuned_train"] == 2 * 2 * 3
+    for problem in ("digits-resnet18", "digits-vae"):
+        for optimizer in ("SGD", "Adam", "Adadelta", "Adagrad", "AdamW", "Adamax", "ASGD"):
+            assert f"results/demo/train/{problem}/{optimizer}/seed2/metrics.csv" in result.stdout
 
 
 def test_names_that_cannot_be_folders_stop_the_run_before_any_job(tmp_path):
@@ -50,7 +52,7 @@ def test_default_config_is_the_article_study(tmp_path):
     result = snakemake(tmp_path, write_config(tmp_path / "c.yaml", results_dir="results"), "-n")
     counts = job_counts(result.stdout)
     assert counts["train"] == 7 and counts["descent"] == 3 * 2 + 2 + 5 * 7 * 2
-    assert "results/train/cifar10/resnet18_article/ASGD/seed0/metrics.csv" in result.stdout
+    assert "results/train/cifar10-resnet18/ASGD/seed0/metrics.csv" in result.stdout
 
 
 def test_a_bad_config_stops_before_any_job(tmp_path):

@@ -37,7 +37,7 @@ def test_runs_per_gpu_jobs_run_side_by_side_and_no_more(tmp_path):
                           "synthetic": {"train_size": 512, "test_size": 128}},
                           train={"model": "resnet18_cifar", "width": 8, "epochs": 3, "seeds": [0], "optimizers": list(RUNS),
                                  "threads": 1, "device": "cpu", "gpus": 1, "runs_per_gpu": 2})
-    targets = [f"results/train/synthetic/resnet18_cifar/{o}/seed0/run.json" for o in RUNS]
+    targets = [f"results/train/cifar10-resnet18/{o}/seed0/run.json" for o in RUNS]
     result = snakemake(tmp_path, config, "--profile", str(ROOT / "profiles" / "local"), "--cores", "3", *targets)
     log = result.stdout + result.stderr
     assert job_counts(log)["train"] == 3
@@ -48,7 +48,7 @@ def test_runs_per_gpu_jobs_run_side_by_side_and_no_more(tmp_path):
 
     spans = []
     for optimizer in RUNS:
-        info = json.loads((tmp_path / f"results/train/synthetic/resnet18_cifar/{optimizer}/seed0/run.json").read_text())
+        info = json.loads((tmp_path / f"results/train/cifar10-resnet18/{optimizer}/seed0/run.json").read_text())
         spans.append((dt.datetime.fromisoformat(info["started"]), dt.datetime.fromisoformat(info["finished"])))
     overlapping = [(a, b) for i, a in enumerate(spans) for b in spans[i + 1:] if a[0] < b[1] and b[0] < a[1]]
     assert overlapping, spans  # two runs really trained at the same time

@@ -56,19 +56,19 @@ def test_studies_with_other_data_settings_keep_their_own_data_file(copy, tmp_pat
     counts = job_counts(snakemake(copy, other, "-n").stdout)
     assert counts["prepare_data"] == 1 and counts["train"] == len(OPTIMIZERS) * len(SEEDS)
     snakemake(copy, other, "--cores", "1", "--until", "prepare_data")
-    assert len(list((copy / "resources/data").glob("digits-*.npz"))) == 2
+    assert len(list((copy / "resources/data").glob("cifar10-digits-*.npz"))) == 2
     assert dry_run(copy, tmp_path) == {}  # the first study is untouched
 
 
 def test_a_run_deleted_by_hand_is_retrained_and_make_report_names_it(copy, tmp_path):
     config = write_config(tmp_path / "c.yaml", **tiny_config())
-    missing = copy / "results/train/digits/resnet18_cifar/Adam/seed1/metrics.csv"
+    missing = copy / "results/train/digits-resnet18/Adam/seed1/metrics.csv"
     missing.unlink()
     report = subprocess.run(["make", "-C", str(ROOT), "report", f"WORKDIR={copy}", f"CONFIG={config}"],
                             env=run_env(), capture_output=True, text=True, timeout=600)
     assert report.returncode != 0
     assert "1 run(s) of this study have no results yet" in report.stdout
-    assert "results/train/digits/resnet18_cifar/Adam/seed1/metrics.csv" in report.stdout
+    assert "results/train/digits-resnet18/Adam/seed1/metrics.csv" in report.stdout
     assert "make study" in report.stdout and "MissingInputException" not in report.stdout + report.stderr
     counts = job_counts(snakemake(copy, config, "-n").stdout)
     assert counts["train"] == 1 and counts["report"] == 1

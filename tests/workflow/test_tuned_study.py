@@ -11,7 +11,7 @@ from helpers import job_counts, snakemake, write_config
 from workflow_study import EPOCHS, SEEDS, TRIALS, TUNED
 
 pytestmark = pytest.mark.workflow
-TUNE = "results/tune/digits/resnet18_cifar/Adam"
+TUNE = "results/tune/digits-resnet18/Adam"
 
 
 def test_trials_are_judged_on_validation_and_the_best_is_rerun_over_the_seeds(study):
@@ -27,9 +27,9 @@ def test_trials_are_judged_on_validation_and_the_best_is_rerun_over_the_seeds(st
     selection = json.loads((workdir / f"{TUNE}/selected.json").read_text())
     assert selection["trial"] == int(pd.Series(scores).idxmax())  # final validation accuracy decides
     for seed in SEEDS:
-        final = pd.read_csv(workdir / f"results/tuned/train/digits/resnet18_cifar/Adam/seed{seed}/metrics.csv")
+        final = pd.read_csv(workdir / f"results/tuned/train/digits-resnet18/Adam/seed{seed}/metrics.csv")
         assert final["test_acc"].notna().tolist() == [False] * (EPOCHS - 1) + [True]  # tested once, at the end
-        info = json.loads((workdir / f"results/tuned/train/digits/resnet18_cifar/Adam/seed{seed}/run.json").read_text())
+        info = json.loads((workdir / f"results/tuned/train/digits-resnet18/Adam/seed{seed}/run.json").read_text())
         assert info["spec"]["optimizer"]["kwargs"]["lr"] == selection["setting"]["lr"]
         assert info["spec"]["selected_trial"] == selection["trial"]
         assert info["train_images"] == 1348 - 200  # the validation images are held out of training

@@ -22,12 +22,12 @@ def test_every_job_ran(study):
     assert counts["plan"] == 1 and counts["report"] == 1
     for optimizer in OPTIMIZERS:
         for seed in SEEDS:
-            run = workdir / f"results/train/digits/resnet18_cifar/{optimizer}/seed{seed}"
+            run = workdir / f"results/train/digits-resnet18/{optimizer}/seed{seed}"
             metrics = pd.read_csv(run / "metrics.csv")
             assert metrics["epoch"].tolist() == list(range(1, EPOCHS + 1))
             assert (run / "model.pt").stat().st_size > 0 and (run / "run.json").exists()
-            assert (workdir / f"results/benchmarks/train/digits/resnet18_cifar/{optimizer}/seed{seed}.tsv").exists()
-            assert "step" in (workdir / f"results/logs/train/digits/resnet18_cifar/{optimizer}/seed{seed}.log").read_text()
+            assert (workdir / f"results/benchmarks/train/digits-resnet18/{optimizer}/seed{seed}.tsv").exists()
+            assert "step" in (workdir / f"results/logs/train/digits-resnet18/{optimizer}/seed{seed}.log").read_text()
 
 
 def test_the_study_learns_and_reaches_its_target(study):
@@ -128,7 +128,7 @@ def test_snakemakes_own_report(study):
 def test_target_setting_reaches_the_tables(study):
     seeds = pd.read_parquet(study[0] / "results/tables/seed_summary.parquet")
     for row in seeds.itertuples():
-        metrics = pd.read_csv(study[0] / f"results/train/digits/resnet18_cifar/{row.optimizer}/seed{row.seed}/metrics.csv")
+        metrics = pd.read_csv(study[0] / f"results/train/digits-resnet18/{row.optimizer}/seed{row.seed}/metrics.csv")
         reached = metrics.index[metrics["test_acc"] >= TARGET]
         assert row.reached_target == (len(reached) > 0)
         if len(reached):
