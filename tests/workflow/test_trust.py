@@ -10,7 +10,7 @@ import pytest
 
 from conftest import tiny_config
 from helpers import ROOT, job_counts, run_env, snakemake, write_config
-from workflow_study import OPTIMIZERS, SEEDS
+from workflow_study import OPTIMIZERS, PROBLEMS, SEEDS, TRIALS, TUNED
 
 pytestmark = pytest.mark.workflow
 
@@ -46,17 +46,28 @@ def test_settings_that_cannot_change_a_result_rerun_nothing(study, tmp_path, cha
 
 def test_a_learning_rate_reruns_exactly_that_optimizers_runs_and_what_follows(study, tmp_path):
     counts = dry_run(study[0], tmp_path, optimizers={"Adam": {"class": "Adam", "kwargs": {"lr": 0.002}}})
-    assert counts["train"] == len(SEEDS)  # Adam's seeds only
+    assert counts["train"] == len(SEEDS) * len(PROBLEMS)  # Adam's seeds only, on each problem
     assert counts["descent"] == 1  # Adam driving the point on Ackley
     assert "prepare_data" not in counts and counts["report"] == 1
+
+
+def test_adding_a_problem_runs_only_its_jobs_and_what_follows(study, tmp_path):
+    counts = dry_run(study[0], tmp_path, problems=PROBLEMS + ["digits-capsnet"],
+                     problem_settings={**tiny_config()["problem_settings"], "digits-capsnet": {"width": 8}})
+    assert counts["prepare_data"] == 1 and counts["train"] == len(OPTIMIZERS) * len(SEEDS)
+    assert counts["trial"] == len(TUNED) * TRIALS and counts["tuned_train"] == len(TUNED) * len(SEEDS)
+    assert counts["validation_split"] == 1 and counts["select"] == len(TUNED)
+    assert "descent" not in counts and counts["report"] == 1
 
 
 def test_studies_with_other_data_settings_keep_their_own_data_file(copy, tmp_path):
     other = write_config(tmp_path / "other.yaml", **tiny_config(data={"digits": {"test_fraction": 0.5}}))
     counts = job_counts(snakemake(copy, other, "-n").stdout)
-    assert counts["prepare_data"] == 1 and counts["train"] == len(OPTIMIZERS) * len(SEEDS)
+    # both problems read digits: each gets its new file (its own format), every run reruns
+    assert counts["prepare_data"] == 2 and counts["train"] == len(PROBLEMS) * len(OPTIMIZERS) * len(SEEDS)
     snakemake(copy, other, "--cores", "1", "--until", "prepare_data")
     assert len(list((copy / "resources/data").glob("cifar10-digits-*.npz"))) == 2
+    assert len(list((copy / "resources/data").glob("mnist-digits-*.npz"))) == 2
     assert dry_run(copy, tmp_path) == {}  # the first study is untouched
 
 
