@@ -1,5 +1,6 @@
 """Aggregation on hand-made runs, checked against values computed by hand: intervals, the divergence
-policy, ranks, the claims' verdicts, the runs as recorded, and cost."""
+policy, ranks in each metric's direction, the claims' verdicts, the cross-problem tables, the runs as
+recorded, cost, and the tuned tables."""
 
 import json
 import math
@@ -7,6 +8,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import plan_problem
 from scipy import stats
 
 from optimbench import aggregate
@@ -15,47 +17,83 @@ T_975_2 = 4.302652729911275  # Student t quantile, 97.5%, 2 degrees of freedom
 T_975_1 = 12.706204736174707  # ... 1 degree of freedom
 TEST_ACC = {("A", 0): [0.5, 0.7, 0.8], ("A", 1): [0.4, 0.6, 0.9], ("A", 2): [0.6, 0.8, 0.7],
             ("B", 0): [0.3, 0.4, 0.5], ("B", 1): [0.2, 0.5, 0.6], ("B", 2): [0.1, 0.3, 0.4]}
+CLS, VAE = "digits-resnet18", "digits-vae"
 SPEC = {"dataset": "toy", "model": "m", "epochs": 3, "batch_size": 64, "width": 8,
         "optimizer": {"class": "SGD", "kwargs": {"lr": 0.1}}}
 
 
-def write_run(root, optimizer, seed, test_acc, diverged_epoch=None, startup=None, device="cuda", spec=None):
-    """A finished run's folder (metrics.csv, run.json, benchmark.tsv); returns its plan entry."""
-    run = root / optimizer / f"seed{seed}"
+def save_run(root, problem, optimizer, seed, frame, startup=None, device="cuda", spec=None):
+    """A finished run's folder (metrics.csv as given, run.json, benchmark.tsv); returns its plan entry."""
+    run = root / problem / optimizer / f"seed{seed}"
     run.mkdir(parents=True)
-    seconds = 20.0 if (optimizer, seed) == ("A", 1) else 10.0
-    epochs = len(test_acc) if diverged_epoch is None else diverged_epoch
-    frame = pd.DataFrame({"epoch": range(1, epochs + 1), "train_loss": [2.0, 1.5, 1.0][:epochs],
-                          "train_acc": [a + 0.05 for a in test_acc][:epochs],
-                          "test_loss": ([1.0, 0.8, 0.9] if (optimizer, seed) == ("A", 0) else [1.2, 1.1, 1.0])[:epochs],
-                          "test_acc": test_acc[:epochs], "lr": 0.1, "epoch_seconds": seconds, "eval_seconds": 1.0,
-                          "samples_per_second": 100.0 / seconds, "diverged": False})
-    if diverged_epoch is not None:  # as the trainer records it: a non-finite loss, no evaluation
-        frame.loc[epochs - 1, ["train_loss", "test_loss", "test_acc", "diverged"]] = [np.nan, np.nan, np.nan, True]
     frame.to_csv(run / "metrics.csv", index=False)
-    spec = {**SPEC, "optimizer_name": optimizer, "seed": seed, **(spec or {})}
+    spec = {**SPEC, "problem": problem, "optimizer_name": optimizer, "seed": seed, **(spec or {})}
     resumed = 2 if (optimizer, seed) == ("A", 1) else None  # its benchmark file timed the last attempt only
     info = {"spec": spec, "device": device, "device_name": "NVIDIA H100" if device == "cuda" else "cpu",
-            "threads": 2, "resumed_after_epoch": resumed, "diverged": diverged_epoch is not None,
+            "threads": 2, "resumed_after_epoch": resumed, "diverged": bool(frame["diverged"].any()),
             "versions": {"torch": "2.14.1", "python": "3.11"}, "train_images": 300, "test_images": 100}
     if startup is not None:
         info["startup_seconds"] = startup
     (run / "run.json").write_text(json.dumps(info))
     (run / "benchmark.tsv").write_text("s\th:m:s\tmax_rss\n40.0\t0:00:40\t900.0\n")
-    planned = {**SPEC, "optimizer_name": optimizer, "seed": seed}
-    return {"dataset": "toy", "model": "m", "optimizer": optimizer, "seed": seed, "dir": str(run),
-            "benchmark": str(run / "benchmark.tsv"), "spec": planned}
+    planned = {**SPEC, "problem": problem, "optimizer_name": optimizer, "seed": seed}
+    return {"problem": problem, "dataset": "toy", "model": "m", "optimizer": optimizer, "seed": seed,
+            "dir": str(run), "benchmark": str(run / "benchmark.tsv"), "spec": planned}
 
 
-def plan_of(runs, target=0.7, confidence=0.95, gpu_share=0.25):
-    return {"settings": {"target_accuracy": target, "confidence": confidence, "gpu_share": gpu_share},
-            "train_runs": runs}
+def write_run(root, optimizer, seed, test_acc, diverged_epoch=None, startup=None, device="cuda", spec=None,
+              problem=CLS, seconds=None):
+    """A classification run: test accuracy per epoch as given, train accuracy 0.05 above it."""
+    seconds = seconds or (20.0 if (optimizer, seed) == ("A", 1) else 10.0)
+    epochs = len(test_acc) if diverged_epoch is None else diverged_epoch
+    frame = pd.DataFrame({"epoch": range(1, epochs + 1), "train_loss": [2.0, 1.5, 1.0][:epochs],
+                          "train_acc": [a + 0.05 for a in test_acc][:epochs], "val_loss": np.nan, "val_acc": np.nan,
+                          "test_loss": ([1.0, 0.8, 0.9] if (optimizer, seed) == ("A", 0) else [1.2, 1.1, 1.0])[:epochs],
+                          "test_acc": test_acc[:epochs], "lr": 0.1, "epoch_seconds": seconds, "eval_seconds": 1.0,
+                          "samples_per_second": 100.0 / seconds, "diverged": False})
+    if diverged_epoch is not None:  # as the trainer records it: a non-finite loss, no evaluation
+        frame.loc[epochs - 1, ["train_loss", "test_loss", "test_acc", "diverged"]] = [np.nan, np.nan, np.nan, True]
+    return save_run(root, problem, optimizer, seed, frame, startup, device, spec)
+
+
+def write_vae_run(root, optimizer, seed, neg_elbo, diverged_epoch=None, seconds=10.0, problem=VAE):
+    """A VAE run: test negative ELBO per epoch as given (recon 0.9 of it, KL 0.1), train's 5 nats lower."""
+    epochs = len(neg_elbo) if diverged_epoch is None else diverged_epoch
+    test = np.asarray(neg_elbo[:epochs], dtype=float)
+    frame = pd.DataFrame({"epoch": range(1, epochs + 1), "train_neg_elbo": test - 5, "train_recon": 0.9 * (test - 5),
+                          "train_kl": 0.1 * (test - 5), "val_neg_elbo": np.nan, "val_recon": np.nan, "val_kl": np.nan,
+                          "test_neg_elbo": test, "test_recon": 0.9 * test, "test_kl": 0.1 * test, "lr": 0.1,
+                          "epoch_seconds": seconds, "eval_seconds": 1.0, "samples_per_second": 100.0 / seconds,
+                          "diverged": False})
+    if diverged_epoch is not None:
+        nan = [c for c in frame.columns if c.startswith(("train_", "test_"))]
+        frame.loc[epochs - 1, nan] = np.nan
+        frame.loc[epochs - 1, "diverged"] = True
+    return save_run(root, problem, optimizer, seed, frame)
+
+
+def plan_of(runs, target=0.7, confidence=0.95, gpu_share=0.25, problems=None):
+    problems = problems or {CLS: plan_problem(CLS, target=target)}
+    return {"settings": {"problems": problems, "confidence": confidence, "gpu_share": gpu_share}, "train_runs": runs}
 
 
 @pytest.fixture
 def tables(tmp_path):
     runs = [write_run(tmp_path / "runs", o, s, acc) for (o, s), acc in TEST_ACC.items()]
     return aggregate.aggregate_train(plan_of(runs), tmp_path / "tables")
+
+
+def test_problem_metrics_are_the_plans_metrics_as_registry_metrics():
+    problems = aggregate.problem_metrics({"problems": {VAE: plan_problem(VAE, target=150.0)}})
+    vae = problems[VAE]
+    assert (vae.primary.name, vae.primary.higher_is_better, vae.primary.worst, vae.target) == (
+        "test_neg_elbo", False, math.inf, 150.0)
+    assert vae.columns() == ["train_neg_elbo", "train_recon", "train_kl", "test_neg_elbo", "test_recon", "test_kl"]
+    assert vae.columns(("val",)) == ["val_neg_elbo", "val_recon", "val_kl"]
+    acc = aggregate.problem_metrics({"problems": {CLS: plan_problem(CLS)}})[CLS].metrics["val_acc"]
+    assert (acc.low, acc.high, acc.worst) == (0.0, 1.0, 0.0)
+    with pytest.raises(ValueError, match="primary metric 'test_acc' is not among"):
+        aggregate.problem_metrics({"problems": {VAE: plan_problem(VAE, primary="test_acc")}})
 
 
 # ---------------------------------------------------------------- the one interval
@@ -76,7 +114,7 @@ def test_every_accuracy_interval_in_every_table_lies_in_0_1(tmp_path):
     runs = [write_run(tmp_path, "Adagrad", 0, [0.05, 0.1, 0.1]), write_run(tmp_path, "Adagrad", 1, [0.5, 0.9, 0.95])]
     tables = aggregate.aggregate_train(plan_of(runs), tmp_path / "tables")
     summary = tables["optimizer_summary"]
-    for column in ("final_test_acc", "final_train_acc", "best_test_acc"):
+    for column in ("final", "best", "final_test_acc", "final_train_acc", "best_test_acc"):
         assert summary[f"{column}_ci_low"].between(0, 1).all() and summary[f"{column}_ci_high"].between(0, 1).all()
     assert (summary["final_test_acc_ci_low"].item(), summary["final_test_acc_ci_high"].item()) == (0.0, 1.0)
     acc = tables["epoch_stats"][tables["epoch_stats"]["metric"].isin(["test_acc", "train_acc"])]
@@ -87,8 +125,10 @@ def test_every_accuracy_interval_in_every_table_lies_in_0_1(tmp_path):
 
 def test_long_table_has_one_row_per_run_epoch_metric(tables):
     long = tables["epochs_long"]
-    assert list(long.columns) == ["dataset", "model", "optimizer", "seed", "epoch", "scored", "metric", "value"]
-    assert len(long) == 6 * 3 * len(aggregate.METRICS)
+    assert list(long.columns) == ["problem", "optimizer", "seed", "epoch", "scored", "metric", "value"]
+    metrics = ["train_loss", "train_acc", "test_loss", "test_acc", "lr", "epoch_seconds", "samples_per_second"]
+    assert long["metric"].unique().tolist() == metrics  # the problem's train_ and test_ columns, no val_
+    assert len(long) == 6 * 3 * len(metrics)
     row = long[(long.optimizer == "A") & (long.seed == 1) & (long.epoch == 3) & (long.metric == "test_acc")]
     assert row["value"].item() == 0.9
 
@@ -101,16 +141,20 @@ def test_epoch_stats_mean_std_and_t_interval(tables):
     assert (final["ci_low"], final["ci_high"]) == (pytest.approx(0.8 - half), 1.0)  # 0.8 + half > 1: clipped
     first = stats_.loc[("B", 1, "test_acc")]
     assert first["mean"] == pytest.approx(0.2) and first["std"] == pytest.approx(0.1)
-    assert len(tables["epoch_stats"]) == 2 * 3 * len(aggregate.METRICS)
+    assert len(tables["epoch_stats"]) == 2 * 3 * 7
 
 
 def test_per_seed_time_to_target_and_final_values(tables):
     seeds = tables["seed_summary"].set_index(["optimizer", "seed"])
+    assert (seeds["problem"] == CLS).all() and (seeds["metric"] == "test_acc").all()
+    assert seeds["higher_is_better"].all() and (seeds["target"] == 0.7).all()
+    assert seeds.loc[("A", 1), "final"] == 0.9 and seeds.loc[("A", 2), "final"] == 0.7
+    assert seeds.loc[("A", 2), "best"] == 0.8 and seeds.loc[("A", 2), "best_epoch"] == 2
     assert seeds.loc[("A", 0), "epochs_to_target"] == 2 and seeds.loc[("A", 0), "seconds_to_target"] == 20
     assert seeds.loc[("A", 1), "epochs_to_target"] == 3 and seeds.loc[("A", 1), "seconds_to_target"] == 60
     assert seeds.loc[("A", 2), "epochs_to_target"] == 2
     assert np.isnan(seeds.loc[("B", 0), "epochs_to_target"]) and not seeds.loc[("B", 0), "reached_target"]
-    assert seeds.loc[("A", 0), "lowest_test_loss"] == 0.8 and seeds.loc[("A", 0), "lowest_test_loss_epoch"] == 2
+    assert seeds.loc[("A", 0), "best_test_loss"] == 0.8  # a loss's best is its lowest
     assert seeds.loc[("A", 1), "best_test_acc"] == 0.9 and seeds.loc[("A", 2), "best_test_acc"] == 0.8
     # final = the last epoch's value, not the first's
     assert seeds.loc[("A", 0), "final_train_acc"] == pytest.approx(0.85)
@@ -123,6 +167,8 @@ def test_optimizer_summary(tables):
     a, b = summary.loc["A"], summary.loc["B"]
     assert (a["rank"], b["rank"]) == (1, 2)
     assert a["final_test_acc"] == pytest.approx(0.8) and b["final_test_acc"] == pytest.approx(0.5)
+    assert a["final"] == a["final_test_acc"] and a["final_ci_low"] == a["final_test_acc_ci_low"]
+    assert (a["metric"], a["higher_is_better"], a["target"], a["problem"]) == ("test_acc", True, 0.7, CLS)
     assert a["final_test_acc_std"] == pytest.approx(0.1) and a["final_test_acc_n"] == 3
     assert a["final_test_acc"] - a["final_test_acc_ci_low"] == pytest.approx(T_975_2 * 0.1 / math.sqrt(3))
     assert a["epochs_to_target"] == pytest.approx(7 / 3) and a["seconds_to_target"] == pytest.approx(100 / 3)
@@ -144,9 +190,9 @@ def test_tables_are_written_as_csv_and_parquet(tables, tmp_path):
 
 
 def test_single_seed_has_no_interval():
-    long = pd.DataFrame({"dataset": "d", "model": "m", "optimizer": "A", "seed": 0, "epoch": 1,
-                         "metric": "test_acc", "value": [0.5]})
-    row = aggregate.epoch_stats(long).iloc[0]
+    long = pd.DataFrame({"problem": CLS, "optimizer": "A", "seed": 0, "epoch": 1, "metric": "test_acc",
+                         "value": [0.5]})
+    row = aggregate.epoch_stats(long, aggregate.problem_metrics({"problems": {CLS: plan_problem(CLS)}})).iloc[0]
     assert row["mean"] == 0.5 and np.isnan(row["std"]) and np.isnan(row["ci_low"])
 
 
@@ -172,6 +218,7 @@ def test_a_diverged_seed_counts_against_its_optimizer_and_the_tables_agree(tmp_p
     assert seeds.loc[2, "diverged_epoch"] == 3 and seeds.loc[2, "final_test_loss"] == math.inf
     # it reached 0.7 at epoch 2, before diverging, but a diverged run never reaches the target
     assert not bool(seeds.loc[2, "reached_target"]) and a["runs_reaching_target"] == 2
+    assert seeds.loc[2, "final"] == 0.0 and seeds.loc[2, "best"] == 0.8  # its best epoch came before
 
 
 def test_an_optimizer_that_diverged_early_is_extended_to_its_planned_epochs_and_ranked_last(tmp_path):
@@ -183,10 +230,8 @@ def test_an_optimizer_that_diverged_early_is_extended_to_its_planned_epochs_and_
     assert summary.loc["Boom", "final_test_acc"] == 0 and summary.loc["Boom", "divergences"] == 2
     boom = tables["epochs_long"].query("optimizer == 'Boom' and metric == 'test_acc'")
     assert sorted(boom["epoch"].unique()) == [1, 2, 3] and boom["scored"].all() and (boom["value"] == 0).all()
-    from optimbench import report
-    text = report.training_conclusion(tables["optimizer_summary"].reset_index(drop=True), tables["article_claims"])
-    assert "Highest mean final test accuracy: **SGD**" in text and "Lowest: **Boom** (0.0000)" in text
-    assert "Boom (2 of 2)" in text
+    loss = tables["epochs_long"].query("optimizer == 'Boom' and metric == 'train_loss'")
+    assert len(loss) == 6 and (loss["value"] == math.inf).all()
 
 
 # ---------------------------------------------------------------- the article's claims
@@ -205,7 +250,7 @@ def article_seeds(noise=0.001, **changes):
             train, test, loss, lowest = values
             rows.append({"optimizer": name, "seed": seed, "final_train_acc": train + offset,
                          "final_test_acc": test + offset, "final_test_loss": loss + offset,
-                         "lowest_test_loss": lowest + offset / 2})
+                         "best_test_loss": lowest + offset / 2})
     return pd.DataFrame(rows)
 
 
@@ -311,7 +356,7 @@ def test_descent_reproduction_pivots_the_article_runs():
 # ---------------------------------------------------------------- cost
 def test_cost_is_job_seconds_times_the_gpu_share_per_optimizer_and_in_all(tables):
     cost = tables["cost"].set_index("optimizer")
-    assert list(cost.index) == ["A", "B", "all"]
+    assert list(cost.index) == ["A", "B", "all"] and (cost["problem"] == CLS).all()
     # No start-up recorded: the job's time beyond its epochs (40 - 3 × 11 = 7 s) stands in, unknown (0) for the
     # resumed run, whose benchmark timed its last attempt only: its epochs count (3 × 20 s + 3 × 1 s).
     assert cost.loc["A", "device_seconds"] == pytest.approx((40 + 63 + 40) * 0.25)
