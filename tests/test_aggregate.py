@@ -234,6 +234,201 @@ def test_an_optimizer_that_diverged_early_is_extended_to_its_planned_epochs_and_
     assert len(loss) == 6 and (loss["value"] == math.inf).all()
 
 
+# ---------------------------------------------------------------- a lower-is-better problem
+NEG_ELBO = {("Adam", 0): [200, 140, 120], ("Adam", 1): [190, 150, 110], ("Adam", 2): [210, 125, 130],
+            ("SGD", 0): [300, 250, 200], ("SGD", 1): [310, 240, 190], ("SGD", 2): [290, 260, 210],
+            ("Far", 0): [100, 50, 5], ("Far", 1): [400, 300, 295], ("Boom", 1): [220, 180, 160]}
+
+
+@pytest.fixture
+def vae_tables(tmp_path):
+    runs = [write_vae_run(tmp_path, o, s, values) for (o, s), values in NEG_ELBO.items()]
+    runs.append(write_vae_run(tmp_path, "Boom", 0, [140, 130, 120], diverged_epoch=2))  # met 150, then diverged
+    plan = plan_of(runs, problems={VAE: plan_problem(VAE, target=150.0)})
+    return aggregate.aggregate_train(plan, tmp_path / "tables")
+
+
+def test_a_lower_is_better_metric_reaches_its_target_from_above_and_its_best_is_its_lowest(vae_tables):
+    seeds = vae_tables["seed_summary"].set_index(["optimizer", "seed"])
+    assert (seeds["metric"] == "test_neg_elbo").all() and not seeds["higher_is_better"].any()
+    assert seeds.loc[("Adam", 0), "epochs_to_target"] == 2 and seeds.loc[("Adam", 0), "seconds_to_target"] == 20
+    assert seeds.loc[("Adam", 1), "epochs_to_target"] == 2  # 150 meets a target of 150
+    assert seeds.loc[("Far", 0), "epochs_to_target"] == 1 and seeds.loc[("Far", 0), "seconds_to_target"] == 10
+    assert not seeds.loc[("SGD", 0), "reached_target"] and not seeds.loc[("Far", 1), "reached_target"]
+    assert (seeds.loc[("Adam", 2), "best"], seeds.loc[("Adam", 2), "best_epoch"]) == (125, 2)
+    assert seeds.loc[("Adam", 2), "final"] == 130 and seeds.loc[("Adam", 2), "final_test_kl"] == pytest.approx(13)
+    assert seeds.loc[("Adam", 2), "best_train_neg_elbo"] == 120 and seeds.loc[("Adam", 2), "final_train_recon"] == 112.5
+    summary = vae_tables["optimizer_summary"].set_index("optimizer")
+    reaching = summary["runs_reaching_target"].to_dict()
+    assert reaching == {"Adam": 3, "Far": 1, "SGD": 0, "Boom": 0}  # Boom's seed 0 met it, then diverged
+    assert summary.loc["Adam", "best"] == pytest.approx((120 + 110 + 125) / 3)
+
+
+def test_a_diverged_vae_run_scores_infinite_negative_elbo_in_every_table(vae_tables):
+    seeds = vae_tables["seed_summary"].set_index(["optimizer", "seed"])
+    boom = seeds.loc[("Boom", 0)]
+    assert boom["final"] == math.inf and boom["diverged_epoch"] == 2 and boom["epochs"] == 3
+    for column in ("test_neg_elbo", "test_recon", "test_kl", "train_neg_elbo", "train_recon", "train_kl"):
+        assert boom[f"final_{column}"] == math.inf, column
+    assert (boom["best"], boom["best_epoch"]) == (140, 1)  # before it diverged
+    long = vae_tables["epochs_long"].query("optimizer == 'Boom' and seed == 0 and metric == 'test_neg_elbo'")
+    assert long["value"].tolist() == [140, math.inf, math.inf] and long["scored"].tolist() == [False, True, True]
+    summary = vae_tables["optimizer_summary"].set_index("optimizer")
+    assert summary.loc["Boom", "final"] == math.inf and summary.loc["Boom", "divergences"] == 1
+    assert (summary.loc["Boom", "final_ci_low"], summary.loc["Boom", "final_ci_high"]) == (math.inf, math.inf)
+
+
+def test_a_lower_is_better_problem_ranks_and_separates_lowest_first(vae_tables):
+    summary = vae_tables["optimizer_summary"]
+    # means: Adam 120, Far 150, SGD 200, Boom ∞ (a diverged seed)
+    assert summary["optimizer"].tolist() == ["Adam", "Far", "SGD", "Boom"] and summary["rank"].tolist() == [1, 2, 3, 4]
+    summary = summary.set_index("optimizer")
+    assert summary.loc["Adam", "final"] == pytest.approx(120) and summary.loc["Adam", "final_std"] == pytest.approx(10)
+    half = T_975_2 * 10 / math.sqrt(3)
+    assert (summary.loc["Adam", "final_ci_low"], summary.loc["Adam", "final_ci_high"]) == (
+        pytest.approx(120 - half), pytest.approx(120 + half))
+    # SGD's seeds (200, 190, 210) against Adam's (120, 110, 130): lower by 80 with t = 9.8; Far's two seeds
+    # (5, 295) spread too far to tell; Boom's worst seed (∞) is worse than every seed of Adam's.
+    p = stats.ttest_ind([-120, -110, -130], [-200, -190, -210], equal_var=False, alternative="greater").pvalue
+    assert p < 0.001
+    assert summary["separated_from_best"].to_dict() == {"Adam": False, "Far": False, "SGD": True, "Boom": True}
+    assert (summary["metric"] == "test_neg_elbo").all() and (summary["target"] == 150).all()
+
+
+def test_a_lower_is_better_interval_is_clipped_to_its_metrics_range_not_to_0_1(vae_tables):
+    far = vae_tables["optimizer_summary"].set_index("optimizer").loc["Far"]
+    std = np.std([5, 295], ddof=1)
+    assert far["final"] == 150 and far["final_ci_low"] == 0.0  # 150 - 12.7 × 205 / √2 < 0: clipped at 0
+    assert far["final_ci_high"] == pytest.approx(150 + T_975_1 * std / math.sqrt(2))  # > 1: a nats range
+    assert far["final_test_recon_ci_low"] == 0.0 and far["final_test_recon_ci_high"] > 1000
+    stats_ = vae_tables["epoch_stats"].set_index(["optimizer", "epoch", "metric"])
+    assert stats_.loc[("Far", 3, "test_neg_elbo"), "ci_low"] == 0.0
+    assert stats_.loc[("Far", 3, "test_neg_elbo"), "ci_high"] == pytest.approx(far["final_ci_high"])
+
+
+def test_a_problem_outside_the_article_gets_no_claims_and_the_problems_table_lists_it(vae_tables):
+    claims = vae_tables["article_claims"]
+    assert claims.empty and list(claims.columns) == ["problem", "claim", "compared", "measured", "verdict"]
+    problems = vae_tables["problems"]
+    assert problems.to_dict("records") == [{
+        "problem": VAE, "dataset": "mnist", "data_source": None, "model": "vae", "kind": "vae",
+        "primary": "test_neg_elbo", "higher_is_better": False, "target": 150.0, "title": VAE, "runs": 10}]
+
+
+# ---------------------------------------------------------------- across problems
+def test_two_problems_give_the_performance_tables_computed_by_hand(tmp_path):
+    runs = [write_run(tmp_path, "A", 0, [0.5, 0.7, 0.8], seconds=10.0),    # target 0.7 at epoch 2: 20 s
+            write_run(tmp_path, "A", 1, [0.6, 0.75, 0.9], seconds=10.0),   # epoch 2: 20 s
+            write_run(tmp_path, "B", 0, [0.3, 0.5, 0.72], seconds=10.0),   # epoch 3: 30 s
+            write_run(tmp_path, "B", 1, [0.3, 0.4, 0.5], seconds=10.0),    # never
+            write_vae_run(tmp_path, "A", 0, [200, 140, 120]),              # target 150 at epoch 2: 20 s
+            write_vae_run(tmp_path, "A", 1, [190, 160, 130]),              # epoch 3: 30 s
+            write_vae_run(tmp_path, "B", 0, [170, 145, 100], seconds=5.0),  # epoch 2: 10 s
+            write_vae_run(tmp_path, "B", 1, [180, 150, 110], seconds=5.0)]  # epoch 2: 10 s
+    problems = {CLS: plan_problem(CLS, target=0.7), VAE: plan_problem(VAE, target=150.0)}
+    tables = aggregate.aggregate_train(plan_of(runs, problems=problems), tmp_path / "tables")
+    ratios = tables["performance_ratios"].set_index(["measure", "problem", "optimizer"])
+    # median cost per problem × optimizer, ratio to the problem's best (∞: at least half the seeds failed)
+    expected = {("time", CLS, "A"): (20, 1), ("time", CLS, "B"): (math.inf, math.inf),
+                ("time", VAE, "A"): (25, 2.5), ("time", VAE, "B"): (10, 1),
+                ("epochs", CLS, "A"): (2, 1), ("epochs", CLS, "B"): (math.inf, math.inf),
+                ("epochs", VAE, "A"): (2.5, 1.25), ("epochs", VAE, "B"): (2, 1),
+                ("metric", CLS, "A"): (0.85, 1), ("metric", CLS, "B"): (0.61, 0.85 / 0.61),  # best / value
+                ("metric", VAE, "A"): (125, 125 / 105), ("metric", VAE, "B"): (105, 1)}  # value / best
+    assert len(ratios) == len(expected)
+    for key, (cost, ratio) in expected.items():
+        assert (ratios.loc[key, "cost"], ratios.loc[key, "ratio"]) == (pytest.approx(cost), pytest.approx(ratio)), key
+    assert list(tables["performance_ratios"].columns[:3]) == ["measure", "problem", "optimizer"]
+    profile = tables["performance_profile"].query("measure == 'time'").set_index(["optimizer", "tau"])["fraction"]
+    assert profile.to_dict() == {("A", 1.0): 0.5, ("A", 2.5): 1.0, ("A", 4.0): 1.0,
+                                 ("B", 1.0): 0.5, ("B", 2.5): 0.5, ("B", 4.0): 0.5}
+    # AlgoPerf's score: each problem with r ≤ 4 adds (4 - r) / 3 / 2 problems
+    score = tables["profile_score"].set_index(["measure", "optimizer"])["score"]
+    assert score[("time", "A")] == pytest.approx(3 / 6 + 1.5 / 6) and score[("time", "B")] == pytest.approx(0.5)
+    assert score[("epochs", "A")] == pytest.approx(3 / 6 + 2.75 / 6) and score[("epochs", "B")] == pytest.approx(0.5)
+    assert score[("metric", "A")] == pytest.approx(3 / 6 + (4 - 125 / 105) / 6)
+    assert score[("metric", "B")] == pytest.approx((4 - 0.85 / 0.61) / 6 + 3 / 6)
+    ranks = tables["problem_ranks"].set_index(["problem", "optimizer"])
+    assert ranks.loc[(CLS, "A"), "rank"] == 1 and ranks.loc[(VAE, "B"), "rank"] == 1  # each in its direction
+    assert ranks.loc[(CLS, "B"), "failures"] == 1 and ranks.loc[(VAE, "A"), "failures"] == 0
+    assert ranks.loc[(VAE, "A"), "mean"] == 125 and ranks.loc[(CLS, "B"), "mean"] == pytest.approx(0.61)
+    summary = tables["rank_summary"].set_index("optimizer")
+    assert summary["mean_rank"].to_dict() == {"A": 1.5, "B": 1.5} and summary["first"].to_dict() == {"A": 1, "B": 1}
+    ranked = tables["optimizer_summary"].set_index(["problem", "optimizer"])["rank"]
+    assert ranked.to_dict() == {(CLS, "A"): 1, (CLS, "B"): 2, (VAE, "B"): 1, (VAE, "A"): 2}
+    assert tables["problems"]["runs"].tolist() == [4, 4]
+
+
+# ---------------------------------------------------------------- the tuned comparison, per problem
+def write_trial(root, problem, optimizer, trial, lr, columns, diverged=False):
+    folder = root / problem / optimizer / f"trial{trial}"
+    folder.mkdir(parents=True)
+    pd.DataFrame({"epoch": [1, 2], **columns, "diverged": [False, diverged]}).to_csv(folder / "metrics.csv", index=False)
+    return {"problem": problem, "optimizer": optimizer, "trial": trial, "setting": {"lr": lr}, "dir": str(folder)}
+
+
+def test_the_tuned_tables_select_rank_and_compare_per_problem(tmp_path):
+    from optimbench import tune
+
+    def runs(root, cls, vae):
+        return ([write_run(root, o, s, acc, seconds=10.0) for (o, s), acc in cls.items()]
+                + [write_vae_run(root, o, s, v) for (o, s), v in vae.items()])
+
+    default = runs(tmp_path / "default", {("A", 0): [0.5, 0.6, 0.7], ("A", 1): [0.5, 0.6, 0.72],
+                                          ("B", 0): [0.5, 0.7, 0.8], ("B", 1): [0.5, 0.7, 0.82]},
+                   {("A", 0): [300, 250, 200], ("A", 1): [300, 250, 210], ("B", 0): [300, 200, 150],
+                    ("B", 1): [300, 200, 160]})
+    finals = runs(tmp_path / "tuned", {("A", 0): [0.6, 0.8, 0.9], ("A", 1): [0.6, 0.8, 0.88],
+                                       ("B", 0): [0.5, 0.6, 0.7], ("B", 1): [0.5, 0.6, 0.72]},
+                  {("A", 0): [200, 150, 130], ("A", 1): [200, 150, 140], ("B", 0): [200, 180, 160],
+                   ("B", 1): [200, 180, 170]})
+    root = tmp_path / "trials"
+    acc = {"val_loss": [1.0, 1.0]}
+    elbo = {"val_recon": [1.0, 1.0], "val_kl": [1.0, 1.0]}
+    trials = [write_trial(root, CLS, "A", 0, 0.1, {**acc, "val_acc": [0.5, 0.6]}),
+              write_trial(root, CLS, "A", 1, 0.01, {**acc, "val_acc": [0.5, 0.7]}),
+              write_trial(root, CLS, "B", 0, 0.1, {**acc, "val_acc": [0.4, 0.8]}),
+              write_trial(root, CLS, "B", 1, 0.01, {**acc, "val_acc": [0.3, 0.5]}),
+              write_trial(root, VAE, "A", 0, 0.1, {**elbo, "val_neg_elbo": [300, 250]}),
+              write_trial(root, VAE, "A", 1, 0.01, {**elbo, "val_neg_elbo": [240, 260]}),
+              write_trial(root, VAE, "B", 0, 0.1, {**elbo, "val_neg_elbo": [300, np.nan]}, diverged=True),
+              write_trial(root, VAE, "B", 1, 0.01, {**elbo, "val_neg_elbo": [280, 270]})]
+    problems = {CLS: plan_problem(CLS, target=0.7), VAE: plan_problem(VAE, target=150.0)}
+    selections = {p: {o: str(tmp_path / f"{p}-{o}.json") for o in "AB"} for p in problems}
+    plan = plan_of(default, problems=problems)
+    plan["tune"] = {"select_by": "final_val", "trials": trials, "spaces": {o: {"lr": {"low": 0.01, "high": 0.1}} for o in "AB"},
+                    "selections": selections, "finals": finals}
+    aggregate.aggregate_train(plan, tmp_path / "tables")
+    for problem, paths in selections.items():
+        for optimizer, path in paths.items():
+            tune.write_selection(plan, optimizer, path, problem)
+    tables = aggregate.aggregate_tune(plan, tmp_path / "tables")
+    chosen = tables["tune_selection"].set_index(["problem", "optimizer"])["trial"].to_dict()
+    assert chosen == {(CLS, "A"): 1, (CLS, "B"): 0, (VAE, "A"): 0, (VAE, "B"): 1}  # VAE: the lowest finished
+    selected = tables["tune_trials"].query("selected")
+    assert set(zip(selected["problem"], selected["optimizer"], selected["trial"])) == {(p, o, t) for (p, o), t in chosen.items()}
+    curves = tables["budget_curves"].set_index(["problem", "optimizer", "k"])
+    assert curves.loc[(VAE, "B", 1), "expected_best"] == math.inf and curves.loc[(VAE, "B", 2), "expected_best"] == 270
+    assert curves.loc[(VAE, "A", 1), "expected_best"] == 255 and curves.loc[(VAE, "A", 1), "rank"] == 1
+    assert curves.loc[(CLS, "B", 2), "expected_best"] == 0.8 and curves.loc[(CLS, "B", 2), "rank"] == 1
+    tuned = tables["tuned_optimizer_summary"].set_index(["problem", "optimizer"])
+    assert tuned["rank"].to_dict() == {(CLS, "A"): 1, (CLS, "B"): 2, (VAE, "A"): 1, (VAE, "B"): 2}
+    assert tuned.loc[(VAE, "A"), "final"] == 135 and tuned.loc[(CLS, "A"), "final"] == pytest.approx(0.89)
+    ranking = tables["rankings"].set_index(["problem", "optimizer"])
+    assert ranking.loc[(VAE, "A"), ["rank_default", "rank_tuned"]].tolist() == [2, 1]
+    assert ranking.loc[(VAE, "A"), ["final_default", "final_tuned"]].tolist() == [205, 135]
+    assert ranking.loc[(CLS, "B"), ["rank_default", "rank_tuned"]].tolist() == [1, 2]
+    assert ranking.loc[(CLS, "B"), "metric"] == "test_acc" and ranking.loc[(VAE, "B"), "metric"] == "test_neg_elbo"
+    claims = tables["tuned_claims"]
+    assert (claims["problem"] == CLS).all() and (claims["verdict"] == "not tested").all() and len(claims) == 5
+    runs = tables["tuned_runs"].set_index(["problem", "optimizer", "seed"])
+    # the planned spec of each final has its own problem's selection applied: VAE's B took trial 1 (lr 0.01)
+    # (these hand-made run.json files record no selected_trial, so that key differs too)
+    assert runs.loc[(VAE, "A", 0), "differences"] == "selected_trial: None recorded, 0 in the config"
+    assert runs.loc[(VAE, "B", 0), "differences"] == ("optimizer.kwargs.lr: 0.1 recorded, 0.01 in the config; "
+                                                      "selected_trial: None recorded, 1 in the config")
+
+
 # ---------------------------------------------------------------- the article's claims
 NAMES = ["Adamax", "SGD", "Adam", "AdamW", "Adagrad", "Adadelta", "ASGD"]
 ARTICLE = {  # final train acc, final test acc, final test loss, lowest test loss: as the article reports
@@ -313,6 +508,23 @@ def test_claims_with_missing_optimizers_say_so():
     claims = aggregate.claims_table(article_seeds().query("optimizer != 'Adamax'"))
     assert claims["verdict"].tolist() == ["not tested", "not tested", "not tested", "holds", "holds"]
     assert "not tested: Adamax not in this study" in claims["measured"][0]
+
+
+def test_claims_are_judged_only_on_resnet18_classification_problems_each_on_its_own_seeds():
+    contradicting = {"Adamax": (0.5, 0.5, 0.5, 0.5), "Adagrad": (0.7, 0.95, 1.0, 1.0)}
+    seeds = pd.concat([article_seeds().assign(problem=CLS),
+                       article_seeds(**contradicting).assign(problem="cifar10-resnet18"),
+                       article_seeds().assign(problem="cifar100-vgg16"),  # classification, not a ResNet18
+                       article_seeds().assign(problem="digits-capsnet")])  # a capsule network
+    settings = {"problems": {name: plan_problem(name) for name in (
+        "cifar100-vgg16", CLS, "digits-capsnet", "cifar10-resnet18")}}
+    settings["problems"]["cifar10-resnet18"]["model"] = "resnet18_article"  # the article's own ResNet18
+    assert aggregate.article_problems(settings) == [CLS, "cifar10-resnet18"]
+    claims = aggregate.article_claims(seeds, settings)
+    assert list(claims.columns) == ["problem", "claim", "compared", "measured", "verdict"]
+    assert claims["problem"].tolist() == [CLS] * 5 + ["cifar10-resnet18"] * 5
+    assert claims["verdict"].tolist()[:5] == ["holds"] * 5
+    assert claims["verdict"].tolist()[5:] == ["contradicted", "contradicted", "contradicted", "holds", "contradicted"]
 
 
 def test_welch_matches_scipy_and_handles_degenerate_seeds():
