@@ -315,6 +315,20 @@ def test_a_problem_outside_the_article_gets_no_claims_and_the_problems_table_lis
         "primary": "test_neg_elbo", "higher_is_better": False, "target": 150.0, "title": VAE, "runs": 10}]
 
 
+def test_separation_from_the_best_compares_seeds_of_the_same_problem_only():
+    finals = {(CLS, "A"): [0.90, 0.91, 0.92], (CLS, "B"): [0.50, 0.51, 0.52],
+              (VAE, "A"): [100.0, 101.0, 102.0], (VAE, "B"): [100.5, 101.5, 99.0]}
+    seeds = pd.DataFrame([{"problem": p, "optimizer": o, "seed": s, "final": v, "best": v, "diverged": False,
+                           "reached_target": True, "epochs_to_target": 1, "seconds_to_target": 1.0,
+                           "mean_epoch_seconds": 1.0} for (p, o), values in finals.items() for s, v in enumerate(values)])
+    problems = aggregate.problem_metrics({"problems": {CLS: plan_problem(CLS), VAE: plan_problem(VAE)}})
+    summary = aggregate.optimizer_summary(seeds, problems).set_index(["problem", "optimizer"])
+    assert summary["rank"].to_dict() == {(CLS, "A"): 1, (CLS, "B"): 2, (VAE, "B"): 1, (VAE, "A"): 2}
+    # CLS: B's 0.51 ± 0.01 is 0.4 below A's; VAE: A's 101 and B's 100.3 overlap (Welch p = 0.26)
+    assert summary["separated_from_best"].to_dict() == {(CLS, "A"): False, (CLS, "B"): True,
+                                                        (VAE, "B"): False, (VAE, "A"): False}
+
+
 # ---------------------------------------------------------------- across problems
 def test_two_problems_give_the_performance_tables_computed_by_hand(tmp_path):
     runs = [write_run(tmp_path, "A", 0, [0.5, 0.7, 0.8], seconds=10.0),    # target 0.7 at epoch 2: 20 s
