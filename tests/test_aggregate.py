@@ -320,7 +320,8 @@ def test_separation_from_the_best_compares_seeds_of_the_same_problem_only():
               (VAE, "A"): [100.0, 101.0, 102.0], (VAE, "B"): [100.5, 101.5, 99.0]}
     seeds = pd.DataFrame([{"problem": p, "optimizer": o, "seed": s, "final": v, "best": v, "diverged": False,
                            "reached_target": True, "epochs_to_target": 1, "seconds_to_target": 1.0,
-                           "mean_epoch_seconds": 1.0} for (p, o), values in finals.items() for s, v in enumerate(values)])
+                           "mean_epoch_seconds": 1.0}
+                          for (p, o), values in finals.items() for s, v in enumerate(values)])
     problems = aggregate.problem_metrics({"problems": {CLS: plan_problem(CLS), VAE: plan_problem(VAE)}})
     summary = aggregate.optimizer_summary(seeds, problems).set_index(["problem", "optimizer"])
     assert summary["rank"].to_dict() == {(CLS, "A"): 1, (CLS, "B"): 2, (VAE, "B"): 1, (VAE, "A"): 2}
@@ -377,7 +378,8 @@ def test_two_problems_give_the_performance_tables_computed_by_hand(tmp_path):
 def write_trial(root, problem, optimizer, trial, lr, columns, diverged=False):
     folder = root / problem / optimizer / f"trial{trial}"
     folder.mkdir(parents=True)
-    pd.DataFrame({"epoch": [1, 2], **columns, "diverged": [False, diverged]}).to_csv(folder / "metrics.csv", index=False)
+    frame = pd.DataFrame({"epoch": [1, 2], **columns, "diverged": [False, diverged]})
+    frame.to_csv(folder / "metrics.csv", index=False)
     return {"problem": problem, "optimizer": optimizer, "trial": trial, "setting": {"lr": lr}, "dir": str(folder)}
 
 
@@ -410,8 +412,8 @@ def test_the_tuned_tables_select_rank_and_compare_per_problem(tmp_path):
     problems = {CLS: plan_problem(CLS, target=0.7), VAE: plan_problem(VAE, target=150.0)}
     selections = {p: {o: str(tmp_path / f"{p}-{o}.json") for o in "AB"} for p in problems}
     plan = plan_of(default, problems=problems)
-    plan["tune"] = {"select_by": "final_val", "trials": trials, "spaces": {o: {"lr": {"low": 0.01, "high": 0.1}} for o in "AB"},
-                    "selections": selections, "finals": finals}
+    plan["tune"] = {"select_by": "final_val", "trials": trials, "selections": selections, "finals": finals,
+                    "spaces": {o: {"lr": {"low": 0.01, "high": 0.1}} for o in "AB"}}
     aggregate.aggregate_train(plan, tmp_path / "tables")
     for problem, paths in selections.items():
         for optimizer, path in paths.items():
@@ -420,7 +422,8 @@ def test_the_tuned_tables_select_rank_and_compare_per_problem(tmp_path):
     chosen = tables["tune_selection"].set_index(["problem", "optimizer"])["trial"].to_dict()
     assert chosen == {(CLS, "A"): 1, (CLS, "B"): 0, (VAE, "A"): 0, (VAE, "B"): 1}  # VAE: the lowest finished
     selected = tables["tune_trials"].query("selected")
-    assert set(zip(selected["problem"], selected["optimizer"], selected["trial"])) == {(p, o, t) for (p, o), t in chosen.items()}
+    picked = set(zip(selected["problem"], selected["optimizer"], selected["trial"]))
+    assert picked == {(p, o, t) for (p, o), t in chosen.items()}
     curves = tables["budget_curves"].set_index(["problem", "optimizer", "k"])
     assert curves.loc[(VAE, "B", 1), "expected_best"] == math.inf and curves.loc[(VAE, "B", 2), "expected_best"] == 270
     assert curves.loc[(VAE, "A", 1), "expected_best"] == 255 and curves.loc[(VAE, "A", 1), "rank"] == 1

@@ -475,7 +475,8 @@ def performance_tables(seeds: pd.DataFrame, problems: dict[str, ProblemMetrics],
     for measure, (column, kind) in PERFORMANCE_MEASURES.items():
         ratio = performance.performance_ratios(performance_seeds(seeds, column), primary, kind)
         ratios.append(ratio.assign(measure=measure))
-        profiles.append(performance.performance_profile(ratio).rename(columns={"rho": "fraction"}).assign(measure=measure))
+        profile = performance.performance_profile(ratio).rename(columns={"rho": "fraction"})
+        profiles.append(profile.assign(measure=measure))
         scores.append(performance.profile_score(ratio).assign(measure=measure))
     ranks = performance.rank_table(performance_seeds(seeds), primary, confidence)
 

@@ -251,8 +251,9 @@ def budget_curves(trials: pd.DataFrame, criterion: str, problems: dict) -> pd.Da
 def trials_table(plan: dict, problem: str | None = None, optimizer: str | None = None) -> pd.DataFrame:
     """The trials of a plan (optimbench.study.read_plan), all or one problem's / optimizer's, one row each:
     problem, optimizer, trial, the setting's factors, score by the plan's criterion (criterion_metric),
-    diverged, epochs, val_metric (the primary on validation), final_val and best_val (its last and best
-    epoch's value), and final_{col} for every validation metric of the problem.
+    diverged, epochs, val_metric (the primary metric on validation), final_val and best_val (its last and
+    best epoch's value; like score, NaN when the trial diverged), and final_{col} for every validation
+    metric of the problem (the last epoch's, as recorded).
 
     Raises:
         ValueError: the plan's criterion does not apply to a trial's problem (criterion_metric).
@@ -262,17 +263,15 @@ def trials_table(plan: dict, problem: str | None = None, optimizer: str | None =
     criterion, problems = plan["tune"]["select_by"], problem_metrics(plan["settings"])
     rows = []
     for trial in plan["tune"]["trials"]:
-        if (problem is not None and trial["problem"] != problem) or (optimizer is not None and trial["optimizer"] != optimizer):
+        if (problem or trial["problem"], optimizer or trial["optimizer"]) != (trial["problem"], trial["optimizer"]):
             continue
         info = problems[trial["problem"]]
         metrics = pd.read_csv(Path(trial["dir"]) / "metrics.csv")
-        val = info.metrics[validation_primary(info)] if validation_primary(info) in info.metrics else None
-        values = metrics[val.name] if val is not None and val.name in metrics else pd.Series([np.nan])
         rows.append({"problem": trial["problem"], "optimizer": trial["optimizer"], "trial": trial["trial"],
                      **trial["setting"], "score": trial_score(metrics, criterion, info),
                      "diverged": bool(metrics["diverged"].astype(bool).any()), "epochs": len(metrics),
-                     "val_metric": val.name if val is not None else None, "final_val": float(values.iloc[-1]),
-                     "best_val": float(values.max() if val is None or val.higher_is_better else values.min()),
+                     "val_metric": validation_primary(info), "final_val": trial_score(metrics, "final_val", info),
+                     "best_val": trial_score(metrics, "best_val", info),
                      **{f"final_{c}": metrics[c].iloc[-1] for c in info.columns(("val",)) if c in metrics}})
     return pd.DataFrame(rows)
 
