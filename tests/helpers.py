@@ -43,3 +43,17 @@ def job_counts(output: str) -> dict[str, int]:
     table = output.split("Job stats:")[1]
     rows = re.findall(r"^(\w+)\s+(\d+)$", table, flags=re.M)
     return {rule: int(count) for rule, count in rows}
+
+
+def plan_problem(name: str, **overrides) -> dict:
+    """A problem's entry of plan settings["problems"] (as issue 19's contract gives it), built from the
+    registry: every {split}_{metric} of train, val and test with its direction and range; `overrides`
+    replace keys (target, model, ...)."""
+    from optimbench.problems import get
+
+    problem = get(name)
+    metrics = [{"name": f"{split}_{m.name}", "higher_is_better": m.higher_is_better, "low": m.low, "high": m.high}
+               for split in ("train", "val", "test") for m in problem.task.metric_defs]
+    return {"dataset": problem.dataset, "model": problem.model, "kind": problem.kind, "primary": problem.primary,
+            "higher_is_better": problem.primary_metric.higher_is_better, "target": problem.target,
+            "title": name, "metrics": metrics, **overrides}

@@ -1,5 +1,6 @@
 """Aggregation on hand-made runs, checked against values computed by hand: intervals, the divergence
-policy, ranks, the claims' verdicts, the runs as recorded, and cost."""
+policy, ranks in each metric's direction, the claims' verdicts, the cross-problem tables, the runs as
+recorded, cost, and the tuned tables."""
 
 import json
 import math
@@ -7,6 +8,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import plan_problem
 from scipy import stats
 
 from optimbench import aggregate
@@ -15,47 +17,83 @@ T_975_2 = 4.302652729911275  # Student t quantile, 97.5%, 2 degrees of freedom
 T_975_1 = 12.706204736174707  # ... 1 degree of freedom
 TEST_ACC = {("A", 0): [0.5, 0.7, 0.8], ("A", 1): [0.4, 0.6, 0.9], ("A", 2): [0.6, 0.8, 0.7],
             ("B", 0): [0.3, 0.4, 0.5], ("B", 1): [0.2, 0.5, 0.6], ("B", 2): [0.1, 0.3, 0.4]}
+CLS, VAE = "digits-resnet18", "digits-vae"
 SPEC = {"dataset": "toy", "model": "m", "epochs": 3, "batch_size": 64, "width": 8,
         "optimizer": {"class": "SGD", "kwargs": {"lr": 0.1}}}
 
 
-def write_run(root, optimizer, seed, test_acc, diverged_epoch=None, startup=None, device="cuda", spec=None):
-    """A finished run's folder (metrics.csv, run.json, benchmark.tsv); returns its plan entry."""
-    run = root / optimizer / f"seed{seed}"
+def save_run(root, problem, optimizer, seed, frame, startup=None, device="cuda", spec=None):
+    """A finished run's folder (metrics.csv as given, run.json, benchmark.tsv); returns its plan entry."""
+    run = root / problem / optimizer / f"seed{seed}"
     run.mkdir(parents=True)
-    seconds = 20.0 if (optimizer, seed) == ("A", 1) else 10.0
-    epochs = len(test_acc) if diverged_epoch is None else diverged_epoch
-    frame = pd.DataFrame({"epoch": range(1, epochs + 1), "train_loss": [2.0, 1.5, 1.0][:epochs],
-                          "train_acc": [a + 0.05 for a in test_acc][:epochs],
-                          "test_loss": ([1.0, 0.8, 0.9] if (optimizer, seed) == ("A", 0) else [1.2, 1.1, 1.0])[:epochs],
-                          "test_acc": test_acc[:epochs], "lr": 0.1, "epoch_seconds": seconds, "eval_seconds": 1.0,
-                          "samples_per_second": 100.0 / seconds, "diverged": False})
-    if diverged_epoch is not None:  # as the trainer records it: a non-finite loss, no evaluation
-        frame.loc[epochs - 1, ["train_loss", "test_loss", "test_acc", "diverged"]] = [np.nan, np.nan, np.nan, True]
     frame.to_csv(run / "metrics.csv", index=False)
-    spec = {**SPEC, "optimizer_name": optimizer, "seed": seed, **(spec or {})}
+    spec = {**SPEC, "problem": problem, "optimizer_name": optimizer, "seed": seed, **(spec or {})}
     resumed = 2 if (optimizer, seed) == ("A", 1) else None  # its benchmark file timed the last attempt only
     info = {"spec": spec, "device": device, "device_name": "NVIDIA H100" if device == "cuda" else "cpu",
-            "threads": 2, "resumed_after_epoch": resumed, "diverged": diverged_epoch is not None,
+            "threads": 2, "resumed_after_epoch": resumed, "diverged": bool(frame["diverged"].any()),
             "versions": {"torch": "2.14.1", "python": "3.11"}, "train_images": 300, "test_images": 100}
     if startup is not None:
         info["startup_seconds"] = startup
     (run / "run.json").write_text(json.dumps(info))
     (run / "benchmark.tsv").write_text("s\th:m:s\tmax_rss\n40.0\t0:00:40\t900.0\n")
-    planned = {**SPEC, "optimizer_name": optimizer, "seed": seed}
-    return {"dataset": "toy", "model": "m", "optimizer": optimizer, "seed": seed, "dir": str(run),
-            "benchmark": str(run / "benchmark.tsv"), "spec": planned}
+    planned = {**SPEC, "problem": problem, "optimizer_name": optimizer, "seed": seed}
+    return {"problem": problem, "dataset": "toy", "model": "m", "optimizer": optimizer, "seed": seed,
+            "dir": str(run), "benchmark": str(run / "benchmark.tsv"), "spec": planned}
 
 
-def plan_of(runs, target=0.7, confidence=0.95, gpu_share=0.25):
-    return {"settings": {"target_accuracy": target, "confidence": confidence, "gpu_share": gpu_share},
-            "train_runs": runs}
+def write_run(root, optimizer, seed, test_acc, diverged_epoch=None, startup=None, device="cuda", spec=None,
+              problem=CLS, seconds=None):
+    """A classification run: test accuracy per epoch as given, train accuracy 0.05 above it."""
+    seconds = seconds or (20.0 if (optimizer, seed) == ("A", 1) else 10.0)
+    epochs = len(test_acc) if diverged_epoch is None else diverged_epoch
+    frame = pd.DataFrame({"epoch": range(1, epochs + 1), "train_loss": [2.0, 1.5, 1.0][:epochs],
+                          "train_acc": [a + 0.05 for a in test_acc][:epochs], "val_loss": np.nan, "val_acc": np.nan,
+                          "test_loss": ([1.0, 0.8, 0.9] if (optimizer, seed) == ("A", 0) else [1.2, 1.1, 1.0])[:epochs],
+                          "test_acc": test_acc[:epochs], "lr": 0.1, "epoch_seconds": seconds, "eval_seconds": 1.0,
+                          "samples_per_second": 100.0 / seconds, "diverged": False})
+    if diverged_epoch is not None:  # as the trainer records it: a non-finite loss, no evaluation
+        frame.loc[epochs - 1, ["train_loss", "test_loss", "test_acc", "diverged"]] = [np.nan, np.nan, np.nan, True]
+    return save_run(root, problem, optimizer, seed, frame, startup, device, spec)
+
+
+def write_vae_run(root, optimizer, seed, neg_elbo, diverged_epoch=None, seconds=10.0, problem=VAE):
+    """A VAE run: test negative ELBO per epoch as given (recon 0.9 of it, KL 0.1), train's 5 nats lower."""
+    epochs = len(neg_elbo) if diverged_epoch is None else diverged_epoch
+    test = np.asarray(neg_elbo[:epochs], dtype=float)
+    frame = pd.DataFrame({"epoch": range(1, epochs + 1), "train_neg_elbo": test - 5, "train_recon": 0.9 * (test - 5),
+                          "train_kl": 0.1 * (test - 5), "val_neg_elbo": np.nan, "val_recon": np.nan, "val_kl": np.nan,
+                          "test_neg_elbo": test, "test_recon": 0.9 * test, "test_kl": 0.1 * test, "lr": 0.1,
+                          "epoch_seconds": seconds, "eval_seconds": 1.0, "samples_per_second": 100.0 / seconds,
+                          "diverged": False})
+    if diverged_epoch is not None:
+        nan = [c for c in frame.columns if c.startswith(("train_", "test_"))]
+        frame.loc[epochs - 1, nan] = np.nan
+        frame.loc[epochs - 1, "diverged"] = True
+    return save_run(root, problem, optimizer, seed, frame)
+
+
+def plan_of(runs, target=0.7, confidence=0.95, gpu_share=0.25, problems=None):
+    problems = problems or {CLS: plan_problem(CLS, target=target)}
+    return {"settings": {"problems": problems, "confidence": confidence, "gpu_share": gpu_share}, "train_runs": runs}
 
 
 @pytest.fixture
 def tables(tmp_path):
     runs = [write_run(tmp_path / "runs", o, s, acc) for (o, s), acc in TEST_ACC.items()]
     return aggregate.aggregate_train(plan_of(runs), tmp_path / "tables")
+
+
+def test_problem_metrics_are_the_plans_metrics_as_registry_metrics():
+    problems = aggregate.problem_metrics({"problems": {VAE: plan_problem(VAE, target=150.0)}})
+    vae = problems[VAE]
+    assert (vae.primary.name, vae.primary.higher_is_better, vae.primary.worst, vae.target) == (
+        "test_neg_elbo", False, math.inf, 150.0)
+    assert vae.columns() == ["train_neg_elbo", "train_recon", "train_kl", "test_neg_elbo", "test_recon", "test_kl"]
+    assert vae.columns(("val",)) == ["val_neg_elbo", "val_recon", "val_kl"]
+    acc = aggregate.problem_metrics({"problems": {CLS: plan_problem(CLS)}})[CLS].metrics["val_acc"]
+    assert (acc.low, acc.high, acc.worst) == (0.0, 1.0, 0.0)
+    with pytest.raises(ValueError, match="primary metric 'test_acc' is not among"):
+        aggregate.problem_metrics({"problems": {VAE: plan_problem(VAE, primary="test_acc")}})
 
 
 # ---------------------------------------------------------------- the one interval
@@ -76,7 +114,7 @@ def test_every_accuracy_interval_in_every_table_lies_in_0_1(tmp_path):
     runs = [write_run(tmp_path, "Adagrad", 0, [0.05, 0.1, 0.1]), write_run(tmp_path, "Adagrad", 1, [0.5, 0.9, 0.95])]
     tables = aggregate.aggregate_train(plan_of(runs), tmp_path / "tables")
     summary = tables["optimizer_summary"]
-    for column in ("final_test_acc", "final_train_acc", "best_test_acc"):
+    for column in ("final", "best", "final_test_acc", "final_train_acc", "best_test_acc"):
         assert summary[f"{column}_ci_low"].between(0, 1).all() and summary[f"{column}_ci_high"].between(0, 1).all()
     assert (summary["final_test_acc_ci_low"].item(), summary["final_test_acc_ci_high"].item()) == (0.0, 1.0)
     acc = tables["epoch_stats"][tables["epoch_stats"]["metric"].isin(["test_acc", "train_acc"])]
@@ -87,8 +125,10 @@ def test_every_accuracy_interval_in_every_table_lies_in_0_1(tmp_path):
 
 def test_long_table_has_one_row_per_run_epoch_metric(tables):
     long = tables["epochs_long"]
-    assert list(long.columns) == ["dataset", "model", "optimizer", "seed", "epoch", "scored", "metric", "value"]
-    assert len(long) == 6 * 3 * len(aggregate.METRICS)
+    assert list(long.columns) == ["problem", "optimizer", "seed", "epoch", "scored", "metric", "value"]
+    metrics = ["train_loss", "train_acc", "test_loss", "test_acc", "lr", "epoch_seconds", "samples_per_second"]
+    assert long["metric"].unique().tolist() == metrics  # the problem's train_ and test_ columns, no val_
+    assert len(long) == 6 * 3 * len(metrics)
     row = long[(long.optimizer == "A") & (long.seed == 1) & (long.epoch == 3) & (long.metric == "test_acc")]
     assert row["value"].item() == 0.9
 
@@ -101,16 +141,20 @@ def test_epoch_stats_mean_std_and_t_interval(tables):
     assert (final["ci_low"], final["ci_high"]) == (pytest.approx(0.8 - half), 1.0)  # 0.8 + half > 1: clipped
     first = stats_.loc[("B", 1, "test_acc")]
     assert first["mean"] == pytest.approx(0.2) and first["std"] == pytest.approx(0.1)
-    assert len(tables["epoch_stats"]) == 2 * 3 * len(aggregate.METRICS)
+    assert len(tables["epoch_stats"]) == 2 * 3 * 7
 
 
 def test_per_seed_time_to_target_and_final_values(tables):
     seeds = tables["seed_summary"].set_index(["optimizer", "seed"])
+    assert (seeds["problem"] == CLS).all() and (seeds["metric"] == "test_acc").all()
+    assert seeds["higher_is_better"].all() and (seeds["target"] == 0.7).all()
+    assert seeds.loc[("A", 1), "final"] == 0.9 and seeds.loc[("A", 2), "final"] == 0.7
+    assert seeds.loc[("A", 2), "best"] == 0.8 and seeds.loc[("A", 2), "best_epoch"] == 2
     assert seeds.loc[("A", 0), "epochs_to_target"] == 2 and seeds.loc[("A", 0), "seconds_to_target"] == 20
     assert seeds.loc[("A", 1), "epochs_to_target"] == 3 and seeds.loc[("A", 1), "seconds_to_target"] == 60
     assert seeds.loc[("A", 2), "epochs_to_target"] == 2
     assert np.isnan(seeds.loc[("B", 0), "epochs_to_target"]) and not seeds.loc[("B", 0), "reached_target"]
-    assert seeds.loc[("A", 0), "lowest_test_loss"] == 0.8 and seeds.loc[("A", 0), "lowest_test_loss_epoch"] == 2
+    assert seeds.loc[("A", 0), "best_test_loss"] == 0.8  # a loss's best is its lowest
     assert seeds.loc[("A", 1), "best_test_acc"] == 0.9 and seeds.loc[("A", 2), "best_test_acc"] == 0.8
     # final = the last epoch's value, not the first's
     assert seeds.loc[("A", 0), "final_train_acc"] == pytest.approx(0.85)
@@ -123,6 +167,8 @@ def test_optimizer_summary(tables):
     a, b = summary.loc["A"], summary.loc["B"]
     assert (a["rank"], b["rank"]) == (1, 2)
     assert a["final_test_acc"] == pytest.approx(0.8) and b["final_test_acc"] == pytest.approx(0.5)
+    assert a["final"] == a["final_test_acc"] and a["final_ci_low"] == a["final_test_acc_ci_low"]
+    assert (a["metric"], a["higher_is_better"], a["target"], a["problem"]) == ("test_acc", True, 0.7, CLS)
     assert a["final_test_acc_std"] == pytest.approx(0.1) and a["final_test_acc_n"] == 3
     assert a["final_test_acc"] - a["final_test_acc_ci_low"] == pytest.approx(T_975_2 * 0.1 / math.sqrt(3))
     assert a["epochs_to_target"] == pytest.approx(7 / 3) and a["seconds_to_target"] == pytest.approx(100 / 3)
@@ -144,9 +190,9 @@ def test_tables_are_written_as_csv_and_parquet(tables, tmp_path):
 
 
 def test_single_seed_has_no_interval():
-    long = pd.DataFrame({"dataset": "d", "model": "m", "optimizer": "A", "seed": 0, "epoch": 1,
-                         "metric": "test_acc", "value": [0.5]})
-    row = aggregate.epoch_stats(long).iloc[0]
+    long = pd.DataFrame({"problem": CLS, "optimizer": "A", "seed": 0, "epoch": 1, "metric": "test_acc",
+                         "value": [0.5]})
+    row = aggregate.epoch_stats(long, aggregate.problem_metrics({"problems": {CLS: plan_problem(CLS)}})).iloc[0]
     assert row["mean"] == 0.5 and np.isnan(row["std"]) and np.isnan(row["ci_low"])
 
 
@@ -172,6 +218,7 @@ def test_a_diverged_seed_counts_against_its_optimizer_and_the_tables_agree(tmp_p
     assert seeds.loc[2, "diverged_epoch"] == 3 and seeds.loc[2, "final_test_loss"] == math.inf
     # it reached 0.7 at epoch 2, before diverging, but a diverged run never reaches the target
     assert not bool(seeds.loc[2, "reached_target"]) and a["runs_reaching_target"] == 2
+    assert seeds.loc[2, "final"] == 0.0 and seeds.loc[2, "best"] == 0.8  # its best epoch came before
 
 
 def test_an_optimizer_that_diverged_early_is_extended_to_its_planned_epochs_and_ranked_last(tmp_path):
@@ -183,10 +230,220 @@ def test_an_optimizer_that_diverged_early_is_extended_to_its_planned_epochs_and_
     assert summary.loc["Boom", "final_test_acc"] == 0 and summary.loc["Boom", "divergences"] == 2
     boom = tables["epochs_long"].query("optimizer == 'Boom' and metric == 'test_acc'")
     assert sorted(boom["epoch"].unique()) == [1, 2, 3] and boom["scored"].all() and (boom["value"] == 0).all()
-    from optimbench import report
-    text = report.training_conclusion(tables["optimizer_summary"].reset_index(drop=True), tables["article_claims"])
-    assert "Highest mean final test accuracy: **SGD**" in text and "Lowest: **Boom** (0.0000)" in text
-    assert "Boom (2 of 2)" in text
+    loss = tables["epochs_long"].query("optimizer == 'Boom' and metric == 'train_loss'")
+    assert len(loss) == 6 and (loss["value"] == math.inf).all()
+
+
+# ---------------------------------------------------------------- a lower-is-better problem
+NEG_ELBO = {("Adam", 0): [200, 140, 120], ("Adam", 1): [190, 150, 110], ("Adam", 2): [210, 125, 130],
+            ("SGD", 0): [300, 250, 200], ("SGD", 1): [310, 240, 190], ("SGD", 2): [290, 260, 210],
+            ("Far", 0): [100, 50, 5], ("Far", 1): [400, 300, 295], ("Boom", 1): [220, 180, 160]}
+
+
+@pytest.fixture
+def vae_tables(tmp_path):
+    runs = [write_vae_run(tmp_path, o, s, values) for (o, s), values in NEG_ELBO.items()]
+    runs.append(write_vae_run(tmp_path, "Boom", 0, [140, 130, 120], diverged_epoch=2))  # met 150, then diverged
+    plan = plan_of(runs, problems={VAE: plan_problem(VAE, target=150.0)})
+    return aggregate.aggregate_train(plan, tmp_path / "tables")
+
+
+def test_a_lower_is_better_metric_reaches_its_target_from_above_and_its_best_is_its_lowest(vae_tables):
+    seeds = vae_tables["seed_summary"].set_index(["optimizer", "seed"])
+    assert (seeds["metric"] == "test_neg_elbo").all() and not seeds["higher_is_better"].any()
+    assert seeds.loc[("Adam", 0), "epochs_to_target"] == 2 and seeds.loc[("Adam", 0), "seconds_to_target"] == 20
+    assert seeds.loc[("Adam", 1), "epochs_to_target"] == 2  # 150 meets a target of 150
+    assert seeds.loc[("Far", 0), "epochs_to_target"] == 1 and seeds.loc[("Far", 0), "seconds_to_target"] == 10
+    assert not seeds.loc[("SGD", 0), "reached_target"] and not seeds.loc[("Far", 1), "reached_target"]
+    assert (seeds.loc[("Adam", 2), "best"], seeds.loc[("Adam", 2), "best_epoch"]) == (125, 2)
+    assert seeds.loc[("Adam", 2), "final"] == 130 and seeds.loc[("Adam", 2), "final_test_kl"] == pytest.approx(13)
+    assert seeds.loc[("Adam", 2), "best_train_neg_elbo"] == 120 and seeds.loc[("Adam", 2), "final_train_recon"] == 112.5
+    summary = vae_tables["optimizer_summary"].set_index("optimizer")
+    reaching = summary["runs_reaching_target"].to_dict()
+    assert reaching == {"Adam": 3, "Far": 1, "SGD": 0, "Boom": 0}  # Boom's seed 0 met it, then diverged
+    assert summary.loc["Adam", "best"] == pytest.approx((120 + 110 + 125) / 3)
+
+
+def test_a_diverged_vae_run_scores_infinite_negative_elbo_in_every_table(vae_tables):
+    seeds = vae_tables["seed_summary"].set_index(["optimizer", "seed"])
+    boom = seeds.loc[("Boom", 0)]
+    assert boom["final"] == math.inf and boom["diverged_epoch"] == 2 and boom["epochs"] == 3
+    for column in ("test_neg_elbo", "test_recon", "test_kl", "train_neg_elbo", "train_recon", "train_kl"):
+        assert boom[f"final_{column}"] == math.inf, column
+    assert (boom["best"], boom["best_epoch"]) == (140, 1)  # before it diverged
+    long = vae_tables["epochs_long"].query("optimizer == 'Boom' and seed == 0 and metric == 'test_neg_elbo'")
+    assert long["value"].tolist() == [140, math.inf, math.inf] and long["scored"].tolist() == [False, True, True]
+    summary = vae_tables["optimizer_summary"].set_index("optimizer")
+    assert summary.loc["Boom", "final"] == math.inf and summary.loc["Boom", "divergences"] == 1
+    assert (summary.loc["Boom", "final_ci_low"], summary.loc["Boom", "final_ci_high"]) == (math.inf, math.inf)
+
+
+def test_a_lower_is_better_problem_ranks_and_separates_lowest_first(vae_tables):
+    summary = vae_tables["optimizer_summary"]
+    # means: Adam 120, Far 150, SGD 200, Boom ∞ (a diverged seed)
+    assert summary["optimizer"].tolist() == ["Adam", "Far", "SGD", "Boom"] and summary["rank"].tolist() == [1, 2, 3, 4]
+    summary = summary.set_index("optimizer")
+    assert summary.loc["Adam", "final"] == pytest.approx(120) and summary.loc["Adam", "final_std"] == pytest.approx(10)
+    half = T_975_2 * 10 / math.sqrt(3)
+    assert (summary.loc["Adam", "final_ci_low"], summary.loc["Adam", "final_ci_high"]) == (
+        pytest.approx(120 - half), pytest.approx(120 + half))
+    # SGD's seeds (200, 190, 210) against Adam's (120, 110, 130): lower by 80 with t = 9.8; Far's two seeds
+    # (5, 295) spread too far to tell; Boom's worst seed (∞) is worse than every seed of Adam's.
+    p = stats.ttest_ind([-120, -110, -130], [-200, -190, -210], equal_var=False, alternative="greater").pvalue
+    assert p < 0.001
+    assert summary["separated_from_best"].to_dict() == {"Adam": False, "Far": False, "SGD": True, "Boom": True}
+    assert (summary["metric"] == "test_neg_elbo").all() and (summary["target"] == 150).all()
+
+
+def test_a_lower_is_better_interval_is_clipped_to_its_metrics_range_not_to_0_1(vae_tables):
+    far = vae_tables["optimizer_summary"].set_index("optimizer").loc["Far"]
+    std = np.std([5, 295], ddof=1)
+    assert far["final"] == 150 and far["final_ci_low"] == 0.0  # 150 - 12.7 × 205 / √2 < 0: clipped at 0
+    assert far["final_ci_high"] == pytest.approx(150 + T_975_1 * std / math.sqrt(2))  # > 1: a nats range
+    assert far["final_test_recon_ci_low"] == 0.0 and far["final_test_recon_ci_high"] > 1000
+    stats_ = vae_tables["epoch_stats"].set_index(["optimizer", "epoch", "metric"])
+    assert stats_.loc[("Far", 3, "test_neg_elbo"), "ci_low"] == 0.0
+    assert stats_.loc[("Far", 3, "test_neg_elbo"), "ci_high"] == pytest.approx(far["final_ci_high"])
+
+
+def test_a_problem_outside_the_article_gets_no_claims_and_the_problems_table_lists_it(vae_tables):
+    claims = vae_tables["article_claims"]
+    assert claims.empty and list(claims.columns) == ["problem", "claim", "compared", "measured", "verdict"]
+    problems = vae_tables["problems"]
+    assert problems.to_dict("records") == [{
+        "problem": VAE, "dataset": "mnist", "data_source": None, "model": "vae", "kind": "vae",
+        "primary": "test_neg_elbo", "higher_is_better": False, "target": 150.0, "title": VAE, "runs": 10}]
+
+
+def test_separation_from_the_best_compares_seeds_of_the_same_problem_only():
+    finals = {(CLS, "A"): [0.90, 0.91, 0.92], (CLS, "B"): [0.50, 0.51, 0.52],
+              (VAE, "A"): [100.0, 101.0, 102.0], (VAE, "B"): [100.5, 101.5, 99.0]}
+    seeds = pd.DataFrame([{"problem": p, "optimizer": o, "seed": s, "final": v, "best": v, "diverged": False,
+                           "reached_target": True, "epochs_to_target": 1, "seconds_to_target": 1.0,
+                           "mean_epoch_seconds": 1.0}
+                          for (p, o), values in finals.items() for s, v in enumerate(values)])
+    problems = aggregate.problem_metrics({"problems": {CLS: plan_problem(CLS), VAE: plan_problem(VAE)}})
+    summary = aggregate.optimizer_summary(seeds, problems).set_index(["problem", "optimizer"])
+    assert summary["rank"].to_dict() == {(CLS, "A"): 1, (CLS, "B"): 2, (VAE, "B"): 1, (VAE, "A"): 2}
+    # CLS: B's 0.51 ± 0.01 is 0.4 below A's; VAE: A's 101 and B's 100.3 overlap (Welch p = 0.26)
+    assert summary["separated_from_best"].to_dict() == {(CLS, "A"): False, (CLS, "B"): True,
+                                                        (VAE, "B"): False, (VAE, "A"): False}
+
+
+# ---------------------------------------------------------------- across problems
+def test_two_problems_give_the_performance_tables_computed_by_hand(tmp_path):
+    runs = [write_run(tmp_path, "A", 0, [0.5, 0.7, 0.8], seconds=10.0),    # target 0.7 at epoch 2: 20 s
+            write_run(tmp_path, "A", 1, [0.6, 0.75, 0.9], seconds=10.0),   # epoch 2: 20 s
+            write_run(tmp_path, "B", 0, [0.3, 0.5, 0.72], seconds=10.0),   # epoch 3: 30 s
+            write_run(tmp_path, "B", 1, [0.3, 0.4, 0.5], seconds=10.0),    # never
+            write_vae_run(tmp_path, "A", 0, [200, 140, 120]),              # target 150 at epoch 2: 20 s
+            write_vae_run(tmp_path, "A", 1, [190, 160, 130]),              # epoch 3: 30 s
+            write_vae_run(tmp_path, "B", 0, [170, 145, 100], seconds=5.0),  # epoch 2: 10 s
+            write_vae_run(tmp_path, "B", 1, [180, 150, 110], seconds=5.0)]  # epoch 2: 10 s
+    problems = {CLS: plan_problem(CLS, target=0.7), VAE: plan_problem(VAE, target=150.0)}
+    tables = aggregate.aggregate_train(plan_of(runs, problems=problems), tmp_path / "tables")
+    ratios = tables["performance_ratios"].set_index(["measure", "problem", "optimizer"])
+    # median cost per problem × optimizer, ratio to the problem's best (∞: at least half the seeds failed)
+    expected = {("time", CLS, "A"): (20, 1), ("time", CLS, "B"): (math.inf, math.inf),
+                ("time", VAE, "A"): (25, 2.5), ("time", VAE, "B"): (10, 1),
+                ("epochs", CLS, "A"): (2, 1), ("epochs", CLS, "B"): (math.inf, math.inf),
+                ("epochs", VAE, "A"): (2.5, 1.25), ("epochs", VAE, "B"): (2, 1),
+                ("metric", CLS, "A"): (0.85, 1), ("metric", CLS, "B"): (0.61, 0.85 / 0.61),  # best / value
+                ("metric", VAE, "A"): (125, 125 / 105), ("metric", VAE, "B"): (105, 1)}  # value / best
+    assert len(ratios) == len(expected)
+    for key, (cost, ratio) in expected.items():
+        assert (ratios.loc[key, "cost"], ratios.loc[key, "ratio"]) == (pytest.approx(cost), pytest.approx(ratio)), key
+    assert list(tables["performance_ratios"].columns[:3]) == ["measure", "problem", "optimizer"]
+    profile = tables["performance_profile"].query("measure == 'time'").set_index(["optimizer", "tau"])["fraction"]
+    assert profile.to_dict() == {("A", 1.0): 0.5, ("A", 2.5): 1.0, ("A", 4.0): 1.0,
+                                 ("B", 1.0): 0.5, ("B", 2.5): 0.5, ("B", 4.0): 0.5}
+    # AlgoPerf's score: each problem with r ≤ 4 adds (4 - r) / 3 / 2 problems
+    score = tables["profile_score"].set_index(["measure", "optimizer"])["score"]
+    assert score[("time", "A")] == pytest.approx(3 / 6 + 1.5 / 6) and score[("time", "B")] == pytest.approx(0.5)
+    assert score[("epochs", "A")] == pytest.approx(3 / 6 + 2.75 / 6) and score[("epochs", "B")] == pytest.approx(0.5)
+    assert score[("metric", "A")] == pytest.approx(3 / 6 + (4 - 125 / 105) / 6)
+    assert score[("metric", "B")] == pytest.approx((4 - 0.85 / 0.61) / 6 + 3 / 6)
+    ranks = tables["problem_ranks"].set_index(["problem", "optimizer"])
+    assert ranks.loc[(CLS, "A"), "rank"] == 1 and ranks.loc[(VAE, "B"), "rank"] == 1  # each in its direction
+    assert ranks.loc[(CLS, "B"), "failures"] == 1 and ranks.loc[(VAE, "A"), "failures"] == 0
+    assert ranks.loc[(VAE, "A"), "mean"] == 125 and ranks.loc[(CLS, "B"), "mean"] == pytest.approx(0.61)
+    summary = tables["rank_summary"].set_index("optimizer")
+    assert summary["mean_rank"].to_dict() == {"A": 1.5, "B": 1.5} and summary["first"].to_dict() == {"A": 1, "B": 1}
+    ranked = tables["optimizer_summary"].set_index(["problem", "optimizer"])["rank"]
+    assert ranked.to_dict() == {(CLS, "A"): 1, (CLS, "B"): 2, (VAE, "B"): 1, (VAE, "A"): 2}
+    assert tables["problems"]["runs"].tolist() == [4, 4]
+
+
+# ---------------------------------------------------------------- the tuned comparison, per problem
+def write_trial(root, problem, optimizer, trial, lr, columns, diverged=False):
+    folder = root / problem / optimizer / f"trial{trial}"
+    folder.mkdir(parents=True)
+    frame = pd.DataFrame({"epoch": [1, 2], **columns, "diverged": [False, diverged]})
+    frame.to_csv(folder / "metrics.csv", index=False)
+    return {"problem": problem, "optimizer": optimizer, "trial": trial, "setting": {"lr": lr}, "dir": str(folder)}
+
+
+def test_the_tuned_tables_select_rank_and_compare_per_problem(tmp_path):
+    from optimbench import tune
+
+    def runs(root, cls, vae):
+        return ([write_run(root, o, s, acc, seconds=10.0) for (o, s), acc in cls.items()]
+                + [write_vae_run(root, o, s, v) for (o, s), v in vae.items()])
+
+    default = runs(tmp_path / "default", {("A", 0): [0.5, 0.6, 0.7], ("A", 1): [0.5, 0.6, 0.72],
+                                          ("B", 0): [0.5, 0.7, 0.8], ("B", 1): [0.5, 0.7, 0.82]},
+                   {("A", 0): [300, 250, 200], ("A", 1): [300, 250, 210], ("B", 0): [300, 200, 150],
+                    ("B", 1): [300, 200, 160]})
+    finals = runs(tmp_path / "tuned", {("A", 0): [0.6, 0.8, 0.9], ("A", 1): [0.6, 0.8, 0.88],
+                                       ("B", 0): [0.5, 0.6, 0.7], ("B", 1): [0.5, 0.6, 0.72]},
+                  {("A", 0): [200, 150, 130], ("A", 1): [200, 150, 140], ("B", 0): [200, 180, 160],
+                   ("B", 1): [200, 180, 170]})
+    root = tmp_path / "trials"
+    acc = {"val_loss": [1.0, 1.0]}
+    elbo = {"val_recon": [1.0, 1.0], "val_kl": [1.0, 1.0]}
+    trials = [write_trial(root, CLS, "A", 0, 0.1, {**acc, "val_acc": [0.5, 0.6]}),
+              write_trial(root, CLS, "A", 1, 0.01, {**acc, "val_acc": [0.5, 0.7]}),
+              write_trial(root, CLS, "B", 0, 0.1, {**acc, "val_acc": [0.4, 0.8]}),
+              write_trial(root, CLS, "B", 1, 0.01, {**acc, "val_acc": [0.3, 0.5]}),
+              write_trial(root, VAE, "A", 0, 0.1, {**elbo, "val_neg_elbo": [300, 250]}),
+              write_trial(root, VAE, "A", 1, 0.01, {**elbo, "val_neg_elbo": [240, 260]}),
+              write_trial(root, VAE, "B", 0, 0.1, {**elbo, "val_neg_elbo": [300, np.nan]}, diverged=True),
+              write_trial(root, VAE, "B", 1, 0.01, {**elbo, "val_neg_elbo": [280, 270]})]
+    problems = {CLS: plan_problem(CLS, target=0.7), VAE: plan_problem(VAE, target=150.0)}
+    selections = {p: {o: str(tmp_path / f"{p}-{o}.json") for o in "AB"} for p in problems}
+    plan = plan_of(default, problems=problems)
+    plan["tune"] = {"select_by": "final_val", "trials": trials, "selections": selections, "finals": finals,
+                    "spaces": {o: {"lr": {"low": 0.01, "high": 0.1}} for o in "AB"}}
+    aggregate.aggregate_train(plan, tmp_path / "tables")
+    for problem, paths in selections.items():
+        for optimizer, path in paths.items():
+            tune.write_selection(plan, optimizer, path, problem)
+    tables = aggregate.aggregate_tune(plan, tmp_path / "tables")
+    chosen = tables["tune_selection"].set_index(["problem", "optimizer"])["trial"].to_dict()
+    assert chosen == {(CLS, "A"): 1, (CLS, "B"): 0, (VAE, "A"): 0, (VAE, "B"): 1}  # VAE: the lowest finished
+    selected = tables["tune_trials"].query("selected")
+    picked = set(zip(selected["problem"], selected["optimizer"], selected["trial"]))
+    assert picked == {(p, o, t) for (p, o), t in chosen.items()}
+    curves = tables["budget_curves"].set_index(["problem", "optimizer", "k"])
+    assert curves.loc[(VAE, "B", 1), "expected_best"] == math.inf and curves.loc[(VAE, "B", 2), "expected_best"] == 270
+    assert curves.loc[(VAE, "A", 1), "expected_best"] == 255 and curves.loc[(VAE, "A", 1), "rank"] == 1
+    assert curves.loc[(CLS, "B", 2), "expected_best"] == 0.8 and curves.loc[(CLS, "B", 2), "rank"] == 1
+    tuned = tables["tuned_optimizer_summary"].set_index(["problem", "optimizer"])
+    assert tuned["rank"].to_dict() == {(CLS, "A"): 1, (CLS, "B"): 2, (VAE, "A"): 1, (VAE, "B"): 2}
+    assert tuned.loc[(VAE, "A"), "final"] == 135 and tuned.loc[(CLS, "A"), "final"] == pytest.approx(0.89)
+    ranking = tables["rankings"].set_index(["problem", "optimizer"])
+    assert ranking.loc[(VAE, "A"), ["rank_default", "rank_tuned"]].tolist() == [2, 1]
+    assert ranking.loc[(VAE, "A"), ["final_default", "final_tuned"]].tolist() == [205, 135]
+    assert ranking.loc[(CLS, "B"), ["rank_default", "rank_tuned"]].tolist() == [1, 2]
+    assert ranking.loc[(CLS, "B"), "metric"] == "test_acc" and ranking.loc[(VAE, "B"), "metric"] == "test_neg_elbo"
+    claims = tables["tuned_claims"]
+    assert (claims["problem"] == CLS).all() and (claims["verdict"] == "not tested").all() and len(claims) == 5
+    runs = tables["tuned_runs"].set_index(["problem", "optimizer", "seed"])
+    # the planned spec of each final has its own problem's selection applied: VAE's B took trial 1 (lr 0.01)
+    # (these hand-made run.json files record no selected_trial, so that key differs too)
+    assert runs.loc[(VAE, "A", 0), "differences"] == "selected_trial: None recorded, 0 in the config"
+    assert runs.loc[(VAE, "B", 0), "differences"] == ("optimizer.kwargs.lr: 0.1 recorded, 0.01 in the config; "
+                                                      "selected_trial: None recorded, 1 in the config")
 
 
 # ---------------------------------------------------------------- the article's claims
@@ -205,7 +462,7 @@ def article_seeds(noise=0.001, **changes):
             train, test, loss, lowest = values
             rows.append({"optimizer": name, "seed": seed, "final_train_acc": train + offset,
                          "final_test_acc": test + offset, "final_test_loss": loss + offset,
-                         "lowest_test_loss": lowest + offset / 2})
+                         "best_test_loss": lowest + offset / 2})
     return pd.DataFrame(rows)
 
 
@@ -270,6 +527,23 @@ def test_claims_with_missing_optimizers_say_so():
     assert "not tested: Adamax not in this study" in claims["measured"][0]
 
 
+def test_claims_are_judged_only_on_resnet18_classification_problems_each_on_its_own_seeds():
+    contradicting = {"Adamax": (0.5, 0.5, 0.5, 0.5), "Adagrad": (0.7, 0.95, 1.0, 1.0)}
+    seeds = pd.concat([article_seeds().assign(problem=CLS),
+                       article_seeds(**contradicting).assign(problem="cifar10-resnet18"),
+                       article_seeds().assign(problem="cifar100-vgg16"),  # classification, not a ResNet18
+                       article_seeds().assign(problem="digits-capsnet")])  # a capsule network
+    settings = {"problems": {name: plan_problem(name) for name in (
+        "cifar100-vgg16", CLS, "digits-capsnet", "cifar10-resnet18")}}
+    settings["problems"]["cifar10-resnet18"]["model"] = "resnet18_article"  # the article's own ResNet18
+    assert aggregate.article_problems(settings) == [CLS, "cifar10-resnet18"]
+    claims = aggregate.article_claims(seeds, settings)
+    assert list(claims.columns) == ["problem", "claim", "compared", "measured", "verdict"]
+    assert claims["problem"].tolist() == [CLS] * 5 + ["cifar10-resnet18"] * 5
+    assert claims["verdict"].tolist()[:5] == ["holds"] * 5
+    assert claims["verdict"].tolist()[5:] == ["contradicted", "contradicted", "contradicted", "holds", "contradicted"]
+
+
 def test_welch_matches_scipy_and_handles_degenerate_seeds():
     a, b = [0.8, 0.9, 0.7], [0.5, 0.6, 0.4]
     test = aggregate.welch(a, b)
@@ -311,7 +585,7 @@ def test_descent_reproduction_pivots_the_article_runs():
 # ---------------------------------------------------------------- cost
 def test_cost_is_job_seconds_times_the_gpu_share_per_optimizer_and_in_all(tables):
     cost = tables["cost"].set_index("optimizer")
-    assert list(cost.index) == ["A", "B", "all"]
+    assert list(cost.index) == ["A", "B", "all"] and (cost["problem"] == CLS).all()
     # No start-up recorded: the job's time beyond its epochs (40 - 3 × 11 = 7 s) stands in, unknown (0) for the
     # resumed run, whose benchmark timed its last attempt only: its epochs count (3 × 20 s + 3 × 1 s).
     assert cost.loc["A", "device_seconds"] == pytest.approx((40 + 63 + 40) * 0.25)

@@ -11,8 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from helpers import plan_problem
 
-from optimbench import optim, train, tune
+from optimbench import aggregate, optim, train, tune
 from optimbench.config import ConfigError
 from optimbench.data import load_canonical
 
@@ -78,37 +79,99 @@ def test_bad_spaces_are_refused(space, message):
 
 
 # ---------------------------------------------------------------- selection
-def trials(scores, diverged=None):
+PROBLEMS = aggregate.problem_metrics({"problems": {"digits-resnet18": plan_problem("digits-resnet18"),
+                                                   "digits-vae": plan_problem("digits-vae")}})
+CLS, VAE = PROBLEMS["digits-resnet18"], PROBLEMS["digits-vae"]
+
+
+def trials(scores, diverged=None, problem="digits-resnet18"):
     diverged = diverged or [False] * len(scores)
-    return pd.DataFrame({"optimizer": "A", "trial": range(len(scores)), "lr": [10.0 ** -k for k in range(len(scores))],
+    return pd.DataFrame({"problem": problem, "optimizer": "A", "trial": range(len(scores)),
+                         "lr": [10.0 ** -k for k in range(len(scores))],
                          "score": [np.nan if d else s for s, d in zip(scores, diverged)], "diverged": diverged})
 
 
 def test_selection_takes_the_best_score_with_ties_to_the_earlier_trial():
-    assert tune.select(trials([0.5, 0.9, 0.7]), "final_val_acc")["trial"] == 1
-    assert tune.select(trials([0.5, 0.9, 0.9]), "final_val_acc")["trial"] == 1
-    assert tune.select(trials([0.5, 0.2, 0.7]), "lowest_val_loss")["trial"] == 1  # a loss: lower wins
+    assert tune.select(trials([0.5, 0.9, 0.7]), "final_val_acc", CLS)["trial"] == 1
+    assert tune.select(trials([0.5, 0.9, 0.9]), "final_val_acc", CLS)["trial"] == 1
+    assert tune.select(trials([0.5, 0.9, 0.7]), "final_val", CLS)["trial"] == 1  # the primary: accuracy
+    assert tune.select(trials([0.5, 0.2, 0.7]), "lowest_val_loss", CLS)["trial"] == 1  # a loss: lower wins
+    assert tune.select(trials([300, 200, 250]), "final_val", VAE)["trial"] == 1  # a negative ELBO: lower wins
+    assert tune.select(trials([300, 200, 200]), "best_val", VAE)["trial"] == 1
 
 
 def test_a_diverged_trial_loses_to_any_finished_one():
-    assert tune.select(trials([0.9, 0.1, 0.2], diverged=[True, False, False]), "final_val_acc")["trial"] == 2
-    assert tune.select(trials([0.9, 0.1], diverged=[True, False]), "lowest_val_loss")["trial"] == 1
-    assert tune.select(trials([0.9, 0.1], diverged=[True, True]), "final_val_acc")["trial"] == 0
+    assert tune.select(trials([0.9, 0.1, 0.2], diverged=[True, False, False]), "final_val_acc", CLS)["trial"] == 2
+    assert tune.select(trials([0.9, 0.1], diverged=[True, False]), "lowest_val_loss", CLS)["trial"] == 1
+    assert tune.select(trials([0.9, 0.1], diverged=[True, True]), "final_val_acc", CLS)["trial"] == 0
+    assert tune.select(trials([100, 400], diverged=[True, False]), "final_val", VAE)["trial"] == 1
 
 
 def test_a_selection_at_the_edge_of_the_range_is_flagged():
     table = trials([0.9, 0.5, 0.1])  # the largest lr tried (trial 0: lr 1) wins
     space = {"lr": {"low": 0.01, "high": 1.0}}
-    assert tune.at_edge(table, tune.select(table, "final_val_acc"), space) == ["lr=1 (highest tried)"]
+    assert tune.at_edge(table, tune.select(table, "final_val_acc", CLS), space) == ["lr=1 (highest tried)"]
     middle = trials([0.5, 0.9, 0.1])
-    assert tune.at_edge(middle, tune.select(middle, "final_val_acc"), space) == []
+    assert tune.at_edge(middle, tune.select(middle, "final_val_acc", CLS), space) == []
 
 
 def test_trial_score_by_criterion_and_divergence():
     metrics = pd.DataFrame({"val_acc": [0.2, 0.6, 0.5], "val_loss": [2.0, 1.0, 1.5], "diverged": [False] * 3})
-    assert tune.trial_score(metrics, "final_val_acc") == 0.5 and tune.trial_score(metrics, "best_val_acc") == 0.6
-    assert tune.trial_score(metrics, "lowest_val_loss") == 1.0
-    assert math.isnan(tune.trial_score(metrics.assign(diverged=[False, False, True]), "best_val_acc"))
+    assert tune.trial_score(metrics, "final_val_acc", CLS) == 0.5
+    assert tune.trial_score(metrics, "best_val_acc", CLS) == 0.6
+    assert tune.trial_score(metrics, "final_val", CLS) == 0.5 and tune.trial_score(metrics, "best_val", CLS) == 0.6
+    assert tune.trial_score(metrics, "lowest_val_loss", CLS) == 1.0
+    assert math.isnan(tune.trial_score(metrics.assign(diverged=[False, False, True]), "best_val_acc", CLS))
+    vae = pd.DataFrame({"val_neg_elbo": [300.0, 200.0, 250.0], "val_kl": [9.0, 8.0, 7.0], "diverged": [False] * 3})
+    assert tune.trial_score(vae, "final_val", VAE) == 250
+    assert tune.trial_score(vae, "best_val", VAE) == 200  # the lowest
+
+
+def test_a_criterion_the_problem_lacks_names_criterion_problem_and_the_valid_choices():
+    metrics = pd.DataFrame({"val_neg_elbo": [300.0], "diverged": [False]})
+    with pytest.raises(ValueError, match="'final_val_acc' reads val_acc, which problem digits-vae does not have; "
+                                         "valid criteria for digits-vae: final_val, best_val$"):
+        tune.trial_score(metrics, "final_val_acc", VAE)
+    with pytest.raises(ValueError, match="'lowest_val_loss'.*digits-vae"):
+        tune.select(trials([1.0]), "lowest_val_loss", VAE)
+    with pytest.raises(ValueError, match="unknown selection criterion 'val'"):
+        tune.criterion_metric("val", CLS)
+    assert tune.validation_primary(VAE) == "val_neg_elbo" and tune.validation_primary(CLS) == "val_acc"
+
+
+def write_trial(root, problem, trial, lr, columns, diverged=False):
+    """A finished trial of optimizer A (metrics.csv over two epochs); returns its plan entry."""
+    folder = root / problem / "A" / f"trial{trial}"
+    folder.mkdir(parents=True)
+    frame = pd.DataFrame({"epoch": [1, 2], **columns, "diverged": [False, diverged]})
+    frame.to_csv(folder / "metrics.csv", index=False)
+    return {"problem": problem, "optimizer": "A", "trial": trial, "setting": {"lr": lr}, "dir": str(folder)}
+
+
+def test_trials_are_scored_and_selected_per_problem_in_its_direction(tmp_path):
+    vae = {"val_recon": [270.0, 225.0], "val_kl": [30.0, 25.0]}
+    trials = [write_trial(tmp_path, "digits-vae", 0, 0.1, {"val_neg_elbo": [300.0, 250.0], **vae}),
+              write_trial(tmp_path, "digits-vae", 1, 0.01, {"val_neg_elbo": [240.0, 260.0], **vae}),
+              write_trial(tmp_path, "digits-resnet18", 0, 0.1, {"val_loss": [1.0, 0.9], "val_acc": [0.5, 0.6]}),
+              write_trial(tmp_path, "digits-resnet18", 1, 0.01, {"val_loss": [1.0, 0.8], "val_acc": [0.5, 0.7]})]
+    plan = {"settings": {"problems": {"digits-resnet18": plan_problem("digits-resnet18"),
+                                      "digits-vae": plan_problem("digits-vae")}},
+            "tune": {"select_by": "final_val", "trials": trials, "spaces": {"A": {"lr": {"low": 0.001, "high": 1.0}}}}}
+    table = tune.trials_table(plan).set_index(["problem", "trial"])
+    assert table["score"].to_dict() == {("digits-vae", 0): 250, ("digits-vae", 1): 260,
+                                        ("digits-resnet18", 0): 0.6, ("digits-resnet18", 1): 0.7}
+    assert table.loc[("digits-vae", 1), "best_val"] == 240
+    assert table.loc[("digits-vae", 1), "val_metric"] == "val_neg_elbo"
+    assert table.loc[("digits-vae", 1), "final_val_kl"] == 25 and table.loc[("digits-resnet18", 0), "best_val"] == 0.6
+    chosen = tune.write_selection(plan, "A", tmp_path / "vae.json", problem="digits-vae")
+    assert (chosen["problem"], chosen["trial"], chosen["score"]) == ("digits-vae", 0, 250)
+    assert chosen["setting"] == {"lr": 0.1}
+    assert chosen["at_edge"] == ["lr=0.1 (highest tried)"] and json.loads((tmp_path / "vae.json").read_text()) == chosen
+    assert tune.write_selection(plan, "A", tmp_path / "cls.json", problem="digits-resnet18")["trial"] == 1
+    best = {**plan, "tune": {**plan["tune"], "select_by": "best_val"}}
+    assert tune.write_selection(best, "A", tmp_path / "best.json", problem="digits-vae")["trial"] == 1  # 240
+    with pytest.raises(ValueError, match="name the one to select on"):
+        tune.write_selection(plan, "A", tmp_path / "which.json")
 
 
 # ---------------------------------------------------------------- budget curves
@@ -124,11 +187,27 @@ def test_expected_max_equals_brute_force_over_every_subset():
 def test_budget_curves_rank_optimizers_at_each_k_and_score_divergence_worst():
     table = pd.concat([trials([0.1, 0.9, 0.2]), trials([0.5, 0.6, 0.0], diverged=[False, False, True])
                        .assign(optimizer="B")])
-    curves = tune.budget_curves(table, "final_val_acc").set_index(["optimizer", "k"])
+    curves = tune.budget_curves(table, "final_val_acc", PROBLEMS).set_index(["optimizer", "k"])
     assert curves.loc[("A", 1), "expected_best"] == pytest.approx(0.4)
     assert curves.loc[("B", 1), "expected_best"] == pytest.approx(1.1 / 3)  # the diverged trial counts 0
     assert curves.loc[("A", 3), "expected_best"] == 0.9 and curves.loc[("B", 3), "expected_best"] == 0.6
     assert (curves.loc[("A", 1), "rank"], curves.loc[("B", 1), "rank"]) == (1, 2)
+
+
+def test_budget_curves_of_a_lower_is_better_problem_expect_the_lowest_and_a_diverged_trial_costs_infinity():
+    table = pd.concat([trials([100.0, 200.0, 0.0], diverged=[False, False, True], problem="digits-vae"),
+                       trials([150.0, 160.0, 170.0], problem="digits-vae").assign(optimizer="B"),
+                       trials([0.1, 0.9, 0.2])])  # another problem: ranked on its own
+    curves = tune.budget_curves(table, "final_val", PROBLEMS).set_index(["problem", "optimizer", "k"])
+    vae = curves.loc["digits-vae"]
+    assert vae.loc[("A", 1), "expected_best"] == math.inf  # a third of the draws is the diverged trial
+    # best of 2 of {100, 200, ∞}: pairs (100, 200) → 100, (100, ∞) → 100, (200, ∞) → 200
+    assert vae.loc[("A", 2), "expected_best"] == pytest.approx(400 / 3) and vae.loc[("A", 3), "expected_best"] == 100
+    assert vae.loc[("B", 1), "expected_best"] == pytest.approx(160) and vae.loc[("B", 3), "expected_best"] == 150
+    assert vae.loc[("B", 2), "expected_best"] == pytest.approx((150 + 150 + 160) / 3)
+    assert [vae.loc[(o, k), "rank"] for o in "AB" for k in (1, 2, 3)] == [2, 1, 1, 1, 2, 2]  # lower: better
+    assert (vae["metric"] == "val_neg_elbo").all() and not vae["higher_is_better"].any()
+    assert curves.loc[("digits-resnet18", "A", 1), "rank"] == 1 and len(curves) == 9
 
 
 def test_apply_selection_merges_the_setting_into_the_spec():

@@ -1,14 +1,19 @@
-"""Tables across runs (SPEC §2.4, §2.10): every epoch in one long table, seed statistics, per-optimizer
-summaries with ranks, the article's claims with verdicts, the runs as they recorded themselves, what the
-runs cost, and the descent reproduction table.
+"""Tables across runs (SPEC §2.4, §2.9, §2.10): every epoch in one long table, seed statistics, per-problem ×
+optimizer summaries with ranks, the article's claims with verdicts, the cross-problem performance profiles
+and ranks, the runs as they recorded themselves, what the runs cost, and the descent reproduction table.
 
-Two policies hold everywhere:
+Nothing here assumes accuracy: each problem of the plan states its metrics (`problem_metrics`: name,
+direction, range, from plan["settings"]["problems"]), its primary metric and its target, and every
+table reads them. Three policies hold everywhere:
 - **Intervals**: `mean_interval` computes every interval of every table (and so of every figure): the
-  Student-t interval of the mean across seeds, clipped to the metric's range (`RANGES`).
+  Student-t interval of the mean across seeds, clipped to the metric's range.
+- **Direction**: "best", ranks, targets and separation follow the metric's direction (a negative ELBO or a
+  perplexity is better lower, an accuracy higher); rank 1 is the best.
 - **Divergence** (`score_divergence`): a run that diverged keeps its epochs before the divergence; from
-  the epoch it diverged until its planned last epoch it scores the worst value of each metric (accuracy 0,
-  loss +inf) and it never reaches the target (AlgoPerf scores a missed target as infinite time). So every
-  optimizer of the config appears in every table and ranking, and a diverged seed counts against it.
+  the epoch it diverged until its planned last epoch it scores the worst value of each of its problem's
+  metrics (accuracy 0, loss, negative ELBO and perplexity +inf) and it never reaches the target (AlgoPerf
+  scores a missed target as infinite time). So every optimizer of the config appears in every table and
+  ranking, and a diverged seed counts against it.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,17 +29,62 @@ import pandas as pd
 from scipy import stats
 
 from optimbench.io import atomic_path, write_csv
+from optimbench.problems import Metric
 
-RUN_KEYS = ["dataset", "model", "optimizer", "seed"]
-GROUP_KEYS = ["dataset", "model", "optimizer"]
-METRICS = ["train_loss", "train_acc", "test_loss", "test_acc", "lr", "epoch_seconds", "samples_per_second"]
+RUN_KEYS = ["problem", "optimizer", "seed"]
+GROUP_KEYS = ["problem", "optimizer"]
+ATTRIBUTES = ["dataset", "model"]  # a problem's, carried along for readers
+SPLITS = ("train", "test")  # the splits of the long table and of the per-seed final_/best_ columns
+TRACKED = ["lr", "epoch_seconds", "samples_per_second"]  # the long table's columns beside the metrics
 INF = math.inf
-# Each metric's range: intervals are clipped to it; `worst` is what a diverged epoch scores.
-RANGES = {"train_acc": (0.0, 1.0), "test_acc": (0.0, 1.0), "train_loss": (0.0, INF), "test_loss": (0.0, INF),
-          "lr": (0.0, INF), "epoch_seconds": (0.0, INF), "samples_per_second": (0.0, INF)}
-WORST = {"train_acc": 0.0, "test_acc": 0.0, "train_loss": INF, "test_loss": INF}
+POSITIVE = (0.0, INF)  # the range of times, counts and the TRACKED columns
 # The article's seven optimizers (SPEC §1.2): its claims compare these among themselves.
 ARTICLE_OPTIMIZERS = ["SGD", "Adam", "Adadelta", "Adagrad", "AdamW", "Adamax", "ASGD"]
+
+
+# ---------------------------------------------------------------- the problems' metrics
+@dataclass(frozen=True)
+class ProblemMetrics:
+    """One problem of the plan as the tables read it: its metrics by name (every `{split}_{name}` column of
+    its metrics.csv), its primary metric and its target (the threshold of time to target)."""
+
+    name: str
+    metrics: dict  # name -> optimbench.problems.Metric, in the plan's order
+    primary: Metric
+    target: float
+
+    def columns(self, splits=SPLITS) -> list[str]:
+        """The metric names of the given splits, in the plan's order (train_loss, train_acc, test_loss, ...)."""
+        return [name for name in self.metrics if name.split("_", 1)[0] in splits]
+
+
+def _bound(value, default: float) -> float:
+    return default if value is None else float(value)
+
+
+def problem_metrics(settings: dict) -> dict[str, ProblemMetrics]:
+    """{problem: ProblemMetrics} from a plan's settings["problems"] (each {"primary", "target", "metrics":
+    [{"name", "higher_is_better", "low", "high"}, ...]}; a null bound is unbounded), as
+    optimbench.problems.Metric objects: the registry's metrics as the plan recorded them.
+
+    Raises:
+        ValueError: a problem whose primary metric is not among its metrics.
+    """
+    out = {}
+    for name, entry in settings["problems"].items():
+        metrics = {m["name"]: Metric(m["name"], bool(m["higher_is_better"]), _bound(m.get("low"), -INF),
+                                     _bound(m.get("high"), INF)) for m in entry["metrics"]}
+        if entry["primary"] not in metrics:
+            raise ValueError(f"problem {name}: primary metric {entry['primary']!r} is not among its metrics "
+                             f"{list(metrics)}")
+        out[name] = ProblemMetrics(name, metrics, metrics[entry["primary"]], float(entry["target"]))
+    return out
+
+
+def _bounds(problem: ProblemMetrics, column: str) -> tuple[float, float]:
+    """The range of a column of `problem`'s tables: its metric's, else [0, ∞) (times, counts, lr)."""
+    metric = problem.metrics.get(column)
+    return (metric.low, metric.high) if metric is not None else POSITIVE
 
 
 # ---------------------------------------------------------------- intervals (the one place)
@@ -87,9 +138,9 @@ def welch(a, b) -> dict:
 
 # ---------------------------------------------------------------- loading
 def run_identity(spec: dict) -> dict:
-    """A run's RUN_KEYS (dataset, model, optimizer, seed) from the spec in its run.json."""
-    return {"dataset": spec["dataset"], "model": spec["model"], "optimizer": spec["optimizer_name"],
-            "seed": int(spec["seed"])}
+    """A run's RUN_KEYS (problem, optimizer, seed) and ATTRIBUTES (dataset, model) from its run.json spec."""
+    return {"problem": spec["problem"], "optimizer": spec["optimizer_name"], "seed": int(spec["seed"]),
+            "dataset": spec.get("dataset"), "model": spec.get("model")}
 
 
 def load_run(run_dir) -> pd.DataFrame:
@@ -98,107 +149,157 @@ def load_run(run_dir) -> pd.DataFrame:
     spec = json.loads((run_dir / "run.json").read_text())["spec"]
     frame = pd.read_csv(run_dir / "metrics.csv")
     frame = frame.assign(**run_identity(spec), planned_epochs=int(spec["epochs"]))
-    return frame[RUN_KEYS + [c for c in frame.columns if c not in RUN_KEYS]]
+    keys = RUN_KEYS + ATTRIBUTES
+    return frame[keys + [c for c in frame.columns if c not in keys]]
 
 
-def load_runs(run_dirs) -> pd.DataFrame:
-    """All runs' epochs, wide: one row per run and epoch, divergence scored (score_divergence)."""
-    return score_divergence(pd.concat([load_run(d) for d in run_dirs], ignore_index=True))
+def load_runs(run_dirs, problems: dict[str, ProblemMetrics]) -> pd.DataFrame:
+    """All runs' epochs, wide: one row per run and epoch, divergence scored (score_divergence).
+
+    Raises:
+        KeyError: a run of a problem missing from `problems`.
+    """
+    return score_divergence(pd.concat([load_run(d) for d in run_dirs], ignore_index=True), problems)
 
 
-def score_divergence(wide: pd.DataFrame) -> pd.DataFrame:
+def score_divergence(wide: pd.DataFrame, problems: dict[str, ProblemMetrics]) -> pd.DataFrame:
     """The divergence policy (module docstring): from the epoch a run diverged to its planned last epoch,
-    its accuracy and loss columns score WORST; `scored` marks those rows. Input: wide epochs with
-    `diverged` (True on the epoch the loss became non-finite) and `planned_epochs`."""
+    each metric column of its problem (those present in `wide`) scores that metric's worst value; `scored`
+    marks those rows. Input: wide epochs with RUN_KEYS, `diverged` (True on the epoch the loss became
+    non-finite) and `planned_epochs`."""
     wide = wide.assign(diverged=wide["diverged"].astype(bool), scored=False)
     fillers = []
     for _, run in wide[wide["diverged"]].groupby(RUN_KEYS):
         first = run.sort_values("epoch").iloc[0]
+        worst = {m.name: m.worst for m in problems[first["problem"]].metrics.values() if m.name in wide}
         after = (wide[RUN_KEYS] == first[RUN_KEYS]).all(axis=1) & (wide["epoch"] >= first["epoch"])
-        wide.loc[after, list(WORST)] = list(WORST.values())
+        wide.loc[after, list(worst)] = list(worst.values())
         wide.loc[after, ["diverged", "scored"]] = True
         epochs = np.arange(int(first["epoch"]) + 1, int(first["planned_epochs"]) + 1)
         if len(epochs):
-            fillers.append(pd.DataFrame({**{k: first[k] for k in RUN_KEYS}, "epoch": epochs, **WORST,
-                                         "diverged": True, "planned_epochs": first["planned_epochs"],
-                                         "scored": True}))
+            fillers.append(pd.DataFrame({**{k: first[k] for k in RUN_KEYS + ATTRIBUTES if k in first},
+                                         "epoch": epochs, **worst, "diverged": True,
+                                         "planned_epochs": first["planned_epochs"], "scored": True}))
     out = pd.concat([wide, *fillers], ignore_index=True) if fillers else wide
     return out.sort_values(RUN_KEYS + ["epoch"]).reset_index(drop=True)
 
 
-def long_table(wide: pd.DataFrame) -> pd.DataFrame:
-    """Tidy: dataset, model, optimizer, seed, epoch, metric, value, scored (a diverged epoch's worst value)."""
-    return wide.melt(id_vars=RUN_KEYS + ["epoch", "scored"], value_vars=METRICS, var_name="metric",
-                     value_name="value")
+def long_table(wide: pd.DataFrame, problems: dict[str, ProblemMetrics]) -> pd.DataFrame:
+    """Tidy: problem, optimizer, seed, epoch, scored (a diverged epoch's worst value), metric, value; the
+    metrics are each problem's train_ and test_ columns, then TRACKED."""
+    frames = []
+    for problem, rows in wide.groupby("problem", sort=True):
+        columns = [c for c in problems[problem].columns() + TRACKED if c in rows]
+        frames.append(rows.melt(id_vars=RUN_KEYS + ["epoch", "scored"], value_vars=columns, var_name="metric",
+                                value_name="value"))
+    return pd.concat(frames, ignore_index=True)
 
 
 # ---------------------------------------------------------------- statistics
-def epoch_stats(long: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
-    """Per optimizer × epoch × metric: n (values counted), mean, std and the interval across seeds."""
+def epoch_stats(long: pd.DataFrame, problems: dict[str, ProblemMetrics], confidence: float = 0.95) -> pd.DataFrame:
+    """Per problem × optimizer × epoch × metric: n (values counted), mean, std and the interval across
+    seeds, clipped to the metric's range."""
     rows = []
-    for key, values in long.groupby(GROUP_KEYS + ["epoch", "metric"])["value"]:
-        summary = summarize_values(values, confidence, RANGES.get(key[-1], (-INF, INF)))
-        rows.append({**dict(zip(GROUP_KEYS + ["epoch", "metric"], key)), **summary})
+    keys = GROUP_KEYS + ["epoch", "metric"]
+    for key, values in long.groupby(keys)["value"]:
+        summary = summarize_values(values, confidence, _bounds(problems[key[0]], key[-1]))
+        rows.append({**dict(zip(keys, key)), **summary})
     return pd.DataFrame(rows)
 
 
-def per_seed_summary(wide: pd.DataFrame, target: float) -> pd.DataFrame:
-    """Per run: final (last planned epoch) and best values, lowest test loss, time to the target accuracy.
-    A diverged run never reaches the target (its epochs/seconds to target are NaN, `reached_target` False)."""
+def _best(values: pd.Series, metric: Metric):
+    """(best value, its position) of a run's epochs in the metric's direction; (NaN, None) if all NaN."""
+    if not values.notna().any():
+        return np.nan, None
+    values = values.reset_index(drop=True).astype(float)
+    position = int(values.idxmax() if metric.higher_is_better else values.idxmin())  # the first best; NaN skipped
+    return float(values.iloc[position]), position
+
+
+def _seed_row(run: pd.DataFrame, problem: ProblemMetrics) -> dict:
+    """One run's row of seed_summary (per_seed_summary); `run`: its scored epochs sorted by epoch."""
+    primary, target = problem.primary, problem.target
+    diverged = bool(run["diverged"].any())
+    reached = [] if diverged else [i for i, v in enumerate(run[primary.name]) if primary.reaches(v, target)]
+    first = run.iloc[reached[0]] if reached else None
+    last = run.iloc[-1]
+    best, best_at = _best(run[primary.name], primary)
+    row = {"metric": primary.name, "higher_is_better": primary.higher_is_better, "target": target,
+           "final": last[primary.name], "best": best,
+           "best_epoch": int(run["epoch"].iloc[best_at]) if best_at is not None else np.nan,
+           "reached_target": first is not None,
+           "epochs_to_target": int(first["epoch"]) if first is not None else np.nan,
+           "seconds_to_target": (run.loc[run["epoch"] <= first["epoch"], "epoch_seconds"].sum()
+                                 if first is not None else np.nan),
+           "mean_epoch_seconds": run["epoch_seconds"].mean(), "diverged": diverged,
+           "diverged_epoch": int(run.loc[run["diverged"], "epoch"].min()) if diverged else np.nan,
+           "epochs": int(run["epoch"].max())}
+    columns = [c for c in problem.columns() if c in run]
+    row.update({f"final_{c}": last[c] for c in columns})
+    row.update({f"best_{c}": _best(run[c], problem.metrics[c])[0] for c in columns})
+    return row
+
+
+def per_seed_summary(wide: pd.DataFrame, problems: dict[str, ProblemMetrics]) -> pd.DataFrame:
+    """Per run (problem × optimizer × seed), in its problem's primary metric (`metric`): final (the last
+    planned epoch's value; the metric's worst when the run diverged), best (over its epochs, in the metric's
+    direction) and best_epoch, time to the problem's target (reached_target, epochs_to_target,
+    seconds_to_target: the epoch_seconds summed through the first epoch meeting it), mean_epoch_seconds,
+    divergence, and final_{col} / best_{col} for every train_ and test_ metric of the problem. A diverged run
+    never reaches the target (epochs/seconds to target NaN, reached_target False)."""
     rows = []
-    for key, run in wide.sort_values("epoch").groupby(RUN_KEYS):
-        diverged = bool(run["diverged"].any())
-        reached = run[(run["test_acc"] >= target) & ~diverged]
-        first = reached.iloc[0] if len(reached) else None
-        lowest = run.loc[run["test_loss"].idxmin()] if run["test_loss"].notna().any() else None
-        last = run.iloc[-1]
-        rows.append({**dict(zip(RUN_KEYS, key)), "epochs": int(run["epoch"].max()),
-                     "final_train_acc": last["train_acc"], "final_train_loss": last["train_loss"],
-                     "final_test_acc": last["test_acc"], "final_test_loss": last["test_loss"],
-                     "best_test_acc": run["test_acc"].max(),
-                     "lowest_test_loss": lowest["test_loss"] if lowest is not None else INF,
-                     "lowest_test_loss_epoch": int(lowest["epoch"]) if lowest is not None else np.nan,
-                     "reached_target": first is not None,
-                     "epochs_to_target": int(first["epoch"]) if first is not None else np.nan,
-                     "seconds_to_target": (run.loc[run["epoch"] <= first["epoch"], "epoch_seconds"].sum()
-                                           if first is not None else np.nan),
-                     "mean_epoch_seconds": run["epoch_seconds"].mean(),
-                     "diverged": diverged,
-                     "diverged_epoch": int(run.loc[run["diverged"].astype(bool), "epoch"].min()) if diverged else np.nan})
+    for key, run in wide.sort_values("epoch").groupby(RUN_KEYS, sort=True):
+        attributes = {k: run[k].iloc[0] for k in ATTRIBUTES if k in run}
+        rows.append({**dict(zip(RUN_KEYS, key)), **attributes, **_seed_row(run, problems[key[0]])})
     return pd.DataFrame(rows)
 
 
-SUMMARY_METRICS = {"final_test_acc": "test_acc", "final_train_acc": "train_acc", "final_test_loss": "test_loss",
-                   "final_train_loss": "train_loss", "best_test_acc": "test_acc", "lowest_test_loss": "test_loss",
-                   "epochs_to_target": "epoch_seconds", "seconds_to_target": "epoch_seconds"}
+def _goodness(values, metric: Metric) -> np.ndarray:
+    """Values signed so that higher is better (a lower-is-better metric's values negated)."""
+    return np.asarray(values, dtype=float) * (1.0 if metric.higher_is_better else -1.0)
 
 
-def optimizer_summary(seeds: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
-    """Per optimizer: each summary metric's mean with its n and interval (mean_interval), divergences,
-    runs reaching the target, and the rank by mean final test accuracy with whether the seeds separate it
-    from the best (Welch's one-sided test at 1 - confidence): every optimizer is ranked."""
-    rows = []
-    for key, group in seeds.groupby(GROUP_KEYS):
-        row = {**dict(zip(GROUP_KEYS, key)), "seeds": len(group), "divergences": int(group["diverged"].sum()),
-               "runs_reaching_target": int(group["reached_target"].sum()),
-               "mean_epoch_seconds": group["mean_epoch_seconds"].mean(),
-               "lowest_test_loss_epoch": group["lowest_test_loss_epoch"].mean()}
-        for column, metric in SUMMARY_METRICS.items():
-            s = summarize_values(group[column], confidence, RANGES[metric])
-            row.update({column: s["mean"], f"{column}_n": s["n"], f"{column}_std": s["std"],
-                        f"{column}_ci_low": s["ci_low"], f"{column}_ci_high": s["ci_high"]})
-        rows.append(row)
+def _summary_row(group: pd.DataFrame, problem: ProblemMetrics, confidence: float) -> dict:
+    """One problem × optimizer's row of optimizer_summary (its seeds' rows of seed_summary)."""
+    primary = problem.primary
+    row = {**{k: group[k].iloc[0] for k in ATTRIBUTES if k in group}, "metric": primary.name,
+           "higher_is_better": primary.higher_is_better, "target": problem.target, "seeds": len(group),
+           "divergences": int(group["diverged"].sum()), "runs_reaching_target": int(group["reached_target"].sum()),
+           "mean_epoch_seconds": group["mean_epoch_seconds"].mean()}
+    columns = [c for c in problem.columns() if f"final_{c}" in group]
+    bounds = {"final": (primary.low, primary.high), "best": (primary.low, primary.high),
+              "epochs_to_target": POSITIVE, "seconds_to_target": POSITIVE,
+              **{f"{kind}_{c}": _bounds(problem, c) for c in columns for kind in ("final", "best")}}
+    for column, bound in bounds.items():
+        s = summarize_values(group[column], confidence, bound)
+        row.update({column: s["mean"], f"{column}_n": s["n"], f"{column}_std": s["std"],
+                    f"{column}_ci_low": s["ci_low"], f"{column}_ci_high": s["ci_high"]})
+    return row
+
+
+def optimizer_summary(seeds: pd.DataFrame, problems: dict[str, ProblemMetrics],
+                      confidence: float = 0.95) -> pd.DataFrame:
+    """Per problem × optimizer: seeds, divergences, runs reaching the target, mean epoch seconds, and for
+    final, best, epochs_to_target, seconds_to_target and every final_{col} / best_{col} its mean with _n,
+    _std and the interval (_ci_low, _ci_high: mean_interval, clipped to the metric's range); `rank` per
+    problem by mean `final` in the metric's direction (1 = best, ties share the smaller rank), and
+    `separated_from_best`: the best-ranked optimizer's seeds are significantly better (Welch's one-sided
+    test on direction-signed values at level 1 - confidence). Every optimizer is ranked."""
+    rows = [{**dict(zip(GROUP_KEYS, key)), **_summary_row(group, problems[key[0]], confidence)}
+            for key, group in seeds.groupby(GROUP_KEYS, sort=True)]
     table = pd.DataFrame(rows)
-    table["rank"] = table.groupby(["dataset", "model"])["final_test_acc"].rank(ascending=False, method="min")
+    sign = table["problem"].map(lambda p: 1.0 if problems[p].primary.higher_is_better else -1.0)
+    table["rank"] = (table["final"] * sign).groupby(table["problem"]).rank(ascending=False, method="min")
     table["separated_from_best"] = False
     alpha = 1 - confidence
-    for _, problem in table.groupby(["dataset", "model"]):
-        best = problem.sort_values("final_test_acc", ascending=False).iloc[0]
-        best_values = seeds.loc[seeds["optimizer"] == best["optimizer"], "final_test_acc"]
-        for index, row in problem.iterrows():
-            values = seeds.loc[seeds["optimizer"] == row["optimizer"], "final_test_acc"]
-            table.loc[index, "separated_from_best"] = welch(best_values, values)["p_greater"] < alpha
-    return table.sort_values(["dataset", "model", "rank", "optimizer"]).reset_index(drop=True)
+    for problem, group in table.groupby("problem"):
+        metric = problems[problem].primary
+        final = seeds.loc[seeds["problem"] == problem].groupby("optimizer")["final"]
+        best = group.sort_values(["rank", "optimizer"]).iloc[0]["optimizer"]
+        for index, row in group.iterrows():
+            test = welch(_goodness(final.get_group(best), metric), _goodness(final.get_group(row["optimizer"]), metric))
+            table.loc[index, "separated_from_best"] = test["p_greater"] < alpha
+    return table.sort_values(["problem", "rank", "optimizer"]).reset_index(drop=True)
 
 
 # ---------------------------------------------------------------- the article's claims
@@ -235,7 +336,9 @@ def _means(values: dict, names, fmt="{:.4f}") -> str:
 
 
 def claims_table(seeds: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
-    """The article's findings (SPEC §1.2), judged among the article's optimizers present in this study.
+    """The article's findings (SPEC §1.2) on one problem, judged among the article's optimizers present in
+    `seeds` (seed_summary rows of one classification problem: final_train_acc, final_test_acc,
+    final_test_loss, best_test_loss).
 
     Each claim's verdict is holds / contradicted / inconclusive from one-sided Welch tests on the per-seed
     values at level 1 - confidence (holds: every comparison the claim makes is significant in its favour;
@@ -245,7 +348,7 @@ def claims_table(seeds: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
     alpha = 1 - confidence
     present = [n for n in ARTICLE_OPTIMIZERS if n in set(seeds["optimizer"])]
     by = {column: {n: seeds.loc[seeds["optimizer"] == n, column].to_numpy(float) for n in present}
-          for column in ("final_train_acc", "final_test_acc", "final_test_loss", "lowest_test_loss")}
+          for column in ("final_train_acc", "final_test_acc", "final_test_loss", "best_test_loss")}
     claims = []
 
     def claim(text, needed, judge):
@@ -283,7 +386,7 @@ def claims_table(seeds: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
     def loss_rises():
         verdicts, parts = [], []
         for name in ["SGD", "Adamax"]:
-            ratio = by["final_test_loss"][name] / by["lowest_test_loss"][name]
+            ratio = by["final_test_loss"][name] / by["best_test_loss"][name]
             finite = ratio[np.isfinite(ratio)]  # a diverged seed has no final loss to compare
             if len(finite) < 2:
                 verdict = INCONCLUSIVE
@@ -318,7 +421,84 @@ def claims_table(seeds: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
           loss_rises)
     claim("Adam and AdamW end with the lowest test loss", ["Adam", "AdamW"], lowest_loss)
     claim("Adagrad and Adadelta end worst (test accuracy)", ["Adagrad", "Adadelta"], end_worst)
-    return pd.DataFrame(claims, columns=["claim", "compared", "measured", "verdict"])
+    return pd.DataFrame(claims, columns=CLAIM_COLUMNS)
+
+
+CLAIM_COLUMNS = ["claim", "compared", "measured", "verdict"]
+
+
+def article_problems(settings: dict) -> list[str]:
+    """The plan's problems the article's claims are about: a ResNet18 (the registry's resnet18_cifar, or
+    the article's resnet18_article) trained for classification."""
+    return [name for name, entry in settings["problems"].items()
+            if entry["kind"] == "classification" and "resnet18" in entry["model"].lower()]
+
+
+def article_claims(seeds: pd.DataFrame, settings: dict, confidence: float = 0.95) -> pd.DataFrame:
+    """claims_table on each of the article's problems (article_problems) that has runs, with a `problem`
+    column; other problems get no claims (an empty table when the study has none of the article's)."""
+    frames = [claims_table(seeds[seeds["problem"] == p], confidence).assign(problem=p)
+              for p in article_problems(settings) if (seeds["problem"] == p).any()]
+    if not frames:
+        return pd.DataFrame(columns=["problem"] + CLAIM_COLUMNS)
+    return pd.concat(frames, ignore_index=True)[["problem"] + CLAIM_COLUMNS]
+
+
+# ---------------------------------------------------------------- across problems (SPEC §2.9)
+# measure -> (the seed_summary column that is a seed's time to target, optimbench.performance's measure)
+PERFORMANCE_MEASURES = {"time": ("seconds_to_target", "time"), "epochs": ("epochs_to_target", "time"),
+                        "metric": ("seconds_to_target", "metric")}
+
+
+def performance_seeds(seeds: pd.DataFrame, time_column: str = "seconds_to_target") -> pd.DataFrame:
+    """optimbench.performance's per-seed input from seed_summary: problem, optimizer, seed, value (final:
+    the final primary metric, the worst if diverged), time_to_target (`time_column`), diverged."""
+    return pd.DataFrame({"problem": seeds["problem"], "optimizer": seeds["optimizer"], "seed": seeds["seed"],
+                         "value": seeds["final"].astype(float), "time_to_target": seeds[time_column].astype(float),
+                         "diverged": seeds["diverged"].astype(bool)})
+
+
+def performance_tables(seeds: pd.DataFrame, problems: dict[str, ProblemMetrics],
+                       confidence: float = 0.95) -> dict[str, pd.DataFrame]:
+    """The cross-problem tables (optimbench.performance) from seed_summary, one set per measure:
+    - "time": seconds to the problem's target (AlgoPerf's time-to-result, wall clock);
+    - "epochs": epochs to the target, the same profile without timing noise: seconds on a shared machine
+      vary between runs of the same work, epochs do not (they ignore an optimizer's cost per step);
+    - "metric": the final primary metric, direction-aware.
+    Returns performance_ratios (measure + performance.performance_ratios' columns), performance_profile
+    (measure, optimizer, tau, fraction = ρ_s(τ)), profile_score (measure, optimizer, score), problem_ranks
+    (performance.rank_table) and rank_summary (performance.rank_summary)."""
+    from optimbench import performance
+
+    primary = {name: problem.primary for name, problem in problems.items()}
+    ratios, profiles, scores = [], [], []
+    for measure, (column, kind) in PERFORMANCE_MEASURES.items():
+        ratio = performance.performance_ratios(performance_seeds(seeds, column), primary, kind)
+        ratios.append(ratio.assign(measure=measure))
+        profile = performance.performance_profile(ratio).rename(columns={"rho": "fraction"})
+        profiles.append(profile.assign(measure=measure))
+        scores.append(performance.profile_score(ratio).assign(measure=measure))
+    ranks = performance.rank_table(performance_seeds(seeds), primary, confidence)
+
+    def measure_first(frames):
+        frame = pd.concat(frames, ignore_index=True)
+        return frame[["measure"] + [c for c in frame.columns if c != "measure"]]
+
+    return {"performance_ratios": measure_first(ratios), "performance_profile": measure_first(profiles),
+            "profile_score": measure_first(scores), "problem_ranks": ranks,
+            "rank_summary": performance.rank_summary(ranks)}
+
+
+def problems_table(settings: dict, train_runs: list[dict]) -> pd.DataFrame:
+    """One row per problem of the plan: problem, dataset, data_source, model, kind, primary,
+    higher_is_better, target, title, runs (its training runs in the plan)."""
+    rows = []
+    for name, entry in settings["problems"].items():
+        rows.append({"problem": name, **{k: entry.get(k) for k in ("dataset", "data_source", "model", "kind",
+                                                                   "primary", "higher_is_better", "target",
+                                                                   "title")},
+                     "runs": sum(run["problem"] == name for run in train_runs)})
+    return pd.DataFrame(rows)
 
 
 # ---------------------------------------------------------------- the runs as recorded
@@ -401,7 +581,8 @@ def run_cost(run_dir, benchmark_path, gpu_share: float) -> dict:
 
 
 def cost_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per optimizer (summed over seeds) and for the whole study (optimizer 'all'): runs, epochs, seconds,
+    """Per problem × optimizer (summed over seeds) and for the whole study (problem: every problem's name,
+    optimizer 'all'): runs, epochs, seconds,
     device-seconds (GPU-seconds or CPU core-seconds), split into start-up per run and device-seconds per
     epoch, and the median samples/s."""
     sums = ["epochs", "train_seconds", "eval_seconds", "job_seconds", "startup_seconds", "device_seconds",
@@ -414,10 +595,13 @@ def cost_table(runs: pd.DataFrame) -> pd.DataFrame:
                 "startup_device_seconds_per_run": frame["startup_device_seconds"].mean(),
                 "device_seconds_per_epoch": frame["epoch_device_seconds"].sum() / frame["epochs"].sum()}
 
-    rows = [{"dataset": d, "model": m, "optimizer": o, **summarize(frame)}
-            for (d, m, o), frame in runs.groupby(GROUP_KEYS, sort=False)]
-    rows.append({"dataset": ", ".join(runs["dataset"].unique()), "model": ", ".join(runs["model"].unique()),
-                 "optimizer": "all", **summarize(runs)})
+    def names(column: str) -> str:
+        return ", ".join(str(v) for v in runs[column].unique())
+
+    rows = [{"problem": p, "optimizer": o, "dataset": frame["dataset"].iloc[0], "model": frame["model"].iloc[0],
+             **summarize(frame)} for (p, o), frame in runs.groupby(GROUP_KEYS, sort=False)]
+    rows.append({"problem": names("problem"), "optimizer": "all", "dataset": names("dataset"),
+                 "model": names("model"), **summarize(runs)})
     return pd.DataFrame(rows)
 
 
@@ -438,15 +622,19 @@ def write_table(frame: pd.DataFrame, out_dir: Path, name: str) -> None:
 
 
 def aggregate_train(plan: dict, out_dir) -> dict[str, pd.DataFrame]:
-    """Every training table from the runs of `plan` (optimbench.study.read_plan)."""
+    """Every training table from the runs of `plan` (optimbench.study.read_plan), each problem scored in
+    its own metrics (problem_metrics)."""
     settings, train_runs = plan["settings"], plan["train_runs"]
     confidence = settings["confidence"]
-    wide = load_runs([run["dir"] for run in train_runs])
-    seeds = per_seed_summary(wide, settings["target_accuracy"])
-    long = long_table(wide)
-    tables = {"runs": runs_table(train_runs), "epochs_long": long, "epoch_stats": epoch_stats(long, confidence),
-              "seed_summary": seeds, "optimizer_summary": optimizer_summary(seeds, confidence),
-              "article_claims": claims_table(seeds, confidence),
+    problems = problem_metrics(settings)
+    wide = load_runs([run["dir"] for run in train_runs], problems)
+    seeds = per_seed_summary(wide, problems)
+    long = long_table(wide, problems)
+    tables = {"problems": problems_table(settings, train_runs), "runs": runs_table(train_runs),
+              "epochs_long": long, "epoch_stats": epoch_stats(long, problems, confidence), "seed_summary": seeds,
+              "optimizer_summary": optimizer_summary(seeds, problems, confidence),
+              "article_claims": article_claims(seeds, settings, confidence),
+              **performance_tables(seeds, problems, confidence),
               "cost": cost_table(pd.DataFrame([run_cost(run["dir"], run["benchmark"], settings["gpu_share"])
                                                for run in train_runs]))}
     for name, frame in tables.items():
@@ -465,41 +653,50 @@ def aggregate_descent(plan: dict, out_dir) -> dict[str, pd.DataFrame]:
 
 
 def rankings(default: pd.DataFrame, tuned: pd.DataFrame) -> pd.DataFrame:
-    """The default-hyperparameter ranking beside the tuned one (optimizer_summary tables), by optimizer."""
-    columns = ["optimizer", "rank", "final_test_acc", "final_test_acc_ci_low", "final_test_acc_ci_high",
-               "separated_from_best", "divergences"]
-    both = default[columns].merge(tuned[columns], on="optimizer", how="outer", suffixes=("_default", "_tuned"))
-    return both.sort_values(["rank_tuned", "optimizer"]).reset_index(drop=True)
+    """The default-hyperparameter ranking beside the tuned one (optimizer_summary tables), per problem and
+    optimizer: rank, final (the primary metric) with its interval, separated_from_best and divergences,
+    each suffixed _default and _tuned."""
+    keys = GROUP_KEYS + ["metric", "higher_is_better"]
+    columns = keys + ["rank", "final", "final_ci_low", "final_ci_high", "separated_from_best", "divergences"]
+    both = default[columns].merge(tuned[columns], on=keys, how="outer", suffixes=("_default", "_tuned"))
+    return both.sort_values(["problem", "rank_tuned", "optimizer"]).reset_index(drop=True)
+
+
+def selection_table(selections: dict) -> pd.DataFrame:
+    """One row per problem × optimizer of the selections ({problem: {optimizer: selection JSON}}): trial,
+    setting (JSON), criterion, score, all_trials_diverged, at_edge."""
+    return pd.DataFrame([{"problem": problem, "optimizer": optimizer, "trial": chosen["trial"],
+                          "setting": json.dumps(chosen["setting"], sort_keys=True), "criterion": chosen["criterion"],
+                          "score": chosen["score"], "all_trials_diverged": chosen["all_diverged"],
+                          "at_edge": "; ".join(chosen["at_edge"])}
+                         for problem, chosen_of in selections.items() for optimizer, chosen in chosen_of.items()])
 
 
 def aggregate_tune(plan: dict, out_dir) -> dict[str, pd.DataFrame]:
-    """The tuning stage's tables (SPEC §2.8): every trial, each selection (with a warning when it sits at the
-    edge of its range), budget curves, the final runs' tables and claims, and the two rankings side by side."""
+    """The tuning stage's tables (SPEC §2.8), per problem: every trial, each selection (with a warning when
+    it sits at the edge of its range), budget curves, the final runs' tables and claims, and the two
+    rankings side by side. plan["tune"]["selections"] is {problem: {optimizer: selection JSON path}}."""
     from optimbench import tune
 
     out_dir = Path(out_dir)
     settings, stage = plan["settings"], plan["tune"]
     confidence = settings["confidence"]
+    problems = problem_metrics(settings)
     trials = tune.trials_table(plan)
-    chosen_of = {optimizer: json.loads(Path(path).read_text()) for optimizer, path in stage["selections"].items()}
-    selections = []
-    for optimizer, chosen in chosen_of.items():
-        selections.append({"optimizer": optimizer, "trial": chosen["trial"],
-                           "setting": json.dumps(chosen["setting"], sort_keys=True), "criterion": chosen["criterion"],
-                           "score": chosen["score"], "all_trials_diverged": chosen["all_diverged"],
-                           "at_edge": "; ".join(chosen["at_edge"])})
-    selection = pd.DataFrame(selections)
-    picked = set(zip(selection["optimizer"], selection["trial"]))
-    trials["selected"] = [(o, t) in picked for o, t in zip(trials["optimizer"], trials["trial"])]
-    finals = [{**run, "spec": tune.apply_selection(run["spec"], chosen_of[run["optimizer"]])} for run in stage["finals"]]
-    wide = load_runs([run["dir"] for run in finals])
-    seeds = per_seed_summary(wide, settings["target_accuracy"])
-    summary = optimizer_summary(seeds, confidence)
+    chosen = {problem: {optimizer: json.loads(Path(path).read_text()) for optimizer, path in paths.items()}
+              for problem, paths in stage["selections"].items()}
+    selection = selection_table(chosen)
+    picked = set(zip(selection["problem"], selection["optimizer"], selection["trial"]))
+    trials["selected"] = [key in picked for key in zip(trials["problem"], trials["optimizer"], trials["trial"])]
+    finals = [{**run, "spec": tune.apply_selection(run["spec"], chosen[run["problem"]][run["optimizer"]])}
+              for run in stage["finals"]]
+    seeds = per_seed_summary(load_runs([run["dir"] for run in finals], problems), problems)
+    summary = optimizer_summary(seeds, problems, confidence)
     default = pd.read_parquet(out_dir / "optimizer_summary.parquet")
     tables = {"tune_trials": trials, "tune_selection": selection,
-              "budget_curves": tune.budget_curves(trials, stage["select_by"]), "tuned_runs": runs_table(finals),
-              "tuned_seed_summary": seeds, "tuned_optimizer_summary": summary,
-              "tuned_claims": claims_table(seeds, confidence), "rankings": rankings(default, summary)}
+              "budget_curves": tune.budget_curves(trials, stage["select_by"], problems),
+              "tuned_runs": runs_table(finals), "tuned_seed_summary": seeds, "tuned_optimizer_summary": summary,
+              "tuned_claims": article_claims(seeds, settings, confidence), "rankings": rankings(default, summary)}
     for name, frame in tables.items():
         write_table(frame, out_dir, name)
     return tables

@@ -6,8 +6,9 @@ trial budget per optimizer, selection on validation only, and budget curves.
 - Trials: the `trials` first settings of a sampler over the optimizer's search space: a log/linear grid,
   or a scrambled Sobol sequence (`scipy.stats.qmc.Sobol`, seeded), whose first n points are a prefix of its
   first n + k, so adding trials adds jobs and changes none.
-- Selection (validation only; the test set never decides): the best trial by the configured criterion;
-  a diverged trial loses to any finished one; ties go to the earlier trial.
+- Selection (validation only; the test set never decides): the best trial by the configured criterion,
+  in the direction of the problem's metric it reads (`criterion_metric`); a diverged trial loses to any
+  finished one; ties go to the earlier trial.
 - Budget curves: the expected best validation score after k of the n trials, exactly (the expected maximum
   of k draws without replacement; Dodge et al. 2019, "Show Your Work", §3).
 """
@@ -25,10 +26,12 @@ import pandas as pd
 from optimbench.config import ConfigError
 from optimbench.io import write_json
 
-CRITERIA = {  # selection criterion -> (metrics column over a trial's epochs, reduction, higher is better)
-    "final_val_acc": ("val_acc", "last", True),
-    "best_val_acc": ("val_acc", "max", True),
-    "lowest_val_loss": ("val_loss", "min", False),
+CRITERIA = {  # selection criterion -> (metrics column it reads, None = the primary on validation; reduction)
+    "final_val": (None, "last"),
+    "best_val": (None, "best"),
+    "final_val_acc": ("val_acc", "last"),
+    "best_val_acc": ("val_acc", "best"),
+    "lowest_val_loss": ("val_loss", "best"),
 }
 SCHEDULE_FACTOR = "lr_schedule"  # a searched factor that is not an optimizer kwarg
 
@@ -144,25 +147,56 @@ def trial_settings(space: dict, n: int, sampler: str, seed: int) -> list[dict]:
 
 
 # ---------------------------------------------------------------- selection
-def trial_score(metrics: pd.DataFrame, criterion: str) -> float:
-    """A trial's score by the criterion (NaN when the trial diverged)."""
-    column, reduce, _ = CRITERIA[criterion]
-    if metrics["diverged"].astype(bool).any():
-        return math.nan
-    values = metrics[column]
-    return float(values.iloc[-1] if reduce == "last" else values.max() if reduce == "max" else values.min())
+def validation_primary(problem) -> str:
+    """The problem's primary metric on the validation split: test_neg_elbo -> val_neg_elbo."""
+    return "val_" + problem.primary.name.removeprefix("test_")
 
 
-def select(trials: pd.DataFrame, criterion: str) -> pd.Series:
-    """The selected trial of one optimizer: the best score (direction from CRITERIA), a diverged trial (NaN
-    score) losing to every finished one, ties to the earliest trial. `trials`: trial, score, diverged, ...
+def _column(criterion: str, problem) -> str:
+    return CRITERIA[criterion][0] or validation_primary(problem)
+
+
+def criterion_metric(criterion: str, problem) -> tuple:
+    """(the Metric a criterion reads, its reduction "last" or "best") on a problem (an
+    optimbench.aggregate.ProblemMetrics); "best" follows the metric's direction.
 
     Raises:
-        ValueError: no trials.
+        ValueError: an unknown criterion, or one whose column the problem lacks (final_val_acc on a VAE),
+        naming the criterion, the problem and the criteria valid for it.
     """
+    if criterion not in CRITERIA:
+        raise ValueError(f"unknown selection criterion {criterion!r}; choices: {', '.join(CRITERIA)}")
+    column = _column(criterion, problem)
+    if column not in problem.metrics:
+        valid = [c for c in CRITERIA if _column(c, problem) in problem.metrics]
+        raise ValueError(f"selection criterion {criterion!r} reads {column}, which problem {problem.name} does not "
+                         f"have; valid criteria for {problem.name}: {', '.join(valid)}")
+    return problem.metrics[column], CRITERIA[criterion][1]
+
+
+def trial_score(metrics: pd.DataFrame, criterion: str, problem) -> float:
+    """A trial's score by the criterion on its problem (criterion_metric): the last epoch's value or the best
+    epoch's in the metric's direction; NaN when the trial diverged."""
+    metric, reduce = criterion_metric(criterion, problem)
+    if metrics["diverged"].astype(bool).any():
+        return math.nan
+    values = metrics[metric.name]
+    if reduce == "last":
+        return float(values.iloc[-1])
+    return float(values.max() if metric.higher_is_better else values.min())
+
+
+def select(trials: pd.DataFrame, criterion: str, problem) -> pd.Series:
+    """The selected trial of one optimizer on one problem: the best score in the direction of the metric the
+    criterion reads (criterion_metric), a diverged trial (NaN score) losing to every finished one, ties to
+    the earliest trial. `trials`: trial, score, diverged, ...
+
+    Raises:
+        ValueError: no trials, or a criterion the problem cannot use (criterion_metric).
+    """
+    higher = criterion_metric(criterion, problem)[0].higher_is_better
     if trials.empty:
         raise ValueError("no trials to select from")
-    higher = CRITERIA[criterion][2]
     key = trials["score"] if higher else -trials["score"]
     ranked = trials.assign(_key=key.fillna(-math.inf)).sort_values(["_key", "trial"], ascending=[False, True])
     return ranked.iloc[0].drop("_key")
@@ -188,53 +222,80 @@ def expected_max(values, k: int) -> float:
     n = len(v)
     if not 1 <= k <= n:
         raise ValueError(f"k = {k} must be between 1 and the {n} values")
-    weights = np.array([math.comb(i - 1, k - 1) for i in range(1, n + 1)], dtype=float) / math.comb(n, k)
-    return float(np.dot(weights, v))
+    weights = np.array([math.comb(i - 1, k - 1) for i in range(k, n + 1)], dtype=float) / math.comb(n, k)
+    return float(np.dot(weights, v[k - 1:]))  # only i ≥ k: a -∞ below them has weight 0, not 0 × ∞ = NaN
 
 
-def budget_curves(trials: pd.DataFrame, criterion: str) -> pd.DataFrame:
-    """Per optimizer and k = 1..n: the expected best validation score of k of its n trials (a diverged
-    trial scores the worst value: accuracy 0, loss ∞), and the optimizers' rank at each k."""
-    higher = CRITERIA[criterion][2]
-    worst = 0.0 if higher else math.inf
+def budget_curves(trials: pd.DataFrame, criterion: str, problems: dict) -> pd.DataFrame:
+    """Per problem × optimizer and k = 1..n: the expected best validation score of k of its n trials, in
+    the direction of the criterion's metric on that problem (a diverged trial scores the metric's worst
+    value: accuracy 0, loss or negative ELBO ∞), and the optimizers' rank per problem at each k (1 = best).
+    `trials`: problem, optimizer, score; `problems`: {name: optimbench.aggregate.ProblemMetrics}."""
     rows = []
-    for optimizer, group in trials.groupby("optimizer", sort=False):
-        scores = group["score"].fillna(worst).to_numpy()
-        signed = scores if higher else -scores
-        for k in range(1, len(scores) + 1):
-            best = expected_max(signed, k)
-            rows.append({"optimizer": optimizer, "k": k, "expected_best": best if higher else -best})
+    for problem, by_problem in trials.groupby("problem", sort=False):
+        metric = criterion_metric(criterion, problems[problem])[0]
+        sign = 1.0 if metric.higher_is_better else -1.0
+        for optimizer, group in by_problem.groupby("optimizer", sort=False):
+            signed = sign * group["score"].fillna(metric.worst).to_numpy(float)
+            for k in range(1, len(signed) + 1):
+                rows.append({"problem": problem, "optimizer": optimizer, "k": k, "metric": metric.name,
+                             "higher_is_better": metric.higher_is_better,
+                             "expected_best": sign * expected_max(signed, k)})
     curves = pd.DataFrame(rows)
-    curves["rank"] = curves.groupby("k")["expected_best"].rank(ascending=not higher, method="min")
+    goodness = curves["expected_best"] * np.where(curves["higher_is_better"], 1.0, -1.0)
+    curves["rank"] = goodness.groupby([curves["problem"], curves["k"]]).rank(ascending=False, method="min")
     return curves
 
 
 # ---------------------------------------------------------------- a plan's trials
-def trials_table(plan: dict, optimizer: str | None = None) -> pd.DataFrame:
-    """The trials of a plan (optimbench.study.read_plan), one row each: optimizer, trial, the setting's
-    factors, score by the plan's criterion, diverged, and the trial's last validation accuracy and loss."""
-    criterion = plan["tune"]["select_by"]
+def trials_table(plan: dict, problem: str | None = None, optimizer: str | None = None) -> pd.DataFrame:
+    """The trials of a plan (optimbench.study.read_plan), all or one problem's / optimizer's, one row each:
+    problem, optimizer, trial, the setting's factors, score by the plan's criterion (criterion_metric),
+    diverged, epochs, val_metric (the primary metric on validation), final_val and best_val (its last and
+    best epoch's value; like score, NaN when the trial diverged), and final_{col} for every validation
+    metric of the problem (the last epoch's, as recorded).
+
+    Raises:
+        ValueError: the plan's criterion does not apply to a trial's problem (criterion_metric).
+    """
+    from optimbench.aggregate import problem_metrics
+
+    criterion, problems = plan["tune"]["select_by"], problem_metrics(plan["settings"])
     rows = []
     for trial in plan["tune"]["trials"]:
-        if optimizer is not None and trial["optimizer"] != optimizer:
+        if (problem or trial["problem"], optimizer or trial["optimizer"]) != (trial["problem"], trial["optimizer"]):
             continue
+        info = problems[trial["problem"]]
         metrics = pd.read_csv(Path(trial["dir"]) / "metrics.csv")
-        last = metrics.iloc[-1]
-        rows.append({"optimizer": trial["optimizer"], "trial": trial["trial"], **trial["setting"],
-                     "score": trial_score(metrics, criterion), "diverged": bool(metrics["diverged"].astype(bool).any()),
-                     "epochs": len(metrics), "final_val_acc": last["val_acc"], "final_val_loss": last["val_loss"],
-                     "best_val_acc": metrics["val_acc"].max()})
+        rows.append({"problem": trial["problem"], "optimizer": trial["optimizer"], "trial": trial["trial"],
+                     **trial["setting"], "score": trial_score(metrics, criterion, info),
+                     "diverged": bool(metrics["diverged"].astype(bool).any()), "epochs": len(metrics),
+                     "val_metric": validation_primary(info), "final_val": trial_score(metrics, "final_val", info),
+                     "best_val": trial_score(metrics, "best_val", info),
+                     **{f"final_{c}": metrics[c].iloc[-1] for c in info.columns(("val",)) if c in metrics}})
     return pd.DataFrame(rows)
 
 
-def write_selection(plan: dict, optimizer: str, out_json) -> dict:
-    """Select the optimizer's trial (validation only) and write what the final runs use, atomically."""
-    trials = trials_table(plan, optimizer)
-    chosen = select(trials, plan["tune"]["select_by"])
+def write_selection(plan: dict, optimizer: str, out_json, problem: str | None = None) -> dict:
+    """Select the optimizer's trial on a problem (validation only) and write what the final runs use,
+    atomically. `problem` may be left out when the plan has one problem.
+
+    Raises:
+        ValueError: no problem given in a plan of several, or a criterion the problem cannot use.
+    """
+    from optimbench.aggregate import problem_metrics
+
+    problems = problem_metrics(plan["settings"])
+    if problem is None:
+        if len(problems) != 1:
+            raise ValueError(f"the plan has problems {list(problems)}: name the one to select on")
+        problem = next(iter(problems))
+    trials = trials_table(plan, problem, optimizer)
+    chosen = select(trials, plan["tune"]["select_by"], problems[problem])
     space = plan["tune"]["spaces"][optimizer]
     setting = {name: (chosen[name] if name == SCHEDULE_FACTOR or pd.isna(chosen[name]) else float(chosen[name]))
                for name in space}
-    selection = {"optimizer": optimizer, "trial": int(chosen["trial"]), "setting": setting,
+    selection = {"problem": problem, "optimizer": optimizer, "trial": int(chosen["trial"]), "setting": setting,
                  "criterion": plan["tune"]["select_by"], "score": None if pd.isna(chosen["score"]) else float(chosen["score"]),
                  "all_diverged": bool(trials["diverged"].all()), "at_edge": at_edge(trials, chosen, space)}
     write_json(out_json, selection)
@@ -264,6 +325,7 @@ def main(argv=None) -> None:
     choose = sub.add_parser("select", help="select an optimizer's trial on validation")
     choose.add_argument("--plan", required=True, help="the study's plan.json")
     choose.add_argument("--optimizer", required=True)
+    choose.add_argument("--problem", help="the problem (optimbench.problems); needed when the plan has several")
     choose.add_argument("--out", required=True, help="selection JSON to write")
     args = parser.parse_args(argv)
     if args.stage == "split":
@@ -272,7 +334,7 @@ def main(argv=None) -> None:
     else:
         from optimbench.study import read_plan
 
-        chosen = write_selection(read_plan(args.plan), args.optimizer, args.out)
+        chosen = write_selection(read_plan(args.plan), args.optimizer, args.out, args.problem)
         print(f"{args.optimizer}: trial {chosen['trial']} {chosen['setting']} ({chosen['criterion']} {chosen['score']})"
               + (f"; at the edge of the range: {chosen['at_edge']}" if chosen["at_edge"] else ""))
 
