@@ -7,33 +7,97 @@ import pandas as pd
 from optimbench import report
 
 
+INF = float("inf")
+ACC = {"name": "test_acc", "higher_is_better": True, "low": 0.0, "high": 1.0}
+NEG_ELBO = {"name": "test_neg_elbo", "higher_is_better": False, "low": 0.0, "high": INF}
+VAE = {"primary": "test_neg_elbo", "higher_is_better": False, "target": 120.0, "title": "digits / VAE",
+       "kind": "vae", "metrics": [NEG_ELBO]}
+
+
 def summary():
     return pd.DataFrame({
         "optimizer": ["Adam", "SGD", "Boom"], "rank": [1.0, 2.0, 3.0], "seeds": [3, 3, 3], "divergences": [0, 0, 3],
-        "final_test_acc": [0.91, 0.90, 0.0], "final_test_acc_ci_low": [0.88, 0.85, 0.0],
-        "final_test_acc_ci_high": [0.94, 0.95, 0.0], "separated_from_best": [False, False, True],
-        "lowest_test_loss": [0.30, 0.25, np.inf], "lowest_test_loss_epoch": [4.0, 3.0, np.nan]})
+        "final": [0.91, 0.90, 0.0], "final_ci_low": [0.88, 0.85, 0.0], "final_ci_high": [0.94, 0.95, 0.0],
+        "separated_from_best": [False, False, True], "best": [0.92, 0.93, 0.1]})
 
 
 def claims():
     return pd.DataFrame({"claim": ["a", "b", "c", "d"], "verdict": ["holds", "holds", "contradicted", "not tested"]})
 
 
+def vae_summary():
+    """A lower-is-better problem: Adam's 98 nats beat SGD's 120; Boom diverged (scored ∞)."""
+    return pd.DataFrame({
+        "problem": "digits-vae", "optimizer": ["Adam", "SGD", "Boom"], "rank": [1, 2, 3], "seeds": [3, 3, 3],
+        "divergences": [0, 1, 3], "metric": "test_neg_elbo", "higher_is_better": False,
+        "final": [98.0, INF, INF], "final_ci_low": [95.5, INF, INF], "final_ci_high": [100.5, INF, INF],
+        "separated_from_best": [False, True, True], "best": [97.0, 96.5, INF]})
+
+
 def test_training_conclusion_names_best_worst_ties_and_divergences():
-    text = report.training_conclusion(summary(), claims())
-    assert "Highest mean final test accuracy: **Adam** (0.9100 [0.8800, 0.9400], 3 seed(s)); the seeds do not " \
-           "separate it from SGD. Lowest: **Boom** (0.0000)." in text
-    assert "Lowest test loss reached: **SGD** (0.2500, epoch 3 on average)." in text
-    assert "Boom (3 of 3)" in text
-    assert "Of the article's 4 claims: 2 hold, 1 contradicted, 0 inconclusive at 95% confidence, 1 not tested." in text
+    text = report.training_conclusion(summary(), ACC)
+    assert ("Best mean final test accuracy, higher is better: **Adam** (0.9100 [0.8800, 0.9400] at 95%, 3 seed(s)); "
+            "the seeds do not separate it from SGD. Worst: **Boom** (0.0000).") in text
+    assert "Best test accuracy at any epoch (mean over seeds of each run's best epoch): **SGD** (0.9300)." in text
+    assert "Diverged runs (each scored 0.0000 in test accuracy from the epoch it diverged): Boom (3 of 3)" in text
 
 
 def test_ranking_lists_every_optimizer_with_its_interval():
-    text = report.ranking(summary(), 0.95)
+    text = report.ranking(summary(), ACC, 0.95)
+    assert text.startswith("Final test accuracy, higher is better: mean over seeds with its 95% interval")
     lines = text.splitlines()[2:]
     assert lines == ["- rank 1: **Adam**: 0.9100 [0.8800, 0.9400] over 3 seed(s)",
                      "- rank 2: **SGD**: 0.9000 [0.8500, 0.9500] over 3 seed(s) — not separated from the best by these seeds",
-                     "- rank 3: **Boom**: 0.0000 [0.0000, 0.0000] over 3 seed(s), **3 diverged** (scored 0) — below the best"]
+                     "- rank 3: **Boom**: 0.0000 [0.0000, 0.0000] over 3 seed(s), **3 diverged** (scored 0.0000) — below the best"]
+
+
+def test_a_vae_problem_speaks_of_negative_elbo_lower_is_better_and_never_of_accuracy():
+    texts = {"ranking": report.ranking(vae_summary(), NEG_ELBO, 0.95),
+             "conclusion": report.training_conclusion(vae_summary(), NEG_ELBO),
+             "answer": report.problem_answer(vae_summary(), "digits / VAE", NEG_ELBO),
+             "intro": report.problem_intro(VAE)}
+    for name, text in texts.items():
+        assert "negative ELBO" in text and "lower is better" in text, name
+        assert "accuracy" not in text.lower(), name
+    assert texts["ranking"].splitlines()[2:] == [
+        "- rank 1: **Adam**: 98.0000 [95.5000, 100.5000] over 3 seed(s)",
+        "- rank 2: **SGD**: ∞ [∞, ∞] over 3 seed(s), **1 diverged** (scored ∞) — below the best",
+        "- rank 3: **Boom**: ∞ [∞, ∞] over 3 seed(s), **3 diverged** (scored ∞) — below the best"]
+    # the best epoch is the lowest value: SGD's 96.5 before it diverged, not Boom's ∞
+    assert "Best test negative ELBO at any epoch (mean over seeds of each run's best epoch): **SGD** (96.5000)." \
+        in texts["conclusion"]
+    assert "Worst: **Boom** (∞)" in texts["conclusion"] and "SGD (1 of 3), Boom (3 of 3)" in texts["conclusion"]
+    assert texts["answer"] == ("- **digits / VAE** (final test negative ELBO, lower is better): best **Adam** "
+                               "(98.0000 [95.5000, 100.5000]); separated from every other.")
+    assert "target: test negative ELBO ≤ 120" in texts["intro"] and "scores ∞ in test negative ELBO" in texts["intro"]
+    columns = report.summary_columns(vae_summary().assign(final_test_kl=1.0, final_test_kl_ci_low=0.5))
+    assert columns[:6] == ["rank", "optimizer", "seeds", "divergences", "metric", "final"]
+    assert columns[-1] == "final_test_kl" and "final_test_kl_ci_low" not in columns
+
+
+def test_profile_and_ranks_across_problems():
+    scores = pd.DataFrame({"measure": ["time", "time", "metric", "metric"], "optimizer": ["SGD", "Adam", "SGD", "Adam"],
+                           "score": [0.25, 0.75, 1.0, 0.5]})
+    ranks_summary = pd.DataFrame({"optimizer": ["Adam", "SGD"], "mean_rank": [1.5, 1.5], "first": [1, 1],
+                                  "possibly_first": [2, 1], "problems": [2, 2]})
+    lines = report.profile_conclusion(scores, ranks_summary, 2).splitlines()
+    assert lines[0].startswith("- Performance-profile score by time to target (") and lines[0].endswith(
+        "): **Adam** 0.75, SGD 0.25.")
+    assert lines[1].endswith("): **SGD** 1.00, Adam 0.50.")
+    assert lines[2] == ("- Mean rank over the 2 problems (1 = best): **Adam** 1.50 (first on 1, possibly first on 2), "
+                        "SGD 1.50 (first on 1, possibly first on 1).")
+    ranks = pd.DataFrame({"problem": ["digits-vae", "digits-vae", "cls", "cls"], "optimizer": ["Adam", "SGD", "SGD", "Adam"],
+                          "rank": [1, 2, 1, 2], "rank_low": [1, 1, 1, 2], "rank_high": [2, 2, 1, 2]})
+    problems = {"cls": {"primary": "test_acc", "higher_is_better": True, "title": "digits / ResNet18", "metrics": [ACC]},
+                "digits-vae": VAE}
+    assert report.problem_ranks_text(ranks, problems).splitlines()[2:] == [
+        "- digits / ResNet18 (test accuracy, higher is better): SGD 1, Adam 2.",
+        "- digits / VAE (test negative ELBO, lower is better): Adam 1 (could be 1–2), SGD 2 (could be 1–2)."]
+
+
+def test_claims_name_their_problem():
+    text = report.claims_summary(claims().assign(problem="digits-resnet18"))
+    assert text.startswith("The article's 4 claims (judged on digits-resnet18): 2 holds")
 
 
 def test_claims_summary_counts_each_verdict():
@@ -75,18 +139,36 @@ def test_descent_finding_per_function():
 def test_study_heading_names_the_data_and_model_the_runs_used():
     runs = pd.DataFrame({"dataset": ["digits"], "model": ["resnet18_cifar"], "width": [8], "train_images": [1347],
                          "test_images": [450]})
-    assert report.study_heading(runs) == "digits, resnet18_cifar (width 8, 1,347 training / 450 test images)"
+    assert report.study_heading(runs) == "digits, resnet18_cifar (width 8, 1,347 training / 450 test examples)"
 
 
 def test_tuning_summary_says_whether_tuning_changed_the_answer():
     rankings = pd.DataFrame({"optimizer": ["SGD", "Adam"], "rank_default": [2.0, 1.0], "rank_tuned": [1.0, 2.0],
-                             "final_test_acc_default": [0.80, 0.85], "final_test_acc_tuned": [0.90, 0.86]})
+                             "final_default": [0.80, 0.85], "final_tuned": [0.90, 0.86]})
     default = pd.DataFrame({"claim": ["a", "b", "c"], "verdict": ["holds", "contradicted", "holds"]})
     tuned = pd.DataFrame({"claim": ["a", "b", "c"], "verdict": ["holds", "holds", "not tested"]})
     selection = pd.DataFrame({"optimizer": ["SGD", "Adam"], "at_edge": ["lr=1 (highest tried)", ""]})
-    lines = report.tuning_summary(rankings, default, tuned, selection).splitlines()
-    assert lines[0] == ("- Best after tuning: **SGD** (0.9000); at default settings: **Adam** (0.8500) — tuning "
-                        "changed the winner.")
+    lines = report.tuning_summary(rankings, default, tuned, selection, ACC).splitlines()
+    assert lines[0] == ("- Best after tuning: **SGD** (test accuracy 0.9000); at default settings: **Adam** (0.8500; "
+                        "higher is better) — tuning changed the winner.")
     assert lines[1] == ("- The article's claims tested both ways: 1 of 2 verdicts change with tuning: b: contradicted "
                         "→ holds (1 claim(s) name optimizers this tuned study did not run.)")
     assert lines[2] == "- **Selected at the edge of the search range** (widen it): SGD lr=1 (highest tried)"
+
+
+def test_tuning_a_vae_problem_without_claims():
+    rankings = pd.DataFrame({"optimizer": ["SGD", "Adam"], "rank_default": [1, 2], "rank_tuned": [1, 2],
+                             "final_default": [110.0, 130.0], "final_tuned": [100.0, 104.0]})
+    empty = pd.DataFrame(columns=["problem", "claim", "verdict"])
+    text = report.tuning_summary(rankings, empty, empty, pd.DataFrame({"optimizer": ["SGD"], "at_edge": [""]}),
+                                 NEG_ELBO)
+    assert text == ("- Best after tuning: **SGD** (test negative ELBO 100.0000); at default settings: **SGD** "
+                    "(110.0000; lower is better) — tuning did not change the winner.")
+    stage = {"select_by": "final_val", "sampler": "sobol", "validation_size": 200, "split_seed": 0}
+    trials = pd.DataFrame({"optimizer": ["SGD"] * 3 + ["Adam"] * 3, "trial": [0, 1, 2] * 2})
+    intro = report.tuning_intro(stage, VAE, trials)
+    assert intro.startswith("Each optimizer's search space was tried with 3 trials (sobol sampler) on a stratified "
+                            "validation split of 200 training examples (seed 0); the trial with the best final "
+                            "validation negative ELBO (lower is better) was selected")
+    assert "the data set's own validation stream" in report.tuning_intro(
+        stage, {"primary": "test_perplexity", "higher_is_better": False, "kind": "language_model"}, trials)
