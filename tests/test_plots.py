@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from pathlib import Path
 
-from optimbench import descent, functions, plots
+from optimbench import descent, functions, labels, plots
 
 
 def test_palette_is_stable_across_figures():
@@ -241,3 +241,19 @@ def test_sensitivity_draws_the_searched_factor_when_the_learning_rate_is_not_sea
     np.testing.assert_allclose(line.get_xdata(), [0.45, 0.9])  # sorted by momentum; the diverged trial is a cross
     np.testing.assert_allclose(line.get_ydata(), [0.7, 0.5])
     assert ax.get_xscale() == "linear" and ax.get_xlabel() == "momentum"
+
+
+def test_sensitivity_of_a_lower_is_better_criterion_draws_diverged_trials_at_the_top(tmp_path, monkeypatch):
+    trials = pd.DataFrame({"optimizer": "SGD", "trial": [0, 1, 2], "lr": [0.01, 0.1, 1.0],
+                           "score": [130.0, 110.0, np.nan], "selected": [False, True, False]})
+    figures = {}
+    real_save = plots.save
+    monkeypatch.setattr(plots, "save", lambda fig, stem, formats: (figures.setdefault("f", fig),
+                                                                    real_save(fig, stem, formats))[1])
+    label, higher = labels.criterion("final_val", plan_of(["vae"])["settings"]["problems"]["vae"])
+    assert (label, higher) == ("final validation negative ELBO", False)
+    plots.sensitivity(trials, {"SGD": "red"}, label, tmp_path / "s", higher_is_better=higher)
+    ax = figures["f"].axes[0]
+    [cross] = [l for l in ax.get_lines() if l.get_marker() == "x"]
+    assert list(cross.get_xdata()) == [1.0] and list(cross.get_ydata()) == [130.0]  # the worst finished score
+    assert ax.get_ylabel() == "final validation negative ELBO (lower is better)"

@@ -1,6 +1,9 @@
 """The report's text, computed from hand-made tables: the ranking, the conclusions, the verdict counts,
 the cost projection and the warning when the config differs from the runs."""
 
+import json
+import re
+
 import numpy as np
 import pandas as pd
 
@@ -98,6 +101,8 @@ def test_profile_and_ranks_across_problems():
 def test_claims_name_their_problem():
     text = report.claims_summary(claims().assign(problem="digits-resnet18"))
     assert text.startswith("The article's 4 claims (judged on digits-resnet18): 2 holds")
+    text = report.claims_summary(claims().assign(problem="digits-resnet18"), {"digits-resnet18": "digits / ResNet18"})
+    assert text.startswith("The article's 4 claims (judged on digits / ResNet18): 2 holds")
 
 
 def test_claims_summary_counts_each_verdict():
@@ -172,3 +177,105 @@ def test_tuning_a_vae_problem_without_claims():
                             "validation negative ELBO (lower is better) was selected")
     assert "the data set's own validation stream" in report.tuning_intro(
         stage, {"primary": "test_perplexity", "higher_is_better": False, "kind": "language_model"}, trials)
+
+
+# ---------------------------------------------------------------- the notebook, executed on hand-made tables
+def study_files(root):
+    """A study's plan, tables and figures by hand: a classification problem and a VAE, two optimizers, tuning."""
+    from optimbench import plots
+
+    metrics = lambda names, higher, high=INF: [{"name": f"{s}_{n}", "higher_is_better": higher, "low": 0.0,
+                                               "high": high} for s in ("train", "val", "test") for n in names]
+    problems = {"cls": {"dataset": "cifar10", "model": "resnet18_cifar", "kind": "classification", "primary": "test_acc",
+                        "higher_is_better": True, "target": 0.5, "title": "digits / ResNet18", "data_source": "digits",
+                        "metrics": metrics(["loss"], False) + metrics(["acc"], True, 1.0)},
+                "digits-vae": {**VAE, "dataset": "mnist", "model": "vae", "data_source": "digits",
+                               "metrics": metrics(["neg_elbo", "recon", "kl"], False)}}
+    plan = {"settings": {"title": "A study of two problems", "confidence": 0.95, "problems": problems,
+                         "train": {"optimizers": ["A", "B"], "seeds": [0, 1], "epochs": 2, "batch_size": 64,
+                                   "lr_schedule": None}},
+            "tune": {"select_by": "final_val", "sampler": "grid", "validation_size": 100, "split_seed": 0,
+                     "optimizers": ["A", "B"], "spaces": {"A": {"lr": {"low": 1e-3, "high": 1e-1}}}}}
+    (root / "plan.json").write_text(json.dumps(plan))
+    values = {"cls": {"A": [0.8, 0.9], "B": [0.6, 0.5]}, "digits-vae": {"A": [130.0, 131.0], "B": [100.0, 102.0]}}
+    seeds = pd.DataFrame([{"problem": p, "optimizer": o, "seed": s, "final": v[o][s], "diverged": False}
+                          for p, v in values.items() for o in v for s in (0, 1)])
+    summary = (seeds.groupby(["problem", "optimizer"], as_index=False)["final"].mean()
+               .assign(seeds=2, divergences=0, runs_reaching_target=1, separated_from_best=False,
+                       seconds_to_target=5.0, seconds_to_target_ci_low=4.0, seconds_to_target_ci_high=6.0))
+    summary["final_ci_low"], summary["final_ci_high"] = summary["final"] - 1e-3, summary["final"] + 1e-3
+    summary["rank"] = [1, 2, 2, 1]  # cls: A 0.85 beats B 0.55; the VAE: B's 101 nats beat A's 130.5
+    stats = pd.DataFrame([{"problem": p, "optimizer": o, "epoch": e, "metric": m["name"], "mean": 1.0 + e,
+                           "ci_low": 0.5 + e, "ci_high": 1.5 + e}
+                          for p, info in problems.items() for o in ("A", "B") for e in (1, 2) for m in info["metrics"]])
+    profile = pd.DataFrame({"measure": "time", "optimizer": ["A", "A", "B", "B"], "tau": [1.0, 4.0] * 2,
+                            "fraction": [0.5, 1.0, 0.5, 0.5]})
+    scores = pd.DataFrame({"measure": ["time", "time"], "optimizer": ["A", "B"], "score": [0.75, 0.5]})
+    ranks = summary[["problem", "optimizer", "rank"]].assign(rank_low=1, rank_high=2)
+    runs = seeds[["problem", "optimizer", "seed"]].assign(
+        dataset=lambda f: f["problem"].map({"cls": "digits", "digits-vae": "mnist"}),
+        model=lambda f: f["problem"].map({"cls": "resnet18_cifar", "digits-vae": "vae"}), width=8, train_images=100,
+        test_images=50, matches_config=True, differences="")
+    cost = pd.DataFrame([{"optimizer": "all", "unit": "CPU core", "device": "cpu", "runs": 8, "epochs": 16, "share": 1,
+                          "device_seconds": 360.0, "startup_device_seconds_per_run": 2.0,
+                          "device_seconds_per_epoch": 20.0, "samples_per_second": 100.0}])
+    descent = pd.DataFrame({"group": ["g"], "function": ["ackley"], "method": ["SGD"], "gradient": ["autograd"],
+                            "epochs": [10], "converged": [True], "diverged": [False], "final_f": [0.1],
+                            "distance_to_minimum": [0.01], "reached_minimum": [False]})
+    trials = pd.DataFrame({"problem": ["cls", "cls", "digits-vae", "digits-vae"], "optimizer": "A", "trial": [0, 1] * 2,
+                           "lr": [0.01, 0.1] * 2, "score": [0.7, 0.8, 120.0, 110.0], "selected": [False, True] * 2})
+    tables = {"seed_summary": seeds, "optimizer_summary": summary, "epoch_stats": stats, "performance_profile": profile,
+              "profile_score": scores, "problem_ranks": ranks, "rank_summary": pd.DataFrame(
+                  {"optimizer": ["A", "B"], "mean_rank": [1.5, 1.5], "first": [1, 1], "possibly_first": [2, 2],
+                   "problems": [2, 2]}),
+              "runs": runs, "cost": cost, "descent_runs": descent, "descent_reproduction": pd.DataFrame(),
+              "article_claims": pd.DataFrame({"problem": ["cls"], "claim": ["Adamax trains best"],
+                                              "compared": ["A, B"], "measured": ["-"], "verdict": ["not tested"]}),
+              "tune_trials": trials, "tune_selection": trials[trials["selected"]].assign(at_edge=""),
+              "budget_curves": trials.assign(k=trials["trial"] + 1, expected_best=trials["score"], rank=1),
+              "rankings": summary[["problem", "optimizer"]].assign(rank_default=[1, 2, 2, 1], rank_tuned=[1, 2, 2, 1],
+                                                                   final_default=summary["final"],
+                                                                   final_tuned=summary["final"]),
+              "tuned_claims": pd.DataFrame(columns=["problem", "claim", "verdict"]),
+              "tuned_optimizer_summary": summary, "tuned_seed_summary": seeds}
+    (root / "tables").mkdir()
+    for name, frame in tables.items():
+        frame.to_parquet(root / "tables" / f"{name}.parquet")
+    plots.train_figures(plan, root / "tables", root / "figures" / "train")
+    plots.tune_figures(plan, root / "tables", root / "figures" / "tune")
+    (root / "figures" / "descent").mkdir(parents=True)
+    for name in ("ackley_views.png", "ackley_all_runs.png"):
+        (root / "figures" / "descent" / name).write_bytes(b"\x89PNG\r\n\x1a\n")
+    (root / "figures" / "descent" / "ackley_3d.html").write_text('<div id="ackley-3d"></div>')
+    return plan
+
+
+def test_the_notebook_reports_each_problem_in_its_own_metric(tmp_path):
+    import nbformat
+
+    study_files(tmp_path)
+    executed, page = tmp_path / "study.ipynb", tmp_path / "study.html"
+    report.render(report.TEMPLATES.parent / "study.ipynb", executed, page,
+                  {"plan_file": str(tmp_path / "plan.json"), "tables_dir": str(tmp_path / "tables"),
+                   "figures_dir": str(tmp_path / "figures")}, title="A study of two problems")
+    html = page.read_text()
+    body = html.split("<body")[1]
+    answer, setup = body.index("The answer"), body.index("Setup: the runs of this study")
+    assert "Performance-profile score by time to target" in body[answer:setup]
+    assert "<strong>digits / VAE</strong> (final test negative ELBO, lower is better): best <strong>B</strong>" \
+        in body[answer:setup]
+    assert "The article's claims, checked" in body and "Judged on digits / ResNet18" in body
+    assert "The article's 1 claims (judged on digits / ResNet18)" in body[answer:setup]
+    # every output of the VAE's own sections (training, tuning): its metric and direction, never accuracy
+    checked = []
+    for cell in nbformat.read(executed, as_version=4).cells:
+        texts = ["".join(str(v) for v in o.get("data", {}).values()) for o in cell.get("outputs", [])]
+        vae = [i for i, t in enumerate(texts) if "digits / VAE" in t and ("## " in t or "### " in t)]
+        if vae and cell.source.startswith(("for p, info in problems", "if plan.get(\"tune\")")):
+            own = " ".join(texts[vae[0]:])
+            assert "negative ELBO" in own and "lower is better" in own
+            assert "accuracy" not in own.lower() and "final_test_acc" not in own
+            assert own.count("<img") == (4 if cell.source.startswith("for") else 3)
+            checked.append(cell.source.split()[0])
+    assert checked == ["for", "if"]  # the training sections, the tuned comparison
+    assert len(re.findall(r'<img alt="', html)) == 2 + 2 * 4 + 2 * 3 + 2  # profile, ranks; per problem; descent

@@ -84,17 +84,19 @@ def problem_answer(summary: pd.DataFrame, title: str, metric: dict) -> str:
     tied = ordered[(ordered["rank"] > 1) & ~ordered["separated_from_best"].astype(bool)]["optimizer"].tolist()
     return (f"- **{title}** (final {metric_phrase(metric)}): best **{best.optimizer}** "
             f"({labels.number(best.final)} {_ci(best.final_ci_low, best.final_ci_high)})"
-            + (f"; not separated from it by the seeds: {', '.join(tied)}." if tied else "; separated from every other."))
+            + (f"; not separated from it by the seeds: {', '.join(tied)}." if tied
+               else "; separated from every other."))
 
 
-def claims_summary(claims: pd.DataFrame) -> str:
-    """How many of the article's claims hold, are contradicted or are inconclusive, on which problem, then
-    each verdict."""
+def claims_summary(claims: pd.DataFrame, titles: dict | None = None) -> str:
+    """How many of the article's claims hold, are contradicted or are inconclusive, on which problem (its
+    title from `titles`, else its name), then each verdict."""
     if claims.empty:
         return "No claims were checked."
     counts = claims["verdict"].value_counts()
     head = ", ".join(f"{counts.get(v, 0)} {v}" for v in ("holds", "contradicted", "inconclusive", "not tested"))
-    on = (f" (judged on {', '.join(dict.fromkeys(claims['problem']))})" if "problem" in claims else "")
+    judged = [(titles or {}).get(p, p) for p in dict.fromkeys(claims["problem"])] if "problem" in claims else []
+    on = f" (judged on {', '.join(judged)})" if judged else ""
     lines = [f"- *{row.verdict}*: {row.claim}" for row in claims.itertuples()]
     return f"The article's {len(claims)} claims{on}: {head}.\n\n" + "\n".join(lines)
 
