@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from pathlib import Path
 
-from optimbench import descent, functions, labels, plots
+from optimbench import descent, figure_files, functions, labels, plots
 
 
 def test_palette_is_stable_across_figures():
@@ -118,6 +118,7 @@ def drawn(tmp_path_factory):
 def test_train_figures_writes_exactly_the_declared_files(drawn):
     tmp_path, written = drawn[:2]
     declared = plots.train_figure_files(plan_of(), tmp_path / "fig")
+    assert plots.train_figure_files is figure_files.train_figure_files  # one definition, light to import
     assert written == declared == plots.train_figure_files(["cls", "vae"], tmp_path / "fig")
     assert sorted(str(p.relative_to(tmp_path / "fig")) for p in declared) == sorted(
         [f"{p}/{n}.{e}" for p in ("cls", "vae") for n in ("curves", "final_metric", "generalisation_gap",

@@ -279,3 +279,14 @@ def test_the_notebook_reports_each_problem_in_its_own_metric(tmp_path):
             checked.append(cell.source.split()[0])
     assert checked == ["for", "if"]  # the training sections, the tuned comparison
     assert len(re.findall(r'<img alt="', html)) == 2 + 2 * 4 + 2 * 3 + 2  # profile, ranks; per problem; descent
+
+
+def test_primary_metric_reads_an_unbounded_end_written_as_null():
+    from optimbench import labels
+
+    problem = {"primary": "test_perplexity", "higher_is_better": False,
+               "metrics": [{"name": "test_perplexity", "higher_is_better": False, "low": 1.0, "high": None}]}
+    metric = labels.primary_metric(problem)
+    assert (metric["low"], metric["high"], labels.worst(metric)) == (1.0, INF, INF)
+    assert labels.axis_label("test_perplexity", False) == "test perplexity (lower is better)"
+    assert labels.metric_label("val_neg_elbo") == "validation negative ELBO"

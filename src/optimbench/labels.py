@@ -49,13 +49,12 @@ def target_text(column: str, higher_is_better: bool, target: float) -> str:
 
 
 def primary_metric(problem: dict) -> dict:
-    """The primary metric's entry {name, higher_is_better, low, high} of a problem's settings; without a
-    metrics list, its range is unbounded."""
-    for metric in problem.get("metrics", []):
-        if metric["name"] == problem["primary"]:
-            return metric
-    return {"name": problem["primary"], "higher_is_better": problem["higher_is_better"], "low": -math.inf,
-            "high": math.inf}
+    """The primary metric's entry {name, higher_is_better, low, high} of a problem's settings; an unbounded
+    end (missing, or null in JSON) is ∓∞, and without a metrics list the range is unbounded."""
+    entry = next((m for m in problem.get("metrics", []) if m["name"] == problem["primary"]),
+                 {"name": problem["primary"], "higher_is_better": problem["higher_is_better"]})
+    low, high = entry.get("low"), entry.get("high")
+    return {**entry, "low": -math.inf if low is None else float(low), "high": math.inf if high is None else float(high)}
 
 
 def worst(metric: dict) -> float:

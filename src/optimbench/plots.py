@@ -2,9 +2,10 @@
 ranks across problems, the tuned comparison and the descent views.
 
 Training and tuning figures are drawn per problem, in the problem's own primary metric and its direction
-(optimbench.labels), into `{out}/{problem}/`; `train_figure_files` / `tune_figure_files` name every file
-the writers write (the rules declare them from there). Every optimizer keeps one colour across all
-figures (`palette`). Training figures are written as PNG and SVG, tuning figures as PNG.
+(optimbench.labels), into `{out}/{problem}/`. optimbench.figure_files names every file the writers write
+(`train_figure_files` / `tune_figure_files`, also reachable here); the rules declare their outputs from
+there. Every optimizer keeps one colour across all figures (`palette`). Training figures are written as PNG
+and SVG, tuning figures as PNG.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from optimbench import functions, labels  # noqa: E402
+from optimbench.figure_files import (TRAIN_FORMATS, TUNE_FORMATS, train_figure_files,  # noqa: E402, F401
+                                     train_figure_stems, tune_figure_files)
 from optimbench.io import atomic_path, write_text  # noqa: E402
 
 def palette(names) -> dict[str, tuple]:
@@ -44,39 +47,7 @@ def save(fig, stem: Path, formats=("png", "svg")) -> list[Path]:
 
 
 # ---------------------------------------------------------------- training study
-TRAIN_FIGURES = ("curves", "final_metric", "generalisation_gap", "time_to_target")  # one set per problem
-STUDY_FIGURES = ("performance_profile", "ranks")  # across problems
-TUNE_FIGURES = ("sensitivity", "budget_curves", "tuned_final_metric")  # one set per problem
-TRAIN_FORMATS = ("png", "svg")
-TUNE_FORMATS = ("png",)
 MEASURES = {"time": "time to target (ratio to the fastest)", "metric": "final primary metric (ratio to the best)"}
-
-
-def problem_names(plan_or_names) -> list[str]:
-    """The problems of a plan (its settings["problems"], in order), or the names given."""
-    if isinstance(plan_or_names, dict) and "settings" in plan_or_names:
-        return list(plan_or_names["settings"]["problems"])
-    return list(plan_or_names)
-
-
-def train_figure_stems(plan_or_names, out_dir) -> dict:
-    """{(problem, figure): stem} for each problem's TRAIN_FIGURES (`out_dir/{problem}/{figure}`) and
-    {(None, figure): stem} for the STUDY_FIGURES (`out_dir/{figure}`): the one place that names them."""
-    out_dir = Path(out_dir)
-    stems = {(p, f): out_dir / p / f for p in problem_names(plan_or_names) for f in TRAIN_FIGURES}
-    return {**stems, **{(None, f): out_dir / f for f in STUDY_FIGURES}}
-
-
-def train_figure_files(plan_or_names, out_dir, formats=TRAIN_FORMATS) -> list[Path]:
-    """Every file train_figures writes into `out_dir` (the train figures folder), for a plan or a list of
-    problem names: what the figures rule declares as its outputs."""
-    return [Path(f"{stem}.{fmt}") for stem in train_figure_stems(plan_or_names, out_dir).values() for fmt in formats]
-
-
-def tune_figure_files(plan_or_names, out_dir, formats=TUNE_FORMATS) -> list[Path]:
-    """Every file tune_figures writes into `out_dir`: `out_dir/{problem}/{figure}.png`."""
-    return [Path(out_dir) / p / f"{f}.{fmt}" for p in problem_names(plan_or_names) for f in TUNE_FIGURES
-            for fmt in formats]
 
 
 def _interval_label(confidence: float) -> str:
@@ -147,7 +118,7 @@ def generalisation_gap(stats: pd.DataFrame, colours: dict, path: Path, metric: d
     wide = stats.pivot_table(index=["optimizer", "epoch"], columns="metric", values="mean").reset_index()
     sign = 1.0 if metric["higher_is_better"] else -1.0
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    for optimizer, line in wide.groupby("optimizer"):
+    for optimizer, line in wide.groupby("optimizer") if {train, test} <= set(wide.columns) else ():
         ax.plot(line["epoch"], sign * (line[train] - line[test]), label=optimizer, color=colours[optimizer],
                 marker=".")
     ax.axhline(0, color="grey", lw=0.8)

@@ -21,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from optimbench import labels
+from optimbench.figure_files import train_figure_stems, tune_figure_files
 from optimbench.io import atomic_path
 
 # nbconvert template folder: JupyterLab's HTML without scripts from CDNs (the report works offline).
@@ -147,9 +148,7 @@ def summary_columns(summary: pd.DataFrame) -> list[str]:
 
 
 def train_figures(figures_dir, problem: str, info: dict) -> list[tuple[Path, str]]:
-    """(PNG, alternative text) of one problem's training figures, named by optimbench.plots."""
-    from optimbench.plots import train_figure_stems
-
+    """(PNG, alternative text) of one problem's training figures, named by optimbench.figure_files."""
     metric = labels.primary_metric(info)
     name = labels.metric_label(metric["name"])
     alts = {"curves": f"{info.get('title', problem)}: every training and test metric per epoch",
@@ -163,8 +162,6 @@ def train_figures(figures_dir, problem: str, info: dict) -> list[tuple[Path, str
 
 def study_figures(figures_dir) -> list[tuple[Path, str]]:
     """(PNG, alternative text) of the across-problem figures: performance profiles, ranks."""
-    from optimbench.plots import train_figure_stems
-
     stems = train_figure_stems([], Path(figures_dir) / "train")
     return [(Path(f"{stems[None, 'performance_profile']}.png"),
              "Performance profiles: fraction of problems within a factor tau of the best, per optimizer"),
@@ -172,9 +169,7 @@ def study_figures(figures_dir) -> list[tuple[Path, str]]:
 
 
 def tune_figures(figures_dir, problem: str, info: dict, select_by: str) -> list[tuple[Path, str]]:
-    """(PNG, alternative text) of one problem's tuning figures, named by optimbench.plots."""
-    from optimbench.plots import tune_figure_files
-
+    """(PNG, alternative text) of one problem's tuning figures, named by optimbench.figure_files."""
     criterion, _ = labels.criterion(select_by, info)
     alts = {"sensitivity": f"Sensitivity: {criterion} of every trial",
             "budget_curves": f"Expected best {criterion} after k trials",
