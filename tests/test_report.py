@@ -180,8 +180,9 @@ def test_tuning_a_vae_problem_without_claims():
 
 
 # ---------------------------------------------------------------- the notebook, executed on hand-made tables
-def study_files(root):
-    """A study's plan, tables and figures by hand: a classification problem and a VAE, two optimizers, tuning."""
+def study_files(root, names=("cls", "digits-vae")):
+    """A study's plan, tables and figures by hand: a classification problem and a VAE (or those of `names`),
+    two optimizers, tuning."""
     from optimbench import plots
 
     metrics = lambda names, higher, high=INF: [{"name": f"{s}_{n}", "higher_is_better": higher, "low": 0.0,
@@ -191,6 +192,7 @@ def study_files(root):
                         "metrics": metrics(["loss"], False) + metrics(["acc"], True, 1.0)},
                 "digits-vae": {**VAE, "dataset": "mnist", "model": "vae", "data_source": "digits",
                                "metrics": metrics(["neg_elbo", "recon", "kl"], False)}}
+    problems = {name: problems[name] for name in names}
     plan = {"settings": {"title": "A study of two problems", "confidence": 0.95, "problems": problems,
                          "train": {"optimizers": ["A", "B"], "seeds": [0, 1], "epochs": 2, "batch_size": 64,
                                    "lr_schedule": None}},
@@ -240,6 +242,7 @@ def study_files(root):
               "tuned_optimizer_summary": summary, "tuned_seed_summary": seeds}
     (root / "tables").mkdir()
     for name, frame in tables.items():
+        frame = frame[frame["problem"].isin(names)] if "problem" in frame else frame
         frame.to_parquet(root / "tables" / f"{name}.parquet")
     plots.train_figures(plan, root / "tables", root / "figures" / "train")
     plots.tune_figures(plan, root / "tables", root / "figures" / "tune")
@@ -250,15 +253,20 @@ def study_files(root):
     return plan
 
 
+def render_study(root, names=("cls", "digits-vae")):
+    """The report of study_files(root, names): (executed notebook, HTML)."""
+    study_files(root, names)
+    executed, page = root / "study.ipynb", root / "study.html"
+    report.render(report.TEMPLATES.parent / "study.ipynb", executed, page,
+                  {"plan_file": str(root / "plan.json"), "tables_dir": str(root / "tables"),
+                   "figures_dir": str(root / "figures")}, title="A study of two problems")
+    return executed, page.read_text()
+
+
 def test_the_notebook_reports_each_problem_in_its_own_metric(tmp_path):
     import nbformat
 
-    study_files(tmp_path)
-    executed, page = tmp_path / "study.ipynb", tmp_path / "study.html"
-    report.render(report.TEMPLATES.parent / "study.ipynb", executed, page,
-                  {"plan_file": str(tmp_path / "plan.json"), "tables_dir": str(tmp_path / "tables"),
-                   "figures_dir": str(tmp_path / "figures")}, title="A study of two problems")
-    html = page.read_text()
+    executed, html = render_study(tmp_path)
     body = html.split("<body")[1]
     answer, setup = body.index("The answer"), body.index("Setup: the runs of this study")
     assert "Performance-profile score by time to target" in body[answer:setup]
@@ -290,3 +298,14 @@ def test_primary_metric_reads_an_unbounded_end_written_as_null():
     assert (metric["low"], metric["high"], labels.worst(metric)) == (1.0, INF, INF)
     assert labels.axis_label("test_perplexity", False) == "test perplexity (lower is better)"
     assert labels.metric_label("val_neg_elbo") == "validation negative ELBO"
+
+
+def test_a_report_of_one_vae_problem_never_says_accuracy(tmp_path):
+    _, html = render_study(tmp_path, ["digits-vae"])
+    text = re.sub(r'src="data:image/png;base64,[^"]*"', "", html.split("<body")[1])
+    assert "accuracy" not in text.lower() and "_acc" not in text
+    answer, setup = text.index("The answer"), text.index("Setup: the runs of this study")
+    assert "<li>rank 1: <strong>B</strong>: 101.0000 [100.9990, 101.0010] over 2 seed(s)</li>" in text[answer:setup]
+    assert "Final test negative ELBO, lower is better" in text[answer:setup]
+    assert "Performance-profile" not in text and "claims" not in text  # one problem; no claims judged
+    assert len(re.findall(r'<img alt="', html)) == 4 + 3 + 2  # its training and tuning figures; descent

@@ -55,23 +55,29 @@ def _interval_label(confidence: float) -> str:
 
 
 def curves(stats: pd.DataFrame, colours: dict, path: Path, metrics: list[dict], confidence: float = 0.95) -> list[Path]:
-    """Learning curves over epochs, one panel per metric of `metrics` (the problem's train_ and test_
-    metrics, labels.split_metrics; for classification the article's four plots), one line per optimizer:
-    the mean across seeds with the tables' interval (aggregate.mean_interval) as a band. A diverged seed
-    scores its metric's worst value (accuracy 0; a loss, negative ELBO or perplexity ∞, not drawn)."""
-    columns = max(1, (len(metrics) + 1) // 2)
-    fig, axes = plt.subplots(2 if len(metrics) > 1 else 1, columns, figsize=(6 * columns, 8), sharex=True,
+    """Learning curves over epochs: a grid of panels, one row per split (training, then test), one column per
+    metric of `metrics` (the problem's train_ and test_ metrics, labels.split_metrics; for classification
+    the article's four plots), one line per optimizer: the mean across seeds with the tables' interval
+    (aggregate.mean_interval) as a band. A diverged seed scores its metric's worst value (accuracy 0; a
+    loss, negative ELBO or perplexity ∞, not drawn)."""
+    splits = list(dict.fromkeys(m["name"].partition("_")[0] for m in metrics))
+    names = list(dict.fromkeys(m["name"].partition("_")[2] for m in metrics))
+    fig, axes = plt.subplots(len(splits), len(names), figsize=(6 * len(names), 4 * len(splits)), sharex=True,
                              squeeze=False)
-    for ax, metric in zip(axes.flat, metrics):
-        for name, line in stats[stats["metric"] == metric["name"]].sort_values("epoch").groupby("optimizer"):
+    for ax in axes.flat:
+        ax.set_visible(False)  # a split without a metric leaves its panel blank
+    for metric in metrics:
+        split, _, name = metric["name"].partition("_")
+        ax = axes[splits.index(split), names.index(name)]
+        ax.set_visible(True)
+        for optimizer, line in stats[stats["metric"] == metric["name"]].sort_values("epoch").groupby("optimizer"):
             finite = line.replace([np.inf, -np.inf], np.nan)
-            ax.plot(finite["epoch"], finite["mean"], label=name, color=colours[name], marker=".")
-            ax.fill_between(finite["epoch"], finite["ci_low"], finite["ci_high"], color=colours[name], alpha=0.2)
+            ax.plot(finite["epoch"], finite["mean"], label=optimizer, color=colours[optimizer], marker=".")
+            ax.fill_between(finite["epoch"], finite["ci_low"], finite["ci_high"], color=colours[optimizer],
+                            alpha=0.2)
         ax.set(title=labels.metric_label(metric["name"]), xlabel="epoch",
                ylabel=labels.axis_label(metric["name"], metric["higher_is_better"]))
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    for ax in list(axes.flat)[len(metrics):]:
-        ax.set_visible(False)
     axes[0, 0].legend(title="optimizer", fontsize="small")
     fig.suptitle(f"Training and test curves (mean across seeds; band: {_interval_label(confidence)})")
     return save(fig, path)
