@@ -1,6 +1,11 @@
-"""Figures (SPEC §2.5): the article's curves with seed bands, summaries, and the descent views.
+"""Figures (SPEC §2.5, §2.9): the article's curves with seed bands, summaries, performance profiles and
+ranks across problems, the tuned comparison and the descent views.
 
-Every optimizer keeps one colour across all figures (`palette`). Figures are written as PNG and SVG.
+Training and tuning figures are drawn per problem, in the problem's own primary metric and its direction
+(optimbench.labels), into `{out}/{problem}/`. optimbench.figure_files names every file the writers write
+(`train_figure_files` / `tune_figure_files`, also reachable here); the rules declare their outputs from
+there. Every optimizer keeps one colour across all figures (`palette`). Training figures are written as PNG
+and SVG, tuning figures as PNG.
 """
 
 from __future__ import annotations
@@ -17,12 +22,10 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from optimbench import functions  # noqa: E402
+from optimbench import functions, labels  # noqa: E402
+from optimbench.figure_files import (TRAIN_FORMATS, TUNE_FORMATS, train_figure_files,  # noqa: E402, F401
+                                     train_figure_stems, tune_figure_files)
 from optimbench.io import atomic_path, write_text  # noqa: E402
-
-CURVES = [("train_acc", "training accuracy"), ("train_loss", "training loss"),
-          ("test_acc", "test accuracy"), ("test_loss", "test loss")]
-
 
 def palette(names) -> dict[str, tuple]:
     """One colour per name, fixed by the names' sorted order (so every figure agrees)."""
@@ -44,67 +47,99 @@ def save(fig, stem: Path, formats=("png", "svg")) -> list[Path]:
 
 
 # ---------------------------------------------------------------- training study
+MEASURES = {"time": "time to target (ratio to the fastest)", "metric": "final primary metric (ratio to the best)"}
+
+
 def _interval_label(confidence: float) -> str:
     return f"{confidence:.0%} t-interval across seeds, clipped to the metric's range"
 
 
-def curves(stats: pd.DataFrame, colours: dict, path: Path, confidence: float = 0.95) -> list[Path]:
-    """The article's four line plots over epochs, one line per optimizer: the mean across seeds with the
-    tables' interval (aggregate.mean_interval) as a band. Diverged seeds score the worst value (accuracy 0,
-    loss +inf, not drawn); the legend counts them."""
-    fig, axes = plt.subplots(2, 2, figsize=(12, 8), sharex=True)
-    for ax, (metric, label) in zip(axes.flat, CURVES):
-        for name, line in stats[stats["metric"] == metric].groupby("optimizer"):
+def curves(stats: pd.DataFrame, colours: dict, path: Path, metrics: list[dict], confidence: float = 0.95) -> list[Path]:
+    """Learning curves over epochs: a grid of panels, one row per split (training, then test), one column per
+    metric of `metrics` (the problem's train_ and test_ metrics, labels.split_metrics; for classification
+    the article's four plots), one line per optimizer: the mean across seeds with the tables' interval
+    (aggregate.mean_interval) as a band. A diverged seed scores its metric's worst value (accuracy 0; a
+    loss, negative ELBO or perplexity ∞, not drawn)."""
+    splits = list(dict.fromkeys(m["name"].partition("_")[0] for m in metrics))
+    names = list(dict.fromkeys(m["name"].partition("_")[2] for m in metrics))
+    fig, axes = plt.subplots(len(splits), len(names), figsize=(6 * len(names), 4 * len(splits)), sharex=True,
+                             squeeze=False)
+    for ax in axes.flat:
+        ax.set_visible(False)  # a split without a metric leaves its panel blank
+    for metric in metrics:
+        split, _, name = metric["name"].partition("_")
+        ax = axes[splits.index(split), names.index(name)]
+        ax.set_visible(True)
+        for optimizer, line in stats[stats["metric"] == metric["name"]].sort_values("epoch").groupby("optimizer"):
             finite = line.replace([np.inf, -np.inf], np.nan)
-            ax.plot(finite["epoch"], finite["mean"], label=name, color=colours[name], marker=".")
-            ax.fill_between(finite["epoch"], finite["ci_low"], finite["ci_high"], color=colours[name], alpha=0.2)
-        ax.set(title=label, xlabel="epoch", ylabel=label)
+            ax.plot(finite["epoch"], finite["mean"], label=optimizer, color=colours[optimizer], marker=".")
+            ax.fill_between(finite["epoch"], finite["ci_low"], finite["ci_high"], color=colours[optimizer],
+                            alpha=0.2)
+        ax.set(title=labels.metric_label(metric["name"]), xlabel="epoch",
+               ylabel=labels.axis_label(metric["name"], metric["higher_is_better"]))
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[0, 0].legend(title="optimizer", fontsize="small")
     fig.suptitle(f"Training and test curves (mean across seeds; band: {_interval_label(confidence)})")
     return save(fig, path)
 
 
-def final_accuracy(summary: pd.DataFrame, seeds: pd.DataFrame, colours: dict, path: Path,
-                   confidence: float = 0.95, formats=("png", "svg")) -> list[Path]:
-    """Final test accuracy per optimizer, best first: the mean with the tables' interval, each seed a dot
-    (a diverged seed scores 0 and is drawn as a cross)."""
+def final_metric(summary: pd.DataFrame, seeds: pd.DataFrame, colours: dict, path: Path, metric: dict,
+                 confidence: float = 0.95, formats=TRAIN_FORMATS) -> list[Path]:
+    """The final primary metric per optimizer, best first (the table's `rank`): the mean (`final`) with the
+    tables' interval, each seed a dot. A diverged seed scores the metric's worst value and is a cross; an
+    infinite one (a loss-like metric) is drawn at the top edge of the axes."""
     order = summary.sort_values(["rank", "optimizer"])
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for i, row in enumerate(order.itertuples()):
-        low, high = row.final_test_acc_ci_low, row.final_test_acc_ci_high
-        if np.isfinite(low) and np.isfinite(high):
-            ax.errorbar(i, row.final_test_acc, yerr=[[row.final_test_acc - low], [high - row.final_test_acc]],
-                        fmt="D", color=colours[row.optimizer], capsize=6, ms=8)
-        else:
-            ax.plot(i, row.final_test_acc, "D", color=colours[row.optimizer], ms=8)
+        low, high, mean = row.final_ci_low, row.final_ci_high, row.final
+        if np.isfinite(low) and np.isfinite(high) and np.isfinite(mean):
+            ax.errorbar(i, mean, yerr=[[mean - low], [high - mean]], fmt="D", color=colours[row.optimizer],
+                        capsize=6, ms=8)
+        elif np.isfinite(mean):
+            ax.plot(i, mean, "D", color=colours[row.optimizer], ms=8)
         mine = seeds[seeds["optimizer"] == row.optimizer]
         for diverged, marker in ((False, "o"), (True, "x")):
-            dots = mine[mine["diverged"] == diverged]
-            ax.plot(np.full(len(dots), i + 0.15), dots["final_test_acc"], marker, color="black", alpha=0.6, ms=5)
+            values = mine.loc[mine["diverged"].astype(bool) == diverged, "final"].astype(float)
+            finite = values[np.isfinite(values)]
+            ax.plot(np.full(len(finite), i + 0.15), finite, marker, color="black", alpha=0.6, ms=5)
+            if (~np.isfinite(values)).any():  # ∞: at the top edge (x in data, y in axes coordinates)
+                ax.plot(np.full((~np.isfinite(values)).sum(), i + 0.15), np.ones((~np.isfinite(values)).sum()),
+                        marker, color="black", alpha=0.6, ms=5, transform=ax.get_xaxis_transform(), clip_on=False)
     ax.set_xticks(range(len(order)), order["optimizer"])
-    ax.set_ylim(-0.02, 1.02)
-    ax.set(title=f"Final test accuracy (diamond: mean, bar: {_interval_label(confidence)};\n"
-                 "dots: seeds, crosses: diverged seeds scored 0)", ylabel="test accuracy")
+    if np.isfinite(metric["low"]) and np.isfinite(metric["high"]):
+        margin = 0.02 * (metric["high"] - metric["low"])
+        ax.set_ylim(metric["low"] - margin, metric["high"] + margin)
+    name, worst = labels.metric_label(metric["name"]), labels.number(labels.worst(metric))
+    ax.set(title=f"Final {name} ({labels.direction(metric['higher_is_better'])}; diamond: mean, bar: "
+                 f"{_interval_label(confidence)};\ndots: seeds, crosses: diverged seeds scored {worst})",
+           ylabel=labels.axis_label(metric["name"], metric["higher_is_better"]))
     return save(fig, path, formats)
 
 
-def generalisation_gap(stats: pd.DataFrame, colours: dict, path: Path) -> list[Path]:
-    """Training minus test accuracy over epochs (mean across seeds)."""
+def generalisation_gap(stats: pd.DataFrame, colours: dict, path: Path, metric: dict) -> list[Path]:
+    """How much better the primary metric is on the training set than on the test set, over epochs (mean
+    across seeds): train − test for a higher-is-better metric, test − train for a lower-is-better one."""
+    name = metric["name"].removeprefix("test_")
+    train, test = f"train_{name}", f"test_{name}"
     wide = stats.pivot_table(index=["optimizer", "epoch"], columns="metric", values="mean").reset_index()
+    sign = 1.0 if metric["higher_is_better"] else -1.0
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    for name, line in wide.groupby("optimizer"):
-        ax.plot(line["epoch"], line["train_acc"] - line["test_acc"], label=name, color=colours[name], marker=".")
+    for optimizer, line in wide.groupby("optimizer") if {train, test} <= set(wide.columns) else ():
+        ax.plot(line["epoch"], sign * (line[train] - line[test]), label=optimizer, color=colours[optimizer],
+                marker=".")
     ax.axhline(0, color="grey", lw=0.8)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set(title="Generalisation gap (train − test accuracy)", xlabel="epoch", ylabel="accuracy gap")
+    first, second = (train, test) if metric["higher_is_better"] else (test, train)
+    ax.set(title=f"Generalisation gap: {labels.metric_label(first)} − {labels.metric_label(second)} "
+                 "(above 0: better on the training set)",
+           xlabel="epoch", ylabel=f"{labels.NAMES.get(name, name)} gap")
     ax.legend(fontsize="small")
     return save(fig, path)
 
 
-def time_to_target(summary: pd.DataFrame, colours: dict, target: float, path: Path,
+def time_to_target(summary: pd.DataFrame, colours: dict, metric: dict, target: float, path: Path,
                    confidence: float = 0.95) -> list[Path]:
-    """Seconds of training to the target test accuracy: the mean over the seeds that reached it, with the
+    """Seconds of training to the problem's target: the mean over the seeds that reached it, with the
     tables' interval; each bar says how many seeds reached it (a diverged seed never does)."""
     fig, ax = plt.subplots(figsize=(8, 4.5))
     data = summary.sort_values(["seconds_to_target", "optimizer"], na_position="last").reset_index(drop=True)
@@ -118,46 +153,111 @@ def time_to_target(summary: pd.DataFrame, colours: dict, target: float, path: Pa
     for i, row in data.iterrows():
         text = f"{row['runs_reaching_target']}/{row['seeds']} reached" if row["runs_reaching_target"] else "never reached"
         ax.text(i, 0, f" {text}", rotation=90, va="bottom", ha="center", fontsize="small")
-    ax.set(title=f"Training seconds to {target:.0%} test accuracy\n(mean over seeds that reached it; "
-                 f"bar: {_interval_label(confidence)})", ylabel="seconds")
+    ax.set(title=f"Training seconds to {labels.target_text(metric['name'], metric['higher_is_better'], target)}\n"
+                 f"(mean over seeds that reached it; bar: {_interval_label(confidence)})", ylabel="seconds")
     return save(fig, path)
 
 
+def performance_profile(profile: pd.DataFrame, scores: pd.DataFrame, colours: dict, path: Path,
+                        n_problems: int) -> list[Path]:
+    """Dolan & Moré (2002) performance profiles, one panel per measure (`MEASURES`): ρ_s(τ), the fraction
+    of problems on which optimizer s is within a factor τ of the best, as a step function of τ (log axis).
+    `profile`: measure, optimizer, tau, fraction; `scores`: measure, optimizer, score (the legend's)."""
+    measures = [m for m in MEASURES if m in set(profile["measure"])]
+    fig, axes = plt.subplots(1, max(1, len(measures)), figsize=(7 * max(1, len(measures)), 4.5), squeeze=False)
+    score = scores.set_index(["measure", "optimizer"])["score"]
+    for ax, measure in zip(axes.flat, measures):
+        for optimizer, steps in profile[profile["measure"] == measure].sort_values("tau").groupby("optimizer"):
+            ax.step(steps["tau"], steps["fraction"], where="post", color=colours[optimizer],
+                    label=f"{optimizer} (score {score.get((measure, optimizer), np.nan):.2f})")
+        ax.set_xscale("log")
+        ax.set_ylim(-0.02, 1.02)
+        ax.set(title=MEASURES[measure], xlabel="τ (performance ratio, log scale)",
+               ylabel=f"ρ(τ): fraction of the {n_problems} problems within τ")
+        ax.legend(fontsize="small", loc="lower right")
+    fig.suptitle("Performance profiles (Dolan & Moré 2002); a diverged run or a missed target never counts")
+    return save(fig, path)
+
+
+def ranks(problem_ranks: pd.DataFrame, colours: dict, path: Path, titles: dict | None = None,
+          confidence: float = 0.95) -> list[Path]:
+    """Each optimizer's rank per problem (1 = best, by the mean final primary metric in its direction) with
+    the ranks its seeds allow as a bar (rank_low to rank_high; optimbench.performance.rank_table)."""
+    problems = list(dict.fromkeys(problem_ranks["problem"]))
+    optimizers = sorted(problem_ranks["optimizer"].unique())
+    fig, ax = plt.subplots(figsize=(max(6, 2.2 * len(problems)), 4.5))
+    width = 0.6 / max(1, len(optimizers))
+    for j, optimizer in enumerate(optimizers):
+        mine = problem_ranks[problem_ranks["optimizer"] == optimizer].set_index("problem").reindex(problems)
+        x = np.arange(len(problems)) - 0.3 + (j + 0.5) * width
+        ax.errorbar(x, mine["rank"], yerr=[mine["rank"] - mine["rank_low"], mine["rank_high"] - mine["rank"]],
+                    fmt="o", color=colours[optimizer], capsize=3, label=optimizer)
+    ax.set_xticks(range(len(problems)), [(titles or {}).get(p, p) for p in problems], fontsize="small")
+    ax.set_ylim(len(optimizers) + 0.5, 0.5)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set(title=f"Rank per problem (1 = best; bar: the ranks the seeds allow, pairwise one-sided Welch tests "
+                 f"at {confidence:.0%})", ylabel="rank")
+    ax.legend(fontsize="small", bbox_to_anchor=(1.01, 1), loc="upper left")
+    return save(fig, path)
+
+
+def _of(frame: pd.DataFrame, problem: str) -> pd.DataFrame:
+    return frame[frame["problem"] == problem]
+
+
 def train_figures(plan: dict, tables_dir, out_dir) -> list[Path]:
-    """The four training figures from the tables, for the optimizers of `plan` (optimbench.study)."""
+    """Every training figure (train_figure_files) from the tables: per problem of `plan` (optimbench.study)
+    its curves, final primary metric, generalisation gap and time to target; across problems the
+    performance profiles and the ranks."""
     tables_dir, out_dir = Path(tables_dir), Path(out_dir)
     settings = plan["settings"]
-    confidence, target = settings["confidence"], settings["target_accuracy"]
-    stats = pd.read_parquet(tables_dir / "epoch_stats.parquet")
-    seeds = pd.read_parquet(tables_dir / "seed_summary.parquet")
-    summary = pd.read_parquet(tables_dir / "optimizer_summary.parquet")
+    confidence, problems = settings["confidence"], settings["problems"]
+    table = {name: pd.read_parquet(tables_dir / f"{name}.parquet") for name in
+             ("epoch_stats", "seed_summary", "optimizer_summary", "performance_profile", "profile_score",
+              "problem_ranks")}
     colours = palette(settings["train"]["optimizers"])
-    return (curves(stats, colours, out_dir / "curves", confidence)
-            + final_accuracy(summary, seeds, colours, out_dir / "final_accuracy", confidence)
-            + generalisation_gap(stats, colours, out_dir / "generalisation_gap")
-            + time_to_target(summary, colours, target, out_dir / "time_to_target", confidence))
+    stems = train_figure_stems(plan, out_dir)
+    written = []
+    for problem, info in problems.items():
+        metric = labels.primary_metric(info)
+        stats, summary = _of(table["epoch_stats"], problem), _of(table["optimizer_summary"], problem)
+        written += curves(stats, colours, stems[problem, "curves"], labels.split_metrics(info), confidence)
+        written += final_metric(summary, _of(table["seed_summary"], problem), colours,
+                                stems[problem, "final_metric"], metric, confidence)
+        written += generalisation_gap(stats, colours, stems[problem, "generalisation_gap"], metric)
+        written += time_to_target(summary, colours, metric, info["target"], stems[problem, "time_to_target"],
+                                  confidence)
+    written += performance_profile(table["performance_profile"], table["profile_score"], colours,
+                                   stems[None, "performance_profile"], len(problems))
+    written += ranks(table["problem_ranks"], colours, stems[None, "ranks"],
+                     {p: info.get("title", p) for p, info in problems.items()}, confidence)
+    return written
 
 
 # ---------------------------------------------------------------- tuned comparison
 def sensitivity(trials: pd.DataFrame, colours: dict, criterion: str, path: Path, factor: str = "lr",
-                log: bool = True) -> list[Path]:
+                log: bool = True, higher_is_better: bool = True) -> list[Path]:
     """Validation score of every trial against a searched factor (the learning rate by default), one line
-    per optimizer (DeepOBS-style); the selected trial ringed; a diverged trial drawn as a cross at the bottom."""
+    per optimizer (DeepOBS-style); the selected trial ringed; a diverged trial drawn as a cross at the worst
+    end (the bottom when higher is better, else the top). `criterion` is the score's label."""
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    floor = np.nanmin(trials["score"]) if trials["score"].notna().any() else 0.0
+    scores = trials["score"].astype(float)
+    finite = scores[np.isfinite(scores)]
+    worst = (finite.min() if higher_is_better else finite.max()) if len(finite) else 0.0
     for name, group in trials.sort_values(factor).groupby("optimizer", sort=False):
         finished = group[group["score"].notna()]
         ax.plot(finished[factor], finished["score"], "o-", color=colours[name], label=name)
         failed = group[group["score"].isna()]
-        ax.plot(failed[factor], np.full(len(failed), floor), "x", color=colours[name], ms=8)
-        chosen = group[group["selected"]]
+        ax.plot(failed[factor], np.full(len(failed), worst), "x", color=colours[name], ms=8)
+        chosen = group[group["selected"].astype(bool)]
         ax.plot(chosen[factor], chosen["score"], "o", ms=14, mfc="none", mec=colours[name])
     if log:
         ax.set_xscale("log")
     ax.set(title=f"Sensitivity: {criterion} of every trial (ring: selected; cross: diverged)",
-           xlabel="learning rate" if factor == "lr" else factor, ylabel=criterion)
+           xlabel="learning rate" if factor == "lr" else factor,
+           ylabel=f"{criterion} ({labels.direction(higher_is_better)})")
     ax.legend(fontsize="small")
-    return save(fig, path, formats=("png",))
+    return save(fig, path, formats=TUNE_FORMATS)
 
 
 def sensitivity_factor(spaces: dict) -> tuple[str, bool]:
@@ -168,31 +268,39 @@ def sensitivity_factor(spaces: dict) -> tuple[str, bool]:
     return name, factors[name].get("log", True)
 
 
-def budget_curves(curves: pd.DataFrame, colours: dict, criterion: str, path: Path) -> list[Path]:
+def budget_curves(curves: pd.DataFrame, colours: dict, criterion: str, path: Path,
+                  higher_is_better: bool = True) -> list[Path]:
     """Expected best validation score after k trials, per optimizer (Dodge et al. 2019)."""
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for name, group in curves.groupby("optimizer", sort=False):
         ax.plot(group["k"], group["expected_best"], "o-", color=colours[name], label=name)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set(title=f"Budget curves: expected best {criterion} after k trials", xlabel="trials (k)",
-           ylabel=f"expected best {criterion}")
+           ylabel=f"expected best {criterion} ({labels.direction(higher_is_better)})")
     ax.legend(fontsize="small")
-    return save(fig, path, formats=("png",))
+    return save(fig, path, formats=TUNE_FORMATS)
 
 
 def tune_figures(plan: dict, tables_dir, out_dir) -> list[Path]:
-    """The tuned comparison's figures: sensitivity, budget curves, the selected settings' final accuracy."""
+    """The tuned comparison's figures per problem (tune_figure_files): sensitivity, budget curves, and the
+    selected settings' final primary metric."""
     tables_dir, out_dir = Path(tables_dir), Path(out_dir)
-    criterion, confidence = plan["tune"]["select_by"], plan["settings"]["confidence"]
-    colours = palette(plan["settings"]["train"]["optimizers"] + plan["tune"]["optimizers"])
-    trials = pd.read_parquet(tables_dir / "tune_trials.parquet")
-    written = sensitivity(trials, colours, criterion, out_dir / "sensitivity",
-                          *sensitivity_factor(plan["tune"]["spaces"]))
-    written += budget_curves(pd.read_parquet(tables_dir / "budget_curves.parquet"), colours, criterion,
-                             out_dir / "budget_curves")
-    written += final_accuracy(pd.read_parquet(tables_dir / "tuned_optimizer_summary.parquet"),
-                              pd.read_parquet(tables_dir / "tuned_seed_summary.parquet"), colours,
-                              out_dir / "tuned_final_accuracy", confidence, formats=("png",))
+    settings, stage = plan["settings"], plan["tune"]
+    colours = palette(settings["train"]["optimizers"] + stage["optimizers"])
+    table = {name: pd.read_parquet(tables_dir / f"{name}.parquet") for name in
+             ("tune_trials", "budget_curves", "tuned_optimizer_summary", "tuned_seed_summary")}
+    factor = sensitivity_factor(stage["spaces"])
+    written = []
+    for problem, info in settings["problems"].items():
+        criterion, higher = labels.criterion(stage["select_by"], info)
+        folder = out_dir / problem
+        written += sensitivity(_of(table["tune_trials"], problem), colours, criterion, folder / "sensitivity",
+                               *factor, higher_is_better=higher)
+        written += budget_curves(_of(table["budget_curves"], problem), colours, criterion, folder / "budget_curves",
+                                 higher)
+        written += final_metric(_of(table["tuned_optimizer_summary"], problem),
+                                _of(table["tuned_seed_summary"], problem), colours, folder / "tuned_final_metric",
+                                labels.primary_metric(info), settings["confidence"], formats=TUNE_FORMATS)
     return written
 
 
@@ -291,7 +399,7 @@ def main(argv=None) -> None:
     parser.add_argument("stage", choices=["train", "descent", "tune"])
     parser.add_argument("--plan", required=True, help="the study's plan.json")
     parser.add_argument("--tables", help="tables folder (stage train)")
-    parser.add_argument("--out", required=True)
+    parser.add_argument("--out", required=True, help="the stage's figures folder (e.g. figures/train)")
     args = parser.parse_args(argv)
     plan = read_plan(args.plan)
     if args.stage in ("train", "tune"):

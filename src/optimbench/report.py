@@ -1,4 +1,12 @@
-"""Text the report computes from the tables (no hard-coded verdicts), and the report's build steps."""
+"""Text the report computes from the tables (no hard-coded verdicts), and the report's build steps.
+
+The study has several test problems, each with its own primary metric and direction (accuracy: higher is
+better; negative ELBO, perplexity: lower is better). Every helper that speaks of a metric takes the
+problem's primary metric as the plan gives it (optimbench.labels.primary_metric: {name,
+higher_is_better, low, high}) and names it so ("test negative ELBO (lower is better)"), never "accuracy"
+unless it is. Tables are the contract's (issue 19): optimizer_summary's `final`, `final_ci_low`, ... are
+the primary metric; `problem_ranks`, `rank_summary`, `profile_score` come from optimbench.performance.
+"""
 
 from __future__ import annotations
 
@@ -12,80 +20,204 @@ from pathlib import Path
 
 import pandas as pd
 
+from optimbench import labels
+from optimbench.figure_files import train_figure_stems, tune_figure_files
 from optimbench.io import atomic_path
 
 # nbconvert template folder: JupyterLab's HTML without scripts from CDNs (the report works offline).
 TEMPLATES = Path(__file__).resolve().parents[2] / "report" / "templates"
+MEASURES = {"time": "time to target", "metric": "final primary metric"}
 
 
-def _ci(low, high, fmt="{:.3f}") -> str:
-    return f"[{fmt.format(low)}, {fmt.format(high)}]" if pd.notna(low) and pd.notna(high) else "(one seed: no interval)"
+def _ci(low, high) -> str:
+    if pd.notna(low) and pd.notna(high):
+        return f"[{labels.number(low)}, {labels.number(high)}]"
+    return "(one seed: no interval)"
+
+
+def for_problem(frame: pd.DataFrame, problem: str) -> pd.DataFrame:
+    """The rows of one problem (a table without a `problem` column is taken whole)."""
+    return frame[frame["problem"] == problem] if "problem" in frame else frame
+
+
+def metric_phrase(metric: dict) -> str:
+    """"test negative ELBO, lower is better"."""
+    return f"{labels.metric_label(metric['name'])}, {labels.direction(metric['higher_is_better'])}"
 
 
 def study_heading(runs: pd.DataFrame) -> str:
-    """What the training runs used, from what they recorded: data set, model, width, images."""
+    """What the training runs used, from what they recorded: data set, model, width, images (the first
+    run's; pass one problem's runs)."""
     if runs.empty:
         return "no training runs"
     first = runs.iloc[0]
     images = ""
     if pd.notna(first.get("train_images")) and pd.notna(first.get("test_images")):
-        images = f", {int(first['train_images']):,} training / {int(first['test_images']):,} test images"
+        images = f", {int(first['train_images']):,} training / {int(first['test_images']):,} test examples"
     return f"{first['dataset']}, {first['model']} (width {first['width']}{images})"
 
 
-def ranking(summary: pd.DataFrame, confidence: float) -> str:
-    """The ranking by mean final test accuracy, each with its interval, seeds and divergences, and whether
-    the seeds separate it from the best (aggregate.optimizer_summary)."""
+def ranking(summary: pd.DataFrame, metric: dict, confidence: float) -> str:
+    """The ranking of one problem by its mean final primary metric in the metric's direction, each with
+    its interval, seeds and divergences, and whether the seeds separate it from the best
+    (optimizer_summary: rank, final, final_ci_low, final_ci_high, seeds, divergences, separated_from_best)."""
     if summary.empty:
         return "No training runs were found."
+    worst = labels.number(labels.worst(metric))
     lines = []
     for row in summary.sort_values(["rank", "optimizer"]).itertuples():
-        diverged = f", **{row.divergences} diverged** (scored 0)" if row.divergences else ""
+        diverged = f", **{row.divergences} diverged** (scored {worst})" if row.divergences else ""
         separated = "" if row.rank == 1 else (" — below the best" if row.separated_from_best
                                               else " — not separated from the best by these seeds")
-        lines.append(f"- rank {int(row.rank)}: **{row.optimizer}**: {row.final_test_acc:.4f} "
-                     f"{_ci(row.final_test_acc_ci_low, row.final_test_acc_ci_high, '{:.4f}')} over {row.seeds} "
-                     f"seed(s){diverged}{separated}")
-    return (f"Final test accuracy, mean over seeds with its {confidence:.0%} interval "
-            "(Student-t, clipped to [0, 1]):\n\n" + "\n".join(lines))
+        lines.append(f"- rank {int(row.rank)}: **{row.optimizer}**: {labels.number(row.final)} "
+                     f"{_ci(row.final_ci_low, row.final_ci_high)} over {row.seeds} seed(s){diverged}{separated}")
+    return (f"Final {metric_phrase(metric)}: mean over seeds with its {confidence:.0%} interval "
+            "(Student-t, clipped to the metric's range):\n\n" + "\n".join(lines))
 
 
-def claims_summary(claims: pd.DataFrame) -> str:
-    """How many of the article's claims hold, are contradicted or are inconclusive, then each verdict."""
+def problem_answer(summary: pd.DataFrame, title: str, metric: dict) -> str:
+    """One line: the problem's best optimizer by its primary metric, with its interval, and the optimizers
+    the seeds do not separate from it."""
+    if summary.empty:
+        return f"- **{title}**: no training runs were found."
+    ordered = summary.sort_values(["rank", "optimizer"])
+    best = ordered.iloc[0]
+    tied = ordered[(ordered["rank"] > 1) & ~ordered["separated_from_best"].astype(bool)]["optimizer"].tolist()
+    return (f"- **{title}** (final {metric_phrase(metric)}): best **{best.optimizer}** "
+            f"({labels.number(best.final)} {_ci(best.final_ci_low, best.final_ci_high)})"
+            + (f"; not separated from it by the seeds: {', '.join(tied)}." if tied
+               else "; separated from every other."))
+
+
+def claims_summary(claims: pd.DataFrame, titles: dict | None = None) -> str:
+    """How many of the article's claims hold, are contradicted or are inconclusive, on which problem (its
+    title from `titles`, else its name), then each verdict."""
     if claims.empty:
         return "No claims were checked."
     counts = claims["verdict"].value_counts()
     head = ", ".join(f"{counts.get(v, 0)} {v}" for v in ("holds", "contradicted", "inconclusive", "not tested"))
+    judged = [(titles or {}).get(p, p) for p in dict.fromkeys(claims["problem"])] if "problem" in claims else []
+    on = f" (judged on {', '.join(judged)})" if judged else ""
     lines = [f"- *{row.verdict}*: {row.claim}" for row in claims.itertuples()]
-    return f"The article's {len(claims)} claims: {head}.\n\n" + "\n".join(lines)
+    return f"The article's {len(claims)} claims{on}: {head}.\n\n" + "\n".join(lines)
 
 
-def training_conclusion(summary: pd.DataFrame, claims: pd.DataFrame, confidence: float = 0.95) -> str:
-    """A short Markdown conclusion of the training study: best and worst optimizer with their intervals,
-    lowest test loss, divergences (every optimizer counted), and the claims' verdicts."""
+def training_conclusion(summary: pd.DataFrame, metric: dict, confidence: float = 0.95) -> str:
+    """A short Markdown conclusion of one problem: best and worst optimizer by the final primary metric with
+    their intervals, the best value any epoch reached, and divergences (every optimizer counted)."""
     if summary.empty:
         return "No training runs were found."
     ordered = summary.sort_values(["rank", "optimizer"])
     best, worst = ordered.iloc[0], ordered.iloc[-1]
     tied = ordered[(ordered["rank"] > 1) & ~ordered["separated_from_best"].astype(bool)]["optimizer"].tolist()
-    lines = [f"- Highest mean final test accuracy: **{best.optimizer}** ({best.final_test_acc:.4f} "
-             f"{_ci(best.final_test_acc_ci_low, best.final_test_acc_ci_high, '{:.4f}')}, {int(best.seeds)} seed(s))"
+    name = labels.metric_label(metric["name"])
+    lines = [f"- Best mean final {metric_phrase(metric)}: **{best.optimizer}** ({labels.number(best.final)} "
+             f"{_ci(best.final_ci_low, best.final_ci_high)} at {confidence:.0%}, {int(best.seeds)} seed(s))"
              + (f"; the seeds do not separate it from {', '.join(tied)}" if tied else "")
-             + f". Lowest: **{worst.optimizer}** ({worst.final_test_acc:.4f})."]
-    lowest_loss = summary.sort_values("lowest_test_loss").iloc[0]
-    lines.append(f"- Lowest test loss reached: **{lowest_loss.optimizer}** ({lowest_loss.lowest_test_loss:.4f}, "
-                 f"epoch {lowest_loss.lowest_test_loss_epoch:.0f} on average).")
+             + f". Worst: **{worst.optimizer}** ({labels.number(worst.final)})."]
+    if "best" in summary and summary["best"].notna().any():
+        at_best = summary.sort_values("best", ascending=not metric["higher_is_better"]).iloc[0]
+        lines.append(f"- Best {name} at any epoch (mean over seeds of each run's best epoch): "
+                     f"**{at_best.optimizer}** ({labels.number(at_best.best)}).")
     diverged = summary[summary["divergences"] > 0]
-    lines.append("- Diverged runs (each scored as accuracy 0 and loss ∞ from the epoch it diverged): " + (
-        ", ".join(f"{r.optimizer} ({int(r.divergences)} of {int(r.seeds)})" for r in diverged.itertuples())
-        if len(diverged) else "none."))
-    counts = claims["verdict"].value_counts() if not claims.empty else pd.Series(dtype=int)
-    lines.append(f"- Of the article's {len(claims)} claims: {counts.get('holds', 0)} hold, "
-                 f"{counts.get('contradicted', 0)} contradicted, {counts.get('inconclusive', 0)} inconclusive "
-                 f"at {confidence:.0%} confidence, {counts.get('not tested', 0)} not tested.")
+    lines.append(f"- Diverged runs (each scored {labels.number(labels.worst(metric))} in {name} from the epoch it "
+                 "diverged): " + (", ".join(f"{r.optimizer} ({int(r.divergences)} of {int(r.seeds)})"
+                                            for r in diverged.itertuples()) if len(diverged) else "none."))
     return "\n".join(lines)
 
 
+def problem_intro(problem: dict) -> str:
+    """What a problem section shows: its primary metric, direction, target and the divergence policy."""
+    metric = labels.primary_metric(problem)
+    target = labels.target_text(metric["name"], metric["higher_is_better"], problem["target"])
+    return (f"Primary metric: **{metric_phrase(metric)}**; target: {target}. Mean over seeds, with confidence "
+            "intervals across seeds (bands). Test metrics are computed without augmentation. A diverged seed "
+            f"scores {labels.number(labels.worst(metric))} in {labels.metric_label(metric['name'])} from the epoch "
+            "it diverged, and never reaches the target.")
+
+
+def summary_columns(summary: pd.DataFrame) -> list[str]:
+    """The optimizer_summary columns a problem section shows: rank, the primary metric with its interval,
+    the best epoch, time to target, then every other final_{col} mean (those of the table)."""
+    wanted = ["rank", "optimizer", "seeds", "divergences", "metric", "final", "final_ci_low", "final_ci_high",
+              "separated_from_best", "best", "runs_reaching_target", "epochs_to_target", "epochs_to_target_ci_low",
+              "epochs_to_target_ci_high", "seconds_to_target", "mean_epoch_seconds"]
+    extra = [c for c in summary.columns if c.startswith("final_") and not c.startswith("final_ci")
+             and not c.endswith(("_n", "_std", "_ci_low", "_ci_high"))]
+    return [c for c in wanted if c in summary] + extra
+
+
+def train_figures(figures_dir, problem: str, info: dict) -> list[tuple[Path, str]]:
+    """(PNG, alternative text) of one problem's training figures, named by optimbench.figure_files."""
+    metric = labels.primary_metric(info)
+    name = labels.metric_label(metric["name"])
+    alts = {"curves": f"{info.get('title', problem)}: every training and test metric per epoch",
+            "final_metric": f"Final {metric_phrase(metric)}, per optimizer and seed",
+            "generalisation_gap": f"Generalisation gap in {name} per epoch",
+            "time_to_target": "Seconds of training to " + labels.target_text(metric["name"], metric["higher_is_better"],
+                                                                             info["target"])}
+    stems = train_figure_stems([problem], Path(figures_dir) / "train")
+    return [(Path(f"{stems[problem, figure]}.png"), alt) for figure, alt in alts.items()]
+
+
+def study_figures(figures_dir) -> list[tuple[Path, str]]:
+    """(PNG, alternative text) of the across-problem figures: performance profiles, ranks."""
+    stems = train_figure_stems([], Path(figures_dir) / "train")
+    return [(Path(f"{stems[None, 'performance_profile']}.png"),
+             "Performance profiles: fraction of problems within a factor tau of the best, per optimizer"),
+            (Path(f"{stems[None, 'ranks']}.png"), "Rank of each optimizer on each problem with its range")]
+
+
+def tune_figures(figures_dir, problem: str, info: dict, select_by: str) -> list[tuple[Path, str]]:
+    """(PNG, alternative text) of one problem's tuning figures, named by optimbench.figure_files."""
+    criterion, _ = labels.criterion(select_by, info)
+    alts = {"sensitivity": f"Sensitivity: {criterion} of every trial",
+            "budget_curves": f"Expected best {criterion} after k trials",
+            "tuned_final_metric": f"Final {metric_phrase(labels.primary_metric(info))}, tuned settings"}
+    return [(path, alts[path.stem]) for path in tune_figure_files([problem], Path(figures_dir) / "tune")]
+
+
+# ---------------------------------------------------------------- across problems
+def profile_conclusion(scores: pd.DataFrame, summary: pd.DataFrame, n_problems: int) -> str:
+    """The answer across problems: each measure's performance-profile scores (profile_score: measure,
+    optimizer, score; AlgoPerf, Dahl et al. 2023 §4.5) best first, and the mean rank per optimizer
+    (rank_summary: optimizer, mean_rank, first, possibly_first, problems)."""
+    if scores.empty:
+        return "No performance profile was computed."
+    lines = []
+    for measure, group in scores.groupby("measure", sort=False):
+        ordered = group.sort_values(["score", "optimizer"], ascending=[False, True])
+        parts = [f"{f'**{r.optimizer}**' if i == 0 else r.optimizer} {r.score:.2f}"
+                 for i, r in enumerate(ordered.itertuples())]
+        lines.append(f"- Performance-profile score by {MEASURES.get(measure, measure)} (area under ρ(τ) for "
+                     f"1 ≤ τ ≤ 4, scaled to [0, 1]; 1 = the best on every problem): " + ", ".join(parts) + ".")
+    if not summary.empty:
+        ordered = summary.sort_values(["mean_rank", "optimizer"])
+        parts = [f"{f'**{r.optimizer}**' if i == 0 else r.optimizer} {r.mean_rank:.2f} (first on {int(r.first)}, "
+                 f"possibly first on {int(r.possibly_first)})" for i, r in enumerate(ordered.itertuples())]
+        lines.append(f"- Mean rank over the {n_problems} problems (1 = best): " + ", ".join(parts) + ".")
+    return "\n".join(lines)
+
+
+def problem_ranks_text(ranks: pd.DataFrame, problems: dict) -> str:
+    """Per problem, the optimizers in rank order with the ranks their seeds allow where that is more than
+    one (problem_ranks: problem, optimizer, rank, rank_low, rank_high; optimbench.performance.rank_table)."""
+    if ranks.empty:
+        return "No ranks were computed."
+    lines = []
+    for problem, info in problems.items():
+        mine = for_problem(ranks, problem).sort_values(["rank", "optimizer"])
+        if mine.empty:
+            continue
+        parts = [f"{r.optimizer} {int(r.rank)}" + (f" (could be {int(r.rank_low)}–{int(r.rank_high)})"
+                                                   if r.rank_low != r.rank_high else "") for r in mine.itertuples()]
+        lines.append(f"- {info.get('title', problem)} ({metric_phrase(labels.primary_metric(info))}): "
+                     + ", ".join(parts) + ".")
+    return ("Rank per problem (1 = best; in parentheses the ranks the seeds allow: pairwise one-sided Welch "
+            "tests):\n\n" + "\n".join(lines))
+
+
+# ---------------------------------------------------------------- descent, cost, tuning
 def descent_conclusion(reproduction: pd.DataFrame) -> str:
     """What the article's epoch counts measured: as-printed against the correct central gradient."""
     if reproduction.empty or "epochs_as-printed" not in reproduction:
@@ -120,33 +252,53 @@ def mismatch_warning(runs: pd.DataFrame) -> str:
     if runs.empty or runs["matches_config"].all():
         return ""
     differing = runs[~runs["matches_config"]]
-    lines = [f"- {r.optimizer} seed {r.seed}: {r.differences}" for r in differing.itertuples()]
+    lines = [f"- {f'{r.problem} ' if 'problem' in differing else ''}{r.optimizer} seed {r.seed}: {r.differences}"
+             for r in differing.itertuples()]
     return (f"**Warning: {len(differing)} of {len(runs)} runs were trained with other settings than the "
             "configuration now says.** Everything below shows what the runs recorded (their run.json). "
             "Run the study again (`make study` with this configuration) to train with the new settings.\n\n"
             + "\n".join(lines))
 
 
+def tuning_intro(stage: dict, problem: dict, trials: pd.DataFrame) -> str:
+    """How one problem's tuned comparison was made: trials per optimizer, sampler, the validation data and
+    the criterion in the problem's metric (`stage`: the plan's tune; `trials`: this problem's tune_trials)."""
+    criterion, higher = labels.criterion(stage["select_by"], problem)
+    per_optimizer = int(trials.groupby("optimizer").size().max()) if len(trials) else 0
+    validation = ("the data set's own validation stream" if problem.get("kind") == "language_model" else
+                  f"a stratified validation split of {stage['validation_size']} training examples "
+                  f"(seed {stage['split_seed']})")
+    return (f"Each optimizer's search space was tried with {per_optimizer} trials ({stage['sampler']} sampler) on "
+            f"{validation}; the trial with the best {criterion} ({labels.direction(higher)}) was selected "
+            "(diverged trials lose), rerun over the study's seeds, and evaluated once on the test set, which "
+            "decided nothing.")
+
+
 def tuning_summary(rankings: pd.DataFrame, default_claims: pd.DataFrame, tuned_claims: pd.DataFrame,
-                   selection: pd.DataFrame) -> str:
-    """Whether tuning on the validation split changed the answer: the best optimizer at default and tuned
-    settings, each claim whose verdict changed, and the selections at the edge of their search range."""
+                   selection: pd.DataFrame, metric: dict) -> str:
+    """Whether tuning on the validation split changed one problem's answer: the best optimizer at default
+    and tuned settings by the final primary metric (rankings: optimizer, rank_default, rank_tuned,
+    final_default, final_tuned), each of the article's claims whose verdict changed (when the problem has
+    claims), and the selections at the edge of their search range."""
     if rankings.empty:
         return "No tuned runs were found."
     tuned = rankings.sort_values(["rank_tuned", "optimizer"]).iloc[0]
     default = rankings.sort_values(["rank_default", "optimizer"]).iloc[0]
-    lines = [f"- Best after tuning: **{tuned.optimizer}** ({tuned.final_test_acc_tuned:.4f}); at default settings: "
-             f"**{default.optimizer}** ({default.final_test_acc_default:.4f})"
+    name = labels.metric_label(metric["name"])
+    lines = [f"- Best after tuning: **{tuned.optimizer}** ({name} {labels.number(tuned.final_tuned)}); at default "
+             f"settings: **{default.optimizer}** ({labels.number(default.final_default)}; "
+             f"{labels.direction(metric['higher_is_better'])})"
              + (" — tuning did not change the winner." if tuned.optimizer == default.optimizer
                 else " — tuning changed the winner.")]
-    both = default_claims.merge(tuned_claims, on="claim", suffixes=("_default", "_tuned"))
-    tested = both[(both["verdict_default"] != "not tested") & (both["verdict_tuned"] != "not tested")]
-    changed = tested[tested["verdict_default"] != tested["verdict_tuned"]]
-    lines.append(f"- The article's claims tested both ways: {len(changed)} of {len(tested)} verdicts change with "
-                 "tuning" + ("." if changed.empty else ": " + "; ".join(
-                     f"{r.claim}: {r.verdict_default} → {r.verdict_tuned}" for r in changed.itertuples()))
-                 + (f" ({len(both) - len(tested)} claim(s) name optimizers this tuned study did not run.)"
-                    if len(tested) < len(both) else ""))
+    if not default_claims.empty and not tuned_claims.empty:
+        both = default_claims.merge(tuned_claims[["claim", "verdict"]], on="claim", suffixes=("_default", "_tuned"))
+        tested = both[(both["verdict_default"] != "not tested") & (both["verdict_tuned"] != "not tested")]
+        changed = tested[tested["verdict_default"] != tested["verdict_tuned"]]
+        lines.append(f"- The article's claims tested both ways: {len(changed)} of {len(tested)} verdicts change with "
+                     "tuning" + ("." if changed.empty else ": " + "; ".join(
+                         f"{r.claim}: {r.verdict_default} → {r.verdict_tuned}" for r in changed.itertuples()))
+                     + (f" ({len(both) - len(tested)} claim(s) name optimizers this tuned study did not run.)"
+                        if len(tested) < len(both) else ""))
     edges = selection[selection["at_edge"].astype(str) != ""]
     if len(edges):
         lines.append("- **Selected at the edge of the search range** (widen it): "
@@ -159,12 +311,12 @@ ARTICLE_STUDY = {"optimizers": 7, "seeds": 3, "epochs": 50}  # the study the art
 
 def cost_conclusion(cost: pd.DataFrame, dataset: str) -> str:
     """What the study cost in device time (start-up per run and per epoch apart), and what the article's
-    whole study would cost at that pace."""
+    whole study would cost at that pace (`dataset`: the problems' data and models, in words)."""
     from optimbench.aggregate import projected_device_hours
 
     if cost.empty:
         return "No training runs were found."
-    total = cost[cost["optimizer"] == "all"].iloc[0]
+    total = cost[cost["optimizer"] == "all"].iloc[0]  # the whole study: every problem
     unit = f"{total['unit']}-hours"
     lines = [f"- This study: **{total['device_seconds'] / 3600:.3f} {unit}** for {int(total['runs'])} runs and "
              f"{int(total['epochs'])} epochs on {total['device']}: {total['startup_device_seconds_per_run']:.1f} "
