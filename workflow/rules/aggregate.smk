@@ -1,6 +1,9 @@
 # 4. Aggregate: pandas tables across runs (SPEC §2.4).
 
-TRAIN_TABLES = ["runs", "epochs_long", "epoch_stats", "seed_summary", "optimizer_summary", "article_claims", "cost"]
+TRAIN_TABLES = ["runs", "epochs_long", "epoch_stats", "seed_summary", "optimizer_summary", "article_claims", "cost",
+                # across problems: the problems, Dolan-More performance ratios and profiles, per-problem ranks
+                "problems", "performance_ratios", "performance_profile", "profile_score", "problem_ranks",
+                "rank_summary"]
 DESCENT_TABLES = ["descent_runs", "descent_reproduction"]
 
 

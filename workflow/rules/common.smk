@@ -5,6 +5,7 @@ import re
 import sys
 
 from optimbench import config as study_config
+from optimbench import figure_files
 from optimbench import study
 
 # Validate before any job: unknown keys, wrong types, unknown names and bad values stop here.

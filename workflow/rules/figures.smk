@@ -1,6 +1,6 @@
 # 5. Figures: the article's figures with seed bands, and more (SPEC §2.5).
 
-TRAIN_FIGURES = ["curves", "final_accuracy", "generalisation_gap", "time_to_target"]
+PROBLEMS = list(PLAN.settings["problems"])
 
 
 rule figures_train:
@@ -8,18 +8,19 @@ rule figures_train:
         plan=PLAN_FILE,
         tables=expand(f"{TABLES}/{{table}}.parquet", table=TRAIN_TABLES),
     output:
+        # Per problem its curves, final metric, gap and time to target; across problems the profile and ranks.
         report(
-            expand(f"{FIGURES}/train/{{figure}}.png", figure=TRAIN_FIGURES),
+            [str(f) for f in figure_files.train_figure_files(PROBLEMS, f"{FIGURES}/train", ("png",))],
             caption="../../report/train_figures.rst",
             category="Training study",
         ),
-        expand(f"{FIGURES}/train/{{figure}}.svg", figure=TRAIN_FIGURES),
+        [str(f) for f in figure_files.train_figure_files(PROBLEMS, f"{FIGURES}/train", ("svg",))],
     log:
         f"{R}/logs/figures_train.log",
     params:
         py=PY,
         tables=lambda wildcards, input: os.path.dirname(input.tables[0]),
-        out=lambda wildcards, output: os.path.dirname(output[0]),
+        out=f"{FIGURES}/train",
         script=os.path.join(SCRIPTS, "figures.py"),
     conda:
         "../../envs/analysis.yaml"

@@ -3,7 +3,6 @@
 
 TUNE_TABLES = ["tune_trials", "tune_selection", "budget_curves", "tuned_runs", "tuned_seed_summary",
                "tuned_optimizer_summary", "tuned_claims", "rankings"]
-TUNE_FIGURES = ["sensitivity", "budget_curves", "tuned_final_accuracy"]
 
 
 rule validation_split:
@@ -130,7 +129,7 @@ rule figures_tune:
         tables=expand(f"{TABLES}/{{table}}.parquet", table=TUNE_TABLES),
     output:
         report(
-            expand(f"{FIGURES}/tune/{{figure}}.png", figure=TUNE_FIGURES),
+            [str(f) for f in figure_files.tune_figure_files(PROBLEMS, f"{FIGURES}/tune")],
             caption="../../report/tune_figures.rst",
             category="Tuned comparison",
         ),
@@ -140,7 +139,7 @@ rule figures_tune:
         py=PY,
         script=os.path.join(SCRIPTS, "figures.py"),
         tables=lambda wildcards, input: os.path.dirname(input.tables[0]),
-        out=lambda wildcards, output: os.path.dirname(output[0]),
+        out=f"{FIGURES}/tune",
     conda:
         "../../envs/analysis.yaml"
     shell:
