@@ -58,8 +58,9 @@ def sync(device):
 
 def trainer_spec(args, bf16: str = "auto") -> dict:
     """The trainer's settings for this benchmark: its auto choices (channels-last, CUDA graphs on CUDA) and `bf16`."""
-    return {"model": args.model, "width": args.width, "seed": 0, "channels_last": "auto", "bf16": bf16,
-            "compile": args.compile, "optimizer": {"class": "SGD", "kwargs": {"lr": 0.01, "momentum": 0.9}}}
+    return {"problem": "cifar10-resnet18", "model": args.model, "width": args.width, "seed": 0,
+            "channels_last": "auto", "bf16": bf16, "compile": args.compile,
+            "optimizer": {"class": "SGD", "kwargs": {"lr": 0.01, "momentum": 0.9}}}
 
 
 def precisions(args, device) -> list[str]:
@@ -77,11 +78,12 @@ def trainer_steps(args, device, x, y, barrier=None, bf16: str = "auto") -> tuple
     """Warm up (5 steps, compiling if configured), wait at the barrier, then time args.steps steps of the
     project's trainer: (start, end) on the wall clock."""
     data = train.DeviceData(x, y, device)
-    training = train.build_training(trainer_spec(args, bf16), device, 10, total_steps=10**9)
+    dataset = train.Dataset(data, None, data, {"num_classes": 10}, (train.MEAN, train.STD))
+    training = train.build_training(trainer_spec(args, bf16), device, dataset, total_steps=10**9)
     done, start = 0, None
     while True:
-        for _ in train.train_epoch(training.forward, training.optimizer, training.steppers, data, training.normalize,
-                                   args.batch_size, training.gen, training.autocast):
+        for _ in train.train_epoch(training.problem, training.forward, training.optimizer, training.steppers, data,
+                                   training.normalize, args.batch_size, training.gen, training.autocast):
             done += 1
             if done == 5:  # warm-up steps excluded
                 sync(device)
@@ -174,9 +176,9 @@ from optimbench import train
 stamps.append(time.time())
 spec = json.loads(sys.argv[1])
 device = train.resolve_device(spec["device"])
-*_, classes = train.load_data(spec, device)  # (train, validation, test, classes)
+dataset = train.load_data(spec, device)
 stamps.append(time.time())
-train.build_training(spec, device, classes, total_steps=1)
+train.build_training(spec, device, dataset, total_steps=1)
 stamps.append(time.time())
 print(json.dumps(stamps))
 """

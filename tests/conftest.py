@@ -49,7 +49,8 @@ def synthetic_npz(tmp_path_factory, synthetic_archive) -> Path:
 @pytest.fixture
 def tiny_spec(synthetic_npz) -> dict:
     """A training spec that runs in about a second on the CPU."""
-    return {"dataset": "synthetic", "data": str(synthetic_npz), "model": "resnet18_cifar", "width": 8,
+    return {"problem": "cifar10-resnet18", "dataset": "synthetic", "data": str(synthetic_npz),
+            "model": "resnet18_cifar", "width": 8,
             "epochs": 2, "batch_size": 64, "eval_batch_size": 100, "seed": 0, "optimizer_name": "SGD",
             "optimizer": {"class": "SGD", "kwargs": {"lr": 0.05, "momentum": 0.9}}, "train_subset": 128,
             "test_subset": 64, "device": "cpu"}

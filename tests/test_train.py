@@ -15,11 +15,12 @@ import torch
 import torch.nn.functional as F
 
 from optimbench import data as data_mod
-from optimbench import train
+from optimbench import problems, train
 from optimbench.models import build_model
 from helpers import PYTHON, ROOT, run_env
 
 TIMING = ["epoch_seconds", "eval_seconds", "samples_per_second"]
+CIFAR = problems.get("cifar10-resnet18")  # the article's problem: crop+flip with pad 4, cross-entropy
 
 
 def images(n=6, seed=0):
@@ -68,7 +69,7 @@ def test_one_step_equals_a_hand_written_loop():
                             torch.device("cpu"))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     normalize = train.Normalize(torch.device("cpu"), channels_last=False)
-    steps = list(train.train_epoch(model, optimizer, [], data, normalize, 16,
+    steps = list(train.train_epoch(CIFAR, model, optimizer, [], data, normalize, 16,
                                    torch.Generator().manual_seed(5), contextlib.nullcontext))
     assert len(steps) == 1
 
@@ -86,9 +87,9 @@ def test_one_step_equals_a_hand_written_loop():
             p -= 0.1 * g  # first momentum step: the buffer is the gradient itself
     for (name, ours), theirs in zip(model.state_dict().items(), reference.state_dict().values()):
         torch.testing.assert_close(ours, theirs, msg=name)
-    loss_sum, correct = steps[-1]
-    assert torch.isclose(loss_sum / 16, loss.detach())
-    assert correct.item() == (logits.argmax(1) == data.y[order]).sum().item()
+    sums = steps[-1]
+    assert torch.isclose(sums["loss"] / 16, loss.detach())
+    assert sums["correct"].item() == (logits.argmax(1) == data.y[order]).sum().item()
 
 
 # ---------------------------------------------------------------- evaluation and the epoch's counts (issue 13)
@@ -140,7 +141,8 @@ def test_evaluate_returns_the_mean_loss_and_accuracy_of_the_model_in_eval_mode()
     normalize = train.Normalize(torch.device("cpu"), channels_last=False)
     running_mean = model[0].running_mean.clone()
 
-    loss, acc = train.evaluate(model, data, normalize, 4, contextlib.nullcontext)
+    result = train.evaluate(CIFAR, model, data, normalize, 4, contextlib.nullcontext)
+    loss, acc = result["loss"], result["acc"]
     assert loss == pytest.approx(hand_cross_entropy(logits, labels).sum().item() / 10, rel=1e-5)
     assert acc == 0.6
     assert not model.training and torch.equal(model[0].running_mean, running_mean)  # nothing learned from test data
@@ -171,8 +173,8 @@ def test_train_epoch_counts_correct_predictions_and_sums_losses_by_hand():
     data = train.DeviceData(x.permute(0, 2, 3, 1).numpy(), labels.numpy(), torch.device("cpu"))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
 
-    steps = [(loss_sum.item(), correct.item(), correct.dtype) for loss_sum, correct in train.train_epoch(
-        model, optimizer, [], data, normalize, 16, torch.Generator().manual_seed(11), contextlib.nullcontext)]
+    steps = [(sums["loss"].item(), sums["correct"].item(), sums["correct"].dtype) for sums in train.train_epoch(
+        CIFAR, model, optimizer, [], data, normalize, 16, torch.Generator().manual_seed(11), contextlib.nullcontext)]
     expected_loss = torch.cumsum(torch.stack([hand_cross_entropy(lg, labels[i]).sum() for i, lg in batches]), 0)
     expected_correct = torch.cumsum(torch.tensor([(lg.argmax(1) == labels[i]).sum() for i, lg in batches]), 0)
     assert [c for _, c, _ in steps] == expected_correct.tolist() and steps[-1][1] == 28  # accuracy 0.7, not 0.3
@@ -280,13 +282,17 @@ def test_a_run_ignores_the_checkpoint_of_another_configuration(tiny_spec, tmp_pa
 def test_run_writes_metrics_run_json_and_model(tiny_spec, tmp_path):
     metrics = train.run(tiny_spec, tmp_path, threads=1)
     on_disk = pd.read_csv(tmp_path / "metrics.csv")
-    assert list(on_disk.columns) == train.METRIC_COLUMNS
+    assert list(on_disk.columns) == train.metric_columns(CIFAR) == [
+        "epoch", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "lr", "momentum",
+        "epoch_seconds", "eval_seconds", "samples_per_second", "diverged"]
     assert on_disk["epoch"].tolist() == [1, 2] and not on_disk["diverged"].any()
     assert (on_disk["lr"] == 0.05).all()
     assert on_disk["train_acc"].between(0, 1).all() and on_disk["test_acc"].between(0, 1).all()
     pd.testing.assert_frame_equal(on_disk, metrics, check_dtype=False)
     info = json.loads((tmp_path / "run.json").read_text())
     assert info["spec"] == tiny_spec and info["threads"] == 1 and info["device"] == "cpu"
+    assert info["problem"] == "cifar10-resnet18" and info["primary_metric"] == "test_acc"
+    assert info["input_mean_std"] == [list(train.MEAN), list(train.STD)]  # the article's constants
     assert info["versions"]["torch"] == torch.__version__.split("+")[0]
     assert info["epochs_completed"] == 2 and info["diverged"] is False
     assert info["steps_per_epoch"] == 2  # 128 images at batch 64
@@ -439,8 +445,8 @@ def test_one_lbfgs_step_of_the_trainer_by_hand():
                             torch.device("cpu"))
     optimizer = torch.optim.LBFGS(model.parameters(), lr=0.5, max_iter=1)
     normalize = train.Normalize(torch.device("cpu"), channels_last=False)
-    (loss_sum, _), = list(train.train_epoch(model, optimizer, [], data, normalize, 16,
-                                            torch.Generator().manual_seed(5), contextlib.nullcontext))
+    sums, = list(train.train_epoch(CIFAR, model, optimizer, [], data, normalize, 16,
+                                   torch.Generator().manual_seed(5), contextlib.nullcontext))
 
     gen = torch.Generator().manual_seed(5)
     order = torch.randperm(16, generator=gen)
@@ -456,7 +462,7 @@ def test_one_lbfgs_step_of_the_trainer_by_hand():
             p -= t * g
     for (name, ours), theirs in zip(model.named_parameters(), reference.parameters()):
         torch.testing.assert_close(ours, theirs, msg=name)
-    assert torch.isclose(loss_sum / 16, loss.detach())
+    assert torch.isclose(sums["loss"] / 16, loss.detach())
 
 
 # ---------------------------------------------------------------- a damaged checkpoint (issue 14.6)
@@ -516,7 +522,8 @@ AVX2_FLAGS = frozenset({"avx", "avx2", "fma"})
 def test_auto_builds_the_model_in_the_cpus_precision_and_layout(tiny_spec, monkeypatch, flags, bf16, channels_last):
     """The probe mocked: auto turns bf16 autocast on with native bf16, channels-last off on AMX at width 8."""
     monkeypatch.setattr(train.hardware, "cpu_flags", lambda: flags)
-    training = train.build_training(tiny_spec, torch.device("cpu"), 10, total_steps=4)
+    training = train.build_training(tiny_spec, torch.device("cpu"), train.load_data(tiny_spec, torch.device("cpu")),
+                                    total_steps=4)
     assert (training.bf16, training.channels_last) == (bf16, channels_last)
     weight = training.model.conv1.weight  # 8×3×3×3: contiguous in exactly one of the two formats
     assert weight.is_contiguous(memory_format=torch.channels_last) is channels_last

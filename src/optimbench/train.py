@@ -1,8 +1,12 @@
-"""One training run: a model, an optimizer, a seed (SPEC §2.2, §3).
+"""One training run: a test problem (optimbench.problems), an optimizer, a seed (SPEC §1.3, §2.2, §3).
 
-The data set lives on the device as uint8; flips and pad-4 crops happen there in batches; loss and
-accuracy accumulate on the device and are read once per epoch. A checkpoint each epoch lets a
-killed run resume with bit-identical results on the CPU. A non-finite loss ends the run as diverged.
+One epoch loop for every task of the registry (classification, capsule, VAE, language model): the data
+set lives on the device (uint8 images N×C×H×W, or a token stream); random flips and zero-padded crops
+happen there in batches (pad = problem.augment, 0 = none); each batch's metric sums (task.batch_sums)
+accumulate on the device and are read once per epoch. Language models run Zaremba et al. (2014)'s
+truncated BPTT: the stream cut into batch_size streams, windows of `bptt` tokens, the LSTM state carried
+from window to window and detached between them. A checkpoint each epoch lets a killed run resume with
+bit-identical results on the CPU. A non-finite training loss ends the run as diverged.
 """
 
 from __future__ import annotations
@@ -25,17 +29,40 @@ from tqdm import tqdm
 
 from optimbench import data as data_mod
 from optimbench import hardware
+from optimbench import problems as problems_mod
 from optimbench import provenance
 from optimbench.io import atomic_path, write_csv, write_json
 from optimbench.models import build_model, count_parameters, describe_load_error
 from optimbench.optim import build_optimizer, optimizer_step, schedules, step_kind
+from optimbench.problems import Problem, input_stats
+from optimbench.zoo import batchify, bptt_windows
 
-# The article's normalisation (SPEC §1.2), on the 0..255 scale.
+# The article's normalisation (SPEC §1.2), on the 0..255 scale: the CIFAR-10-format ResNet18 problems keep it.
 MEAN = (129.3, 124.1, 112.4)
 STD = (68.2, 65.4, 70.4)
-METRIC_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "lr",
-                  "momentum", "epoch_seconds", "eval_seconds", "samples_per_second", "diverged"]
+SPLITS = ("train", "val", "test")
+RUN_COLUMNS = ["lr", "momentum", "epoch_seconds", "eval_seconds", "samples_per_second", "diverged"]
+RESNET18_MODELS = ("resnet18_article", "resnet18_cifar")  # spec["model"] choices of the resnet18_cifar problems
+BPTT = 35  # truncated-BPTT window (tokens) of Zaremba et al. 2014's medium and large PTB models
 CHECKPOINT = "checkpoint.pt"
+
+
+def metric_columns(problem: Problem) -> list[str]:
+    """metrics.csv's columns: epoch, `{split}_{name}` for split in train, val, test and every metric of the
+    problem's task (e.g. train_loss, train_acc, val_loss, ...), then lr ... diverged (RUN_COLUMNS)."""
+    return ["epoch", *(f"{split}_{m.name}" for split in SPLITS for m in problem.task.metric_defs), *RUN_COLUMNS]
+
+
+def get_problem(spec: dict) -> Problem:
+    """The spec's problem (optimbench.problems).
+
+    Raises:
+        ValueError: for a name not in the registry, listing the known ones.
+    """
+    try:
+        return problems_mod.get(spec["problem"])
+    except KeyError as exc:
+        raise ValueError(f"spec['problem']: {exc.args[0]}") from None
 
 
 # ---------------------------------------------------------------- setup
@@ -51,7 +78,8 @@ def layout_and_precision(spec: dict, device: torch.device) -> tuple[hardware.Cho
     """The run's channels-last and bf16 settings (auto/on/off) resolved for the device and, on the CPU,
     for what it offers (optimbench.hardware): (channels_last, bf16), each with its reason."""
     flags = hardware.cpu_flags() if device.type == "cpu" else frozenset()
-    return (hardware.choose_channels_last(spec.get("channels_last", "auto"), device.type, spec["width"], flags),
+    width = spec.get("width") or 64  # None = the paper's size: a wide model
+    return (hardware.choose_channels_last(spec.get("channels_last", "auto"), device.type, width, flags),
             hardware.choose_bf16(spec.get("bf16", "auto"), device.type, flags))
 
 
@@ -86,7 +114,7 @@ def spec_hash(spec: dict) -> str:
 
 # ---------------------------------------------------------------- device-side data
 class DeviceData:
-    """uint8 images (N×3×32×32) and labels resident on the device."""
+    """uint8 images N×C×H×W (from the canonical N×H×W×C) and int64 labels resident on the device."""
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, device: torch.device):
         self.x = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2))).to(device)
@@ -95,14 +123,42 @@ class DeviceData:
     def __len__(self) -> int:
         return len(self.y)
 
+    @property
+    def device(self) -> torch.device:
+        return self.x.device
 
-def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """Random horizontal flip and random 32×32 crop of the zero-padded (4 px) image, per image."""
+    def steps(self, batch_size: int, bptt: int = BPTT) -> int:
+        """Batches per pass."""
+        return math.ceil(len(self) / batch_size)
+
+
+class TokenData:
+    """A token stream (int64 word ids) resident on the device; its length counts tokens."""
+
+    def __init__(self, tokens: np.ndarray, device: torch.device):
+        self.tokens = torch.from_numpy(tokens.astype(np.int64)).to(device)
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    @property
+    def device(self) -> torch.device:
+        return self.tokens.device
+
+    def steps(self, batch_size: int, bptt: int = BPTT) -> int:
+        """Truncated-BPTT windows per pass (zoo.batchify, zoo.bptt_windows)."""
+        return math.ceil((len(self) // batch_size - 1) / bptt)
+
+
+def augment(x: torch.Tensor, gen: torch.Generator, pad: int = 4) -> torch.Tensor:
+    """Random horizontal flip and random H×W crop of the image zero-padded by `pad` pixels, per image (the
+    CIFAR augmentation of He et al. 2016, §4.2: pad 4). x: N×C×H×W; returns the same shape and dtype.
+    Draws from gen: N flips, then 2×N offsets."""
     n, _, h, w = x.shape
     flip = torch.rand(n, generator=gen, device=x.device) < 0.5
     x = torch.where(flip[:, None, None, None], x.flip(3), x)
-    padded = F.pad(x, (4, 4, 4, 4))
-    offsets = torch.randint(0, 9, (2, n), generator=gen, device=x.device)
+    padded = F.pad(x, (pad, pad, pad, pad))
+    offsets = torch.randint(0, 2 * pad + 1, (2, n), generator=gen, device=x.device)
     rows = (offsets[0][:, None] + torch.arange(h, device=x.device))[:, :, None]
     cols = (offsets[1][:, None] + torch.arange(w, device=x.device))[:, None, :]
     batch = torch.arange(n, device=x.device)[:, None, None]
@@ -110,65 +166,113 @@ def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 
 
 class Normalize:
-    """uint8 → float, normalised with the article's mean and std, in the model's memory format."""
+    """uint8 N×C×H×W → float (x - mean) / std per channel (pixel units: the article's MEAN/STD by default,
+    a problem's input_stats, or 0/255 for inputs in [0, 1]), in the model's memory format."""
 
-    def __init__(self, device: torch.device, channels_last: bool):
-        self.mean = torch.tensor(MEAN, device=device).view(1, 3, 1, 1)
-        self.std = torch.tensor(STD, device=device).view(1, 3, 1, 1)
+    def __init__(self, device: torch.device, channels_last: bool, mean=MEAN, std=STD):
+        self.mean = torch.tensor(mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+        self.std = torch.tensor(std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
         self.format = torch.channels_last if channels_last else torch.contiguous_format
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return ((x.float() - self.mean) / self.std).contiguous(memory_format=self.format)
 
 
-# ---------------------------------------------------------------- one epoch
-def train_epoch(model, optimizer, steppers, data: DeviceData, normalize, batch_size, gen, autocast):
-    """One pass over shuffled, augmented data; yields device tensors (loss sum, correct count) per step.
-    `steppers` (lr schedule, Demon, ...) step after every optimizer step. Closure-based (LBFGS) and
-    Hessian-based (AdaHessian, SophiaH) optimizers step through optim.optimizer_step. Nothing here waits
-    for the device: the running sums stay device tensors (read once per epoch by the caller)."""
-    model.train()
-    loss_sum = torch.zeros((), device=data.x.device)
-    correct = torch.zeros((), device=data.x.device, dtype=torch.long)
-    order = torch.randperm(len(data), generator=gen, device=data.x.device)
+def tokens_as_is(x: torch.Tensor) -> torch.Tensor:
+    """The inputs of a language model: word ids, unchanged."""
+    return x
+
+
+# ---------------------------------------------------------------- one epoch, any problem
+def batches(problem: Problem, data, normalize, batch_size: int, gen: torch.Generator | None = None, bptt: int = BPTT):
+    """(inputs, targets) per step. Images: in the order of a permutation drawn from gen (given: training)
+    or in order, flipped and cropped when gen is given and problem.augment > 0, normalised; tokens:
+    Zaremba et al.'s truncated-BPTT windows (bptt×batch_size inputs, targets shifted by one), in order."""
+    if isinstance(data, TokenData):
+        yield from bptt_windows(batchify(data.tokens, batch_size), bptt)
+        return
+    order = torch.randperm(len(data), generator=gen, device=data.device) if gen is not None else None
     for start in range(0, len(data), batch_size):
-        idx = order[start:start + batch_size]
-        inputs, targets = normalize(augment(data.x[idx], gen)), data.y[idx]
-        evaluations = 0
+        idx = slice(start, start + batch_size) if order is None else order[start:start + batch_size]
+        images = data.x[idx]
+        if gen is not None and problem.augment:
+            images = augment(images, gen, problem.augment)
+        yield normalize(images), data.y[idx]
+
+
+def run_model(task, model, inputs, targets, state):
+    """The task's outputs; a language model also takes and returns its recurrent state."""
+    if task.kind == "language_model":
+        return task.forward(model, inputs, targets, state)
+    return task.forward(model, inputs, targets)
+
+
+def next_state(task, outputs):
+    """The state a language model carries into its next window: detached (truncated BPTT) and copied (a
+    CUDA graph's outputs are overwritten by its next replay); None for other tasks."""
+    if task.kind != "language_model":
+        return None
+    return tuple(s.detach().clone() for s in outputs[1])
+
+
+def add_sums(total: dict | None, sums: dict) -> dict:
+    """Running device-side sums (no host sync)."""
+    sums = {k: v.detach() for k, v in sums.items()}
+    return sums if total is None else {k: total[k] + v for k, v in sums.items()}
+
+
+def train_epoch(problem: Problem, model, optimizer, steppers, data, normalize, batch_size, gen, autocast,
+                bptt: int = BPTT):
+    """One training pass (see `batches`); yields the running device-side task.batch_sums after each step.
+
+    `steppers` (lr schedule, Demon, ...) step after every optimizer step. Closure-based (LBFGS) and
+    Hessian-based (AdaHessian, SophiaH) optimizers step through optim.optimizer_step; the metrics and a
+    language model's carried state are those of a step's first evaluation (its starting weights). The
+    gradient norm is clipped to problem.grad_clip after every backward. Nothing here waits for the
+    device: the caller reads the sums once per epoch (task.metrics)."""
+    task, params = problem.task, [p for group in optimizer.param_groups for p in group["params"]]
+    model.train()
+    total, state = None, None
+    for inputs, targets in batches(problem, data, normalize, batch_size, gen, bptt):
+        evaluations, carried = 0, None
 
         def compute_gradients(create_graph: bool) -> torch.Tensor:
-            nonlocal evaluations
+            nonlocal evaluations, total, carried
             torch.compiler.cudagraph_mark_step_begin()  # a new forward (CUDA graphs of compile modes)
             with autocast():
-                logits = model(inputs)
-                loss = F.cross_entropy(logits, targets)
+                outputs = run_model(task, model, inputs, targets, state)
+                loss = task.loss(outputs, inputs, targets)
             if evaluations == 0:  # metrics at the step's starting weights (LBFGS evaluates several times)
                 # Read the outputs before backward: a CUDA graph's outputs are reused by its next replay.
-                loss_sum.add_(loss.detach().float() * len(idx))
-                correct.add_((logits.argmax(1) == targets).sum())
+                total = add_sums(total, task.batch_sums(outputs, inputs, targets))
+                carried = next_state(task, outputs)
             evaluations += 1
             loss.backward(create_graph=create_graph)
+            if problem.grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(params, problem.grad_clip)
             return loss
 
         optimizer_step(optimizer, compute_gradients)
+        state = carried
         for stepper in steppers:
             stepper.step()
-        yield loss_sum, correct
+        yield total
 
 
-def evaluate(model, data: DeviceData, normalize, batch_size, autocast):
-    """Mean loss and accuracy on un-augmented data (the article re-augments its test set; we do not)."""
+def evaluate(problem: Problem, model, data, normalize, batch_size, autocast, bptt: int = BPTT) -> dict[str, float]:
+    """The task's metrics (e.g. {"loss", "acc"}) of the model in eval mode on un-augmented data, in order
+    (the article re-augments its test set; we do not)."""
+    task = problem.task
     model.eval()
-    loss_sum = torch.zeros((), device=data.x.device)
-    correct = torch.zeros((), device=data.x.device, dtype=torch.long)
-    for start in range(0, len(data), batch_size):
-        inputs, targets = normalize(data.x[start:start + batch_size]), data.y[start:start + batch_size]
+    total, state = None, None
+    for inputs, targets in batches(problem, data, normalize, batch_size, None, bptt):
         torch.compiler.cudagraph_mark_step_begin()
-        with torch.no_grad(), autocast():  # not a decorator: mutmut (make mutation) skips decorated functions
-            logits = model(inputs)
-        loss_sum += F.cross_entropy(logits.float(), targets, reduction="sum")
-        correct += (logits.argmax(1) == targets).sum()
-    return loss_sum.item() / len(data), correct.item() / len(data)  # host sync: once per evaluation
+        with torch.no_grad():  # not a decorator: mutmut (make mutation) skips decorated functions
+            with autocast():
+                outputs = run_model(task, model, inputs, targets, state)
+            total = add_sums(total, task.batch_sums(outputs, inputs, targets))
+            state = next_state(task, outputs)
+    return task.metrics(total)  # host sync: once per evaluation
 
 
 # ---------------------------------------------------------------- checkpoints
@@ -204,10 +308,58 @@ def current_momentum(optimizer: torch.optim.Optimizer) -> float:
     return float(group["betas"][0]) if "betas" in group else math.nan
 
 
-def load_data(spec: dict, device: torch.device) -> tuple[DeviceData, DeviceData | None, DeviceData, int]:
-    """(train, validation or None, test, classes). With spec["validation"] (a split file, optimbench.tune),
-    the validation images are held out of the training set; train_subset applies to what remains."""
-    arrays = data_mod.load_canonical(spec["data"])
+@dataclass
+class Dataset:
+    """A run's data on the device and what the model and the inputs take from it."""
+
+    train: DeviceData | TokenData
+    validation: DeviceData | TokenData | None
+    test: DeviceData | TokenData
+    sizes: dict  # model sizes read from the data: num_classes, in_shape (C, H, W), pixels; or vocab_size
+    normalisation: tuple | None  # per-channel (mean, std) in pixel units; None for tokens
+
+
+def input_normalisation(problem: Problem, x_train: np.ndarray) -> tuple | None:
+    """Per-channel (mean, std) on the 0..255 scale for the problem's inputs: the article's constants for the
+    CIFAR-10-format ResNet18 problems (the article's study, SPEC §1.2), input_stats of the training images
+    for other "standardize" problems, (0, 255) for "unit" (inputs in [0, 1]); None for tokens."""
+    if problem.inputs == "tokens":
+        return None
+    channels = x_train.shape[-1]
+    if problem.inputs == "unit":
+        return (0.0,) * channels, (255.0,) * channels
+    if problem.dataset == "cifar10" and problem.model == "resnet18_cifar":
+        return MEAN, STD
+    mean, std = input_stats(x_train)
+    return tuple(mean.tolist()), tuple(std.tolist())
+
+
+def require_arrays(spec: dict, problem: Problem, arrays: dict, keys: tuple) -> None:
+    """Raises ValueError when the canonical file lacks what the problem's data set has."""
+    missing = [k for k in keys if k not in arrays]
+    if missing:
+        raise ValueError(f"spec['data'] {spec['data']} has no {missing}: not a canonical file of problem "
+                         f"{problem.name}'s data set {problem.dataset!r} (it has {sorted(arrays)})")
+
+
+def load_tokens(spec: dict, problem: Problem, arrays: dict, device) -> Dataset:
+    """PTB-format token streams; spec["validation"] "valid" evaluates the data set's validation stream."""
+    require_arrays(spec, problem, arrays, ("tokens_train", "tokens_valid", "tokens_test", "vocab"))
+    validation = spec.get("validation")
+    if validation not in (None, "valid"):
+        raise ValueError(f"spec['validation'] = {validation!r}: a token data set ({problem.dataset}) has its own "
+                         f"validation stream, named by the string 'valid' (or none)")
+    return Dataset(TokenData(arrays["tokens_train"][:spec.get("train_subset")], device),
+                   TokenData(arrays["tokens_valid"], device) if validation else None,
+                   TokenData(arrays["tokens_test"][:spec.get("test_subset")], device),
+                   {"vocab_size": len(arrays["vocab"])}, None)
+
+
+def load_images(spec: dict, problem: Problem, arrays: dict, device) -> Dataset:
+    """Images N×H×W×C. With spec["validation"] (a split file, optimbench.tune), the validation images are
+    held out of the training set; train_subset applies to what remains; input statistics are the
+    training images'."""
+    require_arrays(spec, problem, arrays, ("x_train", "y_train", "x_test", "y_test", "classes"))
     x_train, y_train, validation = arrays["x_train"], arrays["y_train"], None
     if spec.get("validation"):
         from optimbench.tune import read_split
@@ -216,22 +368,61 @@ def load_data(spec: dict, device: torch.device) -> tuple[DeviceData, DeviceData 
         validation = DeviceData(x_train[val_idx], y_train[val_idx], device)
         x_train, y_train = x_train[train_idx], y_train[train_idx]
     n_train, n_test = spec.get("train_subset"), spec.get("test_subset")
-    train = DeviceData(x_train[:n_train], y_train[:n_train], device)
-    test = DeviceData(arrays["x_test"][:n_test], arrays["y_test"][:n_test], device)
-    return train, validation, test, len(arrays["classes"])
+    x_train, y_train = x_train[:n_train], y_train[:n_train]
+    _, height, width, channels = x_train.shape
+    return Dataset(DeviceData(x_train, y_train, device), validation,
+                   DeviceData(arrays["x_test"][:n_test], arrays["y_test"][:n_test], device),
+                   {"num_classes": len(arrays["classes"]), "in_shape": (channels, height, width),
+                    "pixels": channels * height * width}, input_normalisation(problem, x_train))
+
+
+def load_data(spec: dict, device: torch.device) -> Dataset:
+    """The spec's problem's data (spec["data"], a canonical .npz of optimbench.formats) on the device.
+
+    Raises:
+        ValueError: the problem is unknown, or the file is not its data set's format.
+    """
+    problem = get_problem(spec)
+    arrays = data_mod.load_canonical(spec["data"])
+    loader = load_tokens if problem.inputs == "tokens" else load_images
+    return loader(spec, problem, arrays, device)
+
+
+def build_problem_model(spec: dict, problem: Problem, sizes: dict) -> torch.nn.Module:
+    """The problem's model at spec["width"] (None: the paper's size), its classes, input shape or vocabulary
+    from the data. The resnet18_cifar problems take spec["model"] resnet18_article or resnet18_cifar
+    (optimbench.models); the others their registry model (optimbench.zoo).
+
+    Raises:
+        ValueError: spec["model"] is not a model of the problem.
+    """
+    if problem.model == "resnet18_cifar":
+        if spec["model"] not in RESNET18_MODELS:
+            raise ValueError(f"spec['model'] = {spec['model']!r}: problem {problem.name} trains one of "
+                             f"{', '.join(RESNET18_MODELS)}")
+        return build_model(spec["model"], spec["width"] or 64, sizes["num_classes"], spec.get("pretrained"))
+    if spec["model"] != problem.model:
+        raise ValueError(f"spec['model'] = {spec['model']!r}: problem {problem.name} trains {problem.model!r}")
+    return problem.build_model(spec["width"], **{k: v for k, v in sizes.items() if k in problem.model_kwargs})
+
+
+def is_convolutional(model: torch.nn.Module) -> bool:
+    """Whether the model convolves 4-D images (channels-last applies)."""
+    return any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
 
 
 @dataclass
 class Training:
     """Everything one run steps: the model, its optimizer and schedules, the augmentation generator."""
 
+    problem: Problem
     model: torch.nn.Module
     forward: torch.nn.Module  # the model, or its torch.compile'd wrapper
     optimizer: torch.optim.Optimizer
     compile_mode: str | None
     steppers: list
     gen: torch.Generator
-    normalize: Normalize
+    normalize: object  # uint8 images -> model inputs (Normalize), or tokens_as_is
     autocast: object
     channels_last: bool
     bf16: bool
@@ -250,12 +441,16 @@ class Training:
         restore_rng(ckpt["rng"], self.gen)
 
 
-def build_training(spec: dict, device: torch.device, num_classes: int, total_steps: int) -> Training:
-    """Seeded model (channels-last, bf16 autocast and compile as configured, `auto` resolved per device and
-    CPU by `layout_and_precision`), optimizer and schedules."""
+def build_training(spec: dict, device: torch.device, data: Dataset, total_steps: int) -> Training:
+    """Seeded model of the spec's problem (channels-last for convolutional networks, bf16 autocast and
+    compile as configured, `auto` resolved per device and CPU by `layout_and_precision`), its input
+    normalisation, optimizer and schedules."""
+    problem = get_problem(spec)
     seed_everything(spec["seed"])
-    model = build_model(spec["model"], spec["width"], num_classes, spec.get("pretrained")).to(device)
+    model = build_problem_model(spec, problem, data.sizes).to(device)
     layout, precision = layout_and_precision(spec, device)
+    if not is_convolutional(model):
+        layout = hardware.Choice(False, f"{problem.model} is not a convolutional network")
     channels_last, bf16 = layout.on, precision.on
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -270,9 +465,10 @@ def build_training(spec: dict, device: torch.device, num_classes: int, total_ste
         torch._dynamo.config.suppress_errors = True  # auto: a graph that fails to compile runs eagerly
     # dynamic=False: one static graph per batch shape (full, last partial, evaluation) for CUDA graphs.
     forward = torch.compile(model, mode=mode, dynamic=False) if mode else model
-    return Training(model=model, forward=forward, optimizer=optimizer, compile_mode=mode,
+    normalize = tokens_as_is if data.normalisation is None else Normalize(device, channels_last, *data.normalisation)
+    return Training(problem=problem, model=model, forward=forward, optimizer=optimizer, compile_mode=mode,
                     steppers=schedules(spec["optimizer"], optimizer, spec.get("lr_schedule"), total_steps),
-                    gen=gen, normalize=Normalize(device, channels_last),
+                    gen=gen, normalize=normalize,
                     autocast=lambda: torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16),
                     channels_last=channels_last, bf16=bf16,
                     reasons={"channels_last": layout.reason, "bf16": precision.reason})
@@ -312,37 +508,55 @@ def resume(ckpt_path: Path, fingerprint: str, training: Training, device) -> tup
     return ckpt["rows"], ckpt["epoch"]
 
 
-def epoch_row(spec, training: Training, epoch: int, train_data, test_data, bar, validation=None) -> dict:
+def split_columns(split: str, problem: Problem, values: dict | None) -> dict:
+    """{f"{split}_{name}": value} for every metric of the problem's task; NaN where not evaluated (None)."""
+    return {f"{split}_{m.name}": math.nan if values is None else values[m.name] for m in problem.task.metric_defs}
+
+
+def loss_name(problem: Problem) -> str:
+    """The task's loss metric (loss, neg_elbo): what the divergence check and the progress bar read."""
+    return problem.task.metric_defs[0].name
+
+
+def epoch_row(spec, training: Training, epoch: int, data: Dataset, bar) -> dict:
     """Train one epoch, evaluate on the validation split (if any) and, as spec["test"] says, on the test
-    set (neither after a divergence); the epoch's metrics."""
+    set (neither after a divergence); the epoch's metrics (metric_columns)."""
+    problem, bptt = training.problem, spec.get("bptt", BPTT)
     tic = time.perf_counter()
-    for loss_sum, correct in train_epoch(training.forward, training.optimizer, training.steppers, train_data,
-                                         training.normalize, spec["batch_size"], training.gen, training.autocast):
+    for sums in train_epoch(problem, training.forward, training.optimizer, training.steppers, data.train,
+                            training.normalize, spec["batch_size"], training.gen, training.autocast, bptt):
         bar.update(1)
-    train_loss = loss_sum.item() / len(train_data)  # host sync: once per epoch
-    train_acc = correct.item() / len(train_data)
+    train = problem.task.metrics(sums)  # host sync: once per epoch
     seconds = time.perf_counter() - tic
-    diverged = not math.isfinite(train_loss)
+    diverged = not math.isfinite(train[loss_name(problem)])
     tic = time.perf_counter()
     # The test set: every epoch (the article's study), only after the last epoch (tuned final runs), or
     # never (tuning trials: the test set decides nothing).
     mode = spec.get("test", "every_epoch")
     on_test = mode == "every_epoch" or (mode == "final" and epoch == spec["epochs"])
-    test_loss, test_acc = (math.nan, math.nan) if diverged or not on_test else evaluate(
-        training.forward, test_data, training.normalize, spec["eval_batch_size"], training.autocast)
-    val_loss, val_acc = (math.nan, math.nan) if diverged or validation is None else evaluate(
-        training.forward, validation, training.normalize, spec["eval_batch_size"], training.autocast)
-    return {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc, "val_loss": val_loss,
-            "val_acc": val_acc, "test_loss": test_loss, "test_acc": test_acc,
+
+    def evaluated(split_data):
+        return evaluate(problem, training.forward, split_data, training.normalize, spec["eval_batch_size"],
+                        training.autocast, bptt)
+
+    test = None if diverged or not on_test else evaluated(data.test)
+    val = None if diverged or data.validation is None else evaluated(data.validation)
+    return {"epoch": epoch, **split_columns("train", problem, train), **split_columns("val", problem, val),
+            **split_columns("test", problem, test),
             "lr": training.optimizer.param_groups[0]["lr"], "momentum": current_momentum(training.optimizer),
             "epoch_seconds": seconds,
-            "eval_seconds": time.perf_counter() - tic, "samples_per_second": len(train_data) / seconds,
+            "eval_seconds": time.perf_counter() - tic, "samples_per_second": len(data.train) / seconds,
             "diverged": diverged}
 
 
 def run(spec: dict, out_dir, threads: int = 1, save_model: bool = True) -> pd.DataFrame:
     """Train (or resume) the run described by `spec`; write metrics.csv, run.json and (unless save_model is
-    False, e.g. for tuning trials) model.pt to out_dir."""
+    False, e.g. for tuning trials) model.pt to out_dir.
+
+    Raises:
+        ValueError: an unknown problem, a model not of the problem, data not of its data set.
+    """
+    problem = get_problem(spec)  # before anything is written
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     started = provenance.now()
@@ -351,9 +565,9 @@ def run(spec: dict, out_dir, threads: int = 1, save_model: bool = True) -> pd.Da
     torch.use_deterministic_algorithms(spec.get("deterministic", True) and device.type == "cpu")
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    train_data, validation, test_data, num_classes = load_data(spec, device)
-    steps_per_epoch = math.ceil(len(train_data) / spec["batch_size"])
-    training = build_training(spec, device, num_classes, spec["epochs"] * steps_per_epoch)
+    data = load_data(spec, device)
+    steps_per_epoch = data.train.steps(spec["batch_size"], spec.get("bptt", BPTT))
+    training = build_training(spec, device, data, spec["epochs"] * steps_per_epoch)
     # What `auto` resolved to belongs to the fingerprint: resuming on a CPU of another kind (a mixed cluster)
     # must not switch a run's precision or layout half-way.
     resolved = {"bf16": training.bf16, "channels_last": training.channels_last, "device": device.type}
@@ -362,31 +576,34 @@ def run(spec: dict, out_dir, threads: int = 1, save_model: bool = True) -> pd.Da
     startup_seconds = process_age()  # interpreter, imports, data load, model build: a fixed cost per run
 
     bar = tqdm(total=spec["epochs"] * steps_per_epoch, initial=start_epoch * steps_per_epoch, file=sys.stderr,
-               desc=f"{spec.get('optimizer_name', '')} seed {spec['seed']}", unit="step",
+               desc=f"{problem.name} {spec.get('optimizer_name', '')} seed {spec['seed']}", unit="step",
                mininterval=0.5 if sys.stderr.isatty() else 10)
     for epoch in range(start_epoch + 1, spec["epochs"] + 1):
         if rows and rows[-1]["diverged"]:
             break
-        rows.append(epoch_row(spec, training, epoch, train_data, test_data, bar, validation))
-        bar.set_postfix(epoch=epoch, loss=f"{rows[-1]['train_loss']:.4f}", test_acc=f"{rows[-1]['test_acc']:.3f}")
+        rows.append(epoch_row(spec, training, epoch, data, bar))
+        bar.set_postfix({"epoch": epoch, "loss": f"{rows[-1]['train_' + loss_name(problem)]:.4f}",
+                         problem.primary: f"{rows[-1][problem.primary]:.4g}"})
         save_checkpoint(ckpt_path, training.state(epoch, rows, fingerprint))
     bar.close()
     diverged = bool(rows and rows[-1]["diverged"])
     if diverged:
         print(f"run diverged at epoch {rows[-1]['epoch']} (non-finite training loss); recorded", file=sys.stderr)
 
-    metrics = pd.DataFrame(rows, columns=METRIC_COLUMNS)
+    metrics = pd.DataFrame(rows, columns=metric_columns(problem))
     if save_model:
         with atomic_path(out_dir / "model.pt") as tmp:
             torch.save({"model": training.model.state_dict(), "spec": spec, "epochs_completed": len(rows)}, tmp)
     write_json(out_dir / "run.json", {
-        "spec": spec, "spec_hash": fingerprint, "versions": provenance.versions(),
+        "spec": spec, "spec_hash": fingerprint, "problem": problem.name, "primary_metric": problem.primary,
+        "kind": problem.kind, "versions": provenance.versions(),
         "device": str(device), "device_name": provenance.device_name(device), "threads": threads,
         "channels_last": training.channels_last, "channels_last_reason": training.reasons.get("channels_last"),
         "bf16": training.bf16, "bf16_reason": training.reasons.get("bf16"), "compile_mode": training.compile_mode,
         "cpu": hardware.cpu_summary(hardware.cpu_flags()),
+        "inputs": problem.inputs, "input_mean_std": data.normalisation and [list(v) for v in data.normalisation],
         "parameters": count_parameters(training.model), "steps_per_epoch": steps_per_epoch,
-        "train_images": len(train_data), "test_images": len(test_data),
+        "train_images": len(data.train), "test_images": len(data.test),
         "resumed_after_epoch": start_epoch or None, "diverged": diverged, "startup_seconds": startup_seconds,
         "diverged_epoch": rows[-1]["epoch"] if diverged else None, "epochs_completed": len(rows),
         "git_commit": provenance.git_commit(), "started": started, "finished": provenance.now()})
@@ -397,9 +614,13 @@ def run(spec: dict, out_dir, threads: int = 1, save_model: bool = True) -> pd.Da
 
 # The trainer's --spec (config.yaml's train section resolved for one run, see config/schema.yaml).
 SPEC_REQUIRED = {
-    "data": "canonical .npz of the data set (prepare_data's --out)",
-    "model": "resnet18_article | resnet18_cifar",
-    "width": "channels of the first stage (64 = ResNet18)",
+    "problem": f"the test problem (optimbench.problems): {', '.join(problems_mod.PROBLEMS)}",
+    "data": "the problem's canonical .npz (prepare_data's --out): images x_/y_train, x_/y_test, classes; "
+            "or PTB's tokens_train/valid/test, vocab",
+    "model": "resnet18_article | resnet18_cifar for the resnet18_cifar problems; else the problem's model "
+             "(vgg16_bn, wrn, capsnet, lstm_lm, vae)",
+    "width": "the model's size knob (ResNet18/VGG: channels of the first stage, 64; WRN: widening factor; "
+             "CapsNet: Conv1 channels; LSTM: hidden units; VAE: hidden units); null = the paper's size",
     "optimizer": "registry entry {class, kwargs, demon}, e.g. {\"class\": \"SGD\", \"kwargs\": {\"lr\": 0.01}}",
     "seed": "seeds torch, NumPy, random and the augmentation",
     "epochs": "training epochs",
@@ -409,17 +630,19 @@ SPEC_REQUIRED = {
 SPEC_OPTIONAL = {
     "pretrained": "local .pth of torchvision's ImageNet resnet18 (resnet18_article, width 64); default null",
     "lr_schedule": "null | linear | cosine | warmup-cosine; default null",
-    "validation": "a validation split file (optimbench.tune): its images are held out of training and "
-                  "evaluated every epoch; default none",
+    "validation": "images: a validation split file (optimbench.tune), its images held out of training; token "
+                  "data: 'valid' (the data set's validation stream); evaluated every epoch; default none",
     "test": "every_epoch | final | never: when the test set is evaluated; default every_epoch",
+    "bptt": f"language models: truncated-BPTT window in tokens (their batch sizes count parallel token "
+            f"streams); default {BPTT}",
     "selected_trial": "the tuning trial whose setting this run uses (recorded)",
     "device": "auto | cpu | cuda; default auto",
-    "channels_last": "auto | on | off; default auto",
+    "channels_last": "auto | on | off (convolutional networks only); default auto",
     "bf16": "auto | on | off; default auto",
     "compile": "auto | off | on | reduce-overhead | max-autotune; default auto",
     "deterministic": "torch.use_deterministic_algorithms on the CPU; default true",
-    "train_subset": "use the first N training images; default all",
-    "test_subset": "use the first N test images; default all",
+    "train_subset": "use the first N training images (tokens); default all",
+    "test_subset": "use the first N test images (tokens); default all",
     "optimizer_name": "the optimizer's name in the config (progress bar)",
     "dataset": "the data set's name (recorded)",
 }
@@ -428,7 +651,7 @@ SPEC_OPTIONAL = {
 def main(argv=None) -> None:
     from optimbench.cli import read_spec, spec_help
 
-    parser = argparse.ArgumentParser(description="Train one model with one optimizer and one seed.",
+    parser = argparse.ArgumentParser(description="Train one test problem with one optimizer and one seed.",
                                      epilog=spec_help(SPEC_REQUIRED, SPEC_OPTIONAL),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--spec", required=True, help="the run's spec as inline JSON or a JSON/YAML file (keys below)")
@@ -448,8 +671,9 @@ def main(argv=None) -> None:
 
         spec = apply_selection(spec, json.loads(Path(args.selection).read_text()))
     metrics = run({**spec, **json.loads(args.execution)}, args.out, args.threads, save_model=not args.no_model)
-    last = metrics.iloc[-1]
-    print(f"{len(metrics)} epochs: train_loss {last.train_loss:.4f}, test_acc {last.test_acc:.4f}, "
+    problem, last = get_problem(spec), metrics.iloc[-1]
+    loss = f"train_{loss_name(problem)}"
+    print(f"{len(metrics)} epochs: {loss} {last[loss]:.4f}, {problem.primary} {last[problem.primary]:.4f}, "
           f"diverged {bool(last.diverged)}")
 
 
