@@ -17,7 +17,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+from matplotlib.ticker import MaxNLocator, NullFormatter, ScalarFormatter  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
@@ -171,6 +171,8 @@ def performance_profile(profile: pd.DataFrame, scores: pd.DataFrame, colours: di
             ax.step(steps["tau"], steps["fraction"], where="post", color=colours[optimizer],
                     label=f"{optimizer} (score {score.get((measure, optimizer), np.nan):.2f})")
         ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(ScalarFormatter())  # 2, not 2×10⁰
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_ylim(-0.02, 1.02)
         ax.set(title=MEASURES[measure], xlabel="τ (performance ratio, log scale)",
                ylabel=f"ρ(τ): fraction of the {n_problems} problems within τ")

@@ -110,6 +110,13 @@ def problem_target(config: dict, problem: str) -> float:
     return float(config["problem_settings"].get(problem, {}).get("target", registry.get(problem).target))
 
 
+def _data_words(data: dict) -> str:
+    """The data as a reader names it: `cifar10`, or `digits as cifar10 files` for a generated source."""
+    if data["source"] in ("download", "archive"):
+        return data["dataset"]
+    return f"{data['source']} as {data['dataset']} files"
+
+
 def problem_summary(config: dict, problem: str, data: dict) -> dict:
     """What the tables and report need about a problem (plan settings["problems"][name])."""
     p = registry.get(problem)
@@ -119,7 +126,7 @@ def problem_summary(config: dict, problem: str, data: dict) -> dict:
                for split in ("train", "val", "test") for m in p.task.metric_defs]
     return {"dataset": p.dataset, "model": train["model"], "kind": p.kind, "primary": p.primary,
             "higher_is_better": p.primary_metric.higher_is_better, "target": problem_target(config, problem),
-            "title": f"{problem} ({p.dataset}, {train['model']} at {width})", "data_source": data["source"],
+            "title": f"{problem} ({_data_words(data)}, {train['model']} at {width})", "data_source": data["source"],
             "epochs": train["epochs"], "width": train["width"], "paper": p.paper, "metrics": metrics}
 
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from helpers import ROOT, job_counts, run_env, snakemake
-from workflow_study import DESCENT_RUNS, EPOCHS, OPTIMIZERS, SEEDS, TARGET
+from workflow_study import DESCENT_RUNS, EPOCHS, OPTIMIZERS, PROBLEM, PROBLEMS, SEEDS, TARGET, VAE, VAE_TARGET
 
 pytestmark = pytest.mark.workflow
 
@@ -18,21 +18,23 @@ pytestmark = pytest.mark.workflow
 def test_every_job_ran(study):
     workdir, _, result = study
     counts = job_counts(result.stdout + result.stderr)
-    assert counts["train"] == len(OPTIMIZERS) * len(SEEDS) and counts["descent"] == DESCENT_RUNS
-    assert counts["plan"] == 1 and counts["report"] == 1
-    for optimizer in OPTIMIZERS:
-        for seed in SEEDS:
-            run = workdir / f"results/train/digits-resnet18/{optimizer}/seed{seed}"
-            metrics = pd.read_csv(run / "metrics.csv")
-            assert metrics["epoch"].tolist() == list(range(1, EPOCHS + 1))
-            assert (run / "model.pt").stat().st_size > 0 and (run / "run.json").exists()
-            assert (workdir / f"results/benchmarks/train/digits-resnet18/{optimizer}/seed{seed}.tsv").exists()
-            assert "step" in (workdir / f"results/logs/train/digits-resnet18/{optimizer}/seed{seed}.log").read_text()
+    assert counts["train"] == len(PROBLEMS) * len(OPTIMIZERS) * len(SEEDS) and counts["descent"] == DESCENT_RUNS
+    assert counts["plan"] == 1 and counts["report"] == 1 and counts["prepare_data"] == len(PROBLEMS)
+    for problem in PROBLEMS:
+        for optimizer in OPTIMIZERS:
+            for seed in SEEDS:
+                run = workdir / f"results/train/{problem}/{optimizer}/seed{seed}"
+                metrics = pd.read_csv(run / "metrics.csv")
+                assert metrics["epoch"].tolist() == list(range(1, EPOCHS + 1))
+                assert (run / "model.pt").stat().st_size > 0 and (run / "run.json").exists()
+                assert (workdir / f"results/benchmarks/train/{problem}/{optimizer}/seed{seed}.tsv").exists()
+                assert "step" in (workdir / f"results/logs/train/{problem}/{optimizer}/seed{seed}.log").read_text()
 
 
 def test_the_study_learns_and_reaches_its_target(study):
     tables = study[0] / "results/tables"
-    summary = pd.read_parquet(tables / "optimizer_summary.parquet").set_index("optimizer")
+    both = pd.read_parquet(tables / "optimizer_summary.parquet")
+    summary = both[both["problem"] == PROBLEM].set_index("optimizer")
     assert sorted(summary.index) == sorted(OPTIMIZERS) and (summary["seeds"] == len(SEEDS)).all()
     # ten classes: chance is 0.1; within two epochs Adam (≈ 0.55) and Adagrad (≈ 0.44) learn digits at width 8
     assert summary.loc["Adam", "final_test_acc"] > 0.45 and summary.loc["Adagrad", "final_test_acc"] > 0.3
@@ -43,7 +45,14 @@ def test_the_study_learns_and_reaches_its_target(study):
     assert summary.loc[best, "rank"] == 1
     for column in ("final_test_acc_ci_low", "final_test_acc_ci_high"):
         assert summary[column].between(0, 1).all()
+    # the VAE: lower negative ELBO is better, so rank 1 holds the lowest mean
+    vae = both[both["problem"] == VAE].set_index("optimizer")
+    assert (vae["metric"] == "test_neg_elbo").all() and not vae["higher_is_better"].any()
+    assert vae.loc[vae["final"].idxmin(), "rank"] == 1 and vae.loc[vae["final"].idxmax(), "rank"] == len(OPTIMIZERS)
+    assert (vae["final_ci_low"] >= 0).all() and vae.loc["Adam", "final"] < VAE_TARGET
+    assert vae.loc["Adam", "runs_reaching_target"] == len(SEEDS)
     claims = pd.read_parquet(tables / "article_claims.parquet")
+    assert set(claims["problem"]) == {PROBLEM}  # the article's claims are about its kind of problem only
     worst = claims[claims["claim"].str.startswith("Adagrad and Adadelta end worst")].iloc[0]
     assert worst["verdict"] in ("holds", "contradicted", "inconclusive")  # evaluated, not "not tested"
     assert worst["compared"] == "SGD, Adam, Adadelta, Adagrad"
@@ -51,18 +60,26 @@ def test_the_study_learns_and_reaches_its_target(study):
 
 def test_tables_have_the_expected_rows(study):
     tables = study[0] / "results/tables"
-    runs = len(OPTIMIZERS) * len(SEEDS)
+    per_problem = len(OPTIMIZERS) * len(SEEDS)
+    runs = len(PROBLEMS) * per_problem
     assert len(pd.read_parquet(tables / "seed_summary.parquet")) == runs
-    assert len(pd.read_csv(tables / "epochs_long.csv")) == runs * EPOCHS * 7
+    long = pd.read_csv(tables / "epochs_long.csv")
+    # loss, acc (train, test), lr, epoch seconds, samples/s; the VAE: neg_elbo, recon, kl instead of loss, acc
+    assert (long["problem"] == PROBLEM).sum() == per_problem * EPOCHS * 7
+    assert (long["problem"] == VAE).sum() == per_problem * EPOCHS * 9
+    profile = pd.read_parquet(tables / "performance_profile.parquet")
+    assert set(profile["optimizer"]) == set(OPTIMIZERS) and profile["fraction"].between(0, 1).all()
+    ranks = pd.read_parquet(tables / "rank_summary.parquet")
+    assert (ranks["problems"] == len(PROBLEMS)).all()
     recorded = pd.read_parquet(tables / "runs.parquet")
     assert len(recorded) == runs and recorded["matches_config"].all()
     assert (recorded["train_images"] > 1000).all() and (recorded["test_images"] > 300).all()
     cost = pd.read_csv(tables / "cost.csv").set_index("optimizer")
-    assert list(cost.index) == OPTIMIZERS + ["all"] and cost.loc["all", "runs"] == runs
+    assert cost.index.tolist() == OPTIMIZERS * len(PROBLEMS) + ["all"] and cost.loc["all", "runs"] == runs
     assert cost.loc["all", "epochs"] == runs * EPOCHS and cost.loc["all", "unit"] == "CPU core"
     assert cost.loc["all", "job_seconds"] > cost.loc["all", "train_seconds"] > 0
     assert 0 < cost.loc["all", "startup_seconds"] < cost.loc["all", "job_seconds"]
-    assert cost.loc["all", "device_seconds"] == pytest.approx(cost.loc[OPTIMIZERS, "device_seconds"].sum())
+    assert cost.loc["all", "device_seconds"] == pytest.approx(cost.drop("all")["device_seconds"].sum())
     reproduction = pd.read_csv(tables / "descent_reproduction.csv")
     assert reproduction["method"].tolist() == ["article-momentum-0.1", "article-vanilla"]
     vanilla = reproduction.set_index("method").loc["article-vanilla"]
@@ -83,20 +100,26 @@ def test_report_opens_with_the_answer_and_holds_the_numbers(study):
     html = (study[0] / "results/report/study.html").read_text()
     title = re.search(r"<title>(.*?)</title>", html).group(1)
     assert title == "optimbench: optimizers on CIFAR-10 and the Ackley function"  # report.title, not a temp name
-    pngs = embedded_pngs(html)  # Ackley views, Ackley runs, the four training figures, the three tuning figures
-    assert len(pngs) == 9 and all(p.startswith(b"\x89PNG\r\n\x1a\n") and len(p) > 5000 for p in pngs)
+    # the profile and ranks; per problem four training and three tuning figures; Ackley views and runs
+    pngs = embedded_pngs(html)
+    assert len(pngs) == 2 + len(PROBLEMS) * (4 + 3) + 2
+    assert all(p.startswith(b"\x89PNG\r\n\x1a\n") and len(p) > 5000 for p in pngs)
     assert 'id="ackley-3d"' in html and "Plotly.newPlot" in html  # the interactive view, plotly.js inlined
     assert "<script src=\"http" not in html  # self-contained: nothing fetched from the network
     body = html.split("<body")[1]
     answer, setup = body.index("The answer"), body.index("Setup: the runs of this study")
     summary = pd.read_parquet(study[0] / "results/tables/optimizer_summary.parquet")
-    best = summary.sort_values("rank").iloc[0]
     first_screen = body[answer:setup]
-    assert f"<li>rank 1: <strong>{best.optimizer}</strong>: {best.final_test_acc:.4f}" in first_screen
-    assert "claims:" in first_screen and "CPU core-hours" in first_screen and "Descent" in first_screen
-    assert "Training study: digits, resnet18_cifar (width 8" in html and "CIFAR study" not in html
+    # across problems first: the profile scores and ranks, then each problem's best in its own metric
+    assert "Performance-profile score" in first_screen and "Mean rank over the 2 problems" in first_screen
+    for problem, words in ((PROBLEM, "final test accuracy, higher is better"),
+                           (VAE, "final test negative ELBO, lower is better")):
+        best = summary[summary["problem"] == problem].sort_values("rank").iloc[0]
+        assert f"{words}): best {best.optimizer} ({best.final:.4f}" in first_screen
+    assert "claims" in first_screen and "CPU core-hours" in first_screen and "Descent" in first_screen
+    assert "CIFAR study" not in html
     for row in summary.itertuples():
-        assert row.optimizer in html and f"{row.final_test_acc:.4f}" in html
+        assert row.optimizer in html and f"{row.final:.4f}" in html
     reproduction = pd.read_csv(study[0] / "results/tables/descent_reproduction.csv").set_index("method")
     epochs = reproduction.loc["article-vanilla", "epochs_as-printed"]
     assert f"{epochs} epochs with the as-printed gradient" in html
@@ -128,8 +151,10 @@ def test_snakemakes_own_report(study):
 def test_target_setting_reaches_the_tables(study):
     seeds = pd.read_parquet(study[0] / "results/tables/seed_summary.parquet")
     for row in seeds.itertuples():
-        metrics = pd.read_csv(study[0] / f"results/train/digits-resnet18/{row.optimizer}/seed{row.seed}/metrics.csv")
-        reached = metrics.index[metrics["test_acc"] >= TARGET]
+        metrics = pd.read_csv(study[0] / f"results/train/{row.problem}/{row.optimizer}/seed{row.seed}/metrics.csv")
+        # accuracy reaches its target from below, the negative ELBO from above
+        reached = metrics.index[metrics["test_acc"] >= TARGET if row.problem == PROBLEM
+                                else metrics["test_neg_elbo"] <= VAE_TARGET]
         assert row.reached_target == (len(reached) > 0)
         if len(reached):
             assert row.epochs_to_target == metrics.loc[reached[0], "epoch"]

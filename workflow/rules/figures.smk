@@ -20,7 +20,8 @@ rule figures_train:
     params:
         py=PY,
         tables=lambda wildcards, input: os.path.dirname(input.tables[0]),
-        out=f"{FIGURES}/train",
+        # the train figures folder: per-problem figures lie one level below it
+        out=lambda wildcards, output: os.path.dirname(os.path.dirname(output[0])),
         script=os.path.join(SCRIPTS, "figures.py"),
     conda:
         "../../envs/analysis.yaml"

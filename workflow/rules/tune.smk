@@ -139,7 +139,7 @@ rule figures_tune:
         py=PY,
         script=os.path.join(SCRIPTS, "figures.py"),
         tables=lambda wildcards, input: os.path.dirname(input.tables[0]),
-        out=f"{FIGURES}/tune",
+        out=lambda wildcards, output: os.path.dirname(os.path.dirname(output[0])),
     conda:
         "../../envs/analysis.yaml"
     shell:
