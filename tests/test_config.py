@@ -248,3 +248,25 @@ def test_the_config_checker_names_a_bad_file_and_make_runs_it_before_snakemake(t
     lines = dry.stdout.splitlines()
     check = next(i for i, line in enumerate(lines) if f"-m optimbench.config {ROOT}/config.yaml {bad}" in line)
     assert check < next(i for i, line in enumerate(lines) if "bin/snakemake " in line)
+
+
+@pytest.mark.parametrize("override, message", [
+    # raised in optimbench.study (another module's ConfigError than the one `python -m` runs as __main__)
+    ("problems: [cifar100-vgg16]\ndata: {source: archive}\n", "set data.archives.cifar100"),
+    # plan-time checks: the checker must not say "config OK" to what Snakemake will refuse
+    ("problems: [digits-vae]\ntune: {enabled: true, select_by: final_val_acc}\n",
+     "tune.select_by = 'final_val_acc': problem 'digits-vae' reports no val_acc"),
+    ("problems: [digits-vae]\ntune: {enabled: true, validation_size: 100000}\n",
+     "tune.validation_size = 100000: the 1,348 training examples"),
+])
+def test_the_config_checker_reports_every_plan_error_without_a_traceback(tmp_path, override, message):
+    import subprocess
+
+    from helpers import PYTHON, run_env
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(override)
+    result = subprocess.run([PYTHON, "-m", "optimbench.config", str(ROOT / "config.yaml"), str(bad)],
+                            env=run_env(), capture_output=True, text=True)
+    assert result.returncode == 1 and message in result.stderr
+    assert "Traceback" not in result.stderr and "config OK" not in result.stdout

@@ -294,7 +294,8 @@ def load(paths) -> dict:
 
 
 def main(argv=None) -> None:
-    """`python -m optimbench.config config.yaml [override.yaml ...]`: merge, validate, report.
+    """`python -m optimbench.config config.yaml [override.yaml ...]`: merge, validate, build the study's plan
+    (optimbench.study.plan: its data sources, tuning split and criteria), report; exits 1 with the message.
 
     Snakemake reads --configfile files itself, before the workflow's code runs, and its messages name
     neither the file nor the line; `make` runs this first so that a bad file is named."""
@@ -304,9 +305,15 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description="Check config files (merged left to right) against the schema.")
     parser.add_argument("files", nargs="+", help="config.yaml, then override files (presets)")
     args = parser.parse_args(argv)
+    # Under `python -m` this module runs as __main__: the ConfigError the other modules raise (optimbench.study)
+    # is optimbench.config's, another class than this file's.
+    from optimbench import config as module
+    from optimbench import study
+
     try:
-        config = load(args.files)
-    except ConfigError as exc:
+        config = module.load(args.files)
+        study.plan(config)  # the plan's own checks (sources, tuning split, criteria): what Snakemake would refuse
+    except module.ConfigError as exc:
         sys.exit(f"{exc}")
     print(f"config OK: {' + '.join(args.files)} -> results in {config['results_dir']}/")
 

@@ -476,9 +476,12 @@ def main(argv=None) -> None:
                         help="list the runs whose results are missing and exit 1 if there are any")
     parser.add_argument("--workdir", default=".", help="the folder the study runs in")
     args = parser.parse_args(argv)
-    from optimbench.config import load
+    from optimbench.config import ConfigError, load
 
-    the_plan = plan(load(args.configs))
+    try:
+        the_plan = plan(load(args.configs))
+    except ConfigError as exc:
+        raise SystemExit(f"{exc}") from None
     if not args.missing:
         print(the_plan.to_json())
         return
