@@ -144,6 +144,13 @@ def test_adding_a_problem_adds_only_its_runs_and_changes_no_other_spec():
      r"problem_settings.digits-vae.batch_size = 5000 exceeds the 1,348 training examples"),
     ({"problems": ["digits-vae"], "tune": {"enabled": True, "select_by": "final_val_acc", "validation_size": 300}},
      r"select_by = 'final_val_acc': problem 'digits-vae' reports no val_acc"),
+    # a target outside the primary metric's range could never be reached: accuracy as a percentage
+    ({"problem_settings": {"cifar10-resnet18": {"target": 80}}},
+     r"problem_settings.cifar10-resnet18.target = 80 is outside test_acc's range \[0.0, 1.0\]"),
+    ({"problems": ["ptb-lstm"], "data": {"source": "synthetic"}, "problem_settings": {"ptb-lstm": {"target": 0.5}}},
+     r"problem_settings.ptb-lstm.target = 0.5 is outside test_perplexity's range \[1.0, inf\]"),
+    ({"problems": ["digits-vae"], "problem_settings": {"digits-vae": {"target": -5}}},
+     r"problem_settings.digits-vae.target = -5 is outside test_neg_elbo's range \[0.0, inf\]"),
 ])
 def test_bad_problem_settings_are_refused_before_any_job(overrides, message):
     with pytest.raises(study_config.ConfigError, match=message):

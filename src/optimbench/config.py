@@ -155,7 +155,8 @@ def check_references(config: dict) -> None:
 
 def check_problems(config: dict) -> None:
     """Every name in `problems` and every problem_settings key is a registered problem (settings of a known
-    problem the study does not run are kept for other presets and ignored)."""
+    problem the study does not run are kept for other presets and ignored), and every target lies in its
+    primary metric's range (accuracy in [0, 1], perplexity >= 1, negative ELBO >= 0)."""
     from optimbench.problems import PROBLEMS
 
     for i, name in enumerate(config["problems"]):
@@ -169,6 +170,12 @@ def check_problems(config: dict) -> None:
             tip = f" Did you mean {close[0]!r}?" if close else ""
             raise ConfigError(f"problem_settings.{name}: {name!r} is not a known test problem; known: "
                               f"{list(PROBLEMS)}.{tip}")
+        target = config["problem_settings"][name].get("target")
+        metric = PROBLEMS[name].primary_metric
+        if target is not None and not metric.low <= target <= metric.high:
+            raise ConfigError(f"problem_settings.{name}.target = {target!r} is outside {metric.name}'s range "
+                              f"[{metric.low}, {metric.high}]: it could never be reached. Give a value in that range"
+                              + (" (accuracy is a fraction: 0.8, not 80)." if metric.name.endswith("_acc") else "."))
 
 
 def _used_optimizers(config: dict):
