@@ -102,7 +102,8 @@ def test_the_data_file_is_keyed_by_the_settings_that_determine_it():
 def test_every_problem_gets_every_optimizer_and_seed_with_its_own_data_model_and_settings():
     config = load(problems=["digits-resnet18", "digits-vae", "ptb-lstm"], data={"source": "synthetic"},
                   train={"optimizers": ["SGD", "Adam"], "seeds": [0, 1], "width": 8, "epochs": 3},
-                  problem_settings={"digits-vae": {"width": 16, "epochs": 2, "target": 150.0}})
+                  problem_settings={"digits-vae": {"width": 16, "epochs": 2, "target": 150.0},
+                                    "ptb-lstm": {"eval_batch_size": 10}})  # 1000 streams: too many for its test text
     plan = study.plan(config)
     assert len(plan.train_runs) == 3 * 2 * 2
     vae = plan.train_run("digits-vae", "Adam", 1)
@@ -151,10 +152,28 @@ def test_adding_a_problem_adds_only_its_runs_and_changes_no_other_spec():
      r"problem_settings.ptb-lstm.target = 0.5 is outside test_perplexity's range \[1.0, inf\]"),
     ({"problems": ["digits-vae"], "problem_settings": {"digits-vae": {"target": -5}}},
      r"problem_settings.digits-vae.target = -5 is outside test_neg_elbo's range \[0.0, inf\]"),
+    # a token stream cut into more parallel streams than it has tokens for two rows (zoo.batchify): the
+    # synthetic PTB test text holds at least 100 lines x (4 words + <eos>) = 500 tokens
+    ({"problems": ["ptb-lstm"], "data": {"source": "synthetic"}},
+     r"train.eval_batch_size = 1000 cuts the test stream of problem 'ptb-lstm' .*at least 500 tokens.*at most 250"),
+    ({"problems": ["ptb-lstm"], "data": {"source": "synthetic"},
+      "problem_settings": {"ptb-lstm": {"eval_batch_size": 10, "batch_size": 2000}}},
+     r"problem_settings.ptb-lstm.batch_size = 2000 cuts the training stream .*at least 2,048 tokens.*at most 1024"),
+    ({"problems": ["ptb-lstm"], "problem_settings": {"ptb-lstm": {"test_subset": 100}}},
+     r"train.eval_batch_size = 1000 cuts the test stream .*100 tokens.*at most 50"),
 ])
 def test_bad_problem_settings_are_refused_before_any_job(overrides, message):
     with pytest.raises(study_config.ConfigError, match=message):
         study.plan(load(**overrides))
+
+
+def test_token_streams_that_fit_their_batch_sizes_pass():
+    """PTB's published streams (929,589 / 73,760 / 82,430 tokens) hold 1000 streams of two rows; the
+    synthetic one (at least 2,048 / 500 / 500) does at eval_batch_size 250, the bound the message gives."""
+    assert study.plan(load(problems=["ptb-lstm"]))
+    assert study.plan(load(problems=["ptb-lstm"], data={"source": "synthetic"},
+                           problem_settings={"ptb-lstm": {"eval_batch_size": 250, "batch_size": 1024}},
+                           tune={"enabled": True}))
 
 
 def test_the_plan_round_trips_through_its_file(tmp_path):
@@ -215,7 +234,7 @@ def test_bad_tuning_settings_are_refused_before_any_job(tune_cfg, message):
 
 def test_tuning_runs_per_problem_and_ptb_validates_on_its_own_stream():
     config = load(problems=["digits-vae", "ptb-lstm"], data={"source": "synthetic"},
-                  train={"optimizers": ["SGD"], "seeds": [0]},
+                  train={"optimizers": ["SGD"], "seeds": [0]}, problem_settings={"ptb-lstm": {"eval_batch_size": 10}},
                   tune={"enabled": True, "trials": 2, "validation_size": 300})
     tune = study.plan(config).tune
     assert [(t["problem"], t["trial"]) for t in tune["trials"]] == [("digits-vae", 0), ("digits-vae", 1),

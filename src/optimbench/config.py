@@ -277,12 +277,13 @@ def check_sizes(config: dict) -> None:
     for problem in config["problems"]:
         spec = data_spec(config, problem)
         sizes = formats.split_sizes(spec)
-        if sizes is None:
-            continue
-        n_train, n_test = sizes
         train = problem_train(config, problem)
         own = config["problem_settings"].get(problem, {})
         where = {k: f"problem_settings.{problem}.{k}" if k in own else f"train.{k}" for k in train}
+        if sizes is None:
+            check_streams(config, problem, spec, train, where)
+            continue
+        n_train, n_test = sizes
         source = (f"problem {problem!r} ({spec['dataset']}, data.source {spec['source']!r}) has {n_train:,} training "
                   f"and {n_test:,} test examples")
         for key, available in (("train_subset", n_train), ("test_subset", n_test)):
@@ -293,6 +294,25 @@ def check_sizes(config: dict) -> None:
         if train["batch_size"] > used:
             raise ConfigError(f"{where['batch_size']} = {train['batch_size']} exceeds the {used:,} training examples "
                               f"used ({source}): every epoch would be one smaller batch. Use at most {used}.")
+
+
+def check_streams(config: dict, problem: str, spec: dict, train: dict, where: dict) -> None:
+    """A token stream (PTB) cut into batch_size (training) or eval_batch_size (validation, test) parallel
+    streams must give each at least two tokens (optimbench.zoo.batchify); sizes from formats.token_sizes."""
+    from optimbench import formats
+
+    n_train, n_valid, n_test = formats.token_sizes(spec)
+    exact = spec["source"] != "synthetic"
+    streams = [("training", min(train["train_subset"] or n_train, n_train), "batch_size"),
+               ("test", min(train["test_subset"] or n_test, n_test), "eval_batch_size")]
+    if config["tune"]["enabled"]:
+        streams.append(("validation", n_valid, "eval_batch_size"))
+    for split, tokens, key in streams:
+        if train[key] > tokens // 2:
+            holds = f"{tokens:,} tokens" if exact else f"at least {tokens:,} tokens"
+            raise ConfigError(f"{where[key]} = {train[key]} cuts the {split} stream of problem {problem!r} "
+                              f"({spec['dataset']}, data.source {spec['source']!r}; it holds {holds}) into streams "
+                              f"shorter than two tokens. Use at most {tokens // 2}.")
 
 
 def load(paths) -> dict:

@@ -72,6 +72,9 @@ FORMATS = {
 PUBLISHED_SIZES = {"cifar10": (50_000, 10_000), "cifar100": (50_000, 10_000), "stl10": (5_000, 8_000),
                    "mnist": (60_000, 10_000), "fashion_mnist": (60_000, 10_000), "ptb": None}
 DIGITS_IMAGES = 1_797  # scikit-learn's load_digits
+# (train, valid, test) tokens of the published PTB with one <eos> per line (ptb.read): 887,521 + 42,068,
+# 70,390 + 3,370 and 78,669 + 3,761 (Mikolov's files, as Zaremba et al. 2014 use them).
+PUBLISHED_TOKENS = {"ptb": (929_589, 73_760, 82_430)}
 
 
 def source_spec(dataset: str, data_cfg: dict, source: str | None = None) -> dict:
@@ -127,6 +130,23 @@ def split_sizes(spec: dict) -> tuple[int, int] | None:
         n_test = int(round(DIGITS_IMAGES * settings["test_fraction"]))
         return DIGITS_IMAGES - n_test, n_test
     return settings["train_size"], settings["test_size"]
+
+
+def token_sizes(spec: dict) -> tuple[int, int, int] | None:
+    """(train, valid, test) tokens a token-stream source_spec gives at least, known before any data exists;
+    None for an image data set. download/archive: the published counts (PUBLISHED_TOKENS); synthetic
+    (ptb.synthetic, random sentence lengths): a lower bound, every line at least 4 words + <eos>, the
+    first training line every word type + <eos>."""
+    import inspect
+
+    if PUBLISHED_SIZES[spec["dataset"]] is not None:
+        return None
+    if spec["source"] in ("download", "archive"):
+        return PUBLISHED_TOKENS[spec["dataset"]]
+    defaults = {name: p.default for name, p in inspect.signature(get(spec["dataset"]).synthetic).parameters.items()}
+    settings = {**defaults, **spec.get("synthetic", {})}
+    train = settings["words"] + 3 + 5 * (settings["train_lines"] - 1)
+    return train, 5 * settings["test_lines"], 5 * settings["test_lines"]
 
 
 def get(name: str) -> Format:
