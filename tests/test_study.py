@@ -159,6 +159,10 @@ def test_adding_a_problem_adds_only_its_runs_and_changes_no_other_spec():
     ({"problems": ["ptb-lstm"], "data": {"source": "synthetic"},
       "problem_settings": {"ptb-lstm": {"eval_batch_size": 10, "batch_size": 2000}}},
      r"problem_settings.ptb-lstm.batch_size = 2000 cuts the training stream .*at least 2,048 tokens.*at most 1024"),
+    # the model must build at the problem's width (CapsNet's primary capsules are 8-D)
+    ({"problems": ["digits-capsnet"], "problem_settings": {"digits-capsnet": {"width": 12}}},
+     r"problem_settings.digits-capsnet.width = 12: problem 'digits-capsnet' cannot build its model \(capsnet\): "
+     r"CapsNet width must be a multiple of 8"),
     ({"problems": ["ptb-lstm"], "problem_settings": {"ptb-lstm": {"test_subset": 100}}},
      r"train.eval_batch_size = 1000 cuts the test stream .*100 tokens.*at most 50"),
 ])

@@ -151,6 +151,7 @@ def check_references(config: dict) -> None:
     check_optimizers(config)
     check_pretrained(config["train"])
     check_sizes(config)
+    check_models(config)
 
 
 def check_problems(config: dict) -> None:
@@ -294,6 +295,26 @@ def check_sizes(config: dict) -> None:
         if train["batch_size"] > used:
             raise ConfigError(f"{where['batch_size']} = {train['batch_size']} exceeds the {used:,} training examples "
                               f"used ({source}): every epoch would be one smaller batch. Use at most {used}.")
+
+
+def check_models(config: dict) -> None:
+    """Every problem's model builds at its width (CapsNet: a multiple of 8), on the meta device: no memory,
+    no time, the constructors' own checks only."""
+    import torch
+
+    from optimbench.problems import PROBLEMS
+    from optimbench.study import problem_train
+
+    for problem in config["problems"]:
+        width = problem_train(config, problem)["width"]
+        try:
+            with torch.device("meta"):
+                PROBLEMS[problem].build_model(width)
+        except (ValueError, TypeError, RuntimeError) as exc:
+            own = "width" in config["problem_settings"].get(problem, {})
+            where = f"problem_settings.{problem}.width" if own else "train.width"
+            raise ConfigError(f"{where} = {width!r}: problem {problem!r} cannot build its model "
+                              f"({PROBLEMS[problem].model}): {exc}") from None
 
 
 def check_streams(config: dict, problem: str, spec: dict, train: dict, where: dict) -> None:
