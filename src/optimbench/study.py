@@ -384,11 +384,12 @@ def _validation(config: dict, problem: str, data: dict) -> str:
     if sizes is None:
         return "valid"
     n_train = sizes[0]
-    if not 10 <= tune["validation_size"] <= n_train - train["batch_size"]:
+    least = max(10, formats.CLASSES[data["spec"]["dataset"]])  # a stratified split holds every class once
+    if not least <= tune["validation_size"] <= n_train - train["batch_size"]:
         raise ConfigError(f"tune.validation_size = {tune['validation_size']}: the {n_train:,} training examples of "
                           f"problem {problem!r} (data.source {data['spec']['source']!r}) must keep at least one batch "
-                          f"({train['batch_size']}) for training and give at least 10 for validation; "
-                          f"choose a size between 10 and {n_train - train['batch_size']}")
+                          f"({train['batch_size']}) for training and give at least {least} for validation (one per "
+                          f"class, and 10); choose a size between {least} and {n_train - train['batch_size']}")
     stem = Path(data["file"]).stem
     return SPLIT_FILE.format(stem=stem, size=tune["validation_size"], seed=tune["split_seed"])
 

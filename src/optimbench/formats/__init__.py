@@ -72,6 +72,8 @@ FORMATS = {
 PUBLISHED_SIZES = {"cifar10": (50_000, 10_000), "cifar100": (50_000, 10_000), "stl10": (5_000, 8_000),
                    "mnist": (60_000, 10_000), "fashion_mnist": (60_000, 10_000), "ptb": None}
 DIGITS_IMAGES = 1_797  # scikit-learn's load_digits
+# classes of each image data set (every source gives them all: digits 0-9, the synthetic generators each class)
+CLASSES = {"cifar10": 10, "cifar100": 100, "stl10": 10, "mnist": 10, "fashion_mnist": 10}
 # (train, valid, test) tokens of the published PTB with one <eos> per line (ptb.read): 887,521 + 42,068,
 # 70,390 + 3,370 and 78,669 + 3,761 (Mikolov's files, as Zaremba et al. 2014 use them).
 PUBLISHED_TOKENS = {"ptb": (929_589, 73_760, 82_430)}
