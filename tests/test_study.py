@@ -160,7 +160,8 @@ def test_adding_a_problem_adds_only_its_runs_and_changes_no_other_spec():
       "problem_settings": {"ptb-lstm": {"eval_batch_size": 10, "batch_size": 2000}}},
      r"problem_settings.ptb-lstm.batch_size = 2000 cuts the training stream .*at least 2,048 tokens.*at most 1024"),
     # a stratified validation split needs one image per class: 100 for CIFAR-100 (tune.validation_split)
-    ({"problems": ["cifar100-vgg16"], "data": {"source": "synthetic"}, "tune": {"enabled": True, "validation_size": 50}},
+    ({"problems": ["cifar100-vgg16"], "data": {"source": "synthetic"},
+      "tune": {"enabled": True, "validation_size": 50}},
      r"tune.validation_size = 50: .*'cifar100-vgg16'.*choose a size between 100 and 1936"),
     # the model must build at the problem's width (CapsNet's primary capsules are 8-D)
     ({"problems": ["digits-capsnet"], "problem_settings": {"digits-capsnet": {"width": 12}}},
