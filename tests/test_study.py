@@ -250,3 +250,14 @@ def test_tuning_runs_per_problem_and_ptb_validates_on_its_own_stream():
     assert tune["split_files"]["ptb-lstm"] is None and tune["trials"][2]["spec"]["validation"] == "valid"
     assert tune["split_files"]["digits-vae"].startswith("resources/data/mnist-digits-")
     assert set(tune["selections"]) == {"digits-vae", "ptb-lstm"} and tune["select_by"] == "final_val"
+
+
+def test_a_selection_reads_only_its_own_part_of_the_plan():
+    """The select rule's param: adding a problem or an optimizer changes no other selection's input."""
+    tune = {"enabled": True, "trials": 2, "validation_size": 300, "optimizers": ["SGD"]}
+    one = study.plan(load(problems=["digits-resnet18"], tune=tune))
+    more = study.plan(load(problems=["digits-resnet18", "digits-vae"], tune={**tune, "optimizers": ["SGD", "Adam"]}))
+    part = one.selection_plan("digits-resnet18", "SGD")
+    assert part == more.selection_plan("digits-resnet18", "SGD")
+    assert [t["trial"] for t in part["tune"]["trials"]] == [0, 1] and list(part["settings"]["problems"]) == ["digits-resnet18"]
+    assert "spec" not in part["tune"]["trials"][0] and part["tune"]["spaces"] == {"SGD": one.tune["spaces"]["SGD"]}

@@ -285,6 +285,16 @@ class Plan:
         return [f"{t['dir']}/{name}" for t in (self.tune or {}).get("trials", [])
                 if (problem is None or t["problem"] == problem) and (optimizer is None or t["optimizer"] == optimizer)]
 
+    def selection_plan(self, problem: str, optimizer: str) -> dict:
+        """The part of the plan one selection reads (optimbench.tune.write_selection): the problem's metrics,
+        the criterion, the optimizer's space and its trials on that problem. The `select` rule passes it as
+        a param, so adding a problem or an optimizer re-selects nothing else (the plan file would)."""
+        trials = [{k: v for k, v in t.items() if k != "spec"} for t in self.tune["trials"]
+                  if (t["problem"], t["optimizer"]) == (problem, optimizer)]
+        return {"settings": {"problems": {problem: self.settings["problems"][problem]}},
+                "tune": {"select_by": self.tune["select_by"], "spaces": {optimizer: self.tune["spaces"][optimizer]},
+                         "trials": trials}}
+
     def selection_files(self) -> list[str]:
         return [path for by_optimizer in (self.tune or {}).get("selections", {}).values()
                 for path in by_optimizer.values()]

@@ -323,7 +323,9 @@ def main(argv=None) -> None:
     split.add_argument("--seed", type=int, required=True, help="seed of the stratified split")
     split.add_argument("--out", required=True, help="split JSON to write (indices and the data's sha256)")
     choose = sub.add_parser("select", help="select an optimizer's trial on validation")
-    choose.add_argument("--plan", required=True, help="the study's plan.json")
+    choose.add_argument("--plan", required=True, help="the study's plan.json, or (what the select rule passes) "
+                                                      "the part a selection reads as inline JSON "
+                                                      "(optimbench.study.Plan.selection_plan)")
     choose.add_argument("--optimizer", required=True)
     choose.add_argument("--problem", help="the problem (optimbench.problems); needed when the plan has several")
     choose.add_argument("--out", required=True, help="selection JSON to write")
@@ -334,7 +336,8 @@ def main(argv=None) -> None:
     else:
         from optimbench.study import read_plan
 
-        chosen = write_selection(read_plan(args.plan), args.optimizer, args.out, args.problem)
+        plan = json.loads(args.plan) if args.plan.lstrip().startswith("{") else read_plan(args.plan)
+        chosen = write_selection(plan, args.optimizer, args.out, args.problem)
         print(f"{args.optimizer}: trial {chosen['trial']} {chosen['setting']} ({chosen['criterion']} {chosen['score']})"
               + (f"; at the edge of the range: {chosen['at_edge']}" if chosen["at_edge"] else ""))
 

@@ -4,7 +4,7 @@ import shutil
 
 import pytest
 
-from workflow_study import DESCENT_RUNS, OPTIMIZERS
+from workflow_study import DESCENT_RUNS, OPTIMIZERS, PROBLEMS
 
 pytestmark = [pytest.mark.browser, pytest.mark.workflow]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -38,7 +38,8 @@ def test_report_loads_with_images_3d_view_and_no_errors(browser, study):
     # the surface and one trace per descent run of this study (all on Ackley)
     assert page.evaluate("document.getElementById('ackley-3d')._fullData.length") == 1 + DESCENT_RUNS
     widths = page.eval_on_selector_all("img", "images => images.map(i => i.complete ? i.naturalWidth : 0)")
-    assert len(widths) == 9 and all(w > 100 for w in widths), widths
+    # the profile and ranks, per problem four training and three tuning figures, the Ackley views and runs
+    assert len(widths) == 2 + len(PROBLEMS) * (4 + 3) + 2 and all(w > 100 for w in widths), widths
     text = page.inner_text("body")
     for name in OPTIMIZERS:
         assert name in text

@@ -115,7 +115,7 @@ def test_report_opens_with_the_answer_and_holds_the_numbers(study):
     for problem, words in ((PROBLEM, "final test accuracy, higher is better"),
                            (VAE, "final test negative ELBO, lower is better")):
         best = summary[summary["problem"] == problem].sort_values("rank").iloc[0]
-        assert f"{words}): best {best.optimizer} ({best.final:.4f}" in first_screen
+        assert f"{words}): best <strong>{best.optimizer}</strong> ({best.final:.4f}" in first_screen
     assert "claims" in first_screen and "CPU core-hours" in first_screen and "Descent" in first_screen
     assert "CIFAR study" not in html
     for row in summary.itertuples():

@@ -54,7 +54,6 @@ rule trial:
 
 rule select:
     input:
-        plan=PLAN_FILE,
         trials=lambda wildcards: PLAN.trial_files("metrics.csv", wildcards.problem, wildcards.optimizer),
     output:
         study.pattern(study.SELECTION, R),
@@ -62,12 +61,14 @@ rule select:
         study.pattern("{results}/logs/tune/{problem}/{optimizer}/select.log", R),
     params:
         py=PY,
+        # What this selection reads (its trials, criterion, space, the problem's metrics), not the whole plan:
+        # a new problem or optimizer re-selects nothing else.
+        plan=lambda wildcards: json.dumps(PLAN.selection_plan(wildcards.problem, wildcards.optimizer), sort_keys=True),
     conda:
         "../../envs/analysis.yaml"
     shell:
-        "{params.py} -m optimbench.tune select --plan {input.plan:q} --problem {wildcards.problem:q} "
-        "--optimizer {wildcards.optimizer:q} "
-        "--out {output:q} > {log:q} 2>&1"
+        "{params.py} -m optimbench.tune select --plan {params.plan:q} --problem {wildcards.problem:q} "
+        "--optimizer {wildcards.optimizer:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule tuned_train:
