@@ -57,3 +57,39 @@ def plan_problem(name: str, **overrides) -> dict:
     return {"dataset": problem.dataset, "model": problem.model, "kind": problem.kind, "primary": problem.primary,
             "higher_is_better": problem.primary_metric.higher_is_better, "target": problem.target,
             "title": name, "metrics": metrics, **overrides}
+
+
+class Interrupted(Exception):
+    """Raised in place of a kill, right after a checkpoint is written."""
+
+
+def run_interrupted_after(spec, out, epoch, monkeypatch) -> None:
+    """Train `spec` until the checkpoint of `epoch` is written, then stop as a kill would (no metrics.csv)."""
+    import pytest
+
+    from optimbench import train
+
+    save = train.save_checkpoint
+
+    def save_then_stop(path, state):
+        save(path, state)
+        if state["epoch"] == epoch:
+            raise Interrupted
+
+    monkeypatch.setattr(train, "save_checkpoint", save_then_stop)
+    with pytest.raises(Interrupted):
+        train.run(spec, out, threads=1)
+    monkeypatch.setattr(train, "save_checkpoint", save)
+
+
+def assert_identical_runs(a_dir, b_dir, timing_columns) -> None:
+    """Two run folders hold bit-identical metrics (timing columns aside) and model weights."""
+    import pandas as pd
+    import torch
+
+    a_dir, b_dir = Path(a_dir), Path(b_dir)
+    pd.testing.assert_frame_equal(pd.read_csv(a_dir / "metrics.csv").drop(columns=timing_columns),
+                                  pd.read_csv(b_dir / "metrics.csv").drop(columns=timing_columns), check_exact=True)
+    a = torch.load(a_dir / "model.pt", weights_only=False)["model"]
+    b = torch.load(b_dir / "model.pt", weights_only=False)["model"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in b)

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from optimbench import data as data_mod
 from optimbench import problems, train
 from optimbench.models import build_model
-from helpers import PYTHON, ROOT, run_env
+from helpers import PYTHON, ROOT, assert_identical_runs, run_env, run_interrupted_after
 
 TIMING = ["epoch_seconds", "eval_seconds", "samples_per_second"]
 CIFAR = problems.get("cifar10-resnet18")  # the article's problem: crop+flip with pad 4, cross-entropy
@@ -395,25 +395,6 @@ def test_a_run_through_the_cuda_graph_compile_mode_matches_the_eager_run(tiny_sp
 
 
 # ---------------------------------------------------------------- optimizers beyond step() (issue 14.4)
-class Interrupted(Exception):
-    pass
-
-
-def run_interrupted_after(spec, out, epoch, monkeypatch) -> None:
-    """Run until the checkpoint of `epoch` is written, then stop as a kill would (no metrics.csv)."""
-    save = train.save_checkpoint
-
-    def save_then_stop(path, state):
-        save(path, state)
-        if state["epoch"] == epoch:
-            raise Interrupted
-
-    monkeypatch.setattr(train, "save_checkpoint", save_then_stop)
-    with pytest.raises(Interrupted):
-        train.run(spec, out, threads=1)
-    monkeypatch.setattr(train, "save_checkpoint", save)
-
-
 @pytest.mark.parametrize("optimizer", [
     {"class": "LBFGS", "kwargs": {"lr": 0.1, "max_iter": 2}},
     {"class": "pytorch_optimizer.SophiaH", "kwargs": {"lr": 0.01, "update_period": 1}},  # random probes every step
@@ -573,11 +554,7 @@ def test_a_killed_bf16_run_resumes_bit_identically(tiny_spec, tmp_path):
     assert info["resumed_after_epoch"] == done_before and info["bf16"] is True
 
     straight = train.run(spec, tmp_path / "straight", threads=1).drop(columns=TIMING)
-    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "killed" / "metrics.csv").drop(columns=TIMING), straight,
-                                  check_exact=True)
-    a = torch.load(tmp_path / "killed" / "model.pt", weights_only=False)["model"]
-    b = torch.load(tmp_path / "straight" / "model.pt", weights_only=False)["model"]
-    assert all(torch.equal(a[k], b[k]) for k in b)
+    assert_identical_runs(tmp_path / "killed", tmp_path / "straight", TIMING)
     fp32 = train.run({**spec, "bf16": "off"}, tmp_path / "fp32", threads=1).drop(columns=TIMING)
     assert (fp32["train_loss"] - straight["train_loss"]).abs().max() > 1e-4  # bf16 was in effect
 

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from optimbench import data, formats, problems, train
-from helpers import PYTHON, ROOT, run_env
+from helpers import PYTHON, ROOT, assert_identical_runs, run_env, run_interrupted_after
 
 TIMING = ["epoch_seconds", "eval_seconds", "samples_per_second"]
 CPU = torch.device("cpu")
@@ -208,25 +208,6 @@ def test_an_lstm_run_records_loss_and_perplexity_on_ptbs_own_validation_stream(p
     assert info["steps_per_epoch"] == math.ceil((len(arrays["tokens_train"]) // 4 - 1) / 20)
 
 
-class Interrupted(Exception):
-    pass
-
-
-def run_interrupted_after(spec, out, epoch, monkeypatch) -> None:
-    """Run until the checkpoint of `epoch` is written, then stop as a kill would (no metrics.csv)."""
-    save = train.save_checkpoint
-
-    def save_then_stop(path, state):
-        save(path, state)
-        if state["epoch"] == epoch:
-            raise Interrupted
-
-    monkeypatch.setattr(train, "save_checkpoint", save_then_stop)
-    with pytest.raises(Interrupted):
-        train.run(spec, out, threads=1)
-    monkeypatch.setattr(train, "save_checkpoint", save)
-
-
 def test_a_killed_vae_run_resumes_in_a_new_process_bit_identically(digits_mnist, tmp_path, monkeypatch):
     """The VAE draws its ε from the global torch generator: the checkpoint's RNG states make the resumed run
     (a new process) equal the uninterrupted one, metrics and weights, bit for bit."""
@@ -241,11 +222,7 @@ def test_a_killed_vae_run_resumes_in_a_new_process_bit_identically(digits_mnist,
                              capture_output=True, text=True, check=True)
     assert "resuming from" in resumed.stderr and "test_neg_elbo" in resumed.stdout
     straight = train.run(spec, tmp_path / "straight", threads=1).drop(columns=TIMING)
-    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "killed" / "metrics.csv").drop(columns=TIMING), straight,
-                                  check_exact=True)
-    a = torch.load(tmp_path / "killed" / "model.pt", weights_only=False)["model"]
-    b = torch.load(tmp_path / "straight" / "model.pt", weights_only=False)["model"]
-    assert all(torch.equal(a[k], b[k]) for k in b)
+    assert_identical_runs(tmp_path / "killed", tmp_path / "straight", TIMING)
     other = train.run({**spec, "seed": 1}, tmp_path / "other", threads=1)  # the comparison above can fail
     assert not other["train_neg_elbo"].equals(straight["train_neg_elbo"])
 
