@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch.utils.flop_counter import FlopCounterMode
 
-from optimbench import data as data_mod
+from optimbench.formats import canonical
 from optimbench import hardware, train
 from optimbench.models import build_model
 
@@ -189,7 +189,7 @@ def canonical_file(folder: str, n_train: int, n_test: int) -> str:
     """A canonical data file (data.save_npz's format) of random images, CIFAR-10's size by default."""
     rng = np.random.default_rng(0)
     path = f"{folder}/synthetic.npz"
-    data_mod.save_npz(path, {"x_train": rng.integers(0, 256, (n_train, 32, 32, 3), dtype=np.uint8),
+    canonical.save_npz(path, {"x_train": rng.integers(0, 256, (n_train, 32, 32, 3), dtype=np.uint8),
                              "y_train": rng.integers(0, 10, n_train), "classes": np.array([str(i) for i in range(10)]),
                              "x_test": rng.integers(0, 256, (n_test, 32, 32, 3), dtype=np.uint8),
                              "y_test": rng.integers(0, 10, n_test)})

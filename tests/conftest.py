@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from optimbench import data, formats
+from optimbench import formats
+from optimbench.formats import cifar10
 
 # Tests of a service (a browser, a SLURM cluster) skip where it is missing; in CI (CI=true, or
 # OPTIMBENCH_STRICT_SKIPS=1, which .ci/run sets) such a skip fails instead: CI installs the service,
@@ -33,8 +34,8 @@ def pytest_runtest_makereport(item, call):
 @pytest.fixture(scope="session")
 def synthetic_archive(tmp_path_factory) -> Path:
     """A learnable 300/100-image archive in CIFAR-10's own format."""
-    path = tmp_path_factory.mktemp("archive") / data.ARCHIVE_NAME
-    return data.make_synthetic_archive(path, train_size=300, test_size=100, seed=0)
+    path = tmp_path_factory.mktemp("archive") / cifar10.ARCHIVE_NAME
+    return cifar10.make_synthetic_archive(path, train_size=300, test_size=100, seed=0)
 
 
 @pytest.fixture(scope="session")

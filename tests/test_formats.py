@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from optimbench import formats
-from optimbench.data import DataError, load_canonical
+from optimbench.errors import DataError
+from optimbench.formats.canonical import load_canonical
 from optimbench.formats import cifar100, idx, ptb, stl10
 from optimbench.io import sha256
 
@@ -287,7 +288,7 @@ def test_offline_download_names_the_offline_options(tmp_path, monkeypatch, name)
     with pytest.raises(DataError, match=r"(?s)download failed.*source: archive") as info:
         formats.prepare(name, {"source": "download", "download_dir": str(tmp_path / "dl")}, tmp_path / "d.npz",
                         tmp_path / "d.json")
-    assert name == "cifar10" or "source: synthetic" in str(info.value)  # cifar10's message is optimbench.data's
+    assert name == "cifar10" or "source: synthetic" in str(info.value)  # cifar10's message is optimbench.formats.cifar10's
     assert calls, "the download code should have tried the network"
     assert not (tmp_path / "d.npz").exists()
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from optimbench import data, formats, problems
+from optimbench import formats, problems
+from optimbench.formats import canonical, cifar10
 
 SIX = ["cifar10-resnet18", "cifar100-vgg16", "stl10-wrn16-8", "fmnist-capsnet", "ptb-lstm", "mnist-vae"]
 
@@ -106,12 +107,12 @@ TINY_DATA = {"cifar100": {"train_size": 100, "test_size": 10}, "stl10": {"train_
 def problem_data(problem, tmp_path):
     """The problem's canonical arrays: its pinned (digits) source, else a tiny synthetic one."""
     if problem.dataset == "cifar10" and problem.source is None:
-        archive = data.make_synthetic_archive(tmp_path / "c.tar.gz", 20, 10)
-        return data.read_cifar_archive(archive)
+        archive = cifar10.make_synthetic_archive(tmp_path / "c.tar.gz", 20, 10)
+        return cifar10.read_cifar_archive(archive)
     spec = {"source": problem.source} if problem.source else {"source": "synthetic",
                                                               "synthetic": TINY_DATA[problem.dataset]}
     formats.prepare(problem.dataset, spec, tmp_path / "d.npz", tmp_path / "d.json")
-    return data.load_canonical(tmp_path / "d.npz")
+    return canonical.load_canonical(tmp_path / "d.npz")
 
 
 @pytest.mark.parametrize("name", sorted(problems.PROBLEMS))

@@ -14,7 +14,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from optimbench import data as data_mod
+from optimbench.formats import canonical
 from optimbench import problems, train
 from optimbench.models import build_model
 from helpers import PYTHON, ROOT, assert_identical_runs, run_env, run_interrupted_after
@@ -188,7 +188,7 @@ def test_a_run_evaluates_its_final_model_on_the_test_set(tiny_spec, tmp_path):
     model = build_model(tiny_spec["model"], tiny_spec["width"], 10)
     model.load_state_dict(torch.load(tmp_path / "model.pt", weights_only=False)["model"])
     model.eval()
-    arrays = data_mod.load_canonical(tiny_spec["data"])
+    arrays = canonical.load_canonical(tiny_spec["data"])
 
     def loss_and_accuracy(x, y):
         x = torch.from_numpy(x).permute(0, 3, 1, 2).float()

@@ -11,7 +11,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from optimbench import data, formats, problems, train
+from optimbench import formats, problems, train
+from optimbench.formats import canonical
 from helpers import PYTHON, ROOT, assert_identical_runs, run_env, run_interrupted_after
 
 TIMING = ["epoch_seconds", "eval_seconds", "samples_per_second"]
@@ -154,7 +155,7 @@ def test_a_vgg16_run_standardises_with_its_training_images_statistics(cifar100_n
     assert 0.5 * math.log(100) < row["test_loss"] < 3 * math.log(100)  # about uniform over 100 classes at start
     info = json.loads((tmp_path / "run.json").read_text())
     assert info["problem"] == "cifar100-vgg16" and info["primary_metric"] == "test_acc" and info["channels_last"]
-    x = data.load_canonical(cifar100_npz)["x_train"][:128].astype(np.float64)
+    x = canonical.load_canonical(cifar100_npz)["x_train"][:128].astype(np.float64)
     mean, std = info["input_mean_std"]
     np.testing.assert_allclose(mean, [x[..., c].mean() for c in range(3)], rtol=1e-12)
     np.testing.assert_allclose(std, [x[..., c].std() for c in range(3)], rtol=1e-12)
@@ -191,7 +192,7 @@ def test_a_vae_run_records_neg_elbo_recon_and_kl(digits_mnist, tmp_path):
 
 
 def test_an_lstm_run_records_loss_and_perplexity_on_ptbs_own_validation_stream(ptb_npz, tmp_path):
-    arrays = data.load_canonical(ptb_npz)
+    arrays = canonical.load_canonical(ptb_npz)
     spec = spec_for("ptb-lstm", ptb_npz, 16, epochs=2, batch_size=4, eval_batch_size=4, bptt=20,
                     train_subset=None, test_subset=None, validation="valid", optimizer={"class": "Adam",
                                                                                        "kwargs": {"lr": 1e-2}})

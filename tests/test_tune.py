@@ -15,7 +15,7 @@ from helpers import plan_problem
 
 from optimbench import aggregate, optim, train, tune
 from optimbench.config import ConfigError
-from optimbench.data import load_canonical
+from optimbench.formats.canonical import load_canonical
 
 
 # ---------------------------------------------------------------- the validation split

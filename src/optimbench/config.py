@@ -1,4 +1,7 @@
-"""Load, merge and validate the study's configuration (config.yaml + presets) against its schema."""
+"""Load, merge and validate the study's configuration (config.yaml + presets) against its schema, and check
+what the config alone decides: names that exist, optimizers that build with their settings, pretrained
+weights that load. Checks that need the plan's per-problem settings (sizes against the data, models at
+their width) are optimbench.plan's; `python -m optimbench.plan --check FILES` runs both."""
 
 from __future__ import annotations
 
@@ -12,11 +15,7 @@ import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_PATH = REPO_ROOT / "config" / "schema.yaml"
-FUNCTION_NAMES = ("ackley", "rosenbrock", "rastrigin", "himmelblau", "beale")
-
-
-class ConfigError(ValueError):
-    """A configuration value is wrong; the message names the key, the value and the fix."""
+from optimbench.errors import ConfigError
 
 
 def deep_merge(base: dict, override: dict) -> dict:
@@ -121,8 +120,8 @@ def _unknown(kind: str, name: str, where: str, known) -> ConfigError:
 
 
 def check_references(config: dict) -> None:
-    """Names used in train/descent must exist, every optimizer must build with its settings, the
-    pretrained weights must load, and the batch and subset sizes must fit the data set."""
+    """Names used in train/descent must exist, every optimizer must build with its settings and the
+    pretrained weights must load."""
     from optimbench.optim import resolve_class  # imports torch: only when a config is checked
 
     check_problems(config)
@@ -150,8 +149,6 @@ def check_references(config: dict) -> None:
                                list(methods) + list(registry))
     check_optimizers(config)
     check_pretrained(config["train"])
-    check_sizes(config)
-    check_models(config)
 
 
 def check_problems(config: dict) -> None:
@@ -269,102 +266,6 @@ def check_pretrained(train: dict) -> None:
         raise ConfigError(str(exc)) from None
 
 
-def check_sizes(config: dict) -> None:
-    """Per problem, train_subset, test_subset and batch_size within its data set's split sizes (known before
-    any job, optimbench.formats.split_sizes; a token stream such as PTB is not checked)."""
-    from optimbench import formats
-    from optimbench.study import data_spec, problem_train
-
-    for problem in config["problems"]:
-        spec = data_spec(config, problem)
-        sizes = formats.split_sizes(spec)
-        train = problem_train(config, problem)
-        own = config["problem_settings"].get(problem, {})
-        where = {k: f"problem_settings.{problem}.{k}" if k in own else f"train.{k}" for k in train}
-        if sizes is None:
-            check_streams(config, problem, spec, train, where)
-            continue
-        n_train, n_test = sizes
-        source = (f"problem {problem!r} ({spec['dataset']}, data.source {spec['source']!r}) has {n_train:,} training "
-                  f"and {n_test:,} test examples")
-        for key, available in (("train_subset", n_train), ("test_subset", n_test)):
-            if train[key] is not None and train[key] > available:
-                raise ConfigError(f"{where[key]} = {train[key]} exceeds the data: {source}. "
-                                  f"Use at most {available} (or null for all).")
-        used = min(train["train_subset"] or n_train, n_train)
-        if train["batch_size"] > used:
-            raise ConfigError(f"{where['batch_size']} = {train['batch_size']} exceeds the {used:,} training examples "
-                              f"used ({source}): every epoch would be one smaller batch. Use at most {used}.")
-
-
-def check_models(config: dict) -> None:
-    """Every problem's model builds at its width (CapsNet: a multiple of 8), on the meta device: no memory,
-    no time, the constructors' own checks only."""
-    import torch
-
-    from optimbench.problems import PROBLEMS
-    from optimbench.study import problem_train
-
-    for problem in config["problems"]:
-        width = problem_train(config, problem)["width"]
-        try:
-            with torch.device("meta"):
-                PROBLEMS[problem].build_model(width)
-        except (ValueError, TypeError, RuntimeError) as exc:
-            own = "width" in config["problem_settings"].get(problem, {})
-            where = f"problem_settings.{problem}.width" if own else "train.width"
-            raise ConfigError(f"{where} = {width!r}: problem {problem!r} cannot build its model "
-                              f"({PROBLEMS[problem].model}): {exc}") from None
-
-
-def check_streams(config: dict, problem: str, spec: dict, train: dict, where: dict) -> None:
-    """A token stream (PTB) cut into batch_size (training) or eval_batch_size (validation, test) parallel
-    streams must give each at least two tokens (optimbench.zoo.batchify); sizes from formats.token_sizes."""
-    from optimbench import formats
-
-    n_train, n_valid, n_test = formats.token_sizes(spec)
-    exact = spec["source"] != "synthetic"
-    streams = [("training", min(train["train_subset"] or n_train, n_train), "batch_size"),
-               ("test", min(train["test_subset"] or n_test, n_test), "eval_batch_size")]
-    if config["tune"]["enabled"]:
-        streams.append(("validation", n_valid, "eval_batch_size"))
-    for split, tokens, key in streams:
-        if train[key] > tokens // 2:
-            holds = f"{tokens:,} tokens" if exact else f"at least {tokens:,} tokens"
-            raise ConfigError(f"{where[key]} = {train[key]} cuts the {split} stream of problem {problem!r} "
-                              f"({spec['dataset']}, data.source {spec['source']!r}; it holds {holds}) into streams "
-                              f"shorter than two tokens. Use at most {tokens // 2}.")
-
-
 def load(paths) -> dict:
     """Read, merge and validate config files (e.g. config.yaml then a preset)."""
     return validate(load_yaml_files(paths))
-
-
-def main(argv=None) -> None:
-    """`python -m optimbench.config config.yaml [override.yaml ...]`: merge, validate, build the study's plan
-    (optimbench.study.plan: its data sources, tuning split and criteria), report; exits 1 with the message.
-
-    Snakemake reads --configfile files itself, before the workflow's code runs, and its messages name
-    neither the file nor the line; `make` runs this first so that a bad file is named."""
-    import argparse
-    import sys
-
-    parser = argparse.ArgumentParser(description="Check config files (merged left to right) against the schema.")
-    parser.add_argument("files", nargs="+", help="config.yaml, then override files (presets)")
-    args = parser.parse_args(argv)
-    # Under `python -m` this module runs as __main__: the ConfigError the other modules raise (optimbench.study)
-    # is optimbench.config's, another class than this file's.
-    from optimbench import config as module
-    from optimbench import study
-
-    try:
-        config = module.load(args.files)
-        study.plan(config)  # the plan's own checks (sources, tuning split, criteria): what Snakemake would refuse
-    except module.ConfigError as exc:
-        sys.exit(f"{exc}")
-    print(f"config OK: {' + '.join(args.files)} -> results in {config['results_dir']}/")
-
-
-if __name__ == "__main__":
-    main()

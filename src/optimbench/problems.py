@@ -24,31 +24,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from optimbench.metrics import Metric
+
 INF = math.inf
 SPLITS = ("train", "test")
-
-
-@dataclass(frozen=True)
-class Metric:
-    """A metric of a problem: its name in tables, its direction and its range (intervals are clipped to
-    the range; a diverged run scores `worst`)."""
-
-    name: str
-    higher_is_better: bool
-    low: float = 0.0
-    high: float = INF
-
-    @property
-    def worst(self) -> float:
-        return self.low if self.higher_is_better else self.high
-
-    def better(self, a: float, b: float) -> bool:
-        """Whether value a is strictly better than value b."""
-        return a > b if self.higher_is_better else a < b
-
-    def reaches(self, value: float, target: float) -> bool:
-        """Whether value meets target in this metric's direction (a NaN never does)."""
-        return bool(value >= target) if self.higher_is_better else bool(value <= target)
 
 
 # ---------------------------------------------------------------- tasks: loss and per-batch sums

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from optimbench import data as data_mod
+from optimbench.formats import canonical
 from optimbench import hardware
 from optimbench import problems as problems_mod
 from optimbench import provenance
@@ -383,7 +383,7 @@ def load_data(spec: dict, device: torch.device) -> Dataset:
         ValueError: the problem is unknown, or the file is not its data set's format.
     """
     problem = get_problem(spec)
-    arrays = data_mod.load_canonical(spec["data"])
+    arrays = canonical.load_canonical(spec["data"])
     loader = load_tokens if problem.inputs == "tokens" else load_images
     return loader(spec, problem, arrays, device)
 

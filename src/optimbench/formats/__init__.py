@@ -1,7 +1,7 @@
 """Data sets of the Demon paper's problems (SPEC §1.3): per data set its real download, an `archive` for
 offline clusters, a synthetic generator in the data set's real file format (and, for the IDX and CIFAR-10
 formats, scikit-learn's real digits as an offline source), all read by ONE reader per format into the
-canonical `.npz` (as optimbench.data does for CIFAR-10).
+canonical `.npz` (optimbench.formats.canonical).
 
     prepare("cifar100", {"source": "synthetic", "synthetic": {"train_size": 200}}, "c.npz", "c.json")
 
@@ -21,9 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from optimbench import data as cifar10
-from optimbench.data import DataError
-from optimbench.formats import cifar100, idx, ptb, stl10
+from optimbench.errors import DataError
+from optimbench.formats import canonical, cifar10, cifar100, idx, ptb, stl10
 from optimbench.formats.common import md5_matches, tree_digest
 
 SOURCES = ("download", "archive", "synthetic", "digits")
@@ -44,7 +43,7 @@ class Format:
     archive_name: str = ""             # the file or folder name generated sources write
 
     def write_canonical(self, arrays, out_npz, out_json, provenance) -> dict:
-        writer = ptb.write_canonical if self.kind == "text" else cifar10.write_canonical
+        writer = ptb.write_canonical if self.kind == "text" else canonical.write_canonical
         return writer(arrays, out_npz, out_json, provenance)
 
 

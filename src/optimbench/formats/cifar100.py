@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from optimbench.data import DataError
+from optimbench.errors import DataError
 from optimbench.formats.common import (add_bytes, check_labels, download_error, md5_matches, prototype_splits,
                                        reading, require, tar_gz_writer)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from optimbench.data import DataError
+from optimbench.errors import DataError
 from optimbench.io import atomic_path, file_digest
 
 # Everything a damaged or foreign file can raise while it is parsed.
@@ -89,12 +89,21 @@ def download_error(name: str, exc: Exception, archive_hint: str) -> DataError:
                      "format, for tests).")
 
 
+def synthetic_images(n: int, prototypes: np.ndarray, rng: np.random.Generator):
+    """Images of class prototypes plus noise and a random shift: learnable, not trivially so."""
+    labels = rng.integers(0, len(prototypes), n)
+    images = prototypes[labels].astype(np.float32)
+    shifts = rng.integers(-3, 4, size=(n, 2))
+    for i, (dy, dx) in enumerate(shifts):
+        images[i] = np.roll(images[i], (dy, dx), axis=(0, 1))
+    images += rng.normal(0.0, 40.0, images.shape)
+    return np.clip(images, 0, 255).astype(np.uint8), labels.astype(np.int64)
+
+
 def prototype_splits(sizes: dict, n_classes: int, side: int, channels: int, seed: int) -> dict:
     """Learnable images per split ({split: (N×side×side×channels uint8, int64 labels)}): per class one
     smooth random pattern (4×4 blocks) shared by the splits, shifted and noised per image
-    (optimbench.data.synthetic_images)."""
-    from optimbench.data import synthetic_images
-
+    (synthetic_images)."""
     rng = np.random.default_rng(seed)
     coarse = rng.uniform(0, 255, size=(n_classes, 4, 4, channels))
     prototypes = coarse.repeat(side // 4, axis=1).repeat(side // 4, axis=2)

@@ -97,7 +97,7 @@ def synthetic(folder, train_size: int = 2000, test_size: int = 500, seed: int = 
 
 def digits(folder, test_fraction: float = 0.25, seed: int = 0) -> Path:
     """scikit-learn's handwritten digits (1,797 real 8×8 images), resized to 28×28, as IDX files: real data,
-    offline, shaped like MNIST (as optimbench.data's digits source for CIFAR-10's format)."""
+    offline, shaped like MNIST (as optimbench.formats.cifar10's digits source for CIFAR-10's format)."""
     import torch
     import torch.nn.functional as F
     from sklearn.datasets import load_digits

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from optimbench.data import DataError, save_npz
+from optimbench.errors import DataError
+from optimbench.formats.canonical import save_npz
 from optimbench.formats.common import download_error, md5_matches, reading, require
 from optimbench.io import atomic_path, sha256, write_json, write_text
 

@@ -5,7 +5,9 @@ import json
 import pytest
 
 from optimbench import config as study_config
-from optimbench import study
+from optimbench import plan as plans
+from optimbench import specs
+from optimbench.errors import ConfigError
 from helpers import ROOT
 
 
@@ -15,8 +17,13 @@ def load(**overrides):
     return study_config.validate(study_config.deep_merge(base, overrides))
 
 
+def checked(override: dict) -> plans.Plan:
+    """The plan of config.yaml with `override` merged: every check, the config's and the plan's."""
+    return plans.plan(study_config.validate(study_config.deep_merge(study_config.load_yaml_files([ROOT / "config.yaml"]), override)))
+
+
 def test_one_training_run_per_optimizer_and_seed_with_its_files():
-    plan = study.plan(load(train={"optimizers": ["SGD", "Adam"], "seeds": [0, 3]}))
+    plan = plans.plan(load(train={"optimizers": ["SGD", "Adam"], "seeds": [0, 3]}))
     assert [(r.optimizer, r.seed) for r in plan.train_runs] == [("SGD", 0), ("SGD", 3), ("Adam", 0), ("Adam", 3)]
     run = plan.train_run("cifar10-resnet18", "Adam", 3)
     assert run.dir == "results/train/cifar10-resnet18/Adam/seed3"
@@ -30,16 +37,16 @@ def test_one_training_run_per_optimizer_and_seed_with_its_files():
 
 def test_the_result_spec_holds_what_changes_numbers_and_nothing_else():
     config = load(train={"compile": "off", "threads": 7, "gpus": 2, "runs_per_gpu": 2, "mem_mb": 999})
-    run = study.plan(config).train_run("cifar10-resnet18", "SGD", 0)
+    run = plans.plan(config).train_run("cifar10-resnet18", "SGD", 0)
     assert run.execution == {"compile": "off"}
     assert "compile" not in run.spec and "threads" not in run.spec and "gpus" not in run.spec
     assert run.spec["optimizer"] == {"class": "SGD", "kwargs": {"lr": 0.01, "momentum": 0.9}, "demon": False}
     assert set(run.spec) == {"problem", "dataset", "data", "model", "seed", "optimizer_name", "optimizer",
-                             *study.TRAIN_RESULT_KEYS}
+                             *specs.TRAIN_RESULT_KEYS}
     # a citation never reaches the spec; a learning rate does
-    cited = study.plan(load(optimizers={"SGD": {"paper": "someone else"}})).train_run("cifar10-resnet18", "SGD", 0)
+    cited = plans.plan(load(optimizers={"SGD": {"paper": "someone else"}})).train_run("cifar10-resnet18", "SGD", 0)
     assert cited.spec == run.spec
-    faster = study.plan(load(optimizers={"SGD": {"kwargs": {"lr": 0.5}}})).train_run("cifar10-resnet18", "SGD", 0)
+    faster = plans.plan(load(optimizers={"SGD": {"kwargs": {"lr": 0.5}}})).train_run("cifar10-resnet18", "SGD", 0)
     assert faster.spec["optimizer"]["kwargs"]["lr"] == 0.5
 
 
@@ -49,7 +56,7 @@ def test_names_with_dots_map_to_distinct_paths_everywhere():
                            "groups": [{"name": "g.1", "functions": ["ackley"], "methods": ["m-0.1", "m-0.9"],
                                        "gradients": ["as-printed", "central"]}]},
                   optimizers={"Adam.v2": {"class": "Adam"}}, train={"optimizers": ["Adam.v2"]})
-    plan = study.plan(config)
+    plan = plans.plan(config)
     figures = [r.figure for r in plan.descent_runs]
     dirs = [r.dir for r in plan.descent_runs]
     assert len(set(figures)) == len(figures) == 4 and len(set(dirs)) == 4
@@ -65,8 +72,8 @@ def test_names_with_dots_map_to_distinct_paths_everywhere():
                                                         "methods": ["SGD"], "gradients": ["autograd"]}]}}),
 ])
 def test_names_that_cannot_be_a_folder_are_refused_with_the_rule(where, overrides):
-    with pytest.raises(study_config.ConfigError) as error:
-        study.plan(load(**overrides))
+    with pytest.raises(ConfigError) as error:
+        plans.plan(load(**overrides))
     assert where in str(error.value) and "no spaces or slashes" in str(error.value)
 
 
@@ -75,7 +82,7 @@ def test_each_descent_group_keeps_its_own_stop_rule_and_epoch_cap():
         {"name": "article", "functions": ["ackley"], "methods": ["article-vanilla"], "gradients": ["central"]},
         {"name": "fixed", "functions": ["rosenbrock"], "methods": ["Adam"], "gradients": ["autograd"],
          "early_stop": False, "max_epochs": 38, "kwargs": {"lr": 0.05}, "start": [0.5, 0.5]}]})
-    plan = study.plan(config)
+    plan = plans.plan(config)
     article = plan.descent_run("article", "ackley", "article-vanilla", "central").spec
     fixed = plan.descent_run("fixed", "rosenbrock", "Adam", "autograd").spec
     assert (article["tol"], article["max_epochs"], article["kind"], article["lr"]) == (1e-3, 20000, "article", 1e-5)
@@ -86,16 +93,16 @@ def test_each_descent_group_keeps_its_own_stop_rule_and_epoch_cap():
 
 
 def test_the_data_file_is_keyed_by_the_settings_that_determine_it():
-    digits = study.plan(load(data={"source": "digits"}))
-    other_split = study.plan(load(data={"source": "digits", "digits": {"test_fraction": 0.5}}))
-    unused = study.plan(load(data={"source": "digits", "synthetic": {"train_size": 500}}))
+    digits = plans.plan(load(data={"source": "digits"}))
+    other_split = plans.plan(load(data={"source": "digits", "digits": {"test_fraction": 0.5}}))
+    unused = plans.plan(load(data={"source": "digits", "synthetic": {"train_size": 500}}))
     problem = "cifar10-resnet18"
     assert digits.data_file(problem) != other_split.data_file(problem)
     assert digits.data_file(problem).startswith("resources/data/cifar10-digits-")
     assert unused.data == digits.data
     assert digits.data[digits.problem_data[problem]]["spec"] == {
         "dataset": "cifar10", "source": "digits", "digits": {"test_fraction": 0.25, "seed": 0}}
-    assert study.plan(load()).data_file(problem) == "resources/data/cifar10.npz"  # the download is the same everywhere
+    assert plans.plan(load()).data_file(problem) == "resources/data/cifar10.npz"  # the download is the same everywhere
     assert digits.train_runs[0].spec["data"] == digits.data_file(problem)
 
 
@@ -104,7 +111,7 @@ def test_every_problem_gets_every_optimizer_and_seed_with_its_own_data_model_and
                   train={"optimizers": ["SGD", "Adam"], "seeds": [0, 1], "width": 8, "epochs": 3},
                   problem_settings={"digits-vae": {"width": 16, "epochs": 2, "target": 150.0},
                                     "ptb-lstm": {"eval_batch_size": 10}})  # 1000 streams: too many for its test text
-    plan = study.plan(config)
+    plan = plans.plan(config)
     assert len(plan.train_runs) == 3 * 2 * 2
     vae = plan.train_run("digits-vae", "Adam", 1)
     assert vae.dir == "results/train/digits-vae/Adam/seed1" and vae.model == "vae" and vae.dataset == "mnist"
@@ -128,8 +135,8 @@ def test_every_problem_gets_every_optimizer_and_seed_with_its_own_data_model_and
 
 
 def test_adding_a_problem_adds_only_its_runs_and_changes_no_other_spec():
-    one = study.plan(load(problems=["digits-resnet18"], train={"optimizers": ["SGD"], "seeds": [0]}))
-    two = study.plan(load(problems=["digits-resnet18", "digits-vae"], train={"optimizers": ["SGD"], "seeds": [0]}))
+    one = plans.plan(load(problems=["digits-resnet18"], train={"optimizers": ["SGD"], "seeds": [0]}))
+    two = plans.plan(load(problems=["digits-resnet18", "digits-vae"], train={"optimizers": ["SGD"], "seeds": [0]}))
     before = {r.dir: r.spec for r in one.train_runs}
     after = {r.dir: r.spec for r in two.train_runs}
     assert {d: after[d] for d in before} == before and len(after) == 2
@@ -171,39 +178,40 @@ def test_adding_a_problem_adds_only_its_runs_and_changes_no_other_spec():
      r"train.eval_batch_size = 1000 cuts the test stream .*100 tokens.*at most 50"),
 ])
 def test_bad_problem_settings_are_refused_before_any_job(overrides, message):
-    with pytest.raises(study_config.ConfigError, match=message):
-        study.plan(load(**overrides))
+    with pytest.raises(ConfigError, match=message):
+        plans.plan(load(**overrides))
 
 
 def test_token_streams_that_fit_their_batch_sizes_pass():
     """PTB's published streams (929,589 / 73,760 / 82,430 tokens) hold 1000 streams of two rows; the
     synthetic one (at least 2,048 / 500 / 500) does at eval_batch_size 250, the bound the message gives."""
-    assert study.plan(load(problems=["ptb-lstm"]))
-    assert study.plan(load(problems=["ptb-lstm"], data={"source": "synthetic"},
+    assert plans.plan(load(problems=["ptb-lstm"]))
+    assert plans.plan(load(problems=["ptb-lstm"], data={"source": "synthetic"},
                            problem_settings={"ptb-lstm": {"eval_batch_size": 250, "batch_size": 1024}},
                            tune={"enabled": True}))
 
 
 def test_the_plan_round_trips_through_its_file(tmp_path):
-    plan = study.plan(load(train={"optimizers": ["SGD"], "seeds": [0, 1]}))
-    study.write_plan(plan.to_json(), tmp_path / "plan.json")
-    read = study.read_plan(tmp_path / "plan.json")
-    assert [r["dir"] for r in read["train_runs"]] == [r.dir for r in plan.train_runs]
-    assert read["descent_runs"][0]["spec"] == plan.descent_runs[0].spec
-    assert read["settings"]["train"]["optimizers"] == ["SGD"] and read["settings"]["confidence"] == 0.95
+    plan = plans.plan(load(train={"optimizers": ["SGD"], "seeds": [0, 1]}))
+    plans.write_plan(plan.to_json(), tmp_path / "plan.json")
+    read = plans.read_plan(tmp_path / "plan.json")
+    assert read == plan.__class__.from_json(plan.to_json()) and isinstance(read, plans.Plan)
+    assert [r.dir for r in read.train_runs] == [r.dir for r in plan.train_runs]
+    assert read.descent_runs[0].spec == plan.descent_runs[0].spec
+    assert read.settings["train"]["optimizers"] == ["SGD"] and read.confidence == 0.95
 
 
 def test_missing_runs_lists_every_result_not_on_disk(tmp_path, capsys):
     config_file = tmp_path / "c.yaml"
     config_file.write_text(json.dumps({"train": {"optimizers": ["SGD"], "seeds": [0, 1]},
                                        "descent": {"groups": []}}))
-    plan = study.plan(study_config.load([ROOT / "config.yaml", config_file]))
+    plan = plans.plan(study_config.load([ROOT / "config.yaml", config_file]))
     done = tmp_path / plan.train_runs[0].file("metrics.csv")
     done.parent.mkdir(parents=True)
     done.write_text("epoch\n")
-    assert study.missing_runs(plan, tmp_path) == [plan.train_runs[1].file("metrics.csv")]
+    assert plans.missing_runs(plan, tmp_path) == [plan.train_runs[1].file("metrics.csv")]
     with pytest.raises(SystemExit):
-        study.main([str(ROOT / "config.yaml"), str(config_file), "--missing", "--workdir", str(tmp_path)])
+        plans.main([str(ROOT / "config.yaml"), str(config_file), "--missing", "--workdir", str(tmp_path)])
     out = capsys.readouterr().out
     assert "1 run(s) of this study have no results yet" in out and "seed1/metrics.csv" in out and "make study" in out
 
@@ -212,17 +220,17 @@ def test_tuning_plans_trials_selections_and_final_runs():
     config = load(data={"source": "digits"}, train={"optimizers": ["SGD", "Adam"], "seeds": [0, 1]},
                   tune={"enabled": True, "trials": 3, "validation_size": 300, "epochs": 2, "sampler": "grid",
                         "optimizers": ["Adam"], "space": {"Adam": {"lr": {"low": 1e-3, "high": 1e-1}}}})
-    plan = study.plan(config)
-    trials = plan.tune["trials"]
-    assert [(t["optimizer"], t["trial"]) for t in trials] == [("Adam", 0), ("Adam", 1), ("Adam", 2)]
-    assert [t["spec"]["optimizer"]["kwargs"]["lr"] for t in trials] == pytest.approx([1e-3, 1e-2, 1e-1])
-    assert all(t["spec"]["epochs"] == 2 and t["spec"]["test"] == "never" for t in trials)
-    split = plan.tune["split_files"]["cifar10-resnet18"]
-    assert trials[0]["spec"]["validation"] == split and "-validation-300-seed0" in split
+    plan = plans.plan(config)
+    trials = plan.tune.trials
+    assert [(t.optimizer, t.trial) for t in trials] == [("Adam", 0), ("Adam", 1), ("Adam", 2)]
+    assert [t.spec["optimizer"]["kwargs"]["lr"] for t in trials] == pytest.approx([1e-3, 1e-2, 1e-1])
+    assert all(t.spec["epochs"] == 2 and t.spec["test"] == "never" for t in trials)
+    split = plan.tune.split_files["cifar10-resnet18"]
+    assert trials[0].spec["validation"] == split and "-validation-300-seed0" in split
     assert split.startswith(plan.data_file("cifar10-resnet18").removesuffix(".npz"))
-    assert trials[1]["dir"] == "results/tune/cifar10-resnet18/Adam/trial1"
-    assert plan.tune["selections"] == {"cifar10-resnet18": {"Adam": "results/tune/cifar10-resnet18/Adam/selected.json"}}
-    finals = plan.tune["finals"]
+    assert trials[1].dir == "results/tune/cifar10-resnet18/Adam/trial1"
+    assert plan.tune.selections == {"cifar10-resnet18": {"Adam": "results/tune/cifar10-resnet18/Adam/selected.json"}}
+    finals = plan.tune.finals
     assert [(r.optimizer, r.seed) for r in finals] == [("Adam", 0), ("Adam", 1)]
     assert finals[0].spec["test"] == "final" and finals[0].dir == "results/tuned/train/cifar10-resnet18/Adam/seed0"
     assert "execution" not in json.loads(plan.to_json())["tune"]["finals"][0]
@@ -235,8 +243,8 @@ def test_tuning_plans_trials_selections_and_final_runs():
     ({"space": {"default": {"lr": {"low": 0.0, "high": 1}}}}, "log range must stay above 0"),
 ])
 def test_bad_tuning_settings_are_refused_before_any_job(tune_cfg, message):
-    with pytest.raises(study_config.ConfigError, match=message):
-        study.plan(load(data={"source": "digits"}, train={"optimizers": ["SGD"]},
+    with pytest.raises(ConfigError, match=message):
+        plans.plan(load(data={"source": "digits"}, train={"optimizers": ["SGD"]},
                         tune={"enabled": True, "validation_size": 300, **tune_cfg}))
 
 
@@ -244,20 +252,85 @@ def test_tuning_runs_per_problem_and_ptb_validates_on_its_own_stream():
     config = load(problems=["digits-vae", "ptb-lstm"], data={"source": "synthetic"},
                   train={"optimizers": ["SGD"], "seeds": [0]}, problem_settings={"ptb-lstm": {"eval_batch_size": 10}},
                   tune={"enabled": True, "trials": 2, "validation_size": 300})
-    tune = study.plan(config).tune
-    assert [(t["problem"], t["trial"]) for t in tune["trials"]] == [("digits-vae", 0), ("digits-vae", 1),
+    tune = plans.plan(config).tune
+    assert [(t.problem, t.trial) for t in tune.trials] == [("digits-vae", 0), ("digits-vae", 1),
                                                                       ("ptb-lstm", 0), ("ptb-lstm", 1)]
-    assert tune["split_files"]["ptb-lstm"] is None and tune["trials"][2]["spec"]["validation"] == "valid"
-    assert tune["split_files"]["digits-vae"].startswith("resources/data/mnist-digits-")
-    assert set(tune["selections"]) == {"digits-vae", "ptb-lstm"} and tune["select_by"] == "final_val"
+    assert tune.split_files["ptb-lstm"] is None and tune.trials[2].spec["validation"] == "valid"
+    assert tune.split_files["digits-vae"].startswith("resources/data/mnist-digits-")
+    assert set(tune.selections) == {"digits-vae", "ptb-lstm"} and tune.select_by == "final_val"
 
 
 def test_a_selection_reads_only_its_own_part_of_the_plan():
     """The select rule's param: adding a problem or an optimizer changes no other selection's input."""
     tune = {"enabled": True, "trials": 2, "validation_size": 300, "optimizers": ["SGD"]}
-    one = study.plan(load(problems=["digits-resnet18"], tune=tune))
-    more = study.plan(load(problems=["digits-resnet18", "digits-vae"], tune={**tune, "optimizers": ["SGD", "Adam"]}))
+    one = plans.plan(load(problems=["digits-resnet18"], tune=tune))
+    more = plans.plan(load(problems=["digits-resnet18", "digits-vae"], tune={**tune, "optimizers": ["SGD", "Adam"]}))
     part = one.selection_plan("digits-resnet18", "SGD")
     assert part == more.selection_plan("digits-resnet18", "SGD")
-    assert [t["trial"] for t in part["tune"]["trials"]] == [0, 1] and list(part["settings"]["problems"]) == ["digits-resnet18"]
-    assert "spec" not in part["tune"]["trials"][0] and part["tune"]["spaces"] == {"SGD": one.tune["spaces"]["SGD"]}
+    assert [t.trial for t in part.tune.trials] == [0, 1] and list(part.problems) == ["digits-resnet18"]
+    assert part.tune.trials[0].spec == {} and part.tune.spaces == {"SGD": one.tune.spaces["SGD"]}
+
+
+# ---------------------------------------------------------------- sizes known before any job (issue 14.9)
+@pytest.mark.parametrize("train, message", [
+    ({"batch_size": 5000}, r"train.batch_size = 5000 exceeds the 1,348 training examples used \(problem "
+                           r"'cifar10-resnet18' \(cifar10, data.source 'digits'\) has 1,348 training and 449 test "
+                           r"examples\).*Use at most 1348"),
+    ({"train_subset": 100000}, r"train.train_subset = 100000 exceeds the data: .*1,348 training.*Use at most 1348"),
+    ({"test_subset": 450}, r"train.test_subset = 450 exceeds the data: .*449 test examples. Use at most 449"),
+    ({"train_subset": 100, "batch_size": 128}, r"train.batch_size = 128 exceeds the 100 training examples used"),
+])
+def test_sizes_beyond_the_digits_data_are_refused(train, message):
+    with pytest.raises(ConfigError, match=message):
+        checked({"data": {"source": "digits"}, "train": train})
+
+
+def test_sizes_follow_the_source_settings():
+    with pytest.raises(ConfigError, match="train.train_subset = 301 exceeds .*300 training and 50 test"):
+        checked({"data": {"source": "synthetic", "synthetic": {"train_size": 300, "test_size": 50}},
+               "train": {"train_subset": 301}})
+    with pytest.raises(ConfigError, match="1,258 training and 539 test"):  # 1797 · 0.3 = 539.1
+        checked({"data": {"source": "digits", "digits": {"test_fraction": 0.3}}, "train": {"train_subset": 1259}})
+    assert checked({"data": {"source": "digits"}, "train": {"train_subset": 1348, "batch_size": 1348}})
+    assert checked({"train": {"train_subset": 50000, "test_subset": 10000}})  # CIFAR-10's own sizes
+
+
+def test_the_config_checker_names_a_bad_file_and_make_runs_it_before_snakemake(tmp_path):
+    """Snakemake reads --configfile files before the workflow's code ('Config file is not valid JSON or
+    YAML', no file, no line): `make` checks them with optimbench.plan --check first."""
+    import subprocess
+
+    from helpers import PYTHON, run_env
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train:\n  seeds: [0, 1\n")
+    result = subprocess.run([PYTHON, "-m", "optimbench.plan", "--check", str(ROOT / "config.yaml"), str(bad)],
+                            env=run_env(), capture_output=True, text=True)
+    assert result.returncode == 1 and f"config file {bad}, line 3, column 1: not valid YAML" in result.stderr
+    dry = subprocess.run(["make", "-n", "study", f"CONFIG={bad}", f"VENV={tmp_path / 'venv'}"], cwd=ROOT,
+                         env=run_env(), capture_output=True, text=True)
+    lines = dry.stdout.splitlines()
+    check = next(i for i, line in enumerate(lines) if f"-m optimbench.plan --check {ROOT}/config.yaml {bad}" in line)
+    assert check < next(i for i, line in enumerate(lines) if "bin/snakemake " in line)
+
+
+@pytest.mark.parametrize("override, message", [
+    # raised while planning (optimbench.specs), after the config's own checks
+    ("problems: [cifar100-vgg16]\ndata: {source: archive}\n", "set data.archives.cifar100"),
+    # plan-time checks: the checker must not say "config OK" to what Snakemake will refuse
+    ("problems: [digits-vae]\ntune: {enabled: true, select_by: final_val_acc}\n",
+     "tune.select_by = 'final_val_acc': problem 'digits-vae' reports no val_acc"),
+    ("problems: [digits-vae]\ntune: {enabled: true, validation_size: 100000}\n",
+     "tune.validation_size = 100000: the 1,348 training examples"),
+])
+def test_the_config_checker_reports_every_plan_error_without_a_traceback(tmp_path, override, message):
+    import subprocess
+
+    from helpers import PYTHON, run_env
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(override)
+    result = subprocess.run([PYTHON, "-m", "optimbench.plan", "--check", str(ROOT / "config.yaml"), str(bad)],
+                            env=run_env(), capture_output=True, text=True)
+    assert result.returncode == 1 and message in result.stderr
+    assert "Traceback" not in result.stderr and "config OK" not in result.stdout

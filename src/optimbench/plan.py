@@ -1,133 +1,93 @@
 """The study's plan (SPEC §2, §3): which runs it contains, what determines each run's result, and the
-files each run writes.
+files each run writes, as typed objects: `Plan`, `TrainRun`, `DescentRun`, `Trial`, `TuneStage` and
+`StudyProblem` (a problem as this study runs it: its metrics, primary metric, target and title).
 
-This is the one place for those three things. The Snakefile builds its targets from `plan(config)`; the
-`plan` rule writes the plan as JSON, and aggregation, figures and the report read that file, so every
-stage sees exactly the runs of this configuration (nothing is found by globbing results, and no run's
-identity is parsed back from its path).
-
-A run's spec is split in two:
-- the *result spec*: everything that can change its numbers (data file, model, optimizer class and
-  kwargs, seed, epochs, ...). Snakemake passes it as a non-derived `params`, so a change reruns the
-  run, and the trainer fingerprints it to resume only the same run;
-- *execution settings*: how it runs, not what it computes (threads, torch.compile mode, an
-  optimizer's `paper` citation). These never trigger a rerun.
+This is the one place for those things. The Snakefile builds its targets from `plan(config)`; the `plan`
+rule writes the plan as JSON, and aggregation, figures and the report read it back with `read_plan`, which
+returns the same `Plan` (nothing is found by globbing results, and no run's identity is parsed back from
+its path). `plan(config)` also runs every check that needs the plan (sizes against the data, models at
+their width, token streams): `python -m optimbench.plan --check config.yaml preset.yaml` runs them all.
+What determines each run (its result spec) and the checks are optimbench.specs'.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
+import inspect
 import json
-import re
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from optimbench import formats, search
 from optimbench import problems as registry
-from optimbench.config import ConfigError
-
-# Names from the config (optimizers, descent methods and groups) become single path components. The
-# rule keeps them portable and shell-safe; dots are allowed ("article-momentum-0.1").
-NAME_RULE = r"[A-Za-z0-9][A-Za-z0-9_.+-]*"
-_NAME = re.compile(rf"^{NAME_RULE}$")
-NAME_HELP = ("a name must start with a letter or digit and hold only letters, digits, '_', '.', '+' and '-' "
-             "(it becomes a folder name; no spaces or slashes)")
-
-# train.* keys that can change a run's numbers (the result spec); the rest of train.* is execution or
-# scheduling (threads, compile, gpus, runs_per_gpu, mem_mb, minutes_per_epoch, seeds, optimizers, target).
-TRAIN_RESULT_KEYS = ("width", "pretrained", "epochs", "batch_size", "eval_batch_size", "lr_schedule", "device",
-                     "channels_last", "bf16", "deterministic", "train_subset", "test_subset")
-# The train.* keys a problem may set for itself (problem_settings.<problem>), besides its target.
-PROBLEM_TRAIN_KEYS = ("width", "epochs", "batch_size", "eval_batch_size", "train_subset", "test_subset")
-RESNET18_PROBLEM_MODEL = "resnet18_cifar"  # problems with this registry model train train.model's ResNet18
-TRAIN_EXECUTION_KEYS = ("compile",)
-ENTRY_RESULT_KEYS = ("class", "kwargs", "demon")  # an optimizer entry's `paper` is a citation
+from optimbench.config import load
+from optimbench.errors import ConfigError
+from optimbench.io import write_text
+from optimbench.metrics import Metric
+from optimbench.specs import (TRAIN_RESULT_KEYS, check_models, check_names, check_sizes, data_spec, data_stem,
+                              descent_spec, execution_settings, problem_summary, problem_train, train_spec)
 
 
-def _digest(obj, length: int = 8) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:length]
+def _bound(value, default: float) -> float:
+    return default if value is None else float(value)
 
 
-# ---------------------------------------------------------------- names
-def check_names(config: dict) -> None:
-    """Every config name that becomes a path component follows NAME_RULE.
-
-    Raises:
-        ConfigError: naming the key, the value and the rule.
-    """
-    places = [(f"problems[{i}]", name) for i, name in enumerate(config["problems"])]
-    places += [(f"optimizers.{name}", name) for name in config["optimizers"]]
-    places += [(f"descent.methods.{name}", name) for name in config["descent"]["methods"]]
-    places += [(f"descent.groups[{i}].name", g["name"]) for i, g in enumerate(config["descent"]["groups"])]
-    bad = [f"{key} = {value!r}" for key, value in places if not _NAME.match(str(value))]
-    if bad:
-        raise ConfigError(f"invalid name(s): {'; '.join(bad)}. Rename: {NAME_HELP}.")
+POSITIVE = (0.0, math.inf)  # the range of times, counts, learning rates: columns that are no metric
 
 
-# ---------------------------------------------------------------- problems and their data
-def data_spec(config: dict, problem: str) -> dict:
-    """What determines the problem's canonical data file: its data set, source and that source's own
-    settings (optimbench.formats.source_spec); a problem pinned to a source (digits-*) uses it.
+@dataclass(frozen=True)
+class StudyProblem:
+    """A problem as this study runs it (plan.json's settings["problems"][name], problem_summary): every
+    metric column by name (`{split}_{name}` for train, val and test, in the plan's order), the primary
+    metric, the target (the threshold of time to target, in the primary metric's unit), and what the
+    report names (title, data set and source, model, width, epochs)."""
 
-    Raises:
-        ConfigError: the configured source cannot give this problem's data set (naming the keys to set).
-    """
-    from optimbench import formats
-    from optimbench.data import DataError
+    name: str
+    metrics: dict  # column name -> optimbench.metrics.Metric
+    primary: Metric
+    target: float
+    title: str
+    dataset: str
+    data_source: str
+    model: str
+    kind: str
+    epochs: int
+    width: int | None
+    paper: str
 
-    p = registry.get(problem)
-    try:
-        return formats.source_spec(p.dataset, config["data"], p.source)
-    except DataError as exc:
-        raise ConfigError(f"problems: {problem!r} ({p.dataset}): {exc}") from None
+    @classmethod
+    def from_summary(cls, name: str, entry: dict) -> "StudyProblem":
+        """From a problem_summary entry; a null range end is unbounded.
 
+        Raises:
+            ValueError: the primary metric is not among the problem's metrics.
+        """
+        metrics = {m["name"]: Metric(m["name"], bool(m["higher_is_better"]), _bound(m.get("low"), -math.inf),
+                                     _bound(m.get("high"), math.inf)) for m in entry["metrics"]}
+        if entry["primary"] not in metrics:
+            raise ValueError(f"problem {name}: primary metric {entry['primary']!r} is not among its metrics "
+                             f"{list(metrics)}")
+        return cls(name, metrics, metrics[entry["primary"]], float(entry["target"]), entry.get("title", name),
+                   entry.get("dataset", ""), entry.get("data_source", ""), entry.get("model", ""),
+                   entry.get("kind", ""), entry.get("epochs"), entry.get("width"), entry.get("paper", ""))
 
-def data_stem(spec: dict) -> str:
-    """File stem of a canonical data file, keyed by what determines it (`mnist-digits-1a2b3c4d`), so
-    studies with other settings keep their own file; a download is the same everywhere (`cifar10`)."""
-    if spec["source"] == "download":
-        return spec["dataset"]
-    return f"{spec['dataset']}-{spec['source']}-{_digest(spec)}"
+    @property
+    def higher_is_better(self) -> bool:
+        return self.primary.higher_is_better
 
+    def columns(self, splits=("train", "test")) -> list[str]:
+        """The metric columns of the given splits, in the plan's order (train_loss, train_acc, test_loss, ...)."""
+        return [name for name in self.metrics if name.split("_", 1)[0] in splits]
 
-def problem_train(config: dict, problem: str) -> dict:
-    """The train.* result settings of one problem: train's, then its problem_settings. The ResNet18
-    problems train train.model at train.width; the others their registry model at its paper's size
-    (width None) unless problem_settings.<problem>.width sets one."""
-    train, p = config["train"], registry.get(problem)
-    settings = {k: train[k] for k in TRAIN_RESULT_KEYS if k in train}
-    if p.model == RESNET18_PROBLEM_MODEL:
-        settings["model"] = train["model"]
-    else:
-        settings.update(model=p.model, width=None, pretrained=None)
-    own = config["problem_settings"].get(problem, {})
-    settings.update({k: own[k] for k in PROBLEM_TRAIN_KEYS if k in own})
-    return settings
+    def split_metrics(self, splits=("train", "test")) -> list[Metric]:
+        """The Metrics of the given splits, in the plan's order (the curves' panels)."""
+        return [self.metrics[name] for name in self.columns(splits)]
 
-
-def problem_target(config: dict, problem: str) -> float:
-    """The primary metric's target: problem_settings.<problem>.target, else the registry's."""
-    return float(config["problem_settings"].get(problem, {}).get("target", registry.get(problem).target))
-
-
-def _data_words(data: dict) -> str:
-    """The data as a reader names it: `cifar10`, or `digits as cifar10 files` for a generated source."""
-    if data["source"] in ("download", "archive"):
-        return data["dataset"]
-    return f"{data['source']} as {data['dataset']} files"
-
-
-def problem_summary(config: dict, problem: str, data: dict) -> dict:
-    """What the tables and report need about a problem (plan settings["problems"][name])."""
-    p = registry.get(problem)
-    train = problem_train(config, problem)
-    width = f"width {train['width']}" if train["width"] else "the paper's size"
-    metrics = [{"name": f"{split}_{m.name}", "higher_is_better": m.higher_is_better, "low": m.low, "high": m.high}
-               for split in ("train", "val", "test") for m in p.task.metric_defs]
-    return {"dataset": p.dataset, "model": train["model"], "kind": p.kind, "primary": p.primary,
-            "higher_is_better": p.primary_metric.higher_is_better, "target": problem_target(config, problem),
-            "title": f"{problem} ({_data_words(data)}, {train['model']} at {width})", "data_source": data["source"],
-            "epochs": train["epochs"], "width": train["width"], "paper": p.paper, "metrics": metrics}
+    def bounds(self, column: str) -> tuple[float, float]:
+        """The range of a column of this problem's tables: its metric's, else [0, ∞) (times, counts, lr)."""
+        metric = self.metrics.get(column)
+        return (metric.low, metric.high) if metric is not None else POSITIVE
 
 
 # ---------------------------------------------------------------- runs
@@ -177,6 +137,38 @@ class DescentRun:
         return f"{self.dir}/{name}"
 
 
+@dataclass(frozen=True)
+class Trial:
+    """One tuning trial: a training run on the validation split with one setting of the search space."""
+
+    problem: str
+    optimizer: str
+    trial: int
+    setting: dict  # {kwarg: value, ..., lr_schedule: choice}
+    dir: str
+    spec: dict = field(compare=False)
+
+    def file(self, name: str) -> str:
+        return f"{self.dir}/{name}"
+
+
+@dataclass
+class TuneStage:
+    """The tuning stage (SPEC §2.8), when tune.enabled: per problem its validation split, per optimizer its
+    search space and trials, where each selection is written, and the final (tuned) runs over the seeds."""
+
+    optimizers: list[str]
+    split_files: dict  # problem -> split file, or None for a data set with its own validation stream (PTB)
+    validation_size: int
+    split_seed: int
+    select_by: str
+    sampler: str
+    spaces: dict  # optimizer -> {factor: {low, high, log} or {choices}}
+    trials: list[Trial]
+    selections: dict  # problem -> {optimizer: selection file}
+    finals: list[TrainRun]  # the tuned runs
+
+
 # Path patterns (Snakemake wildcards in braces); `paths(results_dir)` fills in the folder.
 TRAIN_DIR = "{results}/train/{problem}/{optimizer}/seed{seed}"
 TRAIN_LOG = "{results}/logs/train/{problem}/{optimizer}/seed{seed}.log"
@@ -194,40 +186,6 @@ def pattern(template: str, results_dir: str) -> str:
     return template.replace("{results}", results_dir)
 
 
-def execution_settings(train: dict) -> dict:
-    """How every training job of the study executes (train.* TRAIN_EXECUTION_KEYS): never a rerun trigger."""
-    return {k: train[k] for k in TRAIN_EXECUTION_KEYS if k in train}
-
-
-def train_spec(config: dict, problem: str, optimizer: str, seed: int, data_file: str) -> dict:
-    """What determines one training run's results (the trainer's --spec)."""
-    entry = config["optimizers"][optimizer]
-    return {"problem": problem, "dataset": registry.get(problem).dataset, "data": data_file,
-            "seed": int(seed), "optimizer_name": optimizer,
-            "optimizer": {k: entry[k] for k in ENTRY_RESULT_KEYS if k in entry}, **problem_train(config, problem)}
-
-
-def descent_spec(config: dict, group: dict, function: str, method: str, gradient: str) -> dict:
-    """What determines one descent run (descent's --spec): the group's own settings over the defaults."""
-    from optimbench.functions import get
-
-    d = config["descent"]
-    spec = {"group": group["name"], "function": function, "method": method, "gradient": gradient, "h": d["h"],
-            "tol": (d["tol"] or d["h"]) if group.get("early_stop", True) else 0.0,
-            "max_epochs": group.get("max_epochs") or d["max_epochs"],
-            "start": list(group.get("start") or get(function).start)}
-    if method in d["methods"]:
-        spec.update(kind="article", **d["methods"][method])
-    else:
-        entry = config["optimizers"][method]
-        overrides = group.get("kwargs", {})
-        spec.update(kind="optimizer", optimizer={k: entry[k] for k in ENTRY_RESULT_KEYS if k in entry},
-                    kwargs=overrides, lr=overrides.get("lr", entry.get("kwargs", {}).get("lr")))
-        if group.get("tune"):
-            spec["tune"] = group["tune"]
-    return spec
-
-
 @dataclass
 class Plan:
     """The whole study: its data file, training runs and descent runs, and where the stages write."""
@@ -238,7 +196,16 @@ class Plan:
     train_runs: list[TrainRun]
     descent_runs: list[DescentRun]
     settings: dict  # what the tables and report need (target, confidence, title, the train settings)
-    tune: dict | None = None  # the tuning stage (tune_plan), when tune.enabled
+    tune: TuneStage | None = None  # the tuning stage (tune_plan), when tune.enabled
+
+    @property
+    def problems(self) -> dict[str, StudyProblem]:
+        """{name: StudyProblem} in the plan's order: what every table, figure and sentence reads of a problem."""
+        return {name: StudyProblem.from_summary(name, entry) for name, entry in self.settings["problems"].items()}
+
+    @property
+    def confidence(self) -> float:
+        return float(self.settings["confidence"])
 
     @property
     def tables_dir(self) -> str:
@@ -273,40 +240,46 @@ class Plan:
     def descent_files(self, name: str) -> list[str]:
         return [run.file(name) for run in self.descent_runs]
 
-    def trial(self, problem: str, optimizer: str, trial) -> dict:
+    def trial(self, problem: str, optimizer: str, trial) -> Trial:
         key = (problem, optimizer, int(trial))
-        return next(t for t in self.tune["trials"] if (t["problem"], t["optimizer"], t["trial"]) == key)
+        return next(t for t in self.tune.trials if (t.problem, t.optimizer, t.trial) == key)
 
     def tuned_run(self, problem: str, optimizer: str, seed) -> TrainRun:
         key = (problem, optimizer, int(seed))
-        return next(r for r in self.tune["finals"] if (r.problem, r.optimizer, r.seed) == key)
+        return next(r for r in self.tune.finals if (r.problem, r.optimizer, r.seed) == key)
+
+    def trials_of(self, problem: str | None = None, optimizer: str | None = None) -> list[Trial]:
+        """The tuning trials, all or one problem's / optimizer's, in the plan's order."""
+        return [t for t in (self.tune.trials if self.tune else [])
+                if (problem is None or t.problem == problem) and (optimizer is None or t.optimizer == optimizer)]
 
     def trial_files(self, name: str, problem: str | None = None, optimizer: str | None = None) -> list[str]:
-        return [f"{t['dir']}/{name}" for t in (self.tune or {}).get("trials", [])
-                if (problem is None or t["problem"] == problem) and (optimizer is None or t["optimizer"] == optimizer)]
+        return [t.file(name) for t in self.trials_of(problem, optimizer)]
 
-    def selection_plan(self, problem: str, optimizer: str) -> dict:
+    def selection_plan(self, problem: str, optimizer: str) -> "Plan":
         """The part of the plan one selection reads (optimbench.tune.write_selection): the problem's metrics,
-        the criterion, the optimizer's space and its trials on that problem. The `select` rule passes it as
-        a param, so adding a problem or an optimizer re-selects nothing else (the plan file would)."""
-        trials = [{k: v for k, v in t.items() if k != "spec"} for t in self.tune["trials"]
-                  if (t["problem"], t["optimizer"]) == (problem, optimizer)]
-        return {"settings": {"problems": {problem: self.settings["problems"][problem]}},
-                "tune": {"select_by": self.tune["select_by"], "spaces": {optimizer: self.tune["spaces"][optimizer]},
-                         "trials": trials}}
+        the criterion, the optimizer's space and its trials on that problem (specs left out). The `select`
+        rule passes its JSON as a param, so adding a problem or an optimizer re-selects nothing else (the
+        plan file would)."""
+        trials = [Trial(t.problem, t.optimizer, t.trial, t.setting, t.dir, spec={})
+                  for t in self.trials_of(problem, optimizer)]
+        stage = TuneStage([optimizer], {}, self.tune.validation_size, self.tune.split_seed, self.tune.select_by,
+                          self.tune.sampler, {optimizer: self.tune.spaces[optimizer]}, trials, {}, [])
+        settings = {"problems": {problem: self.settings["problems"][problem]}}
+        return Plan(self.results_dir, {}, {}, [], [], settings, stage)
 
     def selection_files(self) -> list[str]:
-        return [path for by_optimizer in (self.tune or {}).get("selections", {}).values()
+        return [path for by_optimizer in (self.tune.selections if self.tune else {}).values()
                 for path in by_optimizer.values()]
 
     def split_file(self, problem: str) -> list[str]:
         """The problem's validation split file as a one-item list (none for a data set with its own
         validation stream, PTB), for a rule's input."""
-        path = (self.tune or {}).get("split_files", {}).get(problem)
+        path = self.tune.split_files.get(problem) if self.tune else None
         return [path] if path else []
 
     def tuned_files(self, name: str) -> list[str]:
-        return [run.file(name) for run in (self.tune or {}).get("finals", [])]
+        return [run.file(name) for run in (self.tune.finals if self.tune else [])]
 
     def descent_functions(self) -> list[str]:
         return sorted({run.function for run in self.descent_runs})
@@ -319,15 +292,31 @@ class Plan:
             del run["execution"]
         return json.dumps(plain, sort_keys=True, indent=1)
 
+    @classmethod
+    def from_json(cls, text: str) -> "Plan":
+        """The Plan that to_json wrote (execution settings, left out there, read as {})."""
+        plain = json.loads(text)
+        train_run = lambda run: TrainRun(**{"execution": {}, **run})  # noqa: E731
+        stage = plain.get("tune")
+        if stage:
+            stage = TuneStage(**{**stage, "trials": [Trial(**t) for t in stage["trials"]],
+                                 "finals": [train_run(r) for r in stage["finals"]]})
+        return cls(plain["results_dir"], plain["data"], plain["problem_data"],
+                   [train_run(r) for r in plain["train_runs"]], [DescentRun(**r) for r in plain["descent_runs"]],
+                   plain["settings"], stage)
+
 
 def plan(config: dict) -> Plan:
     """The study a validated config describes (config.validate first): every problem × optimizer × seed.
 
     Raises:
         ConfigError: a name that cannot become a path component (check_names), a source that cannot give a
-        problem's data set, a bad tuning stage (tune_plan).
+        problem's data set, sizes the data cannot give (check_sizes), a model that cannot be built at its
+        width (check_models), a bad tuning stage (tune_plan).
     """
     check_names(config)
+    check_sizes(config)
+    check_models(config)
     results = config["results_dir"]
     train = config["train"]
     data, problem_data, runs = {}, {}, []
@@ -368,15 +357,11 @@ TRIAL_DIR = "{results}/tune/{problem}/{optimizer}/trial{trial}"
 SELECTION = "{results}/tune/{problem}/{optimizer}/selected.json"
 TUNED_DIR = "{results}/tuned/train/{problem}/{optimizer}/seed{seed}"
 TUNED_BENCHMARK = "{results}/benchmarks/tuned/{problem}/{optimizer}/seed{seed}.tsv"
-# Criteria on one metric column whatever the problem (final_val / best_val follow each problem's primary).
-FIXED_CRITERIA_COLUMNS = {"final_val_acc": "val_acc", "best_val_acc": "val_acc", "lowest_val_loss": "val_loss"}
 
 
 def _optimizer_kwargs(entry: dict) -> set | None:
     """The keyword arguments an optimizer class accepts (None when it takes **kwargs)."""
-    import inspect
-
-    from optimbench.optim import resolve_class
+    from optimbench.optim import resolve_class  # imports torch: only when a tuning stage is planned
 
     parameters = inspect.signature(resolve_class(entry["class"])).parameters
     if any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
@@ -387,8 +372,6 @@ def _optimizer_kwargs(entry: dict) -> set | None:
 def _validation(config: dict, problem: str, data: dict) -> str:
     """The problem's validation: a stratified split file of its training images (checked against the data's
     size), or "valid" for a data set that ships its own validation stream (PTB)."""
-    from optimbench import formats
-
     tune, train = config["tune"], problem_train(config, problem)
     sizes = formats.split_sizes(data["spec"])
     if sizes is None:
@@ -404,16 +387,14 @@ def _validation(config: dict, problem: str, data: dict) -> str:
     return SPLIT_FILE.format(stem=stem, size=tune["validation_size"], seed=tune["split_seed"])
 
 
-def tune_plan(config: dict, data: dict, problem_data: dict) -> dict:
+def tune_plan(config: dict, data: dict, problem_data: dict) -> TuneStage:
     """The tuning stage (SPEC §2.8), per problem: its validation split, each optimizer's search space and
-    trials (optimbench.tune.trial_settings), where each selection is written, and the final runs over the seeds.
+    trials (optimbench.search.trial_settings), where each selection is written, and the final runs over the seeds.
 
     Raises:
         ConfigError: an unknown optimizer to tune, a bad search space (tune.check_space), a validation size
         the data cannot give, or a criterion whose metric a problem does not report (final_val_acc on a VAE).
     """
-    from optimbench import tune as tuning
-
     tune, train = config["tune"], config["train"]
     results = config["results_dir"]
     optimizers = tune["optimizers"] or train["optimizers"]
@@ -423,13 +404,13 @@ def tune_plan(config: dict, data: dict, problem_data: dict) -> dict:
                           f"{sorted(config['optimizers'])}")
     spaces = {}
     for optimizer in optimizers:
-        space = tuning.search_space(tune, optimizer)
+        space = search.search_space(tune, optimizer)
         where = f"tune.space.{optimizer if optimizer in tune['space'] else 'default'}"
-        tuning.check_space(space, where, _optimizer_kwargs(config["optimizers"][optimizer]))
+        search.check_space(space, where, _optimizer_kwargs(config["optimizers"][optimizer]))
         spaces[optimizer] = space
     split_files, trials, selections, finals = {}, [], {}, []
     for problem in config["problems"]:
-        column = FIXED_CRITERIA_COLUMNS.get(tune["select_by"])
+        column = search.fixed_criterion_columns().get(tune["select_by"])
         names = [m.name for m in registry.get(problem).task.metric_defs]
         if column and column.removeprefix("val_") not in names:
             raise ConfigError(f"tune.select_by = {tune['select_by']!r}: problem {problem!r} reports no {column} "
@@ -442,12 +423,12 @@ def tune_plan(config: dict, data: dict, problem_data: dict) -> dict:
             base = {**train_spec(config, problem, optimizer, tune["seed"], data[stem]["file"]),
                     "validation": validation, "test": "never"}
             base["epochs"] = tune["epochs"] or base["epochs"]
-            for k, setting in enumerate(tuning.trial_settings(spaces[optimizer], tune["trials"], tune["sampler"],
+            for k, setting in enumerate(search.trial_settings(spaces[optimizer], tune["trials"], tune["sampler"],
                                                               tune["sampler_seed"])):
                 fields = dict(problem=problem, optimizer=optimizer, trial=k)
-                spec = tuning.apply_selection(base, {"setting": setting, "trial": k})
-                trials.append({**fields, "setting": setting, "dir": TRIAL_DIR.format(results=results, **fields),
-                               "spec": spec})
+                spec = search.apply_selection(base, {"setting": setting, "trial": k})
+                trials.append(Trial(**fields, setting=setting, dir=TRIAL_DIR.format(results=results, **fields),
+                                    spec=spec))
             selections[problem][optimizer] = SELECTION.format(results=results, problem=problem, optimizer=optimizer)
             for seed in train["seeds"]:
                 fields = dict(problem=problem, optimizer=optimizer, seed=int(seed))
@@ -457,21 +438,19 @@ def tune_plan(config: dict, data: dict, problem_data: dict) -> dict:
                                        dir=TUNED_DIR.format(results=results, **fields),
                                        benchmark=TUNED_BENCHMARK.format(results=results, **fields), spec=spec,
                                        execution=execution_settings(train)))
-    return {"optimizers": optimizers, "split_files": split_files, "validation_size": tune["validation_size"],
-            "split_seed": tune["split_seed"], "select_by": tune["select_by"], "sampler": tune["sampler"],
-            "spaces": spaces, "trials": trials, "selections": selections, "finals": finals}
+    return TuneStage(optimizers, split_files, tune["validation_size"], tune["split_seed"], tune["select_by"],
+                     tune["sampler"], spaces, trials, selections, finals)
 
 
 def write_plan(plan_json: str, path) -> None:
     """Write the plan's JSON (Plan.to_json) atomically: the `plan` rule's one call."""
-    from optimbench.io import write_text
-
     write_text(path, plan_json + "\n")
 
 
-def read_plan(path) -> dict:
-    """A plan written by the `plan` rule, as plain data (train_runs, descent_runs, settings, ...)."""
-    return json.loads(Path(path).read_text())
+def read_plan(path) -> Plan:
+    """The Plan the `plan` rule wrote (Plan.to_json), or inline JSON of one (what the select rule passes)."""
+    text = str(path)
+    return Plan.from_json(text if text.lstrip().startswith("{") else Path(path).read_text())
 
 
 def missing_runs(the_plan: Plan, workdir=".") -> list[str]:
@@ -481,18 +460,29 @@ def missing_runs(the_plan: Plan, workdir=".") -> list[str]:
 
 
 def main(argv=None) -> None:
+    """`python -m optimbench.plan [--check | --missing] config.yaml [override.yaml ...]`: merge and validate the
+    files, build the study's plan (every check that needs it: sources, sizes, models, tuning split,
+    criteria), and print it as JSON, or with --check only say so, or with --missing list the runs without
+    results. Exits 1 with the message naming the key on a bad config.
+
+    Snakemake reads --configfile files itself, before the workflow's code runs, and its messages name
+    neither the file nor the line; `make` runs `--check` first so that a bad file is named."""
     parser = argparse.ArgumentParser(description="The study's plan: its runs and their files.")
     parser.add_argument("configs", nargs="+", help="config.yaml, then override files (later ones win)")
-    parser.add_argument("--missing", action="store_true",
-                        help="list the runs whose results are missing and exit 1 if there are any")
+    what = parser.add_mutually_exclusive_group()
+    what.add_argument("--check", action="store_true", help="check the config files and the plan, print 'config OK'")
+    what.add_argument("--missing", action="store_true",
+                      help="list the runs whose results are missing and exit 1 if there are any")
     parser.add_argument("--workdir", default=".", help="the folder the study runs in")
     args = parser.parse_args(argv)
-    from optimbench.config import ConfigError, load
-
     try:
-        the_plan = plan(load(args.configs))
+        config = load(args.configs)
+        the_plan = plan(config)
     except ConfigError as exc:
         raise SystemExit(f"{exc}") from None
+    if args.check:
+        print(f"config OK: {' + '.join(map(str, args.configs))} -> results in {config['results_dir']}/")
+        return
     if not args.missing:
         print(the_plan.to_json())
         return

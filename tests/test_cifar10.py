@@ -8,7 +8,8 @@ import urllib.request
 import numpy as np
 import pytest
 
-from optimbench import data, formats
+from optimbench import errors, formats
+from optimbench.formats import canonical, cifar10
 from optimbench.io import sha256
 
 
@@ -29,8 +30,8 @@ def test_archive_bytes_round_trip_through_the_reader(tmp_path):
     x_train = rng.integers(0, 256, (23, 32, 32, 3), dtype=np.uint8)
     x_test = rng.integers(0, 256, (7, 32, 32, 3), dtype=np.uint8)
     y_train, y_test = rng.integers(0, 3, 23), rng.integers(0, 3, 7)
-    path = data.write_cifar_archive(tmp_path / "a.tar.gz", x_train, y_train, x_test, y_test, ["a", "b", "c"])
-    arrays = data.read_cifar_archive(path)
+    path = cifar10.write_cifar_archive(tmp_path / "a.tar.gz", x_train, y_train, x_test, y_test, ["a", "b", "c"])
+    arrays = cifar10.read_cifar_archive(path)
     np.testing.assert_array_equal(arrays["x_train"], x_train)
     np.testing.assert_array_equal(arrays["y_train"], y_train)
     np.testing.assert_array_equal(arrays["x_test"], x_test)
@@ -43,7 +44,7 @@ def test_reader_uses_cifar10_channel_major_rows(tmp_path):
     """A row holds 1024 red, then 1024 green, then 1024 blue values (CIFAR-10's layout)."""
     image = np.zeros((1, 32, 32, 3), dtype=np.uint8)
     image[0, 0, 1, 0], image[0, 2, 0, 2] = 7, 9  # red at (row 0, col 1); blue at (row 2, col 0)
-    path = data.write_cifar_archive(tmp_path / "a.tar.gz", image.repeat(5, 0), np.zeros(5, int), image,
+    path = cifar10.write_cifar_archive(tmp_path / "a.tar.gz", image.repeat(5, 0), np.zeros(5, int), image,
                                     np.zeros(1, int), ["only"])
     with tarfile.open(path) as tar:
         row = pickle.load(tar.extractfile("cifar-10-batches-py/test_batch"), encoding="latin1")["data"][0]
@@ -54,22 +55,22 @@ def test_synthetic_data_is_learnable(synthetic_npz):
     """A linear classifier on raw pixels beats chance (10%) by far: the archive carries signal."""
     from sklearn.linear_model import LogisticRegression
 
-    arrays = data.load_canonical(synthetic_npz)
+    arrays = canonical.load_canonical(synthetic_npz)
     model = LogisticRegression(max_iter=300).fit(arrays["x_train"].reshape(300, -1) / 255.0, arrays["y_train"])
     assert model.score(arrays["x_test"].reshape(100, -1) / 255.0, arrays["y_test"]) > 0.6
 
 
 def test_synthetic_archive_is_reproducible(tmp_path):
-    a = data.make_synthetic_archive(tmp_path / "a.tar.gz", 50, 20, seed=3)
-    b = data.make_synthetic_archive(tmp_path / "b.tar.gz", 50, 20, seed=3)
-    c = data.make_synthetic_archive(tmp_path / "c.tar.gz", 50, 20, seed=4)
+    a = cifar10.make_synthetic_archive(tmp_path / "a.tar.gz", 50, 20, seed=3)
+    b = cifar10.make_synthetic_archive(tmp_path / "b.tar.gz", 50, 20, seed=3)
+    c = cifar10.make_synthetic_archive(tmp_path / "c.tar.gz", 50, 20, seed=4)
     assert sha256(a) == sha256(b) != sha256(c)
 
 
 def test_digits_source_is_the_real_digits_data_set(tmp_path):
     summary = formats.prepare("cifar10", {"source": "digits", "digits": {"test_fraction": 0.25, "seed": 0}},
                               tmp_path / "digits.npz", tmp_path / "digits.json")
-    arrays = data.load_canonical(tmp_path / "digits.npz")
+    arrays = canonical.load_canonical(tmp_path / "digits.npz")
     assert summary["n_train"] + summary["n_test"] == 1797  # scikit-learn's 1,797 handwritten digits
     assert summary["n_test"] == 449
     assert arrays["x_train"].shape == (1348, 32, 32, 3) and arrays["x_train"].dtype == np.uint8
@@ -89,7 +90,7 @@ def test_canonical_file_is_reproducible(tmp_path, synthetic_archive):
 
 
 def test_missing_archive_names_the_key(tmp_path):
-    with pytest.raises(data.DataError, match=r"data.archive = '.*nope.tar.gz' does not exist"):
+    with pytest.raises(errors.DataError, match=r"data.archive = '.*nope.tar.gz' does not exist"):
         formats.prepare("cifar10", {"source": "archive", "archive": str(tmp_path / "nope.tar.gz")},
                         tmp_path / "x.npz", tmp_path / "x.json")
 
@@ -108,7 +109,7 @@ def test_damaged_archive_gives_a_clear_error_and_no_canonical_file(tmp_path, syn
             tar.add(__file__, arcname="something/else.py")
     out = tmp_path / "out"
     out.mkdir()
-    with pytest.raises(data.DataError) as info:
+    with pytest.raises(errors.DataError) as info:
         formats.prepare("cifar10", {"source": "archive", "archive": str(bad)}, out / "d.npz", out / "d.json")
     assert str(bad) in str(info.value) or "missing from the archive" in str(info.value)
     assert list(out.iterdir()) == []  # nothing left behind, not even a temp file
@@ -120,7 +121,7 @@ def test_download_offline_names_the_archive_source(tmp_path, monkeypatch):
         raise urllib.error.URLError("no network")
 
     monkeypatch.setattr(urllib.request, "urlopen", offline)
-    with pytest.raises(data.DataError, match=r"download failed.*source: archive"):
+    with pytest.raises(errors.DataError, match=r"download failed.*source: archive"):
         formats.prepare("cifar10", {"source": "download", "download_dir": str(tmp_path / "dl")}, tmp_path / "c.npz",
                         tmp_path / "c.json")
     assert not (tmp_path / "c.npz").exists()
@@ -136,9 +137,9 @@ def test_download_rejects_a_fake_archive_by_md5(tmp_path, monkeypatch, synthetic
 
     monkeypatch.setattr(urllib.request, "urlopen", offline)
     (tmp_path / "dl").mkdir()
-    (tmp_path / "dl" / data.ARCHIVE_NAME).write_bytes(synthetic_archive.read_bytes())
-    with pytest.raises(data.DataError):
-        data.download_cifar10(tmp_path / "dl")
+    (tmp_path / "dl" / cifar10.ARCHIVE_NAME).write_bytes(synthetic_archive.read_bytes())
+    with pytest.raises(errors.DataError):
+        cifar10.download_cifar10(tmp_path / "dl")
     assert attempts, "the md5 mismatch should have sent torchvision to download the real archive"
 
 
@@ -165,11 +166,11 @@ def test_split_sizes_of_each_data_set_and_digits_by_hand():
     assert sizes("stl10", {"source": "download"}) == (5_000, 8_000)
     assert sizes("fashion_mnist", {"source": "synthetic", "synthetic": {"train_size": 70}}) == (70, 500)
     assert sizes("ptb", {"source": "download"}) is None  # a token stream
-    with pytest.raises(data.DataError, match="unknown data.source 'web'"):
+    with pytest.raises(errors.DataError, match="unknown data.source 'web'"):
         formats.source_spec("cifar10", {"source": "web"})
-    with pytest.raises(data.DataError, match="'digits' is not a source of stl10"):
+    with pytest.raises(errors.DataError, match="'digits' is not a source of stl10"):
         formats.source_spec("stl10", {"source": "digits"})
-    with pytest.raises(data.DataError, match="set data.archives.cifar100"):
+    with pytest.raises(errors.DataError, match="set data.archives.cifar100"):
         formats.source_spec("cifar100", {"source": "archive", "archive": "cifar-10.tar.gz"})
 
 

@@ -1,32 +1,27 @@
 """CIFAR-10's format (SPEC §2.1): its download, one reader, a writer and the offline generators (digits,
-synthetic) of `cifar-10-python.tar.gz` archives, and the canonical `.npz` every data set ends as (uint8
-images N×H×W×C, int64 labels, class names; its sha256 recorded beside it). optimbench.formats chooses the
-source and prepares any data set through its format's reader.
+synthetic) of `cifar-10-python.tar.gz` archives. optimbench.formats chooses the source and prepares any
+data set through its format's reader into the canonical `.npz` (optimbench.formats.canonical).
 """
 
 from __future__ import annotations
 
 import gzip
 import io
-import zipfile
 import pickle
 import tarfile
 from pathlib import Path
 
 import numpy as np
 
-from optimbench.io import atomic_path, sha256, write_json
+from optimbench.errors import DataError
+from optimbench.formats.common import synthetic_images
+from optimbench.io import atomic_path
 
 ARCHIVE_NAME = "cifar-10-python.tar.gz"
 ARCHIVE_FOLDER = "cifar-10-batches-py"
 CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
 TRAIN_BATCHES = [f"data_batch_{i}" for i in range(1, 6)]
-CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer",
-                   "dog", "frog", "horse", "ship", "truck"]
 
-
-class DataError(RuntimeError):
-    """The data could not be obtained or read; the message says what to do."""
 
 
 # ---------------------------------------------------------------- the CIFAR-10 reader
@@ -107,17 +102,6 @@ def write_cifar_archive(path, x_train, y_train, x_test, y_test, classes) -> Path
 
 
 # ---------------------------------------------------------------- the sources
-def synthetic_images(n: int, prototypes: np.ndarray, rng: np.random.Generator):
-    """Images of class prototypes plus noise and a random shift: learnable, not trivially so."""
-    labels = rng.integers(0, len(prototypes), n)
-    images = prototypes[labels].astype(np.float32)
-    shifts = rng.integers(-3, 4, size=(n, 2))
-    for i, (dy, dx) in enumerate(shifts):
-        images[i] = np.roll(images[i], (dy, dx), axis=(0, 1))
-    images += rng.normal(0.0, 40.0, images.shape)
-    return np.clip(images, 0, 255).astype(np.uint8), labels.astype(np.int64)
-
-
 def make_synthetic_archive(path, train_size: int = 2000, test_size: int = 500, seed: int = 0) -> Path:
     """A learnable CIFAR-format archive: 10 smooth random colour patterns, one per class."""
     rng = np.random.default_rng(seed)
@@ -156,30 +140,3 @@ def download_cifar10(download_dir) -> Path:
         raise DataError(f"CIFAR-10 download failed ({type(exc).__name__}: {exc}). Without internet, put "
                         f"{ARCHIVE_NAME} on disk and use `data: {{source: archive, archive: PATH}}`.") from exc
     return Path(download_dir) / ARCHIVE_NAME
-
-
-# ---------------------------------------------------------------- the canonical file
-def save_npz(path, arrays: dict) -> None:
-    """np.savez's format with fixed timestamps, so equal arrays give an equal file (and sha256)."""
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
-        for key, value in arrays.items():
-            with archive.open(zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0)), "w",
-                              force_zip64=True) as fh:
-                np.lib.format.write_array(fh, np.asanyarray(value), allow_pickle=False)
-
-
-def write_canonical(arrays: dict, out_npz, out_json, provenance: dict) -> dict:
-    """Save the arrays as one .npz (atomically) and its sha256 and summary as JSON."""
-    with atomic_path(out_npz) as tmp:
-        save_npz(tmp, arrays)
-    summary = {**provenance, "sha256": sha256(out_npz), "classes": [str(c) for c in arrays["classes"]],
-               "n_train": int(len(arrays["y_train"])), "n_test": int(len(arrays["y_test"])),
-               "image_shape": list(arrays["x_train"].shape[1:])}
-    write_json(out_json, summary)
-    return summary
-
-
-def load_canonical(path) -> dict[str, np.ndarray]:
-    """The canonical arrays (x_train, y_train, x_test, y_test, classes)."""
-    with np.load(path, allow_pickle=False) as npz:
-        return {key: npz[key] for key in npz.files}
