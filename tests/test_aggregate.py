@@ -1,7 +1,8 @@
 """Aggregation on hand-made runs, checked against values computed by hand: intervals, the divergence
-policy, ranks in each metric's direction, the claims' verdicts, the cross-problem tables, the runs as
-recorded, cost, and the tuned tables."""
+policy, ranks in each metric's direction, the cross-problem tables, the runs as recorded, the tuned
+tables, and the table files each stage writes."""
 
+import dataclasses
 import json
 import math
 
@@ -11,7 +12,8 @@ import pytest
 from helpers import plan_problem
 from scipy import stats
 
-from optimbench import aggregate
+from optimbench import aggregate, files, tune
+from optimbench.plan import DescentRun, Plan, StudyProblem, TrainRun, Trial, TuneStage
 
 T_975_2 = 4.302652729911275  # Student t quantile, 97.5%, 2 degrees of freedom
 T_975_1 = 12.706204736174707  # ... 1 degree of freedom
@@ -23,7 +25,7 @@ SPEC = {"dataset": "toy", "model": "m", "epochs": 3, "batch_size": 64, "width": 
 
 
 def save_run(root, problem, optimizer, seed, frame, startup=None, device="cuda", spec=None):
-    """A finished run's folder (metrics.csv as given, run.json, benchmark.tsv); returns its plan entry."""
+    """A finished run's folder (metrics.csv as given, run.json, benchmark.tsv); returns its TrainRun."""
     run = root / problem / optimizer / f"seed{seed}"
     run.mkdir(parents=True)
     frame.to_csv(run / "metrics.csv", index=False)
@@ -37,8 +39,8 @@ def save_run(root, problem, optimizer, seed, frame, startup=None, device="cuda",
     (run / "run.json").write_text(json.dumps(info))
     (run / "benchmark.tsv").write_text("s\th:m:s\tmax_rss\n40.0\t0:00:40\t900.0\n")
     planned = {**SPEC, "problem": problem, "optimizer_name": optimizer, "seed": seed}
-    return {"problem": problem, "dataset": "toy", "model": "m", "optimizer": optimizer, "seed": seed,
-            "dir": str(run), "benchmark": str(run / "benchmark.tsv"), "spec": planned}
+    return TrainRun(problem=problem, dataset="toy", model="m", optimizer=optimizer, seed=seed, dir=str(run),
+                    benchmark=str(run / "benchmark.tsv"), spec=planned, execution={})
 
 
 def write_run(root, optimizer, seed, test_acc, diverged_epoch=None, startup=None, device="cuda", spec=None,
@@ -72,9 +74,15 @@ def write_vae_run(root, optimizer, seed, neg_elbo, diverged_epoch=None, seconds=
     return save_run(root, problem, optimizer, seed, frame)
 
 
-def plan_of(runs, target=0.7, confidence=0.95, gpu_share=0.25, problems=None):
+def plan_of(runs, target=0.7, confidence=0.95, gpu_share=0.25, problems=None, tune=None):
     problems = problems or {CLS: plan_problem(CLS, target=target)}
-    return {"settings": {"problems": problems, "confidence": confidence, "gpu_share": gpu_share}, "train_runs": runs}
+    settings = {"problems": problems, "confidence": confidence, "gpu_share": gpu_share}
+    return Plan("results", {}, {}, runs, [], settings, tune)
+
+
+def study_problems(**entries) -> dict[str, StudyProblem]:
+    """Plan.problems of a plan whose settings["problems"] are `entries` (name -> plan_problem entry)."""
+    return plan_of([], problems=entries).problems
 
 
 @pytest.fixture
@@ -84,30 +92,16 @@ def tables(tmp_path):
 
 
 def test_problem_metrics_are_the_plans_metrics_as_registry_metrics():
-    problems = aggregate.problem_metrics({"problems": {VAE: plan_problem(VAE, target=150.0)}})
+    problems = study_problems(**{VAE: plan_problem(VAE, target=150.0)})
     vae = problems[VAE]
     assert (vae.primary.name, vae.primary.higher_is_better, vae.primary.worst, vae.target) == (
         "test_neg_elbo", False, math.inf, 150.0)
     assert vae.columns() == ["train_neg_elbo", "train_recon", "train_kl", "test_neg_elbo", "test_recon", "test_kl"]
     assert vae.columns(("val",)) == ["val_neg_elbo", "val_recon", "val_kl"]
-    acc = aggregate.problem_metrics({"problems": {CLS: plan_problem(CLS)}})[CLS].metrics["val_acc"]
+    acc = study_problems(**{CLS: plan_problem(CLS)})[CLS].metrics["val_acc"]
     assert (acc.low, acc.high, acc.worst) == (0.0, 1.0, 0.0)
     with pytest.raises(ValueError, match="primary metric 'test_acc' is not among"):
-        aggregate.problem_metrics({"problems": {VAE: plan_problem(VAE, primary="test_acc")}})
-
-
-# ---------------------------------------------------------------- the one interval
-def test_mean_interval_is_scipys_t_interval_clipped_to_the_range():
-    values = np.array([0.1, 0.9])  # two seeds far apart: the raw t-interval is [-4.58, 5.58]
-    mean, std = values.mean(), values.std(ddof=1)
-    raw = stats.t.interval(0.95, 1, loc=mean, scale=std / math.sqrt(2))
-    assert raw[0] == pytest.approx(0.5 - T_975_1 * 0.4)  # sem = std / √2 = 0.4
-    low, high = aggregate.mean_interval(2, mean, std, 0.95, (0.0, 1.0))
-    assert (float(low), float(high)) == (0.0, 1.0)
-    low, high = aggregate.mean_interval(2, mean, std, 0.95)  # unbounded: the raw interval
-    assert (float(low), float(high)) == (pytest.approx(raw[0]), pytest.approx(raw[1]))
-    low, high = aggregate.mean_interval(3, 0.8, 0.1, 0.95, (0.0, 1.0))
-    assert (float(low), float(high)) == (pytest.approx(0.8 - T_975_2 * 0.1 / math.sqrt(3)), 1.0)
+        study_problems(**{VAE: plan_problem(VAE, primary="test_acc")})
 
 
 def test_every_accuracy_interval_in_every_table_lies_in_0_1(tmp_path):
@@ -189,10 +183,17 @@ def test_tables_are_written_as_csv_and_parquet(tables, tmp_path):
         assert len(pd.read_csv(tmp_path / "tables" / f"{name}.csv")) == len(frame)
 
 
+def test_the_train_stage_writes_exactly_the_files_optimbench_files_names(tables, tmp_path):
+    assert list(tables) == list(files.TRAIN_TABLES)
+    assert sorted((tmp_path / "tables").iterdir()) == sorted(files.table_files(tmp_path / "tables", files.TRAIN_TABLES))
+    with pytest.raises(ValueError, match="are not the stage's"):
+        aggregate.write_tables({**tables, "extra": tables["runs"]}, tmp_path / "other", files.TRAIN_TABLES)
+
+
 def test_single_seed_has_no_interval():
     long = pd.DataFrame({"problem": CLS, "optimizer": "A", "seed": 0, "epoch": 1, "metric": "test_acc",
                          "value": [0.5]})
-    row = aggregate.epoch_stats(long, aggregate.problem_metrics({"problems": {CLS: plan_problem(CLS)}})).iloc[0]
+    row = aggregate.epoch_stats(long, study_problems(**{CLS: plan_problem(CLS)})).iloc[0]
     assert row["mean"] == 0.5 and np.isnan(row["std"]) and np.isnan(row["ci_low"])
 
 
@@ -212,7 +213,8 @@ def test_a_diverged_seed_counts_against_its_optimizer_and_the_tables_agree(tmp_p
     final = tables["epoch_stats"].set_index(["optimizer", "epoch", "metric"]).loc[("A", 3, "test_acc")]
     assert (final["n"], final["mean"], final["ci_low"], final["ci_high"]) == (
         3, pytest.approx(mean), pytest.approx(a["final_test_acc_ci_low"]), pytest.approx(a["final_test_acc_ci_high"]))
-    assert tables["epoch_stats"].set_index(["optimizer", "epoch", "metric"]).loc[("A", 3, "test_loss"), "mean"] == math.inf
+    by_epoch = tables["epoch_stats"].set_index(["optimizer", "epoch", "metric"])
+    assert by_epoch.loc[("A", 3, "test_loss"), "mean"] == math.inf
     seeds = tables["seed_summary"].set_index("seed")
     assert bool(seeds.loc[2, "diverged"]) and not bool(seeds.loc[0, "diverged"])
     assert seeds.loc[2, "diverged_epoch"] == 3 and seeds.loc[2, "final_test_loss"] == math.inf
@@ -322,7 +324,7 @@ def test_separation_from_the_best_compares_seeds_of_the_same_problem_only():
                            "reached_target": True, "epochs_to_target": 1, "seconds_to_target": 1.0,
                            "mean_epoch_seconds": 1.0}
                           for (p, o), values in finals.items() for s, v in enumerate(values)])
-    problems = aggregate.problem_metrics({"problems": {CLS: plan_problem(CLS), VAE: plan_problem(VAE)}})
+    problems = study_problems(**{CLS: plan_problem(CLS), VAE: plan_problem(VAE)})
     summary = aggregate.optimizer_summary(seeds, problems).set_index(["problem", "optimizer"])
     assert summary["rank"].to_dict() == {(CLS, "A"): 1, (CLS, "B"): 2, (VAE, "B"): 1, (VAE, "A"): 2}
     # CLS: B's 0.51 ± 0.01 is 0.4 below A's; VAE: A's 101 and B's 100.3 overlap (Welch p = 0.26)
@@ -380,12 +382,10 @@ def write_trial(root, problem, optimizer, trial, lr, columns, diverged=False):
     folder.mkdir(parents=True)
     frame = pd.DataFrame({"epoch": [1, 2], **columns, "diverged": [False, diverged]})
     frame.to_csv(folder / "metrics.csv", index=False)
-    return {"problem": problem, "optimizer": optimizer, "trial": trial, "setting": {"lr": lr}, "dir": str(folder)}
+    return Trial(problem=problem, optimizer=optimizer, trial=trial, setting={"lr": lr}, dir=str(folder), spec={})
 
 
 def test_the_tuned_tables_select_rank_and_compare_per_problem(tmp_path):
-    from optimbench import tune
-
     def runs(root, cls, vae):
         return ([write_run(root, o, s, acc, seconds=10.0) for (o, s), acc in cls.items()]
                 + [write_vae_run(root, o, s, v) for (o, s), v in vae.items()])
@@ -411,14 +411,18 @@ def test_the_tuned_tables_select_rank_and_compare_per_problem(tmp_path):
               write_trial(root, VAE, "B", 1, 0.01, {**elbo, "val_neg_elbo": [280, 270]})]
     problems = {CLS: plan_problem(CLS, target=0.7), VAE: plan_problem(VAE, target=150.0)}
     selections = {p: {o: str(tmp_path / f"{p}-{o}.json") for o in "AB"} for p in problems}
-    plan = plan_of(default, problems=problems)
-    plan["tune"] = {"select_by": "final_val", "trials": trials, "selections": selections, "finals": finals,
-                    "spaces": {o: {"lr": {"low": 0.01, "high": 0.1}} for o in "AB"}}
+    stage = TuneStage(optimizers=["A", "B"], split_files={}, validation_size=0, split_seed=0, select_by="final_val",
+                      sampler="grid", spaces={o: {"lr": {"low": 0.01, "high": 0.1}} for o in "AB"}, trials=trials,
+                      selections=selections, finals=finals)
+    plan = plan_of(default, problems=problems, tune=stage)
     aggregate.aggregate_train(plan, tmp_path / "tables")
     for problem, paths in selections.items():
         for optimizer, path in paths.items():
             tune.write_selection(plan, optimizer, path, problem)
     tables = aggregate.aggregate_tune(plan, tmp_path / "tables")
+    assert list(tables) == list(files.TUNE_TABLES)
+    written = sorted((tmp_path / "tables").iterdir())
+    assert written == sorted(files.table_files(tmp_path / "tables", files.TRAIN_TABLES + files.TUNE_TABLES))
     chosen = tables["tune_selection"].set_index(["problem", "optimizer"])["trial"].to_dict()
     assert chosen == {(CLS, "A"): 1, (CLS, "B"): 0, (VAE, "A"): 0, (VAE, "B"): 1}  # VAE: the lowest finished
     selected = tables["tune_trials"].query("selected")
@@ -446,119 +450,11 @@ def test_the_tuned_tables_select_rank_and_compare_per_problem(tmp_path):
                                                       "selected_trial: None recorded, 1 in the config")
 
 
-# ---------------------------------------------------------------- the article's claims
-NAMES = ["Adamax", "SGD", "Adam", "AdamW", "Adagrad", "Adadelta", "ASGD"]
-ARTICLE = {  # final train acc, final test acc, final test loss, lowest test loss: as the article reports
-    "Adamax": (0.99, 0.900, 0.50, 0.40), "SGD": (0.98, 0.895, 0.45, 0.35), "Adam": (0.97, 0.890, 0.30, 0.30),
-    "AdamW": (0.96, 0.888, 0.31, 0.31), "Adagrad": (0.70, 0.600, 1.00, 1.00), "Adadelta": (0.60, 0.500, 1.20, 1.20),
-    "ASGD": (0.90, 0.800, 0.60, 0.60)}
-
-
-def article_seeds(noise=0.001, **changes):
-    """Per-seed final values: each optimizer's article value ± noise over 3 seeds (changes: name → tuple)."""
-    rows = []
-    for name, values in {**ARTICLE, **changes}.items():
-        for seed, offset in enumerate((-noise, 0.0, noise)):
-            train, test, loss, lowest = values
-            rows.append({"optimizer": name, "seed": seed, "final_train_acc": train + offset,
-                         "final_test_acc": test + offset, "final_test_loss": loss + offset,
-                         "best_test_loss": lowest + offset / 2})
-    return pd.DataFrame(rows)
-
-
-def verdicts(seeds, confidence=0.95):
-    return aggregate.claims_table(seeds, confidence)["verdict"].tolist()
-
-
-def test_every_claim_holds_on_seeds_built_to_match_the_article():
-    claims = aggregate.claims_table(article_seeds())
-    assert claims["verdict"].tolist() == ["holds"] * 5
-    assert claims["compared"][0] == "SGD, Adam, Adadelta, Adagrad, AdamW, Adamax, ASGD"
-
-
-def test_claims_are_contradicted_when_the_seeds_clearly_disagree():
-    seeds = article_seeds(Adamax=(0.5, 0.5, 0.5, 0.5), Adagrad=(0.7, 0.95, 1.0, 1.0))
-    assert verdicts(seeds) == ["contradicted", "contradicted", "contradicted", "holds", "contradicted"]
-
-
-def test_one_swapped_pair_in_the_order_contradicts_the_ordering_claim():
-    seeds = article_seeds(SGD=(0.965, 0.895, 0.45, 0.35))  # SGD now trains below Adam: order broken
-    assert verdicts(seeds)[0] == "contradicted"
-    assert "SGD vs Adam: contradicted" in aggregate.claims_table(seeds)["measured"][0]
-
-
-def test_claims_are_inconclusive_when_the_seeds_cannot_separate_the_optimizers():
-    noisy = article_seeds(noise=0.2)  # seeds spread ±0.2: means in the article's order, tests not significant
-    assert verdicts(noisy) == ["inconclusive"] * 5
-
-
-def test_thresholds_decide_near_their_edges():
-    # final/lowest = 1.1 for SGD and Adamax: rises by RISE = 1.05, would not by 1.2
-    near = article_seeds(noise=0.0005, SGD=(0.98, 0.895, 0.44, 0.40), Adamax=(0.99, 0.900, 0.55, 0.50))
-    claims = aggregate.claims_table(near)
-    assert claims["verdict"][2] == "holds" and aggregate.RISE == 1.05
-    assert "SGD mean final/lowest test loss 1.100" in claims["measured"][2]
-    # test accuracies 0.018 apart: similar within SIMILAR_ACC = 0.02, not within 0.015
-    near = article_seeds(noise=0.0005, AdamW=(0.96, 0.882, 0.31, 0.31))
-    assert verdicts(near)[1] == "holds" and aggregate.SIMILAR_ACC == 0.02
-    apart = article_seeds(noise=0.0005, AdamW=(0.96, 0.875, 0.31, 0.31))  # 0.025 apart
-    assert verdicts(apart)[1] == "contradicted"
-
-
-def test_only_one_of_two_optimizers_meeting_a_claim_is_not_enough():
-    seeds = article_seeds(SGD=(0.98, 0.895, 0.45, 0.44))  # SGD's loss no longer rises, Adamax's still does
-    assert verdicts(seeds)[2] == "contradicted"
-    seeds = article_seeds(AdamW=(0.96, 0.888, 0.55, 0.31))  # Adam still lowest, AdamW not
-    assert verdicts(seeds)[3] == "contradicted"
-    seeds = article_seeds(Adadelta=(0.6, 0.85, 1.2, 1.2))  # Adagrad still worst, Adadelta not
-    assert verdicts(seeds)[4] == "contradicted"
-
-
-def test_claims_about_the_article_compare_its_optimizers_among_themselves():
-    seeds = pd.concat([article_seeds(), article_seeds(AMSGrad=(0.99, 0.95, 0.1, 0.1)).query("optimizer == 'AMSGrad'")])
-    claims = aggregate.claims_table(seeds)
-    assert claims["verdict"].tolist() == ["holds"] * 5  # AMSGrad (not the article's) lower loss changes nothing
-    assert "AMSGrad" not in claims["compared"][3]
-
-
-def test_claims_with_missing_optimizers_say_so():
-    claims = aggregate.claims_table(article_seeds().query("optimizer != 'Adamax'"))
-    assert claims["verdict"].tolist() == ["not tested", "not tested", "not tested", "holds", "holds"]
-    assert "not tested: Adamax not in this study" in claims["measured"][0]
-
-
-def test_claims_are_judged_only_on_resnet18_classification_problems_each_on_its_own_seeds():
-    contradicting = {"Adamax": (0.5, 0.5, 0.5, 0.5), "Adagrad": (0.7, 0.95, 1.0, 1.0)}
-    seeds = pd.concat([article_seeds().assign(problem=CLS),
-                       article_seeds(**contradicting).assign(problem="cifar10-resnet18"),
-                       article_seeds().assign(problem="cifar100-vgg16"),  # classification, not a ResNet18
-                       article_seeds().assign(problem="digits-capsnet")])  # a capsule network
-    settings = {"problems": {name: plan_problem(name) for name in (
-        "cifar100-vgg16", CLS, "digits-capsnet", "cifar10-resnet18")}}
-    settings["problems"]["cifar10-resnet18"]["model"] = "resnet18_article"  # the article's own ResNet18
-    assert aggregate.article_problems(settings) == [CLS, "cifar10-resnet18"]
-    claims = aggregate.article_claims(seeds, settings)
-    assert list(claims.columns) == ["problem", "claim", "compared", "measured", "verdict"]
-    assert claims["problem"].tolist() == [CLS] * 5 + ["cifar10-resnet18"] * 5
-    assert claims["verdict"].tolist()[:5] == ["holds"] * 5
-    assert claims["verdict"].tolist()[5:] == ["contradicted", "contradicted", "contradicted", "holds", "contradicted"]
-
-
-def test_welch_matches_scipy_and_handles_degenerate_seeds():
-    a, b = [0.8, 0.9, 0.7], [0.5, 0.6, 0.4]
-    test = aggregate.welch(a, b)
-    assert test["p_greater"] == pytest.approx(stats.ttest_ind(a, b, equal_var=False, alternative="greater").pvalue)
-    assert test["diff"] == pytest.approx(0.3) and test["p_less"] > 0.9
-    assert aggregate.welch([1.0, 1.0], [0.0, 0.0])["p_greater"] == 0.0  # no spread: the order decides
-    assert aggregate.welch([1.0, math.inf], [0.0, 0.5])["p_greater"] == 0.0
-    assert aggregate.welch([0.5], [0.1, 0.2])["p_greater"] == 1.0  # one seed: cannot tell
-
-
 # ---------------------------------------------------------------- the runs as recorded
 def test_runs_table_shows_what_each_run_recorded_and_flags_a_config_that_differs(tmp_path):
     same = write_run(tmp_path, "SGD", 0, [0.5, 0.6, 0.7])
     changed = write_run(tmp_path, "SGD", 1, [0.5, 0.6, 0.7])
-    changed["spec"] = {**changed["spec"], "optimizer": {"class": "SGD", "kwargs": {"lr": 0.5}}}
+    changed = dataclasses.replace(changed, spec={**changed.spec, "optimizer": {"class": "SGD", "kwargs": {"lr": 0.5}}})
     table = aggregate.runs_table([same, changed]).set_index("seed")
     assert table.loc[0, "kwargs"] == '{"lr": 0.1}' and table.loc[1, "kwargs"] == '{"lr": 0.1}'  # as recorded
     assert bool(table.loc[0, "matches_config"]) and not bool(table.loc[1, "matches_config"])
@@ -567,7 +463,7 @@ def test_runs_table_shows_what_each_run_recorded_and_flags_a_config_that_differs
 
 
 # ---------------------------------------------------------------- descent
-def test_descent_reproduction_pivots_the_article_runs():
+def test_descent_reproduction_pivots_the_article_runs(tmp_path):
     rows = []
     for gradient, epochs in (("as-printed", 139), ("central", 1)):
         rows.append({"function": "ackley", "method": "article-vanilla", "gradient": gradient, "kind": "article",
@@ -580,38 +476,14 @@ def test_descent_reproduction_pivots_the_article_runs():
     row = table.iloc[0]
     assert (row["epochs_as-printed"], row["epochs_central"]) == (139, 1)
     assert bool(row["reached_minimum_as-printed"]) and not bool(row["reached_minimum_central"])
+    runs = []
+    for i, frame in enumerate([pd.DataFrame(rows[:1]), pd.DataFrame(rows[1:])]):  # one summary.csv per run
+        (tmp_path / f"run{i}").mkdir()
+        frame.to_csv(tmp_path / f"run{i}" / "summary.csv", index=False)
+        runs.append(DescentRun("article", "ackley", "m", f"g{i}", str(tmp_path / f"run{i}"), "figure.png", {}))
+    tables = aggregate.aggregate_descent(Plan("results", {}, {}, [], runs, {}), tmp_path / "tables")
+    assert len(tables["descent_runs"]) == 3 and tables["descent_reproduction"].equals(table)
+    written = sorted((tmp_path / "tables").iterdir())
+    assert written == sorted(files.table_files(tmp_path / "tables", files.DESCENT_TABLES))
 
 
-# ---------------------------------------------------------------- cost
-def test_cost_is_job_seconds_times_the_gpu_share_per_optimizer_and_in_all(tables):
-    cost = tables["cost"].set_index("optimizer")
-    assert list(cost.index) == ["A", "B", "all"] and (cost["problem"] == CLS).all()
-    # No start-up recorded: the job's time beyond its epochs (40 - 3 × 11 = 7 s) stands in, unknown (0) for the
-    # resumed run, whose benchmark timed its last attempt only: its epochs count (3 × 20 s + 3 × 1 s).
-    assert cost.loc["A", "device_seconds"] == pytest.approx((40 + 63 + 40) * 0.25)
-    assert cost.loc["B", "startup_seconds"] == pytest.approx(3 * 7)
-    assert cost.loc["B", "device_seconds"] == pytest.approx(3 * 40 * 0.25)
-    assert cost.loc["all", "job_seconds"] == pytest.approx(6 * 40)
-    assert (cost.loc["all", "runs"], cost.loc["all", "epochs"], cost.loc["all", "unit"]) == (6, 18, "GPU")
-    assert cost.loc["all", "share"] == 0.25  # the median share, not a multiple of it
-    assert cost.loc["A", "samples_per_second"] == pytest.approx(10.0)  # median of runs at 10, 5, 10 samples/s
-
-
-def test_cost_splits_start_up_from_epochs_and_projects_both(tmp_path):
-    runs = [write_run(tmp_path, "A", s, [0.5, 0.6, 0.7], startup=13.0, device="cpu") for s in (0, 2)]
-    cost = aggregate.cost_table(pd.DataFrame([aggregate.run_cost(r["dir"], r["benchmark"], 0.25) for r in runs]))
-    total = cost.set_index("optimizer").loc["all"]
-    # CPU: 2 threads = 2 core-seconds per second; 40 s jobs, 13 s of which start-up
-    assert total["startup_device_seconds_per_run"] == pytest.approx(13 * 2)
-    assert total["device_seconds_per_epoch"] == pytest.approx(2 * (40 - 13) * 2 / 6)
-    assert total["device_seconds"] == pytest.approx(2 * 40 * 2)
-    hours = aggregate.projected_device_hours(cost, epochs=50, seeds=3, optimizers=7)
-    assert hours == pytest.approx((21 * 26 + 21 * 50 * 18) / 3600)
-
-
-def test_cpu_runs_cost_core_seconds_and_missing_benchmarks_fall_back_to_epoch_seconds(tmp_path):
-    run = write_run(tmp_path, "B", 0, [0.1, 0.2, 0.3], startup=5.0, device="cpu")
-    with_benchmark = aggregate.run_cost(run["dir"], run["benchmark"], gpu_share=0.25)
-    assert (with_benchmark["unit"], with_benchmark["share"], with_benchmark["device_seconds"]) == ("CPU core", 2, 80.0)
-    without = aggregate.run_cost(run["dir"], tmp_path / "missing.tsv", gpu_share=0.25)
-    assert math.isnan(without["job_seconds"]) and without["device_seconds"] == 2 * (5 + 3 * 10 + 3 * 1)

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from optimbench import performance
-from optimbench.problems import Metric, get
+from optimbench.metrics import Metric
+from optimbench.problems import get
 
 INF = math.inf
 ACC, PPL, ELBO = Metric("test_acc", True, 0.0, 1.0), Metric("test_perplexity", False, 1.0, INF), Metric(

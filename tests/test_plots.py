@@ -7,7 +7,9 @@ import pandas as pd
 import pytest
 from pathlib import Path
 
-from optimbench import descent, figure_files, functions, labels, plots
+from optimbench import descent, files, functions, plots
+from optimbench.plan import DescentRun, Plan
+from optimbench.search import criterion_label
 
 
 def test_palette_is_stable_across_figures():
@@ -53,14 +55,14 @@ def metrics_of(names, higher, high=INF, low=0.0):
 
 
 def plan_of(problems=("cls", "vae")):
-    """A plan's settings with a classification problem (accuracy) and a VAE (negative ELBO, lower is better)."""
+    """A plan with a classification problem (accuracy) and a VAE (negative ELBO, lower is better), no runs."""
     known = {
         "cls": {"primary": "test_acc", "higher_is_better": True, "target": 0.75, "title": "digits / ResNet18",
                 "metrics": metrics_of(["loss"], False) + metrics_of(["acc"], True, 1.0)},
         "vae": {"primary": "test_neg_elbo", "higher_is_better": False, "target": 120.0, "title": "digits / VAE",
                 "metrics": metrics_of(["neg_elbo", "recon", "kl"], False)}}
-    return {"settings": {"confidence": 0.95, "problems": {p: known[p] for p in problems},
-                         "train": {"optimizers": ["A", "B"]}}}
+    settings = {"confidence": 0.95, "problems": {p: known[p] for p in problems}, "train": {"optimizers": ["A", "B"]}}
+    return Plan("results", {}, {}, [], [], settings)
 
 
 def figure_tables(tmp_path):
@@ -118,7 +120,7 @@ def drawn(tmp_path_factory):
 def test_train_figures_writes_exactly_the_declared_files(drawn):
     tmp_path, written = drawn[:2]
     declared = plots.train_figure_files(plan_of(), tmp_path / "fig")
-    assert plots.train_figure_files is figure_files.train_figure_files  # one definition, light to import
+    assert plots.train_figure_files is files.train_figure_files  # one definition, light to import
     assert written == declared == plots.train_figure_files(["cls", "vae"], tmp_path / "fig")
     assert sorted(str(p.relative_to(tmp_path / "fig")) for p in declared) == sorted(
         [f"{p}/{n}.{e}" for p in ("cls", "vae") for n in ("curves", "final_metric", "generalisation_gap",
@@ -250,10 +252,33 @@ def test_sensitivity_of_a_lower_is_better_criterion_draws_diverged_trials_at_the
     real_save = plots.save
     monkeypatch.setattr(plots, "save", lambda fig, stem, formats: (figures.setdefault("f", fig),
                                                                     real_save(fig, stem, formats))[1])
-    label, higher = labels.criterion("final_val", plan_of(["vae"])["settings"]["problems"]["vae"])
+    vae = plan_of(["vae"]).problems["vae"]
+    label, higher = criterion_label("final_val", vae.primary.name, vae.higher_is_better)
     assert (label, higher) == ("final validation negative ELBO", False)
     plots.sensitivity(trials, {"SGD": "red"}, label, tmp_path / "s", higher_is_better=higher)
     ax = figures["f"].axes[0]
     [cross] = [l for l in ax.get_lines() if l.get_marker() == "x"]
     assert list(cross.get_xdata()) == [1.0] and list(cross.get_ydata()) == [130.0]  # the worst finished score
     assert ax.get_ylabel() == "final validation negative ELBO (lower is better)"
+
+
+def test_descent_figures_writes_exactly_the_declared_files(tmp_path):
+    fn = functions.get("beale")
+    traj, _ = descent.article_descent(fn, (1.0, 1.0), 1e-3, None, "central", 1e-3, 1e-3, 50)
+    runs = []
+    for method in ("SGD", "Adam"):
+        run_dir = tmp_path / "runs" / method
+        run_dir.mkdir(parents=True)
+        traj.to_csv(run_dir / "trajectory.csv", index=False)
+        runs.append(DescentRun("g", "beale", method, "central", str(run_dir), str(tmp_path / "fig" / "runs" / f"{method}.png"),
+                               spec={}))
+    plan = Plan("results", {}, {}, [], runs, {})
+    written = plots.descent_figures(plan, tmp_path / "fig")
+    out = tmp_path / "fig"
+    declared = files.descent_figure_files(plan.descent_functions(), out)
+    assert declared == [out / "ackley_views.png", out / "beale_all_runs.png", out / "beale_3d.html"]
+    assert files.descent_figure_files(["ackley", "beale"], out, ("all_runs",)) == [
+        out / "ackley_all_runs.png", out / "beale_all_runs.png"]
+    assert sorted(written) == sorted(declared + [Path(run.figure) for run in runs])
+    assert all(path.exists() for path in written)
+    assert '<div id="beale-3d"' in (out / "beale_3d.html").read_text()

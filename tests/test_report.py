@@ -1,20 +1,31 @@
 """The report's text, computed from hand-made tables: the ranking, the conclusions, the verdict counts,
 the cost projection and the warning when the config differs from the runs."""
 
-import json
 import re
 
 import numpy as np
 import pandas as pd
 
-from optimbench import report
+from optimbench import plots, report
+from optimbench.metrics import Metric
+from optimbench.plan import Plan, StudyProblem, TuneStage
 
 
 INF = float("inf")
-ACC = {"name": "test_acc", "higher_is_better": True, "low": 0.0, "high": 1.0}
-NEG_ELBO = {"name": "test_neg_elbo", "higher_is_better": False, "low": 0.0, "high": INF}
-VAE = {"primary": "test_neg_elbo", "higher_is_better": False, "target": 120.0, "title": "digits / VAE",
-       "kind": "vae", "metrics": [NEG_ELBO]}
+ACC = Metric("test_acc", True, 0.0, 1.0)
+NEG_ELBO = Metric("test_neg_elbo", False, 0.0, INF)
+VAE_ENTRY = {"primary": "test_neg_elbo", "higher_is_better": False, "target": 120.0, "title": "digits / VAE",
+             "kind": "vae", "metrics": [{"name": "test_neg_elbo", "higher_is_better": False, "low": 0.0, "high": None}]}
+VAE = StudyProblem.from_summary("digits-vae", VAE_ENTRY)
+CLS_ENTRY = {"primary": "test_acc", "higher_is_better": True, "target": 0.5, "title": "digits / ResNet18",
+             "metrics": [{"name": "test_acc", "higher_is_better": True, "low": 0.0, "high": 1.0}]}
+
+
+def stage(**fields) -> TuneStage:
+    """A tuning stage as the plan gives it (no trials or runs: the report reads its settings)."""
+    return TuneStage(**{"optimizers": ["A", "B"], "split_files": {}, "validation_size": 200, "split_seed": 0,
+                        "select_by": "final_val", "sampler": "sobol", "spaces": {}, "trials": [], "selections": {},
+                        "finals": [], **fields})
 
 
 def summary():
@@ -91,8 +102,7 @@ def test_profile_and_ranks_across_problems():
                         "SGD 1.50 (first on 1, possibly first on 1).")
     ranks = pd.DataFrame({"problem": ["digits-vae", "digits-vae", "cls", "cls"], "optimizer": ["Adam", "SGD", "SGD", "Adam"],
                           "rank": [1, 2, 1, 2], "rank_low": [1, 1, 1, 2], "rank_high": [2, 2, 1, 2]})
-    problems = {"cls": {"primary": "test_acc", "higher_is_better": True, "title": "digits / ResNet18", "metrics": [ACC]},
-                "digits-vae": VAE}
+    problems = {"cls": StudyProblem.from_summary("cls", CLS_ENTRY), "digits-vae": VAE}
     assert report.problem_ranks_text(ranks, problems).splitlines()[2:] == [
         "- digits / ResNet18 (test accuracy, higher is better): SGD 1, Adam 2.",
         "- digits / VAE (test negative ELBO, lower is better): Adam 1 (could be 1–2), SGD 2 (could be 1–2)."]
@@ -169,36 +179,39 @@ def test_tuning_a_vae_problem_without_claims():
                                  NEG_ELBO)
     assert text == ("- Best after tuning: **SGD** (test negative ELBO 100.0000); at default settings: **SGD** "
                     "(110.0000; lower is better) — tuning did not change the winner.")
-    stage = {"select_by": "final_val", "sampler": "sobol", "validation_size": 200, "split_seed": 0}
     trials = pd.DataFrame({"optimizer": ["SGD"] * 3 + ["Adam"] * 3, "trial": [0, 1, 2] * 2})
-    intro = report.tuning_intro(stage, VAE, trials)
+    intro = report.tuning_intro(stage(), VAE, trials)
     assert intro.startswith("Each optimizer's search space was tried with 3 trials (sobol sampler) on a stratified "
                             "validation split of 200 training examples (seed 0); the trial with the best final "
                             "validation negative ELBO (lower is better) was selected")
-    assert "the data set's own validation stream" in report.tuning_intro(
-        stage, {"primary": "test_perplexity", "higher_is_better": False, "kind": "language_model"}, trials)
+    ptb = StudyProblem.from_summary("ptb", {"primary": "test_perplexity", "target": 200.0, "kind": "language_model",
+                                            "metrics": [{"name": "test_perplexity", "higher_is_better": False}]})
+    assert "the data set's own validation stream" in report.tuning_intro(stage(), ptb, trials)
 
 
 # ---------------------------------------------------------------- the notebook, executed on hand-made tables
-def study_files(root, names=("cls", "digits-vae")):
-    """A study's plan, tables and figures by hand: a classification problem and a VAE (or those of `names`),
-    two optimizers, tuning."""
-    from optimbench import plots
-
+def study_plan(names=("cls", "digits-vae"), tune=True) -> Plan:
+    """The plan of a study by hand: a classification problem and a VAE (or those of `names`), two optimizers,
+    two seeds, tuning (unless not `tune`); no runs (the report reads the tables)."""
     metrics = lambda names, higher, high=INF: [{"name": f"{s}_{n}", "higher_is_better": higher, "low": 0.0,
                                                "high": high} for s in ("train", "val", "test") for n in names]
     problems = {"cls": {"dataset": "cifar10", "model": "resnet18_cifar", "kind": "classification", "primary": "test_acc",
                         "higher_is_better": True, "target": 0.5, "title": "digits / ResNet18", "data_source": "digits",
                         "metrics": metrics(["loss"], False) + metrics(["acc"], True, 1.0)},
-                "digits-vae": {**VAE, "dataset": "mnist", "model": "vae", "data_source": "digits",
+                "digits-vae": {**VAE_ENTRY, "dataset": "mnist", "model": "vae", "data_source": "digits",
                                "metrics": metrics(["neg_elbo", "recon", "kl"], False)}}
-    problems = {name: problems[name] for name in names}
-    plan = {"settings": {"title": "A study of two problems", "confidence": 0.95, "problems": problems,
-                         "train": {"optimizers": ["A", "B"], "seeds": [0, 1], "epochs": 2, "batch_size": 64,
-                                   "lr_schedule": None}},
-            "tune": {"select_by": "final_val", "sampler": "grid", "validation_size": 100, "split_seed": 0,
-                     "optimizers": ["A", "B"], "spaces": {"A": {"lr": {"low": 1e-3, "high": 1e-1}}}}}
-    (root / "plan.json").write_text(json.dumps(plan))
+    settings = {"title": "A study of two problems", "confidence": 0.95,
+                "problems": {name: problems[name] for name in names},
+                "train": {"optimizers": ["A", "B"], "seeds": [0, 1], "epochs": 2, "batch_size": 64,
+                          "lr_schedule": None}}
+    tuning = stage(select_by="final_val", sampler="grid", validation_size=100,
+                   spaces={"A": {"lr": {"low": 1e-3, "high": 1e-1}}}) if tune else None
+    return Plan.from_json(Plan("results", {}, {}, [], [], settings, tuning).to_json())
+
+
+def study_tables(names=("cls", "digits-vae")) -> dict:
+    """The aggregate tables of study_plan(names), by hand."""
+    problems = study_plan(names).problems
     values = {"cls": {"A": [0.8, 0.9], "B": [0.6, 0.5]}, "digits-vae": {"A": [130.0, 131.0], "B": [100.0, 102.0]}}
     seeds = pd.DataFrame([{"problem": p, "optimizer": o, "seed": s, "final": v[o][s], "diverged": False}
                           for p, v in values.items() for o in v for s in (0, 1)])
@@ -207,9 +220,9 @@ def study_files(root, names=("cls", "digits-vae")):
                        seconds_to_target=5.0, seconds_to_target_ci_low=4.0, seconds_to_target_ci_high=6.0))
     summary["final_ci_low"], summary["final_ci_high"] = summary["final"] - 1e-3, summary["final"] + 1e-3
     summary["rank"] = [1, 2, 2, 1]  # cls: A 0.85 beats B 0.55; the VAE: B's 101 nats beat A's 130.5
-    stats = pd.DataFrame([{"problem": p, "optimizer": o, "epoch": e, "metric": m["name"], "mean": 1.0 + e,
+    stats = pd.DataFrame([{"problem": p, "optimizer": o, "epoch": e, "metric": m, "mean": 1.0 + e,
                            "ci_low": 0.5 + e, "ci_high": 1.5 + e}
-                          for p, info in problems.items() for o in ("A", "B") for e in (1, 2) for m in info["metrics"]])
+                          for p, info in problems.items() for o in ("A", "B") for e in (1, 2) for m in info.metrics])
     profile = pd.DataFrame({"measure": "time", "optimizer": ["A", "A", "B", "B"], "tau": [1.0, 4.0] * 2,
                             "fraction": [0.5, 1.0, 0.5, 0.5]})
     scores = pd.DataFrame({"measure": ["time", "time"], "optimizer": ["A", "B"], "score": [0.75, 0.5]})
@@ -240,9 +253,16 @@ def study_files(root, names=("cls", "digits-vae")):
                                                                    final_tuned=summary["final"]),
               "tuned_claims": pd.DataFrame(columns=["problem", "claim", "verdict"]),
               "tuned_optimizer_summary": summary, "tuned_seed_summary": seeds}
+    return {name: frame[frame["problem"].isin(names)] if "problem" in frame else frame
+            for name, frame in tables.items()}
+
+
+def study_files(root, names=("cls", "digits-vae")) -> Plan:
+    """study_plan(names) and its tables written into `root`, with every figure the report shows."""
+    plan = study_plan(names)
+    (root / "plan.json").write_text(plan.to_json())
     (root / "tables").mkdir()
-    for name, frame in tables.items():
-        frame = frame[frame["problem"].isin(names)] if "problem" in frame else frame
+    for name, frame in study_tables(names).items():
         frame.to_parquet(root / "tables" / f"{name}.parquet")
     plots.train_figures(plan, root / "tables", root / "figures" / "train")
     plots.tune_figures(plan, root / "tables", root / "figures" / "tune")
@@ -279,23 +299,25 @@ def test_the_notebook_reports_each_problem_in_its_own_metric(tmp_path):
     for cell in nbformat.read(executed, as_version=4).cells:
         texts = ["".join(str(v) for v in o.get("data", {}).values()) for o in cell.get("outputs", [])]
         vae = [i for i, t in enumerate(texts) if "digits / VAE" in t and ("## " in t or "### " in t)]
-        if vae and cell.source.startswith(("for p, info in problems", "if plan.get(\"tune\")")):
+        if vae and cell.source.startswith(("display(*report.training_sections", "display(*report.tuning_sections")):
             own = " ".join(texts[vae[0]:])
             assert "negative ELBO" in own and "lower is better" in own
             assert "accuracy" not in own.lower() and "final_test_acc" not in own
-            assert own.count("<img") == (4 if cell.source.startswith("for") else 3)
-            checked.append(cell.source.split()[0])
-    assert checked == ["for", "if"]  # the training sections, the tuned comparison
+            assert own.count("<img") == (4 if "training" in cell.source else 3)
+            checked.append(cell.source)
+    assert checked == ["display(*report.training_sections(plan, tables, figures_dir))",
+                       "display(*report.tuning_sections(plan, tables, figures_dir))"]
     assert len(re.findall(r'<img alt="', html)) == 2 + 2 * 4 + 2 * 3 + 2  # profile, ranks; per problem; descent
 
 
 def test_primary_metric_reads_an_unbounded_end_written_as_null():
     from optimbench import labels
 
-    problem = {"primary": "test_perplexity", "higher_is_better": False,
-               "metrics": [{"name": "test_perplexity", "higher_is_better": False, "low": 1.0, "high": None}]}
-    metric = labels.primary_metric(problem)
-    assert (metric["low"], metric["high"], labels.worst(metric)) == (1.0, INF, INF)
+    problem = StudyProblem.from_summary("ptb", {
+        "primary": "test_perplexity", "higher_is_better": False, "target": 200.0,
+        "metrics": [{"name": "test_perplexity", "higher_is_better": False, "low": 1.0, "high": None}]})
+    metric = problem.primary
+    assert (metric.low, metric.high, metric.worst) == (1.0, INF, INF)
     assert labels.axis_label("test_perplexity", False) == "test perplexity (lower is better)"
     assert labels.metric_label("val_neg_elbo") == "validation negative ELBO"
 
@@ -309,3 +331,119 @@ def test_a_report_of_one_vae_problem_never_says_accuracy(tmp_path):
     assert "Final test negative ELBO, lower is better" in text[answer:setup]
     assert "Performance-profile" not in text and "claims" not in text  # one problem; no claims judged
     assert len(re.findall(r'<img alt="', html)) == 4 + 3 + 2  # its training and tuning figures; descent
+
+
+# ---------------------------------------------------------------- the notebook's sections, on hand-made tables
+def fake_figures(root, plan, functions=("ackley",)) -> None:
+    """A stand-in PNG at every figure path the report reads (the sections embed them), and the 3-D views."""
+    from optimbench import files
+
+    paths = (files.train_figure_files(plan, root / "train", ("png",)) + files.tune_figure_files(plan, root / "tune")
+             + files.descent_figure_files(functions, root / "descent", (files.ACKLEY_VIEWS, "all_runs")))
+    for path in paths:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"\x89PNG\r\n\x1a\n")
+    for function in functions:
+        (root / "descent" / f"{function}_3d.html").write_text(f'<div id="{function}-3d"></div>')
+
+
+def texts(parts) -> list[str]:
+    """The Markdown and HTML of a section's parts; a table reads as its columns, a figure as its alt text."""
+    shown = []
+    for part in parts:
+        if isinstance(part, pd.DataFrame):
+            shown.append(f"table {list(part.columns)}")
+        elif isinstance(part, report.Html) and part.startswith("<img"):
+            shown.append("figure: " + re.search(r'alt="([^"]*)"', part).group(1))
+        else:
+            shown.append(str(part))
+    return shown
+
+
+def test_the_answer_across_two_problems(tmp_path):
+    plan = study_plan()
+    fake_figures(tmp_path, plan)
+    shown = texts(report.answer(plan, study_tables(), tmp_path))
+    assert shown[0] == "**Training study**: 2 problem(s), 2 optimizers × 2 seeds × 2 epochs."
+    assert shown[1].startswith("**Across problems.**\n\n- Performance-profile score by time to target")
+    assert shown[2].startswith("figure: Performance profiles") and shown[3] == "table ['time']"  # the pivot
+    assert shown[4].splitlines()[2:] == [
+        "- digits / ResNet18 (test accuracy, higher is better): A 1 (could be 1–2), B 2 (could be 1–2).",
+        "- digits / VAE (test negative ELBO, lower is better): B 1 (could be 1–2), A 2 (could be 1–2)."]
+    assert shown[5].startswith("figure: Rank of each optimizer") and shown[6].startswith("table ['optimizer'")
+    assert shown[7] == ("**Per problem.**\n\n"
+                        "- **digits / ResNet18** (final test accuracy, higher is better): best **A** "
+                        "(0.8500 [0.8490, 0.8510]); not separated from it by the seeds: B.\n"
+                        "- **digits / VAE** (final test negative ELBO, lower is better): best **B** "
+                        "(101.0000 [100.9990, 101.0010]); not separated from it by the seeds: A.")
+    assert shown[8].startswith("The article's 1 claims (judged on digits / ResNet18): 0 holds")
+    assert shown[9] == ("**Descent on 2-D test functions.**\n\nNo article descent runs were found.\n"
+                        "- ackley: 0 of 1 runs reached a global minimum; lowest value 0.1 by SGD (autograd, g).")
+    assert shown[10].startswith("**Cost.**\n\n- This study: **0.100 CPU core-hours** for 8 runs")
+    assert "(digits, resnet18_cifar (width 8, 100 training / 50 test examples); mnist, vae (width 8" in shown[10]
+    assert shown[11].startswith("**Tuned comparison** (each optimizer's setting chosen on validation data, then rerun "
+                                "over the seeds).\n\n*digits / ResNet18*\n\n- Best after tuning: **A** (test accuracy")
+    assert "*digits / VAE*\n\n- Best after tuning: **B** (test negative ELBO 101.0000)" in shown[11]
+    assert len(shown) == 12
+
+
+def test_the_answer_of_one_problem_without_tuning_is_its_ranking(tmp_path):
+    plan = study_plan(["digits-vae"], tune=False)
+    tables = study_tables(["digits-vae"])
+    tables["runs"] = tables["runs"].assign(matches_config=[True, True, True, False],
+                                           differences=["", "", "", "optimizer.kwargs.lr: 0.01 recorded, 0.5 now"])
+    shown = texts(report.answer(plan, tables, tmp_path))
+    assert shown[0].startswith("**Warning: 1 of 4 runs were trained with other settings")
+    assert shown[1] == "**Training study**: 1 problem(s), 2 optimizers × 2 seeds × 2 epochs."
+    assert shown[2].startswith("**digits / VAE** (mnist, vae (width 8, 100 training / 50 test examples)).\n\n"
+                               "Final test negative ELBO, lower is better: mean over seeds with its 95% interval")
+    assert shown[3].startswith("**Descent on 2-D test functions.**") and shown[4].startswith("**Cost.**")
+    assert len(shown) == 5  # no claims judged, no tuning
+
+
+def test_the_sections_of_each_problem(tmp_path):
+    plan, tables = study_plan(), study_tables()
+    fake_figures(tmp_path, plan)
+    setup = texts(report.setup(plan, tables))
+    assert setup[0] == ("- digits / ResNet18: **digits, resnet18_cifar (width 8, 100 training / 50 test examples)** "
+                        "(data source `digits`)\n- digits / VAE: **mnist, vae (width 8, 100 training / 50 test "
+                        "examples)** (data source `digits`)\n- Seeds: [0, 1]; batch size 64; epochs 2; "
+                        "learning-rate schedule: None")
+    assert setup[1] == "table ['problem', 'optimizer', 'seed', 'width', 'train_images', 'test_images', 'matches_config']"
+    training = texts(report.training_sections(plan, tables, tmp_path))
+    vae = training.index(next(t for t in training if t.startswith("## Training study: mnist")))
+    assert training[vae].startswith("## Training study: mnist, vae (width 8, 100 training / 50 test examples)\n"
+                                    "**digits / VAE** (problem `digits-vae`). Primary metric: **test negative ELBO, "
+                                    "lower is better**; target: test negative ELBO ≤ 120.")
+    assert training[vae + 1].startswith("- Best mean final test negative ELBO, lower is better: **B**")
+    assert training[vae + 2].startswith("Final test negative ELBO, lower is better: mean over seeds")
+    assert training[vae + 4:] == ["figure: digits / VAE: every training and test metric per epoch",
+                                  "figure: Final test negative ELBO, lower is better, per optimizer and seed",
+                                  "figure: Generalisation gap in test negative ELBO per epoch",
+                                  "figure: Seconds of training to test negative ELBO ≤ 120"]
+    tuning = texts(report.tuning_sections(plan, tables, tmp_path))
+    vae = tuning.index("### digits / VAE\n" + report.tuning_intro(plan.tune, plan.problems["digits-vae"],
+                                                                   tables["tune_trials"].iloc[2:]))
+    assert tuning[vae + 2:vae + 5] == ["figure: Sensitivity: final validation negative ELBO of every trial",
+                                       "figure: Expected best final validation negative ELBO after k trials",
+                                       "figure: Final test negative ELBO, lower is better, tuned settings"]
+    assert tuning[-2:] == ["Every trial:", "table ['problem', 'optimizer', 'trial', 'lr', 'score', 'selected']"]
+    assert report.tuning_sections(study_plan(tune=False), tables, tmp_path) == []
+    claims = texts(report.claims_section(plan, tables))
+    assert claims[0].startswith("## The article's claims, checked\nJudged on digits / ResNet18, among the article's")
+
+
+def test_the_descent_sections_show_ackley_inline_and_name_the_other_views(tmp_path):
+    fake_figures(tmp_path, study_plan(), ("ackley", "beale"))
+    tables = {"descent_reproduction": pd.DataFrame(),
+              "descent_runs": pd.DataFrame({"group": "g", "function": ["beale", "ackley"], "method": "SGD",
+                                            "gradient": "central", "epochs": 10, "converged": True, "diverged": False,
+                                            "final_f": 0.1, "distance_to_minimum": 0.01, "reached_minimum": False})}
+    assert texts(report.descent_section(tables, tmp_path)) == [
+        "No article descent runs were found.",
+        "figure: The Ackley function: scatter, contours, 3-D contour lines and surface"]
+    runs = texts(report.descent_runs_section(tables, tmp_path))
+    assert runs[1:] == ["### ackley: every run", "figure: Every descent run on the ackley function",
+                        "### beale: every run", "figure: Every descent run on the beale function"]
+    assert report.interactive_views(tables, tmp_path) == [
+        '<div id="ackley-3d"></div>', f"- beale: `{tmp_path / 'descent' / 'beale_3d.html'}`"]

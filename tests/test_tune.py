@@ -1,11 +1,10 @@
-"""The tuning stage: the validation split, search spaces and their samplers, selection, budget curves, the
-learning-rate schedules, and the trainer's validation and test modes."""
+"""The tuning stage: selection, budget curves, the learning-rate schedules, and the trainer's validation
+and test modes."""
 
+import dataclasses
 import itertools
 import json
 import math
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
@@ -13,74 +12,20 @@ import pytest
 import torch
 from helpers import plan_problem
 
-from optimbench import aggregate, optim, train, tune
-from optimbench.config import ConfigError
-from optimbench.formats.canonical import load_canonical
-
-
-# ---------------------------------------------------------------- the validation split
-def test_the_split_is_disjoint_stratified_and_the_same_in_every_process(synthetic_npz, tmp_path):
-    labels = load_canonical(synthetic_npz)["y_train"]
-    train_idx, val_idx = tune.validation_split(labels, 100, seed=3)
-    assert len(val_idx) == 100 and len(train_idx) == len(labels) - 100
-    assert set(train_idx).isdisjoint(val_idx) and set(train_idx) | set(val_idx) == set(range(len(labels)))
-    for label, count in zip(*np.unique(labels, return_counts=True)):  # each class in proportion, ±1 image
-        assert abs((labels[val_idx] == label).sum() - count * 100 / len(labels)) <= 1
-    split = tune.write_split(synthetic_npz, 100, 3, tmp_path / "split.json")
-    other = subprocess.run([sys.executable, "-c", "import json, sys; from optimbench import tune; "
-                            f"print(json.dumps(tune.write_split({str(synthetic_npz)!r}, 100, 3, sys.argv[1])))",
-                            str(tmp_path / "again.json")], capture_output=True, text=True, check=True)
-    assert json.loads(other.stdout) == split and split["validation_indices"] == val_idx.tolist()
-    assert tune.validation_split(labels, 100, seed=4)[1].tolist() != val_idx.tolist()
-
-
-def test_a_split_refuses_other_data_and_impossible_sizes(synthetic_npz, tmp_path):
-    labels = load_canonical(synthetic_npz)["y_train"]
-    with pytest.raises(ConfigError, match="tune.validation_size = 300"):
-        tune.validation_split(labels, len(labels), 0)
-    with pytest.raises(ConfigError, match="number of classes"):
-        tune.validation_split(labels, 3, 0)
-    split = tmp_path / "split.json"
-    tune.write_split(synthetic_npz, 50, 0, split)
-    (tmp_path / "other.npz").write_bytes(synthetic_npz.read_bytes() + b"x")
-    with pytest.raises(ValueError, match="made from another data file"):
-        tune.read_split(split, tmp_path / "other.npz")
-
-
-# ---------------------------------------------------------------- spaces and samplers
-def test_grid_is_log_spaced_and_sobol_adds_trials_without_changing_any():
-    space = {"lr": {"low": 1e-4, "high": 1.0, "log": True}}
-    grid = [t["lr"] for t in tune.trial_settings(space, 5, "grid", 0)]
-    np.testing.assert_allclose(grid, [1e-4, 1e-3, 1e-2, 1e-1, 1.0])
-    four = tune.trial_settings(space, 4, "sobol", 7)
-    eight = tune.trial_settings(space, 8, "sobol", 7)
-    assert eight[:4] == four and all(1e-4 <= t["lr"] <= 1.0 for t in eight)
-    assert tune.trial_settings(space, 4, "sobol", 8) != four  # the seed scrambles
-    linear = {"momentum": {"low": 0.0, "high": 0.9, "log": False}}
-    np.testing.assert_allclose([t["momentum"] for t in tune.trial_settings(linear, 4, "grid", 0)], [0, 0.3, 0.6, 0.9])
-
-
-def test_a_schedule_factor_takes_its_choices():
-    space = {"lr": {"low": 0.01, "high": 1.0}, "lr_schedule": {"choices": [None, "cosine"]}}
-    settings = tune.trial_settings(space, 4, "grid", 0)
-    assert [s["lr_schedule"] for s in settings] == [None, "cosine", None, "cosine"]
-    assert [s["lr"] for s in settings] == pytest.approx([0.01, 0.01, 1.0, 1.0])
-
-
-@pytest.mark.parametrize("space, message", [
-    ({"lrr": {"low": 0.1, "high": 1}}, "'lrr' is not a keyword of this optimizer.*Did you mean 'lr'"),
-    ({"lr": {"low": 0.1, "high": 0.1}}, "the range is empty"),
-    ({"lr": {"low": 0.0, "high": 1.0}}, "a log range must stay above 0"),
-    ({"lr_schedule": {}}, "give `choices`"),
-])
-def test_bad_spaces_are_refused(space, message):
-    with pytest.raises(ConfigError, match=message):
-        tune.check_space(space, "tune.space.SGD", {"lr", "momentum", "weight_decay"})
+from optimbench import optim, split, train, tune
+from optimbench.plan import Plan, Trial, TuneStage
 
 
 # ---------------------------------------------------------------- selection
-PROBLEMS = aggregate.problem_metrics({"problems": {"digits-resnet18": plan_problem("digits-resnet18"),
-                                                   "digits-vae": plan_problem("digits-vae")}})
+def plan_of(trials=(), select_by="final_val", spaces=None) -> Plan:
+    """A plan of the two problems whose tuning stage holds `trials`."""
+    stage = TuneStage(optimizers=["A"], split_files={}, validation_size=0, split_seed=0, select_by=select_by,
+                      sampler="grid", spaces=spaces or {}, trials=list(trials), selections={}, finals=[])
+    settings = {"problems": {name: plan_problem(name) for name in ("digits-resnet18", "digits-vae")}}
+    return Plan("results", {}, {}, [], [], settings, stage)
+
+
+PROBLEMS = plan_of().problems
 CLS, VAE = PROBLEMS["digits-resnet18"], PROBLEMS["digits-vae"]
 
 
@@ -134,9 +79,6 @@ def test_a_criterion_the_problem_lacks_names_criterion_problem_and_the_valid_cho
         tune.trial_score(metrics, "final_val_acc", VAE)
     with pytest.raises(ValueError, match="'lowest_val_loss'.*digits-vae"):
         tune.select(trials([1.0]), "lowest_val_loss", VAE)
-    with pytest.raises(ValueError, match="unknown selection criterion 'val'"):
-        tune.criterion_metric("val", CLS)
-    assert tune.validation_primary(VAE) == "val_neg_elbo" and tune.validation_primary(CLS) == "val_acc"
 
 
 def write_trial(root, problem, trial, lr, columns, diverged=False):
@@ -145,7 +87,7 @@ def write_trial(root, problem, trial, lr, columns, diverged=False):
     folder.mkdir(parents=True)
     frame = pd.DataFrame({"epoch": [1, 2], **columns, "diverged": [False, diverged]})
     frame.to_csv(folder / "metrics.csv", index=False)
-    return {"problem": problem, "optimizer": "A", "trial": trial, "setting": {"lr": lr}, "dir": str(folder)}
+    return Trial(problem=problem, optimizer="A", trial=trial, setting={"lr": lr}, dir=str(folder), spec={})
 
 
 def test_trials_are_scored_and_selected_per_problem_in_its_direction(tmp_path):
@@ -154,9 +96,7 @@ def test_trials_are_scored_and_selected_per_problem_in_its_direction(tmp_path):
               write_trial(tmp_path, "digits-vae", 1, 0.01, {"val_neg_elbo": [240.0, 260.0], **vae}),
               write_trial(tmp_path, "digits-resnet18", 0, 0.1, {"val_loss": [1.0, 0.9], "val_acc": [0.5, 0.6]}),
               write_trial(tmp_path, "digits-resnet18", 1, 0.01, {"val_loss": [1.0, 0.8], "val_acc": [0.5, 0.7]})]
-    plan = {"settings": {"problems": {"digits-resnet18": plan_problem("digits-resnet18"),
-                                      "digits-vae": plan_problem("digits-vae")}},
-            "tune": {"select_by": "final_val", "trials": trials, "spaces": {"A": {"lr": {"low": 0.001, "high": 1.0}}}}}
+    plan = plan_of(trials, "final_val", {"A": {"lr": {"low": 0.001, "high": 1.0}}})
     table = tune.trials_table(plan).set_index(["problem", "trial"])
     assert table["score"].to_dict() == {("digits-vae", 0): 250, ("digits-vae", 1): 260,
                                         ("digits-resnet18", 0): 0.6, ("digits-resnet18", 1): 0.7}
@@ -167,8 +107,12 @@ def test_trials_are_scored_and_selected_per_problem_in_its_direction(tmp_path):
     assert (chosen["problem"], chosen["trial"], chosen["score"]) == ("digits-vae", 0, 250)
     assert chosen["setting"] == {"lr": 0.1}
     assert chosen["at_edge"] == ["lr=0.1 (highest tried)"] and json.loads((tmp_path / "vae.json").read_text()) == chosen
+    # what the select rule runs: the part of the plan this selection reads, inline (one problem: none named)
+    tune.main(["select", "--plan", plan.selection_plan("digits-vae", "A").to_json(), "--optimizer", "A",
+               "--out", str(tmp_path / "rule.json")])
+    assert json.loads((tmp_path / "rule.json").read_text()) == chosen
     assert tune.write_selection(plan, "A", tmp_path / "cls.json", problem="digits-resnet18")["trial"] == 1
-    best = {**plan, "tune": {**plan["tune"], "select_by": "best_val"}}
+    best = dataclasses.replace(plan, tune=dataclasses.replace(plan.tune, select_by="best_val"))
     assert tune.write_selection(best, "A", tmp_path / "best.json", problem="digits-vae")["trial"] == 1  # 240
     with pytest.raises(ValueError, match="name the one to select on"):
         tune.write_selection(plan, "A", tmp_path / "which.json")
@@ -210,13 +154,6 @@ def test_budget_curves_of_a_lower_is_better_problem_expect_the_lowest_and_a_dive
     assert curves.loc[("digits-resnet18", "A", 1), "rank"] == 1 and len(curves) == 9
 
 
-def test_apply_selection_merges_the_setting_into_the_spec():
-    spec = {"optimizer": {"class": "SGD", "kwargs": {"lr": 0.01, "momentum": 0.9}}, "lr_schedule": None}
-    tuned = tune.apply_selection(spec, {"trial": 3, "setting": {"lr": 0.2, "lr_schedule": "cosine"}})
-    assert tuned["optimizer"]["kwargs"] == {"lr": 0.2, "momentum": 0.9} and tuned["lr_schedule"] == "cosine"
-    assert tuned["selected_trial"] == 3 and spec["optimizer"]["kwargs"]["lr"] == 0.01  # the input is untouched
-
-
 # ---------------------------------------------------------------- schedules
 @pytest.mark.parametrize("schedule", [None, "linear", "cosine", "warmup-cosine"])
 def test_each_schedule_is_a_torch_scheduler_following_its_formula(schedule):
@@ -241,7 +178,7 @@ def test_each_schedule_is_a_torch_scheduler_following_its_formula(schedule):
 
 # ---------------------------------------------------------------- the trainer's validation and test modes
 def test_a_trial_trains_without_its_validation_images_and_never_sees_the_test_set(tiny_spec, synthetic_npz, tmp_path):
-    tune.write_split(synthetic_npz, 50, 0, tmp_path / "split.json")
+    split.write_split(synthetic_npz, 50, 0, tmp_path / "split.json")
     spec = {**tiny_spec, "train_subset": None, "validation": str(tmp_path / "split.json"), "test": "never"}
     metrics = train.run(spec, tmp_path / "trial", save_model=False)
     assert metrics["test_acc"].isna().all() and metrics["val_acc"].between(0, 1).all()
@@ -251,7 +188,7 @@ def test_a_trial_trains_without_its_validation_images_and_never_sees_the_test_se
 
 
 def test_a_final_run_is_tested_once_after_its_last_epoch(tiny_spec, synthetic_npz, tmp_path):
-    tune.write_split(synthetic_npz, 50, 0, tmp_path / "split.json")
+    split.write_split(synthetic_npz, 50, 0, tmp_path / "split.json")
     spec = {**tiny_spec, "validation": str(tmp_path / "split.json"), "test": "final"}
     metrics = train.run(spec, tmp_path / "final")
     assert metrics["test_acc"].isna().tolist() == [True, False] and metrics["val_acc"].notna().all()

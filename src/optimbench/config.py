@@ -11,11 +11,16 @@ import inspect
 from pathlib import Path
 
 import jsonschema
+import torch
 import yaml
+
+from optimbench.demon import demon_class
+from optimbench.errors import ConfigError
+from optimbench.optim import build_optimizer, resolve_class, schedules, step_kind
+from optimbench.problems import PROBLEMS
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_PATH = REPO_ROOT / "config" / "schema.yaml"
-from optimbench.errors import ConfigError
 
 
 def deep_merge(base: dict, override: dict) -> dict:
@@ -122,8 +127,6 @@ def _unknown(kind: str, name: str, where: str, known) -> ConfigError:
 def check_references(config: dict) -> None:
     """Names used in train/descent must exist, every optimizer must build with its settings and the
     pretrained weights must load."""
-    from optimbench.optim import resolve_class  # imports torch: only when a config is checked
-
     check_problems(config)
     registry = config["optimizers"]
     for name in config["train"]["optimizers"]:
@@ -155,8 +158,6 @@ def check_problems(config: dict) -> None:
     """Every name in `problems` and every problem_settings key is a registered problem (settings of a known
     problem the study does not run are kept for other presets and ignored), and every target lies in its
     primary metric's range (accuracy in [0, 1], perplexity >= 1, negative ELBO >= 0)."""
-    from optimbench.problems import PROBLEMS
-
     for i, name in enumerate(config["problems"]):
         if name not in PROBLEMS:
             close = difflib.get_close_matches(name, list(PROBLEMS), n=1)
@@ -204,11 +205,6 @@ def _unknown_kwargs(cls: type, kwargs: dict) -> dict[str, list[str]]:
 def check_optimizers(config: dict) -> None:
     """Build every optimizer the study runs (train.optimizers; descent groups with their kwargs), with its
     schedules (Demon), on a dummy parameter: a misspelt or invalid keyword stops here, before any job."""
-    import torch
-
-    from optimbench.demon import demon_class
-    from optimbench.optim import build_optimizer, resolve_class, schedules, step_kind
-
     for where, name, overrides in _used_optimizers(config):
         entry = config["optimizers"][name]
         cls = resolve_class(entry["class"])
@@ -258,7 +254,7 @@ def check_pretrained(train: dict) -> None:
     if train["model"] != "resnet18_article" or train["width"] != 64:
         raise ConfigError("train.pretrained needs train.model: resnet18_article and train.width: 64 "
                           f"(got {train['model']}, width {train['width']})")
-    from optimbench.models import PretrainedError, load_pretrained
+    from optimbench.models import PretrainedError, load_pretrained  # torchvision: only for pretrained weights
 
     try:
         load_pretrained(train["pretrained"])

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import torch
 
+from optimbench.yellowfin import YellowFin
+
 
 def demon_beta(beta_init: float, t: int, total_steps: int) -> float:
     """The Demon momentum at step t of total_steps."""
@@ -87,8 +89,6 @@ def demon_class(cls: type) -> type:
 def check_demon_optimizer(optimizer: torch.optim.Optimizer) -> None:
     """ValueError unless Demon's schedule means something on this optimizer: a `momentum` it applies
     (SGD: Algorithm 1), DemonAdam (Algorithm 2) or DemonAdamEMA; not YellowFin (it tunes its own)."""
-    from optimbench.yellowfin import YellowFin
-
     name = type(optimizer).__name__
     if isinstance(optimizer, YellowFin):
         raise ValueError("demon: true on YellowFin: YellowFin tunes its momentum itself; set demon: false")

@@ -13,9 +13,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 from optimbench import functions
+from optimbench.cli import check_spec, read_spec, spec_help
 from optimbench.io import write_csv
+from optimbench.optim import build_optimizer, optimizer_step, schedules
 
 TRAJECTORY_COLUMNS = ["epoch", "x", "y", "f", "grad_x", "grad_y", "step"]
 IDENTITY = ("group", "function", "method", "gradient")
@@ -48,10 +51,6 @@ def article_descent(fn, start, lr, momentum, scheme, h, tol, max_epochs) -> tupl
 
 def optimizer_descent(fn, start, entry, kwargs, scheme, h, tol, max_epochs) -> tuple[pd.DataFrame, bool]:
     """A torch optimizer (registry entry + kwargs overrides) moves the point; same stopping rule."""
-    import torch
-
-    from optimbench.optim import build_optimizer, optimizer_step, schedules
-
     point = torch.tensor(start, dtype=torch.float64, requires_grad=True)
     optimizer = build_optimizer(entry, [point], kwargs)
     steppers = schedules(entry, optimizer, None, max_epochs)  # Demon decays over the epoch cap
@@ -162,8 +161,6 @@ SPEC_OPTIONAL = {
 
 def read_descent_spec(value: str) -> dict:
     """The spec with every key its kind needs (SystemExit naming the missing ones)."""
-    from optimbench.cli import check_spec, read_spec
-
     spec = read_spec(value, SPEC_REQUIRED, SPEC_OPTIONAL)
     if spec["kind"] not in KIND_REQUIRED:
         raise SystemExit(f"--spec kind = {spec['kind']!r}: use one of {sorted(KIND_REQUIRED)}")
@@ -171,8 +168,6 @@ def read_descent_spec(value: str) -> dict:
 
 
 def main(argv=None) -> None:
-    from optimbench.cli import spec_help
-
     required = {**SPEC_REQUIRED, **{f"{k} (kind {kind})": v for kind, keys in KIND_REQUIRED.items()
                                     for k, v in keys.items()}}
     parser = argparse.ArgumentParser(description="Run one gradient-descent job on a 2-D test function.",

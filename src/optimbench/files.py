@@ -4,6 +4,9 @@ so a Snakefile can call it while it parses.
 
     train_figure_files(plan, "results/figures/train")          # every file plots.train_figures writes
     train_figure_files(["digits-vae"], folder, ("png",))       # or from problem names, one format
+    descent_figure_files(["ackley"], "results/figures/descent", ("all_runs",))
+
+A descent run's own trajectory plot is named by the plan (optimbench.plan.DescentRun.figure).
 """
 
 from __future__ import annotations
@@ -15,13 +18,18 @@ STUDY_FIGURES = ("performance_profile", "ranks")  # across problems
 TUNE_FIGURES = ("sensitivity", "budget_curves", "tuned_final_metric")  # one set per problem
 TRAIN_FORMATS = ("png", "svg")
 TUNE_FORMATS = ("png",)
+ACKLEY_VIEWS = "ackley_views"  # the article's four views of Ackley: one PNG, whatever functions the runs use
+DESCENT_FIGURES = {  # figure -> its file in the descent figures folder ({function}: one per function)
+    ACKLEY_VIEWS: f"{ACKLEY_VIEWS}.png",
+    "all_runs": "{function}_all_runs.png",  # every run on the function's contour plot
+    "interactive": "{function}_3d.html",  # the surface with every trajectory, plotly (works offline)
+}
 
 
 def problem_names(plan_or_names) -> list[str]:
-    """The problems of a plan (its settings["problems"], in order), or the names given."""
-    if isinstance(plan_or_names, dict) and "settings" in plan_or_names:
-        return list(plan_or_names["settings"]["problems"])
-    return list(plan_or_names)
+    """The problems of a plan (optimbench.plan.Plan: its settings["problems"], in order), or the names given."""
+    settings = getattr(plan_or_names, "settings", None)
+    return list(settings["problems"]) if settings is not None else list(plan_or_names)
 
 
 def train_figure_stems(plan_or_names, out_dir) -> dict:
@@ -42,3 +50,39 @@ def tune_figure_files(plan_or_names, out_dir, formats=TUNE_FORMATS) -> list[Path
     """Every file tune_figures writes into `out_dir`: `out_dir/{problem}/{figure}.png`."""
     return [Path(out_dir) / p / f"{f}.{fmt}" for p in problem_names(plan_or_names) for f in TUNE_FIGURES
             for fmt in formats]
+
+
+def descent_figure_paths(functions, out_dir) -> dict:
+    """{(None, ACKLEY_VIEWS): png} and, per test function of the descent runs (Plan.descent_functions()),
+    {(function, "all_runs"): png, (function, "interactive"): html}, in `out_dir` (the descent figures folder)."""
+    out_dir = Path(out_dir)
+    paths = {(None, ACKLEY_VIEWS): out_dir / DESCENT_FIGURES[ACKLEY_VIEWS]}
+    for function in functions:
+        for figure in ("all_runs", "interactive"):
+            paths[function, figure] = out_dir / DESCENT_FIGURES[figure].format(function=function)
+    return paths
+
+
+def descent_figure_files(functions, out_dir, figures=tuple(DESCENT_FIGURES)) -> list[Path]:
+    """The files descent_figures writes into `out_dir` besides each run's own plot, those of `figures`
+    (keys of DESCENT_FIGURES), figure by figure: what the descent figures rule declares as its outputs."""
+    paths = descent_figure_paths(functions, out_dir)
+    return [paths[key] for figure in figures for key in paths if key[1] == figure]
+
+
+# ---- tables
+# The tables each aggregate stage writes (optimbench.aggregate: aggregate_train, aggregate_descent,
+# aggregate_tune), in the order written: `{tables_dir}/{name}.{csv,parquet}`.
+TRAIN_TABLES = ("problems", "runs", "epochs_long", "epoch_stats", "seed_summary", "optimizer_summary",
+                "article_claims", "performance_ratios", "performance_profile", "profile_score", "problem_ranks",
+                "rank_summary", "cost")
+DESCENT_TABLES = ("descent_runs", "descent_reproduction")
+TUNE_TABLES = ("tune_trials", "tune_selection", "budget_curves", "tuned_runs", "tuned_seed_summary",
+               "tuned_optimizer_summary", "tuned_claims", "rankings")
+TABLE_FORMATS = ("csv", "parquet")  # CSV for people, Parquet for machines
+
+
+def table_files(tables_dir, names, formats=TABLE_FORMATS) -> list[Path]:
+    """Every file of the tables `names` (TRAIN_TABLES, ...) in `tables_dir`, table by table: what an
+    aggregate rule declares as its outputs."""
+    return [Path(tables_dir) / f"{name}.{fmt}" for name in names for fmt in formats]

@@ -11,6 +11,8 @@ import warnings
 
 import torch
 
+from optimbench.demon import DemonSchedule, demon_class
+
 
 # Short names beyond torch.optim: maintained implementations where they exist (pytorch-optimizer;
 # its ASGD is another method than torch.optim.ASGD, the article's, which keeps the name), this
@@ -40,8 +42,6 @@ def resolve_class(name: str) -> type:
 def build_optimizer(entry: dict, params, overrides: dict | None = None) -> torch.optim.Optimizer:
     """An optimizer over params from a registry entry {class, kwargs, demon}, kwargs updated by overrides.
     With demon: true, class Adam runs the Demon paper's Algorithm 2 (optimbench.demon.DemonAdam)."""
-    from optimbench.demon import demon_class
-
     kwargs = {**entry.get("kwargs", {}), **(overrides or {})}
     # YAML and JSON have lists where optimizers expect tuples (betas, nus): some check the type.
     kwargs = {key: tuple(value) if isinstance(value, list) else value for key, value in kwargs.items()}
@@ -124,8 +124,6 @@ class LrScale:
 
 def schedules(entry: dict, optimizer: torch.optim.Optimizer, lr_schedule: str | None, total_steps: int) -> list:
     """What steps after each optimizer step: the learning-rate schedule, and Demon when the entry asks."""
-    from optimbench.demon import DemonSchedule
-
     tunes_own_lr = all("lr_scale" in group for group in optimizer.param_groups)
     steps = [LrScale(optimizer, lr_lambda(lr_schedule, total_steps)) if tunes_own_lr
              else lr_scheduler(lr_schedule, optimizer, total_steps)]

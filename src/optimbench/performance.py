@@ -15,7 +15,9 @@ Two costs (`measure`):
 
 Input everywhere: a per-seed table with columns problem, optimizer, seed, value (the final primary
 metric), time_to_target (NaN if the target was not reached) and diverged (bool); `seed_outcome` makes
-one row from a run's epochs. `primary` maps each problem to its primary optimbench.problems.Metric.
+one row from a run's epochs (optimbench.aggregate's per-seed table is built on it), `performance_seeds`
+the table from seed_summary. `primary` maps each problem to its primary optimbench.metrics.Metric.
+`performance_tables` computes every table of this module for the study, one set per measure.
 """
 
 from __future__ import annotations
@@ -25,24 +27,23 @@ import math
 import numpy as np
 import pandas as pd
 
-from optimbench.aggregate import summarize_values, welch
+from optimbench.metrics import Metric
+from optimbench.plan import StudyProblem
+from optimbench.stats import summarize_values, welch
 
 INF = math.inf
 KEYS = ["problem", "optimizer"]
+# measure -> (the seed_summary column that is a seed's time to target, the measure of performance_ratios)
+PERFORMANCE_MEASURES = {"time": ("seconds_to_target", "time"), "epochs": ("epochs_to_target", "time"),
+                        "metric": ("seconds_to_target", "metric")}
 
 
-def primary_metrics(names) -> dict:
-    """{problem name: its primary Metric} from the registry (optimbench.problems)."""
-    from optimbench.problems import get
-
-    return {name: get(name).primary_metric for name in names}
-
-
-def seed_outcome(epochs: pd.DataFrame, metric, target: float, time_column: str = "epoch_seconds") -> dict:
+def seed_outcome(epochs: pd.DataFrame, metric: Metric, target: float, time_column: str = "epoch_seconds") -> dict:
     """One run's row of the per-seed table from its epochs (columns epoch, metric.name, time_column,
-    diverged), sorted by epoch: value (the last epoch's metric; the metric's worst if the run diverged),
-    time_to_target (time_column summed through the first epoch that meets the target; NaN if none or if the
-    run diverged), epochs_to_target, diverged."""
+    diverged): value (the last epoch's metric; the metric's worst if the run diverged), time_to_target
+    (time_column summed through the first epoch that meets the target in the metric's direction; NaN if
+    none or if the run diverged: AlgoPerf scores a missed target as infinite time), epochs_to_target (that
+    epoch's number, NaN likewise), diverged."""
     epochs = epochs.sort_values("epoch")
     diverged = bool(epochs["diverged"].astype(bool).any())
     reached = [] if diverged else [i for i, v in enumerate(epochs[metric.name]) if metric.reaches(v, target)]
@@ -115,7 +116,7 @@ def profile_score(ratios: pd.DataFrame, tau_max: float = 4.0) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------- ranks with their uncertainty
-def _scored_values(group: pd.DataFrame, metric) -> dict[str, np.ndarray]:
+def _scored_values(group: pd.DataFrame, metric: Metric) -> dict[str, np.ndarray]:
     """Per optimizer its seeds' final values, a diverged seed scoring the metric's worst value."""
     values = group["value"].astype(float).where(~group["diverged"].astype(bool), metric.worst)
     return {o: values[group["optimizer"] == o].to_numpy(float) for o in sorted(group["optimizer"].unique())}
@@ -146,10 +147,10 @@ def _problem_ranks(problem: str, group: pd.DataFrame, metric, confidence: float)
 
 def rank_table(seeds: pd.DataFrame, primary: dict, confidence: float = 0.95) -> pd.DataFrame:
     """Per problem × optimizer: the final primary metric's n, mean, std and interval across seeds
-    (optimbench.aggregate.summarize_values, clipped to the metric's range; a diverged seed scores the
+    (optimbench.stats.summarize_values, clipped to the metric's range; a diverged seed scores the
     worst value), failures (seeds that diverged or missed the target), rank by mean in the metric's
     direction (1 = best, ties share the smaller rank), and the rank's uncertainty from pairwise one-sided
-    Welch tests at level 1 - confidence (optimbench.aggregate.welch): rank_low = 1 + the optimizers
+    Welch tests at level 1 - confidence (optimbench.stats.welch): rank_low = 1 + the optimizers
     significantly better, rank_high = n - the optimizers significantly worse, separated_from_best = the
     best-ranked optimizer is significantly better."""
     rows = [row for problem, group in seeds.groupby("problem", sort=True)
@@ -164,3 +165,40 @@ def rank_summary(ranks: pd.DataFrame) -> pd.DataFrame:
             .agg(mean_rank=("rank", "mean"), first=("rank", lambda r: int((r == 1).sum())),
                  possibly_first=("rank_low", lambda r: int((r == 1).sum())), problems=("problem", "nunique"))
             .reset_index().sort_values(["mean_rank", "optimizer"]).reset_index(drop=True))
+
+
+# ---------------------------------------------------------------- the study's tables
+def performance_seeds(seeds: pd.DataFrame, time_column: str = "seconds_to_target") -> pd.DataFrame:
+    """This module's per-seed input from optimbench.aggregate's seed_summary: problem, optimizer, seed, value
+    (final: the final primary metric, the worst if diverged), time_to_target (`time_column`), diverged."""
+    return pd.DataFrame({"problem": seeds["problem"], "optimizer": seeds["optimizer"], "seed": seeds["seed"],
+                         "value": seeds["final"].astype(float), "time_to_target": seeds[time_column].astype(float),
+                         "diverged": seeds["diverged"].astype(bool)})
+
+
+def _measure_first(frames) -> pd.DataFrame:
+    frame = pd.concat(frames, ignore_index=True)
+    return frame[["measure"] + [c for c in frame.columns if c != "measure"]]
+
+
+def performance_tables(seeds: pd.DataFrame, problems: dict[str, StudyProblem],
+                       confidence: float = 0.95) -> dict[str, pd.DataFrame]:
+    """The cross-problem tables from seed_summary (`problems`: Plan.problems), one set per measure
+    (PERFORMANCE_MEASURES):
+    - "time": seconds to the problem's target (AlgoPerf's time-to-result, wall clock);
+    - "epochs": epochs to the target, the same profile without timing noise: seconds on a shared machine
+      vary between runs of the same work, epochs do not (they ignore an optimizer's cost per step);
+    - "metric": the final primary metric, direction-aware.
+    Returns performance_ratios (measure + performance_ratios' columns), performance_profile (measure,
+    optimizer, tau, fraction = ρ_s(τ)), profile_score (measure, optimizer, score), problem_ranks
+    (rank_table) and rank_summary."""
+    primary = {name: problem.primary for name, problem in problems.items()}
+    ratios, profiles, scores = [], [], []
+    for measure, (column, kind) in PERFORMANCE_MEASURES.items():
+        ratio = performance_ratios(performance_seeds(seeds, column), primary, kind)
+        ratios.append(ratio.assign(measure=measure))
+        profiles.append(performance_profile(ratio).rename(columns={"rho": "fraction"}).assign(measure=measure))
+        scores.append(profile_score(ratio).assign(measure=measure))
+    ranks = rank_table(performance_seeds(seeds), primary, confidence)
+    return {"performance_ratios": _measure_first(ratios), "performance_profile": _measure_first(profiles),
+            "profile_score": _measure_first(scores), "problem_ranks": ranks, "rank_summary": rank_summary(ranks)}

@@ -25,6 +25,7 @@ from optimbench.config import load
 from optimbench.errors import ConfigError
 from optimbench.io import write_text
 from optimbench.metrics import Metric
+from optimbench.optim import resolve_class
 from optimbench.specs import (TRAIN_RESULT_KEYS, check_models, check_names, check_sizes, data_spec, data_stem,
                               descent_spec, execution_settings, problem_summary, problem_train, train_spec)
 
@@ -361,7 +362,6 @@ TUNED_BENCHMARK = "{results}/benchmarks/tuned/{problem}/{optimizer}/seed{seed}.t
 
 def _optimizer_kwargs(entry: dict) -> set | None:
     """The keyword arguments an optimizer class accepts (None when it takes **kwargs)."""
-    from optimbench.optim import resolve_class  # imports torch: only when a tuning stage is planned
 
     parameters = inspect.signature(resolve_class(entry["class"])).parameters
     if any(p.kind is p.VAR_KEYWORD for p in parameters.values()):

@@ -1,9 +1,10 @@
 """Figures (SPEC §2.5, §2.9): the article's curves with seed bands, summaries, performance profiles and
 ranks across problems, the tuned comparison and the descent views.
 
-Training and tuning figures are drawn per problem, in the problem's own primary metric and its direction
-(optimbench.labels), into `{out}/{problem}/`. optimbench.figure_files names every file the writers write
-(`train_figure_files` / `tune_figure_files`, also reachable here); the rules declare their outputs from
+Training and tuning figures are drawn per problem of the plan (optimbench.plan.Plan), in the problem's own
+primary metric and its direction (optimbench.metrics.Metric, named by optimbench.labels), into
+`{out}/{problem}/`. optimbench.files names every file the writers write (`train_figure_files` /
+`tune_figure_files`, also reachable here, and `descent_figure_files`); the rules declare their outputs from
 there. Every optimizer keeps one colour across all figures (`palette`). Training figures are written as PNG
 and SVG, tuning figures as PNG.
 """
@@ -23,9 +24,13 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from optimbench import functions, labels  # noqa: E402
-from optimbench.figure_files import (TRAIN_FORMATS, TUNE_FORMATS, train_figure_files,  # noqa: E402, F401
-                                     train_figure_stems, tune_figure_files)
+from optimbench.files import (ACKLEY_VIEWS, TRAIN_FORMATS, TUNE_FORMATS, descent_figure_paths,  # noqa: E402, F401
+                              train_figure_files, train_figure_stems, tune_figure_files)
 from optimbench.io import atomic_path, write_text  # noqa: E402
+from optimbench.metrics import Metric  # noqa: E402
+from optimbench.plan import Plan, read_plan  # noqa: E402
+from optimbench.search import criterion_label  # noqa: E402
+
 
 def palette(names) -> dict[str, tuple]:
     """One colour per name, fixed by the names' sorted order (so every figure agrees)."""
@@ -54,36 +59,37 @@ def _interval_label(confidence: float) -> str:
     return f"{confidence:.0%} t-interval across seeds, clipped to the metric's range"
 
 
-def curves(stats: pd.DataFrame, colours: dict, path: Path, metrics: list[dict], confidence: float = 0.95) -> list[Path]:
+def curves(stats: pd.DataFrame, colours: dict, path: Path, metrics: list[Metric],
+           confidence: float = 0.95) -> list[Path]:
     """Learning curves over epochs: a grid of panels, one row per split (training, then test), one column per
-    metric of `metrics` (the problem's train_ and test_ metrics, labels.split_metrics; for classification
+    metric of `metrics` (the problem's train_ and test_ metrics, StudyProblem.split_metrics; for classification
     the article's four plots), one line per optimizer: the mean across seeds with the tables' interval
-    (aggregate.mean_interval) as a band. A diverged seed scores its metric's worst value (accuracy 0; a
+    (optimbench.stats.mean_interval) as a band. A diverged seed scores its metric's worst value (accuracy 0; a
     loss, negative ELBO or perplexity ∞, not drawn)."""
-    splits = list(dict.fromkeys(m["name"].partition("_")[0] for m in metrics))
-    names = list(dict.fromkeys(m["name"].partition("_")[2] for m in metrics))
+    splits = list(dict.fromkeys(m.name.partition("_")[0] for m in metrics))
+    names = list(dict.fromkeys(m.name.partition("_")[2] for m in metrics))
     fig, axes = plt.subplots(len(splits), len(names), figsize=(6 * len(names), 4 * len(splits)), sharex=True,
                              squeeze=False)
     for ax in axes.flat:
         ax.set_visible(False)  # a split without a metric leaves its panel blank
     for metric in metrics:
-        split, _, name = metric["name"].partition("_")
+        split, _, name = metric.name.partition("_")
         ax = axes[splits.index(split), names.index(name)]
         ax.set_visible(True)
-        for optimizer, line in stats[stats["metric"] == metric["name"]].sort_values("epoch").groupby("optimizer"):
+        for optimizer, line in stats[stats["metric"] == metric.name].sort_values("epoch").groupby("optimizer"):
             finite = line.replace([np.inf, -np.inf], np.nan)
             ax.plot(finite["epoch"], finite["mean"], label=optimizer, color=colours[optimizer], marker=".")
             ax.fill_between(finite["epoch"], finite["ci_low"], finite["ci_high"], color=colours[optimizer],
                             alpha=0.2)
-        ax.set(title=labels.metric_label(metric["name"]), xlabel="epoch",
-               ylabel=labels.axis_label(metric["name"], metric["higher_is_better"]))
+        ax.set(title=labels.metric_label(metric.name), xlabel="epoch",
+               ylabel=labels.axis_label(metric.name, metric.higher_is_better))
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[0, 0].legend(title="optimizer", fontsize="small")
     fig.suptitle(f"Training and test curves (mean across seeds; band: {_interval_label(confidence)})")
     return save(fig, path)
 
 
-def final_metric(summary: pd.DataFrame, seeds: pd.DataFrame, colours: dict, path: Path, metric: dict,
+def final_metric(summary: pd.DataFrame, seeds: pd.DataFrame, colours: dict, path: Path, metric: Metric,
                  confidence: float = 0.95, formats=TRAIN_FORMATS) -> list[Path]:
     """The final primary metric per optimizer, best first (the table's `rank`): the mean (`final`) with the
     tables' interval, each seed a dot. A diverged seed scores the metric's worst value and is a cross; an
@@ -106,30 +112,30 @@ def final_metric(summary: pd.DataFrame, seeds: pd.DataFrame, colours: dict, path
                 ax.plot(np.full((~np.isfinite(values)).sum(), i + 0.15), np.ones((~np.isfinite(values)).sum()),
                         marker, color="black", alpha=0.6, ms=5, transform=ax.get_xaxis_transform(), clip_on=False)
     ax.set_xticks(range(len(order)), order["optimizer"])
-    if np.isfinite(metric["low"]) and np.isfinite(metric["high"]):
-        margin = 0.02 * (metric["high"] - metric["low"])
-        ax.set_ylim(metric["low"] - margin, metric["high"] + margin)
-    name, worst = labels.metric_label(metric["name"]), labels.number(labels.worst(metric))
-    ax.set(title=f"Final {name} ({labels.direction(metric['higher_is_better'])}; diamond: mean, bar: "
+    if np.isfinite(metric.low) and np.isfinite(metric.high):
+        margin = 0.02 * (metric.high - metric.low)
+        ax.set_ylim(metric.low - margin, metric.high + margin)
+    name, worst = labels.metric_label(metric.name), labels.number(metric.worst)
+    ax.set(title=f"Final {name} ({labels.direction(metric.higher_is_better)}; diamond: mean, bar: "
                  f"{_interval_label(confidence)};\ndots: seeds, crosses: diverged seeds scored {worst})",
-           ylabel=labels.axis_label(metric["name"], metric["higher_is_better"]))
+           ylabel=labels.axis_label(metric.name, metric.higher_is_better))
     return save(fig, path, formats)
 
 
-def generalisation_gap(stats: pd.DataFrame, colours: dict, path: Path, metric: dict) -> list[Path]:
+def generalisation_gap(stats: pd.DataFrame, colours: dict, path: Path, metric: Metric) -> list[Path]:
     """How much better the primary metric is on the training set than on the test set, over epochs (mean
     across seeds): train − test for a higher-is-better metric, test − train for a lower-is-better one."""
-    name = metric["name"].removeprefix("test_")
+    name = metric.name.removeprefix("test_")
     train, test = f"train_{name}", f"test_{name}"
     wide = stats.pivot_table(index=["optimizer", "epoch"], columns="metric", values="mean").reset_index()
-    sign = 1.0 if metric["higher_is_better"] else -1.0
+    sign = 1.0 if metric.higher_is_better else -1.0
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for optimizer, line in wide.groupby("optimizer") if {train, test} <= set(wide.columns) else ():
         ax.plot(line["epoch"], sign * (line[train] - line[test]), label=optimizer, color=colours[optimizer],
                 marker=".")
     ax.axhline(0, color="grey", lw=0.8)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    first, second = (train, test) if metric["higher_is_better"] else (test, train)
+    first, second = (train, test) if metric.higher_is_better else (test, train)
     ax.set(title=f"Generalisation gap: {labels.metric_label(first)} − {labels.metric_label(second)} "
                  "(above 0: better on the training set)",
            xlabel="epoch", ylabel=f"{labels.NAMES.get(name, name)} gap")
@@ -137,7 +143,7 @@ def generalisation_gap(stats: pd.DataFrame, colours: dict, path: Path, metric: d
     return save(fig, path)
 
 
-def time_to_target(summary: pd.DataFrame, colours: dict, metric: dict, target: float, path: Path,
+def time_to_target(summary: pd.DataFrame, colours: dict, metric: Metric, target: float, path: Path,
                    confidence: float = 0.95) -> list[Path]:
     """Seconds of training to the problem's target: the mean over the seeds that reached it, with the
     tables' interval; each bar says how many seeds reached it (a diverged seed never does)."""
@@ -153,7 +159,7 @@ def time_to_target(summary: pd.DataFrame, colours: dict, metric: dict, target: f
     for i, row in data.iterrows():
         text = f"{row['runs_reaching_target']}/{row['seeds']} reached" if row["runs_reaching_target"] else "never reached"
         ax.text(i, 0, f" {text}", rotation=90, va="bottom", ha="center", fontsize="small")
-    ax.set(title=f"Training seconds to {labels.target_text(metric['name'], metric['higher_is_better'], target)}\n"
+    ax.set(title=f"Training seconds to {labels.target_text(metric.name, metric.higher_is_better, target)}\n"
                  f"(mean over seeds that reached it; bar: {_interval_label(confidence)})", ylabel="seconds")
     return save(fig, path)
 
@@ -207,32 +213,31 @@ def _of(frame: pd.DataFrame, problem: str) -> pd.DataFrame:
     return frame[frame["problem"] == problem]
 
 
-def train_figures(plan: dict, tables_dir, out_dir) -> list[Path]:
-    """Every training figure (train_figure_files) from the tables: per problem of `plan` (optimbench.study)
-    its curves, final primary metric, generalisation gap and time to target; across problems the
-    performance profiles and the ranks."""
+def train_figures(plan: Plan, tables_dir, out_dir) -> list[Path]:
+    """Every training figure (train_figure_files) from the tables: per problem of `plan` its curves, final
+    primary metric, generalisation gap and time to target; across problems the performance profiles and
+    the ranks."""
     tables_dir, out_dir = Path(tables_dir), Path(out_dir)
-    settings = plan["settings"]
-    confidence, problems = settings["confidence"], settings["problems"]
+    confidence, problems = plan.confidence, plan.problems
     table = {name: pd.read_parquet(tables_dir / f"{name}.parquet") for name in
              ("epoch_stats", "seed_summary", "optimizer_summary", "performance_profile", "profile_score",
               "problem_ranks")}
-    colours = palette(settings["train"]["optimizers"])
+    colours = palette(plan.settings["train"]["optimizers"])
     stems = train_figure_stems(plan, out_dir)
     written = []
-    for problem, info in problems.items():
-        metric = labels.primary_metric(info)
-        stats, summary = _of(table["epoch_stats"], problem), _of(table["optimizer_summary"], problem)
-        written += curves(stats, colours, stems[problem, "curves"], labels.split_metrics(info), confidence)
-        written += final_metric(summary, _of(table["seed_summary"], problem), colours,
-                                stems[problem, "final_metric"], metric, confidence)
-        written += generalisation_gap(stats, colours, stems[problem, "generalisation_gap"], metric)
-        written += time_to_target(summary, colours, metric, info["target"], stems[problem, "time_to_target"],
+    for name, problem in problems.items():
+        metric = problem.primary
+        stats, summary = _of(table["epoch_stats"], name), _of(table["optimizer_summary"], name)
+        written += curves(stats, colours, stems[name, "curves"], problem.split_metrics(), confidence)
+        written += final_metric(summary, _of(table["seed_summary"], name), colours, stems[name, "final_metric"],
+                                metric, confidence)
+        written += generalisation_gap(stats, colours, stems[name, "generalisation_gap"], metric)
+        written += time_to_target(summary, colours, metric, problem.target, stems[name, "time_to_target"],
                                   confidence)
     written += performance_profile(table["performance_profile"], table["profile_score"], colours,
                                    stems[None, "performance_profile"], len(problems))
     written += ranks(table["problem_ranks"], colours, stems[None, "ranks"],
-                     {p: info.get("title", p) for p, info in problems.items()}, confidence)
+                     {name: problem.title for name, problem in problems.items()}, confidence)
     return written
 
 
@@ -283,26 +288,26 @@ def budget_curves(curves: pd.DataFrame, colours: dict, criterion: str, path: Pat
     return save(fig, path, formats=TUNE_FORMATS)
 
 
-def tune_figures(plan: dict, tables_dir, out_dir) -> list[Path]:
+def tune_figures(plan: Plan, tables_dir, out_dir) -> list[Path]:
     """The tuned comparison's figures per problem (tune_figure_files): sensitivity, budget curves, and the
     selected settings' final primary metric."""
     tables_dir, out_dir = Path(tables_dir), Path(out_dir)
-    settings, stage = plan["settings"], plan["tune"]
-    colours = palette(settings["train"]["optimizers"] + stage["optimizers"])
+    stage = plan.tune
+    colours = palette(plan.settings["train"]["optimizers"] + stage.optimizers)
     table = {name: pd.read_parquet(tables_dir / f"{name}.parquet") for name in
              ("tune_trials", "budget_curves", "tuned_optimizer_summary", "tuned_seed_summary")}
-    factor = sensitivity_factor(stage["spaces"])
+    factor = sensitivity_factor(stage.spaces)
     written = []
-    for problem, info in settings["problems"].items():
-        criterion, higher = labels.criterion(stage["select_by"], info)
-        folder = out_dir / problem
-        written += sensitivity(_of(table["tune_trials"], problem), colours, criterion, folder / "sensitivity",
+    for name, problem in plan.problems.items():
+        criterion, higher = criterion_label(stage.select_by, problem.primary.name, problem.higher_is_better)
+        folder = out_dir / name
+        written += sensitivity(_of(table["tune_trials"], name), colours, criterion, folder / "sensitivity",
                                *factor, higher_is_better=higher)
-        written += budget_curves(_of(table["budget_curves"], problem), colours, criterion, folder / "budget_curves",
+        written += budget_curves(_of(table["budget_curves"], name), colours, criterion, folder / "budget_curves",
                                  higher)
-        written += final_metric(_of(table["tuned_optimizer_summary"], problem),
-                                _of(table["tuned_seed_summary"], problem), colours, folder / "tuned_final_metric",
-                                labels.primary_metric(info), settings["confidence"], formats=TUNE_FORMATS)
+        written += final_metric(_of(table["tuned_optimizer_summary"], name), _of(table["tuned_seed_summary"], name),
+                                colours, folder / "tuned_final_metric", problem.primary, plan.confidence,
+                                formats=TUNE_FORMATS)
     return written
 
 
@@ -316,7 +321,7 @@ def grid(fn, bounds, n: int):
 
 def ackley_views(path: Path, n: int = 1000) -> list[Path]:
     """The article's four views of Ackley over linspace(-1, 1, n)²: scatter, labelled dashed contours over
-    filled contours, 3-D contour lines (100 levels), surface."""
+    filled contours, 3-D contour lines (100 levels), surface; `path` is the PNG (or its stem)."""
     X, Y, Z = grid(functions.get("ackley"), (-1, 1, -1, 1), n)
     fig = plt.figure(figsize=(14, 11))
     ax = fig.add_subplot(2, 2, 1)
@@ -335,7 +340,12 @@ def ackley_views(path: Path, n: int = 1000) -> list[Path]:
     ax = fig.add_subplot(2, 2, 4, projection="3d")
     ax.plot_surface(X, Y, Z, cmap="viridis", rcount=100, ccount=100, linewidth=0)
     ax.set(title="surface", xlabel="x", ylabel="y", zlabel="f")
-    return save(fig, path, formats=("png",))
+    return save(fig, _png_stem(path), formats=("png",))
+
+
+def _png_stem(path) -> Path:
+    """The stem save() takes, from a figure's PNG path or its stem (dots in the name are kept)."""
+    return Path(path).with_name(Path(path).name.removesuffix(".png"))
 
 
 def trajectory_plot(fn, trajectories: dict[str, pd.DataFrame], colours: dict, title: str, path: Path,
@@ -351,7 +361,7 @@ def trajectory_plot(fn, trajectories: dict[str, pd.DataFrame], colours: dict, ti
         ax.plot(mx, my, "*", color="gold", ms=14, mec="black")
     ax.set(xlim=bounds[:2], ylim=bounds[2:], title=title, xlabel="x", ylabel="y")
     ax.legend(fontsize="x-small", loc="upper right")
-    return save(fig, Path(path).with_name(Path(path).name.removesuffix(".png")), formats=("png",))
+    return save(fig, _png_stem(path), formats=("png",))
 
 
 def interactive_view(fn, trajectories: dict[str, pd.DataFrame], path: Path) -> Path:
@@ -371,32 +381,28 @@ def interactive_view(fn, trajectories: dict[str, pd.DataFrame], path: Path) -> P
     return Path(path)
 
 
-def descent_figures(plan: dict, out_dir) -> list[Path]:
+def descent_figures(plan: Plan, out_dir) -> list[Path]:
     """Article views of Ackley; one trajectory plot per run of `plan` (at the path the plan gives it); one
-    plot per function with every run; one interactive 3-D view per function."""
-    out_dir = Path(out_dir)
-    written = ackley_views(out_dir / "ackley_views")
+    plot per function with every run; one interactive 3-D view per function (descent_figure_files)."""
+    paths = descent_figure_paths(plan.descent_functions(), out_dir)
+    written = ackley_views(paths[None, ACKLEY_VIEWS])
     runs: dict[str, dict[str, pd.DataFrame]] = {}
-    for run in plan["descent_runs"]:
-        traj = pd.read_csv(Path(run["dir"]) / "trajectory.csv")
-        function = run["function"]
-        label = f"{run['method']} / {run['gradient']} ({run['group']})"
-        fn = functions.get(function)
-        bounds = (-2, 2, -2, 2) if function == "ackley" else None  # the article's [-2, 2]² view
-        written += trajectory_plot(fn, {label: traj}, {label: "tab:red"}, f"{function}: {label}", run["figure"],
-                                   bounds)
-        runs.setdefault(function, {})[label] = traj
+    for run in plan.descent_runs:
+        traj = pd.read_csv(Path(run.file("trajectory.csv")))
+        fn = functions.get(run.function)
+        bounds = (-2, 2, -2, 2) if run.function == "ackley" else None  # the article's [-2, 2]² view
+        written += trajectory_plot(fn, {run.label: traj}, {run.label: "tab:red"}, f"{run.function}: {run.label}",
+                                   run.figure, bounds)
+        runs.setdefault(run.function, {})[run.label] = traj
     for function, trajectories in runs.items():
         fn = functions.get(function)
         written += trajectory_plot(fn, trajectories, palette(trajectories), f"{function}: every run",
-                                   out_dir / f"{function}_all_runs.png")
-        written.append(interactive_view(fn, trajectories, out_dir / f"{function}_3d.html"))
+                                   paths[function, "all_runs"])
+        written.append(interactive_view(fn, trajectories, paths[function, "interactive"]))
     return written
 
 
 def main(argv=None) -> None:
-    from optimbench.study import read_plan
-
     parser = argparse.ArgumentParser(description="Draw the study's figures.")
     parser.add_argument("stage", choices=["train", "descent", "tune"])
     parser.add_argument("--plan", required=True, help="the study's plan.json")

@@ -1,11 +1,15 @@
-"""Text the report computes from the tables (no hard-coded verdicts), and the report's build steps.
+"""Text the report computes from the tables (no hard-coded verdicts), the report notebook's sections, and
+the report's build steps.
 
 The study has several test problems, each with its own primary metric and direction (accuracy: higher is
 better; negative ELBO, perplexity: lower is better). Every helper that speaks of a metric takes the
-problem's primary metric as the plan gives it (optimbench.labels.primary_metric: {name,
-higher_is_better, low, high}) and names it so ("test negative ELBO (lower is better)"), never "accuracy"
+problem's primary metric as the plan gives it (optimbench.plan.StudyProblem.primary, an
+optimbench.metrics.Metric) and names it so ("test negative ELBO (lower is better)"), never "accuracy"
 unless it is. Tables are the contract's (issue 19): optimizer_summary's `final`, `final_ci_low`, ... are
 the primary metric; `problem_ranks`, `rank_summary`, `profile_score` come from optimbench.performance.
+
+The notebook (report/study.ipynb) only displays what the section functions return (`answer`, `setup`,
+`training_sections`, ...): lists of Markdown, Html and tables, in the report's order.
 """
 
 from __future__ import annotations
@@ -21,8 +25,12 @@ from pathlib import Path
 import pandas as pd
 
 from optimbench import labels
-from optimbench.figure_files import train_figure_stems, tune_figure_files
+from optimbench.cost import projected_device_hours
+from optimbench.files import ACKLEY_VIEWS, descent_figure_paths, train_figure_stems, tune_figure_files
 from optimbench.io import atomic_path
+from optimbench.metrics import Metric
+from optimbench.plan import Plan, StudyProblem, TuneStage, read_plan
+from optimbench.search import criterion_label
 
 # nbconvert template folder: JupyterLab's HTML without scripts from CDNs (the report works offline).
 TEMPLATES = Path(__file__).resolve().parents[2] / "report" / "templates"
@@ -40,9 +48,9 @@ def for_problem(frame: pd.DataFrame, problem: str) -> pd.DataFrame:
     return frame[frame["problem"] == problem] if "problem" in frame else frame
 
 
-def metric_phrase(metric: dict) -> str:
+def metric_phrase(metric: Metric) -> str:
     """"test negative ELBO, lower is better"."""
-    return f"{labels.metric_label(metric['name'])}, {labels.direction(metric['higher_is_better'])}"
+    return f"{labels.metric_label(metric.name)}, {labels.direction(metric.higher_is_better)}"
 
 
 def study_heading(runs: pd.DataFrame) -> str:
@@ -57,13 +65,13 @@ def study_heading(runs: pd.DataFrame) -> str:
     return f"{first['dataset']}, {first['model']} (width {first['width']}{images})"
 
 
-def ranking(summary: pd.DataFrame, metric: dict, confidence: float) -> str:
+def ranking(summary: pd.DataFrame, metric: Metric, confidence: float) -> str:
     """The ranking of one problem by its mean final primary metric in the metric's direction, each with
     its interval, seeds and divergences, and whether the seeds separate it from the best
     (optimizer_summary: rank, final, final_ci_low, final_ci_high, seeds, divergences, separated_from_best)."""
     if summary.empty:
         return "No training runs were found."
-    worst = labels.number(labels.worst(metric))
+    worst = labels.number(metric.worst)
     lines = []
     for row in summary.sort_values(["rank", "optimizer"]).itertuples():
         diverged = f", **{row.divergences} diverged** (scored {worst})" if row.divergences else ""
@@ -75,7 +83,7 @@ def ranking(summary: pd.DataFrame, metric: dict, confidence: float) -> str:
             "(Student-t, clipped to the metric's range):\n\n" + "\n".join(lines))
 
 
-def problem_answer(summary: pd.DataFrame, title: str, metric: dict) -> str:
+def problem_answer(summary: pd.DataFrame, title: str, metric: Metric) -> str:
     """One line: the problem's best optimizer by its primary metric, with its interval, and the optimizers
     the seeds do not separate from it."""
     if summary.empty:
@@ -102,7 +110,7 @@ def claims_summary(claims: pd.DataFrame, titles: dict | None = None) -> str:
     return f"The article's {len(claims)} claims{on}: {head}.\n\n" + "\n".join(lines)
 
 
-def training_conclusion(summary: pd.DataFrame, metric: dict, confidence: float = 0.95) -> str:
+def training_conclusion(summary: pd.DataFrame, metric: Metric, confidence: float = 0.95) -> str:
     """A short Markdown conclusion of one problem: best and worst optimizer by the final primary metric with
     their intervals, the best value any epoch reached, and divergences (every optimizer counted)."""
     if summary.empty:
@@ -110,29 +118,29 @@ def training_conclusion(summary: pd.DataFrame, metric: dict, confidence: float =
     ordered = summary.sort_values(["rank", "optimizer"])
     best, worst = ordered.iloc[0], ordered.iloc[-1]
     tied = ordered[(ordered["rank"] > 1) & ~ordered["separated_from_best"].astype(bool)]["optimizer"].tolist()
-    name = labels.metric_label(metric["name"])
+    name = labels.metric_label(metric.name)
     lines = [f"- Best mean final {metric_phrase(metric)}: **{best.optimizer}** ({labels.number(best.final)} "
              f"{_ci(best.final_ci_low, best.final_ci_high)} at {confidence:.0%}, {int(best.seeds)} seed(s))"
              + (f"; the seeds do not separate it from {', '.join(tied)}" if tied else "")
              + f". Worst: **{worst.optimizer}** ({labels.number(worst.final)})."]
     if "best" in summary and summary["best"].notna().any():
-        at_best = summary.sort_values("best", ascending=not metric["higher_is_better"]).iloc[0]
+        at_best = summary.sort_values("best", ascending=not metric.higher_is_better).iloc[0]
         lines.append(f"- Best {name} at any epoch (mean over seeds of each run's best epoch): "
                      f"**{at_best.optimizer}** ({labels.number(at_best.best)}).")
     diverged = summary[summary["divergences"] > 0]
-    lines.append(f"- Diverged runs (each scored {labels.number(labels.worst(metric))} in {name} from the epoch it "
+    lines.append(f"- Diverged runs (each scored {labels.number(metric.worst)} in {name} from the epoch it "
                  "diverged): " + (", ".join(f"{r.optimizer} ({int(r.divergences)} of {int(r.seeds)})"
                                             for r in diverged.itertuples()) if len(diverged) else "none."))
     return "\n".join(lines)
 
 
-def problem_intro(problem: dict) -> str:
+def problem_intro(problem: StudyProblem) -> str:
     """What a problem section shows: its primary metric, direction, target and the divergence policy."""
-    metric = labels.primary_metric(problem)
-    target = labels.target_text(metric["name"], metric["higher_is_better"], problem["target"])
+    metric = problem.primary
+    target = labels.target_text(metric.name, metric.higher_is_better, problem.target)
     return (f"Primary metric: **{metric_phrase(metric)}**; target: {target}. Mean over seeds, with confidence "
             "intervals across seeds (bands). Test metrics are computed without augmentation. A diverged seed "
-            f"scores {labels.number(labels.worst(metric))} in {labels.metric_label(metric['name'])} from the epoch "
+            f"scores {labels.number(metric.worst)} in {labels.metric_label(metric.name)} from the epoch "
             "it diverged, and never reaches the target.")
 
 
@@ -147,17 +155,16 @@ def summary_columns(summary: pd.DataFrame) -> list[str]:
     return [c for c in wanted if c in summary] + extra
 
 
-def train_figures(figures_dir, problem: str, info: dict) -> list[tuple[Path, str]]:
-    """(PNG, alternative text) of one problem's training figures, named by optimbench.figure_files."""
-    metric = labels.primary_metric(info)
-    name = labels.metric_label(metric["name"])
-    alts = {"curves": f"{info.get('title', problem)}: every training and test metric per epoch",
+def train_figures(figures_dir, problem: StudyProblem) -> list[tuple[Path, str]]:
+    """(PNG, alternative text) of one problem's training figures, named by optimbench.files."""
+    metric = problem.primary
+    alts = {"curves": f"{problem.title}: every training and test metric per epoch",
             "final_metric": f"Final {metric_phrase(metric)}, per optimizer and seed",
-            "generalisation_gap": f"Generalisation gap in {name} per epoch",
-            "time_to_target": "Seconds of training to " + labels.target_text(metric["name"], metric["higher_is_better"],
-                                                                             info["target"])}
-    stems = train_figure_stems([problem], Path(figures_dir) / "train")
-    return [(Path(f"{stems[problem, figure]}.png"), alt) for figure, alt in alts.items()]
+            "generalisation_gap": f"Generalisation gap in {labels.metric_label(metric.name)} per epoch",
+            "time_to_target": "Seconds of training to " + labels.target_text(metric.name, metric.higher_is_better,
+                                                                             problem.target)}
+    stems = train_figure_stems([problem.name], Path(figures_dir) / "train")
+    return [(Path(f"{stems[problem.name, figure]}.png"), alt) for figure, alt in alts.items()]
 
 
 def study_figures(figures_dir) -> list[tuple[Path, str]]:
@@ -168,13 +175,23 @@ def study_figures(figures_dir) -> list[tuple[Path, str]]:
             (Path(f"{stems[None, 'ranks']}.png"), "Rank of each optimizer on each problem with its range")]
 
 
-def tune_figures(figures_dir, problem: str, info: dict, select_by: str) -> list[tuple[Path, str]]:
-    """(PNG, alternative text) of one problem's tuning figures, named by optimbench.figure_files."""
-    criterion, _ = labels.criterion(select_by, info)
+def tune_figures(figures_dir, problem: StudyProblem, select_by: str) -> list[tuple[Path, str]]:
+    """(PNG, alternative text) of one problem's tuning figures, named by optimbench.files."""
+    criterion, _ = criterion_label(select_by, problem.primary.name, problem.higher_is_better)
     alts = {"sensitivity": f"Sensitivity: {criterion} of every trial",
             "budget_curves": f"Expected best {criterion} after k trials",
-            "tuned_final_metric": f"Final {metric_phrase(labels.primary_metric(info))}, tuned settings"}
-    return [(path, alts[path.stem]) for path in tune_figure_files([problem], Path(figures_dir) / "tune")]
+            "tuned_final_metric": f"Final {metric_phrase(problem.primary)}, tuned settings"}
+    return [(path, alts[path.stem]) for path in tune_figure_files([problem.name], Path(figures_dir) / "tune")]
+
+
+def descent_figures(figures_dir, functions) -> dict:
+    """The descent figures of the report by optimbench.files.descent_figure_paths' keys: {(None,
+    ACKLEY_VIEWS): (PNG, alt), (function, "all_runs"): (PNG, alt), (function, "interactive"): HTML file}."""
+    paths = descent_figure_paths(functions, Path(figures_dir) / "descent")
+    alts = {ACKLEY_VIEWS: "The Ackley function: scatter, contours, 3-D contour lines and surface",
+            "all_runs": "Every descent run on the {function} function"}
+    return {(function, kind): path if kind == "interactive" else (path, alts[kind].format(function=function))
+            for (function, kind), path in paths.items()}
 
 
 # ---------------------------------------------------------------- across problems
@@ -199,19 +216,19 @@ def profile_conclusion(scores: pd.DataFrame, summary: pd.DataFrame, n_problems: 
     return "\n".join(lines)
 
 
-def problem_ranks_text(ranks: pd.DataFrame, problems: dict) -> str:
+def problem_ranks_text(ranks: pd.DataFrame, problems: dict[str, StudyProblem]) -> str:
     """Per problem, the optimizers in rank order with the ranks their seeds allow where that is more than
     one (problem_ranks: problem, optimizer, rank, rank_low, rank_high; optimbench.performance.rank_table)."""
     if ranks.empty:
         return "No ranks were computed."
     lines = []
-    for problem, info in problems.items():
-        mine = for_problem(ranks, problem).sort_values(["rank", "optimizer"])
+    for name, problem in problems.items():
+        mine = for_problem(ranks, name).sort_values(["rank", "optimizer"])
         if mine.empty:
             continue
         parts = [f"{r.optimizer} {int(r.rank)}" + (f" (could be {int(r.rank_low)}–{int(r.rank_high)})"
                                                    if r.rank_low != r.rank_high else "") for r in mine.itertuples()]
-        lines.append(f"- {info.get('title', problem)} ({metric_phrase(labels.primary_metric(info))}): "
+        lines.append(f"- {problem.title} ({metric_phrase(problem.primary)}): "
                      + ", ".join(parts) + ".")
     return ("Rank per problem (1 = best; in parentheses the ranks the seeds allow: pairwise one-sided Welch "
             "tests):\n\n" + "\n".join(lines))
@@ -260,22 +277,22 @@ def mismatch_warning(runs: pd.DataFrame) -> str:
             + "\n".join(lines))
 
 
-def tuning_intro(stage: dict, problem: dict, trials: pd.DataFrame) -> str:
+def tuning_intro(stage: TuneStage, problem: StudyProblem, trials: pd.DataFrame) -> str:
     """How one problem's tuned comparison was made: trials per optimizer, sampler, the validation data and
     the criterion in the problem's metric (`stage`: the plan's tune; `trials`: this problem's tune_trials)."""
-    criterion, higher = labels.criterion(stage["select_by"], problem)
+    criterion, higher = criterion_label(stage.select_by, problem.primary.name, problem.higher_is_better)
     per_optimizer = int(trials.groupby("optimizer").size().max()) if len(trials) else 0
-    validation = ("the data set's own validation stream" if problem.get("kind") == "language_model" else
-                  f"a stratified validation split of {stage['validation_size']} training examples "
-                  f"(seed {stage['split_seed']})")
-    return (f"Each optimizer's search space was tried with {per_optimizer} trials ({stage['sampler']} sampler) on "
+    validation = ("the data set's own validation stream" if problem.kind == "language_model" else
+                  f"a stratified validation split of {stage.validation_size} training examples "
+                  f"(seed {stage.split_seed})")
+    return (f"Each optimizer's search space was tried with {per_optimizer} trials ({stage.sampler} sampler) on "
             f"{validation}; the trial with the best {criterion} ({labels.direction(higher)}) was selected "
             "(diverged trials lose), rerun over the study's seeds, and evaluated once on the test set, which "
             "decided nothing.")
 
 
 def tuning_summary(rankings: pd.DataFrame, default_claims: pd.DataFrame, tuned_claims: pd.DataFrame,
-                   selection: pd.DataFrame, metric: dict) -> str:
+                   selection: pd.DataFrame, metric: Metric) -> str:
     """Whether tuning on the validation split changed one problem's answer: the best optimizer at default
     and tuned settings by the final primary metric (rankings: optimizer, rank_default, rank_tuned,
     final_default, final_tuned), each of the article's claims whose verdict changed (when the problem has
@@ -284,10 +301,10 @@ def tuning_summary(rankings: pd.DataFrame, default_claims: pd.DataFrame, tuned_c
         return "No tuned runs were found."
     tuned = rankings.sort_values(["rank_tuned", "optimizer"]).iloc[0]
     default = rankings.sort_values(["rank_default", "optimizer"]).iloc[0]
-    name = labels.metric_label(metric["name"])
+    name = labels.metric_label(metric.name)
     lines = [f"- Best after tuning: **{tuned.optimizer}** ({name} {labels.number(tuned.final_tuned)}); at default "
              f"settings: **{default.optimizer}** ({labels.number(default.final_default)}; "
-             f"{labels.direction(metric['higher_is_better'])})"
+             f"{labels.direction(metric.higher_is_better)})"
              + (" — tuning did not change the winner." if tuned.optimizer == default.optimizer
                 else " — tuning changed the winner.")]
     if not default_claims.empty and not tuned_claims.empty:
@@ -312,8 +329,6 @@ ARTICLE_STUDY = {"optimizers": 7, "seeds": 3, "epochs": 50}  # the study the art
 def cost_conclusion(cost: pd.DataFrame, dataset: str) -> str:
     """What the study cost in device time (start-up per run and per epoch apart), and what the article's
     whole study would cost at that pace (`dataset`: the problems' data and models, in words)."""
-    from optimbench.aggregate import projected_device_hours
-
     if cost.empty:
         return "No training runs were found."
     total = cost[cost["optimizer"] == "all"].iloc[0]  # the whole study: every problem
@@ -335,6 +350,212 @@ def figure(path, alt: str) -> str:
     """An <img> with the PNG embedded (base64) and alternative text, for display(HTML(...))."""
     encoded = base64.b64encode(Path(path).read_bytes()).decode()
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{encoded}" style="max-width: 100%">'
+
+
+# ---------------------------------------------------------------- the notebook's sections
+class Markdown(str):
+    """Markdown text the notebook displays (IPython renders an object by its _repr_markdown_)."""
+
+    def _repr_markdown_(self) -> str:
+        return str(self)
+
+    def _repr_pretty_(self, printer, cycle) -> None:  # the notebook's text/plain: not the text a second time
+        printer.text("<Markdown>")
+
+
+class Html(str):
+    """HTML the notebook displays as it is (a figure, an interactive view)."""
+
+    def _repr_html_(self) -> str:
+        return str(self)
+
+    def _repr_pretty_(self, printer, cycle) -> None:
+        printer.text("<HTML>")
+
+
+class Tables:
+    """The aggregate tables of a folder, each read on first use: `tables["runs"]` is runs.parquet. The
+    sections take any mapping of table name to DataFrame (a dict of hand-made tables in the tests)."""
+
+    def __init__(self, folder):
+        self.folder, self.read = Path(folder), {}
+
+    def __getitem__(self, name: str) -> pd.DataFrame:
+        if name not in self.read:
+            self.read[name] = pd.read_parquet(self.folder / f"{name}.parquet")
+        return self.read[name]
+
+
+def _figures(pairs) -> list[Html]:
+    return [Html(figure(path, alt)) for path, alt in pairs]
+
+
+def _shown(frame: pd.DataFrame, columns) -> pd.DataFrame:
+    return frame[[c for c in columns if c in frame]]
+
+
+def headings(plan: Plan, runs: pd.DataFrame) -> dict[str, str]:
+    """{problem: what its runs used} (study_heading of each problem's runs)."""
+    return {name: study_heading(for_problem(runs, name)) for name in plan.problems}
+
+
+def title(plan: Plan) -> list:
+    return [Markdown(f"# {plan.settings['title']}")]
+
+
+def _across_problems(plan: Plan, tables, figures_dir) -> list:
+    """The answer's part for several problems: profile scores and ranks, then each problem's best."""
+    problems = plan.problems
+    profile, ranks = study_figures(figures_dir)
+    summary = tables["optimizer_summary"]
+    return [Markdown("**Across problems.**\n\n" + profile_conclusion(tables["profile_score"], tables["rank_summary"],
+                                                                    len(problems))),
+            *_figures([profile]), tables["profile_score"].pivot(index="optimizer", columns="measure", values="score"),
+            Markdown(problem_ranks_text(tables["problem_ranks"], problems)), *_figures([ranks]),
+            tables["rank_summary"],
+            Markdown("**Per problem.**\n\n" + "\n".join(problem_answer(for_problem(summary, name), p.title, p.primary)
+                                                        for name, p in problems.items()))]
+
+
+def _tuned_answer(plan: Plan, tables) -> Markdown:
+    return Markdown("**Tuned comparison** (each optimizer's setting chosen on validation data, then rerun over the "
+                    "seeds).\n\n" + "\n".join(
+                        f"*{p.title}*\n\n" + tuning_summary(
+                            for_problem(tables["rankings"], name), for_problem(tables["article_claims"], name),
+                            for_problem(tables["tuned_claims"], name), for_problem(tables["tune_selection"], name),
+                            p.primary) + "\n" for name, p in plan.problems.items()))
+
+
+def answer(plan: Plan, tables, figures_dir) -> list:
+    """The answer: a warning when the runs differ from the config, the study's size, the ranking (across
+    problems, or the one problem's), the claims, descent, cost and the tuned comparison."""
+    problems, train, runs = plan.problems, plan.settings["train"], tables["runs"]
+    study = headings(plan, runs)
+    parts = [Markdown(warning)] if (warning := mismatch_warning(runs)) else []
+    parts.append(Markdown(f"**Training study**: {len(problems)} problem(s), {len(train['optimizers'])} optimizers × "
+                          f"{len(train['seeds'])} seeds × {train['epochs']} epochs."))
+    if len(problems) > 1:
+        parts += _across_problems(plan, tables, figures_dir)
+    else:
+        summary = tables["optimizer_summary"]
+        parts += [Markdown(f"**{p.title}** ({study[name]}).\n\n"
+                           + ranking(for_problem(summary, name), p.primary, plan.confidence))
+                  for name, p in problems.items()]
+    claims = tables["article_claims"]
+    if not claims.empty:
+        parts.append(Markdown(claims_summary(claims, {name: p.title for name, p in problems.items()})))
+    parts.append(Markdown("**Descent on 2-D test functions.**\n\n" + descent_conclusion(tables["descent_reproduction"])
+                          + "\n" + descent_finding(tables["descent_runs"])))
+    parts.append(Markdown("**Cost.**\n\n" + cost_conclusion(tables["cost"], "; ".join(study.values()))))
+    return parts + ([_tuned_answer(plan, tables)] if plan.tune else [])
+
+
+RUN_COLUMNS = ["problem", "optimizer", "seed", "class", "kwargs", "demon", "epochs", "batch_size", "width",
+               "train_images", "test_images", "device", "threads", "bf16", "torch", "git", "resumed_after_epoch",
+               "diverged", "matches_config"]
+
+
+def setup(plan: Plan, tables) -> list:
+    """What the runs used, per problem, the training settings, and every run as its run.json recorded it."""
+    train, study = plan.settings["train"], headings(plan, tables["runs"])
+    return [Markdown("\n".join(f"- {p.title}: **{study[name]}** (data source `{p.data_source}`)"
+                               for name, p in plan.problems.items())
+                     + f"\n- Seeds: {train['seeds']}; batch size {train['batch_size']}; epochs {train['epochs']}; "
+                     f"learning-rate schedule: {train['lr_schedule']}"),
+            _shown(tables["runs"], RUN_COLUMNS)]
+
+
+def training_sections(plan: Plan, tables, figures_dir) -> list:
+    """Per problem: its intro, conclusion, ranking (when there are several), summary table and figures."""
+    problems, study = plan.problems, headings(plan, tables["runs"])
+    parts = []
+    for name, p in problems.items():
+        mine = for_problem(tables["optimizer_summary"], name)
+        parts += [Markdown(f"## Training study: {study[name]}\n**{p.title}** (problem `{name}`). " + problem_intro(p)),
+                  Markdown(training_conclusion(mine, p.primary, plan.confidence))]
+        parts += [Markdown(ranking(mine, p.primary, plan.confidence))] if len(problems) > 1 else []
+        parts += [mine[summary_columns(mine)], *_figures(train_figures(figures_dir, p))]
+    return parts
+
+
+def claims_section(plan: Plan, tables) -> list:
+    """The article's claims, checked (nothing when none was judged)."""
+    claims, problems = tables["article_claims"], plan.problems
+    if claims.empty:
+        return []
+    judged = (", ".join(problems[p].title if p in problems else p for p in dict.fromkeys(claims["problem"]))
+              if "problem" in claims else "the article's problem")
+    return [Markdown("## The article's claims, checked\n"
+                     f"Judged on {judged}, among the article's optimizers present in this study, with one-sided Welch "
+                     "tests on the per-seed values: *holds* when every comparison it makes is significant in its "
+                     "favour, *contradicted* when one is significant against it, *inconclusive* when the seeds "
+                     "cannot tell."), claims]
+
+
+def _descent_functions(tables) -> list[str]:
+    return sorted(tables["descent_runs"]["function"].unique())
+
+
+def descent_section(tables, figures_dir) -> list:
+    """The article's descent, as printed and with the correct gradient, and the views of Ackley."""
+    reproduction = tables["descent_reproduction"]
+    parts = [Markdown(descent_conclusion(reproduction))]
+    if not reproduction.empty:
+        parts.append(_shown(reproduction, ["function", "method", "lr", "momentum"] + [
+            f"{value}_{gradient}" for gradient in ("as-printed", "central")
+            for value in ("epochs", "final_f", "distance_to_minimum", "reached_minimum")]))
+    return parts + _figures([descent_figures(figures_dir, [])[None, ACKLEY_VIEWS]])
+
+
+def descent_runs_section(tables, figures_dir) -> list:
+    """Every descent run, then per test function the plot of every run on it."""
+    runs, functions = tables["descent_runs"], _descent_functions(tables)
+    figures = descent_figures(figures_dir, functions)
+    parts = [runs[["group", "function", "method", "gradient", "epochs", "converged", "diverged", "final_f",
+                   "distance_to_minimum", "reached_minimum"]]]
+    for function in functions:
+        parts += [Markdown(f"### {function}: every run"), *_figures([figures[function, "all_runs"]])]
+    return parts
+
+
+def interactive_views(tables, figures_dir) -> list:
+    """Ackley's interactive 3-D view inline (one keeps the report light); the others named as files."""
+    functions = _descent_functions(tables)
+    views = descent_figures(figures_dir, functions)
+    return [Html(views[f, "interactive"].read_text()) if f == "ackley"
+            else Markdown(f"- {f}: `{views[f, 'interactive']}`") for f in functions]
+
+
+COST_COLUMNS = ["problem", "optimizer", "runs", "epochs", "device", "unit", "share", "job_seconds", "startup_seconds",
+                "device_seconds", "startup_device_seconds_per_run", "device_seconds_per_epoch", "samples_per_second"]
+
+
+def cost_section(plan: Plan, tables) -> list:
+    cost = tables["cost"]
+    return [Markdown(cost_conclusion(cost, "; ".join(headings(plan, tables["runs"]).values()))),
+            _shown(cost, COST_COLUMNS)]
+
+
+def tuning_sections(plan: Plan, tables, figures_dir) -> list:
+    """The tuned comparison per problem: how it was selected, the selection, its figures, the ranking at each
+    budget, the default ranking beside the tuned one, the claims on the tuned runs and every trial."""
+    if not plan.tune:
+        return []
+    parts = [Markdown("## Tuned comparison\nPer problem: the selection on validation data, the figures, the "
+                      "default-hyperparameter ranking beside the tuned one, and every trial.")]
+    for name, p in plan.problems.items():
+        mine, judged = for_problem(tables["tune_trials"], name), for_problem(tables["tuned_claims"], name)
+        parts += [Markdown(f"### {p.title}\n" + tuning_intro(plan.tune, p, mine)),
+                  for_problem(tables["tune_selection"], name),
+                  *_figures(tune_figures(figures_dir, p, plan.tune.select_by)),
+                  Markdown("Ranking of the optimizers at each budget k (expected best validation score):"),
+                  for_problem(tables["budget_curves"], name).pivot(index="k", columns="optimizer", values="rank"),
+                  Markdown("The default-hyperparameter ranking beside the tuned one (final "
+                           f"{metric_phrase(p.primary)}):"),
+                  for_problem(tables["rankings"], name)]
+        parts += [Markdown("The article's claims, judged on the tuned runs:"), judged] if not judged.empty else []
+        parts += [Markdown("Every trial:"), mine]
+    return parts
 
 
 def render(notebook, executed, html_path, parameters: dict, title: str | None = None) -> None:
@@ -366,9 +587,7 @@ def main(argv=None) -> None:
     parameters = json.loads(args.parameters)
     title = None
     if "plan_file" in parameters:
-        from optimbench.study import read_plan
-
-        title = read_plan(parameters["plan_file"])["settings"]["title"]
+        title = read_plan(parameters["plan_file"]).settings["title"]
     render(args.notebook, args.executed, args.html, parameters, title)
     print(f"report: {args.html}")
 

@@ -16,6 +16,8 @@ import hashlib
 import json
 import re
 
+import torch
+
 from optimbench import formats, functions
 from optimbench import problems as registry
 from optimbench.errors import ConfigError, DataError
@@ -150,8 +152,6 @@ def check_sizes(config: dict) -> None:
 def check_models(config: dict) -> None:
     """Every problem's model builds at its width (CapsNet: a multiple of 8), on the meta device: no memory,
     no time, the constructors' own checks only."""
-    import torch  # the meta device; torch is loaded with the registry already
-
     for problem in config["problems"]:
         width = problem_train(config, problem)["width"]
         try:

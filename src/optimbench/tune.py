@@ -1,16 +1,14 @@
-"""The honest comparison (SPEC §2.8): a validation split held out of the training set, a search space and a
-trial budget per optimizer, selection on validation only, and budget curves.
+"""The honest comparison (SPEC §2.8): selection on validation only, budget curves and the tuning tables.
+The validation split is optimbench.split's; the search spaces, samplers and criteria optimbench.search's.
 
-- Validation split: stratified and seeded (scikit-learn's `train_test_split`), identical in every process;
-  its indices are written once with the data set's checksum and every trial and final run reads them.
-- Trials: the `trials` first settings of a sampler over the optimizer's search space: a log/linear grid,
-  or a scrambled Sobol sequence (`scipy.stats.qmc.Sobol`, seeded), whose first n points are a prefix of its
-  first n + k, so adding trials adds jobs and changes none.
 - Selection (validation only; the test set never decides): the best trial by the configured criterion,
   in the direction of the problem's metric it reads (`criterion_metric`); a diverged trial loses to any
   finished one; ties go to the earlier trial.
 - Budget curves: the expected best validation score after k of the n trials, exactly (the expected maximum
   of k draws without replacement; Dodge et al. 2019, "Show Your Work", §3).
+- Tables (`selection_tables`, `rankings`): every trial, each selection and the budget curves, and the
+  default ranking beside the tuned one; optimbench.aggregate.aggregate_tune writes them with the final
+  runs' tables.
 """
 
 from __future__ import annotations
@@ -23,13 +21,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from optimbench.config import ConfigError
 from optimbench.io import write_json
+from optimbench.plan import Plan, StudyProblem, read_plan
+from optimbench.search import SCHEDULE_FACTOR, criterion_metric, validation_primary
+from optimbench.split import write_split
 
+GROUP_KEYS = ["problem", "optimizer"]
 
 
 # ---------------------------------------------------------------- selection
-def trial_score(metrics: pd.DataFrame, criterion: str, problem) -> float:
+def trial_score(metrics: pd.DataFrame, criterion: str, problem: StudyProblem) -> float:
     """A trial's score by the criterion on its problem (criterion_metric): the last epoch's value or the best
     epoch's in the metric's direction; NaN when the trial diverged."""
     metric, reduce = criterion_metric(criterion, problem)
@@ -41,7 +42,7 @@ def trial_score(metrics: pd.DataFrame, criterion: str, problem) -> float:
     return float(values.max() if metric.higher_is_better else values.min())
 
 
-def select(trials: pd.DataFrame, criterion: str, problem) -> pd.Series:
+def select(trials: pd.DataFrame, criterion: str, problem: StudyProblem) -> pd.Series:
     """The selected trial of one optimizer on one problem: the best score in the direction of the metric the
     criterion reads (criterion_metric), a diverged trial (NaN score) losing to every finished one, ties to
     the earliest trial. `trials`: trial, score, diverged, ...
@@ -60,12 +61,13 @@ def select(trials: pd.DataFrame, criterion: str, problem) -> pd.Series:
 def at_edge(trials: pd.DataFrame, selected: pd.Series, space: dict) -> list[str]:
     """The searched kwargs whose selected value is the smallest or largest tried: widen the range there."""
     edges = []
-    for name, factor in space.items():
+    for name in space:
         if name == SCHEDULE_FACTOR or name not in trials:
             continue
         values = trials[name].astype(float)
         if len(values.unique()) > 1 and selected[name] in (values.min(), values.max()):
-            edges.append(f"{name}={selected[name]:.3g} ({'lowest' if selected[name] == values.min() else 'highest'} tried)")
+            end = "lowest" if selected[name] == values.min() else "highest"
+            edges.append(f"{name}={selected[name]:.3g} ({end} tried)")
     return edges
 
 
@@ -81,11 +83,11 @@ def expected_max(values, k: int) -> float:
     return float(np.dot(weights, v[k - 1:]))  # only i ≥ k: a -∞ below them has weight 0, not 0 × ∞ = NaN
 
 
-def budget_curves(trials: pd.DataFrame, criterion: str, problems: dict) -> pd.DataFrame:
+def budget_curves(trials: pd.DataFrame, criterion: str, problems: dict[str, StudyProblem]) -> pd.DataFrame:
     """Per problem × optimizer and k = 1..n: the expected best validation score of k of its n trials, in
     the direction of the criterion's metric on that problem (a diverged trial scores the metric's worst
     value: accuracy 0, loss or negative ELBO ∞), and the optimizers' rank per problem at each k (1 = best).
-    `trials`: problem, optimizer, score; `problems`: {name: optimbench.aggregate.ProblemMetrics}."""
+    `trials`: problem, optimizer, score; `problems`: Plan.problems."""
     rows = []
     for problem, by_problem in trials.groupby("problem", sort=False):
         metric = criterion_metric(criterion, problems[problem])[0]
@@ -103,8 +105,8 @@ def budget_curves(trials: pd.DataFrame, criterion: str, problems: dict) -> pd.Da
 
 
 # ---------------------------------------------------------------- a plan's trials
-def trials_table(plan: dict, problem: str | None = None, optimizer: str | None = None) -> pd.DataFrame:
-    """The trials of a plan (optimbench.study.read_plan), all or one problem's / optimizer's, one row each:
+def trials_table(plan: Plan, problem: str | None = None, optimizer: str | None = None) -> pd.DataFrame:
+    """The trials of a plan (Plan.trials_of), all or one problem's / optimizer's, one row each:
     problem, optimizer, trial, the setting's factors, score by the plan's criterion (criterion_metric),
     diverged, epochs, val_metric (the primary metric on validation), final_val and best_val (its last and
     best epoch's value; like score, NaN when the trial diverged), and final_{col} for every validation
@@ -113,17 +115,13 @@ def trials_table(plan: dict, problem: str | None = None, optimizer: str | None =
     Raises:
         ValueError: the plan's criterion does not apply to a trial's problem (criterion_metric).
     """
-    from optimbench.aggregate import problem_metrics
-
-    criterion, problems = plan["tune"]["select_by"], problem_metrics(plan["settings"])
+    criterion, problems = plan.tune.select_by, plan.problems
     rows = []
-    for trial in plan["tune"]["trials"]:
-        if (problem or trial["problem"], optimizer or trial["optimizer"]) != (trial["problem"], trial["optimizer"]):
-            continue
-        info = problems[trial["problem"]]
-        metrics = pd.read_csv(Path(trial["dir"]) / "metrics.csv")
-        rows.append({"problem": trial["problem"], "optimizer": trial["optimizer"], "trial": trial["trial"],
-                     **trial["setting"], "score": trial_score(metrics, criterion, info),
+    for trial in plan.trials_of(problem, optimizer):
+        info = problems[trial.problem]
+        metrics = pd.read_csv(trial.file("metrics.csv"))
+        rows.append({"problem": trial.problem, "optimizer": trial.optimizer, "trial": trial.trial,
+                     **trial.setting, "score": trial_score(metrics, criterion, info),
                      "diverged": bool(metrics["diverged"].astype(bool).any()), "epochs": len(metrics),
                      "val_metric": validation_primary(info), "final_val": trial_score(metrics, "final_val", info),
                      "best_val": trial_score(metrics, "best_val", info),
@@ -131,35 +129,78 @@ def trials_table(plan: dict, problem: str | None = None, optimizer: str | None =
     return pd.DataFrame(rows)
 
 
-def write_selection(plan: dict, optimizer: str, out_json, problem: str | None = None) -> dict:
+def write_selection(plan: Plan, optimizer: str, out_json, problem: str | None = None) -> dict:
     """Select the optimizer's trial on a problem (validation only) and write what the final runs use,
-    atomically. `problem` may be left out when the plan has one problem.
+    atomically: problem, optimizer, trial, setting (the searched factors' values), criterion, score (NaN
+    written as null), all_diverged, at_edge. `problem` may be left out when the plan has one problem (the
+    select rule passes Plan.selection_plan's JSON, which has one).
 
     Raises:
         ValueError: no problem given in a plan of several, or a criterion the problem cannot use.
     """
-    from optimbench.aggregate import problem_metrics
-
-    problems = problem_metrics(plan["settings"])
+    problems = plan.problems
     if problem is None:
         if len(problems) != 1:
             raise ValueError(f"the plan has problems {list(problems)}: name the one to select on")
         problem = next(iter(problems))
     trials = trials_table(plan, problem, optimizer)
-    chosen = select(trials, plan["tune"]["select_by"], problems[problem])
-    space = plan["tune"]["spaces"][optimizer]
+    chosen = select(trials, plan.tune.select_by, problems[problem])
+    space = plan.tune.spaces[optimizer]
     setting = {name: (chosen[name] if name == SCHEDULE_FACTOR or pd.isna(chosen[name]) else float(chosen[name]))
                for name in space}
+    score = None if pd.isna(chosen["score"]) else float(chosen["score"])
     selection = {"problem": problem, "optimizer": optimizer, "trial": int(chosen["trial"]), "setting": setting,
-                 "criterion": plan["tune"]["select_by"], "score": None if pd.isna(chosen["score"]) else float(chosen["score"]),
+                 "criterion": plan.tune.select_by, "score": score,
                  "all_diverged": bool(trials["diverged"].all()), "at_edge": at_edge(trials, chosen, space)}
     write_json(out_json, selection)
     return selection
 
 
+# ---------------------------------------------------------------- tables
+def read_selections(plan: Plan) -> dict:
+    """{problem: {optimizer: selection}}: every selection JSON of the plan (write_selection's), read back."""
+    return {problem: {optimizer: json.loads(Path(path).read_text()) for optimizer, path in paths.items()}
+            for problem, paths in plan.tune.selections.items()}
+
+
+def selection_table(selections: dict) -> pd.DataFrame:
+    """One row per problem × optimizer of the selections ({problem: {optimizer: selection}}, read_selections):
+    trial, setting (JSON), criterion, score, all_trials_diverged, at_edge (joined by '; ')."""
+    return pd.DataFrame([{"problem": problem, "optimizer": optimizer, "trial": chosen["trial"],
+                          "setting": json.dumps(chosen["setting"], sort_keys=True), "criterion": chosen["criterion"],
+                          "score": chosen["score"], "all_trials_diverged": chosen["all_diverged"],
+                          "at_edge": "; ".join(chosen["at_edge"])}
+                         for problem, chosen_of in selections.items() for optimizer, chosen in chosen_of.items()])
+
+
+def selection_tables(plan: Plan, selections: dict) -> dict[str, pd.DataFrame]:
+    """The tables of the trials and their selections: tune_trials (trials_table, with `selected` marking
+    each selection's trial), tune_selection (selection_table) and budget_curves (by the plan's criterion)."""
+    trials = trials_table(plan)
+    selection = selection_table(selections)
+    picked = set(zip(selection["problem"], selection["optimizer"], selection["trial"]))
+    trials["selected"] = [key in picked for key in zip(trials["problem"], trials["optimizer"], trials["trial"])]
+    return {"tune_trials": trials, "tune_selection": selection,
+            "budget_curves": budget_curves(trials, plan.tune.select_by, plan.problems)}
+
+
+def rankings(default: pd.DataFrame, tuned: pd.DataFrame) -> pd.DataFrame:
+    """The default-hyperparameter ranking beside the tuned one (two optimizer_summary tables of
+    optimbench.aggregate), per problem and optimizer: rank, final (the primary metric) with its interval,
+    separated_from_best and divergences, each suffixed _default and _tuned; sorted by problem, tuned rank."""
+    keys = GROUP_KEYS + ["metric", "higher_is_better"]
+    columns = keys + ["rank", "final", "final_ci_low", "final_ci_high", "separated_from_best", "divergences"]
+    both = default[columns].merge(tuned[columns], on=keys, how="outer", suffixes=("_default", "_tuned"))
+    return both.sort_values(["problem", "rank_tuned", "optimizer"]).reset_index(drop=True)
+
+
 # ---------------------------------------------------------------- entry point
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description="The tuning stage: the validation split, and each optimizer's selection.")
+    """`python -m optimbench.tune split --data D --size N --seed S --out split.json` (optimbench.split.write_split)
+    or `python -m optimbench.tune select --plan P --optimizer O [--problem P] --out selected.json`
+    (write_selection; --plan is a plan.json or a plan's inline JSON, optimbench.plan.read_plan)."""
+    parser = argparse.ArgumentParser(description="The tuning stage: the validation split, and each optimizer's "
+                                                 "selection.")
     sub = parser.add_subparsers(dest="stage", required=True)
     split = sub.add_parser("split", help="write the validation split of a canonical data file")
     split.add_argument("--data", required=True, help="canonical .npz (prepare_data's output)")
@@ -169,19 +210,17 @@ def main(argv=None) -> None:
     choose = sub.add_parser("select", help="select an optimizer's trial on validation")
     choose.add_argument("--plan", required=True, help="the study's plan.json, or (what the select rule passes) "
                                                       "the part a selection reads as inline JSON "
-                                                      "(optimbench.study.Plan.selection_plan)")
+                                                      "(optimbench.plan.Plan.selection_plan)")
     choose.add_argument("--optimizer", required=True)
     choose.add_argument("--problem", help="the problem (optimbench.problems); needed when the plan has several")
     choose.add_argument("--out", required=True, help="selection JSON to write")
     args = parser.parse_args(argv)
     if args.stage == "split":
         done = write_split(args.data, args.size, args.seed, args.out)
-        print(f"{args.out}: {len(done['train_indices'])} training / {len(done['validation_indices'])} validation images")
+        print(f"{args.out}: {len(done['train_indices'])} training / {len(done['validation_indices'])} validation "
+              "images")
     else:
-        from optimbench.study import read_plan
-
-        plan = json.loads(args.plan) if args.plan.lstrip().startswith("{") else read_plan(args.plan)
-        chosen = write_selection(plan, args.optimizer, args.out, args.problem)
+        chosen = write_selection(read_plan(args.plan), args.optimizer, args.out, args.problem)
         print(f"{args.optimizer}: trial {chosen['trial']} {chosen['setting']} ({chosen['criterion']} {chosen['score']})"
               + (f"; at the edge of the range: {chosen['at_edge']}" if chosen["at_edge"] else ""))
 

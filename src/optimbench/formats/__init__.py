@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from optimbench.cli import read_spec, spec_help
 from optimbench.errors import DataError
 from optimbench.formats import canonical, cifar10, cifar100, idx, ptb, stl10
 from optimbench.formats.common import md5_matches, tree_digest
@@ -208,8 +209,6 @@ SPEC_OPTIONAL = {"dataset": "the data set (recorded; --dataset decides)",
 
 
 def main(argv=None) -> None:
-    from optimbench.cli import read_spec, spec_help
-
     parser = argparse.ArgumentParser(description="Prepare one data set's canonical file from a configured source.",
                                      epilog=spec_help(SPEC_REQUIRED, SPEC_OPTIONAL),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
