@@ -131,8 +131,9 @@ def train_gres():
 
 
 # How every training job (train, trial, tuned_train) runs, defined once: its threads, resources and software.
-# (Not `use rule train as trial with:`: a rule made so keeps train's benchmark file, which a trial lacks, and
-# one shell command for all three would change each rule's command text, Snakemake's `code` rerun trigger.)
+# Not inherited from train (`use ... with`), as a trial would then keep train's benchmark file (a new output,
+# so every finished trial would rerun) and one shell command for all three would change their command text
+# (Snakemake's `code` rerun trigger, so every finished run would train again).
 TRAIN_THREADS = TRAIN["threads"]
 TRAIN_RESOURCES = {
     "mem_mb": TRAIN["mem_mb"],
@@ -176,8 +177,9 @@ def train_execution(wildcards, threads):
 
 
 def descent_spec(wildcards):
-    return json.dumps(PLAN.descent_run(wildcards.group, wildcards.function, wildcards.method,
-                                       wildcards.gradient).spec, sort_keys=True)
+    return json.dumps(
+        PLAN.descent_run(wildcards.group, wildcards.function, wildcards.method, wildcards.gradient).spec, sort_keys=True
+    )
 
 
 def trial_spec(wildcards):
