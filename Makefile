@@ -50,7 +50,9 @@ report: venv
 	$(CHECK_CONFIG)
 	@# Names the runs without results (and how to get them) instead of a MissingInputException.
 	cd $(WORKDIR) && $(abspath $(BIN))/python -m optimbench.study $(CURDIR)/config.yaml $(abspath $(CONFIG)) --missing
-	$(SNAKEMAKE) $(CONFIG_ARGS) --allowed-rules $(REPORT_RULES) --forcerun $(REPORT_RULES) --rerun-triggers mtime
+	@# --forceall forces every job of these rules that this study has (--forcerun would make each rule a target:
+	@# aggregate_tune and figures_tune too, when tune.enabled is false).
+	$(SNAKEMAKE) $(CONFIG_ARGS) --allowed-rules $(REPORT_RULES) --forceall --rerun-triggers mtime
 	@echo "Report: $(RESULTS)/report/study.html"
 
 test: venv
