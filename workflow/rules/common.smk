@@ -70,7 +70,7 @@ TUNE_TABLES = [
     "tuned_claims",
     "rankings",
 ]
-# optimbench.plots.train_figures and tune_figures
+# What optimbench.plots.train_figures and tune_figures read
 TRAIN_FIGURE_TABLES = [
     "epoch_stats",
     "seed_summary",
@@ -102,13 +102,16 @@ DESCENT_VIEWS = f"{FIGURES}/descent/ackley_views.png"
 DESCENT_ALL_RUNS = expand(f"{FIGURES}/descent/{{function}}_all_runs.png", function=PLAN.descent_functions())
 DESCENT_3D = expand(f"{FIGURES}/descent/{{function}}_3d.html", function=PLAN.descent_functions())
 
-# The rules that re-render everything downstream of the results (workflow/report-rules.txt, which `make report`
-# also reads): cheap, so they run where Snakemake runs, as do the cheap jobs upstream of training.
-REPORT_RULES = [
-    line.split("#")[0].strip()
-    for line in open(os.path.join(BASE, "workflow", "report-rules.txt"))
-    if line.split("#")[0].strip()
-]
+
+def rule_list(path):
+    """The rule names a list file holds, one a line ('#' starts a comment)."""
+    with open(path) as lines:
+        return [name for name in (line.split("#")[0].strip() for line in lines) if name]
+
+
+# The rules that re-render everything downstream of the results (`make report` reads the same file).
+REPORT_RULES = rule_list(os.path.join(BASE, "workflow", "report-rules.txt"))
+# On a cluster only training is submitted; the rest is cheap and runs where Snakemake runs.
 workflow.localrules(*REPORT_RULES, "prepare_data", "descent", "validation_split", "select")
 
 
