@@ -17,8 +17,8 @@ CHECK_CONFIG := cd $(WORKDIR) && $(abspath $(BIN))/python -m optimbench.config $
 	$(if $(CONFIG),$(abspath $(CONFIG)))
 SNAKEMAKE := $(BIN)/snakemake --snakefile $(CURDIR)/Snakefile --directory $(WORKDIR) \
 	--profile $(CURDIR)/profiles/local --cores $(CORES)
-# Everything downstream of training and descent: `make report` may run only these.
-REPORT_RULES := plan aggregate_train aggregate_descent figures_train figures_descent report all
+# Everything downstream of the results (workflow/report-rules.txt): `make report` runs only these, and all of them.
+REPORT_RULES := $(strip $(shell sed -e 's/[[:space:]]*[#].*//' $(CURDIR)/workflow/report-rules.txt))
 
 .PHONY: help venv demo study report test lint mutation clean
 
@@ -28,7 +28,7 @@ help:
 	@echo "make study   the article's full study (CIFAR-10 download; a GPU is advised)"
 	@echo "make report  re-render tables, figures and report from existing results (PRESET=demo for the demo)"
 	@echo "             (CONFIG=file.yaml adds any override file; WORKDIR=dir runs in another folder)"
-	@echo "make lint    snakemake --lint"
+	@echo "make lint    ruff check, snakefmt --check, snakemake --lint (CI runs it before the tests)"
 	@echo "make mutation  mutation testing (mutmut) of the numeric modules against their unit tests; not in CI"
 
 $(BIN)/.installed: pyproject.toml
@@ -50,15 +50,19 @@ report: venv
 	$(CHECK_CONFIG)
 	@# Names the runs without results (and how to get them) instead of a MissingInputException.
 	cd $(WORKDIR) && $(abspath $(BIN))/python -m optimbench.study $(CURDIR)/config.yaml $(abspath $(CONFIG)) --missing
-	$(SNAKEMAKE) $(CONFIG_ARGS) --allowed-rules $(REPORT_RULES) \
-		--forcerun plan aggregate_train aggregate_descent --rerun-triggers mtime
+	@# --forceall forces every job of these rules that this study has (--forcerun would make each rule a target:
+	@# aggregate_tune and figures_tune too, when tune.enabled is false).
+	$(SNAKEMAKE) $(CONFIG_ARGS) --allowed-rules $(REPORT_RULES) --forceall --rerun-triggers mtime
 	@echo "Report: $(RESULTS)/report/study.html"
 
 test: venv
 	$(BIN)/python -m pytest
 
+# The package from this checkout's src/ (a venv shared between checkouts may point elsewhere).
 lint: venv
-	$(BIN)/snakemake --lint
+	$(BIN)/ruff check
+	$(BIN)/snakefmt --check Snakefile workflow/rules
+	PYTHONPATH=$(CURDIR)/src$(if $(PYTHONPATH),:$(PYTHONPATH)) $(BIN)/snakemake --lint
 
 # Which mutants `make mutation` runs (mutmut names, globs): train.py's evaluation and epoch only.
 MUTANTS ?= "optimbench.aggregate.*" "optimbench.optim.*" "optimbench.demon.*" "optimbench.report.*" \

@@ -10,32 +10,16 @@ min_version("9.0")
 configfile: os.path.join(workflow.basedir, "config.yaml")
 
 
+# The stages in DAG order; common.smk holds every name they share (and the list of local rules).
 include: "workflow/rules/common.smk"
 include: "workflow/rules/plan.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/descent.smk"
+include: "workflow/rules/tune.smk"
 include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/figures.smk"
-include: "workflow/rules/tune.smk"
 include: "workflow/rules/report.smk"
-
-
-# On a cluster only training is submitted; the rest is cheap and runs where Snakemake runs.
-localrules:
-    all,
-    plan,
-    prepare_data,
-    descent,
-    aggregate_train,
-    aggregate_descent,
-    figures_train,
-    figures_descent,
-    validation_split,
-    select,
-    aggregate_tune,
-    figures_tune,
-    report,
 
 
 # The report, and every run's own result: a run deleted by hand is trained again.

@@ -180,6 +180,12 @@ SPLIT_FILE = "resources/data/{stem}-validation-{size}-seed{seed}.json"
 DESCENT_DIR = "{results}/descent/{group}/{function}/{method}/{gradient}"
 DESCENT_LOG = "{results}/logs/descent/{group}/{function}/{method}/{gradient}.log"
 DESCENT_FIGURE = "{results}/figures/descent/runs/{group}/{function}/{method}/{gradient}.png"
+DATA_LOG = "resources/logs/prepare_data_{stem}.log"
+SPLIT_LOG = "resources/logs/validation_split_{stem}-{size}-seed{seed}.log"
+TRIAL_LOG = "{results}/logs/tune/{problem}/{optimizer}/trial{trial}.log"
+SELECTION_LOG = "{results}/logs/tune/{problem}/{optimizer}/select.log"
+TUNED_LOG = "{results}/logs/tuned/{problem}/{optimizer}/seed{seed}.log"
+STAGE_LOG = "{results}/logs/{stage}.log"  # a job of the whole study: plan, aggregate_*, figures_*, report
 
 
 def pattern(template: str, results_dir: str) -> str:

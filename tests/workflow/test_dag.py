@@ -1,6 +1,7 @@
 """The DAG's shape, config errors before any job, and the linter."""
 
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -65,4 +66,11 @@ def test_a_bad_config_stops_before_any_job(tmp_path):
 
 def test_lint_is_clean():
     result = subprocess.run([SNAKEMAKE, "--lint"], cwd=ROOT, env=run_env(), capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_rule_files_are_formatted():
+    snakefmt = str(Path(SNAKEMAKE).with_name("snakefmt"))  # its settings: pyproject.toml [tool.snakefmt]
+    result = subprocess.run([snakefmt, "--check", "Snakefile", "workflow/rules"], cwd=ROOT, env=run_env(),
+                            capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -1,10 +1,4 @@
-# 4. Aggregate: pandas tables across runs (SPEC §2.4).
-
-TRAIN_TABLES = ["runs", "epochs_long", "epoch_stats", "seed_summary", "optimizer_summary", "article_claims", "cost",
-                # across problems: the problems, Dolan-More performance ratios and profiles, per-problem ranks
-                "problems", "performance_ratios", "performance_profile", "profile_score", "problem_ranks",
-                "rank_summary"]
-DESCENT_TABLES = ["descent_runs", "descent_reproduction"]
+# 5. Aggregate: pandas tables across runs (SPEC §2.4), of the study's runs, the descent runs and the tuning stage.
 
 
 rule aggregate_train:
@@ -16,7 +10,7 @@ rule aggregate_train:
     output:
         expand(f"{TABLES}/{{table}}.{{ext}}", table=TRAIN_TABLES, ext=["csv", "parquet"]),
     log:
-        f"{R}/logs/aggregate_train.log",
+        stage_log("aggregate_train"),
     params:
         py=PY,
         out=lambda wildcards, output: os.path.dirname(output[0]),
@@ -34,7 +28,7 @@ rule aggregate_descent:
     output:
         expand(f"{TABLES}/{{table}}.{{ext}}", table=DESCENT_TABLES, ext=["csv", "parquet"]),
     log:
-        f"{R}/logs/aggregate_descent.log",
+        stage_log("aggregate_descent"),
     params:
         py=PY,
         out=lambda wildcards, output: os.path.dirname(output[0]),
@@ -43,3 +37,26 @@ rule aggregate_descent:
         "../../envs/analysis.yaml"
     shell:
         "{params.py} {params.script} descent --plan {input.plan:q} --out {params.out:q} > {log:q} 2>&1"
+
+
+rule aggregate_tune:
+    input:
+        plan=PLAN_FILE,
+        trials=PLAN.trial_files("metrics.csv"),
+        selections=PLAN.selection_files(),
+        metrics=PLAN.tuned_files("metrics.csv"),
+        runs=PLAN.tuned_files("run.json"),
+        # the default-hyperparameter ranking, beside the tuned one
+        default=table_files(["optimizer_summary"]),
+    output:
+        expand(f"{TABLES}/{{table}}.{{ext}}", table=TUNE_TABLES, ext=["csv", "parquet"]),
+    log:
+        stage_log("aggregate_tune"),
+    params:
+        py=PY,
+        script=os.path.join(SCRIPTS, "aggregate.py"),
+        out=lambda wildcards, output: os.path.dirname(output[0]),
+    conda:
+        "../../envs/analysis.yaml"
+    shell:
+        "{params.py} {params.script} tune --plan {input.plan:q} --out {params.out:q} > {log:q} 2>&1"

@@ -1,4 +1,4 @@
-# The study's plan (optimbench.study) and the rules' input functions. No rules here.
+# The study's plan (optimbench.study), every name the rule files share, and the rules' input functions. No rules.
 import json
 import os
 import re
@@ -31,7 +31,88 @@ DESCENT_DIR = study.pattern(study.DESCENT_DIR, R)
 DESCENT_LOG = study.pattern(study.DESCENT_LOG, R)
 TUNE = PLAN.tune or {}
 TRIAL_DIR = study.pattern(study.TRIAL_DIR, R)
+TRIAL_LOG = study.pattern(study.TRIAL_LOG, R)
+SELECTION = study.pattern(study.SELECTION, R)
+SELECTION_LOG = study.pattern(study.SELECTION_LOG, R)
 TUNED_DIR = study.pattern(study.TUNED_DIR, R)
+TUNED_LOG = study.pattern(study.TUNED_LOG, R)
+TUNED_BENCHMARK = study.pattern(study.TUNED_BENCHMARK, R)
+# A validation split's seed is not a run's seed: its own wildcard, with its own constraint (rule validation_split).
+SPLIT_FILE = study.SPLIT_FILE.replace("{seed}", "{split_seed}")
+SPLIT_LOG = study.SPLIT_LOG.replace("{seed}", "{split_seed}")
+PROBLEMS = list(PLAN.settings["problems"])
+
+# The tables each aggregate job writes (optimbench.aggregate), and what the jobs downstream read of them.
+TRAIN_TABLES = [
+    "runs",
+    "epochs_long",
+    "epoch_stats",
+    "seed_summary",
+    "optimizer_summary",
+    "article_claims",
+    "cost",
+    # across problems: the problems, Dolan-More performance ratios and profiles, per-problem ranks
+    "problems",
+    "performance_ratios",
+    "performance_profile",
+    "profile_score",
+    "problem_ranks",
+    "rank_summary",
+]
+DESCENT_TABLES = ["descent_runs", "descent_reproduction"]
+TUNE_TABLES = [
+    "tune_trials",
+    "tune_selection",
+    "budget_curves",
+    "tuned_runs",
+    "tuned_seed_summary",
+    "tuned_optimizer_summary",
+    "tuned_claims",
+    "rankings",
+]
+# What optimbench.plots.train_figures and tune_figures read
+TRAIN_FIGURE_TABLES = [
+    "epoch_stats",
+    "seed_summary",
+    "optimizer_summary",
+    "performance_profile",
+    "profile_score",
+    "problem_ranks",
+]
+TUNE_FIGURE_TABLES = ["tune_trials", "budget_curves", "tuned_optimizer_summary", "tuned_seed_summary"]
+# report/study.ipynb: the training and descent sections, then the tuned comparison (when tune.enabled)
+REPORT_TABLES = [
+    "runs",
+    "optimizer_summary",
+    "article_claims",
+    "cost",
+    "profile_score",
+    "rank_summary",
+    "problem_ranks",
+    "descent_runs",
+    "descent_reproduction",
+]
+REPORT_TUNE_TABLES = ["tune_trials", "tune_selection", "budget_curves", "rankings", "tuned_claims"]
+
+# The figures each figures job writes (optimbench.figure_files names them); the report embeds the PNGs.
+TRAIN_FIGURES = [str(f) for f in figure_files.train_figure_files(PROBLEMS, f"{FIGURES}/train", ("png",))]
+TRAIN_FIGURES_SVG = [str(f) for f in figure_files.train_figure_files(PROBLEMS, f"{FIGURES}/train", ("svg",))]
+TUNE_FIGURES = [str(f) for f in figure_files.tune_figure_files(PROBLEMS, f"{FIGURES}/tune")]
+DESCENT_VIEWS = f"{FIGURES}/descent/ackley_views.png"
+DESCENT_ALL_RUNS = expand(f"{FIGURES}/descent/{{function}}_all_runs.png", function=PLAN.descent_functions())
+DESCENT_3D = expand(f"{FIGURES}/descent/{{function}}_3d.html", function=PLAN.descent_functions())
+
+
+def rule_list(path):
+    """The rule names a list file holds, one a line ('#' starts a comment)."""
+    with open(path) as lines:
+        return [name for name in (line.split("#")[0].strip() for line in lines) if name]
+
+
+# The rules that re-render everything downstream of the results (`make report` reads the same file).
+REPORT_RULES = rule_list(os.path.join(BASE, "workflow", "report-rules.txt"))
+# On a cluster only training is submitted; the rest is cheap and runs where Snakemake runs.
+workflow.localrules(*REPORT_RULES, "prepare_data", "descent", "validation_split", "select")
 
 
 wildcard_constraints:
@@ -50,6 +131,32 @@ wildcard_constraints:
 def train_gres():
     """`gres="gpu:G"` for jobs that need GPUs; nothing on CPU-only setups (train.gpus = 0)."""
     return {"gres": f"gpu:{TRAIN['gpus']}"} if TRAIN["gpus"] else {}
+
+
+# How every training job (train, trial, tuned_train) runs, defined once: its threads, resources and software.
+# Not inherited from train (`use ... with`), as a trial would then keep train's benchmark file (a new output,
+# so every finished trial would rerun) and one shell command for all three would change their command text
+# (Snakemake's `code` rerun trigger, so every finished run would train again).
+TRAIN_THREADS = TRAIN["threads"]
+TRAIN_RESOURCES = {
+    "mem_mb": TRAIN["mem_mb"],
+    "runtime": lambda wildcards, attempt: int(TRAIN["epochs"] * TRAIN["minutes_per_epoch"] * attempt) + 5,
+    # One GPU share: `--resources gpu_percent=100` runs train.runs_per_gpu jobs side by side per GPU.
+    "gpu_percent": TRAIN["gpus"] * (100 // TRAIN["runs_per_gpu"]),
+    # The GPU request as SLURM gres (sbatch --gres=gpu:G); a profile may ask for GPU shards instead.
+    **train_gres(),
+}
+TRAIN_ENV = "../../envs/torch.yaml"  # relative to the rule files
+
+
+def stage_log(stage):
+    """The log of a job of the whole study (plan, aggregate_*, figures_*, report)."""
+    return study.pattern(study.STAGE_LOG, R).replace("{stage}", stage)
+
+
+def table_files(tables):
+    """The parquet files of `tables`, as the jobs downstream of aggregation read them."""
+    return expand(f"{TABLES}/{{table}}.parquet", table=tables)
 
 
 def train_spec(wildcards):
@@ -73,8 +180,9 @@ def train_execution(wildcards, threads):
 
 
 def descent_spec(wildcards):
-    return json.dumps(PLAN.descent_run(wildcards.group, wildcards.function, wildcards.method,
-                                       wildcards.gradient).spec, sort_keys=True)
+    return json.dumps(
+        PLAN.descent_run(wildcards.group, wildcards.function, wildcards.method, wildcards.gradient).spec, sort_keys=True
+    )
 
 
 def trial_spec(wildcards):

@@ -6,7 +6,7 @@ rule prepare_data:
         npz=study.DATA_FILE,
         summary=study.DATA_SUMMARY,
     log:
-        "resources/logs/prepare_data_{stem}.log",
+        study.DATA_LOG,
     params:
         py=PY,
         dataset=lambda wildcards: PLAN.data[wildcards.stem]["spec"]["dataset"],

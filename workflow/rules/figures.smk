@@ -1,22 +1,20 @@
-# 5. Figures: the article's figures with seed bands, and more (SPEC §2.5).
-
-PROBLEMS = list(PLAN.settings["problems"])
+# 6. Figures: the article's figures with seed bands, and more (SPEC §2.5); the tuned comparison's (SPEC §2.8).
 
 
 rule figures_train:
     input:
         plan=PLAN_FILE,
-        tables=expand(f"{TABLES}/{{table}}.parquet", table=TRAIN_TABLES),
+        tables=table_files(TRAIN_FIGURE_TABLES),
     output:
         # Per problem its curves, final metric, gap and time to target; across problems the profile and ranks.
         report(
-            [str(f) for f in figure_files.train_figure_files(PROBLEMS, f"{FIGURES}/train", ("png",))],
+            TRAIN_FIGURES,
             caption="../../report/train_figures.rst",
             category="Training study",
         ),
-        [str(f) for f in figure_files.train_figure_files(PROBLEMS, f"{FIGURES}/train", ("svg",))],
+        TRAIN_FIGURES_SVG,
     log:
-        f"{R}/logs/figures_train.log",
+        stage_log("figures_train"),
     params:
         py=PY,
         tables=lambda wildcards, input: os.path.dirname(input.tables[0]),
@@ -36,19 +34,19 @@ rule figures_descent:
         trajectories=PLAN.descent_files("trajectory.csv"),
     output:
         report(
-            f"{FIGURES}/descent/ackley_views.png",
+            DESCENT_VIEWS,
             caption="../../report/ackley_views.rst",
             category="Descent",
         ),
         report(
-            expand(f"{FIGURES}/descent/{{function}}_all_runs.png", function=PLAN.descent_functions()),
+            DESCENT_ALL_RUNS,
             caption="../../report/descent_runs.rst",
             category="Descent",
         ),
-        expand(f"{FIGURES}/descent/{{function}}_3d.html", function=PLAN.descent_functions()),
+        DESCENT_3D,
         [run.figure for run in PLAN.descent_runs],
     log:
-        f"{R}/logs/figures_descent.log",
+        stage_log("figures_descent"),
     params:
         py=PY,
         out=lambda wildcards, output: os.path.dirname(output[0]),
@@ -57,3 +55,27 @@ rule figures_descent:
         "../../envs/analysis.yaml"
     shell:
         "{params.py} {params.script} descent --plan {input.plan:q} --out {params.out:q} > {log:q} 2>&1"
+
+
+rule figures_tune:
+    input:
+        plan=PLAN_FILE,
+        tables=table_files(TUNE_FIGURE_TABLES),
+    output:
+        report(
+            TUNE_FIGURES,
+            caption="../../report/tune_figures.rst",
+            category="Tuned comparison",
+        ),
+    log:
+        stage_log("figures_tune"),
+    params:
+        py=PY,
+        script=os.path.join(SCRIPTS, "figures.py"),
+        tables=lambda wildcards, input: os.path.dirname(input.tables[0]),
+        out=lambda wildcards, output: os.path.dirname(os.path.dirname(output[0])),
+    conda:
+        "../../envs/analysis.yaml"
+    shell:
+        "{params.py} {params.script} tune --plan {input.plan:q} --tables {params.tables:q} "
+        "--out {params.out:q} > {log:q} 2>&1"

@@ -6,7 +6,7 @@ rule plan:
     output:
         PLAN_FILE,
     log:
-        f"{R}/logs/plan.log",
+        stage_log("plan"),
     params:
         plan=PLAN.to_json(),
     run:

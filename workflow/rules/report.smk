@@ -1,22 +1,23 @@
-# 6. Report: the papermill-executed notebook, exported to self-contained HTML (SPEC §2.6).
+# 7. Report: the papermill-executed notebook, exported to self-contained HTML (SPEC §2.6).
 
 
 rule report:
     input:
         notebook=os.path.join(BASE, "report", "study.ipynb"),
         plan=PLAN_FILE,
-        tables=expand(f"{TABLES}/{{table}}.parquet", table=TRAIN_TABLES + DESCENT_TABLES + (TUNE_TABLES if TUNE else [])),
-        figures=rules.figures_train.output + rules.figures_descent.output + (rules.figures_tune.output if TUNE else []),
+        tables=table_files(REPORT_TABLES + (REPORT_TUNE_TABLES if TUNE else [])),
+        figures=TRAIN_FIGURES + [DESCENT_VIEWS] + DESCENT_ALL_RUNS + DESCENT_3D + (TUNE_FIGURES if TUNE else []),
     output:
         executed=f"{R}/report/study.ipynb",
         html=report(REPORT_HTML, caption="../../report/study.rst", category="Report"),
     log:
-        f"{R}/logs/report.log",
+        stage_log("report"),
     params:
         py=PY,
         script=os.path.join(SCRIPTS, "report.py"),
-        parameters=lambda wildcards, input: json.dumps({"plan_file": input.plan, "tables_dir": TABLES,
-                                                        "figures_dir": FIGURES}),
+        parameters=lambda wildcards, input: json.dumps(
+            {"plan_file": input.plan, "tables_dir": TABLES, "figures_dir": FIGURES}
+        ),
     conda:
         "../../envs/report.yaml"
     shell:

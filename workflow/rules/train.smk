@@ -18,16 +18,11 @@ rule train:
         spec=train_spec,
         execution=train_execution,
         out=lambda wildcards, output: os.path.dirname(output.metrics),
-    threads: TRAIN["threads"]
+    threads: TRAIN_THREADS
     resources:
-        mem_mb=TRAIN["mem_mb"],
-        runtime=lambda wildcards, attempt: int(TRAIN["epochs"] * TRAIN["minutes_per_epoch"] * attempt) + 5,
-        # One GPU share: `--resources gpu_percent=100` runs train.runs_per_gpu jobs side by side per GPU.
-        gpu_percent=TRAIN["gpus"] * (100 // TRAIN["runs_per_gpu"]),
-        # The GPU request as SLURM gres (sbatch --gres=gpu:G); a profile may ask for GPU shards instead.
-        **train_gres(),
+        **TRAIN_RESOURCES,
     conda:
-        "../../envs/torch.yaml"
+        TRAIN_ENV
     shell:
         "{params.py} {params.script} --spec {params.spec:q} --execution {params.execution:q} "
         "--out {params.out:q} --threads {threads} > {log:q} 2>&1"
