@@ -13,7 +13,7 @@ RESULTS = $(shell $(BIN)/python -c "from optimbench.config import load; import s
 	$(abspath $(WORKDIR)) $(abspath $(CONFIG)))
 # Snakemake reads --configfile files before any of our code and names neither file nor line: check them first.
 # (From the working directory, where Snakemake resolves the config's relative paths.)
-CHECK_CONFIG := cd $(WORKDIR) && $(abspath $(BIN))/python -m optimbench.config $(CURDIR)/config.yaml \
+CHECK_CONFIG := cd $(WORKDIR) && $(abspath $(BIN))/python -m optimbench.plan --check $(CURDIR)/config.yaml \
 	$(if $(CONFIG),$(abspath $(CONFIG)))
 SNAKEMAKE := $(BIN)/snakemake --snakefile $(CURDIR)/Snakefile --directory $(WORKDIR) \
 	--profile $(CURDIR)/profiles/local --cores $(CORES)
@@ -49,7 +49,7 @@ study: venv
 report: venv
 	$(CHECK_CONFIG)
 	@# Names the runs without results (and how to get them) instead of a MissingInputException.
-	cd $(WORKDIR) && $(abspath $(BIN))/python -m optimbench.study $(CURDIR)/config.yaml $(abspath $(CONFIG)) --missing
+	cd $(WORKDIR) && $(abspath $(BIN))/python -m optimbench.plan $(CURDIR)/config.yaml $(abspath $(CONFIG)) --missing
 	@# --forceall forces every job of these rules that this study has (--forcerun would make each rule a target:
 	@# aggregate_tune and figures_tune too, when tune.enabled is false).
 	$(SNAKEMAKE) $(CONFIG_ARGS) --allowed-rules $(REPORT_RULES) --forceall --rerun-triggers mtime
@@ -65,7 +65,10 @@ lint: venv
 	PYTHONPATH=$(CURDIR)/src$(if $(PYTHONPATH),:$(PYTHONPATH)) $(BIN)/snakemake --lint
 
 # Which mutants `make mutation` runs (mutmut names, globs): train.py's evaluation and epoch only.
-MUTANTS ?= "optimbench.aggregate.*" "optimbench.optim.*" "optimbench.demon.*" "optimbench.report.*" \
+MUTANTS ?= "optimbench.stats.*" "optimbench.aggregate.*" "optimbench.claims.*" "optimbench.performance.*" \
+	"optimbench.cost.*" "optimbench.tune.*" "optimbench.search.*" "optimbench.specs.*" "optimbench.split.*" \
+	"optimbench.optim.*" "optimbench.demon.*" "optimbench.report.*" "optimbench.sections.*" \
+	"optimbench.device_data.*" "optimbench.checkpoints.*" \
 	"optimbench.train.x_evaluate__*" "optimbench.train.x_train_epoch__*"
 mutation: venv
 	rm -rf mutants

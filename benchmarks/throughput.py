@@ -39,8 +39,8 @@ import torch.nn.functional as F
 from PIL import Image
 from torch.utils.flop_counter import FlopCounterMode
 
+from optimbench import device_data, hardware, train
 from optimbench.formats import canonical
-from optimbench import hardware, train
 from optimbench.models import build_model
 
 PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}  # dense bf16 tensor-core peaks
@@ -77,8 +77,8 @@ def label(args, bf16: str, device) -> str:
 def trainer_steps(args, device, x, y, barrier=None, bf16: str = "auto") -> tuple[float, float]:
     """Warm up (5 steps, compiling if configured), wait at the barrier, then time args.steps steps of the
     project's trainer: (start, end) on the wall clock."""
-    data = train.DeviceData(x, y, device)
-    dataset = train.Dataset(data, None, data, {"num_classes": 10}, (train.MEAN, train.STD))
+    data = device_data.DeviceData(x, y, device)
+    dataset = device_data.Dataset(data, None, data, {"num_classes": 10}, (device_data.MEAN, device_data.STD))
     training = train.build_training(trainer_spec(args, bf16), device, dataset, total_steps=10**9)
     done, start = 0, None
     while True:
@@ -123,7 +123,8 @@ class ArticleDataset(torch.utils.data.Dataset):
 
         self.images, self.labels = [Image.fromarray(img) for img in x], y
         self.transform = T.Compose([T.RandomHorizontalFlip(), T.RandomCrop(32, padding=4), T.ToTensor(),
-                                    T.Normalize([m / 255 for m in train.MEAN], [s / 255 for s in train.STD])])
+                                    T.Normalize([m / 255 for m in device_data.MEAN],
+                                                [s / 255 for s in device_data.STD])])
 
     def __len__(self):
         return len(self.labels)
@@ -172,11 +173,11 @@ STARTUP_JOB = """
 import time
 stamps = [time.time()]
 import json, sys
-from optimbench import train
+from optimbench import device_data, train
 stamps.append(time.time())
 spec = json.loads(sys.argv[1])
 device = train.resolve_device(spec["device"])
-dataset = train.load_data(spec, device)
+dataset = device_data.load_data(spec, train.get_problem(spec), device)
 stamps.append(time.time())
 train.build_training(spec, device, dataset, total_steps=1)
 stamps.append(time.time())
@@ -186,7 +187,7 @@ STARTUP_STAGES = ("interpreter", "imports", "data load", "model build", "exit")
 
 
 def canonical_file(folder: str, n_train: int, n_test: int) -> str:
-    """A canonical data file (data.save_npz's format) of random images, CIFAR-10's size by default."""
+    """A canonical data file (optimbench.formats.canonical.save_npz format) of random images, CIFAR-10's size by default."""
     rng = np.random.default_rng(0)
     path = f"{folder}/synthetic.npz"
     canonical.save_npz(path, {"x_train": rng.integers(0, 256, (n_train, 32, 32, 3), dtype=np.uint8),

@@ -59,6 +59,26 @@ def plan_problem(name: str, **overrides) -> dict:
             "title": name, "metrics": metrics, **overrides}
 
 
+def images(n=6, seed=0):
+    """n random uint8 images N×C×H×W = n×3×32×32, the same for the same seed."""
+    import torch
+
+    return torch.randint(0, 256, (n, 3, 32, 32), generator=torch.Generator().manual_seed(seed), dtype=torch.uint8)
+
+
+def reference_augment(x, flip, offsets):
+    """Per image, the torchvision way: flip, zero-pad 4 pixels, crop 32×32 at the offset."""
+    import torch
+
+    out = []
+    for img, f, oy, ox in zip(x, flip, offsets[0], offsets[1]):
+        img = img.flip(2) if f else img
+        padded = torch.zeros(3, 40, 40, dtype=img.dtype)
+        padded[:, 4:36, 4:36] = img
+        out.append(padded[:, oy:oy + 32, ox:ox + 32])
+    return torch.stack(out)
+
+
 class Interrupted(Exception):
     """Raised in place of a kill, right after a checkpoint is written."""
 
@@ -67,19 +87,19 @@ def run_interrupted_after(spec, out, epoch, monkeypatch) -> None:
     """Train `spec` until the checkpoint of `epoch` is written, then stop as a kill would (no metrics.csv)."""
     import pytest
 
-    from optimbench import train
+    from optimbench import checkpoints, train
 
-    save = train.save_checkpoint
+    save = checkpoints.save_checkpoint
 
     def save_then_stop(path, state):
         save(path, state)
         if state["epoch"] == epoch:
             raise Interrupted
 
-    monkeypatch.setattr(train, "save_checkpoint", save_then_stop)
+    monkeypatch.setattr(checkpoints, "save_checkpoint", save_then_stop)
     with pytest.raises(Interrupted):
         train.run(spec, out, threads=1)
-    monkeypatch.setattr(train, "save_checkpoint", save)
+    monkeypatch.setattr(checkpoints, "save_checkpoint", save)
 
 
 def assert_identical_runs(a_dir, b_dir, timing_columns) -> None:

@@ -9,11 +9,12 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import plan_problem
 from scipy import stats
 
 from optimbench import aggregate, files, tune
 from optimbench.plan import DescentRun, Plan, StudyProblem, TrainRun, Trial, TuneStage
+
+from helpers import plan_problem
 
 T_975_2 = 4.302652729911275  # Student t quantile, 97.5%, 2 degrees of freedom
 T_975_1 = 12.706204736174707  # ... 1 degree of freedom

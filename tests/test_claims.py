@@ -2,10 +2,11 @@
 be unable to tell, near each claim's thresholds, and only on the article's ResNet18 problems."""
 
 import pandas as pd
-from helpers import plan_problem
 
 from optimbench import claims
 from optimbench.plan import StudyProblem
+
+from helpers import plan_problem
 
 CLS = "digits-resnet18"
 NAMES = ["Adamax", "SGD", "Adam", "AdamW", "Adagrad", "Adadelta", "ASGD"]

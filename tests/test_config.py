@@ -3,6 +3,7 @@
 import pytest
 
 from optimbench import config
+
 from helpers import ROOT
 
 BASE = config.load_yaml_files([ROOT / "config.yaml"])

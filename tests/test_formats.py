@@ -13,8 +13,8 @@ import pytest
 
 from optimbench import formats
 from optimbench.errors import DataError
-from optimbench.formats.canonical import load_canonical
 from optimbench.formats import cifar100, idx, ptb, stl10
+from optimbench.formats.canonical import load_canonical
 from optimbench.io import sha256
 
 TINY = {"cifar100": {"train_size": 120, "test_size": 40},

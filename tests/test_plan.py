@@ -8,6 +8,7 @@ from optimbench import config as study_config
 from optimbench import plan as plans
 from optimbench import specs
 from optimbench.errors import ConfigError
+
 from helpers import ROOT
 
 

@@ -1,11 +1,12 @@
 """Figures are really rendered: files decode as images, trajectories hold every point of the run."""
 
+from pathlib import Path
+
 import matplotlib.image as mpimg
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
-from pathlib import Path
 
 from optimbench import descent, files, functions, plots
 from optimbench.plan import DescentRun, Plan

@@ -11,7 +11,6 @@ from optimbench import plots, report
 from optimbench.metrics import Metric
 from optimbench.plan import Plan, StudyProblem, TuneStage
 
-
 INF = float("inf")
 ACC = Metric("test_acc", True, 0.0, 1.0)
 NEG_ELBO = Metric("test_neg_elbo", False, 0.0, INF)

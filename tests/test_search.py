@@ -3,11 +3,12 @@ merged into a run's spec."""
 
 import numpy as np
 import pytest
-from helpers import plan_problem
 
-from optimbench import search
+from optimbench import search, specs
 from optimbench.errors import ConfigError
 from optimbench.plan import StudyProblem
+
+from helpers import plan_problem
 
 CLS, VAE = (StudyProblem.from_summary(name, plan_problem(name)) for name in ("digits-resnet18", "digits-vae"))
 
@@ -50,6 +51,6 @@ def test_an_unknown_criterion_is_refused_and_final_val_reads_the_primary_on_vali
 
 def test_apply_selection_merges_the_setting_into_the_spec():
     spec = {"optimizer": {"class": "SGD", "kwargs": {"lr": 0.01, "momentum": 0.9}}, "lr_schedule": None}
-    tuned = search.apply_selection(spec, {"trial": 3, "setting": {"lr": 0.2, "lr_schedule": "cosine"}})
+    tuned = specs.apply_selection(spec, {"trial": 3, "setting": {"lr": 0.2, "lr_schedule": "cosine"}})
     assert tuned["optimizer"]["kwargs"] == {"lr": 0.2, "momentum": 0.9} and tuned["lr_schedule"] == "cosine"
     assert tuned["selected_trial"] == 3 and spec["optimizer"]["kwargs"]["lr"] == 0.01  # the input is untouched

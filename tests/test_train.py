@@ -1,4 +1,5 @@
-"""The trainer: device-side augmentation, one step against a hand-written loop, resume, divergence."""
+"""The trainer: one step against a hand-written loop, evaluation, schedules, a run's files, divergence,
+resume with closure, Hessian and bf16 steps (augmentation: test_device_data; checkpoints: test_checkpoints)."""
 
 import contextlib
 import copy
@@ -14,50 +15,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from optimbench import checkpoints, device_data, problems, train
 from optimbench.formats import canonical
-from optimbench import problems, train
 from optimbench.models import build_model
-from helpers import PYTHON, ROOT, assert_identical_runs, run_env, run_interrupted_after
+
+from helpers import PYTHON, ROOT, assert_identical_runs, images, reference_augment, run_env, run_interrupted_after
 
 TIMING = ["epoch_seconds", "eval_seconds", "samples_per_second"]
 CIFAR = problems.get("cifar10-resnet18")  # the article's problem: crop+flip with pad 4, cross-entropy
-
-
-def images(n=6, seed=0):
-    return torch.randint(0, 256, (n, 3, 32, 32), generator=torch.Generator().manual_seed(seed), dtype=torch.uint8)
-
-
-def reference_augment(x, flip, offsets):
-    """Per image, the torchvision way: flip, zero-pad 4 pixels, crop 32×32 at the offset."""
-    out = []
-    for img, f, oy, ox in zip(x, flip, offsets[0], offsets[1]):
-        img = img.flip(2) if f else img
-        padded = torch.zeros(3, 40, 40, dtype=img.dtype)
-        padded[:, 4:36, 4:36] = img
-        out.append(padded[:, oy:oy + 32, ox:ox + 32])
-    return torch.stack(out)
-
-
-def test_augment_flips_and_crops_each_image_as_drawn():
-    x = images(8)
-    got = train.augment(x, torch.Generator().manual_seed(3))
-    gen = torch.Generator().manual_seed(3)  # the same draws, in the trainer's order: flips, then offsets
-    flip = torch.rand(8, generator=gen) < 0.5
-    offsets = torch.randint(0, 9, (2, 8), generator=gen)
-    assert torch.equal(got, reference_augment(x, flip, offsets))
-    assert 0 < flip.sum() < 8 and len(set(offsets[0].tolist())) > 1  # the case exercises both branches
-
-
-def test_augment_keeps_dtype_and_shape():
-    out = train.augment(images(4), torch.Generator().manual_seed(0))
-    assert out.dtype == torch.uint8 and out.shape == (4, 3, 32, 32)
-
-
-def test_normalize_uses_the_article_mean_and_std():
-    x = torch.full((1, 3, 32, 32), 200, dtype=torch.uint8)
-    out = train.Normalize(torch.device("cpu"), channels_last=False)(x)
-    expected = [(200 - m) / s for m, s in zip(train.MEAN, train.STD)]
-    assert torch.allclose(out[0, :, 0, 0], torch.tensor(expected))
 
 
 def test_one_step_equals_a_hand_written_loop():
@@ -65,10 +30,10 @@ def test_one_step_equals_a_hand_written_loop():
     torch.manual_seed(0)
     model = build_model("resnet18_cifar", 4, 10)
     reference = copy.deepcopy(model)
-    data = train.DeviceData(images(16).permute(0, 2, 3, 1).numpy(), torch.arange(16).numpy() % 10,
-                            torch.device("cpu"))
+    data = device_data.DeviceData(images(16).permute(0, 2, 3, 1).numpy(), torch.arange(16).numpy() % 10,
+                                  torch.device("cpu"))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-    normalize = train.Normalize(torch.device("cpu"), channels_last=False)
+    normalize = device_data.Normalize(torch.device("cpu"), channels_last=False)
     steps = list(train.train_epoch(CIFAR, model, optimizer, [], data, normalize, 16,
                                    torch.Generator().manual_seed(5), contextlib.nullcontext))
     assert len(steps) == 1
@@ -113,7 +78,7 @@ def bn_model(classes=5, conv=False):
 def hand_logits(model, x):
     """The BN-only model in eval mode by hand: normalise, average, BatchNorm with running stats, linear."""
     bn, linear = model[0], model[3]
-    mean, std = torch.tensor(train.MEAN).view(1, 3, 1, 1), torch.tensor(train.STD).view(1, 3, 1, 1)
+    mean, std = torch.tensor(device_data.MEAN).view(1, 3, 1, 1), torch.tensor(device_data.STD).view(1, 3, 1, 1)
     h = ((x.float() - mean) / std).mean((2, 3))  # BatchNorm in eval mode is affine per channel: pool first
     h = (h - bn.running_mean) / torch.sqrt(bn.running_var + bn.eps) * bn.weight + bn.bias
     return h @ linear.weight.T + linear.bias
@@ -137,8 +102,8 @@ def test_evaluate_returns_the_mean_loss_and_accuracy_of_the_model_in_eval_mode()
     with torch.no_grad():
         logits = hand_logits(model, x)
     labels = labels_right_for(logits.argmax(1), 6, 5)
-    data = train.DeviceData(x.permute(0, 2, 3, 1).numpy(), labels.numpy(), torch.device("cpu"))
-    normalize = train.Normalize(torch.device("cpu"), channels_last=False)
+    data = device_data.DeviceData(x.permute(0, 2, 3, 1).numpy(), labels.numpy(), torch.device("cpu"))
+    normalize = device_data.Normalize(torch.device("cpu"), channels_last=False)
     running_mean = model[0].running_mean.clone()
 
     result = train.evaluate(CIFAR, model, data, normalize, 4, contextlib.nullcontext)
@@ -157,7 +122,7 @@ def test_train_epoch_counts_correct_predictions_and_sums_losses_by_hand():
     classes, n = 5, 40
     model, x = bn_model(classes, conv=True), images(n, seed=7)
     reference = copy.deepcopy(model).train()
-    normalize = train.Normalize(torch.device("cpu"), channels_last=False)
+    normalize = device_data.Normalize(torch.device("cpu"), channels_last=False)
     gen = torch.Generator().manual_seed(11)  # the trainer's draws: the order, then per batch flips and offsets
     order, batches = torch.randperm(n, generator=gen), []
     for start in range(0, n, 16):
@@ -170,7 +135,7 @@ def test_train_epoch_counts_correct_predictions_and_sums_losses_by_hand():
     for idx, logits in batches:
         predictions[idx] = logits.argmax(1)
     labels = labels_right_for(predictions, 28, classes)
-    data = train.DeviceData(x.permute(0, 2, 3, 1).numpy(), labels.numpy(), torch.device("cpu"))
+    data = device_data.DeviceData(x.permute(0, 2, 3, 1).numpy(), labels.numpy(), torch.device("cpu"))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
 
     steps = [(sums["loss"].item(), sums["correct"].item(), sums["correct"].dtype) for sums in train.train_epoch(
@@ -192,7 +157,7 @@ def test_a_run_evaluates_its_final_model_on_the_test_set(tiny_spec, tmp_path):
 
     def loss_and_accuracy(x, y):
         x = torch.from_numpy(x).permute(0, 3, 1, 2).float()
-        mean, std = torch.tensor(train.MEAN).view(1, 3, 1, 1), torch.tensor(train.STD).view(1, 3, 1, 1)
+        mean, std = torch.tensor(device_data.MEAN).view(1, 3, 1, 1), torch.tensor(device_data.STD).view(1, 3, 1, 1)
         with torch.no_grad():
             logits = model((x - mean) / std)
         y = torch.from_numpy(y.astype("int64"))
@@ -237,48 +202,7 @@ def test_the_momentum_column_is_constant_without_demon_and_nan_without_momentum(
     assert sgd["momentum"].tolist() == [0.9, 0.9] and adagrad["momentum"].isna().all()
 
 
-# ---------------------------------------------------------------- a checkpoint resumes only its own run (issue 13)
-def test_spec_hash_changes_with_every_setting_that_changes_results(tiny_spec):
-    base = train.spec_hash(tiny_spec)
-    assert train.spec_hash(dict(reversed(tiny_spec.items()))) == base  # key order does not matter
-    assert train.spec_hash({**tiny_spec, "threads": 2, "compile": "on"}) == base  # how, not what, is computed
-    changed = {key: ("other" if isinstance(value, str) else {"x": 1} if isinstance(value, dict) else value + 1)
-               for key, value in tiny_spec.items()}
-    for key, value in {**changed, "lr_schedule": "cosine", "deterministic": False}.items():
-        assert train.spec_hash({**tiny_spec, key: value}) != base, key
-    for kwargs in ({"lr": 0.01, "momentum": 0.9}, {"lr": 0.05, "momentum": 0.8}):
-        assert train.spec_hash({**tiny_spec, "optimizer": {"class": "SGD", "kwargs": kwargs}}) != base
-
-
-@pytest.mark.parametrize("change", [
-    {"seed": 1}, {"optimizer": {"class": "SGD", "kwargs": {"lr": 0.01, "momentum": 0.9}}}, {"lr_schedule": "cosine"},
-], ids=["seed", "lr", "lr_schedule"])
-def test_a_run_ignores_the_checkpoint_of_another_configuration(tiny_spec, tmp_path, monkeypatch, capfd, change):
-    """Run A's checkpoint after epoch 1 lies in B's folder: B starts from scratch and equals B run alone;
-    A itself resumes from it (so only the configuration check keeps B from using it)."""
-    spec_a, spec_b = tiny_spec, {**tiny_spec, **change}
-    save = train.save_checkpoint
-
-    def keep_epoch_one(path, state):
-        save(path, state)
-        if state["epoch"] == 1:
-            for folder in ("b", "a-again"):
-                save(tmp_path / folder / train.CHECKPOINT, state)
-
-    monkeypatch.setattr(train, "save_checkpoint", keep_epoch_one)
-    train.run(spec_a, tmp_path / "a", threads=1)
-    monkeypatch.undo()
-    capfd.readouterr()
-
-    b = train.run(spec_b, tmp_path / "b", threads=1)
-    assert "belongs to another configuration" in capfd.readouterr().err
-    assert json.loads((tmp_path / "b" / "run.json").read_text())["resumed_after_epoch"] is None
-    alone = train.run(spec_b, tmp_path / "b-alone", threads=1)
-    pd.testing.assert_frame_equal(b.drop(columns=TIMING), alone.drop(columns=TIMING), check_exact=True)
-    train.run(spec_a, tmp_path / "a-again", threads=1)
-    assert json.loads((tmp_path / "a-again" / "run.json").read_text())["resumed_after_epoch"] == 1
-
-
+# ---------------------------------------------------------------- a run's files, seeds and divergence (issue 13)
 def test_run_writes_metrics_run_json_and_model(tiny_spec, tmp_path):
     metrics = train.run(tiny_spec, tmp_path, threads=1)
     on_disk = pd.read_csv(tmp_path / "metrics.csv")
@@ -292,7 +216,7 @@ def test_run_writes_metrics_run_json_and_model(tiny_spec, tmp_path):
     info = json.loads((tmp_path / "run.json").read_text())
     assert info["spec"] == tiny_spec and info["threads"] == 1 and info["device"] == "cpu"
     assert info["problem"] == "cifar10-resnet18" and info["primary_metric"] == "test_acc"
-    assert info["input_mean_std"] == [list(train.MEAN), list(train.STD)]  # the article's constants
+    assert info["input_mean_std"] == [list(device_data.MEAN), list(device_data.STD)]  # the article's constants
     assert info["versions"]["torch"] == torch.__version__.split("+")[0]
     assert info["epochs_completed"] == 2 and info["diverged"] is False
     assert info["steps_per_epoch"] == 2  # 128 images at batch 64
@@ -307,48 +231,6 @@ def test_same_seed_same_metrics_other_seed_other_metrics(tiny_spec, tmp_path):
     c = train.run({**tiny_spec, "seed": 1}, tmp_path / "c", threads=1).drop(columns=TIMING)
     pd.testing.assert_frame_equal(a, b)
     assert not a.equals(c)
-
-
-@pytest.mark.parametrize("optimizer", [
-    {"class": "SGD", "kwargs": {"lr": 0.05, "momentum": 0.9}},
-    {"class": "Adam", "kwargs": {"lr": 1e-3}, "demon": True},  # Demon's step count is resumed too
-], ids=["SGD", "DemonAdam"])
-def test_a_killed_run_resumes_and_matches_an_uninterrupted_one(tiny_spec, tmp_path, optimizer):
-    spec = {**tiny_spec, "epochs": 6, "train_subset": 256, "optimizer": optimizer}
-    (tmp_path / "spec.json").write_text(json.dumps(spec))
-    cmd = [PYTHON, str(ROOT / "scripts" / "train.py"), "--spec", str(tmp_path / "spec.json"),
-           "--out", str(tmp_path / "killed"), "--threads", "1"]
-    proc = subprocess.Popen(cmd, env=run_env(), stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-    checkpoint = tmp_path / "killed" / train.CHECKPOINT
-    deadline = time.time() + 120
-    while not checkpoint.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert checkpoint.exists() and not (tmp_path / "killed" / "metrics.csv").exists(), "the run was not interrupted"
-    done_before = torch.load(checkpoint, weights_only=False)["epoch"]
-    assert 1 <= done_before < 6
-
-    resumed = subprocess.run(cmd, env=run_env(), capture_output=True, text=True, check=True)
-    assert f"resuming from {checkpoint} after epoch {done_before}" in resumed.stderr
-    info = json.loads((tmp_path / "killed" / "run.json").read_text())
-    assert info["resumed_after_epoch"] == done_before
-
-    uninterrupted = train.run(spec, tmp_path / "straight", threads=1)
-    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "killed" / "metrics.csv").drop(columns=TIMING),
-                                  uninterrupted.drop(columns=TIMING), check_exact=True)
-    a = torch.load(tmp_path / "killed" / "model.pt", weights_only=False)["model"]
-    b = torch.load(tmp_path / "straight" / "model.pt", weights_only=False)["model"]
-    assert all(torch.equal(a[k], b[k]) for k in b)
-    assert not checkpoint.exists()
-
-
-def test_a_checkpoint_of_another_configuration_is_ignored(tiny_spec, tmp_path):
-    train.run({**tiny_spec, "epochs": 1}, tmp_path / "x", threads=1)
-    fake = {"spec_hash": "another", "epoch": 1}
-    train.save_checkpoint(tmp_path / "y" / train.CHECKPOINT, fake)
-    metrics = train.run(tiny_spec, tmp_path / "y", threads=1)
-    assert len(metrics) == 2
 
 
 def test_divergence_is_recorded_and_the_job_succeeds(tiny_spec, tmp_path):
@@ -402,7 +284,7 @@ def test_a_run_through_the_cuda_graph_compile_mode_matches_the_eager_run(tiny_sp
 def test_closure_and_hessian_optimizers_train_and_resume_exactly(tiny_spec, tmp_path, monkeypatch, optimizer):
     spec = {**tiny_spec, "epochs": 3, "optimizer": optimizer}
     run_interrupted_after(spec, tmp_path / "killed", 1, monkeypatch)
-    assert torch.load(tmp_path / "killed" / train.CHECKPOINT, weights_only=False)["epoch"] == 1
+    assert torch.load(tmp_path / "killed" / checkpoints.CHECKPOINT, weights_only=False)["epoch"] == 1
     resumed = train.run(spec, tmp_path / "killed", threads=1)
     straight = train.run(spec, tmp_path / "straight", threads=1)
     assert json.loads((tmp_path / "killed" / "run.json").read_text())["resumed_after_epoch"] == 1
@@ -422,10 +304,10 @@ def test_one_lbfgs_step_of_the_trainer_by_hand():
     torch.manual_seed(0)
     model = build_model("resnet18_cifar", 4, 10)
     reference = copy.deepcopy(model)
-    data = train.DeviceData(images(16).permute(0, 2, 3, 1).numpy(), torch.arange(16).numpy() % 10,
-                            torch.device("cpu"))
+    data = device_data.DeviceData(images(16).permute(0, 2, 3, 1).numpy(), torch.arange(16).numpy() % 10,
+                                  torch.device("cpu"))
     optimizer = torch.optim.LBFGS(model.parameters(), lr=0.5, max_iter=1)
-    normalize = train.Normalize(torch.device("cpu"), channels_last=False)
+    normalize = device_data.Normalize(torch.device("cpu"), channels_last=False)
     sums, = list(train.train_epoch(CIFAR, model, optimizer, [], data, normalize, 16,
                                    torch.Generator().manual_seed(5), contextlib.nullcontext))
 
@@ -444,23 +326,6 @@ def test_one_lbfgs_step_of_the_trainer_by_hand():
     for (name, ours), theirs in zip(model.named_parameters(), reference.parameters()):
         torch.testing.assert_close(ours, theirs, msg=name)
     assert torch.isclose(sums["loss"] / 16, loss.detach())
-
-
-# ---------------------------------------------------------------- a damaged checkpoint (issue 14.6)
-def test_a_truncated_checkpoint_names_the_file_and_the_way_out(tiny_spec, tmp_path, monkeypatch):
-    run_interrupted_after(tiny_spec, tmp_path, 1, monkeypatch)
-    checkpoint = tmp_path / train.CHECKPOINT
-    checkpoint.write_bytes(checkpoint.read_bytes()[:1000])
-    for _ in range(2):  # every rerun refuses: no silent restart
-        with pytest.raises(train.CheckpointError) as info:
-            train.run(tiny_spec, tmp_path, threads=1)
-        message = str(info.value)
-        assert f"checkpoint {checkpoint} cannot be read (RuntimeError: PytorchStreamReader failed" in message
-        assert f"Delete it to restart this run from epoch 1 (rm '{checkpoint}'), or delete the run's folder " \
-               f"'{tmp_path}'" in message
-        assert not (tmp_path / "metrics.csv").exists() and checkpoint.exists()
-    checkpoint.unlink()  # the way out works
-    assert len(train.run(tiny_spec, tmp_path, threads=1)) == 2
 
 
 # ---------------------------------------------------------------- images used (issue 14.9)
@@ -503,8 +368,8 @@ AVX2_FLAGS = frozenset({"avx", "avx2", "fma"})
 def test_auto_builds_the_model_in_the_cpus_precision_and_layout(tiny_spec, monkeypatch, flags, bf16, channels_last):
     """The probe mocked: auto turns bf16 autocast on with native bf16, channels-last off on AMX at width 8."""
     monkeypatch.setattr(train.hardware, "cpu_flags", lambda: flags)
-    training = train.build_training(tiny_spec, torch.device("cpu"), train.load_data(tiny_spec, torch.device("cpu")),
-                                    total_steps=4)
+    cpu = torch.device("cpu")
+    training = train.build_training(tiny_spec, cpu, device_data.load_data(tiny_spec, CIFAR, cpu), total_steps=4)
     assert (training.bf16, training.channels_last) == (bf16, channels_last)
     weight = training.model.conv1.weight  # 8×3×3×3: contiguous in exactly one of the two formats
     assert weight.is_contiguous(memory_format=torch.channels_last) is channels_last
@@ -540,7 +405,7 @@ def test_a_killed_bf16_run_resumes_bit_identically(tiny_spec, tmp_path):
     cmd = [PYTHON, str(ROOT / "scripts" / "train.py"), "--spec", str(tmp_path / "spec.json"),
            "--out", str(tmp_path / "killed"), "--threads", "1"]
     proc = subprocess.Popen(cmd, env=run_env(), stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-    checkpoint = tmp_path / "killed" / train.CHECKPOINT
+    checkpoint = tmp_path / "killed" / checkpoints.CHECKPOINT
     deadline = time.time() + 120
     while not checkpoint.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.01)
@@ -565,7 +430,7 @@ def test_a_checkpoint_from_a_cpu_that_resolved_auto_otherwise_is_not_resumed(tin
     spec = {**tiny_spec, "bf16": "auto"}
     monkeypatch.setattr(train.hardware, "cpu_flags", lambda: frozenset({"avx2", "avx512f", "avx512_bf16"}))
     run_interrupted_after(spec, tmp_path / "run", 1, monkeypatch)
-    assert (tmp_path / "run" / train.CHECKPOINT).exists()
+    assert (tmp_path / "run" / checkpoints.CHECKPOINT).exists()
     monkeypatch.setattr(train.hardware, "cpu_flags", lambda: frozenset({"avx2"}))
     metrics = train.run(spec, tmp_path / "run")
     info = json.loads((tmp_path / "run" / "run.json").read_text())

@@ -11,8 +11,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from optimbench import formats, problems, train
+from optimbench import device_data, formats, problems, train
 from optimbench.formats import canonical
+
 from helpers import PYTHON, ROOT, assert_identical_runs, run_env, run_interrupted_after
 
 TIMING = ["epoch_seconds", "eval_seconds", "samples_per_second"]
@@ -57,33 +58,6 @@ def expected_columns(*names) -> list[str]:
 
 
 # ---------------------------------------------------------------- the loop's parts
-def test_augment_with_pad_2_is_a_shifted_possibly_flipped_copy():
-    gen = torch.Generator().manual_seed(0)
-    x = torch.randint(1, 256, (6, 2, 5, 7), dtype=torch.uint8)  # no zeros: padding shows; not square
-    out = train.augment(x, gen, 2)
-    assert out.shape == x.shape
-    for image, result in zip(x, out):
-        candidates = []
-        for flipped in (image, image.flip(2)):
-            padded = F.pad(flipped, (2, 2, 2, 2))
-            candidates += [padded[:, dy:dy + 5, dx:dx + 7] for dy in range(5) for dx in range(5)]
-        assert any(torch.equal(result, c) for c in candidates)
-    assert not torch.equal(out, x)
-
-
-def test_a_problem_without_augmentation_trains_on_its_images_as_they_are():
-    """digits-vae (augment 0): the training batches are the shuffled images / 255, nothing else drawn."""
-    problem = problems.get("digits-vae")
-    x = torch.randint(0, 256, (10, 4, 4, 1), dtype=torch.uint8).numpy()
-    images = train.DeviceData(x, np.zeros(10), CPU)
-    normalize = train.Normalize(CPU, False, (0.0,), (255.0,))
-    got = list(train.batches(problem, images, normalize, 4, torch.Generator().manual_seed(3)))
-    order = torch.randperm(10, generator=torch.Generator().manual_seed(3))
-    expected = torch.from_numpy(x).permute(0, 3, 1, 2)[order].float() / 255
-    torch.testing.assert_close(torch.cat([inputs for inputs, _ in got]), expected, rtol=0, atol=0)
-    assert [len(inputs) for inputs, _ in got] == [4, 4, 2]
-
-
 def test_lm_training_carries_the_state_across_windows():
     """lr 0, no dropout: the windows' summed losses equal one pass of the LSTM over the whole streams (the
     carried, detached state changes no forward value), computed here in one call."""
@@ -95,14 +69,14 @@ def test_lm_training_carries_the_state_across_windows():
     with torch.no_grad():
         logits, _ = model(streams[:-1])
     whole = F.cross_entropy(logits.reshape(-1, 20), streams[1:].reshape(-1), reduction="sum")
-    data_ = train.TokenData(tokens.numpy(), CPU)
+    data_ = device_data.TokenData(tokens.numpy(), CPU)
     assert data_.steps(4, 10) == 5  # 49 targets per stream in windows of 10
     optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
-    sums = list(train.train_epoch(problem, model, optimizer, [], data_, train.tokens_as_is, 4, None,
+    sums = list(train.train_epoch(problem, model, optimizer, [], data_, device_data.tokens_as_is, 4, None,
                                   contextlib.nullcontext, bptt=10))
     assert len(sums) == 5 and sums[-1]["count"].item() == 49 * 4
     torch.testing.assert_close(sums[-1]["loss"], whole)
-    result = train.evaluate(problem, model, data_, train.tokens_as_is, 4, contextlib.nullcontext, bptt=10)
+    result = train.evaluate(problem, model, data_, device_data.tokens_as_is, 4, contextlib.nullcontext, bptt=10)
     assert result["loss"] == pytest.approx(whole.item() / 196, rel=1e-6)
     assert result["perplexity"] == pytest.approx(math.exp(result["loss"]))
 
@@ -115,8 +89,8 @@ def test_lm_training_clips_the_gradient_norm_at_5():
     with torch.no_grad():
         model.decoder.weight.mul_(1000)  # huge gradients
     optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
-    for _ in train.train_epoch(problem, model, optimizer, [], train.TokenData(np.random.randint(0, 20, 41), CPU),
-                               train.tokens_as_is, 2, None, contextlib.nullcontext, bptt=20):
+    for _ in train.train_epoch(problem, model, optimizer, [], device_data.TokenData(np.random.randint(0, 20, 41), CPU),
+                               device_data.tokens_as_is, 2, None, contextlib.nullcontext, bptt=20):
         pass
     norm = torch.sqrt(sum((p.grad ** 2).sum() for p in model.parameters()))
     assert norm.item() == pytest.approx(5.0, rel=1e-4)
@@ -127,7 +101,7 @@ def test_digits_vae_learns_over_two_epochs(digits_mnist):
     nats); two epochs of Adam lower the negative ELBO on the test images."""
     problem = problems.get("digits-vae")
     spec = spec_for("digits-vae", digits_mnist, 32, train_subset=512, test_subset=None)
-    dataset = train.load_data(spec, CPU)
+    dataset = device_data.load_data(spec, problem, CPU)
     assert dataset.normalisation == ((0.0,), (255.0,)) and dataset.sizes["pixels"] == 784
     training = train.build_training(spec, CPU, dataset, total_steps=16)
     evaluate = lambda: train.evaluate(problem, training.model, dataset.test, training.normalize, 256,  # noqa: E731

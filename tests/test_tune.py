@@ -10,10 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from helpers import plan_problem
 
 from optimbench import optim, split, train, tune
 from optimbench.plan import Plan, Trial, TuneStage
+
+from helpers import plan_problem
 
 
 # ---------------------------------------------------------------- selection

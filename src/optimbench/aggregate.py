@@ -37,7 +37,7 @@ from optimbench.io import atomic_path, write_csv
 from optimbench.metrics import Metric
 from optimbench.performance import performance_tables, seed_outcome
 from optimbench.plan import POSITIVE, Plan, StudyProblem, TrainRun, read_plan
-from optimbench.search import apply_selection
+from optimbench.specs import apply_selection
 from optimbench.stats import summarize_values, welch
 
 RUN_KEYS = ["problem", "optimizer", "seed"]

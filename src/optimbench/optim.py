@@ -13,7 +13,6 @@ import torch
 
 from optimbench.demon import DemonSchedule, demon_class
 
-
 # Short names beyond torch.optim: maintained implementations where they exist (pytorch-optimizer;
 # its ASGD is another method than torch.optim.ASGD, the article's, which keeps the name), this
 # project's where none does.

@@ -26,8 +26,20 @@ from optimbench.errors import ConfigError
 from optimbench.io import write_text
 from optimbench.metrics import Metric
 from optimbench.optim import resolve_class
-from optimbench.specs import (TRAIN_RESULT_KEYS, check_models, check_names, check_sizes, data_spec, data_stem,
-                              descent_spec, execution_settings, problem_summary, problem_train, train_spec)
+from optimbench.specs import (
+    TRAIN_RESULT_KEYS,
+    apply_selection,
+    check_models,
+    check_names,
+    check_sizes,
+    data_spec,
+    data_stem,
+    descent_spec,
+    execution_settings,
+    problem_summary,
+    problem_train,
+    train_spec,
+)
 
 
 def _bound(value, default: float) -> float:
@@ -432,7 +444,7 @@ def tune_plan(config: dict, data: dict, problem_data: dict) -> TuneStage:
             for k, setting in enumerate(search.trial_settings(spaces[optimizer], tune["trials"], tune["sampler"],
                                                               tune["sampler_seed"])):
                 fields = dict(problem=problem, optimizer=optimizer, trial=k)
-                spec = search.apply_selection(base, {"setting": setting, "trial": k})
+                spec = apply_selection(base, {"setting": setting, "trial": k})
                 trials.append(Trial(**fields, setting=setting, dir=TRIAL_DIR.format(results=results, **fields),
                                     spec=spec))
             selections[problem][optimizer] = SELECTION.format(results=results, problem=problem, optimizer=optimizer)

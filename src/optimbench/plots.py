@@ -18,14 +18,21 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import MaxNLocator, NullFormatter, ScalarFormatter  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
+from matplotlib.ticker import MaxNLocator, NullFormatter, ScalarFormatter  # noqa: E402
 
 from optimbench import functions, labels  # noqa: E402
-from optimbench.files import (ACKLEY_VIEWS, TRAIN_FORMATS, TUNE_FORMATS, descent_figure_paths,  # noqa: E402, F401
-                              train_figure_files, train_figure_stems, tune_figure_files)
+from optimbench.files import (  # noqa: E402, F401
+    ACKLEY_VIEWS,
+    TRAIN_FORMATS,
+    TUNE_FORMATS,
+    descent_figure_paths,
+    train_figure_files,
+    train_figure_stems,
+    tune_figure_files,
+)
 from optimbench.io import atomic_path, write_text  # noqa: E402
 from optimbench.metrics import Metric  # noqa: E402
 from optimbench.plan import Plan, read_plan  # noqa: E402

@@ -346,9 +346,8 @@ def cost_conclusion(cost: pd.DataFrame, dataset: str) -> str:
 
 def render(notebook, executed, html_path, parameters: dict, title: str | None = None) -> None:
     """Execute the notebook with papermill and export it to self-contained HTML without code, titled `title`."""
-    import papermill
-
     import nbformat
+    import papermill
 
     with atomic_path(executed) as tmp_nb:
         papermill.execute_notebook(str(notebook), str(tmp_nb), parameters=parameters, kernel_name="python3",

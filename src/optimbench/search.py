@@ -11,7 +11,6 @@ it, the selection criteria and what a selected setting changes in a run's spec.
 from __future__ import annotations
 
 import difflib
-import json
 import math
 
 import numpy as np
@@ -19,6 +18,7 @@ from scipy.stats import qmc
 
 from optimbench.errors import ConfigError
 from optimbench.labels import metric_label
+from optimbench.specs import SCHEDULE_FACTOR
 
 CRITERIA = {  # selection criterion -> (metrics column it reads, None = the primary on validation; reduction)
     "final_val": (None, "last"),
@@ -27,7 +27,6 @@ CRITERIA = {  # selection criterion -> (metrics column it reads, None = the prim
     "best_val_acc": ("val_acc", "best"),
     "lowest_val_loss": ("val_loss", "best"),
 }
-SCHEDULE_FACTOR = "lr_schedule"  # a searched factor that is not an optimizer kwarg
 
 
 # ---------------------------------------------------------------- search spaces
@@ -138,15 +137,3 @@ def criterion_label(select_by: str, primary: str, higher_is_better: bool) -> tup
 def fixed_criterion_columns() -> dict[str, str]:
     """{criterion: the metrics column it reads} of the criteria that read one column whatever the problem."""
     return {name: column for name, (column, _) in CRITERIA.items() if column is not None}
-
-
-# ---------------------------------------------------------------- a selection in a run's spec
-def apply_selection(spec: dict, selection: dict) -> dict:
-    """A final run's spec with the selected setting: kwargs merged into the optimizer's, the schedule set."""
-    setting = dict(selection["setting"])
-    spec = json.loads(json.dumps(spec))
-    if SCHEDULE_FACTOR in setting:
-        spec["lr_schedule"] = setting.pop(SCHEDULE_FACTOR)
-    spec["optimizer"]["kwargs"] = {**spec["optimizer"].get("kwargs", {}), **setting}
-    spec["selected_trial"] = selection["trial"]
-    return spec

@@ -17,11 +17,29 @@ import pandas as pd
 
 from optimbench.files import ACKLEY_VIEWS
 from optimbench.plan import Plan
-from optimbench.report import (claims_summary, cost_conclusion, descent_conclusion, descent_figures, descent_finding,
-                               for_problem, metric_phrase, mismatch_warning, problem_answer, problem_intro,
-                               problem_ranks_text, profile_conclusion, ranking, study_figures, study_heading,
-                               summary_columns, train_figures, training_conclusion, tune_figures, tuning_intro,
-                               tuning_summary)
+from optimbench.report import (
+    claims_summary,
+    cost_conclusion,
+    descent_conclusion,
+    descent_figures,
+    descent_finding,
+    for_problem,
+    metric_phrase,
+    mismatch_warning,
+    problem_answer,
+    problem_intro,
+    problem_ranks_text,
+    profile_conclusion,
+    ranking,
+    study_figures,
+    study_heading,
+    summary_columns,
+    train_figures,
+    training_conclusion,
+    tune_figures,
+    tuning_intro,
+    tuning_summary,
+)
 
 
 class Markdown(str):

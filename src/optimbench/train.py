@@ -7,12 +7,14 @@ accumulate on the device and are read once per epoch. Language models run Zaremb
 truncated BPTT: the stream cut into batch_size streams, windows of `bptt` tokens, the LSTM state carried
 from window to window and detached between them. A checkpoint each epoch lets a killed run resume with
 bit-identical results on the CPU. A non-finite training loss ends the run as diverged.
+
+The data on the device and its batches are optimbench.device_data's; checkpoints and the run's fingerprint
+optimbench.checkpoints'.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import random
@@ -24,27 +26,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
-from optimbench.formats import canonical
-from optimbench import hardware
+from optimbench import checkpoints, hardware, provenance
 from optimbench import problems as problems_mod
-from optimbench import provenance
+from optimbench.cli import read_spec, spec_help
+from optimbench.device_data import BPTT, Dataset, Normalize, batches, load_data, tokens_as_is
 from optimbench.io import atomic_path, write_csv, write_json
-from optimbench.models import build_model, count_parameters, describe_load_error
+from optimbench.models import build_model, count_parameters
 from optimbench.optim import build_optimizer, optimizer_step, schedules, step_kind
-from optimbench.problems import Problem, input_stats
-from optimbench.zoo import batchify, bptt_windows
+from optimbench.problems import Problem
+from optimbench.specs import apply_selection
 
-# The article's normalisation (SPEC §1.2), on the 0..255 scale: the CIFAR-10-format ResNet18 problems keep it.
-MEAN = (129.3, 124.1, 112.4)
-STD = (68.2, 65.4, 70.4)
 SPLITS = ("train", "val", "test")
 RUN_COLUMNS = ["lr", "momentum", "epoch_seconds", "eval_seconds", "samples_per_second", "diverged"]
 RESNET18_MODELS = ("resnet18_article", "resnet18_cifar")  # spec["model"] choices of the resnet18_cifar problems
-BPTT = 35  # truncated-BPTT window (tokens) of Zaremba et al. 2014's medium and large PTB models
-CHECKPOINT = "checkpoint.pt"
 
 
 def metric_columns(problem: Problem) -> list[str]:
@@ -106,100 +102,7 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)  # also seeds every CUDA device
 
 
-def spec_hash(spec: dict) -> str:
-    """Fingerprint of what determines a run's results (a checkpoint resumes only the same run)."""
-    relevant = {k: v for k, v in spec.items() if k not in ("threads", "compile")}
-    return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
-
-
-# ---------------------------------------------------------------- device-side data
-class DeviceData:
-    """uint8 images N×C×H×W (from the canonical N×H×W×C) and int64 labels resident on the device."""
-
-    def __init__(self, images: np.ndarray, labels: np.ndarray, device: torch.device):
-        self.x = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2))).to(device)
-        self.y = torch.from_numpy(labels.astype(np.int64)).to(device)
-
-    def __len__(self) -> int:
-        return len(self.y)
-
-    @property
-    def device(self) -> torch.device:
-        return self.x.device
-
-    def steps(self, batch_size: int, bptt: int = BPTT) -> int:
-        """Batches per pass."""
-        return math.ceil(len(self) / batch_size)
-
-
-class TokenData:
-    """A token stream (int64 word ids) resident on the device; its length counts tokens."""
-
-    def __init__(self, tokens: np.ndarray, device: torch.device):
-        self.tokens = torch.from_numpy(tokens.astype(np.int64)).to(device)
-
-    def __len__(self) -> int:
-        return len(self.tokens)
-
-    @property
-    def device(self) -> torch.device:
-        return self.tokens.device
-
-    def steps(self, batch_size: int, bptt: int = BPTT) -> int:
-        """Truncated-BPTT windows per pass (zoo.batchify, zoo.bptt_windows)."""
-        return math.ceil((len(self) // batch_size - 1) / bptt)
-
-
-def augment(x: torch.Tensor, gen: torch.Generator, pad: int = 4) -> torch.Tensor:
-    """Random horizontal flip and random H×W crop of the image zero-padded by `pad` pixels, per image (the
-    CIFAR augmentation of He et al. 2016, §4.2: pad 4). x: N×C×H×W; returns the same shape and dtype.
-    Draws from gen: N flips, then 2×N offsets."""
-    n, _, h, w = x.shape
-    flip = torch.rand(n, generator=gen, device=x.device) < 0.5
-    x = torch.where(flip[:, None, None, None], x.flip(3), x)
-    padded = F.pad(x, (pad, pad, pad, pad))
-    offsets = torch.randint(0, 2 * pad + 1, (2, n), generator=gen, device=x.device)
-    rows = (offsets[0][:, None] + torch.arange(h, device=x.device))[:, :, None]
-    cols = (offsets[1][:, None] + torch.arange(w, device=x.device))[:, None, :]
-    batch = torch.arange(n, device=x.device)[:, None, None]
-    return padded.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2)
-
-
-class Normalize:
-    """uint8 N×C×H×W → float (x - mean) / std per channel (pixel units: the article's MEAN/STD by default,
-    a problem's input_stats, or 0/255 for inputs in [0, 1]), in the model's memory format."""
-
-    def __init__(self, device: torch.device, channels_last: bool, mean=MEAN, std=STD):
-        self.mean = torch.tensor(mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
-        self.std = torch.tensor(std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
-        self.format = torch.channels_last if channels_last else torch.contiguous_format
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return ((x.float() - self.mean) / self.std).contiguous(memory_format=self.format)
-
-
-def tokens_as_is(x: torch.Tensor) -> torch.Tensor:
-    """The inputs of a language model: word ids, unchanged."""
-    return x
-
-
 # ---------------------------------------------------------------- one epoch, any problem
-def batches(problem: Problem, data, normalize, batch_size: int, gen: torch.Generator | None = None, bptt: int = BPTT):
-    """(inputs, targets) per step. Images: in the order of a permutation drawn from gen (given: training)
-    or in order, flipped and cropped when gen is given and problem.augment > 0, normalised; tokens:
-    Zaremba et al.'s truncated-BPTT windows (bptt×batch_size inputs, targets shifted by one), in order."""
-    if isinstance(data, TokenData):
-        yield from bptt_windows(batchify(data.tokens, batch_size), bptt)
-        return
-    order = torch.randperm(len(data), generator=gen, device=data.device) if gen is not None else None
-    for start in range(0, len(data), batch_size):
-        idx = slice(start, start + batch_size) if order is None else order[start:start + batch_size]
-        images = data.x[idx]
-        if gen is not None and problem.augment:
-            images = augment(images, gen, problem.augment)
-        yield normalize(images), data.y[idx]
-
-
 def run_model(task, model, inputs, targets, state):
     """The task's outputs; a language model also takes and returns its recurrent state."""
     if task.kind == "language_model":
@@ -275,29 +178,6 @@ def evaluate(problem: Problem, model, data, normalize, batch_size, autocast, bpt
     return task.metrics(total)  # host sync: once per evaluation
 
 
-# ---------------------------------------------------------------- checkpoints
-def save_checkpoint(path: Path, state: dict) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
-
-
-def rng_states(gen: torch.Generator) -> dict:
-    states = {"gen": gen.get_state(), "torch": torch.get_rng_state(),
-              "numpy": np.random.get_state(), "random": random.getstate()}
-    if torch.cuda.is_available():
-        states["cuda"] = torch.cuda.get_rng_state_all()
-    return states
-
-
-def restore_rng(states: dict, gen: torch.Generator) -> None:
-    gen.set_state(states["gen"])
-    torch.set_rng_state(states["torch"])
-    np.random.set_state(states["numpy"])
-    random.setstate(states["random"])
-    if "cuda" in states and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])
-
-
 # ---------------------------------------------------------------- the run
 def current_momentum(optimizer: torch.optim.Optimizer) -> float:
     """The first parameter group's momentum (SGD-style `momentum`, else `betas[0]`: Adam's β1, Demon's
@@ -306,86 +186,6 @@ def current_momentum(optimizer: torch.optim.Optimizer) -> float:
     if "momentum" in group:
         return float(group["momentum"])
     return float(group["betas"][0]) if "betas" in group else math.nan
-
-
-@dataclass
-class Dataset:
-    """A run's data on the device and what the model and the inputs take from it."""
-
-    train: DeviceData | TokenData
-    validation: DeviceData | TokenData | None
-    test: DeviceData | TokenData
-    sizes: dict  # model sizes read from the data: num_classes, in_shape (C, H, W), pixels; or vocab_size
-    normalisation: tuple | None  # per-channel (mean, std) in pixel units; None for tokens
-
-
-def input_normalisation(problem: Problem, x_train: np.ndarray) -> tuple | None:
-    """Per-channel (mean, std) on the 0..255 scale for the problem's inputs: the article's constants for the
-    CIFAR-10-format ResNet18 problems (the article's study, SPEC §1.2), input_stats of the training images
-    for other "standardize" problems, (0, 255) for "unit" (inputs in [0, 1]); None for tokens."""
-    if problem.inputs == "tokens":
-        return None
-    channels = x_train.shape[-1]
-    if problem.inputs == "unit":
-        return (0.0,) * channels, (255.0,) * channels
-    if problem.dataset == "cifar10" and problem.model == "resnet18_cifar":
-        return MEAN, STD
-    mean, std = input_stats(x_train)
-    return tuple(mean.tolist()), tuple(std.tolist())
-
-
-def require_arrays(spec: dict, problem: Problem, arrays: dict, keys: tuple) -> None:
-    """Raises ValueError when the canonical file lacks what the problem's data set has."""
-    missing = [k for k in keys if k not in arrays]
-    if missing:
-        raise ValueError(f"spec['data'] {spec['data']} has no {missing}: not a canonical file of problem "
-                         f"{problem.name}'s data set {problem.dataset!r} (it has {sorted(arrays)})")
-
-
-def load_tokens(spec: dict, problem: Problem, arrays: dict, device) -> Dataset:
-    """PTB-format token streams; spec["validation"] "valid" evaluates the data set's validation stream."""
-    require_arrays(spec, problem, arrays, ("tokens_train", "tokens_valid", "tokens_test", "vocab"))
-    validation = spec.get("validation")
-    if validation not in (None, "valid"):
-        raise ValueError(f"spec['validation'] = {validation!r}: a token data set ({problem.dataset}) has its own "
-                         f"validation stream, named by the string 'valid' (or none)")
-    return Dataset(TokenData(arrays["tokens_train"][:spec.get("train_subset")], device),
-                   TokenData(arrays["tokens_valid"], device) if validation else None,
-                   TokenData(arrays["tokens_test"][:spec.get("test_subset")], device),
-                   {"vocab_size": len(arrays["vocab"])}, None)
-
-
-def load_images(spec: dict, problem: Problem, arrays: dict, device) -> Dataset:
-    """Images N×H×W×C. With spec["validation"] (a split file, optimbench.tune), the validation images are
-    held out of the training set; train_subset applies to what remains; input statistics are the
-    training images'."""
-    require_arrays(spec, problem, arrays, ("x_train", "y_train", "x_test", "y_test", "classes"))
-    x_train, y_train, validation = arrays["x_train"], arrays["y_train"], None
-    if spec.get("validation"):
-        from optimbench.tune import read_split
-
-        train_idx, val_idx = read_split(spec["validation"], spec["data"])
-        validation = DeviceData(x_train[val_idx], y_train[val_idx], device)
-        x_train, y_train = x_train[train_idx], y_train[train_idx]
-    n_train, n_test = spec.get("train_subset"), spec.get("test_subset")
-    x_train, y_train = x_train[:n_train], y_train[:n_train]
-    _, height, width, channels = x_train.shape
-    return Dataset(DeviceData(x_train, y_train, device), validation,
-                   DeviceData(arrays["x_test"][:n_test], arrays["y_test"][:n_test], device),
-                   {"num_classes": len(arrays["classes"]), "in_shape": (channels, height, width),
-                    "pixels": channels * height * width}, input_normalisation(problem, x_train))
-
-
-def load_data(spec: dict, device: torch.device) -> Dataset:
-    """The spec's problem's data (spec["data"], a canonical .npz of optimbench.formats) on the device.
-
-    Raises:
-        ValueError: the problem is unknown, or the file is not its data set's format.
-    """
-    problem = get_problem(spec)
-    arrays = canonical.load_canonical(spec["data"])
-    loader = load_tokens if problem.inputs == "tokens" else load_images
-    return loader(spec, problem, arrays, device)
 
 
 def build_problem_model(spec: dict, problem: Problem, sizes: dict) -> torch.nn.Module:
@@ -431,14 +231,14 @@ class Training:
     def state(self, epoch: int, rows: list, fingerprint: str) -> dict:
         return {"spec_hash": fingerprint, "epoch": epoch, "rows": rows, "model": self.model.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "schedules": [s.state_dict() for s in self.steppers],
-                "rng": rng_states(self.gen)}
+                "rng": checkpoints.rng_states(self.gen)}
 
     def load(self, ckpt: dict) -> None:
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         for stepper, state in zip(self.steppers, ckpt["schedules"]):
             stepper.load_state_dict(state)
-        restore_rng(ckpt["rng"], self.gen)
+        checkpoints.restore_rng(ckpt["rng"], self.gen)
 
 
 def build_training(spec: dict, device: torch.device, data: Dataset, total_steps: int) -> Training:
@@ -472,40 +272,6 @@ def build_training(spec: dict, device: torch.device, data: Dataset, total_steps:
                     autocast=lambda: torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16),
                     channels_last=channels_last, bf16=bf16,
                     reasons={"channels_last": layout.reason, "bf16": precision.reason})
-
-
-class CheckpointError(RuntimeError):
-    """A run's checkpoint cannot be read; the message names the file and how to start over."""
-
-
-def read_checkpoint(ckpt_path: Path, device) -> dict:
-    """The checkpoint's contents; a damaged file (truncated, not a checkpoint) raises CheckpointError.
-    Never a silent restart: deleting the file is the user's decision (it discards the epochs done)."""
-    way_out = (f"Delete it to restart this run from epoch 1 (rm {str(ckpt_path)!r}), or delete the run's "
-               f"folder {str(ckpt_path.parent)!r}, then run again.")
-    try:
-        ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
-    except Exception as exc:  # torch.load's errors vary with the damage (zip reader, unpickling, EOF...)
-        raise CheckpointError(f"checkpoint {ckpt_path} cannot be read ({describe_load_error(exc)}): the file "
-                              f"is damaged, e.g. truncated by a full disk. {way_out}") from None
-    missing = [k for k in ("spec_hash", "epoch") if not isinstance(ckpt, dict) or k not in ckpt]
-    if missing:
-        raise CheckpointError(f"checkpoint {ckpt_path} is not one of this trainer's checkpoints "
-                              f"(no {missing}). {way_out}")
-    return ckpt
-
-
-def resume(ckpt_path: Path, fingerprint: str, training: Training, device) -> tuple[list, int]:
-    """Load the checkpoint of this same run, if any: (metric rows so far, epochs done)."""
-    if not ckpt_path.exists():
-        return [], 0
-    ckpt = read_checkpoint(ckpt_path, device)
-    if ckpt["spec_hash"] != fingerprint:
-        print(f"ignoring {ckpt_path}: it belongs to another configuration", file=sys.stderr)
-        return [], 0
-    training.load(ckpt)
-    print(f"resuming from {ckpt_path} after epoch {ckpt['epoch']}", file=sys.stderr)
-    return ckpt["rows"], ckpt["epoch"]
 
 
 def split_columns(split: str, problem: Problem, values: dict | None) -> dict:
@@ -565,14 +331,14 @@ def run(spec: dict, out_dir, threads: int = 1, save_model: bool = True) -> pd.Da
     torch.use_deterministic_algorithms(spec.get("deterministic", True) and device.type == "cpu")
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    data = load_data(spec, device)
+    data = load_data(spec, problem, device)
     steps_per_epoch = data.train.steps(spec["batch_size"], spec.get("bptt", BPTT))
     training = build_training(spec, device, data, spec["epochs"] * steps_per_epoch)
     # What `auto` resolved to belongs to the fingerprint: resuming on a CPU of another kind (a mixed cluster)
     # must not switch a run's precision or layout half-way.
     resolved = {"bf16": training.bf16, "channels_last": training.channels_last, "device": device.type}
-    fingerprint, ckpt_path = spec_hash({**spec, "resolved": resolved}), out_dir / CHECKPOINT
-    rows, start_epoch = resume(ckpt_path, fingerprint, training, device)
+    fingerprint, ckpt_path = checkpoints.spec_hash({**spec, "resolved": resolved}), out_dir / checkpoints.CHECKPOINT
+    rows, start_epoch = checkpoints.resume(ckpt_path, fingerprint, training, device)
     startup_seconds = process_age()  # interpreter, imports, data load, model build: a fixed cost per run
 
     bar = tqdm(total=spec["epochs"] * steps_per_epoch, initial=start_epoch * steps_per_epoch, file=sys.stderr,
@@ -584,7 +350,7 @@ def run(spec: dict, out_dir, threads: int = 1, save_model: bool = True) -> pd.Da
         rows.append(epoch_row(spec, training, epoch, data, bar))
         bar.set_postfix({"epoch": epoch, "loss": f"{rows[-1]['train_' + loss_name(problem)]:.4f}",
                          problem.primary: f"{rows[-1][problem.primary]:.4g}"})
-        save_checkpoint(ckpt_path, training.state(epoch, rows, fingerprint))
+        checkpoints.save_checkpoint(ckpt_path, training.state(epoch, rows, fingerprint))
     bar.close()
     diverged = bool(rows and rows[-1]["diverged"])
     if diverged:
@@ -630,7 +396,7 @@ SPEC_REQUIRED = {
 SPEC_OPTIONAL = {
     "pretrained": "local .pth of torchvision's ImageNet resnet18 (resnet18_article, width 64); default null",
     "lr_schedule": "null | linear | cosine | warmup-cosine; default null",
-    "validation": "images: a validation split file (optimbench.tune), its images held out of training; token "
+    "validation": "images: a validation split file (optimbench.split), its images held out of training; token "
                   "data: 'valid' (the data set's validation stream); evaluated every epoch; default none",
     "test": "every_epoch | final | never: when the test set is evaluated; default every_epoch",
     "bptt": f"language models: truncated-BPTT window in tokens (their batch sizes count parallel token "
@@ -649,8 +415,6 @@ SPEC_OPTIONAL = {
 
 
 def main(argv=None) -> None:
-    from optimbench.cli import read_spec, spec_help
-
     parser = argparse.ArgumentParser(description="Train one test problem with one optimizer and one seed.",
                                      epilog=spec_help(SPEC_REQUIRED, SPEC_OPTIONAL),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -660,15 +424,13 @@ def main(argv=None) -> None:
     parser.add_argument("--execution", default="{}",
                         help='execution settings as JSON, e.g. {"compile": "off"}: how the run executes, never '
                              "what it computes (not part of the spec's fingerprint)")
-    parser.add_argument("--selection", help="a tuning selection (JSON, optimbench.tune): its setting is "
+    parser.add_argument("--selection", help="a tuning selection (JSON, optimbench.tune select): its setting is "
                                             "merged into the spec's optimizer kwargs and schedule")
     parser.add_argument("--no-model", action="store_true", help="do not write model.pt (tuning trials)")
     args = parser.parse_args(argv)
 
     spec = read_spec(args.spec, SPEC_REQUIRED, SPEC_OPTIONAL)
     if args.selection:
-        from optimbench.tune import apply_selection
-
         spec = apply_selection(spec, json.loads(Path(args.selection).read_text()))
     metrics = run({**spec, **json.loads(args.execution)}, args.out, args.threads, save_model=not args.no_model)
     problem, last = get_problem(spec), metrics.iloc[-1]

@@ -23,7 +23,8 @@ import pandas as pd
 
 from optimbench.io import write_json
 from optimbench.plan import Plan, StudyProblem, read_plan
-from optimbench.search import SCHEDULE_FACTOR, criterion_metric, validation_primary
+from optimbench.search import criterion_metric, validation_primary
+from optimbench.specs import SCHEDULE_FACTOR
 from optimbench.split import write_split
 
 GROUP_KEYS = ["problem", "optimizer"]

@@ -12,8 +12,9 @@ import time
 import pandas as pd
 import pytest
 
+from optimbench import checkpoints, train
+
 from helpers import ROOT, SNAKEMAKE, job_counts, run_env, write_config
-from optimbench import train
 
 pytestmark = pytest.mark.slurm
 CLUSTER = ROOT / "tests" / "slurm" / "cluster.sh"
@@ -123,7 +124,7 @@ def test_a_cancelled_training_job_resumes_from_its_checkpoint_on_rerun(cluster, 
     tic = time.time()
     proc = subprocess.Popen(cmd, env=cluster, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        wait_for(lambda: (run_dir / train.CHECKPOINT).exists(), 300, "the first checkpoint")
+        wait_for(lambda: (run_dir / checkpoints.CHECKPOINT).exists(), 300, "the first checkpoint")
         queue = subprocess.run(["timeout", "-s", "KILL", "30", "squeue", "-h", "-t", "RUNNING", "-o", "%i|%k"],
                                env=cluster, capture_output=True, text=True, check=True).stdout
         [job] = [line.split("|")[0] for line in queue.splitlines() if "rule_train" in line]
@@ -133,7 +134,7 @@ def test_a_cancelled_training_job_resumes_from_its_checkpoint_on_rerun(cluster, 
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-    assert not (run_dir / "metrics.csv").exists() and (run_dir / train.CHECKPOINT).exists()
+    assert not (run_dir / "metrics.csv").exists() and (run_dir / checkpoints.CHECKPOINT).exists()
 
     subprocess.run(cmd + ["--unlock"], env=cluster, check=True, capture_output=True)
     rerun = subprocess.run(cmd, env=cluster, capture_output=True, text=True)

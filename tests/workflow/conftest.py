@@ -3,8 +3,21 @@
 import pytest
 
 from helpers import snakemake, write_config
-from workflow_study import (ARTICLE_METHODS, EPOCHS, GRADIENTS, OPTIMIZERS, PROBLEM, PROBLEMS, SEEDS, TARGET, TRIALS,
-                            TUNED, VAE, VAE_TARGET, VAE_WIDTH)
+from workflow_study import (
+    ARTICLE_METHODS,
+    EPOCHS,
+    GRADIENTS,
+    OPTIMIZERS,
+    PROBLEM,
+    PROBLEMS,
+    SEEDS,
+    TARGET,
+    TRIALS,
+    TUNED,
+    VAE,
+    VAE_TARGET,
+    VAE_WIDTH,
+)
 
 
 def tiny_config(**changes) -> dict:

@@ -7,8 +7,8 @@ import subprocess
 
 import pandas as pd
 import pytest
-
 from conftest import tiny_config
+
 from helpers import ROOT, job_counts, run_env, snakemake, write_config
 from workflow_study import OPTIMIZERS, PROBLEMS, SEEDS, TRIALS, TUNED
 

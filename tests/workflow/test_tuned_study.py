@@ -5,8 +5,8 @@ import json
 
 import pandas as pd
 import pytest
-
 from conftest import tiny_config
+
 from helpers import job_counts, snakemake, write_config
 from workflow_study import EPOCHS, PROBLEMS, SEEDS, TRIALS, TUNED
 

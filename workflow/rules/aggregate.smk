@@ -8,7 +8,7 @@ rule aggregate_train:
         runs=PLAN.train_files("run.json"),
         benchmarks=[run.benchmark for run in PLAN.train_runs],
     output:
-        expand(f"{TABLES}/{{table}}.{{ext}}", table=TRAIN_TABLES, ext=["csv", "parquet"]),
+        expand(f"{TABLES}/{{table}}.{{ext}}", table=TRAIN_TABLES, ext=files.TABLE_FORMATS),
     log:
         stage_log("aggregate_train"),
     params:
@@ -26,7 +26,7 @@ rule aggregate_descent:
         plan=PLAN_FILE,
         summaries=PLAN.descent_files("summary.csv"),
     output:
-        expand(f"{TABLES}/{{table}}.{{ext}}", table=DESCENT_TABLES, ext=["csv", "parquet"]),
+        expand(f"{TABLES}/{{table}}.{{ext}}", table=DESCENT_TABLES, ext=files.TABLE_FORMATS),
     log:
         stage_log("aggregate_descent"),
     params:
@@ -49,7 +49,7 @@ rule aggregate_tune:
         # the default-hyperparameter ranking, beside the tuned one
         default=table_files(["optimizer_summary"]),
     output:
-        expand(f"{TABLES}/{{table}}.{{ext}}", table=TUNE_TABLES, ext=["csv", "parquet"]),
+        expand(f"{TABLES}/{{table}}.{{ext}}", table=TUNE_TABLES, ext=files.TABLE_FORMATS),
     log:
         stage_log("aggregate_tune"),
     params:

@@ -1,12 +1,12 @@
-# The study's plan (optimbench.study), every name the rule files share, and the rules' input functions. No rules.
+# The study's plan (optimbench.plan), every name the rule files share, and the rules' input functions. No rules.
 import json
 import os
 import re
 import sys
 
 from optimbench import config as study_config
-from optimbench import figure_files
-from optimbench import study
+from optimbench import files, specs
+from optimbench import plan as study
 
 # Validate before any job: unknown keys, wrong types, unknown names and bad values stop here.
 _validated = study_config.validate(config)
@@ -29,7 +29,7 @@ TRAIN_LOG = study.pattern(study.TRAIN_LOG, R)
 TRAIN_BENCHMARK = study.pattern(study.TRAIN_BENCHMARK, R)
 DESCENT_DIR = study.pattern(study.DESCENT_DIR, R)
 DESCENT_LOG = study.pattern(study.DESCENT_LOG, R)
-TUNE = PLAN.tune or {}
+TUNE = PLAN.tune  # None without tuning
 TRIAL_DIR = study.pattern(study.TRIAL_DIR, R)
 TRIAL_LOG = study.pattern(study.TRIAL_LOG, R)
 SELECTION = study.pattern(study.SELECTION, R)
@@ -43,33 +43,9 @@ SPLIT_LOG = study.SPLIT_LOG.replace("{seed}", "{split_seed}")
 PROBLEMS = list(PLAN.settings["problems"])
 
 # The tables each aggregate job writes (optimbench.aggregate), and what the jobs downstream read of them.
-TRAIN_TABLES = [
-    "runs",
-    "epochs_long",
-    "epoch_stats",
-    "seed_summary",
-    "optimizer_summary",
-    "article_claims",
-    "cost",
-    # across problems: the problems, Dolan-More performance ratios and profiles, per-problem ranks
-    "problems",
-    "performance_ratios",
-    "performance_profile",
-    "profile_score",
-    "problem_ranks",
-    "rank_summary",
-]
-DESCENT_TABLES = ["descent_runs", "descent_reproduction"]
-TUNE_TABLES = [
-    "tune_trials",
-    "tune_selection",
-    "budget_curves",
-    "tuned_runs",
-    "tuned_seed_summary",
-    "tuned_optimizer_summary",
-    "tuned_claims",
-    "rankings",
-]
+TRAIN_TABLES = list(files.TRAIN_TABLES)
+DESCENT_TABLES = list(files.DESCENT_TABLES)
+TUNE_TABLES = list(files.TUNE_TABLES)
 # What optimbench.plots.train_figures and tune_figures read
 TRAIN_FIGURE_TABLES = [
     "epoch_stats",
@@ -94,10 +70,10 @@ REPORT_TABLES = [
 ]
 REPORT_TUNE_TABLES = ["tune_trials", "tune_selection", "budget_curves", "rankings", "tuned_claims"]
 
-# The figures each figures job writes (optimbench.figure_files names them); the report embeds the PNGs.
-TRAIN_FIGURES = [str(f) for f in figure_files.train_figure_files(PROBLEMS, f"{FIGURES}/train", ("png",))]
-TRAIN_FIGURES_SVG = [str(f) for f in figure_files.train_figure_files(PROBLEMS, f"{FIGURES}/train", ("svg",))]
-TUNE_FIGURES = [str(f) for f in figure_files.tune_figure_files(PROBLEMS, f"{FIGURES}/tune")]
+# The figures each figures job writes (optimbench.files names them); the report embeds the PNGs.
+TRAIN_FIGURES = [str(f) for f in files.train_figure_files(PROBLEMS, f"{FIGURES}/train", ("png",))]
+TRAIN_FIGURES_SVG = [str(f) for f in files.train_figure_files(PROBLEMS, f"{FIGURES}/train", ("svg",))]
+TUNE_FIGURES = [str(f) for f in files.tune_figure_files(PROBLEMS, f"{FIGURES}/tune")]
 DESCENT_VIEWS = f"{FIGURES}/descent/ackley_views.png"
 DESCENT_ALL_RUNS = expand(f"{FIGURES}/descent/{{function}}_all_runs.png", function=PLAN.descent_functions())
 DESCENT_3D = expand(f"{FIGURES}/descent/{{function}}_3d.html", function=PLAN.descent_functions())
@@ -118,14 +94,14 @@ workflow.localrules(*REPORT_RULES, "prepare_data", "descent", "validation_split"
 wildcard_constraints:
     seed=r"\d+",
     trial=r"\d+",
-    problem=study.NAME_RULE,
+    problem=specs.NAME_RULE,
     # Only the study's own data files (a validation split's .json must never match a data summary).
     stem="|".join(re.escape(stem) for stem in PLAN.data) or "no-data",
-    optimizer=study.NAME_RULE,
-    group=study.NAME_RULE,
-    function=study.NAME_RULE,
-    method=study.NAME_RULE,
-    gradient=study.NAME_RULE,
+    optimizer=specs.NAME_RULE,
+    group=specs.NAME_RULE,
+    function=specs.NAME_RULE,
+    method=specs.NAME_RULE,
+    gradient=specs.NAME_RULE,
 
 
 def train_gres():
@@ -176,7 +152,7 @@ def problem_split(wildcards):
 
 def train_execution(wildcards, threads):
     """How a run executes (compile mode). Taking `threads` makes it a derived param: never a rerun trigger."""
-    return json.dumps(study.execution_settings(TRAIN), sort_keys=True)
+    return json.dumps(specs.execution_settings(TRAIN), sort_keys=True)
 
 
 def descent_spec(wildcards):
@@ -187,7 +163,7 @@ def descent_spec(wildcards):
 
 def trial_spec(wildcards):
     """The trial's result spec (a rerun trigger): the base run with the trial's setting."""
-    return json.dumps(PLAN.trial(wildcards.problem, wildcards.optimizer, wildcards.trial)["spec"], sort_keys=True)
+    return json.dumps(PLAN.trial(wildcards.problem, wildcards.optimizer, wildcards.trial).spec, sort_keys=True)
 
 
 def tuned_spec(wildcards):

@@ -58,7 +58,7 @@ rule select:
         py=PY,
         # What this selection reads (its trials, criterion, space, the problem's metrics), not the whole plan:
         # a new problem or optimizer re-selects nothing else.
-        plan=lambda wildcards: json.dumps(PLAN.selection_plan(wildcards.problem, wildcards.optimizer), sort_keys=True),
+        plan=lambda wildcards: PLAN.selection_plan(wildcards.problem, wildcards.optimizer).to_json(),
     conda:
         "../../envs/analysis.yaml"
     shell:

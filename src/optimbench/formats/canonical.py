@@ -9,6 +9,7 @@ import numpy as np
 
 from optimbench.io import atomic_path, sha256, write_json
 
+
 def save_npz(path, arrays: dict) -> None:
     """np.savez's format with fixed timestamps, so equal arrays give an equal file (and sha256)."""
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:

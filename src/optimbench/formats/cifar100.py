@@ -16,8 +16,16 @@ from pathlib import Path
 import numpy as np
 
 from optimbench.errors import DataError
-from optimbench.formats.common import (add_bytes, check_labels, download_error, md5_matches, prototype_splits,
-                                       reading, require, tar_gz_writer)
+from optimbench.formats.common import (
+    add_bytes,
+    check_labels,
+    download_error,
+    md5_matches,
+    prototype_splits,
+    reading,
+    require,
+    tar_gz_writer,
+)
 
 ARCHIVE_NAME = "cifar-100-python.tar.gz"
 FOLDER = "cifar-100-python"

@@ -17,8 +17,15 @@ from pathlib import Path
 
 import numpy as np
 
-from optimbench.formats.common import (check_labels, download_error, md5_matches, prototype_splits, reading, require,
-                                       write_gzip)
+from optimbench.formats.common import (
+    check_labels,
+    download_error,
+    md5_matches,
+    prototype_splits,
+    reading,
+    require,
+    write_gzip,
+)
 
 FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
          "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}

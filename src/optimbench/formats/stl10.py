@@ -15,8 +15,16 @@ from pathlib import Path
 
 import numpy as np
 
-from optimbench.formats.common import (add_bytes, check_labels, download_error, md5_matches, prototype_splits,
-                                       reading, require, tar_gz_writer)
+from optimbench.formats.common import (
+    add_bytes,
+    check_labels,
+    download_error,
+    md5_matches,
+    prototype_splits,
+    reading,
+    require,
+    tar_gz_writer,
+)
 
 ARCHIVE_NAME = "stl10_binary.tar.gz"
 FOLDER = "stl10_binary"

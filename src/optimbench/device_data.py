@@ -1,0 +1,197 @@
+"""A run's data as it sits on the device, and the batches the training loop reads from it (SPEC §1.2).
+
+Images stay uint8 N×C×H×W on the device (a quarter of float32's memory) with int64 labels; random flips and
+zero-padded crops happen there per batch; normalisation to float is the last step before the model. A
+language model's data is one int64 token stream, read in Zaremba et al. (2014)'s truncated-BPTT windows.
+The loaders read a problem's canonical .npz (optimbench.formats) into a `Dataset`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from optimbench.formats import canonical
+from optimbench.problems import Problem, input_stats
+from optimbench.split import read_split
+from optimbench.zoo import batchify, bptt_windows
+
+# The article's per-channel normalisation (SPEC §1.2), in pixel units (0..255): the CIFAR-10-format ResNet18
+# problems keep it. The values are the widely copied CIFAR-100 training-set statistics, mean (0.5071, 0.4865,
+# 0.4409) and std (0.2673, 0.2564, 0.2762) × 255, not CIFAR-10's own: kept as the article has them.
+MEAN = (129.3, 124.1, 112.4)
+STD = (68.2, 65.4, 70.4)
+BPTT = 35  # truncated-BPTT window (tokens) of Zaremba et al. 2014's medium and large PTB models
+
+
+class DeviceData:
+    """uint8 images N×C×H×W (from the canonical N×H×W×C) and int64 labels (N,) resident on the device."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, device: torch.device):
+        self.x = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2))).to(device)
+        self.y = torch.from_numpy(labels.astype(np.int64)).to(device)
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    @property
+    def device(self) -> torch.device:
+        return self.x.device
+
+    def steps(self, batch_size: int, bptt: int = BPTT) -> int:
+        """Batches of batch_size images per pass (the last one partial); bptt is unused."""
+        return math.ceil(len(self) / batch_size)
+
+
+class TokenData:
+    """A token stream (int64 word ids, shape (T,)) resident on the device; its length counts tokens."""
+
+    def __init__(self, tokens: np.ndarray, device: torch.device):
+        self.tokens = torch.from_numpy(tokens.astype(np.int64)).to(device)
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    @property
+    def device(self) -> torch.device:
+        return self.tokens.device
+
+    def steps(self, batch_size: int, bptt: int = BPTT) -> int:
+        """Truncated-BPTT windows of bptt tokens per pass over batch_size parallel streams (zoo.batchify,
+        zoo.bptt_windows)."""
+        return math.ceil((len(self) // batch_size - 1) / bptt)
+
+
+@dataclass
+class Dataset:
+    """A run's data on the device and what the model and the inputs take from it."""
+
+    train: DeviceData | TokenData
+    validation: DeviceData | TokenData | None
+    test: DeviceData | TokenData
+    sizes: dict  # model sizes read from the data: num_classes, in_shape (C, H, W), pixels; or vocab_size
+    normalisation: tuple | None  # per-channel (mean, std) in pixel units; None for tokens
+
+
+def augment(x: torch.Tensor, gen: torch.Generator, pad: int = 4) -> torch.Tensor:
+    """Random horizontal flip and random H×W crop of the image zero-padded by `pad` pixels, per image (the
+    CIFAR augmentation of He et al. 2016, §4.2: pad 4). x: N×C×H×W; returns the same shape and dtype.
+    Draws from gen: N flips, then 2×N offsets."""
+    n, _, h, w = x.shape
+    flip = torch.rand(n, generator=gen, device=x.device) < 0.5
+    x = torch.where(flip[:, None, None, None], x.flip(3), x)
+    padded = F.pad(x, (pad, pad, pad, pad))
+    offsets = torch.randint(0, 2 * pad + 1, (2, n), generator=gen, device=x.device)
+    rows = (offsets[0][:, None] + torch.arange(h, device=x.device))[:, :, None]
+    cols = (offsets[1][:, None] + torch.arange(w, device=x.device))[:, None, :]
+    batch = torch.arange(n, device=x.device)[:, None, None]
+    return padded.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2)
+
+
+class Normalize:
+    """uint8 N×C×H×W → float32 (x - mean) / std per channel (pixel units: the article's MEAN/STD by default,
+    a problem's input_stats, or 0/255 for inputs in [0, 1]), in the model's memory format."""
+
+    def __init__(self, device: torch.device, channels_last: bool, mean=MEAN, std=STD):
+        self.mean = torch.tensor(mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+        self.std = torch.tensor(std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+        self.format = torch.channels_last if channels_last else torch.contiguous_format
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return ((x.float() - self.mean) / self.std).contiguous(memory_format=self.format)
+
+
+def tokens_as_is(x: torch.Tensor) -> torch.Tensor:
+    """The inputs of a language model: word ids (bptt×batch_size int64), unchanged."""
+    return x
+
+
+def batches(problem: Problem, data, normalize, batch_size: int, gen: torch.Generator | None = None, bptt: int = BPTT):
+    """(inputs, targets) per step. Images: in the order of a permutation drawn from gen (given: training)
+    or in order, flipped and cropped when gen is given and problem.augment > 0, normalised; inputs
+    ≤batch_size×C×H×W as `normalize` returns them, targets the int64 labels. Tokens: Zaremba et al.'s
+    truncated-BPTT windows (≤bptt×batch_size int64 inputs, targets shifted by one token), in order."""
+    if isinstance(data, TokenData):
+        yield from bptt_windows(batchify(data.tokens, batch_size), bptt)
+        return
+    order = torch.randperm(len(data), generator=gen, device=data.device) if gen is not None else None
+    for start in range(0, len(data), batch_size):
+        idx = slice(start, start + batch_size) if order is None else order[start:start + batch_size]
+        images = data.x[idx]
+        if gen is not None and problem.augment:
+            images = augment(images, gen, problem.augment)
+        yield normalize(images), data.y[idx]
+
+
+# ---------------------------------------------------------------- loading a problem's canonical file
+def input_normalisation(problem: Problem, x_train: np.ndarray) -> tuple | None:
+    """Per-channel (mean, std) on the 0..255 scale for the problem's inputs: the article's constants for the
+    CIFAR-10-format ResNet18 problems (the article's study, SPEC §1.2), input_stats of the training images
+    (uint8 N×H×W×C) for other "standardize" problems, (0, 255) for "unit" (inputs in [0, 1]); None for
+    tokens."""
+    if problem.inputs == "tokens":
+        return None
+    channels = x_train.shape[-1]
+    if problem.inputs == "unit":
+        return (0.0,) * channels, (255.0,) * channels
+    if problem.dataset == "cifar10" and problem.model == "resnet18_cifar":
+        return MEAN, STD
+    mean, std = input_stats(x_train)
+    return tuple(mean.tolist()), tuple(std.tolist())
+
+
+def require_arrays(spec: dict, problem: Problem, arrays: dict, keys: tuple) -> None:
+    """Raises ValueError when the canonical file lacks what the problem's data set has."""
+    missing = [k for k in keys if k not in arrays]
+    if missing:
+        raise ValueError(f"spec['data'] {spec['data']} has no {missing}: not a canonical file of problem "
+                         f"{problem.name}'s data set {problem.dataset!r} (it has {sorted(arrays)})")
+
+
+def load_tokens(spec: dict, problem: Problem, arrays: dict, device) -> Dataset:
+    """PTB-format token streams (1-D word ids); spec["validation"] "valid" evaluates the data set's
+    validation stream; train_subset and test_subset count tokens."""
+    require_arrays(spec, problem, arrays, ("tokens_train", "tokens_valid", "tokens_test", "vocab"))
+    validation = spec.get("validation")
+    if validation not in (None, "valid"):
+        raise ValueError(f"spec['validation'] = {validation!r}: a token data set ({problem.dataset}) has its own "
+                         f"validation stream, named by the string 'valid' (or none)")
+    return Dataset(TokenData(arrays["tokens_train"][:spec.get("train_subset")], device),
+                   TokenData(arrays["tokens_valid"], device) if validation else None,
+                   TokenData(arrays["tokens_test"][:spec.get("test_subset")], device),
+                   {"vocab_size": len(arrays["vocab"])}, None)
+
+
+def load_images(spec: dict, problem: Problem, arrays: dict, device) -> Dataset:
+    """Images N×H×W×C. With spec["validation"] (a split file, optimbench.split), the validation images are
+    held out of the training set; train_subset applies to what remains; input statistics are the
+    training images'."""
+    require_arrays(spec, problem, arrays, ("x_train", "y_train", "x_test", "y_test", "classes"))
+    x_train, y_train, validation = arrays["x_train"], arrays["y_train"], None
+    if spec.get("validation"):
+        train_idx, val_idx = read_split(spec["validation"], spec["data"])
+        validation = DeviceData(x_train[val_idx], y_train[val_idx], device)
+        x_train, y_train = x_train[train_idx], y_train[train_idx]
+    n_train, n_test = spec.get("train_subset"), spec.get("test_subset")
+    x_train, y_train = x_train[:n_train], y_train[:n_train]
+    _, height, width, channels = x_train.shape
+    return Dataset(DeviceData(x_train, y_train, device), validation,
+                   DeviceData(arrays["x_test"][:n_test], arrays["y_test"][:n_test], device),
+                   {"num_classes": len(arrays["classes"]), "in_shape": (channels, height, width),
+                    "pixels": channels * height * width}, input_normalisation(problem, x_train))
+
+
+def load_data(spec: dict, problem: Problem, device: torch.device) -> Dataset:
+    """The problem's data (spec["data"], a canonical .npz of optimbench.formats) on the device.
+
+    Raises:
+        ValueError: the file is not the format of the problem's data set, or spec["validation"] is not
+            one the data set takes.
+    """
+    arrays = canonical.load_canonical(spec["data"])
+    loader = load_tokens if problem.inputs == "tokens" else load_images
+    return loader(spec, problem, arrays, device)

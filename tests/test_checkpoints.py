@@ -1,0 +1,116 @@
+"""Checkpoints: the run's fingerprint, a checkpoint resumes only its own run (issue 13), a killed run
+resumes to the uninterrupted one's results, a damaged checkpoint (issue 14.6)."""
+
+import json
+import signal
+import subprocess
+import time
+
+import pandas as pd
+import pytest
+import torch
+
+from optimbench import checkpoints, train
+
+from helpers import PYTHON, ROOT, run_env, run_interrupted_after
+
+TIMING = ["epoch_seconds", "eval_seconds", "samples_per_second"]
+
+
+def test_spec_hash_changes_with_every_setting_that_changes_results(tiny_spec):
+    base = checkpoints.spec_hash(tiny_spec)
+    assert checkpoints.spec_hash(dict(reversed(tiny_spec.items()))) == base  # key order does not matter
+    assert checkpoints.spec_hash({**tiny_spec, "threads": 2, "compile": "on"}) == base  # how, not what, is computed
+    changed = {key: ("other" if isinstance(value, str) else {"x": 1} if isinstance(value, dict) else value + 1)
+               for key, value in tiny_spec.items()}
+    for key, value in {**changed, "lr_schedule": "cosine", "deterministic": False}.items():
+        assert checkpoints.spec_hash({**tiny_spec, key: value}) != base, key
+    for kwargs in ({"lr": 0.01, "momentum": 0.9}, {"lr": 0.05, "momentum": 0.8}):
+        assert checkpoints.spec_hash({**tiny_spec, "optimizer": {"class": "SGD", "kwargs": kwargs}}) != base
+
+
+@pytest.mark.parametrize("change", [
+    {"seed": 1}, {"optimizer": {"class": "SGD", "kwargs": {"lr": 0.01, "momentum": 0.9}}}, {"lr_schedule": "cosine"},
+], ids=["seed", "lr", "lr_schedule"])
+def test_a_run_ignores_the_checkpoint_of_another_configuration(tiny_spec, tmp_path, monkeypatch, capfd, change):
+    """Run A's checkpoint after epoch 1 lies in B's folder: B starts from scratch and equals B run alone;
+    A itself resumes from it (so only the configuration check keeps B from using it)."""
+    spec_a, spec_b = tiny_spec, {**tiny_spec, **change}
+    save = checkpoints.save_checkpoint
+
+    def keep_epoch_one(path, state):
+        save(path, state)
+        if state["epoch"] == 1:
+            for folder in ("b", "a-again"):
+                save(tmp_path / folder / checkpoints.CHECKPOINT, state)
+
+    monkeypatch.setattr(checkpoints, "save_checkpoint", keep_epoch_one)
+    train.run(spec_a, tmp_path / "a", threads=1)
+    monkeypatch.undo()
+    capfd.readouterr()
+
+    b = train.run(spec_b, tmp_path / "b", threads=1)
+    assert "belongs to another configuration" in capfd.readouterr().err
+    assert json.loads((tmp_path / "b" / "run.json").read_text())["resumed_after_epoch"] is None
+    alone = train.run(spec_b, tmp_path / "b-alone", threads=1)
+    pd.testing.assert_frame_equal(b.drop(columns=TIMING), alone.drop(columns=TIMING), check_exact=True)
+    train.run(spec_a, tmp_path / "a-again", threads=1)
+    assert json.loads((tmp_path / "a-again" / "run.json").read_text())["resumed_after_epoch"] == 1
+
+
+@pytest.mark.parametrize("optimizer", [
+    {"class": "SGD", "kwargs": {"lr": 0.05, "momentum": 0.9}},
+    {"class": "Adam", "kwargs": {"lr": 1e-3}, "demon": True},  # Demon's step count is resumed too
+], ids=["SGD", "DemonAdam"])
+def test_a_killed_run_resumes_and_matches_an_uninterrupted_one(tiny_spec, tmp_path, optimizer):
+    spec = {**tiny_spec, "epochs": 6, "train_subset": 256, "optimizer": optimizer}
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    cmd = [PYTHON, str(ROOT / "scripts" / "train.py"), "--spec", str(tmp_path / "spec.json"),
+           "--out", str(tmp_path / "killed"), "--threads", "1"]
+    proc = subprocess.Popen(cmd, env=run_env(), stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    checkpoint = tmp_path / "killed" / checkpoints.CHECKPOINT
+    deadline = time.time() + 120
+    while not checkpoint.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert checkpoint.exists() and not (tmp_path / "killed" / "metrics.csv").exists(), "the run was not interrupted"
+    done_before = torch.load(checkpoint, weights_only=False)["epoch"]
+    assert 1 <= done_before < 6
+
+    resumed = subprocess.run(cmd, env=run_env(), capture_output=True, text=True, check=True)
+    assert f"resuming from {checkpoint} after epoch {done_before}" in resumed.stderr
+    info = json.loads((tmp_path / "killed" / "run.json").read_text())
+    assert info["resumed_after_epoch"] == done_before
+
+    uninterrupted = train.run(spec, tmp_path / "straight", threads=1)
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "killed" / "metrics.csv").drop(columns=TIMING),
+                                  uninterrupted.drop(columns=TIMING), check_exact=True)
+    a = torch.load(tmp_path / "killed" / "model.pt", weights_only=False)["model"]
+    b = torch.load(tmp_path / "straight" / "model.pt", weights_only=False)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in b)
+    assert not checkpoint.exists()
+
+
+def test_a_checkpoint_of_another_configuration_is_ignored(tiny_spec, tmp_path):
+    train.run({**tiny_spec, "epochs": 1}, tmp_path / "x", threads=1)
+    fake = {"spec_hash": "another", "epoch": 1}
+    checkpoints.save_checkpoint(tmp_path / "y" / checkpoints.CHECKPOINT, fake)
+    metrics = train.run(tiny_spec, tmp_path / "y", threads=1)
+    assert len(metrics) == 2
+
+
+def test_a_truncated_checkpoint_names_the_file_and_the_way_out(tiny_spec, tmp_path, monkeypatch):
+    run_interrupted_after(tiny_spec, tmp_path, 1, monkeypatch)
+    checkpoint = tmp_path / checkpoints.CHECKPOINT
+    checkpoint.write_bytes(checkpoint.read_bytes()[:1000])
+    for _ in range(2):  # every rerun refuses: no silent restart
+        with pytest.raises(checkpoints.CheckpointError) as info:
+            train.run(tiny_spec, tmp_path, threads=1)
+        message = str(info.value)
+        assert f"checkpoint {checkpoint} cannot be read (RuntimeError: PytorchStreamReader failed" in message
+        assert f"Delete it to restart this run from epoch 1 (rm '{checkpoint}'), or delete the run's folder " \
+               f"'{tmp_path}'" in message
+        assert not (tmp_path / "metrics.csv").exists() and checkpoint.exists()
+    checkpoint.unlink()  # the way out works
+    assert len(train.run(tiny_spec, tmp_path, threads=1)) == 2

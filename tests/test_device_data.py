@@ -1,0 +1,61 @@
+"""The data on the device: augmentation against a per-image reference, normalisation, the batches of a
+problem without augmentation."""
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from optimbench import device_data, problems
+
+from helpers import images, reference_augment
+
+CPU = torch.device("cpu")
+
+
+def test_augment_flips_and_crops_each_image_as_drawn():
+    x = images(8)
+    got = device_data.augment(x, torch.Generator().manual_seed(3))
+    gen = torch.Generator().manual_seed(3)  # the same draws, in the trainer's order: flips, then offsets
+    flip = torch.rand(8, generator=gen) < 0.5
+    offsets = torch.randint(0, 9, (2, 8), generator=gen)
+    assert torch.equal(got, reference_augment(x, flip, offsets))
+    assert 0 < flip.sum() < 8 and len(set(offsets[0].tolist())) > 1  # the case exercises both branches
+
+
+def test_augment_keeps_dtype_and_shape():
+    out = device_data.augment(images(4), torch.Generator().manual_seed(0))
+    assert out.dtype == torch.uint8 and out.shape == (4, 3, 32, 32)
+
+
+def test_normalize_uses_the_article_mean_and_std():
+    x = torch.full((1, 3, 32, 32), 200, dtype=torch.uint8)
+    out = device_data.Normalize(torch.device("cpu"), channels_last=False)(x)
+    expected = [(200 - m) / s for m, s in zip(device_data.MEAN, device_data.STD)]
+    assert torch.allclose(out[0, :, 0, 0], torch.tensor(expected))
+
+
+def test_augment_with_pad_2_is_a_shifted_possibly_flipped_copy():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randint(1, 256, (6, 2, 5, 7), dtype=torch.uint8)  # no zeros: padding shows; not square
+    out = device_data.augment(x, gen, 2)
+    assert out.shape == x.shape
+    for image, result in zip(x, out):
+        candidates = []
+        for flipped in (image, image.flip(2)):
+            padded = F.pad(flipped, (2, 2, 2, 2))
+            candidates += [padded[:, dy:dy + 5, dx:dx + 7] for dy in range(5) for dx in range(5)]
+        assert any(torch.equal(result, c) for c in candidates)
+    assert not torch.equal(out, x)
+
+
+def test_a_problem_without_augmentation_trains_on_its_images_as_they_are():
+    """digits-vae (augment 0): the training batches are the shuffled images / 255, nothing else drawn."""
+    problem = problems.get("digits-vae")
+    x = torch.randint(0, 256, (10, 4, 4, 1), dtype=torch.uint8).numpy()
+    images = device_data.DeviceData(x, np.zeros(10), CPU)
+    normalize = device_data.Normalize(CPU, False, (0.0,), (255.0,))
+    got = list(device_data.batches(problem, images, normalize, 4, torch.Generator().manual_seed(3)))
+    order = torch.randperm(10, generator=torch.Generator().manual_seed(3))
+    expected = torch.from_numpy(x).permute(0, 3, 1, 2)[order].float() / 255
+    torch.testing.assert_close(torch.cat([inputs for inputs, _ in got]), expected, rtol=0, atol=0)
+    assert [len(inputs) for inputs, _ in got] == [4, 4, 2]
