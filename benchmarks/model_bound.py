@@ -54,7 +54,8 @@ def main(argv=None) -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    print(f"CIFAR ResNet18 width {args.width}, batch {args.batch_size}, {args.threads} threads; images/s of a bare step")
+    print(f"CIFAR ResNet18 width {args.width}, batch {args.batch_size}, {args.threads} threads; "
+          "images/s of a bare step")
     for bf16, channels_last, compiled in itertools.product((False, True), repeat=3):
         rate = images_per_second(args.width, args.batch_size, args.steps, bf16, channels_last, compiled)
         print(f"{'bf16' if bf16 else 'fp32'}  {'channels-last' if channels_last else 'contiguous   '}  "

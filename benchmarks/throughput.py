@@ -187,7 +187,8 @@ STARTUP_STAGES = ("interpreter", "imports", "data load", "model build", "exit")
 
 
 def canonical_file(folder: str, n_train: int, n_test: int) -> str:
-    """A canonical data file (optimbench.formats.canonical.save_npz format) of random images, CIFAR-10's size by default."""
+    """A canonical data file (optimbench.formats.canonical.save_npz format) of random images,
+    CIFAR-10's size by default."""
     rng = np.random.default_rng(0)
     path = f"{folder}/synthetic.npz"
     canonical.save_npz(path, {"x_train": rng.integers(0, 256, (n_train, 32, 32, 3), dtype=np.uint8),

@@ -34,7 +34,8 @@ def snakemake(workdir, configfile, *args, check=True, timeout=900):
            "--configfile", str(configfile), *args]
     result = subprocess.run(cmd, env=run_env(), capture_output=True, text=True, timeout=timeout)
     if check and result.returncode != 0:
-        raise AssertionError(f"snakemake failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
+        raise AssertionError(f"snakemake failed ({result.returncode}):\n"
+                             f"{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
     return result
 
 

@@ -47,8 +47,8 @@ def imports(path: Path) -> list[tuple[str, bool]]:
                 for alias in child.names:
                     full = f"{child.module}.{alias.name}"
                     # `from optimbench import plan` names a module; `from optimbench.plan import Plan` a member.
-                    found.append((full if (PACKAGE / full.replace("optimbench.", "", 1).replace(".", "/")).with_suffix(".py").exists()
-                                  or (PACKAGE / full.replace("optimbench.", "", 1).replace(".", "/")).is_dir()
+                    path = PACKAGE / full.replace("optimbench.", "", 1).replace(".", "/")
+                    found.append((full if path.with_suffix(".py").exists() or path.is_dir()
                                   else child.module, nested))
             visit(child, nested)
 

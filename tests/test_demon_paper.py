@@ -175,7 +175,8 @@ def test_demon_adam_entry_is_algorithm_2(entries, T):
     """The DemonAdam entry (class Adam, demon: true) follows Algorithm 2 step by step, β_t decaying
     over the run's T steps (T = 6: down to β_5 = 0.6, T = 10: to β_5 ≈ 0.82)."""
     entry = entries["DemonAdam"]
-    assert entry["class"] == "Adam" and entry["demon"] is True and entry["kwargs"] == {"lr": 1e-3, "betas": [0.9, 0.999]}
+    assert entry["class"] == "Adam" and entry["demon"] is True
+    assert entry["kwargs"] == {"lr": 1e-3, "betas": [0.9, 0.999]}
     got = run(entry, total_steps=T)
     for mine, expected in zip(got, demon_adam_algorithm_2(GRADS, T)):
         torch.testing.assert_close(mine, expected, rtol=1e-12, atol=1e-15)

@@ -187,7 +187,8 @@ def test_a_tuned_descent_keeps_the_learning_rate_that_ends_lowest():
 def test_a_trajectory_file_carries_its_runs_identity(tmp_path):
     spec = {"function": "beale", "method": "Adam.v2", "gradient": "central", "kind": "optimizer", "h": 1e-3,
             "tol": 0.0, "start": [1.0, 1.0], "max_epochs": 3, "optimizer": {"class": "Adam"}, "group": "g-1"}
-    descent.main(["--spec", json.dumps(spec), "--trajectory", str(tmp_path / "t.csv"), "--summary", str(tmp_path / "s.csv")])
+    descent.main(["--spec", json.dumps(spec), "--trajectory", str(tmp_path / "t.csv"),
+                  "--summary", str(tmp_path / "s.csv")])
     trajectory = pd.read_csv(tmp_path / "t.csv")
     assert list(trajectory.columns[:4]) == ["group", "function", "method", "gradient"] and len(trajectory) == 4
     assert trajectory[["group", "function", "method", "gradient"]].drop_duplicates().values.tolist() == [

@@ -24,7 +24,9 @@ def test_every_env_pins_exactly_what_pyproject_pins():
 
 def test_every_runtime_dependency_is_in_some_env():
     in_envs = {r for env in ENVS.values() for r in pip_requirements(env)}
-    workflow_only = {r for r in PYPROJECT if r.split(">")[0].split("=")[0] in ("snakemake", "snakemake-executor-plugin-slurm", "jsonschema")}  # used by the Snakefile, not by jobs
+    # used by the Snakefile, not by jobs
+    workflow_only = {r for r in PYPROJECT
+                     if r.split(">")[0].split("=")[0] in ("snakemake", "snakemake-executor-plugin-slurm", "jsonschema")}
     assert set(PYPROJECT) - workflow_only - in_envs == set()
 
 

@@ -197,8 +197,8 @@ def test_archive_with_the_published_md5_counts_as_real(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("spec, message", [
-    ({"source": "archive", "archive": "/nope/x.tar.gz"}, r"data.archives.cifar100 = '/nope/x.tar.gz' does not exist: put "
-                                                         r"cifar-100-python.tar.gz there"),
+    ({"source": "archive", "archive": "/nope/x.tar.gz"},
+     r"data.archives.cifar100 = '/nope/x.tar.gz' does not exist: put cifar-100-python.tar.gz there"),
     ({"source": "digits"}, r"data.source = 'digits' is not a source of cifar100: use download, archive, synthetic"),
     ({"source": "torrent"}, r"data.source = 'torrent'"),
 ])
@@ -288,7 +288,8 @@ def test_offline_download_names_the_offline_options(tmp_path, monkeypatch, name)
     with pytest.raises(DataError, match=r"(?s)download failed.*source: archive") as info:
         formats.prepare(name, {"source": "download", "download_dir": str(tmp_path / "dl")}, tmp_path / "d.npz",
                         tmp_path / "d.json")
-    assert name == "cifar10" or "source: synthetic" in str(info.value)  # cifar10's message is optimbench.formats.cifar10's
+    # cifar10's message is optimbench.formats.cifar10's
+    assert name == "cifar10" or "source: synthetic" in str(info.value)
     assert calls, "the download code should have tried the network"
     assert not (tmp_path / "d.npz").exists()
 

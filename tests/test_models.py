@@ -63,5 +63,6 @@ def test_incompatible_pretrained_file_names_what_differs(tmp_path):
 
     torch.save(ResNet18("imagenet", 8, 1000).state_dict(), tmp_path / "narrow.pth")
     with pytest.raises(PretrainedError, match=r"narrow.pth' is not torchvision's resnet18 state_dict: 101 shapes "
-                                              r"differ: \['conv1.weight \(8, 3, 7, 7\) \(expected \(64, 3, 7, 7\)\)', .*\] and 97 more\. "):
+                                              r"differ: \['conv1.weight \(8, 3, 7, 7\) "
+                                              r"\(expected \(64, 3, 7, 7\)\)', .*\] and 97 more\. "):
         build_model("resnet18_article", 64, 10, pretrained=str(tmp_path / "narrow.pth"))

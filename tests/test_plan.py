@@ -20,7 +20,8 @@ def load(**overrides):
 
 def checked(override: dict) -> plans.Plan:
     """The plan of config.yaml with `override` merged: every check, the config's and the plan's."""
-    return plans.plan(study_config.validate(study_config.deep_merge(study_config.load_yaml_files([ROOT / "config.yaml"]), override)))
+    merged = study_config.deep_merge(study_config.load_yaml_files([ROOT / "config.yaml"]), override)
+    return plans.plan(study_config.validate(merged))
 
 
 def test_one_training_run_per_optimizer_and_seed_with_its_files():

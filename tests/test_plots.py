@@ -144,11 +144,11 @@ def test_classification_figures_draw_the_tables_values(drawn):
     assert [ax.get_title() for ax in panels] == ["training loss", "training accuracy", "test loss", "test accuracy"]
     test_acc = next(ax for ax in panels if ax.get_title() == "test accuracy")
     assert test_acc.get_ylabel() == "test accuracy (higher is better)"
-    line = next(l for l in test_acc.get_lines() if l.get_label() == "B")
+    line = next(ln for ln in test_acc.get_lines() if ln.get_label() == "B")
     np.testing.assert_allclose(line.get_ydata(), [by["cls", "B", "test_acc", 1], by["cls", "B", "test_acc", 2]])
     band = test_acc.collections[1].get_paths()[0].vertices[:, 1]
     assert band.min() == pytest.approx(0.4) and band.max() == pytest.approx(0.9)
-    gap = next(l for l in figures["cls/generalisation_gap"].axes[0].get_lines() if l.get_label() == "A")
+    gap = next(ln for ln in figures["cls/generalisation_gap"].axes[0].get_lines() if ln.get_label() == "A")
     np.testing.assert_allclose(gap.get_ydata(), [0.2, 0.2])  # train − test accuracy: 0.8 − 0.6, 0.9 − 0.7
     ax = figures["cls/final_metric"].axes[0]
     [bars] = [c for c in ax.collections if len(c.get_segments()) == 1 and c.get_segments()[0][0][0] == 0]
@@ -171,10 +171,10 @@ def test_a_lower_is_better_problem_draws_its_own_metric_and_direction(drawn):
     assert [t.get_text() for t in ax.get_xticklabels()] == ["B", "A"]  # rank 1 first: the lower mean
     [bars] = [c for c in ax.collections if len(c.get_segments()) == 1]  # A's mean is ∞: no interval
     np.testing.assert_allclose(bars.get_segments()[0], [[0, 86.6], [0, 137.4]])
-    dots = {(round(x, 2), y) for l in ax.get_lines() if l.get_marker() in ("o", "x")
-            for x, y in zip(l.get_xdata(), l.get_ydata())}
+    dots = {(round(x, 2), y) for ln in ax.get_lines() if ln.get_marker() in ("o", "x")
+            for x, y in zip(ln.get_xdata(), ln.get_ydata())}
     assert dots == {(0.15, 110.0), (0.15, 114.0), (1.15, 130.0), (1.15, 1.0)}  # ∞ at the top edge (axes y 1)
-    [diamond] = [l for l in ax.get_lines() if l.get_marker() == "D"]
+    [diamond] = [ln for ln in ax.get_lines() if ln.get_marker() == "D"]
     assert list(diamond.get_ydata()) == [112.0]
     assert not any("accuracy" in text for fig in (figures["vae/final_metric"], figures["vae/curves"],
                                                  figures["vae/generalisation_gap"], figures["vae/time_to_target"])
@@ -184,7 +184,7 @@ def test_a_lower_is_better_problem_draws_its_own_metric_and_direction(drawn):
                                                                       "KL divergence")]
     # gap for a lower-is-better metric: test − train (above 0: better on the training set)
     gap_ax = figures["vae/generalisation_gap"].axes[0]
-    gap = next(l for l in gap_ax.get_lines() if l.get_label() == "A")
+    gap = next(ln for ln in gap_ax.get_lines() if ln.get_label() == "A")
     np.testing.assert_allclose(gap.get_ydata(), [1.0, 1.0])
     assert gap_ax.get_title().startswith("Generalisation gap: test negative ELBO − training negative ELBO")
     assert figures["vae/time_to_target"].axes[0].get_title().startswith(
@@ -204,7 +204,7 @@ def test_profile_steps_are_the_profile_table(drawn):
             assert line.get_drawstyle() == "steps-post"
             np.testing.assert_allclose(line.get_xdata(), rows["tau"])
             np.testing.assert_allclose(line.get_ydata(), rows["fraction"])
-    assert sorted(l.get_label() for l in axes[0].get_lines()) == ["A (score 1.00)", "B (score 0.33)"]
+    assert sorted(ln.get_label() for ln in axes[0].get_lines()) == ["A (score 1.00)", "B (score 0.33)"]
 
 
 def test_rank_figure_draws_each_rank_and_its_range(drawn):
@@ -240,7 +240,7 @@ def test_sensitivity_draws_the_searched_factor_when_the_learning_rate_is_not_sea
     monkeypatch.setattr(plots, "save", keep)
     plots.sensitivity(trials, {"SGD": "red"}, "final validation accuracy", tmp_path / "s", "momentum", False)
     ax = figures["f"].axes[0]
-    line = next(l for l in ax.get_lines() if l.get_label() == "SGD")
+    line = next(ln for ln in ax.get_lines() if ln.get_label() == "SGD")
     np.testing.assert_allclose(line.get_xdata(), [0.45, 0.9])  # sorted by momentum; the diverged trial is a cross
     np.testing.assert_allclose(line.get_ydata(), [0.7, 0.5])
     assert ax.get_xscale() == "linear" and ax.get_xlabel() == "momentum"
@@ -258,7 +258,7 @@ def test_sensitivity_of_a_lower_is_better_criterion_draws_diverged_trials_at_the
     assert (label, higher) == ("final validation negative ELBO", False)
     plots.sensitivity(trials, {"SGD": "red"}, label, tmp_path / "s", higher_is_better=higher)
     ax = figures["f"].axes[0]
-    [cross] = [l for l in ax.get_lines() if l.get_marker() == "x"]
+    [cross] = [ln for ln in ax.get_lines() if ln.get_marker() == "x"]
     assert list(cross.get_xdata()) == [1.0] and list(cross.get_ydata()) == [130.0]  # the worst finished score
     assert ax.get_ylabel() == "final validation negative ELBO (lower is better)"
 
@@ -271,8 +271,8 @@ def test_descent_figures_writes_exactly_the_declared_files(tmp_path):
         run_dir = tmp_path / "runs" / method
         run_dir.mkdir(parents=True)
         traj.to_csv(run_dir / "trajectory.csv", index=False)
-        runs.append(DescentRun("g", "beale", method, "central", str(run_dir), str(tmp_path / "fig" / "runs" / f"{method}.png"),
-                               spec={}))
+        runs.append(DescentRun("g", "beale", method, "central", str(run_dir),
+                               str(tmp_path / "fig" / "runs" / f"{method}.png"), spec={}))
     plan = Plan("results", {}, {}, [], runs, {})
     written = plots.descent_figures(plan, tmp_path / "fig")
     out = tmp_path / "fig"

@@ -61,8 +61,10 @@ def test_ranking_lists_every_optimizer_with_its_interval():
     assert text.startswith("Final test accuracy, higher is better: mean over seeds with its 95% interval")
     lines = text.splitlines()[2:]
     assert lines == ["- rank 1: **Adam**: 0.9100 [0.8800, 0.9400] over 3 seed(s)",
-                     "- rank 2: **SGD**: 0.9000 [0.8500, 0.9500] over 3 seed(s) — not separated from the best by these seeds",
-                     "- rank 3: **Boom**: 0.0000 [0.0000, 0.0000] over 3 seed(s), **3 diverged** (scored 0.0000) — below the best"]
+                     "- rank 2: **SGD**: 0.9000 [0.8500, 0.9500] over 3 seed(s) — "
+                     "not separated from the best by these seeds",
+                     "- rank 3: **Boom**: 0.0000 [0.0000, 0.0000] over 3 seed(s), **3 diverged** (scored 0.0000) — "
+                     "below the best"]
 
 
 def test_a_vae_problem_speaks_of_negative_elbo_lower_is_better_and_never_of_accuracy():
@@ -100,7 +102,8 @@ def test_profile_and_ranks_across_problems():
     assert lines[1].endswith("): **SGD** 1.00, Adam 0.50.")
     assert lines[2] == ("- Mean rank over the 2 problems (1 = best): **Adam** 1.50 (first on 1, possibly first on 2), "
                         "SGD 1.50 (first on 1, possibly first on 1).")
-    ranks = pd.DataFrame({"problem": ["digits-vae", "digits-vae", "cls", "cls"], "optimizer": ["Adam", "SGD", "SGD", "Adam"],
+    ranks = pd.DataFrame({"problem": ["digits-vae", "digits-vae", "cls", "cls"],
+                          "optimizer": ["Adam", "SGD", "SGD", "Adam"],
                           "rank": [1, 2, 1, 2], "rank_low": [1, 1, 1, 2], "rank_high": [2, 2, 1, 2]})
     problems = {"cls": StudyProblem.from_summary("cls", CLS_ENTRY), "digits-vae": VAE}
     assert report.problem_ranks_text(ranks, problems).splitlines()[2:] == [
@@ -193,11 +196,12 @@ def test_tuning_a_vae_problem_without_claims():
 def study_plan(names=("cls", "digits-vae"), tune=True) -> Plan:
     """The plan of a study by hand: a classification problem and a VAE (or those of `names`), two optimizers,
     two seeds, tuning (unless not `tune`); no runs (the report reads the tables)."""
-    metrics = lambda names, higher, high=INF: [{"name": f"{s}_{n}", "higher_is_better": higher, "low": 0.0,
-                                               "high": high} for s in ("train", "val", "test") for n in names]
-    problems = {"cls": {"dataset": "cifar10", "model": "resnet18_cifar", "kind": "classification", "primary": "test_acc",
-                        "higher_is_better": True, "target": 0.5, "title": "digits / ResNet18", "data_source": "digits",
-                        "metrics": metrics(["loss"], False) + metrics(["acc"], True, 1.0)},
+    def metrics(names, higher, high=INF):
+        return [{"name": f"{s}_{n}", "higher_is_better": higher, "low": 0.0, "high": high}
+                for s in ("train", "val", "test") for n in names]
+    problems = {"cls": {"dataset": "cifar10", "model": "resnet18_cifar", "kind": "classification",
+                        "primary": "test_acc", "higher_is_better": True, "target": 0.5, "title": "digits / ResNet18",
+                        "data_source": "digits", "metrics": metrics(["loss"], False) + metrics(["acc"], True, 1.0)},
                 "digits-vae": {**VAE_ENTRY, "dataset": "mnist", "model": "vae", "data_source": "digits",
                                "metrics": metrics(["neg_elbo", "recon", "kl"], False)}}
     settings = {"title": "A study of two problems", "confidence": 0.95,

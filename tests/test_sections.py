@@ -82,7 +82,8 @@ def test_the_sections_of_each_problem(tmp_path):
                         "(data source `digits`)\n- digits / VAE: **mnist, vae (width 8, 100 training / 50 test "
                         "examples)** (data source `digits`)\n- Seeds: [0, 1]; batch size 64; epochs 2; "
                         "learning-rate schedule: None")
-    assert setup[1] == "table ['problem', 'optimizer', 'seed', 'width', 'train_images', 'test_images', 'matches_config']"
+    assert setup[1] == ("table ['problem', 'optimizer', 'seed', 'width', 'train_images', 'test_images', "
+                        "'matches_config']")
     training = texts(sections.training_sections(plan, tables, tmp_path))
     vae = training.index(next(t for t in training if t.startswith("## Training study: mnist")))
     assert training[vae].startswith("## Training study: mnist, vae (width 8, 100 training / 50 test examples)\n"

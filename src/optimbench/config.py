@@ -106,7 +106,8 @@ def validate(config: dict, schema_path: Path = SCHEMA_PATH) -> dict:
     if isinstance(config.get("train"), dict) and "target_accuracy" in config["train"]:
         raise ConfigError(f"train.target_accuracy = {config['train']['target_accuracy']!r}: each test problem has its "
                           "own target now (accuracy, negative ELBO, perplexity). Remove the key and set "
-                          "problem_settings.<problem>.target, e.g. `problem_settings: {cifar10-resnet18: {target: 0.8}}`.")
+                          "problem_settings.<problem>.target, e.g. "
+                          "`problem_settings: {cifar10-resnet18: {target: 0.8}}`.")
     schema = yaml.safe_load(Path(schema_path).read_text())
     validator = _with_defaults(jsonschema.Draft7Validator)(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))

@@ -131,7 +131,8 @@ def run(spec: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
                                                   **common)
     summary = summarize(spec, fn, trajectory, converged)
     summary["tuned"] = tried is not None
-    summary["lrs_tried"] = "" if tried is None else " ".join(f"{lr:.3g}:{f:.4g}" for lr, f in zip(tried["lr"], tried["final_f"]))
+    summary["lrs_tried"] = "" if tried is None else " ".join(f"{lr:.3g}:{f:.4g}"
+                                                             for lr, f in zip(tried["lr"], tried["final_f"]))
     return trajectory, summary
 
 

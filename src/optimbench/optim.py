@@ -73,7 +73,8 @@ def lr_lambda(schedule: str | None, total_steps: int):
     if schedule == "warmup-cosine":
         warm = warmup_steps(total_steps)
         return lambda t: ((t + 1) / (warm + 1) if t < warm else
-                          0.5 * (1.0 + math.cos(math.pi * min(t - warm, total_steps - warm) / max(1, total_steps - warm))))
+                          0.5 * (1.0 + math.cos(math.pi * min(t - warm, total_steps - warm)
+                                                / max(1, total_steps - warm))))
     raise ValueError(f"unknown lr_schedule {schedule!r}; use null, linear, cosine or warmup-cosine")
 
 

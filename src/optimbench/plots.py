@@ -164,7 +164,8 @@ def time_to_target(summary: pd.DataFrame, colours: dict, metric: Metric, target:
                 yerr=[heights[has_interval] - low[has_interval], high[has_interval] - heights[has_interval]],
                 fmt="none", color="black", capsize=4)
     for i, row in data.iterrows():
-        text = f"{row['runs_reaching_target']}/{row['seeds']} reached" if row["runs_reaching_target"] else "never reached"
+        text = (f"{row['runs_reaching_target']}/{row['seeds']} reached" if row["runs_reaching_target"]
+                else "never reached")
         ax.text(i, 0, f" {text}", rotation=90, va="bottom", ha="center", fontsize="small")
     ax.set(title=f"Training seconds to {labels.target_text(metric.name, metric.higher_is_better, target)}\n"
                  f"(mean over seeds that reached it; bar: {_interval_label(confidence)})", ylabel="seconds")

@@ -240,7 +240,8 @@ def descent_conclusion(reproduction: pd.DataFrame) -> str:
     lines = []
     for _, d in reproduction.iterrows():
         parts = [f"{d[f'epochs_{g}']:.0f} epochs with the {name} gradient (reached the minimum: "
-                 f"{d[f'reached_minimum_{g}']})" for g, name in (("as-printed", "as-printed"), ("central", "correct central"))
+                 f"{d[f'reached_minimum_{g}']})"
+                 for g, name in (("as-printed", "as-printed"), ("central", "correct central"))
                  if f"epochs_{g}" in d]
         lines.append(f"- **{d['method']}** on {d['function']}: " + "; ".join(parts) + ".")
     return "\n".join(lines)
@@ -336,7 +337,8 @@ def cost_conclusion(cost: pd.DataFrame, dataset: str) -> str:
              f"{total['unit']}-seconds of start-up per run (imports, data, model) and "
              f"{total['device_seconds_per_epoch']:.1f} {total['unit']}-seconds per epoch (median "
              f"{total['samples_per_second']:.0f} training samples/s per run).",
-             f"- Each run held {total['share']:g} {total['unit']}(s) (GPU: train.gpus / train.runs_per_gpu; CPU: its threads)."]
+             f"- Each run held {total['share']:g} {total['unit']}(s) "
+             "(GPU: train.gpus / train.runs_per_gpu; CPU: its threads)."]
     hours = projected_device_hours(cost, **ARTICLE_STUDY)
     lines.append(f"- At this pace the article's whole study ({ARTICLE_STUDY['optimizers']} optimizers × "
                  f"{ARTICLE_STUDY['seeds']} seeds × {ARTICLE_STUDY['epochs']} epochs, with this model and data "

@@ -83,7 +83,8 @@ def trial_settings(space: dict, n: int, sampler: str, seed: int) -> list[dict]:
                 choices = factor["choices"]
                 setting[name] = choices[min(int(u * len(choices)), len(choices) - 1)]
             elif factor.get("log", True):  # 6 significant digits: a grid point reads 0.001, not 0.0010000000000000002
-                setting[name] = float(f"{np.exp(np.log(factor['low']) + u * np.log(factor['high'] / factor['low'])):.6g}")
+                value = np.exp(np.log(factor['low']) + u * np.log(factor['high'] / factor['low']))
+                setting[name] = float(f"{value:.6g}")
             else:
                 setting[name] = float(f"{factor['low'] + u * (factor['high'] - factor['low']):.6g}")
         settings.append(setting)

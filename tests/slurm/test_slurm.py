@@ -90,7 +90,8 @@ def test_training_jobs_share_one_gpu_through_slurm_shards(cluster, tmp_path):
     tic = time.time()
     result = subprocess.run(command(tmp_path, [DEMO, override], *(str(r.relative_to(tmp_path) / "metrics.csv")
                                                                   for r in runs.values()),
-                                    "--set-resources", "train:gres='shard:2'"), env=cluster, capture_output=True, text=True)
+                                    "--set-resources", "train:gres='shard:2'"),
+                            env=cluster, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
 
     jobs = [row for row in sacct(cluster, tic, "Comment", "State", "ReqTRES", "Start", "End") if "rule_train" in row[0]]

@@ -35,8 +35,9 @@ def test_runs_per_gpu_jobs_run_side_by_side_and_no_more(tmp_path):
     """Three runs, two per GPU, cores for three: the local profile's gpu_percent=100 starts exactly two at once."""
     config = write_config(tmp_path / "c.yaml", results_dir="results", data={"source": "synthetic",
                           "synthetic": {"train_size": 512, "test_size": 128}},
-                          train={"model": "resnet18_cifar", "width": 8, "epochs": 3, "seeds": [0], "optimizers": list(RUNS),
-                                 "threads": 1, "device": "cpu", "gpus": 1, "runs_per_gpu": 2})
+                          train={"model": "resnet18_cifar", "width": 8, "epochs": 3, "seeds": [0],
+                                 "optimizers": list(RUNS), "threads": 1, "device": "cpu", "gpus": 1,
+                                 "runs_per_gpu": 2})
     targets = [f"results/train/cifar10-resnet18/{o}/seed0/run.json" for o in RUNS]
     result = snakemake(tmp_path, config, "--profile", str(ROOT / "profiles" / "local"), "--cores", "3", *targets)
     log = result.stdout + result.stderr

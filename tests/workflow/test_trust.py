@@ -106,7 +106,8 @@ def test_the_report_shows_only_the_runs_of_this_config(copy, tmp_path):
 
 
 def test_the_report_shows_the_recorded_settings_and_warns_when_the_config_differs(copy, tmp_path):
-    changed = write_config(tmp_path / "x.yaml", **tiny_config(optimizers={"SGD": {"kwargs": {"lr": 0.5, "momentum": 0}}}))
+    changed = write_config(tmp_path / "x.yaml",
+                           **tiny_config(optimizers={"SGD": {"kwargs": {"lr": 0.5, "momentum": 0}}}))
     result = subprocess.run(["make", "-C", str(ROOT), "report", f"WORKDIR={copy}", f"CONFIG={changed}"],
                             env=run_env(), capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -115,4 +116,5 @@ def test_the_report_shows_the_recorded_settings_and_warns_when_the_config_differ
     assert f"Warning: {len(PROBLEMS) * len(SEEDS)} of {runs} runs were trained with other settings" in html
     assert "optimizer.kwargs.lr: 0.01 recorded, 0.5 in the config" in html
     runs = pd.read_parquet(copy / "results/tables/runs.parquet").set_index(["problem", "optimizer", "seed"])
-    assert runs.loc[("digits-vae", "SGD", 0), "kwargs"] == '{"lr": 0.01, "momentum": 0.9}'  # what ran, not what is configured
+    # what ran, not what is configured
+    assert runs.loc[("digits-vae", "SGD", 0), "kwargs"] == '{"lr": 0.01, "momentum": 0.9}'
