@@ -17,7 +17,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from optimbench.models import build_model
+from optimbench.resnet import build_model
 
 
 def images_per_second(width: int, batch: int, steps: int, bf16: bool, channels_last: bool, compiled: bool) -> float:

@@ -41,7 +41,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from optimbench import device_data, hardware, train
 from optimbench.formats import canonical
-from optimbench.models import build_model
+from optimbench.resnet import build_model
 
 PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}  # dense bf16 tensor-core peaks
 

@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "optimbench"
 # Bottom to top. A module may import modules of its own layer (acyclically) and of the layers below.
 LAYERS = {
     "helpers": {"errors", "io", "stats", "metrics", "labels", "files", "cli", "hardware", "provenance"},
-    "domain": {"functions", "problems", "models", "zoo", "optim", "demon", "yellowfin", "split", "formats",
+    "domain": {"functions", "problems", "resnet", "paper_models", "optim", "demon", "yellowfin", "split", "formats",
                "formats.common", "formats.canonical", "formats.cifar10", "formats.cifar100", "formats.stl10",
                "formats.idx", "formats.ptb", "formats.__main__"},
     "plan": {"config", "search", "specs", "plan"},
@@ -25,7 +25,7 @@ LAYERS = {
 LEVEL = {module: i for i, names in enumerate(LAYERS.values()) for module in names}
 # Imports inside a function that are kept there on purpose: torchvision is heavy, and only the models
 # that need it load it (a VAE's training job never imports it).
-LAZY = {("problems", "models"), ("problems", "zoo"), ("config", "models")}
+LAZY = {("problems", "resnet"), ("problems", "paper_models"), ("config", "resnet")}
 
 
 def module_name(path: Path) -> str:

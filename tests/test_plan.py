@@ -161,7 +161,7 @@ def test_adding_a_problem_adds_only_its_runs_and_changes_no_other_spec():
      r"problem_settings.ptb-lstm.target = 0.5 is outside test_perplexity's range \[1.0, inf\]"),
     ({"problems": ["digits-vae"], "problem_settings": {"digits-vae": {"target": -5}}},
      r"problem_settings.digits-vae.target = -5 is outside test_neg_elbo's range \[0.0, inf\]"),
-    # a token stream cut into more parallel streams than it has tokens for two rows (zoo.batchify): the
+    # a token stream cut into more parallel streams than it has tokens for two rows (paper_models.batchify): the
     # synthetic PTB test text holds at least 100 lines x (4 words + <eos>) = 500 tokens
     ({"problems": ["ptb-lstm"], "data": {"source": "synthetic"}},
      r"train.eval_batch_size = 1000 cuts the test stream of problem 'ptb-lstm' .*at least 500 tokens.*at most 250"),

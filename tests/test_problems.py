@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from optimbench import formats, problems
+from optimbench import device_data, formats, problems
 from optimbench.formats import canonical, cifar10
 
 SIX = ["cifar10-resnet18", "cifar100-vgg16", "stl10-wrn16-8", "fmnist-capsnet", "ptb-lstm", "mnist-vae"]
@@ -88,14 +88,25 @@ def test_capsule_margin_and_reconstruction_loss_by_hand():
 
 
 def test_inputs_unit_and_standardised():
+    """The trainer's normalisation (device_data.input_normalisation + Normalize): pixels / 255 for "unit"
+    problems, per-channel standardisation by the training images' own statistics for other "standardize"
+    problems, the article's constants for the CIFAR-10 ResNet18 problems."""
     images = np.random.default_rng(0).integers(0, 256, (20, 8, 8, 3), dtype=np.uint8)
-    x = torch.from_numpy(images)
-    unit = problems.to_inputs(problems.get("mnist-vae"), x)
+    x = torch.from_numpy(images).permute(0, 3, 1, 2)
+
+    def normalised(problem):
+        mean, std = device_data.input_normalisation(problem, images)
+        return device_data.Normalize(torch.device("cpu"), False, mean, std)(x)
+
+    unit = normalised(problems.get("mnist-vae"))
     assert unit.shape == (20, 3, 8, 8) and unit.min() >= 0 and unit.max() <= 1
-    assert torch.allclose(unit[3, 1], x[3, :, :, 1].float() / 255)
-    standard = problems.to_inputs(problems.get("cifar100-vgg16"), x, problems.input_stats(images))
+    assert torch.allclose(unit[3, 1], x[3, 1].float() / 255)
+    standard = normalised(problems.get("cifar100-vgg16"))
     assert torch.allclose(standard.mean((0, 2, 3)), torch.zeros(3), atol=1e-5)
     assert torch.allclose(standard.std((0, 2, 3), unbiased=False), torch.ones(3), atol=1e-4)
+    article = normalised(problems.get("cifar10-resnet18"))  # the article's MEAN/STD, whatever the images
+    mean, std = torch.tensor((129.3, 124.1, 112.4)), torch.tensor((68.2, 65.4, 70.4))
+    assert torch.allclose(article[5, :, 2, 3], (x[5, :, 2, 3].float() - mean) / std)
 
 
 # ---------------------------------------------------------------- every problem end to end, tiny
@@ -121,7 +132,7 @@ def test_every_problem_trains_a_few_steps_on_its_data_format(tmp_path, name):
     arrays = problem_data(problem, tmp_path)
     torch.manual_seed(0)
     if problem.inputs == "tokens":
-        from optimbench.zoo import batchify
+        from optimbench.paper_models import batchify
 
         model = problem.build_model(problem.test_width, vocab_size=len(arrays["vocab"]), dropout=0.0)
         streams = batchify(torch.from_numpy(arrays["tokens_train"]), 4)
@@ -129,9 +140,10 @@ def test_every_problem_trains_a_few_steps_on_its_data_format(tmp_path, name):
     else:
         model = problem.build_model(problem.test_width, **({"num_classes": len(arrays["classes"])}
                                                            if "num_classes" in problem.model_kwargs else {}))
-        stats = problems.input_stats(arrays["x_train"]) if problem.inputs == "standardize" else None
+        mean, std = device_data.input_normalisation(problem, arrays["x_train"])
         n = 2 if problem.dataset == "stl10" else 8  # 96×96 images: keep the step cheap
-        x = problems.to_inputs(problem, torch.from_numpy(arrays["x_train"][:n]), stats)
+        pixels = torch.from_numpy(arrays["x_train"][:n]).permute(0, 3, 1, 2)
+        x = device_data.Normalize(torch.device("cpu"), False, mean, std)(pixels)
         y = torch.from_numpy(arrays["y_train"][:n])
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     losses = []

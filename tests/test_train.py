@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from optimbench import checkpoints, device_data, problems, train
 from optimbench.formats import canonical
-from optimbench.models import build_model
+from optimbench.resnet import build_model
 
 from helpers import PYTHON, ROOT, assert_identical_runs, images, reference_augment, run_env, run_interrupted_after
 

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from optimbench.io import atomic_path
-from optimbench.models import describe_load_error
+from optimbench.resnet import describe_load_error
 
 CHECKPOINT = "checkpoint.pt"  # the checkpoint's file name in a run's folder
 

@@ -255,7 +255,7 @@ def check_pretrained(train: dict) -> None:
     if train["model"] != "resnet18_article" or train["width"] != 64:
         raise ConfigError("train.pretrained needs train.model: resnet18_article and train.width: 64 "
                           f"(got {train['model']}, width {train['width']})")
-    from optimbench.models import PretrainedError, load_pretrained  # torchvision: only for pretrained weights
+    from optimbench.resnet import PretrainedError, load_pretrained  # torchvision: only for pretrained weights
 
     try:
         load_pretrained(train["pretrained"])

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from optimbench.formats import canonical
 from optimbench.problems import Problem, input_stats
 from optimbench.split import read_split
-from optimbench.zoo import batchify, bptt_windows
+from optimbench.paper_models import batchify, bptt_windows
 
 # The article's per-channel normalisation (SPEC §1.2), in pixel units (0..255): the CIFAR-10-format ResNet18
 # problems keep it. The values are the widely copied CIFAR-100 training-set statistics, mean (0.5071, 0.4865,
@@ -61,8 +61,8 @@ class TokenData:
         return self.tokens.device
 
     def steps(self, batch_size: int, bptt: int = BPTT) -> int:
-        """Truncated-BPTT windows of bptt tokens per pass over batch_size parallel streams (zoo.batchify,
-        zoo.bptt_windows)."""
+        """Truncated-BPTT windows of bptt tokens per pass over batch_size parallel streams (paper_models.batchify,
+        paper_models.bptt_windows)."""
         return math.ceil((len(self) // batch_size - 1) / bptt)
 
 

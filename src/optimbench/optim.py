@@ -53,7 +53,6 @@ def build_optimizer(entry: dict, params, overrides: dict | None = None) -> torch
     return cls(params, **kwargs)
 
 
-LR_SCHEDULES = (None, "linear", "cosine", "warmup-cosine")
 WARMUP_SHARE = 0.05  # warmup-cosine: linear warm-up over the first 5% of the steps
 
 

@@ -27,7 +27,7 @@ from torch import nn
 from optimbench.metrics import Metric
 
 INF = math.inf
-SPLITS = ("train", "test")
+METRIC_SPLITS = ("train", "test")  # the splits of a problem's `metrics` (the tables' columns)
 
 
 # ---------------------------------------------------------------- tasks: loss and per-batch sums
@@ -80,7 +80,7 @@ class CapsuleClassification(Classification):
 
 
 class LanguageModel:
-    """Next-word cross-entropy on logits T×B×vocab against targets T×B (zoo.bptt_windows); metrics loss
+    """Next-word cross-entropy on logits T×B×vocab against targets T×B (paper_models.bptt_windows); metrics loss
     (nats per token) and perplexity = exp(loss) (Zaremba et al. 2014, §4). `forward` takes and returns
     the recurrent state: outputs = (logits, state); detach the state between windows."""
 
@@ -146,7 +146,7 @@ class Problem:
 
     dataset: key of optimbench.formats.FORMATS; source: a source the problem is pinned to (the offline
     digits problems), else None (the config chooses download / archive / synthetic).
-    model: "resnet18_cifar" (optimbench.models) or an optimbench.zoo name; model_kwargs: its paper size.
+    model: "resnet18_cifar" (optimbench.resnet) or an optimbench.paper_models name; model_kwargs: its paper size.
     inputs: "standardize" (per-channel mean/std of the training images), "unit" (pixels / 255) or "tokens".
     augment: pixels of zero padding for the random crop + horizontal flip (CIFAR-style), 0 for none.
     grad_clip: the gradient-norm clip of the problem's reference training (Zaremba et al. 2014, §4: 5 for
@@ -175,7 +175,7 @@ class Problem:
     def metrics(self) -> tuple[Metric, ...]:
         """Every metric of the tables, `{split}_{name}`, train then test."""
         return tuple(Metric(f"{split}_{m.name}", m.higher_is_better, m.low, m.high)
-                     for split in SPLITS for m in self.task.metric_defs)
+                     for split in METRIC_SPLITS for m in self.task.metric_defs)
 
     def metric(self, name: str) -> Metric:
         """The named metric. Raises KeyError listing this problem's metrics."""
@@ -193,30 +193,18 @@ class Problem:
         model_kwargs (e.g. num_classes or vocab_size from the data)."""
         kwargs = {**self.model_kwargs, **overrides}
         if self.model == "resnet18_cifar":
-            from optimbench.models import build_model
+            from optimbench.resnet import build_model
 
             return build_model("resnet18_cifar", width or 64, kwargs.get("num_classes", 10))
-        from optimbench import zoo
+        from optimbench import paper_models
 
-        return zoo.build(self.model, width, **kwargs)
+        return paper_models.build(self.model, width, **kwargs)
 
 
 def input_stats(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel mean and std (pixel units, 0..255) of uint8 images N×H×W×C, for inputs "standardize"."""
     flat = images.reshape(-1, images.shape[-1]).astype(np.float64)
     return flat.mean(0), flat.std(0)
-
-
-def to_inputs(problem: Problem, x: torch.Tensor, stats=None) -> torch.Tensor:
-    """Float model inputs N×C×H×W from uint8 images N×H×W×C: standardised with `stats` (input_stats of
-    the training images) or scaled to [0, 1]; token tensors pass unchanged."""
-    if problem.inputs == "tokens":
-        return x
-    x = x.permute(0, 3, 1, 2).float()
-    if problem.inputs == "unit":
-        return x / 255.0
-    mean, std = (torch.as_tensor(s, dtype=torch.float32, device=x.device).view(1, -1, 1, 1) for s in stats)
-    return (x - mean) / std
 
 
 _DEMON = "Chen, Wolfe, Li & Kyrillidis, Demon: Improved Neural Network Training with Momentum Decay (arXiv:1910.04952)"

@@ -167,7 +167,7 @@ def check_models(config: dict) -> None:
 
 def check_streams(config: dict, problem: str, spec: dict, train: dict, where: dict) -> None:
     """A token stream (PTB) cut into batch_size (training) or eval_batch_size (validation, test) parallel
-    streams must give each at least two tokens (optimbench.zoo.batchify); sizes from formats.token_sizes."""
+    streams must give each at least two tokens (optimbench.paper_models.batchify); sizes from formats.token_sizes."""
     n_train, n_valid, n_test = formats.token_sizes(spec)
     exact = spec["source"] != "synthetic"
     streams = [("training", min(train["train_subset"] or n_train, n_train), "batch_size"),

@@ -33,12 +33,12 @@ from optimbench import problems as problems_mod
 from optimbench.cli import read_spec, spec_help
 from optimbench.device_data import BPTT, Dataset, Normalize, batches, load_data, tokens_as_is
 from optimbench.io import atomic_path, write_csv, write_json
-from optimbench.models import build_model, count_parameters
+from optimbench.resnet import build_model, count_parameters
 from optimbench.optim import build_optimizer, optimizer_step, schedules, step_kind
 from optimbench.problems import Problem
 from optimbench.specs import apply_selection
 
-SPLITS = ("train", "val", "test")
+RECORDED_SPLITS = ("train", "val", "test")  # the splits metrics.csv records every metric of
 RUN_COLUMNS = ["lr", "momentum", "epoch_seconds", "eval_seconds", "samples_per_second", "diverged"]
 RESNET18_MODELS = ("resnet18_article", "resnet18_cifar")  # spec["model"] choices of the resnet18_cifar problems
 
@@ -46,7 +46,7 @@ RESNET18_MODELS = ("resnet18_article", "resnet18_cifar")  # spec["model"] choice
 def metric_columns(problem: Problem) -> list[str]:
     """metrics.csv's columns: epoch, `{split}_{name}` for split in train, val, test and every metric of the
     problem's task (e.g. train_loss, train_acc, val_loss, ...), then lr ... diverged (RUN_COLUMNS)."""
-    return ["epoch", *(f"{split}_{m.name}" for split in SPLITS for m in problem.task.metric_defs), *RUN_COLUMNS]
+    return ["epoch", *(f"{split}_{m.name}" for split in RECORDED_SPLITS for m in problem.task.metric_defs), *RUN_COLUMNS]
 
 
 def get_problem(spec: dict) -> Problem:
@@ -191,7 +191,7 @@ def current_momentum(optimizer: torch.optim.Optimizer) -> float:
 def build_problem_model(spec: dict, problem: Problem, sizes: dict) -> torch.nn.Module:
     """The problem's model at spec["width"] (None: the paper's size), its classes, input shape or vocabulary
     from the data. The resnet18_cifar problems take spec["model"] resnet18_article or resnet18_cifar
-    (optimbench.models); the others their registry model (optimbench.zoo).
+    (optimbench.resnet); the others their registry model (optimbench.paper_models).
 
     Raises:
         ValueError: spec["model"] is not a model of the problem.

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torchvision
 
-from optimbench.models import ArticleResNet18, ResNet18, build_model, count_parameters
+from optimbench.resnet import ArticleResNet18, ResNet18, build_model, count_parameters
 
 
 def test_cifar_resnet18_has_the_known_parameter_count():
@@ -59,7 +59,7 @@ def test_unknown_model():
 
 def test_incompatible_pretrained_file_names_what_differs(tmp_path):
     """A width-8 backbone's weights (the right keys, other shapes) are refused by the trainer's model too."""
-    from optimbench.models import PretrainedError
+    from optimbench.resnet import PretrainedError
 
     torch.save(ResNet18("imagenet", 8, 1000).state_dict(), tmp_path / "narrow.pth")
     with pytest.raises(PretrainedError, match=r"narrow.pth' is not torchvision's resnet18 state_dict: 101 shapes "

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from optimbench import zoo
-from optimbench.models import count_parameters
+from optimbench import paper_models
+from optimbench.resnet import count_parameters
 
 
 def wrn_parameters(depth: int, k: int, classes: int) -> int:
@@ -20,7 +20,7 @@ def wrn_parameters(depth: int, k: int, classes: int) -> int:
 
 
 def test_wrn_16_8_has_the_papers_11_million_parameters():
-    model = zoo.WideResNet(depth=16, width=8, num_classes=10)
+    model = paper_models.WideResNet(depth=16, width=8, num_classes=10)
     assert count_parameters(model) == wrn_parameters(16, 8, 10)
     assert round(count_parameters(model) / 1e6, 1) == 11.0  # Zagoruyko & Komodakis 2016 list WRN-16-8 at 11.0M
 
@@ -31,7 +31,7 @@ def test_capsnet_has_the_papers_8_2_million_parameters():
     primary = 9 * 9 * 256 * 256 + 256
     digit = 1152 * 10 * 16 * 8  # 32·6·6 primary capsules, a 16×8 matrix per (primary, class)
     decoder = (160 * 512 + 512) + (512 * 1024 + 1024) + (1024 * 784 + 784)
-    model = zoo.CapsNet()
+    model = paper_models.CapsNet()
     assert count_parameters(model) == conv1 + primary + digit + decoder == 8_215_568
     assert round(count_parameters(model) / 1e6, 1) == 8.2
     assert round((count_parameters(model) - count_parameters(model.decoder)) / 1e6, 1) == 6.8
@@ -43,7 +43,7 @@ def test_vgg16_bn_conv_part_is_configuration_d_with_batch_norm():
     the count of torchvision's vgg16_bn().features. The CIFAR head is one Linear(512 → classes)."""
     channels = [3, 64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512]
     reference = sum(9 * c_in * c_out + c_out + 2 * c_out for c_in, c_out in zip(channels, channels[1:]))
-    model = zoo.VGG16(width=64, num_classes=100)
+    model = paper_models.VGG16(width=64, num_classes=100)
     assert count_parameters(model.features) == reference == 14_723_136
     assert count_parameters(model) == reference + 512 * 100 + 100
 
@@ -54,8 +54,8 @@ def test_lstm_medium_and_large_have_zarembas_20m_and_66m_parameters():
     def count(h, vocab=10000, layers=2):
         return vocab * h + layers * (4 * h * 2 * h + 8 * h) + h * vocab + vocab
 
-    medium = zoo.LSTMLanguageModel(width=650, dropout=0.5)
-    large = zoo.LSTMLanguageModel(width=1500, dropout=0.65)
+    medium = paper_models.LSTMLanguageModel(width=650, dropout=0.5)
+    large = paper_models.LSTMLanguageModel(width=1500, dropout=0.65)
     assert count_parameters(medium) == count(650) and count_parameters(large) == count(1500)
     assert round(count_parameters(medium) / 1e6) == 20 and round(count_parameters(large) / 1e6) == 66
 
@@ -63,44 +63,44 @@ def test_lstm_medium_and_large_have_zarembas_20m_and_66m_parameters():
 def test_vae_parameters_from_its_layer_sizes():
     """Kingma & Welling's MNIST model: 784-500 encoder, 500-20 mean and log-variance, 20-500-784 decoder."""
     expected = (784 * 500 + 500) + 2 * (500 * 20 + 20) + (20 * 500 + 500) + (500 * 784 + 784)
-    assert count_parameters(zoo.VAE()) == expected == 815_824
+    assert count_parameters(paper_models.VAE()) == expected == 815_824
 
 
 def test_width_knobs_scale_the_models():
-    assert count_parameters(zoo.build("wrn", 1, depth=10)) < count_parameters(zoo.build("wrn", 2, depth=10))
-    assert count_parameters(zoo.build("vgg16_bn", 8)) < count_parameters(zoo.build("vgg16_bn", 16))
-    assert zoo.build("capsnet", 16).n_primary == 2 * 6 * 6  # 16 channels = two maps of 8-D capsules
-    assert zoo.build("lstm_lm", 16, vocab_size=50).embedding.embedding_dim == 16
+    assert count_parameters(paper_models.build("wrn", 1, depth=10)) < count_parameters(paper_models.build("wrn", 2, depth=10))
+    assert count_parameters(paper_models.build("vgg16_bn", 8)) < count_parameters(paper_models.build("vgg16_bn", 16))
+    assert paper_models.build("capsnet", 16).n_primary == 2 * 6 * 6  # 16 channels = two maps of 8-D capsules
+    assert paper_models.build("lstm_lm", 16, vocab_size=50).embedding.embedding_dim == 16
 
 
 def test_bad_sizes_and_names_are_rejected():
     with pytest.raises(ValueError, match="6n \\+ 4"):
-        zoo.WideResNet(depth=15)
+        paper_models.WideResNet(depth=15)
     with pytest.raises(ValueError, match="multiple of 8"):
-        zoo.CapsNet(width=12)
+        paper_models.CapsNet(width=12)
     with pytest.raises(ValueError, match="unknown model 'vgg19'.*vgg16_bn"):
-        zoo.build("vgg19")
+        paper_models.build("vgg19")
 
 
 def test_squash_keeps_direction_and_maps_length_to_s2_over_1_plus_s2():
     s = torch.tensor([[3.0, 4.0], [0.0, 0.0]])
-    v = zoo.squash(s)
+    v = paper_models.squash(s)
     assert v[0].norm().item() == pytest.approx(25 / 26, rel=1e-6)
     assert torch.allclose(v[0] / v[0].norm(), torch.tensor([0.6, 0.8]))
     assert torch.equal(v[1], torch.zeros(2))
 
 
 def test_batchify_and_bptt_windows_cut_the_stream_as_zaremba():
-    streams = zoo.batchify(torch.arange(11), 2)  # 10 tokens used: streams 0..4 and 5..9
+    streams = paper_models.batchify(torch.arange(11), 2)  # 10 tokens used: streams 0..4 and 5..9
     assert streams.tolist() == [[0, 5], [1, 6], [2, 7], [3, 8], [4, 9]]
-    windows = list(zoo.bptt_windows(streams, 3))
+    windows = list(paper_models.bptt_windows(streams, 3))
     assert [x.tolist() for x, _ in windows] == [[[0, 5], [1, 6], [2, 7]], [[3, 8]]]
     assert [y.tolist() for _, y in windows] == [[[1, 6], [2, 7], [3, 8]], [[4, 9]]]
 
 
 TINY = {  # name: (model, inputs, loss, output shape)
-    "vgg16_bn": (lambda: zoo.VGG16(width=4, num_classes=100), torch.randn(4, 3, 32, 32), "ce", (4, 100)),
-    "wrn": (lambda: zoo.WideResNet(depth=10, width=1, num_classes=10), torch.randn(4, 3, 32, 32), "ce", (4, 10)),
+    "vgg16_bn": (lambda: paper_models.VGG16(width=4, num_classes=100), torch.randn(4, 3, 32, 32), "ce", (4, 100)),
+    "wrn": (lambda: paper_models.WideResNet(depth=10, width=1, num_classes=10), torch.randn(4, 3, 32, 32), "ce", (4, 10)),
 }
 
 
@@ -134,7 +134,7 @@ def overfit(model, loss_fn, steps: int = 6) -> list[float]:
 
 def test_capsnet_shapes_routing_and_a_training_step():
     torch.manual_seed(0)
-    model = zoo.CapsNet(width=16, num_classes=10)
+    model = paper_models.CapsNet(width=16, num_classes=10)
     x, y = torch.rand(2, 1, 28, 28), torch.tensor([0, 3])
     lengths, recon = model(x, y)
     assert lengths.shape == (2, 10) and recon.shape == (2, 784)
@@ -158,7 +158,7 @@ def test_capsnet_shapes_routing_and_a_training_step():
 
 def test_lstm_shapes_state_and_a_training_step():
     torch.manual_seed(0)
-    model = zoo.LSTMLanguageModel(vocab_size=50, width=16, dropout=0.0)
+    model = paper_models.LSTMLanguageModel(vocab_size=50, width=16, dropout=0.0)
     x = torch.randint(0, 50, (7, 3))
     logits, (h, c) = model(x)
     assert logits.shape == (7, 3, 50) and h.shape == c.shape == (2, 3, 16)
@@ -173,7 +173,7 @@ def test_lstm_shapes_state_and_a_training_step():
 
 def test_vae_shapes_sampling_and_a_training_step():
     torch.manual_seed(0)
-    model = zoo.VAE(pixels=784, width=16, latent=4)
+    model = paper_models.VAE(pixels=784, width=16, latent=4)
     x = torch.rand(5, 1, 28, 28)
     logits, mu, logvar = model(x)
     assert logits.shape == (5, 784) and mu.shape == logvar.shape == (5, 4)
