@@ -67,7 +67,8 @@ def test_vae_parameters_from_its_layer_sizes():
 
 
 def test_width_knobs_scale_the_models():
-    assert count_parameters(paper_models.build("wrn", 1, depth=10)) < count_parameters(paper_models.build("wrn", 2, depth=10))
+    wrn = [count_parameters(paper_models.build("wrn", k, depth=10)) for k in (1, 2)]
+    assert wrn[0] < wrn[1]
     assert count_parameters(paper_models.build("vgg16_bn", 8)) < count_parameters(paper_models.build("vgg16_bn", 16))
     assert paper_models.build("capsnet", 16).n_primary == 2 * 6 * 6  # 16 channels = two maps of 8-D capsules
     assert paper_models.build("lstm_lm", 16, vocab_size=50).embedding.embedding_dim == 16
@@ -100,7 +101,8 @@ def test_batchify_and_bptt_windows_cut_the_stream_as_zaremba():
 
 TINY = {  # name: (model, inputs, loss, output shape)
     "vgg16_bn": (lambda: paper_models.VGG16(width=4, num_classes=100), torch.randn(4, 3, 32, 32), "ce", (4, 100)),
-    "wrn": (lambda: paper_models.WideResNet(depth=10, width=1, num_classes=10), torch.randn(4, 3, 32, 32), "ce", (4, 10)),
+    "wrn": (lambda: paper_models.WideResNet(depth=10, width=1, num_classes=10), torch.randn(4, 3, 32, 32), "ce",
+            (4, 10)),
 }
 
 

@@ -16,9 +16,9 @@ import torch
 import torch.nn.functional as F
 
 from optimbench.formats import canonical
+from optimbench.paper_models import batchify, bptt_windows
 from optimbench.problems import Problem, input_stats
 from optimbench.split import read_split
-from optimbench.paper_models import batchify, bptt_windows
 
 # The article's per-channel normalisation (SPEC §1.2), in pixel units (0..255): the CIFAR-10-format ResNet18
 # problems keep it. The values are the widely copied CIFAR-100 training-set statistics, mean (0.5071, 0.4865,

@@ -33,9 +33,9 @@ from optimbench import problems as problems_mod
 from optimbench.cli import read_spec, spec_help
 from optimbench.device_data import BPTT, Dataset, Normalize, batches, load_data, tokens_as_is
 from optimbench.io import atomic_path, write_csv, write_json
-from optimbench.resnet import build_model, count_parameters
 from optimbench.optim import build_optimizer, optimizer_step, schedules, step_kind
 from optimbench.problems import Problem
+from optimbench.resnet import build_model, count_parameters
 from optimbench.specs import apply_selection
 
 RECORDED_SPLITS = ("train", "val", "test")  # the splits metrics.csv records every metric of
@@ -46,7 +46,8 @@ RESNET18_MODELS = ("resnet18_article", "resnet18_cifar")  # spec["model"] choice
 def metric_columns(problem: Problem) -> list[str]:
     """metrics.csv's columns: epoch, `{split}_{name}` for split in train, val, test and every metric of the
     problem's task (e.g. train_loss, train_acc, val_loss, ...), then lr ... diverged (RUN_COLUMNS)."""
-    return ["epoch", *(f"{split}_{m.name}" for split in RECORDED_SPLITS for m in problem.task.metric_defs), *RUN_COLUMNS]
+    metrics = [f"{split}_{m.name}" for split in RECORDED_SPLITS for m in problem.task.metric_defs]
+    return ["epoch", *metrics, *RUN_COLUMNS]
 
 
 def get_problem(spec: dict) -> Problem:
