@@ -12,7 +12,8 @@ import pytest
 from scipy import stats
 
 from optimbench import aggregate, files, tune
-from optimbench.plan import DescentRun, Plan, StudyProblem, TrainRun, Trial, TuneStage
+from optimbench.plan import Plan
+from optimbench.runs import DescentRun, StudyProblem, TrainRun, Trial, TuneStage
 
 from helpers import plan_problem
 

@@ -18,7 +18,7 @@ LAYERS = {
     "domain": {"functions", "problems", "resnet", "paper_models", "optim", "demon", "yellowfin", "split", "formats",
                "formats.common", "formats.canonical", "formats.cifar10", "formats.cifar100", "formats.stl10",
                "formats.idx", "formats.ptb", "formats.__main__"},
-    "plan": {"config", "search", "specs", "plan"},
+    "plan": {"config", "specs", "search", "runs", "plan"},
     "stages": {"train", "device_data", "checkpoints", "descent", "tune", "aggregate", "claims", "performance",
                "cost", "plots", "report", "sections"},
 }

@@ -4,7 +4,7 @@ be unable to tell, near each claim's thresholds, and only on the article's ResNe
 import pandas as pd
 
 from optimbench import claims
-from optimbench.plan import StudyProblem
+from optimbench.runs import StudyProblem
 
 from helpers import plan_problem
 

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from optimbench import descent, files, functions, plots
-from optimbench.plan import DescentRun, Plan
+from optimbench.plan import Plan
+from optimbench.runs import DescentRun
 from optimbench.search import criterion_label
 
 

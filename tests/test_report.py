@@ -9,7 +9,8 @@ import pandas as pd
 
 from optimbench import plots, report
 from optimbench.metrics import Metric
-from optimbench.plan import Plan, StudyProblem, TuneStage
+from optimbench.plan import Plan
+from optimbench.runs import StudyProblem, TuneStage
 
 INF = float("inf")
 ACC = Metric("test_acc", True, 0.0, 1.0)

@@ -6,7 +6,7 @@ import pytest
 
 from optimbench import search, specs
 from optimbench.errors import ConfigError
-from optimbench.plan import StudyProblem
+from optimbench.runs import StudyProblem
 
 from helpers import plan_problem
 

@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from optimbench import optim, split, train, tune
-from optimbench.plan import Plan, Trial, TuneStage
+from optimbench.plan import Plan
+from optimbench.runs import Trial, TuneStage
 
 from helpers import plan_problem
 

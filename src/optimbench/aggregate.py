@@ -6,7 +6,7 @@ tables (optimbench.tune) are built by their modules from these, and `aggregate_t
 and `aggregate_tune` write each stage's tables under the names optimbench.files gives them.
 
 Nothing here assumes accuracy: each problem of the plan states its metrics (Plan.problems:
-optimbench.plan.StudyProblem, each metric's name, direction and range), its primary metric and its target,
+optimbench.runs.StudyProblem, each metric's name, direction and range), its primary metric and its target,
 and every table reads them. Three policies hold everywhere:
 - **Intervals**: optimbench.stats.mean_interval computes every interval of every table (and so of every
   figure): the Student-t interval of the mean across seeds, clipped to the metric's range.
@@ -36,7 +36,8 @@ from optimbench.files import DESCENT_TABLES, TRAIN_TABLES, TUNE_TABLES
 from optimbench.io import atomic_path, write_csv
 from optimbench.metrics import Metric
 from optimbench.performance import performance_tables, seed_outcome
-from optimbench.plan import POSITIVE, Plan, StudyProblem, TrainRun, read_plan
+from optimbench.plan import Plan, read_plan
+from optimbench.runs import POSITIVE, StudyProblem, TrainRun
 from optimbench.specs import apply_selection
 from optimbench.stats import summarize_values, welch
 

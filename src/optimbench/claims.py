@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import ttest_1samp
 
-from optimbench.plan import StudyProblem
+from optimbench.runs import StudyProblem
 from optimbench.stats import welch
 
 # The article's seven optimizers (SPEC §1.2): its claims compare these among themselves.

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from optimbench.plan import TrainRun
+from optimbench.runs import TrainRun
 
 GROUP_KEYS = ["problem", "optimizer"]
 SUMMED = ["epochs", "train_seconds", "eval_seconds", "job_seconds", "startup_seconds", "device_seconds",

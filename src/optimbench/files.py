@@ -6,7 +6,7 @@ so a Snakefile can call it while it parses.
     train_figure_files(["digits-vae"], folder, ("png",))       # or from problem names, one format
     descent_figure_files(["ackley"], "results/figures/descent", ("all_runs",))
 
-A descent run's own trajectory plot is named by the plan (optimbench.plan.DescentRun.figure).
+A descent run's own trajectory plot is named by the plan (optimbench.runs.DescentRun.figure).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 A metric column is `{split}_{name}` (optimbench.problems): `test_neg_elbo` reads "test negative ELBO",
 `train_acc` "training accuracy". What a problem's metrics are (direction, range, primary, target) is the
-plan's (optimbench.plan.StudyProblem, optimbench.metrics.Metric); this module only names them.
+plan's (optimbench.runs.StudyProblem, optimbench.metrics.Metric); this module only names them.
 """
 
 from __future__ import annotations

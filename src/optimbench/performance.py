@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from optimbench.metrics import Metric
-from optimbench.plan import StudyProblem
+from optimbench.runs import StudyProblem
 from optimbench.stats import summarize_values, welch
 
 INF = math.inf

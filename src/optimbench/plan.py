@@ -1,6 +1,6 @@
 """The study's plan (SPEC §2, §3): which runs it contains, what determines each run's result, and the
-files each run writes, as typed objects: `Plan`, `TrainRun`, `DescentRun`, `Trial`, `TuneStage` and
-`StudyProblem` (a problem as this study runs it: its metrics, primary metric, target and title).
+files each run writes, as one typed `Plan` of the objects of optimbench.runs (`TrainRun`, `DescentRun`,
+`Trial`, `TuneStage`, `StudyProblem`).
 
 This is the one place for those things. The Snakefile builds its targets from `plan(config)`; the `plan`
 rule writes the plan as JSON, and aggregation, figures and the report read it back with `read_plan`, which
@@ -15,8 +15,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
-import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from optimbench import formats, search
@@ -24,8 +23,25 @@ from optimbench import problems as registry
 from optimbench.config import load
 from optimbench.errors import ConfigError
 from optimbench.io import write_text
-from optimbench.metrics import Metric
 from optimbench.optim import resolve_class
+from optimbench.runs import (
+    DATA_FILE,
+    DATA_SUMMARY,
+    DESCENT_DIR,
+    DESCENT_FIGURE,
+    SELECTION,
+    SPLIT_FILE,
+    TRAIN_BENCHMARK,
+    TRAIN_DIR,
+    TRIAL_DIR,
+    TUNED_BENCHMARK,
+    TUNED_DIR,
+    DescentRun,
+    StudyProblem,
+    TrainRun,
+    Trial,
+    TuneStage,
+)
 from optimbench.specs import (
     TRAIN_RESULT_KEYS,
     apply_selection,
@@ -40,169 +56,6 @@ from optimbench.specs import (
     problem_train,
     train_spec,
 )
-
-
-def _bound(value, default: float) -> float:
-    return default if value is None else float(value)
-
-
-POSITIVE = (0.0, math.inf)  # the range of times, counts, learning rates: columns that are no metric
-
-
-@dataclass(frozen=True)
-class StudyProblem:
-    """A problem as this study runs it (plan.json's settings["problems"][name], problem_summary): every
-    metric column by name (`{split}_{name}` for train, val and test, in the plan's order), the primary
-    metric, the target (the threshold of time to target, in the primary metric's unit), and what the
-    report names (title, data set and source, model, width, epochs)."""
-
-    name: str
-    metrics: dict  # column name -> optimbench.metrics.Metric
-    primary: Metric
-    target: float
-    title: str
-    dataset: str
-    data_source: str
-    model: str
-    kind: str
-    epochs: int
-    width: int | None
-    paper: str
-
-    @classmethod
-    def from_summary(cls, name: str, entry: dict) -> "StudyProblem":
-        """From a problem_summary entry; a null range end is unbounded.
-
-        Raises:
-            ValueError: the primary metric is not among the problem's metrics.
-        """
-        metrics = {m["name"]: Metric(m["name"], bool(m["higher_is_better"]), _bound(m.get("low"), -math.inf),
-                                     _bound(m.get("high"), math.inf)) for m in entry["metrics"]}
-        if entry["primary"] not in metrics:
-            raise ValueError(f"problem {name}: primary metric {entry['primary']!r} is not among its metrics "
-                             f"{list(metrics)}")
-        return cls(name, metrics, metrics[entry["primary"]], float(entry["target"]), entry.get("title", name),
-                   entry.get("dataset", ""), entry.get("data_source", ""), entry.get("model", ""),
-                   entry.get("kind", ""), entry.get("epochs"), entry.get("width"), entry.get("paper", ""))
-
-    @property
-    def higher_is_better(self) -> bool:
-        return self.primary.higher_is_better
-
-    def columns(self, splits=("train", "test")) -> list[str]:
-        """The metric columns of the given splits, in the plan's order (train_loss, train_acc, test_loss, ...)."""
-        return [name for name in self.metrics if name.split("_", 1)[0] in splits]
-
-    def split_metrics(self, splits=("train", "test")) -> list[Metric]:
-        """The Metrics of the given splits, in the plan's order (the curves' panels)."""
-        return [self.metrics[name] for name in self.columns(splits)]
-
-    def bounds(self, column: str) -> tuple[float, float]:
-        """The range of a column of this problem's tables: its metric's, else [0, ∞) (times, counts, lr)."""
-        metric = self.metrics.get(column)
-        return (metric.low, metric.high) if metric is not None else POSITIVE
-
-
-# ---------------------------------------------------------------- runs
-@dataclass(frozen=True)
-class TrainRun:
-    """One training job: identity (problem, optimizer, seed), result spec, execution settings and its files."""
-
-    problem: str
-    dataset: str
-    model: str
-    optimizer: str
-    seed: int
-    dir: str
-    benchmark: str  # Snakemake's benchmark file of the job (wall time, memory)
-    spec: dict = field(compare=False)
-    execution: dict = field(compare=False)
-
-    @property
-    def identity(self) -> dict:
-        return {"problem": self.problem, "optimizer": self.optimizer, "seed": self.seed}
-
-    def file(self, name: str) -> str:
-        return f"{self.dir}/{name}"
-
-
-@dataclass(frozen=True)
-class DescentRun:
-    """One descent job: identity, spec and its files."""
-
-    group: str
-    function: str
-    method: str
-    gradient: str
-    dir: str
-    figure: str
-    spec: dict = field(compare=False)
-
-    @property
-    def identity(self) -> dict:
-        return {"group": self.group, "function": self.function, "method": self.method, "gradient": self.gradient}
-
-    @property
-    def label(self) -> str:
-        return f"{self.method} / {self.gradient} ({self.group})"
-
-    def file(self, name: str) -> str:
-        return f"{self.dir}/{name}"
-
-
-@dataclass(frozen=True)
-class Trial:
-    """One tuning trial: a training run on the validation split with one setting of the search space."""
-
-    problem: str
-    optimizer: str
-    trial: int
-    setting: dict  # {kwarg: value, ..., lr_schedule: choice}
-    dir: str
-    spec: dict = field(compare=False)
-
-    def file(self, name: str) -> str:
-        return f"{self.dir}/{name}"
-
-
-@dataclass
-class TuneStage:
-    """The tuning stage (SPEC §2.8), when tune.enabled: per problem its validation split, per optimizer its
-    search space and trials, where each selection is written, and the final (tuned) runs over the seeds."""
-
-    optimizers: list[str]
-    split_files: dict  # problem -> split file, or None for a data set with its own validation stream (PTB)
-    validation_size: int
-    split_seed: int
-    select_by: str
-    sampler: str
-    spaces: dict  # optimizer -> {factor: {low, high, log} or {choices}}
-    trials: list[Trial]
-    selections: dict  # problem -> {optimizer: selection file}
-    finals: list[TrainRun]  # the tuned runs
-
-
-# Path patterns (Snakemake wildcards in braces); `paths(results_dir)` fills in the folder.
-TRAIN_DIR = "{results}/train/{problem}/{optimizer}/seed{seed}"
-TRAIN_LOG = "{results}/logs/train/{problem}/{optimizer}/seed{seed}.log"
-TRAIN_BENCHMARK = "{results}/benchmarks/train/{problem}/{optimizer}/seed{seed}.tsv"
-DATA_FILE = "resources/data/{stem}.npz"
-DATA_SUMMARY = "resources/data/{stem}.json"
-SPLIT_FILE = "resources/data/{stem}-validation-{size}-seed{seed}.json"
-DESCENT_DIR = "{results}/descent/{group}/{function}/{method}/{gradient}"
-DESCENT_LOG = "{results}/logs/descent/{group}/{function}/{method}/{gradient}.log"
-DESCENT_FIGURE = "{results}/figures/descent/runs/{group}/{function}/{method}/{gradient}.png"
-DATA_LOG = "resources/logs/prepare_data_{stem}.log"
-SPLIT_LOG = "resources/logs/validation_split_{stem}-{size}-seed{seed}.log"
-TRIAL_LOG = "{results}/logs/tune/{problem}/{optimizer}/trial{trial}.log"
-SELECTION_LOG = "{results}/logs/tune/{problem}/{optimizer}/select.log"
-TUNED_LOG = "{results}/logs/tuned/{problem}/{optimizer}/seed{seed}.log"
-STAGE_LOG = "{results}/logs/{stage}.log"  # a job of the whole study: plan, aggregate_*, figures_*, report
-
-
-def pattern(template: str, results_dir: str) -> str:
-    """A path template with the results folder filled in and every other field left as a wildcard."""
-    return template.replace("{results}", results_dir)
 
 
 @dataclass
@@ -370,12 +223,6 @@ def plan(config: dict) -> Plan:
                 "problems": {p: problem_summary(config, p, data[problem_data[p]]["spec"]) for p in config["problems"]}}
     return Plan(results_dir=results, data=data, problem_data=problem_data, train_runs=runs, descent_runs=descents,
                 settings=settings, tune=tune_plan(config, data, problem_data) if config["tune"]["enabled"] else None)
-
-
-TRIAL_DIR = "{results}/tune/{problem}/{optimizer}/trial{trial}"
-SELECTION = "{results}/tune/{problem}/{optimizer}/selected.json"
-TUNED_DIR = "{results}/tuned/train/{problem}/{optimizer}/seed{seed}"
-TUNED_BENCHMARK = "{results}/benchmarks/tuned/{problem}/{optimizer}/seed{seed}.tsv"
 
 
 def _optimizer_kwargs(entry: dict) -> set | None:

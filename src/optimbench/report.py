@@ -3,7 +3,7 @@ build steps.
 
 The study has several test problems, each with its own primary metric and direction (accuracy: higher is
 better; negative ELBO, perplexity: lower is better). Every helper that speaks of a metric takes the
-problem's primary metric as the plan gives it (optimbench.plan.StudyProblem.primary, an
+problem's primary metric as the plan gives it (optimbench.runs.StudyProblem.primary, an
 optimbench.metrics.Metric) and names it so ("test negative ELBO (lower is better)"), never "accuracy"
 unless it is. Tables are the contract's (issue 19): optimizer_summary's `final`, `final_ci_low`, ... are
 the primary metric; `problem_ranks`, `rank_summary`, `profile_score` come from optimbench.performance.
@@ -27,7 +27,8 @@ from optimbench.cost import projected_device_hours
 from optimbench.files import ACKLEY_VIEWS, descent_figure_paths, train_figure_stems, tune_figure_files
 from optimbench.io import atomic_path
 from optimbench.metrics import Metric
-from optimbench.plan import StudyProblem, TuneStage, read_plan
+from optimbench.plan import read_plan
+from optimbench.runs import StudyProblem, TuneStage
 from optimbench.search import criterion_label
 
 # nbconvert template folder: JupyterLab's HTML without scripts from CDNs (the report works offline).

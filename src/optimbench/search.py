@@ -103,7 +103,7 @@ def _column(criterion: str, problem) -> str:
 
 def criterion_metric(criterion: str, problem) -> tuple:
     """(the Metric a criterion reads, its reduction "last" or "best") on a problem (an
-    optimbench.plan.StudyProblem); "best" follows the metric's direction.
+    optimbench.runs.StudyProblem); "best" follows the metric's direction.
 
     Raises:
         ValueError: an unknown criterion, or one whose column the problem lacks (final_val_acc on a VAE),

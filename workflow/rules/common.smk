@@ -4,16 +4,17 @@ import os
 import re
 import sys
 
-from optimbench import config as study_config
-from optimbench import files, specs
-from optimbench import plan as study
+from optimbench import files, runs, specs
+from optimbench.config import validate
+from optimbench.plan import plan as study_plan
+from optimbench.plan import write_plan
 
 # Validate before any job: unknown keys, wrong types, unknown names and bad values stop here.
-_validated = study_config.validate(config)
+_validated = validate(config)
 config.clear()
 config.update(_validated)
 # Every run of the study, its result spec and its files: the one plan all stages read.
-PLAN = study.plan(config)
+PLAN = study_plan(config)
 
 PY = sys.executable
 BASE = workflow.basedir  # the project folder: scripts/ and report/ are found from here, whatever the workdir
@@ -24,22 +25,22 @@ PLAN_FILE = PLAN.plan_file
 TABLES = PLAN.tables_dir
 FIGURES = PLAN.figures_dir
 REPORT_HTML = PLAN.report_html
-RUN_DIR = study.pattern(study.TRAIN_DIR, R)
-TRAIN_LOG = study.pattern(study.TRAIN_LOG, R)
-TRAIN_BENCHMARK = study.pattern(study.TRAIN_BENCHMARK, R)
-DESCENT_DIR = study.pattern(study.DESCENT_DIR, R)
-DESCENT_LOG = study.pattern(study.DESCENT_LOG, R)
+RUN_DIR = runs.pattern(runs.TRAIN_DIR, R)
+TRAIN_LOG = runs.pattern(runs.TRAIN_LOG, R)
+TRAIN_BENCHMARK = runs.pattern(runs.TRAIN_BENCHMARK, R)
+DESCENT_DIR = runs.pattern(runs.DESCENT_DIR, R)
+DESCENT_LOG = runs.pattern(runs.DESCENT_LOG, R)
 TUNE = PLAN.tune  # None without tuning
-TRIAL_DIR = study.pattern(study.TRIAL_DIR, R)
-TRIAL_LOG = study.pattern(study.TRIAL_LOG, R)
-SELECTION = study.pattern(study.SELECTION, R)
-SELECTION_LOG = study.pattern(study.SELECTION_LOG, R)
-TUNED_DIR = study.pattern(study.TUNED_DIR, R)
-TUNED_LOG = study.pattern(study.TUNED_LOG, R)
-TUNED_BENCHMARK = study.pattern(study.TUNED_BENCHMARK, R)
+TRIAL_DIR = runs.pattern(runs.TRIAL_DIR, R)
+TRIAL_LOG = runs.pattern(runs.TRIAL_LOG, R)
+SELECTION = runs.pattern(runs.SELECTION, R)
+SELECTION_LOG = runs.pattern(runs.SELECTION_LOG, R)
+TUNED_DIR = runs.pattern(runs.TUNED_DIR, R)
+TUNED_LOG = runs.pattern(runs.TUNED_LOG, R)
+TUNED_BENCHMARK = runs.pattern(runs.TUNED_BENCHMARK, R)
 # A validation split's seed is not a run's seed: its own wildcard, with its own constraint (rule validation_split).
-SPLIT_FILE = study.SPLIT_FILE.replace("{seed}", "{split_seed}")
-SPLIT_LOG = study.SPLIT_LOG.replace("{seed}", "{split_seed}")
+SPLIT_FILE = runs.SPLIT_FILE.replace("{seed}", "{split_seed}")
+SPLIT_LOG = runs.SPLIT_LOG.replace("{seed}", "{split_seed}")
 PROBLEMS = list(PLAN.settings["problems"])
 
 # The tables each aggregate job writes (optimbench.aggregate), and what the jobs downstream read of them.
@@ -127,7 +128,7 @@ TRAIN_ENV = "../../envs/torch.yaml"  # relative to the rule files
 
 def stage_log(stage):
     """The log of a job of the whole study (plan, aggregate_*, figures_*, report)."""
-    return study.pattern(study.STAGE_LOG, R).replace("{stage}", stage)
+    return runs.pattern(runs.STAGE_LOG, R).replace("{stage}", stage)
 
 
 def table_files(tables):

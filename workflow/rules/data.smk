@@ -3,10 +3,10 @@
 
 rule prepare_data:
     output:
-        npz=study.DATA_FILE,
-        summary=study.DATA_SUMMARY,
+        npz=runs.DATA_FILE,
+        summary=runs.DATA_SUMMARY,
     log:
-        study.DATA_LOG,
+        runs.DATA_LOG,
     params:
         py=PY,
         dataset=lambda wildcards: PLAN.data[wildcards.stem]["spec"]["dataset"],

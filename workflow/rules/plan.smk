@@ -1,4 +1,4 @@
-# 0. The plan: which runs this study holds, their specs and files (optimbench.study), as one file that
+# 0. The plan: which runs this study holds, their specs and files (optimbench.plan), as one file that
 #    aggregation, figures and the report read.
 
 
@@ -10,4 +10,4 @@ rule plan:
     params:
         plan=PLAN.to_json(),
     run:
-        study.write_plan(params.plan, output[0])
+        write_plan(params.plan, output[0])

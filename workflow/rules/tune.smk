@@ -5,7 +5,7 @@
 
 rule validation_split:
     input:
-        data=study.DATA_FILE,
+        data=runs.DATA_FILE,
     output:
         SPLIT_FILE,
     log:
