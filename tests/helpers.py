@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import yaml
@@ -114,3 +116,14 @@ def assert_identical_runs(a_dir, b_dir, timing_columns) -> None:
     a = torch.load(a_dir / "model.pt", weights_only=False)["model"]
     b = torch.load(b_dir / "model.pt", weights_only=False)["model"]
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in b)
+
+
+def kill_after_first_checkpoint(cmd: list[str], checkpoint: Path, timeout: float = 120) -> None:
+    """Start the training command `cmd`, SIGKILL it as soon as `checkpoint` exists (or it exits, or after
+    `timeout` seconds), and wait for it: a run killed mid-training, as by a scheduler or a power cut."""
+    proc = subprocess.Popen(cmd, env=run_env(), stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    deadline = time.time() + timeout
+    while not checkpoint.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()

@@ -2,9 +2,7 @@
 resumes to the uninterrupted one's results, a damaged checkpoint (issue 14.6)."""
 
 import json
-import signal
 import subprocess
-import time
 
 import pandas as pd
 import pytest
@@ -12,7 +10,7 @@ import torch
 
 from optimbench import checkpoints, train
 
-from helpers import PYTHON, ROOT, run_env, run_interrupted_after
+from helpers import PYTHON, ROOT, kill_after_first_checkpoint, run_env, run_interrupted_after
 
 TIMING = ["epoch_seconds", "eval_seconds", "samples_per_second"]
 
@@ -67,13 +65,8 @@ def test_a_killed_run_resumes_and_matches_an_uninterrupted_one(tiny_spec, tmp_pa
     (tmp_path / "spec.json").write_text(json.dumps(spec))
     cmd = [PYTHON, str(ROOT / "scripts" / "train.py"), "--spec", str(tmp_path / "spec.json"),
            "--out", str(tmp_path / "killed"), "--threads", "1"]
-    proc = subprocess.Popen(cmd, env=run_env(), stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
     checkpoint = tmp_path / "killed" / checkpoints.CHECKPOINT
-    deadline = time.time() + 120
-    while not checkpoint.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_after_first_checkpoint(cmd, checkpoint)
     assert checkpoint.exists() and not (tmp_path / "killed" / "metrics.csv").exists(), "the run was not interrupted"
     done_before = torch.load(checkpoint, weights_only=False)["epoch"]
     assert 1 <= done_before < 6

@@ -5,9 +5,7 @@ import contextlib
 import copy
 import json
 import math
-import signal
 import subprocess
-import time
 
 import numpy as np
 import pandas as pd
@@ -19,7 +17,16 @@ from optimbench import checkpoints, device_data, problems, train
 from optimbench.formats import canonical
 from optimbench.resnet import build_model
 
-from helpers import PYTHON, ROOT, assert_identical_runs, images, reference_augment, run_env, run_interrupted_after
+from helpers import (
+    PYTHON,
+    ROOT,
+    assert_identical_runs,
+    images,
+    kill_after_first_checkpoint,
+    reference_augment,
+    run_env,
+    run_interrupted_after,
+)
 
 TIMING = ["epoch_seconds", "eval_seconds", "samples_per_second"]
 CIFAR = problems.get("cifar10-resnet18")  # the article's problem: crop+flip with pad 4, cross-entropy
@@ -404,13 +411,8 @@ def test_a_killed_bf16_run_resumes_bit_identically(tiny_spec, tmp_path):
     (tmp_path / "spec.json").write_text(json.dumps(spec))
     cmd = [PYTHON, str(ROOT / "scripts" / "train.py"), "--spec", str(tmp_path / "spec.json"),
            "--out", str(tmp_path / "killed"), "--threads", "1"]
-    proc = subprocess.Popen(cmd, env=run_env(), stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
     checkpoint = tmp_path / "killed" / checkpoints.CHECKPOINT
-    deadline = time.time() + 120
-    while not checkpoint.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_after_first_checkpoint(cmd, checkpoint)
     assert checkpoint.exists() and not (tmp_path / "killed" / "metrics.csv").exists(), "the run was not interrupted"
     done_before = torch.load(checkpoint, weights_only=False)["epoch"]
     assert 1 <= done_before < 6
