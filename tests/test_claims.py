@@ -104,3 +104,82 @@ def test_claims_are_judged_only_on_resnet18_classification_problems_each_on_its_
     assert table["problem"].tolist() == [CLS] * 5 + ["cifar10-resnet18"] * 5
     assert table["verdict"].tolist()[:5] == ["holds"] * 5
     assert table["verdict"].tolist()[5:] == ["contradicted", "contradicted", "contradicted", "holds", "contradicted"]
+
+
+# Hand-computable tests: Student's t with 2 degrees of freedom has P(T > t) = (1 - t / sqrt(t² + 2)) / 2, so
+# t = 3 gives p = 0.0477: significant at confidence 0.95 (alpha 0.05), not at 0.99 (alpha 0.01).
+P_T3_DF2 = (1 - 3 / (11 ** 0.5)) / 2
+SQRT2 = 2 ** 0.5
+
+
+def _rows(name, column_values):
+    """Seed rows of one optimizer: column -> per-seed values (the columns claims_table reads; unset ones 0.5)."""
+    n = len(next(iter(column_values.values())))
+    columns = ("final_train_acc", "final_test_acc", "final_test_loss", "best_test_loss")
+    return [{"optimizer": name, "seed": i, **{c: column_values.get(c, [0.5] * n)[i] for c in columns}}
+            for i in range(n)]
+
+
+def test_a_comparison_at_p_0_048_holds_at_confidence_95_and_is_inconclusive_at_99():
+    assert 0.01 < P_T3_DF2 < 0.05
+    # Adam and AdamW: losses 1 ± d; SGD: 1 + 3√2·d ± d. Two seeds each, equal variances: Welch's df = 2 and
+    # t = 3√2·d / (√2·d) = 3 for each of the claim's two comparisons (Adam vs SGD, AdamW vs SGD).
+    d = 0.01
+    lower, higher = [1 - d, 1 + d], [1 + 3 * SQRT2 * d - d, 1 + 3 * SQRT2 * d + d]
+    seeds = pd.DataFrame(_rows("Adam", {"final_test_loss": lower}) + _rows("AdamW", {"final_test_loss": lower})
+                         + _rows("SGD", {"final_test_loss": higher}))
+    nt = "not tested"
+    assert verdicts(seeds, 0.95) == [nt, nt, nt, "holds", nt]
+    assert verdicts(seeds, 0.99) == [nt, nt, nt, "inconclusive", nt]
+    assert verdicts(seeds.assign(final_test_loss=-seeds["final_test_loss"]), 0.95)[3] == "contradicted"
+    assert verdicts(seeds.assign(final_test_loss=-seeds["final_test_loss"]), 0.99)[3] == "inconclusive"
+    # article_claims passes its confidence on
+    problems = {CLS: StudyProblem.from_summary(CLS, plan_problem(CLS))}
+    assert claims.article_claims(seeds.assign(problem=CLS), problems, 0.99)["verdict"][3] == "inconclusive"
+    assert claims.article_claims(seeds.assign(problem=CLS), problems)["verdict"][3] == "holds"  # default 0.95
+
+
+def _rise_seeds(sgd_ratios, adamax_ratios):
+    """SGD and Adamax with these final / lowest test-loss ratios (lowest loss 1, so final = ratio)."""
+    return pd.DataFrame(_rows("SGD", {"final_test_loss": sgd_ratios, "best_test_loss": [1.0] * len(sgd_ratios)})
+                        + _rows("Adamax", {"final_test_loss": adamax_ratios,
+                                           "best_test_loss": [1.0] * len(adamax_ratios)}))
+
+
+def test_loss_rise_without_spread_is_decided_by_rise_inclusive():
+    assert claims.RISE == 1.05
+    # every seed exactly at RISE: "final ≥ 1.05 × lowest" holds; 1.04 does not
+    assert verdicts(_rise_seeds([1.05] * 3, [1.05] * 3))[2] == "holds"
+    assert verdicts(_rise_seeds([1.04] * 3, [1.05] * 3))[2] == "contradicted"
+    assert verdicts(_rise_seeds([1.06] * 3, [1.04] * 3))[2] == "contradicted"
+    assert verdicts(_rise_seeds([1.06] * 3, [1.06] * 3))[2] == "holds"
+
+
+def test_loss_rise_with_spread_is_a_one_sided_one_sample_t_test_against_rise():
+    # ratios RISE + c + (-e, 0, e), c = √3·e: t = c / (e / √3) = 3 on 2 df, p = 0.0477
+    e = 0.01
+    c = 3 ** 0.5 * e
+    above = [1.05 + c - e, 1.05 + c, 1.05 + c + e]
+    below = [1.05 - c - e, 1.05 - c, 1.05 - c + e]
+    table = claims.claims_table(_rise_seeds(above, above), 0.95)
+    assert table["verdict"][2] == "holds"
+    assert f"SGD mean final/lowest test loss {1.05 + c:.3f} over 3 seed(s): holds" in table["measured"][2]
+    assert verdicts(_rise_seeds(above, above), 0.99)[2] == "inconclusive"
+    assert verdicts(_rise_seeds(below, above), 0.95)[2] == "contradicted"
+    assert verdicts(_rise_seeds(above, below), 0.99)[2] == "inconclusive"
+    # around 1.10 ± e the test is clearly significant; shifted to RISE it is not
+    assert verdicts(_rise_seeds([1.09, 1.10, 1.11], [1.09, 1.10, 1.11]))[2] == "holds"
+    assert verdicts(_rise_seeds([1.04, 1.05, 1.06], [1.09, 1.10, 1.11]))[2] == "inconclusive"
+
+
+def test_loss_rise_needs_two_finite_seeds_a_diverged_seed_is_left_out():
+    inf = float("inf")
+    # two finite seeds left (1.10, 1.10: no spread, above RISE) -> judged; one finite -> cannot tell
+    table = claims.claims_table(_rise_seeds([1.10, 1.10, inf], [1.10, 1.10, 1.10]))
+    assert table["verdict"][2] == "holds"
+    assert "SGD mean final/lowest test loss 1.100 over 2 seed(s): holds" in table["measured"][2]
+    table = claims.claims_table(_rise_seeds([1.10, inf, inf], [1.10, 1.10, 1.10]))
+    assert table["verdict"][2] == "inconclusive"
+    assert "SGD mean final/lowest test loss 1.100 over 1 seed(s): inconclusive" in table["measured"][2]
+    table = claims.claims_table(_rise_seeds([inf, inf, inf], [1.10, 1.10, 1.10]))
+    assert "SGD mean final/lowest test loss nan over 0 seed(s): inconclusive" in table["measured"][2]
