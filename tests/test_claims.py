@@ -183,3 +183,32 @@ def test_loss_rise_needs_two_finite_seeds_a_diverged_seed_is_left_out():
     assert "SGD mean final/lowest test loss 1.100 over 1 seed(s): inconclusive" in table["measured"][2]
     table = claims.claims_table(_rise_seeds([inf, inf, inf], [1.10, 1.10, 1.10]))
     assert "SGD mean final/lowest test loss nan over 0 seed(s): inconclusive" in table["measured"][2]
+
+
+def _similar_seeds(adamw_gap):
+    """Adamax, SGD, Adam at test accuracy 0.9 ± d, AdamW at 0.9 + adamw_gap ± d, two seeds each, √2·d = 0.005:
+    each equivalence test (Welch, df 2) has t = (gap ± SIMILAR_ACC) / 0.005."""
+    d = 0.005 / SQRT2
+    rows = []
+    for name in ("Adamax", "SGD", "Adam", "AdamW"):
+        m = 0.9 + (adamw_gap if name == "AdamW" else 0.0)
+        rows += _rows(name, {"final_test_acc": [m - d, m + d]})
+    return pd.DataFrame(rows)
+
+
+def test_similar_accuracy_is_two_one_sided_tests_at_plus_and_minus_similar_acc():
+    assert claims.SIMILAR_ACC == 0.02
+    # gap 0: t = ±0.02 / 0.005 = ±4 on 2 df, p = (1 - 4/√18) / 2 = 0.029 each way: similar at 0.95, not at 0.99
+    assert verdicts(_similar_seeds(0.0), 0.95)[1] == "holds"
+    assert verdicts(_similar_seeds(0.0), 0.99)[1] == "inconclusive"
+    # gap ∓0.015 (AdamW below / above the others): one side t = 7, the other t = 1: neither similar nor apart
+    assert verdicts(_similar_seeds(-0.015))[1] == "inconclusive"
+    assert verdicts(_similar_seeds(0.015))[1] == "inconclusive"
+    # gap ∓0.035: apart by more than SIMILAR_ACC with t = 3 (p = 0.048): contradicted at 0.95, not at 0.99
+    assert verdicts(_similar_seeds(-0.035), 0.95)[1] == "contradicted"
+    assert verdicts(_similar_seeds(0.035), 0.95)[1] == "contradicted"
+    assert verdicts(_similar_seeds(-0.035), 0.99)[1] == "inconclusive"
+    assert verdicts(_similar_seeds(0.035), 0.99)[1] == "inconclusive"
+    table = claims.claims_table(_similar_seeds(-0.035))
+    assert "largest gap 0.0350 (equivalence tests at ±0.02)" in table["measured"][1]
+    assert "within 2%" in table["claim"][1]
