@@ -2,6 +2,7 @@
 be unable to tell, near each claim's thresholds, and only on the article's ResNet18 problems."""
 
 import pandas as pd
+import pytest
 
 from optimbench import claims
 from optimbench.plan import StudyProblem
@@ -212,3 +213,66 @@ def test_similar_accuracy_is_two_one_sided_tests_at_plus_and_minus_similar_acc()
     table = claims.claims_table(_similar_seeds(-0.035))
     assert "largest gap 0.0350 (equivalence tests at ±0.02)" in table["measured"][1]
     assert "within 2%" in table["claim"][1]
+
+
+def test_the_claims_table_reads_exactly_as_the_report_shows_it():
+    table = claims.claims_table(article_seeds())
+    compared = "SGD, Adam, Adadelta, Adagrad, AdamW, Adamax, ASGD"
+    assert list(table.columns) == ["claim", "compared", "measured", "verdict"]
+    assert table["claim"].tolist() == [
+        "Adamax trains best, then SGD, Adam, AdamW (final training accuracy)",
+        "Adamax, SGD, Adam, AdamW end with similar test accuracy (within 2%)",
+        "SGD's and Adamax's test loss rises near the end (final ≥ 1.05× lowest)",
+        "Adam and AdamW end with the lowest test loss",
+        "Adagrad and Adadelta end worst (test accuracy)"]
+    assert table["compared"].tolist() == [compared] * 5
+    # SGD's ratios 0.449/0.3495, 0.45/0.35, 0.451/0.3505: mean 1.2857; Adamax's 0.499/0.3995, 0.5/0.4, ...: 1.2500
+    assert table["measured"].tolist() == [
+        "mean final training accuracy: Adamax 0.9900, SGD 0.9800, Adam 0.9700, AdamW 0.9600, ASGD 0.9000, "
+        "Adagrad 0.7000, Adadelta 0.6000. Tests: Adamax vs SGD: holds; SGD vs Adam: holds; Adam vs AdamW: holds; "
+        "AdamW vs Adadelta: holds; AdamW vs Adagrad: holds; AdamW vs ASGD: holds",
+        "mean final test accuracy: Adamax 0.9000, SGD 0.8950, Adam 0.8900, AdamW 0.8880; largest gap 0.0120 "
+        "(equivalence tests at ±0.02)",
+        "SGD mean final/lowest test loss 1.286 over 3 seed(s): holds; "
+        "Adamax mean final/lowest test loss 1.250 over 3 seed(s): holds",
+        "mean final test loss: Adam 0.3000, AdamW 0.3100, SGD 0.4500, Adamax 0.5000, ASGD 0.6000, Adagrad 1.0000, "
+        "Adadelta 1.2000",
+        "mean final test accuracy, lowest first: Adadelta 0.5000, Adagrad 0.6000, ASGD 0.8000, AdamW 0.8880, "
+        "Adam 0.8900, SGD 0.8950, Adamax 0.9000"]
+    missing = claims.claims_table(article_seeds().query("optimizer not in ['Adamax', 'SGD']"))
+    assert missing.iloc[0].tolist() == ["Adamax trains best, then SGD, Adam, AdamW (final training accuracy)",
+                                        "Adam, Adadelta, Adagrad, AdamW, ASGD",
+                                        "not tested: Adamax, SGD not in this study", "not tested"]
+    assert missing["claim"][2] == "SGD's and Adamax's test loss rises near the end (final ≥ 1.05× lowest)"
+    diverged = article_seeds()
+    diverged.loc[diverged["optimizer"] == "Adadelta", "final_test_loss"] = [1.2, float("inf"), 1.2]
+    assert claims.claims_table(diverged)["measured"][3].endswith("Adagrad 1.0000, Adadelta inf")
+
+
+def test_the_ordering_claim_compares_the_last_named_optimizer_with_every_other():
+    # ASGD trains below SGD and Adam but above AdamW, the last of the claimed order: contradicted
+    seeds = article_seeds(ASGD=(0.965, 0.8, 0.6, 0.6))
+    table = claims.claims_table(seeds)
+    assert table["verdict"][0] == "contradicted" and "AdamW vs ASGD: contradicted" in table["measured"][0]
+
+
+@pytest.mark.parametrize("accuracies", [
+    {"Adamax": 0.88, "SGD": 0.90, "Adam": 0.92, "AdamW": 0.90},  # only Adamax vs Adam are 0.04 apart
+    {"Adamax": 0.90, "SGD": 0.90, "Adam": 0.92, "AdamW": 0.88},  # only Adam vs AdamW
+    {"Adamax": 0.92, "SGD": 0.88, "Adam": 0.90, "AdamW": 0.90},  # only Adamax vs SGD
+    {"Adamax": 0.90, "SGD": 0.88, "Adam": 0.92, "AdamW": 0.90},  # only SGD vs Adam
+])
+def test_similar_accuracy_compares_every_pair_of_the_four(accuracies):
+    # √2·d = 0.005: a pair 0.02 apart is neither similar nor apart (t = 0 and 8), a pair 0.04 apart is apart
+    # (t = (0.04 - 0.02) / 0.005 = 4, p = 0.029): one such pair contradicts the claim, whichever it is
+    d = 0.005 / SQRT2
+    seeds = pd.DataFrame([row for name, m in accuracies.items()
+                          for row in _rows(name, {"final_test_acc": [m - d, m + d]})])
+    table = claims.claims_table(seeds)
+    assert table["verdict"][1] == "contradicted" and "largest gap 0.0400" in table["measured"][1]
+
+
+def test_article_claims_number_their_rows_in_order():
+    seeds = pd.concat([article_seeds().assign(problem=CLS), article_seeds().assign(problem="cifar10-resnet18")])
+    problems = {name: StudyProblem.from_summary(name, plan_problem(name)) for name in (CLS, "cifar10-resnet18")}
+    assert claims.article_claims(seeds, problems).index.tolist() == list(range(10))
