@@ -222,3 +222,22 @@ def test_profile_score_counts_a_ratio_just_inside_tau_max_and_nothing_past_it():
     assert score.to_dict() == pytest.approx({"A": 0.1, "B": 0.0, "C": 1.0})
     score = performance.profile_score(ratios, tau_max=7.0).set_index("optimizer")["score"]
     assert score.to_dict() == pytest.approx({"A": 0.55, "B": 0.45, "C": 1.0})
+
+
+def test_the_tables_have_exactly_their_columns_integer_ranks_and_score_ties_listed_by_name():
+    ranks = performance.rank_table(TIED, PRIMARY)
+    assert list(ranks.columns) == ["problem", "metric", "higher_is_better", "optimizer", "n", "mean", "std",
+                                   "ci_low", "ci_high", "failures", "rank_low", "rank_high", "rank",
+                                   "separated_from_best"]
+    assert ranks["metric"].tolist() == ["test_acc"] * 4 and ranks["higher_is_better"].tolist() == [True] * 4
+    assert pd.api.types.is_integer_dtype(ranks["rank"])
+    summary = performance.rank_summary(ranks)
+    assert list(summary.columns) == ["optimizer", "mean_rank", "first", "possibly_first", "problems"]
+    assert summary.index.tolist() == [0, 1, 2, 3]
+    # B and A tie on score (ratio 2 on both problems: (4 - 2) / 3 = 2/3), listed by name: A before B
+    ratios = pd.DataFrame({"problem": ["P1", "P1", "P1", "P2", "P2", "P2"], "optimizer": ["B", "A", "C"] * 2,
+                           "ratio": [2.0, 2.0, 1.0, 2.0, 2.0, 1.0]})
+    score = performance.profile_score(ratios)
+    assert list(score.columns) == ["optimizer", "score"] and score.index.tolist() == [0, 1, 2]
+    assert score["optimizer"].tolist() == ["C", "A", "B"]
+    assert score["score"].tolist() == pytest.approx([1.0, 2 / 3, 2 / 3])
