@@ -241,3 +241,12 @@ def test_the_tables_have_exactly_their_columns_integer_ranks_and_score_ties_list
     assert list(score.columns) == ["optimizer", "score"] and score.index.tolist() == [0, 1, 2]
     assert score["optimizer"].tolist() == ["C", "A", "B"]
     assert score["score"].tolist() == pytest.approx([1.0, 2 / 3, 2 / 3])
+
+
+def test_three_tied_means_all_take_the_smallest_rank():
+    # B, C, D tie behind A: min ranks 1, 2, 2, 2 (average would give 3, max 4)
+    shifts = {"A": 0.1, "B": 0.0, "C": 0.0, "D": 0.0}
+    rows = seeds_table([("P1", o, s, v + shift, 1.0, False) for o, shift in shifts.items()
+                        for s, v in enumerate([0.79, 0.80, 0.81])])
+    ranks = performance.rank_table(rows, PRIMARY)
+    assert ranks["optimizer"].tolist() == ["A", "B", "C", "D"] and ranks["rank"].tolist() == [1, 2, 2, 2]
