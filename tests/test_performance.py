@@ -139,3 +139,114 @@ def test_seed_outcome_uses_the_metric_direction():
     assert out == {"value": 90.0, "time_to_target": 5.0, "epochs_to_target": 2, "diverged": False}
     diverged = performance.seed_outcome(epochs.assign(diverged=[False, False, True]), metric, 150.0)
     assert diverged["value"] == INF and np.isnan(diverged["time_to_target"])
+
+
+def test_seed_outcome_times_the_first_epoch_meeting_the_target_and_scores_the_last_epoch():
+    # Epochs out of order; accuracy meets the target 0.8 first at epoch 2 (exactly), again at 3 and 4; the
+    # best epoch is 3 (0.95), the last is 4 (0.85). Seconds per epoch 1, 2, 4, 8.
+    epochs = pd.DataFrame({"epoch": [3, 1, 4, 2], "test_acc": [0.95, 0.5, 0.85, 0.8],
+                           "epoch_seconds": [4.0, 1.0, 8.0, 2.0], "diverged": [False] * 4})
+    out = performance.seed_outcome(epochs, ACC, target=0.8)
+    assert out == {"value": 0.85, "time_to_target": 3.0, "epochs_to_target": 2, "diverged": False}
+    out = performance.seed_outcome(epochs, ACC, target=0.9)  # only epoch 3 meets it: 1 + 2 + 4 seconds
+    assert out == {"value": 0.85, "time_to_target": 7.0, "epochs_to_target": 3, "diverged": False}
+    out = performance.seed_outcome(epochs.assign(steps=[40, 10, 80, 20]), ACC, 0.8, time_column="steps")
+    assert out["time_to_target"] == 30.0
+    missed = performance.seed_outcome(epochs, ACC, target=0.96)
+    assert missed["value"] == 0.85 and np.isnan(missed["time_to_target"]) and np.isnan(missed["epochs_to_target"])
+    # a run that met the target and diverged later: the target counts as missed, the value is the worst
+    diverged = performance.seed_outcome(epochs.assign(diverged=[False, False, True, False]), ACC, 0.8)
+    assert diverged["value"] == 0.0 and np.isnan(diverged["time_to_target"]) and diverged["diverged"] is True
+
+
+# Ties: C is best; A and B tie (same mean), D is last. Ranks by mean, ties sharing the smaller rank:
+# C 1, A 2, B 2, D 4 (not 2.5, 3 or dense 3).
+TIED = seeds_table(
+    [("P1", "C", s, v, 1.0, False) for s, v in enumerate([0.89, 0.90, 0.91])]
+    + [("P1", "B", s, v, 1.0, False) for s, v in enumerate([0.79, 0.80, 0.81])]
+    + [("P1", "A", s, v, 1.0, False) for s, v in enumerate([0.81, 0.80, 0.79])]
+    + [("P1", "D", s, v, 1.0, False) for s, v in enumerate([0.69, 0.70, 0.71])])
+
+
+def test_tied_means_share_the_smaller_rank_and_list_by_name():
+    ranks = performance.rank_table(TIED, PRIMARY)
+    assert ranks["optimizer"].tolist() == ["C", "A", "B", "D"]
+    assert ranks["rank"].tolist() == [1, 2, 2, 4]
+    as_perplexity = TIED.assign(problem="P2", value=TIED["value"] * 100)  # lower is better: the reverse order
+    ranks = performance.rank_table(as_perplexity, PRIMARY)
+    assert ranks["optimizer"].tolist() == ["D", "A", "B", "C"] and ranks["rank"].tolist() == [1, 2, 2, 4]
+
+
+def test_a_tie_for_best_is_broken_by_name_for_separated_from_best():
+    # A and B tie for best (mean 0.9); A's seeds agree, B's spread widely. C (0.8) is significantly worse
+    # than A, not than B: separated_from_best is judged against A, the first by name.
+    rows = seeds_table(
+        [("P1", "B", s, v, 1.0, False) for s, v in enumerate([0.6, 0.9, 1.0, 1.0, 1.0])]
+        + [("P1", "A", s, v, 1.0, False) for s, v in enumerate([0.89, 0.9, 0.91, 0.9, 0.9])]
+        + [("P1", "C", s, v, 1.0, False) for s, v in enumerate([0.79, 0.8, 0.81, 0.8, 0.8])])
+    ranks = performance.rank_table(rows, PRIMARY).set_index("optimizer")
+    assert ranks["rank"].to_dict() == {"A": 1, "B": 1, "C": 3}
+    assert ranks["separated_from_best"].to_dict() == {"A": False, "B": False, "C": True}
+    assert ranks.loc["C", "rank_low"] == 2 and ranks.loc["C", "rank_high"] == 3  # A beats C; B does not
+    assert ranks.loc["B", "rank_low"] == 1 and ranks.loc["B", "rank_high"] == 3
+
+
+def test_rank_summary_breaks_a_mean_rank_tie_by_name_and_counts_shared_first_places():
+    ranks = performance.rank_table(pd.concat([TIED, TIED.assign(problem="P3")]), PRIMARY)
+    summary = performance.rank_summary(ranks)
+    # P1 (accuracy): C 1, A 2, B 2, D 4; P3 (ELBO, lower is better, the same values): D 1, A 2, B 2, C 4
+    assert summary["optimizer"].tolist() == ["A", "B", "C", "D"]
+    assert summary["mean_rank"].tolist() == [2.0, 2.0, 2.5, 2.5]
+    assert summary["first"].tolist() == [0, 0, 1, 1] and summary["problems"].tolist() == [2] * 4
+
+
+def test_profile_grid_extends_past_r_max_and_counts_a_ratio_equal_to_tau():
+    # P1: A 1, B 6; P2: A 1.5, B 1. The grid: 1, each finite ratio, and max(4, 6) = 6 (not 4)
+    ratios = pd.DataFrame({"problem": ["P1", "P1", "P2", "P2"], "optimizer": ["A", "B", "A", "B"],
+                           "ratio": [1.0, 6.0, 1.5, 1.0]})
+    rho = performance.performance_profile(ratios).pivot(index="tau", columns="optimizer", values="rho")
+    assert list(rho.index) == [1.0, 1.5, 6.0]
+    assert rho["A"].tolist() == [0.5, 1.0, 1.0] and rho["B"].tolist() == [0.5, 0.5, 1.0]
+    rho = performance.performance_profile(ratios, taus=[5.99, 6.0]).pivot(index="tau", columns="optimizer",
+                                                                          values="rho")
+    assert rho["B"].tolist() == [0.5, 1.0]
+    only_failures = pd.DataFrame({"problem": ["P1"], "optimizer": ["A"], "ratio": [INF]})
+    profile = performance.performance_profile(only_failures)
+    assert profile["tau"].tolist() == [1.0, 4.0] and profile["rho"].tolist() == [0.0, 0.0]
+
+
+def test_profile_score_counts_a_ratio_just_inside_tau_max_and_nothing_past_it():
+    # one problem; r = 3.7 adds (4 - 3.7) / 3 = 0.1; r = 4.3 adds 0; r = 1 adds 1. tau_max = 7: (7 - 4.3) / 6
+    ratios = pd.DataFrame({"problem": ["P1"] * 3, "optimizer": ["A", "B", "C"], "ratio": [3.7, 4.3, 1.0]})
+    score = performance.profile_score(ratios).set_index("optimizer")["score"]
+    assert score.to_dict() == pytest.approx({"A": 0.1, "B": 0.0, "C": 1.0})
+    score = performance.profile_score(ratios, tau_max=7.0).set_index("optimizer")["score"]
+    assert score.to_dict() == pytest.approx({"A": 0.55, "B": 0.45, "C": 1.0})
+
+
+def test_the_tables_have_exactly_their_columns_integer_ranks_and_score_ties_listed_by_name():
+    ranks = performance.rank_table(TIED, PRIMARY)
+    assert list(ranks.columns) == ["problem", "metric", "higher_is_better", "optimizer", "n", "mean", "std",
+                                   "ci_low", "ci_high", "failures", "rank_low", "rank_high", "rank",
+                                   "separated_from_best"]
+    assert ranks["metric"].tolist() == ["test_acc"] * 4 and ranks["higher_is_better"].tolist() == [True] * 4
+    assert pd.api.types.is_integer_dtype(ranks["rank"])
+    summary = performance.rank_summary(ranks)
+    assert list(summary.columns) == ["optimizer", "mean_rank", "first", "possibly_first", "problems"]
+    assert summary.index.tolist() == [0, 1, 2, 3]
+    # B and A tie on score (ratio 2 on both problems: (4 - 2) / 3 = 2/3), listed by name: A before B
+    ratios = pd.DataFrame({"problem": ["P1", "P1", "P1", "P2", "P2", "P2"], "optimizer": ["B", "A", "C"] * 2,
+                           "ratio": [2.0, 2.0, 1.0, 2.0, 2.0, 1.0]})
+    score = performance.profile_score(ratios)
+    assert list(score.columns) == ["optimizer", "score"] and score.index.tolist() == [0, 1, 2]
+    assert score["optimizer"].tolist() == ["C", "A", "B"]
+    assert score["score"].tolist() == pytest.approx([1.0, 2 / 3, 2 / 3])
+
+
+def test_three_tied_means_all_take_the_smallest_rank():
+    # B, C, D tie behind A: min ranks 1, 2, 2, 2 (average would give 3, max 4)
+    shifts = {"A": 0.1, "B": 0.0, "C": 0.0, "D": 0.0}
+    rows = seeds_table([("P1", o, s, v + shift, 1.0, False) for o, shift in shifts.items()
+                        for s, v in enumerate([0.79, 0.80, 0.81])])
+    ranks = performance.rank_table(rows, PRIMARY)
+    assert ranks["optimizer"].tolist() == ["A", "B", "C", "D"] and ranks["rank"].tolist() == [1, 2, 2, 2]

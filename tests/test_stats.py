@@ -35,3 +35,64 @@ def test_welch_matches_scipy_and_handles_degenerate_seeds():
     assert stats.welch([1.0, 1.0], [0.0, 0.0])["p_greater"] == 0.0  # no spread: the order decides
     assert stats.welch([1.0, math.inf], [0.0, 0.5])["p_greater"] == 0.0
     assert stats.welch([0.5], [0.1, 0.2])["p_greater"] == 1.0  # one seed: cannot tell
+
+
+def _t2_sf(t):
+    """P(T > t) for Student's t with 2 degrees of freedom, in closed form: (1 - t / sqrt(t² + 2)) / 2."""
+    return (1 - t / math.sqrt(t * t + 2)) / 2
+
+
+def _t1_sf(t):
+    """P(T > t) for Student's t with 1 degree of freedom (Cauchy): 1/2 - atan(t) / π."""
+    return 0.5 - math.atan(t) / math.pi
+
+
+def test_welch_uses_welchs_unequal_variances_not_students_pooled_test():
+    # a: 2 seeds, variance 4/3; b: 3 seeds, variance 1. Var of the means: 2/3 + 1/3 = 1, so t = 4 - 1 = 3,
+    # and Welch-Satterthwaite df = 1 / ((2/3)² / 1 + (1/3)² / 2) = 2 exactly. Student's pooled test would give
+    # t = 3 / sqrt(10/9 * 5/6) ≈ 3.12 on 3 df: a different p.
+    d = math.sqrt(2 / 3)
+    test = stats.welch([4 - d, 4 + d], [0.0, 1.0, 2.0])
+    assert test["diff"] == pytest.approx(3.0)
+    assert test["p_greater"] == pytest.approx(_t2_sf(3.0), rel=1e-9)  # 0.04773...
+    assert test["p_less"] == pytest.approx(1 - _t2_sf(3.0), rel=1e-9)
+
+
+def test_welch_runs_the_t_test_when_only_one_side_has_no_spread():
+    # b constant, a = [0, 2] (population std exactly 1): t = (1 - 5) / 1 = -4 on 1 df, not the order rule
+    # (which would give p_less 0 because every a is below every b).
+    test = stats.welch([0.0, 2.0], [5.0, 5.0])
+    assert test["p_less"] == pytest.approx(_t1_sf(4.0), rel=1e-9) and test["p_less"] > 0.05
+    assert test["p_greater"] == pytest.approx(1 - _t1_sf(4.0), rel=1e-9)
+    test = stats.welch([5.0, 5.0], [0.0, 2.0])  # the mirror case: a constant
+    assert test["p_greater"] == pytest.approx(_t1_sf(4.0), rel=1e-9) and test["p_greater"] > 0.05
+    assert test["p_less"] == pytest.approx(1 - _t1_sf(4.0), rel=1e-9)
+
+
+@pytest.mark.parametrize("a, b, expected", [
+    # no spread on either side: the order decides, strictly (equal values decide nothing)
+    ([1.0, 1.0], [0.0, 0.0], {"diff": 1.0, "p_greater": 0.0, "p_less": 1.0}),
+    ([0.0, 0.0], [1.0, 1.0], {"diff": -1.0, "p_greater": 1.0, "p_less": 0.0}),
+    ([1.0, 1.0], [1.0, 1.0], {"diff": 0.0, "p_greater": 1.0, "p_less": 1.0}),
+    # a diverged seed (±inf): every value of one side must beat every value of the other
+    ([1.0, math.inf], [0.0, 0.5], {"diff": math.inf, "p_greater": 0.0, "p_less": 1.0}),
+    ([1.0, math.inf], [0.0, 2.0], {"diff": math.inf, "p_greater": 1.0, "p_less": 1.0}),  # ranges overlap
+    ([0.0, 0.5], [1.0, math.inf], {"diff": -math.inf, "p_greater": 1.0, "p_less": 0.0}),
+    ([0.0, 2.0], [1.0, math.inf], {"diff": -math.inf, "p_greater": 1.0, "p_less": 1.0}),
+    ([1.0, math.inf], [1.0, 1.0], {"diff": math.inf, "p_greater": 1.0, "p_less": 1.0}),  # a tie at the edge
+    ([1.0, 1.0], [1.0, math.inf], {"diff": -math.inf, "p_greater": 1.0, "p_less": 1.0}),
+    # fewer than two seeds a side: no test (p 1 both ways); the difference of the means is still reported
+    ([0.5], [0.1, 0.2], {"diff": 0.35, "p_greater": 1.0, "p_less": 1.0}),
+    ([0.1, 0.2], [0.5], {"diff": -0.35, "p_greater": 1.0, "p_less": 1.0}),
+])
+def test_welch_degenerate_inputs_give_the_documented_result_exactly(a, b, expected):
+    test = stats.welch(a, b)
+    assert set(test) == {"diff", "p_greater", "p_less"}
+    assert test["diff"] == pytest.approx(expected["diff"])
+    assert (test["p_greater"], test["p_less"]) == (expected["p_greater"], expected["p_less"])
+
+
+@pytest.mark.parametrize("a, b", [([], [0.1, 0.2]), ([0.1, 0.2], [])])
+def test_welch_with_an_empty_side_has_no_difference(a, b):
+    test = stats.welch(a, b)
+    assert math.isnan(test["diff"]) and (test["p_greater"], test["p_less"]) == (1.0, 1.0)
