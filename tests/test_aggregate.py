@@ -489,3 +489,18 @@ def test_descent_reproduction_pivots_the_article_runs(tmp_path):
     assert written == sorted(files.table_files(tmp_path / "tables", files.DESCENT_TABLES))
 
 
+
+
+def test_times_to_target_have_intervals_clipped_at_zero_and_unbounded_above():
+    # two seeds reaching the target after 1 and 9 epochs (10 s and 90 s): mean 5 ± 12.71 × 5.66 / √2 = ± 50.8,
+    # a time's interval stops at 0 (optimbench.runs.POSITIVE) and is not clipped above (no metric's range)
+    seeds = pd.DataFrame([{"problem": CLS, "optimizer": "A", "seed": s, "final": 0.8, "best": 0.8, "diverged": False,
+                           "reached_target": True, "epochs_to_target": e, "seconds_to_target": 10.0 * e,
+                           "mean_epoch_seconds": 10.0} for s, e in enumerate([1, 9])])
+    row = aggregate.optimizer_summary(seeds, study_problems(**{CLS: plan_problem(CLS)})).iloc[0]
+    half = T_975_1 * np.std([1, 9], ddof=1) / math.sqrt(2)
+    assert half > 5
+    assert (row["epochs_to_target"], row["epochs_to_target_ci_low"]) == (5, 0.0)
+    assert row["epochs_to_target_ci_high"] == pytest.approx(5 + half)
+    assert (row["seconds_to_target"], row["seconds_to_target_ci_low"]) == (50, 0.0)
+    assert row["seconds_to_target_ci_high"] == pytest.approx(50 + 10 * half)
