@@ -504,3 +504,11 @@ def test_times_to_target_have_intervals_clipped_at_zero_and_unbounded_above():
     assert row["epochs_to_target_ci_high"] == pytest.approx(5 + half)
     assert (row["seconds_to_target"], row["seconds_to_target_ci_low"]) == (50, 0.0)
     assert row["seconds_to_target_ci_high"] == pytest.approx(50 + 10 * half)
+
+
+def test_a_run_never_evaluated_in_its_primary_metric_has_no_best_and_no_best_epoch():
+    wide = pd.DataFrame({"problem": CLS, "optimizer": "A", "seed": 0, "epoch": [1, 2], "test_acc": np.nan,
+                         "test_loss": [1.0, 0.5], "epoch_seconds": 10.0, "diverged": False})
+    row = aggregate.per_seed_summary(wide, study_problems(**{CLS: plan_problem(CLS)})).iloc[0]
+    assert np.isnan(row["best"]) and np.isnan(row["best_epoch"]) and np.isnan(row["final"])
+    assert row["best_test_loss"] == 0.5 and not row["reached_target"]
