@@ -512,3 +512,17 @@ def test_a_run_never_evaluated_in_its_primary_metric_has_no_best_and_no_best_epo
     row = aggregate.per_seed_summary(wide, study_problems(**{CLS: plan_problem(CLS)})).iloc[0]
     assert np.isnan(row["best"]) and np.isnan(row["best_epoch"]) and np.isnan(row["final"])
     assert row["best_test_loss"] == 0.5 and not row["reached_target"]
+
+
+def test_seed_rows_are_in_run_order_and_carry_dataset_and_model_even_for_one_epoch_and_one_seed():
+    # wide given out of order; one-epoch runs; optimizer A has a single seed
+    runs = [("B", 1, 0.4), ("B", 0, 0.6), ("A", 0, 0.9)]
+    wide = pd.DataFrame([{"problem": CLS, "optimizer": o, "seed": s, "dataset": f"d{o}", "model": f"m{o}", "epoch": 1,
+                          "test_acc": v, "test_loss": 1.0, "epoch_seconds": 10.0, "diverged": False} for o, s, v in runs])
+    problems = study_problems(**{CLS: plan_problem(CLS)})
+    seeds = aggregate.per_seed_summary(wide, problems)
+    assert seeds[["optimizer", "seed", "dataset", "model", "final"]].values.tolist() == [
+        ["A", 0, "dA", "mA", 0.9], ["B", 0, "dB", "mB", 0.6], ["B", 1, "dB", "mB", 0.4]]
+    summary = aggregate.optimizer_summary(seeds, problems)
+    assert summary[["optimizer", "dataset", "model", "seeds", "rank"]].values.tolist() == [
+        ["A", "dA", "mA", 1, 1], ["B", "dB", "mB", 2, 2]]
