@@ -526,3 +526,21 @@ def test_seed_rows_are_in_run_order_and_carry_dataset_and_model_even_for_one_epo
     summary = aggregate.optimizer_summary(seeds, problems)
     assert summary[["optimizer", "dataset", "model", "seeds", "rank"]].values.tolist() == [
         ["A", "dA", "mA", 1, 1], ["B", "dB", "mB", 2, 2]]
+
+
+def test_optimizer_summary_has_exactly_its_columns_and_tied_means_share_the_smaller_rank():
+    finals = {"C": [0.1, 0.2], "B": [0.8, 0.8], "A": [0.7, 0.9]}  # A and B tie at a mean of 0.8
+    seeds = pd.DataFrame([{"problem": CLS, "optimizer": o, "seed": s, "final": v, "best": v, "final_test_acc": v,
+                           "best_test_acc": v, "diverged": False, "reached_target": True, "epochs_to_target": 1,
+                           "seconds_to_target": 1.0, "mean_epoch_seconds": 1.0}
+                          for o, values in finals.items() for s, v in enumerate(values)])
+    summary = aggregate.optimizer_summary(seeds, study_problems(**{CLS: plan_problem(CLS)}))
+    stats_of = ["final", "best", "epochs_to_target", "seconds_to_target", "final_test_acc", "best_test_acc"]
+    assert list(summary.columns) == (
+        ["problem", "optimizer", "metric", "higher_is_better", "target", "seeds", "divergences",
+         "runs_reaching_target", "mean_epoch_seconds"]
+        + [f"{c}{s}" for c in stats_of for s in ("", "_n", "_std", "_ci_low", "_ci_high")]
+        + ["rank", "separated_from_best"])
+    assert summary.index.tolist() == [0, 1, 2]
+    assert summary["optimizer"].tolist() == ["A", "B", "C"] and summary["rank"].tolist() == [1, 1, 3]
+    assert summary["separated_from_best"].tolist() == [False, False, True]
