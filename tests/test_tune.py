@@ -194,3 +194,54 @@ def test_a_final_run_is_tested_once_after_its_last_epoch(tiny_spec, synthetic_np
     spec = {**tiny_spec, "validation": str(tmp_path / "split.json"), "test": "final"}
     metrics = train.run(spec, tmp_path / "final")
     assert metrics["test_acc"].isna().tolist() == [True, False] and metrics["val_acc"].notna().all()
+
+
+# ---------------------------------------------------------------- mutation-testing additions
+def test_trial_score_final_is_the_last_epoch_not_the_second():
+    metrics = pd.DataFrame({"val_acc": [0.2, 0.6, 0.5], "diverged": [False] * 3})
+    assert tune.trial_score(metrics, "final_val_acc", CLS) == 0.5 and tune.trial_score(metrics, "best_val_acc", CLS) == 0.6
+
+
+def test_select_and_expected_max_name_what_is_wrong():
+    with pytest.raises(ValueError, match="^no trials to select from$"):
+        tune.select(trials([]), "final_val_acc", CLS)
+    with pytest.raises(ValueError, match=r"^k = 4 must be between 1 and the 3 values$"):
+        tune.expected_max([1.0, 2.0, 3.0], 4)
+    with pytest.raises(ValueError, match=r"^k = 0 must be between 1 and the 3 values$"):
+        tune.expected_max([1.0, 2.0, 3.0], 0)
+
+
+def test_at_edge_flags_the_lowest_and_highest_tried_and_skips_the_schedule_a_missing_kwarg_and_a_fixed_one():
+    # trials 0..3: lr 1, 0.1, 0.01, 0.001; momentum fixed at 0.9; the schedule factor varies
+    table = trials([0.1, 0.2, 0.3, 0.9]).assign(momentum=0.9, lr_schedule=[0.0, 1.0, 2.0, 3.0])
+    space = {"lr_schedule": ["a", "b"], "absent": {"low": 0, "high": 1}, "momentum": {"low": 0.5, "high": 0.99},
+             "lr": {"low": 1e-4, "high": 1.0}}
+    lowest = tune.select(table, "final_val_acc", CLS)  # trial 3: the smallest lr, the largest schedule value
+    assert tune.at_edge(table, lowest, space) == ["lr=0.001 (lowest tried)"]
+    highest = tune.select(table.assign(score=[0.9, 0.2, 0.3, 0.1]), "final_val_acc", CLS)
+    assert tune.at_edge(table, highest, space) == ["lr=1 (highest tried)"]
+
+
+def test_budget_curves_list_problems_and_optimizers_in_the_order_of_the_trials_and_tied_ranks_take_the_smaller():
+    table = pd.concat([trials([0.5, 0.7]).assign(optimizer="Z"), trials([0.7, 0.5]).assign(optimizer="B"),
+                       trials([0.1, 0.2]).assign(optimizer="A"),
+                       trials([300.0, 200.0], problem="digits-vae").assign(optimizer="Y")])
+    table = pd.concat([table.iloc[6:], table.iloc[:6]])  # the VAE problem first
+    curves = tune.budget_curves(table, "final_val", PROBLEMS)
+    assert curves[["problem", "optimizer", "k"]].values.tolist() == [
+        ["digits-vae", "Y", 1], ["digits-vae", "Y", 2], ["digits-resnet18", "Z", 1], ["digits-resnet18", "Z", 2],
+        ["digits-resnet18", "B", 1], ["digits-resnet18", "B", 2], ["digits-resnet18", "A", 1],
+        ["digits-resnet18", "A", 2]]
+    # Z and B: the same two scores, so the same expected best (0.6, then 0.7): both rank 1, A third
+    assert curves["rank"].tolist() == [1, 1, 1, 1, 1, 1, 3, 3]
+    assert curves["expected_best"].tolist() == pytest.approx([250, 200, 0.6, 0.7, 0.6, 0.7, 0.15, 0.2])
+
+
+def test_the_selection_table_reads_as_the_report_shows_it():
+    chosen = {"trial": 3, "setting": {"lr": 0.1, "betas": [0.9, 0.99]}, "criterion": "final_val", "score": 0.8,
+              "all_diverged": False, "at_edge": ["lr=0.1 (highest tried)", "eps=1e-08 (lowest tried)"]}
+    table = tune.selection_table({"digits-resnet18": {"A": chosen}})
+    assert table.to_dict("records") == [{
+        "problem": "digits-resnet18", "optimizer": "A", "trial": 3, "setting": '{"betas": [0.9, 0.99], "lr": 0.1}',
+        "criterion": "final_val", "score": 0.8, "all_trials_diverged": False,
+        "at_edge": "lr=0.1 (highest tried); eps=1e-08 (lowest tried)"}]
