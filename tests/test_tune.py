@@ -245,3 +245,26 @@ def test_the_selection_table_reads_as_the_report_shows_it():
         "problem": "digits-resnet18", "optimizer": "A", "trial": 3, "setting": '{"betas": [0.9, 0.99], "lr": 0.1}',
         "criterion": "final_val", "score": 0.8, "all_trials_diverged": False,
         "at_edge": "lr=0.1 (highest tried); eps=1e-08 (lowest tried)"}]
+
+
+def test_rankings_put_the_default_and_tuned_rankings_side_by_side_sorted_by_tuned_rank_then_name():
+    def summary(rows):
+        return pd.DataFrame([{"problem": p, "optimizer": o, "metric": "test_acc", "higher_is_better": True,
+                              "rank": r, "final": f, "final_ci_low": f - 0.1, "final_ci_high": f + 0.1,
+                              "separated_from_best": r > 1, "divergences": d, "seeds": 3}
+                             for p, o, r, f, d in rows])
+    default = summary([("P", "A", 1, 0.9, 0), ("P", "B", 2, 0.8, 1), ("P", "C", 3, 0.7, 0), ("O", "A", 1, 0.5, 0)])
+    tuned = summary([("P", "A", 2, 0.85, 0), ("P", "B", 1, 0.95, 0), ("P", "D", 1, 0.95, 2), ("O", "A", 1, 0.6, 1)])
+    table = tune.rankings(default, tuned)
+    columns = ["rank", "final", "final_ci_low", "final_ci_high", "separated_from_best", "divergences"]
+    assert list(table.columns) == (["problem", "optimizer", "metric", "higher_is_better"]
+                                   + [f"{c}_default" for c in columns] + [f"{c}_tuned" for c in columns])
+    assert table.index.tolist() == [0, 1, 2, 3, 4]
+    # O before P; in P the tuned rank, ties (B, D) by name, C (not tuned) last
+    assert table[["problem", "optimizer"]].values.tolist() == [["O", "A"], ["P", "B"], ["P", "D"], ["P", "A"], ["P", "C"]]
+    rows = table.set_index("optimizer").loc[["B", "D", "C"]]
+    assert rows.loc["B", ["rank_default", "final_default", "divergences_default"]].tolist() == [2, 0.8, 1]
+    assert rows.loc["B", ["rank_tuned", "final_tuned", "final_ci_low_tuned", "divergences_tuned"]].tolist() == [
+        1, 0.95, pytest.approx(0.85), 0]
+    assert np.isnan(rows.loc["D", "rank_default"]) and rows.loc["D", "divergences_tuned"] == 2
+    assert np.isnan(rows.loc["C", "rank_tuned"]) and rows.loc["C", "rank_default"] == 3
