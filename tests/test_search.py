@@ -157,3 +157,13 @@ def test_criterion_labels_and_directions(select_by, primary, higher, expected):
 def test_the_fixed_criteria_are_those_reading_one_column():
     assert search.fixed_criterion_columns() == {"final_val_acc": "val_acc", "best_val_acc": "val_acc",
                                                 "lowest_val_loss": "val_loss"}
+
+
+def test_a_schedule_factor_does_not_end_the_check_of_the_factors_after_it():
+    with pytest.raises(ConfigError, match="w.lr = .*the range is empty"):
+        search.check_space({"lr_schedule": {"choices": [None]}, "lr": {"low": 0.5, "high": 0.1}}, "w", None)
+
+
+def test_a_linear_range_off_zero_is_low_plus_u_times_the_width():
+    settings = search.trial_settings({"m": {"low": 0.5, "high": 1.0, "log": False}}, 3, "grid", 0)
+    assert [t["m"] for t in settings] == [0.5, 0.75, 1.0]
