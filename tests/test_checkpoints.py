@@ -169,3 +169,26 @@ def test_resume_loads_only_its_own_runs_checkpoint_and_returns_its_rows_and_epoc
     assert checkpoints.resume(path, "mine", training, "cpu") == ([{"epoch": 1}, {"epoch": 2}], 3)
     assert training.loaded["spec_hash"] == "mine"
     assert capfd.readouterr().err == f"resuming from {path} after epoch 3\n"
+
+
+def test_the_cuda_generators_are_saved_and_restored_only_where_cuda_is_available(monkeypatch):
+    restored = []
+    monkeypatch.setattr(checkpoints.torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(checkpoints.torch.cuda, "get_rng_state_all", lambda: ["cuda state"])
+    monkeypatch.setattr(checkpoints.torch.cuda, "set_rng_state_all", restored.append)
+    gen = torch.Generator().manual_seed(1)
+    states = checkpoints.rng_states(gen)
+    assert states["cuda"] == ["cuda state"]
+    checkpoints.restore_rng(states, gen)
+    assert restored == [["cuda state"]]
+    checkpoints.restore_rng({k: v for k, v in states.items() if k != "cuda"}, gen)  # a CPU run's checkpoint
+    assert restored == [["cuda state"]]
+    monkeypatch.setattr(checkpoints.torch.cuda, "is_available", lambda: False)
+    checkpoints.restore_rng(states, gen)  # a GPU run's checkpoint resumed without CUDA: its CUDA state is left
+    assert restored == [["cuda state"]]
+
+
+def test_a_checkpoint_is_read_onto_the_runs_device(tmp_path):
+    path = tmp_path / checkpoints.CHECKPOINT
+    checkpoints.save_checkpoint(path, {"spec_hash": "a", "epoch": 1, "w": torch.ones(2)})
+    assert checkpoints.read_checkpoint(path, "meta")["w"].device.type == "meta"  # map_location = the device
