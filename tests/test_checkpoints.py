@@ -169,6 +169,9 @@ def test_resume_loads_only_its_own_runs_checkpoint_and_returns_its_rows_and_epoc
     assert checkpoints.resume(path, "mine", training, "cpu") == ([{"epoch": 1}, {"epoch": 2}], 3)
     assert training.loaded["spec_hash"] == "mine"
     assert capfd.readouterr().err == f"resuming from {path} after epoch 3\n"
+    checkpoints.save_checkpoint(path, {"spec_hash": "mine", "epoch": 1, "rows": [], "w": torch.ones(2)})
+    checkpoints.resume(path, "mine", training, "meta")
+    assert training.loaded["w"].device.type == "meta"  # loaded onto the run's device
 
 
 def test_the_cuda_generators_are_saved_and_restored_only_where_cuda_is_available(monkeypatch):
