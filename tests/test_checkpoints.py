@@ -107,3 +107,91 @@ def test_a_truncated_checkpoint_names_the_file_and_the_way_out(tiny_spec, tmp_pa
         assert not (tmp_path / "metrics.csv").exists() and checkpoint.exists()
     checkpoint.unlink()  # the way out works
     assert len(train.run(tiny_spec, tmp_path, threads=1)) == 2
+
+
+def test_spec_hash_is_16_hex_digits_of_the_sha256_of_the_sorted_json_without_threads_and_compile():
+    import hashlib
+    spec = {"seed": 3, "lr": 0.1, "threads": 4, "compile": "on", "optimizer": {"b": 1, "a": 2}}
+    text = '{"lr": 0.1, "optimizer": {"a": 2, "b": 1}, "seed": 3}'  # sorted keys, json.dumps' separators
+    assert checkpoints.spec_hash(spec) == hashlib.sha256(text.encode()).hexdigest()[:16]
+    assert checkpoints.spec_hash({"threads": 1}) == checkpoints.spec_hash({"compile": 1}) == \
+        hashlib.sha256(b"{}").hexdigest()[:16]
+
+
+def test_the_random_states_restore_every_generator():
+    import random
+
+    import numpy as np
+    gen = torch.Generator().manual_seed(5)
+    states = checkpoints.rng_states(gen)
+    assert set(states) == {"gen", "torch", "numpy", "random"} | ({"cuda"} if torch.cuda.is_available() else set())
+
+    def draw():
+        return (torch.rand(3, generator=gen).tolist(), torch.rand(3).tolist(), np.random.rand(3).tolist(),
+                [random.random() for _ in range(3)])
+
+    first = draw()
+    checkpoints.restore_rng(states, gen)
+    assert draw() == first
+    checkpoints.restore_rng({k: v for k, v in states.items() if k != "cuda"}, gen)  # no CUDA state: the rest
+    assert draw() == first
+
+
+def test_a_checkpoint_is_saved_and_read_back_and_one_without_its_keys_is_refused(tmp_path):
+    path = tmp_path / "run" / checkpoints.CHECKPOINT
+    state = {"spec_hash": "abc", "epoch": 2, "rows": [{"epoch": 1}], "w": torch.arange(3.0)}
+    checkpoints.save_checkpoint(path, state)
+    read = checkpoints.read_checkpoint(path, "cpu")
+    assert read.keys() == state.keys() and read["rows"] == [{"epoch": 1}] and torch.equal(read["w"], state["w"])
+    for saved, missing in (({"epoch": 1}, "['spec_hash']"), ({"spec_hash": "a"}, "['epoch']"),
+                           ([1, 2], "['spec_hash', 'epoch']")):
+        checkpoints.save_checkpoint(path, saved)
+        with pytest.raises(checkpoints.CheckpointError,
+                           match=rf"^checkpoint {path} is not one of this trainer's checkpoints \(no \{missing}\)\. "
+                                 r"Delete it to restart this run from epoch 1"):
+            checkpoints.read_checkpoint(path, "cpu")
+
+
+def test_resume_loads_only_its_own_runs_checkpoint_and_returns_its_rows_and_epoch(tmp_path, capfd):
+    class Training:
+        loaded = None
+
+        def load(self, ckpt):
+            self.loaded = ckpt
+
+    path = tmp_path / checkpoints.CHECKPOINT
+    training = Training()
+    assert checkpoints.resume(path, "mine", training, "cpu") == ([], 0) and training.loaded is None
+    checkpoints.save_checkpoint(path, {"spec_hash": "other", "epoch": 3, "rows": [{"epoch": 1}]})
+    assert checkpoints.resume(path, "mine", training, "cpu") == ([], 0) and training.loaded is None
+    assert capfd.readouterr().err == f"ignoring {path}: it belongs to another configuration\n"
+    checkpoints.save_checkpoint(path, {"spec_hash": "mine", "epoch": 3, "rows": [{"epoch": 1}, {"epoch": 2}]})
+    assert checkpoints.resume(path, "mine", training, "cpu") == ([{"epoch": 1}, {"epoch": 2}], 3)
+    assert training.loaded["spec_hash"] == "mine"
+    assert capfd.readouterr().err == f"resuming from {path} after epoch 3\n"
+    checkpoints.save_checkpoint(path, {"spec_hash": "mine", "epoch": 1, "rows": [], "w": torch.ones(2)})
+    checkpoints.resume(path, "mine", training, "meta")
+    assert training.loaded["w"].device.type == "meta"  # loaded onto the run's device
+
+
+def test_the_cuda_generators_are_saved_and_restored_only_where_cuda_is_available(monkeypatch):
+    restored = []
+    monkeypatch.setattr(checkpoints.torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(checkpoints.torch.cuda, "get_rng_state_all", lambda: ["cuda state"])
+    monkeypatch.setattr(checkpoints.torch.cuda, "set_rng_state_all", restored.append)
+    gen = torch.Generator().manual_seed(1)
+    states = checkpoints.rng_states(gen)
+    assert states["cuda"] == ["cuda state"]
+    checkpoints.restore_rng(states, gen)
+    assert restored == [["cuda state"]]
+    checkpoints.restore_rng({k: v for k, v in states.items() if k != "cuda"}, gen)  # a CPU run's checkpoint
+    assert restored == [["cuda state"]]
+    monkeypatch.setattr(checkpoints.torch.cuda, "is_available", lambda: False)
+    checkpoints.restore_rng(states, gen)  # a GPU run's checkpoint resumed without CUDA: its CUDA state is left
+    assert restored == [["cuda state"]]
+
+
+def test_a_checkpoint_is_read_onto_the_runs_device(tmp_path):
+    path = tmp_path / checkpoints.CHECKPOINT
+    checkpoints.save_checkpoint(path, {"spec_hash": "a", "epoch": 1, "w": torch.ones(2)})
+    assert checkpoints.read_checkpoint(path, "meta")["w"].device.type == "meta"  # map_location = the device

@@ -43,3 +43,122 @@ def test_cpu_runs_cost_core_seconds_and_missing_benchmarks_fall_back_to_epoch_se
     assert (with_benchmark["unit"], with_benchmark["share"], with_benchmark["device_seconds"]) == ("CPU core", 2, 80.0)
     without = run_cost(dataclasses.replace(run, benchmark=str(tmp_path / "missing.tsv")), gpu_share=0.25)
     assert math.isnan(without["job_seconds"]) and without["device_seconds"] == 2 * (5 + 3 * 10 + 3 * 1)
+
+
+def _run(root, problem, optimizer, seed, epoch_seconds, eval_seconds, samples_per_second, benchmark_s=None,
+         startup=None, resumed=None, device="cuda", device_name="NVIDIA H100", threads=4, dataset="toy", model="m"):
+    """A run folder built by hand: metrics.csv with the given per-epoch seconds, run.json, and a benchmark file
+    whose rows are `benchmark_s` (None: no benchmark file)."""
+    import json
+
+    import pandas as pd
+
+    from optimbench.runs import TrainRun
+    folder = root / problem / optimizer / f"seed{seed}"
+    folder.mkdir(parents=True)
+    pd.DataFrame({"epoch": range(1, len(epoch_seconds) + 1), "epoch_seconds": epoch_seconds,
+                  "eval_seconds": eval_seconds, "samples_per_second": samples_per_second}).to_csv(
+        folder / "metrics.csv", index=False)
+    info = {"device": device, "device_name": device_name, "threads": threads, "resumed_after_epoch": resumed}
+    if startup is not None:
+        info["startup_seconds"] = startup
+    (folder / "run.json").write_text(json.dumps(info))
+    benchmark = folder / "benchmark.tsv"
+    if benchmark_s is not None:
+        benchmark.write_text("s\th:m:s\n" + "".join(f"{s}\t0:00:00\n" for s in benchmark_s))
+    return TrainRun(problem=problem, dataset=dataset, model=model, optimizer=optimizer, seed=seed, dir=str(folder),
+                    benchmark=str(benchmark), spec={}, execution={})
+
+
+def test_a_run_costs_the_benchmarks_last_row_and_its_start_up_is_the_time_beyond_its_epochs(tmp_path):
+    # epochs: 4 + 6 s trained, 1 + 1 s evaluated = 12 s; the benchmark's last row (30 s) is the job, not its first
+    run = _run(tmp_path, "p", "A", 0, [4.0, 6.0], [1.0, 1.0], [10.0, 20.0], benchmark_s=[99.0, 30.0])
+    cost = run_cost(run, gpu_share=0.5)
+    assert {k: cost[k] for k in ("problem", "optimizer", "seed", "dataset", "model", "device", "unit", "share",
+                                 "epochs")} == {"problem": "p", "optimizer": "A", "seed": 0, "dataset": "toy",
+                                                "model": "m", "device": "NVIDIA H100", "unit": "GPU", "share": 0.5,
+                                                "epochs": 2}
+    assert (cost["train_seconds"], cost["eval_seconds"], cost["job_seconds"]) == (10.0, 2.0, 30.0)
+    assert cost["startup_seconds"] == 18.0  # 30 - 12
+    assert (cost["device_seconds"], cost["startup_device_seconds"], cost["epoch_device_seconds"]) == (15.0, 9.0, 6.0)
+
+
+def test_samples_per_second_is_the_median_epoch_not_the_mean(tmp_path):
+    run = _run(tmp_path, "p", "A", 0, [1.0] * 3, [0.0] * 3, [10.0, 20.0, 90.0], benchmark_s=[5.0], startup=2.0)
+    assert run_cost(run, gpu_share=1.0)["samples_per_second"] == 20.0
+
+
+def test_a_recorded_start_up_is_used_as_is_and_a_job_shorter_than_its_epochs_has_no_start_up(tmp_path):
+    recorded = _run(tmp_path, "p", "A", 0, [4.0], [1.0], [1.0], benchmark_s=[30.0], startup=7.0)
+    cost = run_cost(recorded, gpu_share=1.0)  # not 30 - 5 = 25: the recorded 7 s
+    assert (cost["startup_seconds"], cost["device_seconds"], cost["epoch_device_seconds"]) == (7.0, 30.0, 23.0)
+    short = _run(tmp_path, "p", "A", 1, [4.0], [1.0], [1.0], benchmark_s=[3.0])  # 3 s job, 5 s of epochs
+    cost = run_cost(short, gpu_share=1.0)
+    assert (cost["startup_seconds"], cost["device_seconds"], cost["epoch_device_seconds"]) == (0.0, 3.0, 3.0)
+
+
+def test_a_resumed_run_costs_its_epochs_plus_start_up_and_no_benchmark_means_no_start_up_unless_recorded(tmp_path):
+    resumed = _run(tmp_path, "p", "A", 0, [4.0, 6.0], [1.0, 1.0], [1.0, 1.0], benchmark_s=[30.0], resumed=1)
+    cost = run_cost(resumed, gpu_share=1.0)  # start-up unknown (0): the benchmark timed the last attempt only
+    assert (cost["startup_seconds"], cost["job_seconds"], cost["device_seconds"]) == (0.0, 30.0, 12.0)
+    resumed_known = _run(tmp_path, "p", "A", 1, [4.0, 6.0], [1.0, 1.0], [1.0, 1.0], benchmark_s=[30.0], resumed=1,
+                         startup=3.0)
+    assert run_cost(resumed_known, gpu_share=1.0)["device_seconds"] == 15.0
+    missing = _run(tmp_path, "p", "A", 2, [4.0, 6.0], [1.0, 1.0], [1.0, 1.0])
+    cost = run_cost(missing, gpu_share=1.0)
+    assert math.isnan(cost["job_seconds"]) and (cost["startup_seconds"], cost["device_seconds"]) == (0.0, 12.0)
+    no_path = dataclasses.replace(missing, benchmark="")
+    assert math.isnan(run_cost(no_path, gpu_share=1.0)["job_seconds"])
+
+
+def test_the_share_is_the_gpu_share_on_any_cuda_device_and_the_threads_on_the_cpu(tmp_path):
+    cuda1 = _run(tmp_path, "p", "A", 0, [1.0], [0.0], [1.0], benchmark_s=[10.0], startup=0.0, device="cuda:1")
+    cpu = _run(tmp_path, "p", "A", 1, [1.0], [0.0], [1.0], benchmark_s=[10.0], startup=0.0, device="cpu",
+               device_name="cpu", threads=3)
+    assert [run_cost(r, gpu_share=0.25)[k] for r in (cuda1, cpu) for k in ("unit", "share", "device_seconds")] == \
+        ["GPU", 0.25, 2.5, "CPU core", 3, 30.0]
+
+
+def test_the_cost_table_groups_in_plan_order_and_sums_medians_and_means_as_documented(tmp_path):
+    import pandas as pd
+    runs = [  # problem q before p, optimizer B before A: the table keeps this order
+        _run(tmp_path, "q", "B", 0, [2.0, 2.0], [0.0, 0.0], [1.0, 1.0], benchmark_s=[10.0], startup=6.0,
+             device="cpu", device_name="cpu", threads=1, dataset="d2", model="m2"),
+        _run(tmp_path, "q", "B", 1, [3.0], [0.0], [5.0], benchmark_s=[20.0], startup=17.0,
+             device="cpu", device_name="cpu", threads=3, dataset="d2", model="m2"),
+        _run(tmp_path, "q", "B", 2, [1.0], [0.0], [9.0], benchmark_s=[30.0], startup=29.0,
+             device="cpu", device_name="cpu", threads=8, dataset="d2", model="m2"),
+        _run(tmp_path, "p", "A", 0, [1.0], [0.0], [7.0], startup=1.0, device="cuda", device_name="Z GPU",
+             dataset="d1", model="m1"),
+    ]
+    table = plan_cost(runs, 0.5)
+    assert table[["problem", "optimizer", "dataset", "model"]].values.tolist() == [
+        ["q", "B", "d2", "m2"], ["p", "A", "d1", "m1"], ["q, p", "all", "d2, d1", "m2, m1"]]
+    qb, pa, total = (table.iloc[i] for i in range(3))
+    assert (qb["runs"], qb["epochs"], qb["share"], qb["job_seconds"]) == (3, 4, 3.0, 60.0)  # median share of 1, 3, 8
+    assert qb["samples_per_second"] == 5.0  # median of the runs' 1, 5, 9
+    # device-seconds: 10 × 1 + 20 × 3 + 30 × 8 = 310; start-up 6 + 51 + 232 = 289 (mean 289 / 3); epochs 21 / 4
+    assert (qb["device_seconds"], qb["startup_device_seconds"]) == (310.0, 289.0)
+    assert qb["startup_device_seconds_per_run"] == pytest.approx(289 / 3)
+    assert qb["device_seconds_per_epoch"] == pytest.approx(21 / 4)
+    assert math.isnan(pa["job_seconds"])  # no benchmark: unknown, not 0
+    assert pa["device_seconds"] == 1.0  # (1 s epoch + 1 s start-up) × 0.5
+    assert total["job_seconds"] == 60.0  # NaNs left out of a sum with values
+    assert (total["device"], total["unit"]) == ("Z GPU, cpu", "CPU core, GPU")  # sorted, each once
+    assert (total["runs"], total["epochs"], total["share"]) == (4, 5, 2.0)  # median of 1, 3, 8, 0.5
+    assert total["startup_device_seconds_per_run"] == pytest.approx((289 + 0.5) / 4)
+    assert total["device_seconds_per_epoch"] == pytest.approx((21 + 0.5) / 5)
+    assert list(table.columns) == ["problem", "optimizer", "dataset", "model", "device", "unit", "share", "runs",
+                                   "epochs", "train_seconds", "eval_seconds", "job_seconds", "startup_seconds",
+                                   "device_seconds", "startup_device_seconds", "epoch_device_seconds",
+                                   "samples_per_second", "startup_device_seconds_per_run",
+                                   "device_seconds_per_epoch"]
+    assert isinstance(table, pd.DataFrame)
+
+
+def test_the_projection_reads_the_all_row_start_up_per_run_and_seconds_per_epoch():
+    import pandas as pd
+    cost = pd.DataFrame({"optimizer": ["A", "all"], "startup_device_seconds_per_run": [1000.0, 36.0],
+                         "device_seconds_per_epoch": [1000.0, 7.2]})
+    # 2 optimizers × 5 seeds = 10 runs: (36 × 10 + 7.2 × 50 × 10) / 3600 = (360 + 3600) / 3600
+    assert projected_device_hours(cost, epochs=50, seeds=5, optimizers=2) == pytest.approx(1.1)
