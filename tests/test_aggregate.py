@@ -518,7 +518,8 @@ def test_seed_rows_are_in_run_order_and_carry_dataset_and_model_even_for_one_epo
     # wide given out of order; one-epoch runs; optimizer A has a single seed
     runs = [("B", 1, 0.4), ("B", 0, 0.6), ("A", 0, 0.9)]
     wide = pd.DataFrame([{"problem": CLS, "optimizer": o, "seed": s, "dataset": f"d{o}", "model": f"m{o}", "epoch": 1,
-                          "test_acc": v, "test_loss": 1.0, "epoch_seconds": 10.0, "diverged": False} for o, s, v in runs])
+                          "test_acc": v, "test_loss": 1.0, "epoch_seconds": 10.0, "diverged": False}
+                         for o, s, v in runs])
     problems = study_problems(**{CLS: plan_problem(CLS)})
     seeds = aggregate.per_seed_summary(wide, problems)
     assert seeds[["optimizer", "seed", "dataset", "model", "final"]].values.tolist() == [

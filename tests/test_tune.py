@@ -199,7 +199,8 @@ def test_a_final_run_is_tested_once_after_its_last_epoch(tiny_spec, synthetic_np
 # ---------------------------------------------------------------- mutation-testing additions
 def test_trial_score_final_is_the_last_epoch_not_the_second():
     metrics = pd.DataFrame({"val_acc": [0.2, 0.6, 0.5], "diverged": [False] * 3})
-    assert tune.trial_score(metrics, "final_val_acc", CLS) == 0.5 and tune.trial_score(metrics, "best_val_acc", CLS) == 0.6
+    assert tune.trial_score(metrics, "final_val_acc", CLS) == 0.5
+    assert tune.trial_score(metrics, "best_val_acc", CLS) == 0.6
 
 
 def test_select_and_expected_max_name_what_is_wrong():
@@ -261,7 +262,8 @@ def test_rankings_put_the_default_and_tuned_rankings_side_by_side_sorted_by_tune
                                    + [f"{c}_default" for c in columns] + [f"{c}_tuned" for c in columns])
     assert table.index.tolist() == [0, 1, 2, 3, 4]
     # O before P; in P the tuned rank, ties (B, D) by name, C (not tuned) last
-    assert table[["problem", "optimizer"]].values.tolist() == [["O", "A"], ["P", "B"], ["P", "D"], ["P", "A"], ["P", "C"]]
+    expected = [["O", "A"], ["P", "B"], ["P", "D"], ["P", "A"], ["P", "C"]]
+    assert table[["problem", "optimizer"]].values.tolist() == expected
     rows = table.set_index("optimizer").loc[["B", "D", "C"]]
     assert rows.loc["B", ["rank_default", "final_default", "divergences_default"]].tolist() == [2, 0.8, 1]
     assert rows.loc["B", ["rank_tuned", "final_tuned", "final_ci_low_tuned", "divergences_tuned"]].tolist() == [
