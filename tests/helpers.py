@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -10,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import torch
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -118,12 +120,21 @@ def assert_identical_runs(a_dir, b_dir, timing_columns) -> None:
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in b)
 
 
-def kill_after_first_checkpoint(cmd: list[str], checkpoint: Path, timeout: float = 120) -> None:
-    """Start the training command `cmd`, SIGKILL it as soon as `checkpoint` exists (or it exits, or after
-    `timeout` seconds), and wait for it: a run killed mid-training, as by a scheduler or a power cut."""
+def kill_after_first_checkpoint(spec: dict, folder: Path, epochs: int) -> tuple[list[str], Path, int]:
+    """Train `spec` with scripts/train.py into `folder`/killed and SIGKILL it as soon as its first checkpoint
+    exists, as a scheduler or a power cut would. Returns (the command, for the resume; the checkpoint; the
+    epochs it finished), asserting that it was killed between its first and its last epoch."""
+    (folder / "spec.json").write_text(json.dumps(spec))
+    cmd = [PYTHON, str(ROOT / "scripts" / "train.py"), "--spec", str(folder / "spec.json"),
+           "--out", str(folder / "killed"), "--threads", "1"]
+    checkpoint = folder / "killed" / "checkpoint.pt"
     proc = subprocess.Popen(cmd, env=run_env(), stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-    deadline = time.time() + timeout
+    deadline = time.time() + 120
     while not checkpoint.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    assert checkpoint.exists() and not (folder / "killed" / "metrics.csv").exists(), "the run was not interrupted"
+    done_before = torch.load(checkpoint, weights_only=False)["epoch"]
+    assert 1 <= done_before < epochs
+    return cmd, checkpoint, done_before

@@ -10,7 +10,7 @@ import torch
 
 from optimbench import checkpoints, train
 
-from helpers import PYTHON, ROOT, kill_after_first_checkpoint, run_env, run_interrupted_after
+from helpers import kill_after_first_checkpoint, run_env, run_interrupted_after
 
 TIMING = ["epoch_seconds", "eval_seconds", "samples_per_second"]
 
@@ -62,14 +62,8 @@ def test_a_run_ignores_the_checkpoint_of_another_configuration(tiny_spec, tmp_pa
 ], ids=["SGD", "DemonAdam"])
 def test_a_killed_run_resumes_and_matches_an_uninterrupted_one(tiny_spec, tmp_path, optimizer):
     spec = {**tiny_spec, "epochs": 6, "train_subset": 256, "optimizer": optimizer}
-    (tmp_path / "spec.json").write_text(json.dumps(spec))
-    cmd = [PYTHON, str(ROOT / "scripts" / "train.py"), "--spec", str(tmp_path / "spec.json"),
-           "--out", str(tmp_path / "killed"), "--threads", "1"]
-    checkpoint = tmp_path / "killed" / checkpoints.CHECKPOINT
-    kill_after_first_checkpoint(cmd, checkpoint)
-    assert checkpoint.exists() and not (tmp_path / "killed" / "metrics.csv").exists(), "the run was not interrupted"
-    done_before = torch.load(checkpoint, weights_only=False)["epoch"]
-    assert 1 <= done_before < 6
+    cmd, checkpoint, done_before = kill_after_first_checkpoint(spec, tmp_path, 6)
+    assert checkpoint.name == checkpoints.CHECKPOINT
 
     resumed = subprocess.run(cmd, env=run_env(), capture_output=True, text=True, check=True)
     assert f"resuming from {checkpoint} after epoch {done_before}" in resumed.stderr

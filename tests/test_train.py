@@ -408,14 +408,7 @@ def test_a_killed_bf16_run_resumes_bit_identically(tiny_spec, tmp_path):
     """bf16 autocast on the CPU (forced on, so any CPU runs it): killed after a checkpoint, then resumed
     in a new process, it ends with the metrics and weights of an uninterrupted bf16 run, bit for bit."""
     spec = {**tiny_spec, "epochs": 6, "train_subset": 256, "bf16": "on"}
-    (tmp_path / "spec.json").write_text(json.dumps(spec))
-    cmd = [PYTHON, str(ROOT / "scripts" / "train.py"), "--spec", str(tmp_path / "spec.json"),
-           "--out", str(tmp_path / "killed"), "--threads", "1"]
-    checkpoint = tmp_path / "killed" / checkpoints.CHECKPOINT
-    kill_after_first_checkpoint(cmd, checkpoint)
-    assert checkpoint.exists() and not (tmp_path / "killed" / "metrics.csv").exists(), "the run was not interrupted"
-    done_before = torch.load(checkpoint, weights_only=False)["epoch"]
-    assert 1 <= done_before < 6
+    cmd, _, done_before = kill_after_first_checkpoint(spec, tmp_path, 6)
     subprocess.run(cmd, env=run_env(), capture_output=True, text=True, check=True)
     info = json.loads((tmp_path / "killed" / "run.json").read_text())
     assert info["resumed_after_epoch"] == done_before and info["bf16"] is True
