@@ -4,6 +4,7 @@ problem's training and tuning, the claims, descent), each problem in its own met
 import re
 
 import pandas as pd
+import pytest
 from test_report import study_plan, study_tables
 
 from optimbench import files, report, sections
@@ -121,3 +122,17 @@ def test_the_descent_sections_show_ackley_inline_and_name_the_other_views(tmp_pa
                         "### beale: every run", "figure: Every descent run on the beale function"]
     assert sections.interactive_views(tables, tmp_path) == [
         '<div id="ackley-3d"></div>', f"- beale: `{tmp_path / 'descent' / 'beale_3d.html'}`"]
+
+
+def test_the_report_reads_only_the_tables_its_rule_declares(tmp_path):
+    """sections.Tables reads a declared table (files.report_tables) from its Parquet file once, and refuses
+    any other, so the report rule's inputs can never miss what the report reads."""
+    plan = study_plan(tune=False)
+    pd.DataFrame({"optimizer": ["A"]}).to_parquet(tmp_path / "runs.parquet")
+    pd.DataFrame({"x": [1]}).to_parquet(tmp_path / "tune_trials.parquet")
+    tables = sections.Tables(tmp_path, plan)
+    assert tables["runs"]["optimizer"].tolist() == ["A"] and tables["runs"] is tables["runs"]
+    with pytest.raises(KeyError, match="'tune_trials' is not among the report's inputs"):
+        tables["tune_trials"]  # a tuning table, in a study without tuning
+    assert list(sections.Tables(tmp_path, study_plan()).names) == [*files.REPORT_TABLES, *files.REPORT_TUNE_TABLES]
+    assert sections.Tables(tmp_path, study_plan())["tune_trials"]["x"].tolist() == [1]

@@ -37,12 +37,10 @@ from optimbench.io import atomic_path, write_csv
 from optimbench.metrics import Metric
 from optimbench.performance import performance_tables, seed_outcome
 from optimbench.plan import Plan, read_plan
-from optimbench.runs import POSITIVE, StudyProblem, TrainRun
+from optimbench.runs import GROUP_KEYS, POSITIVE, RUN_KEYS, StudyProblem, TrainRun
 from optimbench.specs import apply_selection
 from optimbench.stats import summarize_values, welch
 
-RUN_KEYS = ["problem", "optimizer", "seed"]
-GROUP_KEYS = ["problem", "optimizer"]
 ATTRIBUTES = ["dataset", "model"]  # a problem's, carried along for readers
 TRACKED = ["lr", "epoch_seconds", "samples_per_second"]  # the long table's columns beside the metrics
 

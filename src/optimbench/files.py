@@ -80,9 +80,22 @@ DESCENT_TABLES = ("descent_runs", "descent_reproduction")
 TUNE_TABLES = ("tune_trials", "tune_selection", "budget_curves", "tuned_runs", "tuned_seed_summary",
                "tuned_optimizer_summary", "tuned_claims", "rankings")
 TABLE_FORMATS = ("csv", "parquet")  # CSV for people, Parquet for machines
+# What the jobs downstream of the aggregate jobs read (their rules' inputs): optimbench.plots.train_figures,
+# optimbench.plots.tune_figures, and the report (optimbench.sections, through report_tables).
+TRAIN_FIGURE_TABLES = ("epoch_stats", "seed_summary", "optimizer_summary", "performance_profile", "profile_score",
+                       "problem_ranks")
+TUNE_FIGURE_TABLES = ("tune_trials", "budget_curves", "tuned_optimizer_summary", "tuned_seed_summary")
+REPORT_TABLES = ("runs", "optimizer_summary", "article_claims", "cost", "profile_score", "rank_summary",
+                 "problem_ranks", "descent_runs", "descent_reproduction")
+REPORT_TUNE_TABLES = ("tune_trials", "tune_selection", "budget_curves", "rankings", "tuned_claims")
 
 
 def table_files(tables_dir, names, formats=TABLE_FORMATS) -> list[Path]:
     """Every file of the tables `names` (TRAIN_TABLES, ...) in `tables_dir`, table by table: what an
     aggregate rule declares as its outputs."""
     return [Path(tables_dir) / f"{name}.{fmt}" for name in names for fmt in formats]
+
+
+def report_tables(tuned: bool) -> tuple[str, ...]:
+    """The tables the report reads: REPORT_TABLES, and REPORT_TUNE_TABLES when the study tuned."""
+    return REPORT_TABLES + (REPORT_TUNE_TABLES if tuned else ())

@@ -28,11 +28,10 @@ import numpy as np
 import pandas as pd
 
 from optimbench.metrics import Metric
-from optimbench.runs import StudyProblem
+from optimbench.runs import GROUP_KEYS, StudyProblem
 from optimbench.stats import summarize_values, welch
 
 INF = math.inf
-KEYS = ["problem", "optimizer"]
 # measure -> (the seed_summary column that is a seed's time to target, the measure of performance_ratios)
 PERFORMANCE_MEASURES = {"time": ("seconds_to_target", "time"), "epochs": ("epochs_to_target", "time"),
                         "metric": ("seconds_to_target", "metric")}
@@ -77,7 +76,7 @@ def performance_ratios(seeds: pd.DataFrame, primary: dict, measure: str = "time"
     if missing:
         raise ValueError(f"no primary metric for problem(s) {missing}: add them to `primary`")
     frame = seeds.assign(cost=_seed_costs(seeds, primary, measure))
-    costs = frame.groupby(KEYS, sort=True)["cost"].median().reset_index()
+    costs = frame.groupby(GROUP_KEYS, sort=True)["cost"].median().reset_index()
     ratios = []
     for problem, group in costs.groupby("problem", sort=False):
         higher = measure == "metric" and primary[problem].higher_is_better

@@ -197,19 +197,13 @@ def plan(config: dict) -> Plan:
         stem = data_stem(spec)
         data[stem] = {"file": DATA_FILE.format(stem=stem), "summary": DATA_SUMMARY.format(stem=stem), "spec": spec}
         problem_data[problem] = stem
-        for optimizer in train["optimizers"]:
-            for seed in train["seeds"]:
-                spec = train_spec(config, problem, optimizer, seed, data[stem]["file"])
-                fields = dict(problem=problem, optimizer=optimizer, seed=int(seed))
-                runs.append(TrainRun(**fields, dataset=spec["dataset"], model=spec["model"],
-                                     dir=TRAIN_DIR.format(results=results, **fields),
-                                     benchmark=TRAIN_BENCHMARK.format(results=results, **fields),
-                                     spec=spec, execution=execution_settings(train)))
+        runs += [_train_run(config, problem, optimizer, seed, data[stem]["file"], TRAIN_DIR, TRAIN_BENCHMARK)
+                 for optimizer in train["optimizers"] for seed in train["seeds"]]
     descents = []
     for i, group in enumerate(config["descent"]["groups"]):
-        search = group.get("tune")
-        if search and not search["low"] < search["high"]:
-            raise ConfigError(f"descent.groups[{i}].tune = {search}: the range is empty; give low < high")
+        lr_search = group.get("tune")
+        if lr_search and not lr_search["low"] < lr_search["high"]:
+            raise ConfigError(f"descent.groups[{i}].tune = {lr_search}: the range is empty; give low < high")
         for function in group["functions"]:
             for method in group["methods"]:
                 for gradient in group["gradients"]:
@@ -225,9 +219,21 @@ def plan(config: dict) -> Plan:
                 settings=settings, tune=tune_plan(config, data, problem_data) if config["tune"]["enabled"] else None)
 
 
+def _train_run(config: dict, problem: str, optimizer: str, seed, data_file: str, dir_template: str,
+               benchmark_template: str, **spec_extra) -> TrainRun:
+    """One training job of the study (a planned run, or a tuned run with `spec_extra` validation/test
+    settings): its result spec (specs.train_spec), execution settings and its files from the templates."""
+    spec = {**train_spec(config, problem, optimizer, seed, data_file), **spec_extra}
+    fields = dict(problem=problem, optimizer=optimizer, seed=int(seed))
+    results = config["results_dir"]
+    return TrainRun(**fields, dataset=spec["dataset"], model=spec["model"],
+                    dir=dir_template.format(results=results, **fields),
+                    benchmark=benchmark_template.format(results=results, **fields),
+                    spec=spec, execution=execution_settings(config["train"]))
+
+
 def _optimizer_kwargs(entry: dict) -> set | None:
     """The keyword arguments an optimizer class accepts (None when it takes **kwargs)."""
-
     parameters = inspect.signature(resolve_class(entry["class"])).parameters
     if any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
         return None
@@ -295,14 +301,8 @@ def tune_plan(config: dict, data: dict, problem_data: dict) -> TuneStage:
                 trials.append(Trial(**fields, setting=setting, dir=TRIAL_DIR.format(results=results, **fields),
                                     spec=spec))
             selections[problem][optimizer] = SELECTION.format(results=results, problem=problem, optimizer=optimizer)
-            for seed in train["seeds"]:
-                fields = dict(problem=problem, optimizer=optimizer, seed=int(seed))
-                spec = {**train_spec(config, problem, optimizer, seed, data[stem]["file"]), "validation": validation,
-                        "test": "final"}
-                finals.append(TrainRun(**fields, dataset=spec["dataset"], model=spec["model"],
-                                       dir=TUNED_DIR.format(results=results, **fields),
-                                       benchmark=TUNED_BENCHMARK.format(results=results, **fields), spec=spec,
-                                       execution=execution_settings(train)))
+            finals += [_train_run(config, problem, optimizer, seed, data[stem]["file"], TUNED_DIR, TUNED_BENCHMARK,
+                                  validation=validation, test="final") for seed in train["seeds"]]
     return TuneStage(optimizers, split_files, tune["validation_size"], tune["split_seed"], tune["select_by"],
                      tune["sampler"], spaces, trials, selections, finals)
 

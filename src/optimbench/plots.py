@@ -26,7 +26,9 @@ from matplotlib.ticker import MaxNLocator, NullFormatter, ScalarFormatter  # noq
 from optimbench import functions, labels  # noqa: E402
 from optimbench.files import (  # noqa: E402, F401
     ACKLEY_VIEWS,
+    TRAIN_FIGURE_TABLES,
     TRAIN_FORMATS,
+    TUNE_FIGURE_TABLES,
     TUNE_FORMATS,
     descent_figure_paths,
     train_figure_files,
@@ -227,9 +229,7 @@ def train_figures(plan: Plan, tables_dir, out_dir) -> list[Path]:
     the ranks."""
     tables_dir, out_dir = Path(tables_dir), Path(out_dir)
     confidence, problems = plan.confidence, plan.problems
-    table = {name: pd.read_parquet(tables_dir / f"{name}.parquet") for name in
-             ("epoch_stats", "seed_summary", "optimizer_summary", "performance_profile", "profile_score",
-              "problem_ranks")}
+    table = {name: pd.read_parquet(tables_dir / f"{name}.parquet") for name in TRAIN_FIGURE_TABLES}
     colours = palette(plan.settings["train"]["optimizers"])
     stems = train_figure_stems(plan, out_dir)
     written = []
@@ -302,8 +302,7 @@ def tune_figures(plan: Plan, tables_dir, out_dir) -> list[Path]:
     tables_dir, out_dir = Path(tables_dir), Path(out_dir)
     stage = plan.tune
     colours = palette(plan.settings["train"]["optimizers"] + stage.optimizers)
-    table = {name: pd.read_parquet(tables_dir / f"{name}.parquet") for name in
-             ("tune_trials", "budget_curves", "tuned_optimizer_summary", "tuned_seed_summary")}
+    table = {name: pd.read_parquet(tables_dir / f"{name}.parquet") for name in TUNE_FIGURE_TABLES}
     factor = sensitivity_factor(stage.spaces)
     written = []
     for name, problem in plan.problems.items():

@@ -18,6 +18,8 @@ def _bound(value, default: float) -> float:
     return default if value is None else float(value)
 
 
+RUN_KEYS = ["problem", "optimizer", "seed"]  # a training run's identity (TrainRun.identity), the tables' keys
+GROUP_KEYS = ["problem", "optimizer"]  # what seeds are aggregated over
 POSITIVE = (0.0, math.inf)  # the range of times, counts, learning rates: columns that are no metric
 
 
@@ -154,7 +156,7 @@ class TuneStage:
     finals: list[TrainRun]  # the tuned runs
 
 
-# Path patterns (Snakemake wildcards in braces); `paths(results_dir)` fills in the folder.
+# Path templates (Snakemake wildcards in braces); `pattern(template, results_dir)` fills in the folder.
 TRAIN_DIR = "{results}/train/{problem}/{optimizer}/seed{seed}"
 TRAIN_LOG = "{results}/logs/train/{problem}/{optimizer}/seed{seed}.log"
 TRAIN_BENCHMARK = "{results}/benchmarks/train/{problem}/{optimizer}/seed{seed}.tsv"
@@ -170,15 +172,12 @@ TRIAL_LOG = "{results}/logs/tune/{problem}/{optimizer}/trial{trial}.log"
 SELECTION_LOG = "{results}/logs/tune/{problem}/{optimizer}/select.log"
 TUNED_LOG = "{results}/logs/tuned/{problem}/{optimizer}/seed{seed}.log"
 STAGE_LOG = "{results}/logs/{stage}.log"  # a job of the whole study: plan, aggregate_*, figures_*, report
+TRIAL_DIR = "{results}/tune/{problem}/{optimizer}/trial{trial}"
+SELECTION = "{results}/tune/{problem}/{optimizer}/selected.json"
+TUNED_DIR = "{results}/tuned/train/{problem}/{optimizer}/seed{seed}"
+TUNED_BENCHMARK = "{results}/benchmarks/tuned/{problem}/{optimizer}/seed{seed}.tsv"
 
 
 def pattern(template: str, results_dir: str) -> str:
     """A path template with the results folder filled in and every other field left as a wildcard."""
     return template.replace("{results}", results_dir)
-
-
-# Path templates of the tuning stage
-TRIAL_DIR = "{results}/tune/{problem}/{optimizer}/trial{trial}"
-SELECTION = "{results}/tune/{problem}/{optimizer}/selected.json"
-TUNED_DIR = "{results}/tuned/train/{problem}/{optimizer}/seed{seed}"
-TUNED_BENCHMARK = "{results}/benchmarks/tuned/{problem}/{optimizer}/seed{seed}.tsv"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from optimbench.files import ACKLEY_VIEWS
+from optimbench.files import ACKLEY_VIEWS, report_tables
 from optimbench.plan import Plan
 from optimbench.report import (
     claims_summary,
@@ -63,13 +63,20 @@ class Html(str):
 
 
 class Tables:
-    """The aggregate tables of a folder, each read on first use: `tables["runs"]` is runs.parquet. The
-    sections take any mapping of table name to DataFrame (a dict of hand-made tables in the tests)."""
+    """The aggregate tables of a folder that the report reads (optimbench.files.report_tables: the report
+    rule's inputs), each read on first use: `tables["runs"]` is runs.parquet. The sections take any mapping
+    of table name to DataFrame (a dict of hand-made tables in the tests).
 
-    def __init__(self, folder):
-        self.folder, self.read = Path(folder), {}
+    Raises (on reading):
+        KeyError: a table the report rule does not declare, so that a rule never misses what the report reads.
+    """
+
+    def __init__(self, folder, plan: Plan):
+        self.folder, self.names, self.read = Path(folder), report_tables(plan.tune is not None), {}
 
     def __getitem__(self, name: str) -> pd.DataFrame:
+        if name not in self.names:
+            raise KeyError(f"table {name!r} is not among the report's inputs {self.names} (optimbench.files)")
         if name not in self.read:
             self.read[name] = pd.read_parquet(self.folder / f"{name}.parquet")
         return self.read[name]

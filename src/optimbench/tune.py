@@ -23,12 +23,10 @@ import pandas as pd
 
 from optimbench.io import write_json
 from optimbench.plan import Plan, read_plan
-from optimbench.runs import StudyProblem
+from optimbench.runs import GROUP_KEYS, StudyProblem
 from optimbench.search import criterion_metric, validation_primary
 from optimbench.specs import SCHEDULE_FACTOR
 from optimbench.split import write_split
-
-GROUP_KEYS = ["problem", "optimizer"]
 
 
 # ---------------------------------------------------------------- selection

@@ -47,37 +47,19 @@ PROBLEMS = list(PLAN.settings["problems"])
 TRAIN_TABLES = list(files.TRAIN_TABLES)
 DESCENT_TABLES = list(files.DESCENT_TABLES)
 TUNE_TABLES = list(files.TUNE_TABLES)
-# What optimbench.plots.train_figures and tune_figures read
-TRAIN_FIGURE_TABLES = [
-    "epoch_stats",
-    "seed_summary",
-    "optimizer_summary",
-    "performance_profile",
-    "profile_score",
-    "problem_ranks",
-]
-TUNE_FIGURE_TABLES = ["tune_trials", "budget_curves", "tuned_optimizer_summary", "tuned_seed_summary"]
-# report/study.ipynb: the training and descent sections, then the tuned comparison (when tune.enabled)
-REPORT_TABLES = [
-    "runs",
-    "optimizer_summary",
-    "article_claims",
-    "cost",
-    "profile_score",
-    "rank_summary",
-    "problem_ranks",
-    "descent_runs",
-    "descent_reproduction",
-]
-REPORT_TUNE_TABLES = ["tune_trials", "tune_selection", "budget_curves", "rankings", "tuned_claims"]
+# What the figures jobs and the report read (optimbench.files names them; the readers read exactly these).
+TRAIN_FIGURE_TABLES = list(files.TRAIN_FIGURE_TABLES)
+TUNE_FIGURE_TABLES = list(files.TUNE_FIGURE_TABLES)
+REPORT_TABLES = list(files.report_tables(TUNE is not None))
 
 # The figures each figures job writes (optimbench.files names them); the report embeds the PNGs.
 TRAIN_FIGURES = [str(f) for f in files.train_figure_files(PROBLEMS, f"{FIGURES}/train", ("png",))]
 TRAIN_FIGURES_SVG = [str(f) for f in files.train_figure_files(PROBLEMS, f"{FIGURES}/train", ("svg",))]
 TUNE_FIGURES = [str(f) for f in files.tune_figure_files(PROBLEMS, f"{FIGURES}/tune")]
-DESCENT_VIEWS = f"{FIGURES}/descent/ackley_views.png"
-DESCENT_ALL_RUNS = expand(f"{FIGURES}/descent/{{function}}_all_runs.png", function=PLAN.descent_functions())
-DESCENT_3D = expand(f"{FIGURES}/descent/{{function}}_3d.html", function=PLAN.descent_functions())
+DESCENT_FIGURE_FILES = files.descent_figure_paths(PLAN.descent_functions(), f"{FIGURES}/descent")
+DESCENT_VIEWS = str(DESCENT_FIGURE_FILES[None, files.ACKLEY_VIEWS])
+DESCENT_ALL_RUNS = [str(path) for (_, figure), path in DESCENT_FIGURE_FILES.items() if figure == "all_runs"]
+DESCENT_3D = [str(path) for (_, figure), path in DESCENT_FIGURE_FILES.items() if figure == "interactive"]
 
 
 def rule_list(path):

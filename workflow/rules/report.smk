@@ -5,7 +5,7 @@ rule report:
     input:
         notebook=os.path.join(BASE, "report", "study.ipynb"),
         plan=PLAN_FILE,
-        tables=table_files(REPORT_TABLES + (REPORT_TUNE_TABLES if TUNE else [])),
+        tables=table_files(REPORT_TABLES),
         figures=TRAIN_FIGURES + [DESCENT_VIEWS] + DESCENT_ALL_RUNS + DESCENT_3D + (TUNE_FIGURES if TUNE else []),
     output:
         executed=f"{R}/report/study.ipynb",
