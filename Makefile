@@ -8,9 +8,9 @@ PRESET ?=
 CONFIG ?= $(if $(PRESET),config/presets/$(PRESET).yaml)
 WORKDIR ?= .
 CONFIG_ARGS := $(if $(CONFIG),--configfile $(abspath $(CONFIG)))
-RESULTS = $(shell $(BIN)/python -c "from optimbench.config import load; import sys, os; \
-	print(os.path.join(sys.argv[1], load(['config.yaml'] + sys.argv[2:])['results_dir']))" \
-	$(abspath $(WORKDIR)) $(abspath $(CONFIG)))
+# From the working directory, as every job: an optimizer module of the study's folder imports there.
+RESULTS = $(shell cd $(WORKDIR) && $(abspath $(BIN))/python -c "from optimbench.config import load; import sys, os; \
+	print(os.path.join(os.getcwd(), load(sys.argv[1:])['results_dir']))" $(CURDIR)/config.yaml $(abspath $(CONFIG)) 2>/dev/null)
 # Snakemake reads --configfile files before any of our code and names neither file nor line: check them first.
 # (From the working directory, where Snakemake resolves the config's relative paths.)
 CHECK_CONFIG := cd $(WORKDIR) && $(abspath $(BIN))/python -m optimbench.plan --check $(CURDIR)/config.yaml \
@@ -20,11 +20,13 @@ SNAKEMAKE := $(BIN)/snakemake --snakefile $(CURDIR)/Snakefile --directory $(WORK
 # Everything downstream of the results (workflow/report-rules.txt): `make report` runs only these, and all of them.
 REPORT_RULES := $(strip $(shell sed -e 's/[[:space:]]*[#].*//' $(CURDIR)/workflow/report-rules.txt))
 
-.PHONY: help venv demo study report test lint mutation clean
+.PHONY: help venv demo compare study report test lint mutation clean
 
 help:
 	@echo "make demo    the whole study on offline data (digits, width 8, CPU), minutes; prints the report's path"
 	@echo "make test    unit, workflow, SLURM and browser tests (a skipped SLURM/browser test fails under CI=true)"
+	@echo "make compare the example optimizer (examples/optimizers/lion.py) against SGD, Adam and AdamW on the"
+	@echo "             demo's offline problems, minutes (README: Compare your own optimizer)"
 	@echo "make study   the article's full study (CIFAR-10 download; a GPU is advised)"
 	@echo "make report  re-render tables, figures and report from existing results (PRESET=demo for the demo)"
 	@echo "             (CONFIG=file.yaml adds any override file; WORKDIR=dir runs in another folder)"
@@ -40,6 +42,9 @@ venv: $(BIN)/.installed
 
 demo: venv
 	$(MAKE) --no-print-directory study PRESET=demo
+
+compare: venv
+	$(MAKE) --no-print-directory study PRESET=compare
 
 study: venv
 	$(CHECK_CONFIG)

@@ -1,11 +1,20 @@
 """The optimizer registry and learning-rate schedules."""
 
+import hashlib
+import importlib.metadata
 import math
+import re
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 
-from optimbench.optim import build_optimizer, lr_lambda, resolve_class
+from optimbench import config, plan, specs
+
+from helpers import ROOT
+
+from optimbench.optim import OptimizerClassError, build_optimizer, code_fingerprint, lr_lambda, resolve_class
 
 
 def test_short_names_are_torch_optim_classes():
@@ -21,9 +30,9 @@ def test_dotted_paths_reach_any_installed_package():
 
 
 def test_unknown_names_raise():
-    with pytest.raises(AttributeError):
+    with pytest.raises(OptimizerClassError, match="'Sgd' is neither a torch.optim optimizer"):
         resolve_class("Sgd")
-    with pytest.raises(ImportError):
+    with pytest.raises(OptimizerClassError, match="no module named 'no_such_package'"):
         resolve_class("no_such_package.Opt")
 
 
@@ -42,3 +51,140 @@ def test_schedules():
     assert math.isclose(lr_lambda("cosine", 10)(10), 0.0, abs_tol=1e-12)
     with pytest.raises(ValueError, match="unknown lr_schedule 'step'"):
         lr_lambda("step", 10)
+
+
+# ---------------------------------------------------------------- plug-ins from a file or a local module
+LION = ROOT / "examples" / "optimizers" / "lion.py"
+SIGN_SGD = """import torch
+
+
+class SignSGD(torch.optim.Optimizer):
+    def __init__(self, params, lr=0.1):
+        if lr <= 0:
+            raise ValueError(f"lr = {lr} must be > 0")
+        super().__init__(params, {"lr": lr})
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            for p in group["params"]:
+                p.add_(torch.sign(p.grad), alpha=-group["lr"])
+
+
+class NotAnOptimizer:
+    pass
+"""
+
+
+def _sha(path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
+def own_study(folder: Path, source: str = SIGN_SGD, entry: str = "{class: opt/sign.py:SignSGD}") -> Path:
+    """A study folder: opt/sign.py holding `source`, own.yaml naming it (a path relative to own.yaml)."""
+    (folder / "opt").mkdir(parents=True, exist_ok=True)
+    (folder / "opt" / "sign.py").write_text(source)
+    (folder / "own.yaml").write_text(f"optimizers:\n  Sign: {entry}\ntrain: {{optimizers: [SGD, Sign]}}\n")
+    return folder / "own.yaml"
+
+
+def test_a_file_class_counts_from_the_config_file_that_names_it(tmp_path, monkeypatch):
+    own = own_study(tmp_path / "study")
+    monkeypatch.chdir(tmp_path)  # not the config's folder: the path still counts from own.yaml
+    cfg = config.load([ROOT / "config.yaml", own])
+    assert cfg["optimizers"]["Sign"]["class"] == f"{tmp_path / 'study' / 'opt' / 'sign.py'}:SignSGD"
+    cls = resolve_class(cfg["optimizers"]["Sign"]["class"])
+    assert cls.__name__ == "SignSGD" and issubclass(cls, torch.optim.Optimizer)
+    # Snakemake merges the files itself: the workflow resolves against the file that set the value.
+    merged = config.deep_merge(config.read_yaml_file(ROOT / "config.yaml"), config.read_yaml_file(own))
+    assert config.absolute_class_files(merged, [ROOT / "config.yaml", own])["optimizers"]["Sign"] == \
+        {"class": cfg["optimizers"]["Sign"]["class"]}
+
+
+def test_a_dotted_path_imports_from_the_working_directory(tmp_path, monkeypatch):
+    (tmp_path / "h1_local_opt.py").write_text(SIGN_SGD)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    assert resolve_class("h1_local_opt.SignSGD").__module__ == "h1_local_opt"
+    assert code_fingerprint("h1_local_opt.SignSGD") == {"file": "h1_local_opt.py", "sha256": _sha(tmp_path / "h1_local_opt.py")}
+
+
+def test_code_fingerprints_follow_the_code_that_computes_the_steps(tmp_path):
+    import optimbench.demon
+    import optimbench.yellowfin
+
+    assert code_fingerprint("SGD") == {"torch": torch.__version__}
+    assert code_fingerprint("Adam", demon=True) == {"torch": torch.__version__,
+                                                    "demon": _sha(optimbench.demon.__file__)}
+    assert code_fingerprint("QHM") == {"package": "pytorch_optimizer",
+                                       "version": importlib.metadata.version("pytorch_optimizer")}
+    assert code_fingerprint("YellowFin") == {"module": "optimbench.yellowfin",
+                                             "sha256": _sha(optimbench.yellowfin.__file__)}
+    assert code_fingerprint(f"{LION}:Lion") == {"file": "lion.py", "sha256": _sha(LION)}
+
+
+def test_editing_a_plugin_file_changes_exactly_its_runs_specs_and_the_store_key_ignores_its_folder(tmp_path):
+    own_a, own_b = own_study(tmp_path / "a"), own_study(tmp_path / "b")
+    specs_of = lambda own: {o: specs.train_spec(config.load([ROOT / "config.yaml", own]), "digits-resnet18", o, 0,
+                                                 "d.npz") for o in ("SGD", "Sign")}  # noqa: E731
+    before = specs_of(own_a)
+    assert before["Sign"]["optimizer"]["code"] == {"file": "sign.py", "sha256": _sha(tmp_path / "a/opt/sign.py")}
+    assert specs.store_key(before["Sign"]) == specs.store_key(specs_of(own_b)["Sign"])  # one file, two folders
+    (tmp_path / "a" / "opt" / "sign.py").write_text(SIGN_SGD + "# an edit\n")
+    after = specs_of(own_a)
+    assert after["SGD"] == before["SGD"] and after["Sign"] != before["Sign"]
+    assert specs.store_key(after["Sign"]) != specs.store_key(before["Sign"])
+
+
+@pytest.mark.parametrize("entry, source, message", [
+    ("{class: opt/missing.py:SignSGD}", SIGN_SGD,
+     r"optimizers.Sign.class = '\S+/opt/missing.py:SignSGD': the file \S+/opt/missing.py does not exist; give the "
+     r"path of a .py file relative to the config file"),
+    ("{class: opt/sign.py:SignSGD}", SIGN_SGD.replace("def step(self, closure=None):", "def step(self, closure=None)"),
+     # line 11 of SIGN_SGD: `def step(...)` without its colon
+     r"optimizers.Sign.class = '\S+/opt/sign.py:SignSGD': \S+/opt/sign.py:11: syntax error \(.*\); fix the file"),
+    ("{class: opt/sign.py:SignSDG}", SIGN_SGD,
+     r"optimizers.Sign.class = '\S+:SignSDG': \S+/opt/sign.py has no class 'SignSDG' \(its optimizer classes: "
+     r"\['SignSGD'\]\); fix the name"),
+    ("{class: opt/sign.py:NotAnOptimizer}", SIGN_SGD,
+     r"optimizers.Sign.class = '\S+:NotAnOptimizer': NotAnOptimizer in \S+/opt/sign.py is not a "
+     r"torch.optim.Optimizer subclass .*subclasses torch.optim.Optimizer and implements step\(\)"),
+    ("{class: opt/sign.py:SignSGD, kwargs: {lr: -1}}", SIGN_SGD,
+     r"optimizers.Sign.kwargs.lr = -1 is refused by SignSGD \(\S+:SignSGD\) for optimizer 'Sign': "
+     r"ValueError: lr = -1 must be > 0"),
+    ("{class: opt/sign.py:SignSGD, kwargs: {momentum: 0.9}}", SIGN_SGD,
+     r"optimizers.Sign.kwargs.momentum: SignSGD \(\S+\) takes no argument 'momentum'; its arguments: \['lr'\]"),
+], ids=["missing-file", "syntax-error", "no-such-class", "not-an-optimizer", "constructor-refuses", "unknown-kwarg"])
+def test_each_bad_plugin_is_named_by_the_config_check(tmp_path, monkeypatch, capsys, entry, source, message):
+    own = own_study(tmp_path, source, entry)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as stop:
+        plan.main(["--check", str(ROOT / "config.yaml"), str(own)])
+    assert re.search(message, str(stop.value)), stop.value
+
+
+# ---------------------------------------------------------------- the worked example: Lion
+def test_lion_follows_algorithm_2_of_chen_et_al_by_hand():
+    """Two steps worked by hand from the paper's formula (β1 0.9, β2 0.99, η 0.1, λ 0.5). Step 2's first
+    coordinate moves against its gradient's sign: the momentum of step 1 outweighs it in c_2."""
+    lion = resolve_class(f"{LION}:Lion")
+    theta = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64, requires_grad=True)
+    optimizer = lion([theta], lr=0.1, betas=(0.9, 0.99), weight_decay=0.5)
+    # step 1: c = 0.1·g = [0.03, -0.02, 0] → sign [1, -1, 0]; θ = θ - 0.1·(sign + 0.5·θ); m = 0.01·g
+    theta.grad = torch.tensor([0.3, -0.2, 0.0], dtype=torch.float64)
+    optimizer.step()
+    assert torch.allclose(theta.detach(), torch.tensor([0.85, -1.8, 0.475], dtype=torch.float64))
+    # step 2: c = 0.9·[0.003, -0.002, 0] + 0.1·g = [0.0017, 0.0482, -0.004] → sign [1, 1, -1]
+    theta.grad = torch.tensor([-0.01, 0.5, -0.04], dtype=torch.float64)
+    optimizer.step()
+    assert torch.allclose(theta.detach(), torch.tensor([0.7075, -1.81, 0.55125], dtype=torch.float64))
+    # m_2 = 0.99·m_1 + 0.01·g_2
+    assert torch.allclose(optimizer.state[theta]["exp_avg"], torch.tensor([0.00287, 0.00302, -0.0004],
+                                                                            dtype=torch.float64))
+
+
+def test_lion_refuses_settings_out_of_range():
+    lion = resolve_class(f"{LION}:Lion")
+    for bad in ({"lr": 0.0}, {"betas": (0.9, 1.0)}, {"weight_decay": -0.1}):
+        with pytest.raises(ValueError, match="Lion: "):
+            lion([torch.zeros(1, requires_grad=True)], **bad)

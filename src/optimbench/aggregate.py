@@ -35,6 +35,7 @@ from optimbench.cost import plan_cost
 from optimbench.files import DESCENT_TABLES, TRAIN_TABLES, TUNE_TABLES
 from optimbench.io import atomic_path, write_csv
 from optimbench.metrics import Metric
+from optimbench.optim import code_label
 from optimbench.performance import performance_tables, seed_outcome
 from optimbench.plan import Plan, read_plan
 from optimbench.runs import GROUP_KEYS, POSITIVE, RUN_KEYS, StudyProblem, TrainRun
@@ -244,6 +245,7 @@ def runs_table(train_runs: list[TrainRun]) -> pd.DataFrame:
         recorded = {k: v for k, v in spec.items() if k in planned.spec}
         differences = _differences(recorded, planned.spec)
         rows.append({**run_identity(spec), "class": spec["optimizer"]["class"],
+                     "code": code_label(spec["optimizer"].get("code")),
                      "kwargs": json.dumps(spec["optimizer"].get("kwargs", {}), sort_keys=True),
                      "demon": bool(spec["optimizer"].get("demon", False)), "lr_schedule": spec.get("lr_schedule"),
                      "epochs": spec["epochs"], "batch_size": spec["batch_size"], "width": spec.get("width"),

@@ -16,7 +16,7 @@ import yaml
 
 from optimbench.demon import demon_class
 from optimbench.errors import ConfigError
-from optimbench.optim import build_optimizer, resolve_class, schedules, step_kind
+from optimbench.optim import OptimizerClassError, build_optimizer, is_file_class, resolve_class, schedules, step_kind
 from optimbench.problems import PROBLEMS
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -60,10 +60,39 @@ def read_yaml_file(path) -> dict:
 
 
 def load_yaml_files(paths) -> dict:
-    """Merge YAML files left to right (later files override earlier ones)."""
+    """Merge YAML files left to right (later files override earlier ones); an optimizer's
+    `class: path/file.py:Class` counts from the folder of the file that names it (absolute_class_files)."""
     config: dict = {}
     for path in paths:
-        config = deep_merge(config, read_yaml_file(path))
+        folder = Path(path).resolve().parent
+        config = deep_merge(config, _absolute_classes(read_yaml_file(path), lambda name, value: folder))
+    return config
+
+
+def absolute_class_files(config: dict, files) -> dict:
+    """`config` with every relative `optimizers.<name>.class: path/file.py:Class` made absolute, relative to
+    the folder of the last of `files` that sets that value (the one that won the merge), else to the working
+    directory (a value from Snakemake's --config). Snakemake merges its --configfile files itself, before
+    the workflow's code runs: the workflow passes them here (workflow.configfiles)."""
+    owners = {}
+    for path in files:
+        if Path(path).is_file():
+            optimizers = read_yaml_file(path).get("optimizers")
+            for name, entry in (optimizers.items() if isinstance(optimizers, dict) else ()):
+                if isinstance(entry, dict) and isinstance(entry.get("class"), str):
+                    owners[name, entry["class"]] = Path(path).resolve().parent
+    return _absolute_classes(config, lambda name, value: owners.get((name, value), Path.cwd()))
+
+
+def _absolute_classes(config: dict, folder) -> dict:
+    """config with each relative file class made absolute against folder(name, value)."""
+    config = copy.deepcopy(config)
+    optimizers = config.get("optimizers")
+    for name, entry in (optimizers.items() if isinstance(optimizers, dict) else ()):
+        value = entry.get("class") if isinstance(entry, dict) else None
+        if isinstance(value, str) and is_file_class(value) and not Path(value.rpartition(":")[0]).is_absolute():
+            file, _, attr = value.rpartition(":")
+            entry["class"] = f"{(folder(name, value) / file).resolve()}:{attr}"
     return config
 
 
@@ -136,9 +165,8 @@ def check_references(config: dict) -> None:
     for name, entry in registry.items():
         try:
             resolve_class(entry["class"])
-        except (ImportError, AttributeError) as exc:
-            raise ConfigError(f"optimizers.{name}.class = {entry['class']!r} cannot be imported ({exc}). "
-                              "Use a torch.optim class name (e.g. SGD) or a dotted path module.Class.") from exc
+        except OptimizerClassError as exc:
+            raise ConfigError(f"optimizers.{name}.class = {entry['class']!r}: {exc}") from None
     methods = config["descent"]["methods"]
     for method_name, method in methods.items():
         if method["update"] == "momentum" and "momentum" not in method:

@@ -1,13 +1,21 @@
-"""The optimizer registry: a config entry (class name or dotted path + kwargs) → a torch optimizer,
-plus the per-step schedules that go with it (learning rate, Demon's momentum decay)."""
+"""The optimizer registry: a config entry (class name, dotted path or `file.py:Class`, + kwargs) → a torch
+optimizer, the fingerprint of the code behind it (code_fingerprint), plus the per-step schedules that go with
+it (learning rate, Demon's momentum decay)."""
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import importlib
+import importlib.metadata
+import importlib.util
 import inspect
 import math
+import os
+import re
+import sys
 import warnings
+from pathlib import Path
 
 import torch
 
@@ -26,16 +34,162 @@ SHORT_NAMES = {
 }
 
 
+FILE_CLASS = re.compile(r"^(?P<path>.+\.py):(?P<attr>[A-Za-z_][A-Za-z0-9_]*)$")  # `path/to/file.py:ClassName`
+PLUGIN_PREFIX = "optimbench_plugin_"  # the module name a plug-in file is loaded under (+ its stem and path hash)
+CLASS_HELP = ("use a torch.optim class name (e.g. SGD), one of optimbench's short names, a dotted path "
+              "`module.Class` importable from the study's working directory or installed, or "
+              "`path/to/file.py:Class` (relative to the config file that names it)")
+
+
+class OptimizerClassError(ValueError):
+    """An optimizer `class` value that cannot give an optimizer class; the message names the value and the fix
+    (the config check adds the key)."""
+
+
+def is_file_class(name: str) -> bool:
+    """Whether a `class` value names a class in a Python file (`path/to/file.py:ClassName`)."""
+    return bool(FILE_CLASS.match(name))
+
+
 def resolve_class(name: str) -> type:
-    """`SGD` → torch.optim.SGD; `QHM` → pytorch_optimizer.QHM (SHORT_NAMES); `package.module.Class` → that."""
+    """The optimizer class a config's `class` value names: `SGD` → torch.optim.SGD; `QHM` →
+    pytorch_optimizer.QHM (SHORT_NAMES); `package.module.Class` → that class, the module imported as
+    installed or, failing that, from the current working directory (the study's: every job runs there);
+    `path/to/file.py:Class` → that class of that file (a relative path counts from the working directory;
+    config.load makes it absolute, relative to the config file that names it).
+
+    Raises:
+        OptimizerClassError: a missing file or module, a syntax error in it (file:line), no such class, or
+        a class that is not a torch.optim.Optimizer subclass; the message names the value and the fix.
+    """
     if "." not in name:
         if hasattr(torch.optim, name):
             return getattr(torch.optim, name)
         if name not in SHORT_NAMES:
-            raise AttributeError(f"{name!r} is neither a torch.optim optimizer nor one of {sorted(SHORT_NAMES)}")
+            raise OptimizerClassError(f"{name!r} is neither a torch.optim optimizer nor one of "
+                                      f"{sorted(SHORT_NAMES)}; {CLASS_HELP}")
         name = SHORT_NAMES[name]
-    module_name, _, attr = name.rpartition(".")
-    return getattr(importlib.import_module(module_name), attr)
+    match = FILE_CLASS.match(name)
+    if match:
+        module, attr = _file_module(Path(match["path"])), match["attr"]
+    else:
+        module_name, _, attr = name.rpartition(".")
+        module = _import_module(module_name)
+    cls = getattr(module, attr, None)
+    if cls is None:
+        found = sorted(k for k, v in vars(module).items() if isinstance(v, type)
+                       and issubclass(v, torch.optim.Optimizer) and v.__module__ == module.__name__)
+        raise OptimizerClassError(f"{_where(module)} has no class {attr!r} (its optimizer classes: {found or 'none'}); "
+                                  "fix the name after the last '.' or ':'")
+    if not (isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer)):
+        raise OptimizerClassError(f"{attr} in {_where(module)} is not a torch.optim.Optimizer subclass "
+                                  f"(it is {cls!r}); an optimizer plug-in subclasses torch.optim.Optimizer and "
+                                  "implements step()")
+    return cls
+
+
+def _where(module) -> str:
+    """A plug-in file by its path, a module by its name."""
+    return module.__file__ if module.__name__.startswith(PLUGIN_PREFIX) else f"module {module.__name__}"
+
+
+def _syntax_error(exc: SyntaxError) -> OptimizerClassError:
+    return OptimizerClassError(f"{exc.filename}:{exc.lineno}: syntax error ({exc.msg}); fix the file")
+
+
+def _import_module(module_name: str):
+    """The module, imported as installed, else from the working directory (put on sys.path for it)."""
+    try:
+        return importlib.import_module(module_name)
+    except SyntaxError as exc:
+        raise _syntax_error(exc) from None
+    except ModuleNotFoundError as exc:
+        top = module_name.split(".")[0]
+        cwd = os.getcwd()
+        local = Path(cwd, f"{top}.py").is_file() or Path(cwd, top, "__init__.py").is_file()
+        if exc.name is None or not module_name.startswith(exc.name) or not local or cwd in sys.path:
+            raise OptimizerClassError(f"no module named {exc.name!r} (not installed, and no {top}.py or {top}/ in "
+                                      f"the working directory {cwd}); {CLASS_HELP}") from None
+    sys.path.insert(0, cwd)  # as `python -m` does: the study's own modules import each other too
+    return _import_module(module_name)
+
+
+def _file_module(path: Path):
+    """The module of a Python file, loaded once per file under a name derived from its absolute path."""
+    path = path.resolve()
+    if not path.is_file():
+        raise OptimizerClassError(f"the file {path} does not exist; give the path of a .py file relative to the "
+                                  "config file that names it (or absolute)")
+    module_name = f"{PLUGIN_PREFIX}{path.stem}_{hashlib.sha256(str(path).encode()).hexdigest()[:8]}"
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module  # before exec: dataclasses and pickling look the module up
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as exc:
+        del sys.modules[module_name]
+        raise _syntax_error(exc) from None
+    except Exception as exc:
+        del sys.modules[module_name]
+        raise OptimizerClassError(f"{path} fails on import: {type(exc).__name__}: {exc}; fix the file") from None
+    return module
+
+
+# ---------------------------------------------------------------- the code behind a class
+def code_fingerprint(name: str, demon: bool = False) -> dict:
+    """What identifies the code that decides an optimizer's numbers (a run's result spec carries it):
+    torch.optim classes → {"torch": version}; this project's (YellowFin, Demon) → {"module", "sha256"} of
+    their module's source; an installed package's → {"package", "version"} (importlib.metadata); a class
+    from a file or a local module → {"file": its file name, "sha256": the file's source}. Only the file
+    that defines the class is hashed, not the modules it imports. demon: true adds optimbench.demon's hash.
+
+    Raises:
+        OptimizerClassError: as resolve_class.
+    """
+    module = sys.modules[resolve_class(name).__module__]
+    code = _module_fingerprint(module)
+    if demon:
+        code["demon"] = _source_hash(sys.modules[demon_class.__module__].__file__)
+    return code
+
+
+def code_label(code: dict | None) -> str:
+    """A code fingerprint (code_fingerprint) in a few words for tables: `torch 2.5.1`, `pytorch_optimizer 3.1.0`,
+    `lion.py sha256:1a2b3c4d5e6f7a8b`, `optimbench.yellowfin sha256:…`, `+ demon sha256:…`; "" for none
+    (a run recorded before fingerprints)."""
+    if not code:
+        return ""
+    if "torch" in code:
+        words = f"torch {code['torch']}"
+    elif "package" in code:
+        words = f"{code['package']} {code['version']}"
+    else:
+        words = f"{code.get('file') or code.get('module')} sha256:{code['sha256']}"
+    return words + (f" + demon sha256:{code['demon']}" if "demon" in code else "")
+
+
+def _module_fingerprint(module) -> dict:
+    top = module.__name__.split(".")[0]
+    if top == "torch":
+        return {"torch": torch.__version__}
+    if top == "optimbench":
+        return {"module": module.__name__, "sha256": _source_hash(module.__file__)}
+    dists = _distributions().get(top)
+    if dists and not module.__name__.startswith(PLUGIN_PREFIX):
+        return {"package": dists[0], "version": importlib.metadata.version(dists[0])}
+    return {"file": Path(module.__file__).name, "sha256": _source_hash(module.__file__)}
+
+
+@functools.cache
+def _distributions() -> dict:
+    return importlib.metadata.packages_distributions()
+
+
+def _source_hash(path) -> str:
+    """sha256 of a source file's bytes (16 hex digits)."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
 def build_optimizer(entry: dict, params, overrides: dict | None = None) -> torch.optim.Optimizer:

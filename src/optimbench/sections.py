@@ -152,7 +152,7 @@ def answer(plan: Plan, tables, figures_dir) -> list:
     return parts + ([_tuned_answer(plan, tables)] if plan.tune else [])
 
 
-RUN_COLUMNS = ["problem", "optimizer", "seed", "class", "kwargs", "demon", "epochs", "batch_size", "width",
+RUN_COLUMNS = ["problem", "optimizer", "seed", "class", "code", "kwargs", "demon", "epochs", "batch_size", "width",
                "train_images", "test_images", "device", "threads", "bf16", "torch", "git", "resumed_after_epoch",
                "diverged", "matches_config"]
 

@@ -15,12 +15,14 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from pathlib import Path
 
 import torch
 
 from optimbench import formats, functions
 from optimbench import problems as registry
 from optimbench.errors import ConfigError, DataError
+from optimbench.optim import code_fingerprint, is_file_class
 
 # Names from the config (optimizers, descent methods and groups) become single path components. The
 # rule keeps them portable and shell-safe; dots are allowed ("article-momentum-0.1").
@@ -187,12 +189,31 @@ def execution_settings(train: dict) -> dict:
     return {k: train[k] for k in TRAIN_EXECUTION_KEYS if k in train}
 
 
+def optimizer_spec(entry: dict) -> dict:
+    """An optimizer entry's result keys (ENTRY_RESULT_KEYS) and, as `code`, the fingerprint of the code that
+    computes its steps (optim.code_fingerprint): editing a plug-in's file or upgrading its package changes
+    the spec, so exactly the runs of that optimizer rerun."""
+    return {**{k: entry[k] for k in ENTRY_RESULT_KEYS if k in entry},
+            "code": code_fingerprint(entry["class"], bool(entry.get("demon")))}
+
+
 def train_spec(config: dict, problem: str, optimizer: str, seed: int, data_file: str) -> dict:
     """What determines one training run's results (the trainer's --spec)."""
-    entry = config["optimizers"][optimizer]
     return {"problem": problem, "dataset": registry.get(problem).dataset, "data": data_file,
             "seed": int(seed), "optimizer_name": optimizer,
-            "optimizer": {k: entry[k] for k in ENTRY_RESULT_KEYS if k in entry}, **problem_train(config, problem)}
+            "optimizer": optimizer_spec(config["optimizers"][optimizer]), **problem_train(config, problem)}
+
+
+def store_key(spec: dict) -> str:
+    """The key of a finished run in a run store (optimbench.store): a hash of its complete result spec (after
+    a tuning selection), a file plug-in's folder left out (its file name and source hash stay in the spec's
+    `code`), so the same file in two studies' folders, or two users' checkouts, gives one key."""
+    spec = json.loads(json.dumps(spec))
+    optimizer = spec.get("optimizer", {})
+    if is_file_class(optimizer.get("class", "")):
+        path, _, attr = optimizer["class"].rpartition(":")
+        optimizer["class"] = f"{Path(path).name}:{attr}"
+    return _digest(spec, 32)
 
 
 def descent_spec(config: dict, group: dict, function: str, method: str, gradient: str) -> dict:
@@ -207,7 +228,7 @@ def descent_spec(config: dict, group: dict, function: str, method: str, gradient
     else:
         entry = config["optimizers"][method]
         overrides = group.get("kwargs", {})
-        spec.update(kind="optimizer", optimizer={k: entry[k] for k in ENTRY_RESULT_KEYS if k in entry},
+        spec.update(kind="optimizer", optimizer=optimizer_spec(entry),
                     kwargs=overrides, lr=overrides.get("lr", entry.get("kwargs", {}).get("lr")))
         if group.get("tune"):
             spec["tune"] = group["tune"]

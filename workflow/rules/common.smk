@@ -2,19 +2,29 @@
 import json
 import os
 import re
+import shlex
 import sys
+from pathlib import Path
 
-from optimbench import files, runs, specs
-from optimbench.config import validate
+from optimbench import files, runs, specs, store
+from optimbench.config import absolute_class_files, validate
 from optimbench.plan import plan as study_plan
 from optimbench.plan import write_plan
 
 # Validate before any job: unknown keys, wrong types, unknown names and bad values stop here.
-_validated = validate(config)
+# A `class: file.py:Class` counts from the config file that names it (Snakemake merged the files already).
+_validated = validate(absolute_class_files(config, workflow.configfiles))
 config.clear()
 config.update(_validated)
 # Every run of the study, its result spec and its files: the one plan all stages read.
 PLAN = study_plan(config)
+# The run store (optimbench.store): runs it holds are put in their folders now, before Snakemake plans jobs.
+STORE = store.location(config["store"])
+STORED = store.fill(
+    STORE,
+    [(specs.store_key(run.spec), run.dir, store.RUN_FILES) for run in PLAN.train_runs]
+    + [(specs.store_key(t.spec), t.dir, ("run.json", "metrics.csv")) for t in PLAN.trials_of()],
+)
 
 PY = sys.executable
 BASE = workflow.basedir  # the project folder: scripts/ and report/ are found from here, whatever the workdir
@@ -131,6 +141,23 @@ def problem_data(wildcards):
 def problem_split(wildcards):
     """The problem's validation split file (none for a data set with its own validation stream)."""
     return PLAN.split_file(wildcards.problem)
+
+
+def run_data(wildcards):
+    """A training run's data file; none for a run the store filled (STORED): it needs no job, so no data."""
+    run = PLAN.train_run(wildcards.problem, wildcards.optimizer, wildcards.seed)
+    return [] if str(Path(run.dir)) in STORED else problem_data(wildcards)
+
+
+def trial_data(wildcards):
+    """A trial's data and validation split files; none for a trial the store filled."""
+    trial = PLAN.trial(wildcards.problem, wildcards.optimizer, wildcards.trial)
+    return [] if str(Path(trial.dir)) in STORED else [problem_data(wildcards), *problem_split(wildcards)]
+
+
+def store_arg(wildcards, threads):
+    """The trainer's --store (none without a store). Taking `threads` makes it derived: never a rerun trigger."""
+    return f"--store {shlex.quote(str(STORE))}" if STORE else ""
 
 
 def train_execution(wildcards, threads):

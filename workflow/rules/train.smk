@@ -3,7 +3,7 @@
 
 rule train:
     input:
-        data=problem_data,
+        data=run_data,
     output:
         metrics=f"{RUN_DIR}/metrics.csv",
         run=f"{RUN_DIR}/run.json",
@@ -18,6 +18,7 @@ rule train:
         spec=train_spec,
         execution=train_execution,
         out=lambda wildcards, output: os.path.dirname(output.metrics),
+        store=store_arg,
     threads: TRAIN_THREADS
     resources:
         **TRAIN_RESOURCES,
@@ -25,4 +26,4 @@ rule train:
         TRAIN_ENV
     shell:
         "{params.py} {params.script} --spec {params.spec:q} --execution {params.execution:q} "
-        "--out {params.out:q} --threads {threads} > {log:q} 2>&1"
+        "--out {params.out:q} --threads {threads} {params.store} > {log:q} 2>&1"

@@ -24,8 +24,7 @@ rule validation_split:
 
 rule trial:
     input:
-        data=problem_data,
-        split=problem_split,
+        trial_data,
     output:
         metrics=f"{TRIAL_DIR}/metrics.csv",
         run=f"{TRIAL_DIR}/run.json",
@@ -37,6 +36,7 @@ rule trial:
         spec=trial_spec,
         execution=train_execution,
         out=lambda wildcards, output: os.path.dirname(output.metrics),
+        store=store_arg,
     threads: TRAIN_THREADS
     resources:
         **TRAIN_RESOURCES,
@@ -44,7 +44,7 @@ rule trial:
         TRAIN_ENV
     shell:
         "{params.py} {params.script} --spec {params.spec:q} --execution {params.execution:q} "
-        "--out {params.out:q} --threads {threads} --no-model > {log:q} 2>&1"
+        "--out {params.out:q} --threads {threads} --no-model {params.store} > {log:q} 2>&1"
 
 
 rule select:
@@ -85,6 +85,7 @@ rule tuned_train:
         spec=tuned_spec,
         execution=train_execution,
         out=lambda wildcards, output: os.path.dirname(output.metrics),
+        store=store_arg,
     threads: TRAIN_THREADS
     resources:
         **TRAIN_RESOURCES,
@@ -92,4 +93,4 @@ rule tuned_train:
         TRAIN_ENV
     shell:
         "{params.py} {params.script} --spec {params.spec:q} --selection {input.selection:q} "
-        "--execution {params.execution:q} --out {params.out:q} --threads {threads} > {log:q} 2>&1"
+        "--execution {params.execution:q} --out {params.out:q} --threads {threads} {params.store} > {log:q} 2>&1"
