@@ -24,6 +24,7 @@ def run_env() -> dict:
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env.setdefault("OMP_NUM_THREADS", "1")
+    env.pop("OPTIMBENCH_STORE", None)  # a user's run store never leaks into a test study (optimbench.store)
     return env
 
 

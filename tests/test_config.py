@@ -67,7 +67,8 @@ def test_unknown_descent_method():
 
 
 def test_optimizer_class_that_does_not_import():
-    with pytest.raises(config.ConfigError, match=r"optimizers.Mine.class = 'torch.optim.Nope': module torch.optim has no class 'Nope'"):
+    with pytest.raises(config.ConfigError,
+                       match=r"optimizers.Mine.class = 'torch.optim.Nope': module torch.optim has no class 'Nope'"):
         check({"optimizers": {"Mine": {"class": "torch.optim.Nope"}}})
     with pytest.raises(config.ConfigError, match=r"optimizers.Mine.class = 'Sgd': 'Sgd' is neither"):
         check({"optimizers": {"Mine": {"class": "Sgd"}}})

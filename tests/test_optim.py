@@ -11,10 +11,16 @@ import pytest
 import torch
 
 from optimbench import config, plan, specs
+from optimbench.optim import (
+    OptimizerClassError,
+    build_optimizer,
+    code_fingerprint,
+    code_label,
+    lr_lambda,
+    resolve_class,
+)
 
 from helpers import ROOT
-
-from optimbench.optim import OptimizerClassError, build_optimizer, code_fingerprint, lr_lambda, resolve_class
 
 
 def test_short_names_are_torch_optim_classes():
@@ -106,7 +112,8 @@ def test_a_dotted_path_imports_from_the_working_directory(tmp_path, monkeypatch)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "path", list(sys.path))
     assert resolve_class("h1_local_opt.SignSGD").__module__ == "h1_local_opt"
-    assert code_fingerprint("h1_local_opt.SignSGD") == {"file": "h1_local_opt.py", "sha256": _sha(tmp_path / "h1_local_opt.py")}
+    assert code_fingerprint("h1_local_opt.SignSGD") == {"file": "h1_local_opt.py",
+                                                        "sha256": _sha(tmp_path / "h1_local_opt.py")}
 
 
 def test_code_fingerprints_follow_the_code_that_computes_the_steps(tmp_path):
@@ -125,8 +132,11 @@ def test_code_fingerprints_follow_the_code_that_computes_the_steps(tmp_path):
 
 def test_editing_a_plugin_file_changes_exactly_its_runs_specs_and_the_store_key_ignores_its_folder(tmp_path):
     own_a, own_b = own_study(tmp_path / "a"), own_study(tmp_path / "b")
-    specs_of = lambda own: {o: specs.train_spec(config.load([ROOT / "config.yaml", own]), "digits-resnet18", o, 0,
-                                                 "d.npz") for o in ("SGD", "Sign")}  # noqa: E731
+
+    def specs_of(own):
+        cfg = config.load([ROOT / "config.yaml", own])
+        return {o: specs.train_spec(cfg, "digits-resnet18", o, 0, "d.npz") for o in ("SGD", "Sign")}
+
     before = specs_of(own_a)
     assert before["Sign"]["optimizer"]["code"] == {"file": "sign.py", "sha256": _sha(tmp_path / "a/opt/sign.py")}
     assert specs.store_key(before["Sign"]) == specs.store_key(specs_of(own_b)["Sign"])  # one file, two folders
@@ -188,3 +198,12 @@ def test_lion_refuses_settings_out_of_range():
     for bad in ({"lr": 0.0}, {"betas": (0.9, 1.0)}, {"weight_decay": -0.1}):
         with pytest.raises(ValueError, match="Lion: "):
             lion([torch.zeros(1, requires_grad=True)], **bad)
+
+
+def test_code_labels_for_the_run_table():
+    assert code_label({"torch": "2.5.1"}) == "torch 2.5.1"
+    assert code_label({"torch": "2.5.1", "demon": "ab12"}) == "torch 2.5.1 + demon sha256:ab12"
+    assert code_label({"package": "pytorch_optimizer", "version": "3.1.0"}) == "pytorch_optimizer 3.1.0"
+    assert code_label({"file": "lion.py", "sha256": "1a2b"}) == "lion.py sha256:1a2b"
+    assert code_label({"module": "optimbench.yellowfin", "sha256": "3c"}) == "optimbench.yellowfin sha256:3c"
+    assert code_label(None) == ""  # a run recorded before fingerprints

@@ -1,22 +1,26 @@
 """A store of finished runs shared between studies: never train the same run twice.
 
-An entry holds one finished run's files (run.json, metrics.csv, model.pt if it saved one) and its result
-spec, under the key of that spec (optimbench.specs.store_key: the complete result spec, with the
-fingerprint of the optimizer's code): `<store>/<key[:2]>/<key>/`. Two studies, or a lab's users, share
-runs by pointing at one folder (config key `store`, else the environment variable OPTIMBENCH_STORE).
+An entry holds one finished run's files (run.json, metrics.csv, model.pt if it saved one, Snakemake's
+benchmark of the job that trained it) and its result spec, under the key of that spec
+(optimbench.specs.store_key: the complete result spec, with the fingerprint of the optimizer's code):
+`<store>/<key[:2]>/<key>/`. Studies, or a lab's users, share runs by pointing at one folder (config key
+`store`, else the environment variable OPTIMBENCH_STORE). A run is given as its key and its files, entry
+name → path in the study (`{"metrics.csv": "results/train/.../metrics.csv", "benchmark.tsv": ...}`).
 
-- publish: a finished run's files go in as one atomic rename of a filled temp folder; an existing entry is
-  never replaced (the first study to finish a run wins; the runs are the same by their key).
-- fetch: an entry's files are hard-linked (copied across file systems) into a study's run folder, each
-  one atomically, metrics.csv last (its presence marks a finished run); nothing of another study is
-  overwritten, as studies only ever read the store.
-- fill: when the workflow starts, the runs of the plan that have no results and whose key the store
-  holds are fetched, with a marker (MARKER) naming the key, so Snakemake plans no job for them; a marked
-  run whose key no longer matches its spec (a changed setting) is cleared, and trains or is fetched again.
+- publish: a finished run's files go in as one atomic rename of a filled temp folder; an entry is never
+  replaced (the first study to publish a key wins: the runs are the same by their key).
+- fetch: an entry's files are hard-linked (copied across file systems) into the study, each one
+  atomically, metrics.csv last (its presence marks a finished run). Studies only read entries: nothing of
+  another study is ever overwritten.
+- sync: what the workflow does when it starts and when it ends (optimbench's rules, common.smk): publish
+  the runs this study finished (those whose run.json recorded the spec), fetch the ones it lacks (marked
+  with MARKER, naming the key), and clear a fetched run whose key no longer matches its spec (a changed
+  setting), which then trains or is fetched anew.
 
-Snakemake's own between-workflow cache does not fit (see README, "The run store"): it refuses rules with
-a `benchmark:`, and it hashes the shell command and params, which hold the study's run folder, the
-interpreter and the checkout's paths, so two studies or users would never share an entry.
+Snakemake's between-workflow cache (`cache:`, --cache) does not fit (README, "The run store"): it refuses
+rules with a `benchmark:` (the cost table reads the training jobs' benchmarks), and its key hashes the
+shell command and params, which hold the study's run folder, the interpreter and the checkout's paths,
+so no two studies or users would ever share an entry.
 """
 
 from __future__ import annotations
@@ -31,10 +35,9 @@ from pathlib import Path
 from optimbench.io import write_json
 
 STORE_ENV = "OPTIMBENCH_STORE"
-MARKER = "stored.json"  # in a run folder filled from the store: {"key", "store"}
+MARKER = "stored.json"  # beside a fetched run's metrics.csv: {"key", "store"}
 SPEC_FILE = "spec.json"  # in an entry: the run's result spec, for people browsing the store
 FINISHED = "metrics.csv"  # written last, fetched last: its presence marks a finished run
-RUN_FILES = ("run.json", "model.pt", FINISHED)
 
 
 def location(configured: str | None) -> Path | None:
@@ -48,13 +51,14 @@ def entry(store, key: str) -> Path:
     return Path(store) / key[:2] / key
 
 
-def holds(store, key: str, files=(FINISHED,)) -> bool:
-    """Whether the store has a finished run under key with every one of `files`."""
-    return store is not None and all((entry(store, key) / name).is_file() for name in files)
+def holds(store, key: str, names=(FINISHED,)) -> bool:
+    """Whether the store has a finished run under key with each of `names`."""
+    return store is not None and all((entry(store, key) / name).is_file() for name in names)
 
 
 def _link(source: Path, target: Path) -> None:
     """source at target, atomically: a hard link where the file system allows, else a copy."""
+    target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
     try:
         os.link(source, tmp)
@@ -67,40 +71,39 @@ def _link(source: Path, target: Path) -> None:
         raise
 
 
-def fetch(store, key: str, folder, files=RUN_FILES, marker: bool = False) -> bool:
-    """Put the stored run `key` into `folder` (each of `files` the entry has; FINISHED last). False, and
-    nothing written, when the store lacks the key or one of the `required` files. With marker, MARKER is
-    written before FINISHED (a run folder the workflow filled at its start, fill)."""
-    source = entry(store, key) if store is not None else None
-    wanted = [name for name in files if name != FINISHED]
-    if source is None or not holds(store, key, [*wanted, FINISHED]):
+def _last(files: dict) -> list:
+    """The (name, path) pairs with FINISHED last."""
+    return sorted(files.items(), key=lambda item: item[0] == FINISHED)
+
+
+def fetch(store, key: str, files: dict, marker: bool = False) -> bool:
+    """Put the stored run `key` at `files` (entry name → path, FINISHED last). False, with nothing written,
+    when the store lacks the key or one of the names. With marker, MARKER goes beside FINISHED first."""
+    if not holds(store, key, [*files, FINISHED]):
         return False
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    for name in wanted:
-        _link(source / name, folder / name)
-    if marker:
-        write_json(folder / MARKER, {"key": key, "store": str(store)})
-    _link(source / FINISHED, folder / FINISHED)
-    os.utime(folder / FINISHED)  # newer than anything upstream: a hard link keeps the entry's time
+    source = entry(store, key)
+    for name, path in _last(files):
+        if name == FINISHED and marker:
+            write_json(Path(path).parent / MARKER, {"key": key, "store": str(store)})
+        _link(source / name, Path(path))
+    os.utime(files[FINISHED])  # newer than anything upstream: a hard link keeps the entry's time
     return True
 
 
-def publish(store, key: str, folder, spec: dict) -> bool:
-    """Put the finished run in `folder` (its RUN_FILES present there) into the store under key. False when
-    the store already holds the key (kept: never replaced) or the run is not finished."""
-    folder, target = Path(folder), entry(store, key)
-    if holds(store, key) or not (folder / FINISHED).is_file():
+def publish(store, key: str, files: dict, spec: dict) -> bool:
+    """Put the finished run at `files` (each present) into the store under key. False when the store holds
+    the key already (kept: never replaced) or a file is missing (an unfinished run)."""
+    if holds(store, key) or not all(Path(path).is_file() for path in files.values()):
         return False
+    target = entry(store, key)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(store) / f".publish-{uuid.uuid4().hex}"
     tmp.mkdir()
     try:
-        for name in RUN_FILES:
-            if (folder / name).is_file():
-                _link(folder / name, tmp / name)
+        for name, path in files.items():
+            _link(Path(path), tmp / name)
         (tmp / SPEC_FILE).write_text(json.dumps(spec, indent=1, sort_keys=True) + "\n")
-        os.rename(tmp, target)  # atomic; fails if another study published the key meanwhile
+        os.rename(tmp, target)  # atomic; refused if another study published the key meanwhile
     except OSError:
         if holds(store, key):
             return False
@@ -111,24 +114,38 @@ def publish(store, key: str, folder, spec: dict) -> bool:
     return True
 
 
-def fill(store, runs) -> set[str]:
-    """Before any job: fetch into their folders the runs (key, folder, files) that have no results and that
-    the store holds, marked (MARKER); clear a marked folder whose key is not the run's any more. Returns the
-    folders that hold the store's copy of their run (Snakemake needs no input for them: no job runs).
-    A run this study trained itself (no marker) is left to Snakemake's rerun triggers."""
-    filled = set()
-    for key, folder, files in runs:
-        folder = Path(folder)
+def sync(store, runs) -> set[str]:
+    """Per run (key, files, spec): a fetched run whose key changed is cleared; a run finished here (all its
+    files, no MARKER) is published; a missing one the store holds is fetched, marked. Returns the folders
+    (of FINISHED) that hold the store's copy of their run: no job needs to run for them."""
+    fetched = set()
+    if store is None:
+        return fetched
+    for key, files, spec in runs:
+        folder = Path(files[FINISHED]).parent
         marked = _marked_key(folder)
         if marked is not None and marked != key:
-            for name in (*RUN_FILES, MARKER):
-                (folder / name).unlink(missing_ok=True)
+            for path in (*files.values(), folder / MARKER):
+                Path(path).unlink(missing_ok=True)
             marked = None
-        if marked == key and (folder / FINISHED).is_file():
-            filled.add(str(folder))
-        elif not (folder / FINISHED).exists() and fetch(store, key, folder, files, marker=True):
-            filled.add(str(folder))
-    return filled
+        if marked == key and Path(files[FINISHED]).is_file():
+            fetched.add(str(folder))
+        elif marked is None and Path(files[FINISHED]).is_file():
+            if _recorded(files, spec):
+                publish(store, key, files, spec)
+        elif fetch(store, key, files, marker=True):
+            fetched.add(str(folder))
+    return fetched
+
+
+def _recorded(files: dict, spec: dict) -> bool:
+    """Whether the run's run.json recorded this spec (it may add execution settings): a run of an older
+    spec, which Snakemake will rerun, never goes into the store under the new key."""
+    with contextlib.suppress(FileNotFoundError, ValueError, KeyError, TypeError):
+        recorded = json.loads(Path(files["run.json"]).read_text())["spec"]
+        plain = json.loads(json.dumps(spec))
+        return all(recorded.get(k) == v for k, v in plain.items())
+    return False
 
 
 def _marked_key(folder: Path) -> str | None:

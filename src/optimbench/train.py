@@ -28,7 +28,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from optimbench import checkpoints, hardware, provenance, store
+from optimbench import checkpoints, hardware, provenance
 from optimbench import problems as problems_mod
 from optimbench.cli import read_spec, spec_help
 from optimbench.device_data import BPTT, Dataset, Normalize, batches, load_data, tokens_as_is
@@ -36,7 +36,7 @@ from optimbench.io import atomic_path, write_csv, write_json
 from optimbench.optim import build_optimizer, optimizer_step, schedules, step_kind
 from optimbench.problems import Problem
 from optimbench.resnet import build_model, count_parameters
-from optimbench.specs import apply_selection, store_key
+from optimbench.specs import apply_selection
 
 RECORDED_SPLITS = ("train", "val", "test")  # the splits metrics.csv records every metric of
 RUN_COLUMNS = ["lr", "momentum", "epoch_seconds", "eval_seconds", "samples_per_second", "diverged"]
@@ -428,20 +428,12 @@ def main(argv=None) -> None:
     parser.add_argument("--selection", help="a tuning selection (JSON, optimbench.tune select): its setting is "
                                             "merged into the spec's optimizer kwargs and schedule")
     parser.add_argument("--no-model", action="store_true", help="do not write model.pt (tuning trials)")
-    parser.add_argument("--store", help="a run store (optimbench.store): take the run from it if it holds the "
-                                        "spec's key, else train and publish the finished run there")
     args = parser.parse_args(argv)
 
     spec = read_spec(args.spec, SPEC_REQUIRED, SPEC_OPTIONAL)
     if args.selection:
         spec = apply_selection(spec, json.loads(Path(args.selection).read_text()))
-    key, files = store_key(spec), [name for name in store.RUN_FILES if name != "model.pt" or not args.no_model]
-    if args.store and store.fetch(args.store, key, args.out, files):
-        print(f"taken from the run store {args.store} (key {key}): not trained")
-        return
     metrics = run({**spec, **json.loads(args.execution)}, args.out, args.threads, save_model=not args.no_model)
-    if args.store:
-        store.publish(args.store, key, args.out, spec)
     problem, last = get_problem(spec), metrics.iloc[-1]
     loss = f"train_{loss_name(problem)}"
     print(f"{len(metrics)} epochs: {loss} {last[loss]:.4f}, {problem.primary} {last[problem.primary]:.4f}, "

@@ -5,6 +5,7 @@ Every SLURM-facing command runs under `timeout -s KILL`: the plugin can hang whe
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -55,10 +56,15 @@ def metrics(workdir, optimizer, seed=0):
 
 
 def test_demo_study_on_slurm_runs_training_as_gpu_jobs_and_matches_a_local_run(cluster, tmp_path):
+    # Lion comes from a file beside the override (a path relative to it): the jobs import it in their own
+    # environment, not the shell's, and the report puts it first (report.focus).
+    (tmp_path / "opt").mkdir()
+    shutil.copy(ROOT / "examples" / "optimizers" / "lion.py", tmp_path / "opt" / "lion.py")
+    optimizers = ("SGD", "Adam", "Adagrad", "Lion")
     override = write_config(tmp_path / "quick.yaml", problems=["digits-resnet18"],
-                            train={"epochs": 2, "seeds": [0], "gpus": 1,
-                                                           "optimizers": ["SGD", "Adam", "Adagrad"]},
-                            tune={"enabled": False}, descent={"groups": [
+                            optimizers={"Lion": {"class": "opt/lion.py:Lion", "kwargs": {"lr": 1e-3}}},
+                            train={"epochs": 2, "seeds": [0], "gpus": 1, "optimizers": list(optimizers)},
+                            tune={"enabled": False}, report={"focus": "Lion"}, descent={"groups": [
         {"name": "article", "functions": ["ackley"], "methods": ["article-vanilla"], "gradients": ["as-printed"]}]})
     configs = [DEMO, override]
     on_slurm = tmp_path / "slurm"
@@ -66,19 +72,19 @@ def test_demo_study_on_slurm_runs_training_as_gpu_jobs_and_matches_a_local_run(c
     result = subprocess.run(command(on_slurm, configs), env=cluster, capture_output=True, text=True)
     print(f"SLURM run: {time.time() - tic:.0f} s")
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    assert job_counts(result.stdout + result.stderr)["train"] == 3
+    assert job_counts(result.stdout + result.stderr)["train"] == len(optimizers)
 
     jobs = [row for row in sacct(cluster, tic, "JobID", "Comment", "State", "ReqTRES") if "rule_train" in row[1]]
     names = {row[1] for row in jobs}
-    assert names == {f"rule_train_wildcards_digits-resnet18_{o}_0" for o in ("SGD", "Adam", "Adagrad")}
+    assert names == {f"rule_train_wildcards_digits-resnet18_{o}_0" for o in optimizers}
     assert all(row[2] == "COMPLETED" and "gres/gpu=1" in row[3] for row in jobs), jobs
     assert not [row for row in sacct(cluster, tic, "Comment") if "rule_descent" in row[0] or "rule_report" in row[0]]
     assert (on_slurm / "results/demo/report/study.html").stat().st_size > 100_000
 
     local = tmp_path / "local"
-    targets = [f"results/demo/train/digits-resnet18/{o}/seed0/metrics.csv" for o in ("SGD", "Adam", "Adagrad")]
+    targets = [f"results/demo/train/digits-resnet18/{o}/seed0/metrics.csv" for o in optimizers]
     subprocess.run(command(local, configs, *targets, profile=False), env=cluster, check=True, capture_output=True)
-    for optimizer in ("SGD", "Adam", "Adagrad"):
+    for optimizer in optimizers:
         pd.testing.assert_frame_equal(metrics(on_slurm, optimizer), metrics(local, optimizer), check_exact=True)
 
 

@@ -2,7 +2,6 @@
 import json
 import os
 import re
-import shlex
 import sys
 from pathlib import Path
 
@@ -18,13 +17,37 @@ config.clear()
 config.update(_validated)
 # Every run of the study, its result spec and its files: the one plan all stages read.
 PLAN = study_plan(config)
-# The run store (optimbench.store): runs it holds are put in their folders now, before Snakemake plans jobs.
+# The run store (optimbench.store; config `store`, else $OPTIMBENCH_STORE): when the workflow starts (a dry run
+# too) and ends, this study's finished runs are published and the runs it lacks taken from the store.
 STORE = store.location(config["store"])
-STORED = store.fill(
-    STORE,
-    [(specs.store_key(run.spec), run.dir, store.RUN_FILES) for run in PLAN.train_runs]
-    + [(specs.store_key(t.spec), t.dir, ("run.json", "metrics.csv")) for t in PLAN.trials_of()],
-)
+
+
+def store_runs():
+    """(key, files, spec) of every training run, trial and tuned run (once its selection exists) of the plan."""
+
+    def files(run, benchmark=True):
+        names = ["run.json", "metrics.csv"] + (["model.pt"] if benchmark else [])
+        return {**{n: f"{run.dir}/{n}" for n in names}, **({"benchmark.tsv": run.benchmark} if benchmark else {})}
+
+    found = [(run.spec, files(run)) for run in PLAN.train_runs]
+    found += [(trial.spec, files(trial, benchmark=False)) for trial in PLAN.trials_of()]
+    for run in PLAN.tune.finals if PLAN.tune else []:
+        selection = Path(PLAN.tune.selections[run.problem][run.optimizer])
+        if selection.is_file():
+            found.append((specs.apply_selection(run.spec, json.loads(selection.read_text())), files(run)))
+    return [(specs.store_key(spec), paths, spec) for spec, paths in found]
+
+
+STORED = store.sync(STORE, store_runs())  # the run folders the store filled: no job runs for them
+
+
+onsuccess:
+    store.sync(STORE, store_runs())
+
+
+onerror:
+    store.sync(STORE, store_runs())
+
 
 PY = sys.executable
 BASE = workflow.basedir  # the project folder: scripts/ and report/ are found from here, whatever the workdir
@@ -155,9 +178,16 @@ def trial_data(wildcards):
     return [] if str(Path(trial.dir)) in STORED else [problem_data(wildcards), *problem_split(wildcards)]
 
 
-def store_arg(wildcards, threads):
-    """The trainer's --store (none without a store). Taking `threads` makes it derived: never a rerun trigger."""
-    return f"--store {shlex.quote(str(STORE))}" if STORE else ""
+def tuned_data(wildcards):
+    """A tuned run's data, validation split and selection files; none for a tuned run the store filled."""
+    run = PLAN.tuned_run(wildcards.problem, wildcards.optimizer, wildcards.seed)
+    if str(Path(run.dir)) in STORED:
+        return {}
+    return {
+        "data": problem_data(wildcards),
+        "split": problem_split(wildcards),
+        "selection": PLAN.tune.selections[run.problem][run.optimizer],
+    }
 
 
 def train_execution(wildcards, threads):

@@ -18,7 +18,6 @@ rule train:
         spec=train_spec,
         execution=train_execution,
         out=lambda wildcards, output: os.path.dirname(output.metrics),
-        store=store_arg,
     threads: TRAIN_THREADS
     resources:
         **TRAIN_RESOURCES,
@@ -26,4 +25,4 @@ rule train:
         TRAIN_ENV
     shell:
         "{params.py} {params.script} --spec {params.spec:q} --execution {params.execution:q} "
-        "--out {params.out:q} --threads {threads} {params.store} > {log:q} 2>&1"
+        "--out {params.out:q} --threads {threads} > {log:q} 2>&1"

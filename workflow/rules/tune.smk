@@ -36,7 +36,6 @@ rule trial:
         spec=trial_spec,
         execution=train_execution,
         out=lambda wildcards, output: os.path.dirname(output.metrics),
-        store=store_arg,
     threads: TRAIN_THREADS
     resources:
         **TRAIN_RESOURCES,
@@ -44,7 +43,7 @@ rule trial:
         TRAIN_ENV
     shell:
         "{params.py} {params.script} --spec {params.spec:q} --execution {params.execution:q} "
-        "--out {params.out:q} --threads {threads} --no-model {params.store} > {log:q} 2>&1"
+        "--out {params.out:q} --threads {threads} --no-model > {log:q} 2>&1"
 
 
 rule select:
@@ -68,9 +67,7 @@ rule select:
 
 rule tuned_train:
     input:
-        data=problem_data,
-        split=problem_split,
-        selection=SELECTION,
+        unpack(tuned_data),
     output:
         metrics=f"{TUNED_DIR}/metrics.csv",
         run=f"{TUNED_DIR}/run.json",
@@ -85,7 +82,6 @@ rule tuned_train:
         spec=tuned_spec,
         execution=train_execution,
         out=lambda wildcards, output: os.path.dirname(output.metrics),
-        store=store_arg,
     threads: TRAIN_THREADS
     resources:
         **TRAIN_RESOURCES,
@@ -93,4 +89,4 @@ rule tuned_train:
         TRAIN_ENV
     shell:
         "{params.py} {params.script} --spec {params.spec:q} --selection {input.selection:q} "
-        "--execution {params.execution:q} --out {params.out:q} --threads {threads} {params.store} > {log:q} 2>&1"
+        "--execution {params.execution:q} --out {params.out:q} --threads {threads} > {log:q} 2>&1"

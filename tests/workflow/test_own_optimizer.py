@@ -1,0 +1,90 @@
+"""A researcher's own optimizer from a file in a scratch study (README, "Compare your own optimizer"): its runs
+are planned, trained and rerun exactly when its file changes; two studies share a run store, and the second
+trains only what the first did not. (The same file through profiles/slurm: tests/slurm/test_slurm.py.)"""
+
+import json
+import shutil
+
+import pytest
+from conftest import tiny_config
+
+from helpers import ROOT, job_counts, snakemake, write_config
+from workflow_study import PROBLEM
+
+pytestmark = pytest.mark.workflow
+LION = ROOT / "examples" / "optimizers" / "lion.py"
+# One problem, one seed, one short epoch: each run is one training job of seconds.
+TRAIN = {"seeds": [0], "epochs": 1, "train_subset": 300, "test_subset": 200}
+
+
+def own_study(folder, trained, descent, **changes):
+    """A study folder: opt/lion.py (the example, copied) and own.yaml naming it relative to itself."""
+    (folder / "opt").mkdir(parents=True)
+    shutil.copy(LION, folder / "opt" / "lion.py")
+    sections = tiny_config(problems=[PROBLEM], train={**TRAIN, "optimizers": trained}, tune={"enabled": False},
+                           descent={"max_epochs": 20, "groups": [
+                               {"name": "own", "functions": ["ackley"], "methods": descent,
+                                "gradients": ["autograd"], "early_stop": False}]}, **changes)
+    sections["optimizers"] = {"Lion": {"class": "opt/lion.py:Lion", "kwargs": {"lr": 1e-3}},
+                              **sections.get("optimizers", {})}
+    return write_config(folder / "own.yaml", **sections)
+
+
+def targets(optimizers, descent) -> list[str]:
+    """The study's run files: its training runs and descent runs (the report is the SLURM test's)."""
+    return ([f"results/train/{PROBLEM}/{o}/seed0/metrics.csv" for o in optimizers]
+            + [f"results/descent/own/ackley/{m}/autograd/summary.csv" for m in descent])
+
+
+def dry_run(folder, config, wanted) -> tuple[dict[str, int], str]:
+    """(job counts, output) of a dry run for `wanted`; {} when nothing is to be done."""
+    result = snakemake(folder, config, "-n", *wanted)
+    out = result.stdout + result.stderr
+    return ({} if "Nothing to be done" in out else job_counts(result.stdout)), out
+
+
+def test_a_file_optimizer_trains_reruns_exactly_its_runs_and_two_studies_share_one_store(tmp_path):
+    store = str(tmp_path / "store")
+    a, b = tmp_path / "a", tmp_path / "b"
+    config_a = own_study(a, ["SGD", "Lion"], ["SGD", "Lion"], store=store)
+    wanted = targets(["SGD", "Lion"], ["SGD", "Lion"])
+    counts, _ = dry_run(a, config_a, wanted)
+    assert (counts["train"], counts["descent"]) == (2, 2)  # the file's optimizer has its runs
+    snakemake(a, config_a, "--cores", "2", *wanted)
+    assert json.loads((a / f"results/train/{PROBLEM}/Lion/seed0/run.json").read_text())["spec"]["optimizer"][
+        "code"]["file"] == "lion.py"
+
+    (a / "opt" / "notes.py").write_text("# another file of the study\n")
+    (a / "own.yaml").write_text((a / "own.yaml").read_text() + "# a comment\n")
+    assert dry_run(a, config_a, wanted)[0] == {}  # nothing reruns
+    (a / "opt" / "lion.py").write_text((a / "opt" / "lion.py").read_text() + "# an edit of the update rule\n")
+    counts, out = dry_run(a, config_a, wanted)
+    assert (counts["train"], counts["descent"]) == (1, 1) and "total" in counts
+    assert "optimizer=Lion" in out and "optimizer=SGD" not in out and "method=SGD" not in out
+
+    # A second study in another folder: the same baselines and Lion (its own copy), plus Adam. Only Adam trains.
+    config_b = own_study(b, ["SGD", "Lion", "Adam"], ["Lion"], store=store)
+    wanted_b = targets(["SGD", "Lion", "Adam"], [])
+    counts, out = dry_run(b, config_b, wanted_b)
+    assert counts["train"] == 1 and "optimizer=Adam" in out
+    stored = b / f"results/train/{PROBLEM}/SGD/seed0"
+    assert (stored / "metrics.csv").read_bytes() == (a / "results" / stored.relative_to(b / "results") /
+                                                     "metrics.csv").read_bytes()
+    assert (b / f"results/benchmarks/train/{PROBLEM}/SGD/seed0.tsv").is_file()  # the cost table's job time too
+    # A changed setting of a baseline: that baseline trains again.
+    config_b = own_study(tmp_path / "b2", ["SGD", "Lion", "Adam"], ["Lion"], store=store,
+                         optimizers={"SGD": {"class": "SGD", "kwargs": {"lr": 0.05, "momentum": 0.9}}})
+    shutil.copy(config_b, b / "own.yaml")
+    counts, out = dry_run(b, b / "own.yaml", wanted_b)
+    assert counts["train"] == 2 and "optimizer=SGD" in out and "optimizer=Lion" not in out
+    assert not (stored / "metrics.csv").exists()  # the stale copy is gone, the store's entry stays
+
+
+def test_a_bad_optimizer_file_stops_the_workflow_before_any_job(tmp_path):
+    config = own_study(tmp_path, ["SGD", "Lion"], ["SGD"])
+    (tmp_path / "opt" / "lion.py").write_text("import torch\n\nclass Lion(torch.optim.Optimizer)\n    pass\n")
+    result = snakemake(tmp_path, config, "-n", check=False)
+    assert result.returncode != 0
+    assert f"optimizers.Lion.class = '{tmp_path / 'opt' / 'lion.py'}:Lion': {tmp_path / 'opt' / 'lion.py'}:3: " \
+           "syntax error" in result.stderr
+    assert "Job stats" not in result.stdout and not (tmp_path / "results").exists()
