@@ -207,3 +207,14 @@ def test_code_labels_for_the_run_table():
     assert code_label({"file": "lion.py", "sha256": "1a2b"}) == "lion.py sha256:1a2b"
     assert code_label({"module": "optimbench.yellowfin", "sha256": "3c"}) == "optimbench.yellowfin sha256:3c"
     assert code_label(None) == ""  # a run recorded before fingerprints
+
+
+def test_the_compare_preset_runs_the_example_against_its_baselines_on_the_demo_problems():
+    cfg = config.load([ROOT / "config.yaml", ROOT / "config" / "presets" / "compare.yaml"])
+    assert cfg["optimizers"]["Lion"]["class"] == f"{LION}:Lion" and cfg["report"]["focus"] == "Lion"
+    the_plan = plan.plan(cfg)
+    demo = config.load([ROOT / "config.yaml", ROOT / "config" / "presets" / "demo.yaml"])
+    assert list(the_plan.problems) == demo["problems"] and cfg["data"] == demo["data"]  # offline, minutes
+    lion = [run for run in the_plan.train_runs if run.optimizer == "Lion"]
+    assert len(lion) == len(cfg["problems"]) * len(cfg["train"]["seeds"])
+    assert {run.spec["optimizer"]["code"]["sha256"] for run in lion} == {_sha(LION)}
