@@ -38,15 +38,15 @@ def store_runs():
     return [(specs.store_key(spec), paths, spec) for spec, paths in found]
 
 
-STORED = store.sync(STORE, store_runs())  # the run folders the store filled: no job runs for them
+STORED = store.sync(STORE, store_runs() if STORE else [])  # the run folders the store filled: no job for them
 
 
 onsuccess:
-    store.sync(STORE, store_runs())
+    store.sync(STORE, store_runs() if STORE else [])
 
 
 onerror:
-    store.sync(STORE, store_runs())
+    store.sync(STORE, store_runs() if STORE else [])
 
 
 PY = sys.executable
