@@ -4,11 +4,13 @@ trains only what the first did not. (The same file through profiles/slurm: tests
 
 import json
 import shutil
+import subprocess
+from pathlib import Path
 
 import pytest
 from conftest import tiny_config
 
-from helpers import ROOT, job_counts, snakemake, write_config
+from helpers import PYTHON, ROOT, job_counts, run_env, snakemake, write_config
 from workflow_study import PROBLEM
 
 pytestmark = pytest.mark.workflow
@@ -89,3 +91,15 @@ def test_a_bad_optimizer_file_stops_the_workflow_before_any_job(tmp_path):
     assert f"optimizers.Lion.class = '{tmp_path / 'opt' / 'lion.py'}:Lion': {tmp_path / 'opt' / 'lion.py'}:3: " \
            "syntax error (expected ':'); fix the file" in out
     assert "Job stats" not in out and not (tmp_path / "results").exists()
+
+
+def test_make_finds_a_study_module_and_names_the_report_without_a_traceback(tmp_path):
+    """The Makefile's results line imports the config's classes from the study's folder, as every job does."""
+    shutil.copy(LION, tmp_path / "my_opt.py")
+    config = write_config(tmp_path / "own.yaml", optimizers={"Mine": {"class": "my_opt.Lion"}},
+                          train={"optimizers": ["SGD", "Mine"]})
+    venv = Path(PYTHON).parent.parent
+    result = subprocess.run(["make", "-n", "-C", str(ROOT), "study", f"CONFIG={config}", f"WORKDIR={tmp_path}",
+                             f"VENV={venv}"], env=run_env(), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    assert f'echo "Report: {tmp_path}/results/report/study.html"' in result.stdout
