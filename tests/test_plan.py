@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 
 from optimbench import config as study_config
 from optimbench import plan as plans
@@ -42,7 +43,8 @@ def test_the_result_spec_holds_what_changes_numbers_and_nothing_else():
     run = plans.plan(config).train_run("cifar10-resnet18", "SGD", 0)
     assert run.execution == {"compile": "off"}
     assert "compile" not in run.spec and "threads" not in run.spec and "gpus" not in run.spec
-    assert run.spec["optimizer"] == {"class": "SGD", "kwargs": {"lr": 0.01, "momentum": 0.9}, "demon": False}
+    assert run.spec["optimizer"] == {"class": "SGD", "kwargs": {"lr": 0.01, "momentum": 0.9}, "demon": False,
+                                     "code": {"torch": torch.__version__}}  # the code behind the class (issue 26)
     assert set(run.spec) == {"problem", "dataset", "data", "model", "seed", "optimizer_name", "optimizer",
                              *specs.TRAIN_RESULT_KEYS}
     # a citation never reaches the spec; a learning rate does
