@@ -218,3 +218,14 @@ def test_the_compare_preset_runs_the_example_against_its_baselines_on_the_demo_p
     lion = [run for run in the_plan.train_runs if run.optimizer == "Lion"]
     assert len(lion) == len(cfg["problems"]) * len(cfg["train"]["seeds"])
     assert {run.spec["optimizer"]["code"]["sha256"] for run in lion} == {_sha(LION)}
+
+
+def test_a_module_that_fails_on_import_is_named(tmp_path, monkeypatch):
+    (tmp_path / "h1_broken_opt.py").write_text("import torch\nraise RuntimeError('half-written')\n")
+    (tmp_path / "broken.py").write_text("raise RuntimeError('half-written')\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    with pytest.raises(OptimizerClassError, match="module h1_broken_opt fails on import: RuntimeError: half-written"):
+        resolve_class("h1_broken_opt.Opt")
+    with pytest.raises(OptimizerClassError, match=r"broken.py fails on import: RuntimeError: half-written; fix"):
+        resolve_class(f"{tmp_path / 'broken.py'}:Opt")

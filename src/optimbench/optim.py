@@ -110,6 +110,9 @@ def _import_module(module_name: str):
         if exc.name is None or not module_name.startswith(exc.name) or not local or cwd in sys.path:
             raise OptimizerClassError(f"no module named {exc.name!r} (not installed, and no {top}.py or {top}/ in "
                                       f"the working directory {cwd}); {CLASS_HELP}") from None
+    except Exception as exc:  # the module's own code failed
+        raise OptimizerClassError(f"module {module_name} fails on import: {type(exc).__name__}: {exc}; "
+                                  "fix the module") from None
     sys.path.insert(0, cwd)  # as `python -m` does: the study's own modules import each other too
     return _import_module(module_name)
 
@@ -178,13 +181,19 @@ def _module_fingerprint(module) -> dict:
         return {"module": module.__name__, "sha256": _source_hash(module.__file__)}
     dists = _distributions().get(top)
     if dists and not module.__name__.startswith(PLUGIN_PREFIX):
-        return {"package": dists[0], "version": importlib.metadata.version(dists[0])}
+        return {"package": dists[0], "version": _version(dists[0])}
     return {"file": Path(module.__file__).name, "sha256": _source_hash(module.__file__)}
 
 
 @functools.cache
 def _distributions() -> dict:
+    """{top-level module: [distribution names]} of the installed packages (read once per process)."""
     return importlib.metadata.packages_distributions()
+
+
+@functools.cache
+def _version(distribution: str) -> str:
+    return importlib.metadata.version(distribution)
 
 
 def _source_hash(path) -> str:
