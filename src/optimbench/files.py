@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 TRAIN_FIGURES = ("curves", "final_metric", "generalisation_gap", "time_to_target")  # one set per problem
-STUDY_FIGURES = ("performance_profile", "ranks")  # across problems
+STUDY_FIGURES = ("headline_profile", "performance_profile", "ranks")  # across problems (the first: the answer's)
 TUNE_FIGURES = ("sensitivity", "budget_curves", "tuned_final_metric")  # one set per problem
 TRAIN_FORMATS = ("png", "svg")
 TUNE_FORMATS = ("png",)
@@ -87,7 +87,8 @@ TRAIN_FIGURE_TABLES = ("epoch_stats", "seed_summary", "optimizer_summary", "perf
 TUNE_FIGURE_TABLES = ("tune_trials", "budget_curves", "tuned_optimizer_summary", "tuned_seed_summary")
 REPORT_TABLES = ("runs", "optimizer_summary", "article_claims", "cost", "profile_score", "rank_summary",
                  "problem_ranks", "descent_runs", "descent_reproduction", "focus")
-REPORT_TUNE_TABLES = ("tune_trials", "tune_selection", "budget_curves", "rankings", "tuned_claims", "tuned_focus")
+REPORT_TUNE_TABLES = ("tune_trials", "tune_selection", "budget_curves", "rankings", "tuned_claims", "tuned_runs",
+                      "tuned_focus")
 
 
 def table_files(tables_dir, names, formats=TABLE_FORMATS) -> list[Path]:
