@@ -73,10 +73,10 @@ def test_a_diverged_seed_loses_without_an_interval():
 
 
 def test_the_config_check_refuses_a_focus_outside_the_study():
-    from helpers import ROOT
-
     from optimbench import config
     from optimbench.errors import ConfigError
+
+    from helpers import ROOT
 
     base = config.load_yaml_files([ROOT / "config.yaml"])
     with pytest.raises(ConfigError, match=r"report.focus = 'Adamm' is not an optimizer of this study; train.optimizers"

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from optimbench import plots, report
+from optimbench.focus import FOCUS_COLUMNS
 from optimbench.metrics import Metric
 from optimbench.plan import Plan
 from optimbench.runs import StudyProblem, TuneStage
@@ -34,10 +35,6 @@ def summary():
         "optimizer": ["Adam", "SGD", "Boom"], "rank": [1.0, 2.0, 3.0], "seeds": [3, 3, 3], "divergences": [0, 0, 3],
         "final": [0.91, 0.90, 0.0], "final_ci_low": [0.88, 0.85, 0.0], "final_ci_high": [0.94, 0.95, 0.0],
         "separated_from_best": [False, False, True], "best": [0.92, 0.93, 0.1]})
-
-
-def claims():
-    return pd.DataFrame({"claim": ["a", "b", "c", "d"], "verdict": ["holds", "holds", "contradicted", "not tested"]})
 
 
 def vae_summary():
@@ -121,19 +118,6 @@ def test_profile_and_ranks_across_problems():
         "- digits / VAE (test negative ELBO, lower is better): Adam 1 (could be 1–2), SGD 2 (could be 1–2)."]
 
 
-def test_claims_name_their_problem():
-    text = report.claims_summary(claims().assign(problem="digits-resnet18"))
-    assert text.startswith("The article's 4 claims (judged on digits-resnet18): 2 holds")
-    text = report.claims_summary(claims().assign(problem="digits-resnet18"), {"digits-resnet18": "digits / ResNet18"})
-    assert text.startswith("The article's 4 claims (judged on digits / ResNet18): 2 holds")
-
-
-def test_claims_summary_counts_each_verdict():
-    text = report.claims_summary(claims())
-    assert text.startswith("The article's 4 claims: 2 holds, 1 contradicted, 1 not tested.")  # no "0 inconclusive"
-    assert "- *contradicted*: c" in text
-
-
 def test_cost_projects_the_article_study_from_start_up_and_epochs():
     cost = pd.DataFrame([{"optimizer": "all", "unit": "GPU", "device": "H100", "runs": 6, "epochs": 24,
                           "device_seconds": 7200.0, "startup_device_seconds_per_run": 20.0,
@@ -191,9 +175,11 @@ def test_tuning_summary_compares_tuned_with_tuned_and_each_with_its_own_default(
     assert "AdamW" not in "\n".join(lines)  # never compared: it was not tuned
     assert lines[1] == ("- Adam: tuned 0.8400 against its default 0.8500: test accuracy lower (worse) by 0.0100 "
                         "(see the intervals in the table below).")
-    assert lines[2].startswith("- SGD: tuned 0.9000 against its default 0.8000: test accuracy higher (better) by 0.1000")
+    assert lines[2].startswith("- SGD: tuned 0.9000 against its default 0.8000: test accuracy higher (better) by "
+                               "0.1000")
     assert lines[3].startswith("- The tuned runs trained on 1,048 images, the default runs on 1,348")
-    assert lines[4] == "- The article's claims tested both ways: 1 of 2 verdicts change with tuning: b: contradicted → holds"
+    assert lines[4] == ("- The article's claims tested both ways: 1 of 2 verdicts change with tuning: b: contradicted "
+                        "→ holds")
     assert lines[5] == "- **Selected at the edge of the search range** (widen it): SGD lr=1 (highest tried)"
 
 
@@ -281,7 +267,7 @@ def study_plan(names=("cls", "digits-vae"), tune=True) -> Plan:
                 "problems": {name: problems[name] for name in names},
                 "train": {"optimizers": ["A", "B"], "seeds": [0, 1], "epochs": 2, "batch_size": 64,
                           "lr_schedule": None}}
-    tuning = stage(select_by="final_val", sampler="grid", validation_size=100,
+    tuning = stage(optimizers=["A"], select_by="final_val", sampler="grid", validation_size=100,
                    spaces={"A": {"lr": {"low": 1e-3, "high": 1e-1}}}) if tune else None
     return Plan.from_json(Plan("results", {}, {}, [], [], settings, tuning).to_json())
 
@@ -300,14 +286,15 @@ def study_tables(names=("cls", "digits-vae")) -> dict:
     stats = pd.DataFrame([{"problem": p, "optimizer": o, "epoch": e, "metric": m, "mean": 1.0 + e,
                            "ci_low": 0.5 + e, "ci_high": 1.5 + e}
                           for p, info in problems.items() for o in ("A", "B") for e in (1, 2) for m in info.metrics])
-    profile = pd.DataFrame({"measure": "time", "optimizer": ["A", "A", "B", "B"], "tau": [1.0, 4.0] * 2,
-                            "fraction": [0.5, 1.0, 0.5, 0.5]})
-    scores = pd.DataFrame({"measure": ["time", "time"], "optimizer": ["A", "B"], "score": [0.75, 0.5]})
+    profile = pd.DataFrame({"measure": ["time"] * 4 + ["metric"] * 4, "optimizer": ["A", "A", "B", "B"] * 2,
+                            "tau": [1.0, 4.0] * 4, "fraction": [0.5, 1.0, 0.5, 0.5] * 2})
+    scores = pd.DataFrame({"measure": ["time", "time", "metric", "metric"], "optimizer": ["A", "B", "A", "B"],
+                           "score": [0.75, 0.5, 1.0, 0.9]})
     ranks = summary[["problem", "optimizer", "rank"]].assign(rank_low=1, rank_high=2)
     runs = seeds[["problem", "optimizer", "seed"]].assign(
-        dataset=lambda f: f["problem"].map({"cls": "digits", "digits-vae": "mnist"}),
+        dataset=lambda f: f["problem"].map({"cls": "cifar10", "digits-vae": "mnist"}),
         model=lambda f: f["problem"].map({"cls": "resnet18_cifar", "digits-vae": "vae"}), width=8, train_images=100,
-        test_images=50, matches_config=True, differences="")
+        test_images=50, epochs=2, matches_config=True, differences="")
     cost = pd.DataFrame([{"optimizer": "all", "unit": "CPU core", "device": "cpu", "runs": 8, "epochs": 16, "share": 1,
                           "device_seconds": 360.0, "startup_device_seconds_per_run": 2.0,
                           "device_seconds_per_epoch": 20.0, "samples_per_second": 100.0}])
@@ -325,10 +312,12 @@ def study_tables(names=("cls", "digits-vae")) -> dict:
                                               "compared": ["A, B"], "measured": ["-"], "verdict": ["not tested"]}),
               "tune_trials": trials, "tune_selection": trials[trials["selected"]].assign(at_edge=""),
               "budget_curves": trials.assign(k=trials["trial"] + 1, expected_best=trials["score"], rank=1),
-              "rankings": summary[["problem", "optimizer"]].assign(rank_default=[1, 2, 2, 1], rank_tuned=[1, 2, 2, 1],
-                                                                   final_default=summary["final"],
-                                                                   final_tuned=summary["final"]),
+              "rankings": summary[["problem", "optimizer"]].assign(  # A alone was tuned
+                  rank_default=[1, 2, 2, 1], rank_tuned=[1, np.nan, 1, np.nan], final_default=summary["final"],
+                  final_tuned=(summary["final"] - 0.01).where(summary["optimizer"] == "A")),
               "tuned_claims": pd.DataFrame(columns=["problem", "claim", "verdict"]),
+              "tuned_runs": runs[runs["optimizer"] == "A"].assign(train_images=80),
+              "focus": pd.DataFrame(columns=FOCUS_COLUMNS), "tuned_focus": pd.DataFrame(columns=FOCUS_COLUMNS),
               "tuned_optimizer_summary": summary, "tuned_seed_summary": seeds}
     return {name: frame[frame["problem"].isin(names)] if "problem" in frame else frame
             for name, frame in tables.items()}
@@ -356,7 +345,7 @@ def render_study(root, names=("cls", "digits-vae")):
     executed, page = root / "study.ipynb", root / "study.html"
     report.render(report.TEMPLATES.parent / "study.ipynb", executed, page,
                   {"plan_file": str(root / "plan.json"), "tables_dir": str(root / "tables"),
-                   "figures_dir": str(root / "figures")}, title="A study of two problems")
+                   "figures_dir": str(root / "figures"), "report_dir": str(root)}, title="A study of two problems")
     return executed, page.read_text()
 
 
@@ -365,26 +354,27 @@ def test_the_notebook_reports_each_problem_in_its_own_metric(tmp_path):
 
     executed, html = render_study(tmp_path)
     body = html.split("<body")[1]
-    answer, setup = body.index("The answer"), body.index("Setup: the runs of this study")
-    assert "Performance-profile score by time to target" in body[answer:setup]
-    assert "<strong>digits / VAE</strong> (final test negative ELBO, lower is better): best <strong>B</strong>" \
-        in body[answer:setup]
-    assert "The article's claims, checked" in body and "Judged on digits / ResNet18" in body
-    assert "The article's 1 claims (judged on digits / ResNet18)" in body[answer:setup]
-    # every output of the VAE's own sections (training, tuning): its metric and direction, never accuracy
+    answer, details = body.index("The answer"), body.index('id="per-problem"')
+    assert "Performance-profile score by final primary metric" in body[answer:details]
+    assert ("<strong>digits-vae (digits (MNIST format), vae)</strong> (final test negative ELBO, lower is better; "
+            "mean over 2 seeds, 95% interval): best <strong>B</strong>") in body[answer:details]
+    assert "The article's claims, checked" in body and "Judged on cls (digits (CIFAR-10 format)" in body
+    assert "The article's 1 claims here: 1 not tested" in body[answer:details]
+    assert body.index('id="per-problem"') < body.index('id="tuned"') < body.index('id="descent"') < body.index(
+        'id="cost"') < body.index('id="setup"')  # the details, in the issue's order
+    assert "…" not in re.sub(r'src="data:image/png;base64,[^"]*"', "", body)  # no table cut off
+    # every output of the VAE's own section: its metric and direction, never accuracy
     checked = []
     for cell in nbformat.read(executed, as_version=4).cells:
-        texts = ["".join(str(v) for v in o.get("data", {}).values()) for o in cell.get("outputs", [])]
-        vae = [i for i, t in enumerate(texts) if "digits / VAE" in t and ("## " in t or "### " in t)]
-        if vae and cell.source.startswith(("display(*sections.training_sections", "display(*sections.tuning_sections")):
-            own = " ".join(texts[vae[0]:])
-            assert "negative ELBO" in own and "lower is better" in own
-            assert "accuracy" not in own.lower() and "final_test_acc" not in own
-            assert own.count("<img") == (4 if "training" in cell.source else 3)
-            checked.append(cell.source)
-    assert checked == ["display(*sections.training_sections(plan, tables, figures_dir))",
-                       "display(*sections.tuning_sections(plan, tables, figures_dir))"]
-    assert len(re.findall(r'<img alt="', html)) == 2 + 2 * 4 + 2 * 3 + 2  # profile, ranks; per problem; descent
+        outputs = ["".join(str(v) for v in o.get("data", {}).values()) for o in cell.get("outputs", [])]
+        for text in outputs:
+            if text.startswith("<details><summary><strong>digits-vae</strong>"):
+                assert "negative ELBO" in text and "lower is better" in text and "accuracy" not in text.lower()
+                assert text.count("<img") == 4
+                checked.append(cell.source)
+    assert checked == ["display(*sections.problem_sections(plan, tables, figures_dir, links))"]
+    # headline and all profiles, ranks; per problem 4 training and 3 tuning figures; Ackley's views and runs
+    assert len(re.findall(r'<img alt="', html)) == 3 + 2 * 4 + 2 * 3 + 2
 
 
 def test_primary_metric_reads_an_unbounded_end_written_as_null():
@@ -403,8 +393,8 @@ def test_a_report_of_one_vae_problem_never_says_accuracy(tmp_path):
     _, html = render_study(tmp_path, ["digits-vae"])
     text = re.sub(r'src="data:image/png;base64,[^"]*"', "", html.split("<body")[1])
     assert "accuracy" not in text.lower() and "_acc" not in text
-    answer, setup = text.index("The answer"), text.index("Setup: the runs of this study")
-    assert "<li>rank 1: <strong>B</strong>: 101.0000 [100.9990, 101.0010] over 2 seed(s)</li>" in text[answer:setup]
-    assert "Final test negative ELBO, lower is better" in text[answer:setup]
+    answer, details = text.index("The answer"), text.index('id="per-problem"')
+    assert "best <strong>B</strong> 101.0000 [100.9990, 101.0010]" in text[answer:details]
+    assert "<li>rank 1: <strong>B</strong>: 101.0000 [100.9990, 101.0010] over 2 seed(s)</li>" in text[details:]
     assert "Performance-profile" not in text and "claims" not in text  # one problem; no claims judged
     assert len(re.findall(r'<img alt="', html)) == 4 + 3 + 2  # its training and tuning figures; descent

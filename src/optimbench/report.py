@@ -145,24 +145,10 @@ def problem_answer(summary: pd.DataFrame, title: str, metric: Metric, confidence
     best = ordered.iloc[0]
     tied = ordered[(ordered["rank"] > 1) & ~ordered["separated_from_best"].astype(bool)]["optimizer"].tolist()
     return (f"- **{title}** (final {metric_phrase(metric)}; mean over {int(best.seeds)} seeds, {confidence:.0%} "
-            f"interval): best **{best.optimizer}** {labels.number(best.final)} {_ci(best.final_ci_low, best.final_ci_high)}"
+            f"interval): best **{best.optimizer}** {labels.number(best.final)} "
+            f"{_ci(best.final_ci_low, best.final_ci_high)}"
             + (f"; the seeds cannot separate it from {', '.join(tied)}." if tied
                else "; the seeds separate it from every other optimizer."))
-
-
-def claims_summary(claims: pd.DataFrame, titles: dict | None = None) -> str:
-    """How many of the article's claims hold, are contradicted or are inconclusive, on which problem (its
-    title from `titles`, else its name), then each verdict."""
-    if claims.empty:
-        return "No claims were checked."
-    counts = claims["verdict"].value_counts()
-    head = ", ".join(f"{counts.get(v, 0)} {v}" for v in ("holds", "contradicted", "inconclusive", "not tested")
-                     if counts.get(v, 0))
-    judged = [(titles or {}).get(p, p) for p in dict.fromkeys(claims["problem"])] if "problem" in claims else []
-    on = f" (judged on {', '.join(judged)})" if judged else ""
-    lines = [f"- *{row.verdict}*: {row.claim}" for row in claims.itertuples()]
-    return f"The article's {len(claims)} claims{on}: {head}.\n\n" + "\n".join(lines)
-
 
 
 def training_conclusion(summary: pd.DataFrame, metric: Metric, confidence: float = 0.95) -> str:
@@ -291,10 +277,12 @@ def focus_lines(focus: pd.DataFrame, problems: dict[str, StudyProblem], confiden
                      f"seeds each): against the best baseline **{best.baseline}**, {name} is **{best.verdict}**: "
                      f"{name} − {best.baseline} = {_difference(best)} (p = {best.p_value:.2g}).")
         others = rows[~rows["best_baseline"].astype(bool)]
-        for word, text in (("better", "better than"), ("worse", "worse than"), ("inconclusive", "inconclusive against")):
+        for word, text in (("better", "better than"), ("worse", "worse than"),
+                           ("inconclusive", "inconclusive against")):
             chosen = others[others["verdict"] == word]
             if len(chosen):
-                lines.append(f"  - {text} " + "; ".join(f"{r.baseline} ({_difference(r)})" for r in chosen.itertuples()))
+                lines.append(f"  - {text} "
+                             + "; ".join(f"{r.baseline} ({_difference(r)})" for r in chosen.itertuples()))
     return (f"**{name} against the field** — per problem, {name}'s mean final value minus each other optimizer's, in "
             f"the metric's unit, with its {confidence:.0%} Welch interval; better / worse when the two-sided Welch "
             f"test rejects equal means at {1 - confidence:.0%} (the interval leaves out 0), else inconclusive:\n\n"
@@ -311,7 +299,8 @@ def profile_conclusion(scores: pd.DataFrame, n_problems: int, focus: str | None 
     if group.empty:
         return "No performance profile was computed."
     ordered = group.sort_values(["score", "optimizer"], ascending=[False, True]).reset_index(drop=True)
-    parts = [f"{f'**{r.optimizer}**' if i == 0 else r.optimizer} {r.score:.2f}" for i, r in enumerate(ordered.itertuples())]
+    parts = [f"{f'**{r.optimizer}**' if i == 0 else r.optimizer} {r.score:.2f}"
+             for i, r in enumerate(ordered.itertuples())]
     lead = ""
     if focus is not None and (ordered["optimizer"] == focus).any():
         place = int(ordered.index[ordered["optimizer"] == focus][0])
@@ -438,10 +427,12 @@ def tuning_summary(rankings: pd.DataFrame, default_claims: pd.DataFrame, tuned_c
     names = ", ".join(sorted(tuned["optimizer"]))
     name = labels.metric_label(metric.name)
     best_tuned, best_default = _best_of(tuned, "final_tuned", metric), _best_of(tuned, "final_default", metric)
-    lines = [f"- Among the tuned optimizers ({names}), final {metric_phrase(metric)}: best tuned **{best_tuned.optimizer}** "
-             f"({labels.number(best_tuned.final_tuned)} {_ci(best_tuned.get('final_ci_low_tuned'), best_tuned.get('final_ci_high_tuned'))}); "
-             f"the same optimizers at default settings: best **{best_default.optimizer}** "
-             f"({labels.number(best_default.final_default)} {_ci(best_default.get('final_ci_low_default'), best_default.get('final_ci_high_default'))})"
+    tuned_ci = _ci(best_tuned.get("final_ci_low_tuned"), best_tuned.get("final_ci_high_tuned"))
+    default_ci = _ci(best_default.get("final_ci_low_default"), best_default.get("final_ci_high_default"))
+    lines = [f"- Among the tuned optimizers ({names}), final {metric_phrase(metric)}: best tuned "
+             f"**{best_tuned.optimizer}** ({labels.number(best_tuned.final_tuned)} {tuned_ci}); the same optimizers "
+             f"at default settings: best **{best_default.optimizer}** ({labels.number(best_default.final_default)} "
+             f"{default_ci})"
              + (" — tuning did not change which of them is best." if best_tuned.optimizer == best_default.optimizer
                 else " — tuning changed which of them is best.")]
     for row in tuned.sort_values("optimizer").itertuples():

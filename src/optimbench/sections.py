@@ -28,7 +28,6 @@ from optimbench.plan import Plan
 from optimbench.report import (
     HEADLINE,
     MEASURES,
-    claims_summary,
     cost_conclusion,
     data_words,
     default_title,
@@ -42,8 +41,8 @@ from optimbench.report import (
     other_measures,
     problem_answer,
     problem_intro,
-    problem_title,
     problem_ranks_text,
+    problem_title,
     profile_conclusion,
     ran_sentence,
     ranking,
@@ -162,7 +161,7 @@ def details(summary: str, parts, opened: bool = False) -> Html:
 
 
 def heading(text: str, anchor: str, level: int = 2) -> Html:
-    return Html(f'<h{level} id="{anchor}">{html.escape(text)}</h{level}>')
+    return Html(f'<h{level} id="{anchor}">{html.escape(text, quote=False)}</h{level}>')
 
 
 def headings(plan: Plan, runs: pd.DataFrame) -> dict[str, str]:
@@ -233,7 +232,8 @@ def answer(plan: Plan, tables, figures_dir, links: Links | None = None) -> list:
     parts.append(Markdown("**Per problem.**\n\n" + _problem_lines(plan, tables)))
     if len(plan.problems) > 1:
         parts += _across_problems(plan, tables, figures_dir, links)
-    shown = [a for a in CONTENTS if a != "tuned" or plan.tune] 
+    absent = {"tuned": not plan.tune, "claims": tables["article_claims"].empty}
+    shown = [a for a in CONTENTS if not absent.get(a)]
     parts.append(Markdown("Details: " + " · ".join(f"[{CONTENTS[a]}](#{a})" for a in shown)))
     return parts
 
@@ -297,9 +297,11 @@ def tuning_sections(plan: Plan, tables, figures_dir, links: Links | None = None)
                  Markdown(f"Default and tuned final {metric_phrase(p.primary)} (tuned columns: tuned optimizers "
                           "only; the ranks of each column are among its own optimizers):"),
                  table(for_problem(tables["rankings"], name), links.table("rankings"))]
-        inner += [Markdown("The article's claims, judged on the tuned runs:"), table(judged)] if not judged.empty else []
+        if not judged.empty:
+            inner += [Markdown("The article's claims, judged on the tuned runs:"), table(judged)]
         inner += [Markdown("Every trial:"), table(trials, links.table("tune_trials"))]
-        parts += [Markdown(f"**{problem_title(p)}**\n\n{summary}" + (f"\n\nTuned against tuned: {focus}" if focus else "")),
+        tuned_focus = f"\n\nTuned against tuned: {focus}" if focus else ""
+        parts += [Markdown(f"**{problem_title(p)}**\n\n{summary}{tuned_focus}"),
                   details(f"{p.name}: the selection, figures, rankings and every trial", inner)]
     return parts
 
