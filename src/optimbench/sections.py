@@ -128,9 +128,12 @@ def _figures(pairs) -> list[Html]:
 
 
 def _cell(value) -> str:
+    """A table cell: numbers as the report prints them (4 decimals; a small one such as a learning rate with 3
+    significant digits); a short text kept on one line, a long one wrapped."""
     if isinstance(value, float):
-        return labels.number(value)
-    return "" if value is None else str(value)
+        return f"{value:.3g}" if value and abs(value) < 0.01 else labels.number(value)
+    text = "" if value is None else str(value)
+    return text.replace(" ", "\u00a0") if len(text) <= 30 else text
 
 
 def table(frame: pd.DataFrame, csv: str | None = None, height: int = TABLE_HEIGHT) -> Html:
