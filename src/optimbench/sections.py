@@ -62,10 +62,10 @@ TABLE_HEIGHT = 420  # px: a longer table scrolls inside its box
 
 
 class Markdown(str):
-    """Markdown text the notebook displays (IPython renders an object by its _repr_markdown_)."""
+    """Markdown text the notebook displays, rendered to HTML here (as_html: any raw HTML in it escaped)."""
 
-    def _repr_markdown_(self) -> str:
-        return str(self)
+    def _repr_html_(self) -> str:
+        return as_html(self)
 
     def _repr_pretty_(self, printer, cycle) -> None:  # the notebook's text/plain: not the text a second time
         printer.text("<Markdown>")
