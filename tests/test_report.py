@@ -216,7 +216,7 @@ def test_words_true_to_the_data():
     assert report.ran_sentence(runs) == ("**What ran**: 2 problems × 2 optimizers × 1 seed = 4 training runs of 1 "
                                          "epoch each, as their run.json recorded.")
     runs["epochs"] = [3, 3, 1, 1]  # per-problem epochs: each said
-    assert report.ran_sentence(runs).endswith("4 training runs of 3 epochs (p), 1 epochs (q), as their run.json "
+    assert report.ran_sentence(runs).endswith("4 training runs of 3 epochs (p), 1 epoch (q), as their run.json "
                                               "recorded.")
     problem = StudyProblem.from_summary("digits-resnet18", {**CLS_ENTRY, "dataset": "cifar10", "data_source": "digits",
                                                             "model": "resnet18_cifar", "width": 8})

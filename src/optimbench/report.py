@@ -112,7 +112,8 @@ def ran_sentence(runs: pd.DataFrame) -> str:
         each = " or ".join(map(str, epochs.iloc[0]))
         of = f"of {each} epoch{'' if epochs.iloc[0] == [1] else 's'} each"
     else:
-        of = "of " + ", ".join(f"{' or '.join(map(str, e))} epochs ({p})" for p, e in epochs.items())
+        of = "of " + ", ".join(f"{' or '.join(map(str, e))} epoch{'' if e == [1] else 's'} ({p})"
+                               for p, e in epochs.items())
     return (f"**What ran**: {_count(counts[0], 'problem')} × {_count(counts[1], 'optimizer')} × "
             f"{_count(counts[2], 'seed')} = {len(runs)} training runs {of}, as their run.json recorded.")
 
