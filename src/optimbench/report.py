@@ -93,7 +93,8 @@ def default_title(problems: dict[str, StudyProblem], optimizers, functions=()) -
     """The report's title when report.title is null: what the study compared, on what."""
     data = list(dict.fromkeys(data_words(p.dataset, p.data_source) for p in problems.values() if p.dataset))
     names = ", ".join(problems) + (f" ({'; '.join(data)})" if data else "")
-    also = f" and the {', '.join(functions)} function{'s' if len(functions) > 1 else ''}" if functions else ""
+    names_of = ", ".join(f.capitalize() for f in functions)
+    also = f" and the {names_of} function{'s' if len(functions) > 1 else ''}" if functions else ""
     return f"optimbench: {len(optimizers)} optimizers on {names}{also}"
 
 

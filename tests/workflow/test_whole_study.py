@@ -101,7 +101,7 @@ def test_report_opens_with_the_answer_and_holds_the_numbers(study):
     title = re.search(r"<title>(.*?)</title>", html).group(1)
     # report.title is null: the default title follows the study's problems (not a temp name)
     assert title == ("optimbench: 4 optimizers on digits-resnet18, digits-vae (digits (CIFAR-10 format); digits "
-                     "(MNIST format)) and the ackley function")
+                     "(MNIST format)) and the Ackley function")
     # the headline, every profile and the ranks; per problem four training and three tuning figures; Ackley
     pngs = embedded_pngs(html)
     assert len(pngs) == 3 + len(PROBLEMS) * (4 + 3) + 2
