@@ -127,7 +127,7 @@ def test_train_figures_writes_exactly_the_declared_files(drawn):
     assert sorted(str(p.relative_to(tmp_path / "fig")) for p in declared) == sorted(
         [f"{p}/{n}.{e}" for p in ("cls", "vae") for n in ("curves", "final_metric", "generalisation_gap",
                                                            "time_to_target") for e in ("png", "svg")]
-        + [f"{n}.{e}" for n in ("performance_profile", "ranks") for e in ("png", "svg")])
+        + [f"{n}.{e}" for n in ("headline_profile", "performance_profile", "ranks") for e in ("png", "svg")])
     for path in written:
         assert path.stat().st_size > 5000
     assert "<svg" in (tmp_path / "fig" / "cls" / "curves.svg").read_text()[:500]
@@ -195,23 +195,43 @@ def test_a_lower_is_better_problem_draws_its_own_metric_and_direction(drawn):
 def test_profile_steps_are_the_profile_table(drawn):
     _, _, figures, _, profile = drawn
     axes = figures["performance_profile"].axes
-    assert [ax.get_title() for ax in axes] == ["time to target (ratio to the fastest)",
-                                               "final primary metric (ratio to the best)"]
-    for ax, measure in zip(axes, ("time", "metric")):
+    assert [ax.get_title() for ax in axes] == ["final primary metric (ratio to the best)",
+                                               "seconds to target (ratio to the fastest)"]
+    for ax, measure in zip(axes, ("metric", "time")):
         assert ax.get_xscale() == "log"
+        ax.figure.canvas.draw()
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "1.25", "1.5", "2", "3", "4"]  # not a lone 1
         for line in ax.get_lines():
             optimizer = line.get_label().split(" ")[0]
             rows = profile[(profile["measure"] == measure) & (profile["optimizer"] == optimizer)]
             assert line.get_drawstyle() == "steps-post"
             np.testing.assert_allclose(line.get_xdata(), rows["tau"])
             np.testing.assert_allclose(line.get_ydata(), rows["fraction"])
-    assert sorted(ln.get_label() for ln in axes[0].get_lines()) == ["A (score 1.00)", "B (score 0.33)"]
+    assert sorted(ln.get_label() for ln in axes[1].get_lines()) == ["A (score 1.00)", "B (score 0.33)"]
+    # the headline: the final primary metric alone
+    [headline] = figures["headline_profile"].axes
+    assert headline.get_title() == "final primary metric (ratio to the best)" and len(headline.get_lines()) == 2
+
+
+def test_the_focus_optimizer_is_drawn_first_and_thick(tmp_path):
+    profile = pd.DataFrame({"measure": "metric", "optimizer": ["A", "A", "B", "B"], "tau": [1, 4] * 2,
+                            "fraction": [1, 1, 0.5, 1]})
+    scores = pd.DataFrame({"measure": "metric", "optimizer": ["A", "B"], "score": [1.0, 0.8]})
+    kept = {}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(plots, "save", lambda fig, stem, formats=("png", "svg"): kept.setdefault("fig", fig) and [])
+        plots.headline_profile(profile, scores, {"A": "red", "B": "blue"}, tmp_path / "h", 2, focus="B")
+    ax = kept["fig"].axes[0]
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == ["B (score 0.80)", "A (score 1.00)"]
+    widths = {ln.get_label().split()[0]: ln.get_linewidth() for ln in ax.get_lines()}
+    assert widths["B"] > widths["A"]
 
 
 def test_rank_figure_draws_each_rank_and_its_range(drawn):
     figures = drawn[2]
     ax = figures["ranks"].axes[0]
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["digits / ResNet18", "digits / VAE"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["cls", "vae"]  # the problems' names
     by = {c.get_label(): c for c in ax.containers}
     assert list(by["B"].lines[0].get_ydata()) == [2, 1]
     bars = {o: [tuple(s[:, 1]) for s in by[o].lines[2][0].get_segments()] for o in ("A", "B")}

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from optimbench import plots, report
+from optimbench.focus import FOCUS_COLUMNS
 from optimbench.metrics import Metric
 from optimbench.plan import Plan
 from optimbench.runs import StudyProblem, TuneStage
@@ -36,10 +37,6 @@ def summary():
         "separated_from_best": [False, False, True], "best": [0.92, 0.93, 0.1]})
 
 
-def claims():
-    return pd.DataFrame({"claim": ["a", "b", "c", "d"], "verdict": ["holds", "holds", "contradicted", "not tested"]})
-
-
 def vae_summary():
     """A lower-is-better problem: Adam's 98 nats beat SGD's 120; Boom diverged (scored ∞)."""
     return pd.DataFrame({
@@ -63,9 +60,9 @@ def test_ranking_lists_every_optimizer_with_its_interval():
     lines = text.splitlines()[2:]
     assert lines == ["- rank 1: **Adam**: 0.9100 [0.8800, 0.9400] over 3 seed(s)",
                      "- rank 2: **SGD**: 0.9000 [0.8500, 0.9500] over 3 seed(s) — "
-                     "not separated from the best by these seeds",
+                     "the seeds cannot separate it from the best",
                      "- rank 3: **Boom**: 0.0000 [0.0000, 0.0000] over 3 seed(s), **3 diverged** (scored 0.0000) — "
-                     "below the best"]
+                     "worse than the best (the seeds separate them)"]
 
 
 def test_a_vae_problem_speaks_of_negative_elbo_lower_is_better_and_never_of_accuracy():
@@ -78,14 +75,17 @@ def test_a_vae_problem_speaks_of_negative_elbo_lower_is_better_and_never_of_accu
         assert "accuracy" not in text.lower(), name
     assert texts["ranking"].splitlines()[2:] == [
         "- rank 1: **Adam**: 98.0000 [95.5000, 100.5000] over 3 seed(s)",
-        "- rank 2: **SGD**: ∞ [∞, ∞] over 3 seed(s), **1 diverged** (scored ∞) — below the best",
-        "- rank 3: **Boom**: ∞ [∞, ∞] over 3 seed(s), **3 diverged** (scored ∞) — below the best"]
+        "- rank 2: **SGD**: ∞ [∞, ∞] over 3 seed(s), **1 diverged** (scored ∞) — worse than the best (the seeds "
+        "separate them)",
+        "- rank 3: **Boom**: ∞ [∞, ∞] over 3 seed(s), **3 diverged** (scored ∞) — worse than the best (the seeds "
+        "separate them)"]
     # the best epoch is the lowest value: SGD's 96.5 before it diverged, not Boom's ∞
     assert "Best test negative ELBO at any epoch (mean over seeds of each run's best epoch): **SGD** (96.5000)." \
         in texts["conclusion"]
     assert "Worst: **Boom** (∞)" in texts["conclusion"] and "SGD (1 of 3), Boom (3 of 3)" in texts["conclusion"]
-    assert texts["answer"] == ("- **digits / VAE** (final test negative ELBO, lower is better): best **Adam** "
-                               "(98.0000 [95.5000, 100.5000]); separated from every other.")
+    assert texts["answer"] == ("- **digits / VAE** (final test negative ELBO, lower is better; mean over 3 seeds, 95% "
+                               "interval): best **Adam** 98.0000 [95.5000, 100.5000]; the seeds separate it from "
+                               "every other optimizer.")
     assert "target: test negative ELBO ≤ 120" in texts["intro"] and "scores ∞ in test negative ELBO" in texts["intro"]
     columns = report.summary_columns(vae_summary().assign(final_test_kl=1.0, final_test_kl_ci_low=0.5))
     assert columns[:6] == ["rank", "optimizer", "seeds", "divergences", "metric", "final"]
@@ -97,12 +97,18 @@ def test_profile_and_ranks_across_problems():
                            "score": [0.25, 0.75, 1.0, 0.5]})
     ranks_summary = pd.DataFrame({"optimizer": ["Adam", "SGD"], "mean_rank": [1.5, 1.5], "first": [1, 1],
                                   "possibly_first": [2, 1], "problems": [2, 2]})
-    lines = report.profile_conclusion(scores, ranks_summary, 2).splitlines()
-    assert lines[0].startswith("- Performance-profile score by time to target (") and lines[0].endswith(
+    # the headline: the final primary metric's profile (report.HEADLINE), best first; with a focus, its place
+    headline = report.profile_conclusion(scores, 2)
+    assert headline.startswith("Performance-profile score by final primary metric over the 2 problems (area under")
+    assert "higher is better" in headline and headline.endswith("): **SGD** 1.00, Adam 0.50.")
+    assert report.profile_conclusion(scores, 2, focus="Adam").endswith(
+        "): Adam scores 0.50, place 2 of 2. **SGD** 1.00, Adam 0.50.")
+    lines = report.other_measures(scores, ranks_summary, 2).splitlines()
+    assert lines[0].startswith("- Performance-profile score by seconds to target") and lines[0].endswith(
         "): **Adam** 0.75, SGD 0.25.")
-    assert lines[1].endswith("): **SGD** 1.00, Adam 0.50.")
-    assert lines[2] == ("- Mean rank over the 2 problems (1 = best): **Adam** 1.50 (first on 1, possibly first on 2), "
-                        "SGD 1.50 (first on 1, possibly first on 1).")
+    assert lines[1].startswith("- Mean rank over the 2 problems (1 = best, lower is better;") and lines[1].endswith(
+        "): Adam 1.50 (first on 1, possibly first on 2), SGD 1.50 (first on 1, possibly first on 1).")
+    assert len(lines) == 2  # no epochs measure in this table: no line for it
     ranks = pd.DataFrame({"problem": ["digits-vae", "digits-vae", "cls", "cls"],
                           "optimizer": ["Adam", "SGD", "SGD", "Adam"],
                           "rank": [1, 2, 1, 2], "rank_low": [1, 1, 1, 2], "rank_high": [2, 2, 1, 2]})
@@ -110,19 +116,6 @@ def test_profile_and_ranks_across_problems():
     assert report.problem_ranks_text(ranks, problems).splitlines()[2:] == [
         "- digits / ResNet18 (test accuracy, higher is better): SGD 1, Adam 2.",
         "- digits / VAE (test negative ELBO, lower is better): Adam 1 (could be 1–2), SGD 2 (could be 1–2)."]
-
-
-def test_claims_name_their_problem():
-    text = report.claims_summary(claims().assign(problem="digits-resnet18"))
-    assert text.startswith("The article's 4 claims (judged on digits-resnet18): 2 holds")
-    text = report.claims_summary(claims().assign(problem="digits-resnet18"), {"digits-resnet18": "digits / ResNet18"})
-    assert text.startswith("The article's 4 claims (judged on digits / ResNet18): 2 holds")
-
-
-def test_claims_summary_counts_each_verdict():
-    text = report.claims_summary(claims())
-    assert text.startswith("The article's 4 claims: 2 holds, 1 contradicted, 0 inconclusive, 1 not tested.")
-    assert "- *contradicted*: c" in text
 
 
 def test_cost_projects_the_article_study_from_start_up_and_epochs():
@@ -161,18 +154,33 @@ def test_study_heading_names_the_data_and_model_the_runs_used():
     assert report.study_heading(runs) == "digits, resnet18_cifar (width 8, 1,347 training / 450 test examples)"
 
 
-def test_tuning_summary_says_whether_tuning_changed_the_answer():
-    rankings = pd.DataFrame({"optimizer": ["SGD", "Adam"], "rank_default": [2.0, 1.0], "rank_tuned": [1.0, 2.0],
-                             "final_default": [0.80, 0.85], "final_tuned": [0.90, 0.86]})
+def test_tuning_summary_compares_tuned_with_tuned_and_each_with_its_own_default():
+    """Only SGD and Adam were tuned; AdamW (untuned) is the best at default settings and never enters the
+    statement. The tuned runs trained on fewer images (a validation split held out): the summary says so."""
+    nan = float("nan")
+    rankings = pd.DataFrame({"optimizer": ["SGD", "Adam", "AdamW"], "rank_default": [3.0, 2.0, 1.0],
+                             "rank_tuned": [1.0, 2.0, nan], "final_default": [0.80, 0.85, 0.95],
+                             "final_ci_low_default": [0.78, 0.83, 0.93], "final_ci_high_default": [0.82, 0.87, 0.97],
+                             "final_tuned": [0.90, 0.84, nan], "final_ci_low_tuned": [0.88, 0.80, nan],
+                             "final_ci_high_tuned": [0.92, 0.88, nan]})
     default = pd.DataFrame({"claim": ["a", "b", "c"], "verdict": ["holds", "contradicted", "holds"]})
     tuned = pd.DataFrame({"claim": ["a", "b", "c"], "verdict": ["holds", "holds", "not tested"]})
     selection = pd.DataFrame({"optimizer": ["SGD", "Adam"], "at_edge": ["lr=1 (highest tried)", ""]})
-    lines = report.tuning_summary(rankings, default, tuned, selection, ACC).splitlines()
-    assert lines[0] == ("- Best after tuning: **SGD** (test accuracy 0.9000); at default settings: **Adam** (0.8500; "
-                        "higher is better) — tuning changed the winner.")
-    assert lines[1] == ("- The article's claims tested both ways: 1 of 2 verdicts change with tuning: b: contradicted "
-                        "→ holds (1 claim(s) name optimizers this tuned study did not run.)")
-    assert lines[2] == "- **Selected at the edge of the search range** (widen it): SGD lr=1 (highest tried)"
+    default_runs = pd.DataFrame({"optimizer": ["SGD", "Adam", "AdamW"], "train_images": [1348, 1348, 1348]})
+    tuned_runs = pd.DataFrame({"optimizer": ["SGD", "Adam"], "train_images": [1048, 1048]})
+    lines = report.tuning_summary(rankings, default, tuned, selection, ACC, default_runs, tuned_runs).splitlines()
+    assert lines[0] == ("- Among the tuned optimizers (Adam, SGD), final test accuracy, higher is better: best tuned "
+                        "**SGD** (0.9000 [0.8800, 0.9200]); the same optimizers at default settings: best **Adam** "
+                        "(0.8500 [0.8300, 0.8700]) — tuning changed which of them is best.")
+    assert "AdamW" not in "\n".join(lines)  # never compared: it was not tuned
+    assert lines[1] == ("- Adam: tuned 0.8400 against its default 0.8500: test accuracy lower (worse) by 0.0100 "
+                        "(see the intervals in the table below).")
+    assert lines[2].startswith("- SGD: tuned 0.9000 against its default 0.8000: test accuracy higher (better) by "
+                               "0.1000")
+    assert lines[3].startswith("- The tuned runs trained on 1,048 images, the default runs on 1,348")
+    assert lines[4] == ("- The article's claims tested both ways: 1 of 2 verdicts change with tuning: b: contradicted "
+                        "→ holds")
+    assert lines[5] == "- **Selected at the edge of the search range** (widen it): SGD lr=1 (highest tried)"
 
 
 def test_tuning_a_vae_problem_without_claims():
@@ -181,8 +189,14 @@ def test_tuning_a_vae_problem_without_claims():
     empty = pd.DataFrame(columns=["problem", "claim", "verdict"])
     text = report.tuning_summary(rankings, empty, empty, pd.DataFrame({"optimizer": ["SGD"], "at_edge": [""]}),
                                  NEG_ELBO)
-    assert text == ("- Best after tuning: **SGD** (test negative ELBO 100.0000); at default settings: **SGD** "
-                    "(110.0000; lower is better) — tuning did not change the winner.")
+    assert text.splitlines() == [
+        "- Among the tuned optimizers (Adam, SGD), final test negative ELBO, lower is better: best tuned **SGD** "
+        "(100.0000 (one seed: no interval)); the same optimizers at default settings: best **SGD** (110.0000 (one "
+        "seed: no interval)) — tuning did not change which of them is best.",
+        "- Adam: tuned 104.0000 against its default 130.0000: test negative ELBO lower (better) by 26.0000 (see the "
+        "intervals in the table below).",
+        "- SGD: tuned 100.0000 against its default 110.0000: test negative ELBO lower (better) by 10.0000 (see the "
+        "intervals in the table below)."]  # no claims tested: no line about them (not "0 of 0")
     trials = pd.DataFrame({"optimizer": ["SGD"] * 3 + ["Adam"] * 3, "trial": [0, 1, 2] * 2})
     intro = report.tuning_intro(stage(), VAE, trials)
     assert intro.startswith("Each optimizer's search space was tried with 3 trials (sobol sampler) on a stratified "
@@ -191,6 +205,50 @@ def test_tuning_a_vae_problem_without_claims():
     ptb = StudyProblem.from_summary("ptb", {"primary": "test_perplexity", "target": 200.0, "kind": "language_model",
                                             "metrics": [{"name": "test_perplexity", "higher_is_better": False}]})
     assert "the data set's own validation stream" in report.tuning_intro(stage(), ptb, trials)
+
+
+def test_words_true_to_the_data():
+    assert report.data_words("cifar10", "digits") == "digits (CIFAR-10 format)"
+    assert report.data_words("cifar10", "download") == "CIFAR-10" and report.data_words("mnist", "digits") == \
+        "digits (MNIST format)"
+    runs = pd.DataFrame({"problem": ["p", "p", "q", "q"], "optimizer": ["A", "B", "A", "B"], "seed": 0,
+                         "epochs": [1, 1, 1, 1]})
+    assert report.ran_sentence(runs) == ("**What ran**: 2 problems × 2 optimizers × 1 seed = 4 training runs of 1 "
+                                         "epoch each, as their run.json recorded.")
+    runs["epochs"] = [3, 3, 1, 1]  # per-problem epochs: each said
+    assert report.ran_sentence(runs).endswith("4 training runs of 3 epochs (p), 1 epoch (q), as their run.json "
+                                              "recorded.")
+    problem = StudyProblem.from_summary("digits-resnet18", {**CLS_ENTRY, "dataset": "cifar10", "data_source": "digits",
+                                                            "model": "resnet18_cifar", "width": 8})
+    assert report.problem_title(problem) == "digits-resnet18 (digits (CIFAR-10 format), resnet18_cifar at width 8)"
+    assert report.default_title({"digits-resnet18": problem}, ["A", "B"], ["ackley"]) == (
+        "optimbench: 2 optimizers on digits-resnet18 (digits (CIFAR-10 format)) and the Ackley function")
+
+
+def focus_rows(problem, higher, rows):
+    return pd.DataFrame([{"problem": problem, "metric": "m", "higher_is_better": higher, "focus": "Mine",
+                          "baseline": b, "best_baseline": i == 0, "difference": d, "difference_ci_low": lo,
+                          "difference_ci_high": hi, "p_value": p, "verdict": v, "focus_seeds": 3}
+                         for i, (b, d, lo, hi, p, v) in enumerate(rows)])
+
+
+def test_focus_verdicts_say_the_direction_in_words():
+    acc = focus_rows("cls", True, [("Fast", -0.1, -0.12, -0.08, 0.001, "worse"),
+                                   ("Slow", 0.3, 0.28, 0.32, 0.0001, "better"),
+                                   ("Noisy", 0.05, -0.2, 0.3, 0.6, "inconclusive")])
+    vae = focus_rows("digits-vae", False, [("Tiny", 20.0, 18.0, 22.0, 0.001, "worse"),
+                                           ("Big", -30.0, -33.0, -27.0, 0.001, "better")])
+    problems = {"cls": StudyProblem.from_summary("cls", CLS_ENTRY), "digits-vae": VAE}
+    lines = report.focus_lines(pd.concat([acc, vae]), problems, 0.95).split("\n\n", 1)[1].splitlines()
+    assert lines == [
+        "- **digits / ResNet18** (final test accuracy, higher is better; 3 seeds each): against the best baseline "
+        "**Fast**, Mine is **worse**: Mine − Fast = −0.1000 [−0.1200, −0.0800], lower (worse) (p = 0.001).",
+        "  - better than Slow (+0.3000 [+0.2800, +0.3200], higher (better))",
+        "  - inconclusive against Noisy (+0.0500 [−0.2000, +0.3000], higher (better))",
+        "- **digits / VAE** (final test negative ELBO, lower is better; 3 seeds each): against the best baseline "
+        "**Tiny**, Mine is **worse**: Mine − Tiny = +20.0000 [+18.0000, +22.0000], higher (worse) (p = 0.001).",
+        "  - better than Big (−30.0000 [−33.0000, −27.0000], lower (better))"]
+    assert report.focus_lines(acc.iloc[0:0], problems, 0.95) == ""  # no focus: nothing said
 
 
 # ---------------------------------------------------------------- the notebook, executed on hand-made tables
@@ -209,7 +267,7 @@ def study_plan(names=("cls", "digits-vae"), tune=True) -> Plan:
                 "problems": {name: problems[name] for name in names},
                 "train": {"optimizers": ["A", "B"], "seeds": [0, 1], "epochs": 2, "batch_size": 64,
                           "lr_schedule": None}}
-    tuning = stage(select_by="final_val", sampler="grid", validation_size=100,
+    tuning = stage(optimizers=["A"], select_by="final_val", sampler="grid", validation_size=100,
                    spaces={"A": {"lr": {"low": 1e-3, "high": 1e-1}}}) if tune else None
     return Plan.from_json(Plan("results", {}, {}, [], [], settings, tuning).to_json())
 
@@ -228,14 +286,15 @@ def study_tables(names=("cls", "digits-vae")) -> dict:
     stats = pd.DataFrame([{"problem": p, "optimizer": o, "epoch": e, "metric": m, "mean": 1.0 + e,
                            "ci_low": 0.5 + e, "ci_high": 1.5 + e}
                           for p, info in problems.items() for o in ("A", "B") for e in (1, 2) for m in info.metrics])
-    profile = pd.DataFrame({"measure": "time", "optimizer": ["A", "A", "B", "B"], "tau": [1.0, 4.0] * 2,
-                            "fraction": [0.5, 1.0, 0.5, 0.5]})
-    scores = pd.DataFrame({"measure": ["time", "time"], "optimizer": ["A", "B"], "score": [0.75, 0.5]})
+    profile = pd.DataFrame({"measure": ["time"] * 4 + ["metric"] * 4, "optimizer": ["A", "A", "B", "B"] * 2,
+                            "tau": [1.0, 4.0] * 4, "fraction": [0.5, 1.0, 0.5, 0.5] * 2})
+    scores = pd.DataFrame({"measure": ["time", "time", "metric", "metric"], "optimizer": ["A", "B", "A", "B"],
+                           "score": [0.75, 0.5, 1.0, 0.9]})
     ranks = summary[["problem", "optimizer", "rank"]].assign(rank_low=1, rank_high=2)
     runs = seeds[["problem", "optimizer", "seed"]].assign(
-        dataset=lambda f: f["problem"].map({"cls": "digits", "digits-vae": "mnist"}),
+        dataset=lambda f: f["problem"].map({"cls": "cifar10", "digits-vae": "mnist"}),
         model=lambda f: f["problem"].map({"cls": "resnet18_cifar", "digits-vae": "vae"}), width=8, train_images=100,
-        test_images=50, matches_config=True, differences="")
+        test_images=50, epochs=2, matches_config=True, differences="")
     cost = pd.DataFrame([{"optimizer": "all", "unit": "CPU core", "device": "cpu", "runs": 8, "epochs": 16, "share": 1,
                           "device_seconds": 360.0, "startup_device_seconds_per_run": 2.0,
                           "device_seconds_per_epoch": 20.0, "samples_per_second": 100.0}])
@@ -253,10 +312,12 @@ def study_tables(names=("cls", "digits-vae")) -> dict:
                                               "compared": ["A, B"], "measured": ["-"], "verdict": ["not tested"]}),
               "tune_trials": trials, "tune_selection": trials[trials["selected"]].assign(at_edge=""),
               "budget_curves": trials.assign(k=trials["trial"] + 1, expected_best=trials["score"], rank=1),
-              "rankings": summary[["problem", "optimizer"]].assign(rank_default=[1, 2, 2, 1], rank_tuned=[1, 2, 2, 1],
-                                                                   final_default=summary["final"],
-                                                                   final_tuned=summary["final"]),
+              "rankings": summary[["problem", "optimizer"]].assign(  # A alone was tuned
+                  rank_default=[1, 2, 2, 1], rank_tuned=[1, np.nan, 1, np.nan], final_default=summary["final"],
+                  final_tuned=(summary["final"] - 0.01).where(summary["optimizer"] == "A")),
               "tuned_claims": pd.DataFrame(columns=["problem", "claim", "verdict"]),
+              "tuned_runs": runs[runs["optimizer"] == "A"].assign(train_images=80),
+              "focus": pd.DataFrame(columns=FOCUS_COLUMNS), "tuned_focus": pd.DataFrame(columns=FOCUS_COLUMNS),
               "tuned_optimizer_summary": summary, "tuned_seed_summary": seeds}
     return {name: frame[frame["problem"].isin(names)] if "problem" in frame else frame
             for name, frame in tables.items()}
@@ -284,7 +345,7 @@ def render_study(root, names=("cls", "digits-vae")):
     executed, page = root / "study.ipynb", root / "study.html"
     report.render(report.TEMPLATES.parent / "study.ipynb", executed, page,
                   {"plan_file": str(root / "plan.json"), "tables_dir": str(root / "tables"),
-                   "figures_dir": str(root / "figures")}, title="A study of two problems")
+                   "figures_dir": str(root / "figures"), "report_dir": str(root)}, title="A study of two problems")
     return executed, page.read_text()
 
 
@@ -293,26 +354,27 @@ def test_the_notebook_reports_each_problem_in_its_own_metric(tmp_path):
 
     executed, html = render_study(tmp_path)
     body = html.split("<body")[1]
-    answer, setup = body.index("The answer"), body.index("Setup: the runs of this study")
-    assert "Performance-profile score by time to target" in body[answer:setup]
-    assert "<strong>digits / VAE</strong> (final test negative ELBO, lower is better): best <strong>B</strong>" \
-        in body[answer:setup]
-    assert "The article's claims, checked" in body and "Judged on digits / ResNet18" in body
-    assert "The article's 1 claims (judged on digits / ResNet18)" in body[answer:setup]
-    # every output of the VAE's own sections (training, tuning): its metric and direction, never accuracy
+    answer, details = body.index("The answer"), body.index('id="per-problem"')
+    assert "Performance-profile score by final primary metric" in body[answer:details]
+    assert ("<strong>digits-vae (digits (MNIST format), vae)</strong> (final test negative ELBO, lower is better; "
+            "mean over 2 seeds, 95% interval): best <strong>B</strong>") in body[answer:details]
+    assert "The article's claims, checked" in body and "Judged on cls (digits (CIFAR-10 format)" in body
+    assert "The article's 1 claims here: 1 not tested" in body[answer:details]
+    assert body.index('id="per-problem"') < body.index('id="tuned"') < body.index('id="descent"') < body.index(
+        'id="cost"') < body.index('id="setup"')  # the details, in the issue's order
+    assert "…" not in re.sub(r'src="data:image/png;base64,[^"]*"', "", body)  # no table cut off
+    # every output of the VAE's own section: its metric and direction, never accuracy
     checked = []
     for cell in nbformat.read(executed, as_version=4).cells:
-        texts = ["".join(str(v) for v in o.get("data", {}).values()) for o in cell.get("outputs", [])]
-        vae = [i for i, t in enumerate(texts) if "digits / VAE" in t and ("## " in t or "### " in t)]
-        if vae and cell.source.startswith(("display(*sections.training_sections", "display(*sections.tuning_sections")):
-            own = " ".join(texts[vae[0]:])
-            assert "negative ELBO" in own and "lower is better" in own
-            assert "accuracy" not in own.lower() and "final_test_acc" not in own
-            assert own.count("<img") == (4 if "training" in cell.source else 3)
-            checked.append(cell.source)
-    assert checked == ["display(*sections.training_sections(plan, tables, figures_dir))",
-                       "display(*sections.tuning_sections(plan, tables, figures_dir))"]
-    assert len(re.findall(r'<img alt="', html)) == 2 + 2 * 4 + 2 * 3 + 2  # profile, ranks; per problem; descent
+        outputs = ["".join(str(v) for v in o.get("data", {}).values()) for o in cell.get("outputs", [])]
+        for text in outputs:
+            if text.startswith("<details><summary><strong>digits-vae</strong>"):
+                assert "negative ELBO" in text and "lower is better" in text and "accuracy" not in text.lower()
+                assert text.count("<img") == 4
+                checked.append(cell.source)
+    assert checked == ["display(*sections.problem_sections(plan, tables, figures_dir, links))"]
+    # headline and all profiles, ranks; per problem 4 training and 3 tuning figures; Ackley's views and runs
+    assert len(re.findall(r'<img alt="', html)) == 3 + 2 * 4 + 2 * 3 + 2
 
 
 def test_primary_metric_reads_an_unbounded_end_written_as_null():
@@ -331,8 +393,8 @@ def test_a_report_of_one_vae_problem_never_says_accuracy(tmp_path):
     _, html = render_study(tmp_path, ["digits-vae"])
     text = re.sub(r'src="data:image/png;base64,[^"]*"', "", html.split("<body")[1])
     assert "accuracy" not in text.lower() and "_acc" not in text
-    answer, setup = text.index("The answer"), text.index("Setup: the runs of this study")
-    assert "<li>rank 1: <strong>B</strong>: 101.0000 [100.9990, 101.0010] over 2 seed(s)</li>" in text[answer:setup]
-    assert "Final test negative ELBO, lower is better" in text[answer:setup]
+    answer, details = text.index("The answer"), text.index('id="per-problem"')
+    assert "best <strong>B</strong> 101.0000 [100.9990, 101.0010]" in text[answer:details]
+    assert "<li>rank 1: <strong>B</strong>: 101.0000 [100.9990, 101.0010] over 2 seed(s)</li>" in text[details:]
     assert "Performance-profile" not in text and "claims" not in text  # one problem; no claims judged
     assert len(re.findall(r'<img alt="', html)) == 4 + 3 + 2  # its training and tuning figures; descent

@@ -1,13 +1,16 @@
-"""The notebook's sections, on hand-made tables: what each shows, in order (the answer, the setup, each
-problem's training and tuning, the claims, descent), each problem in its own metric."""
+"""The notebook's sections, on hand-made tables: what each shows, in order (the answer first: what ran, the focus
+optimizer's verdicts, per problem the best optimizer and the claims, across problems one headline profile; then
+each problem, the claims, the tuned comparison, descent, cost and the setup), each problem in its own metric,
+every table complete."""
 
+import html
 import re
 
 import pandas as pd
 import pytest
 from test_report import study_plan, study_tables
 
-from optimbench import files, report, sections
+from optimbench import files, focus, sections
 
 
 def fake_figures(root, plan, functions=("ackley",)) -> None:
@@ -22,13 +25,18 @@ def fake_figures(root, plan, functions=("ackley",)) -> None:
 
 
 def texts(parts) -> list[str]:
-    """The Markdown and HTML of a section's parts; a table reads as its columns, a figure as its alt text."""
+    """The Markdown of a section's parts; a heading reads "heading: text", a collapsed part "details: summary",
+    a table as its columns, a figure as its alt text."""
     shown = []
     for part in parts:
-        if isinstance(part, pd.DataFrame):
-            shown.append(f"table {list(part.columns)}")
-        elif isinstance(part, sections.Html) and part.startswith("<img"):
+        if part.startswith("<img"):
             shown.append("figure: " + re.search(r'alt="([^"]*)"', part).group(1))
+        elif part.startswith("<h"):
+            shown.append("heading: " + html.unescape(re.sub(r"<[^>]+>", "", part)))
+        elif part.startswith("<details"):
+            shown.append("details: " + re.sub(r"<[^>]+>", "", re.search(r"<summary>(.*?)</summary>", part).group(1)))
+        elif part.startswith('<div class="ob-scroll"'):
+            shown.append(f"table {re.findall(r'<th>(.*?)</th>', part)}")
         else:
             shown.append(str(part))
     return shown
@@ -38,90 +46,124 @@ def test_the_answer_across_two_problems(tmp_path):
     plan = study_plan()
     fake_figures(tmp_path, plan)
     shown = texts(sections.answer(plan, study_tables(), tmp_path))
-    assert shown[0] == "**Training study**: 2 problem(s), 2 optimizers × 2 seeds × 2 epochs."
-    assert shown[1].startswith("**Across problems.**\n\n- Performance-profile score by time to target")
-    assert shown[2].startswith("figure: Performance profiles") and shown[3] == "table ['time']"  # the pivot
-    assert shown[4].splitlines()[2:] == [
-        "- digits / ResNet18 (test accuracy, higher is better): A 1 (could be 1–2), B 2 (could be 1–2).",
-        "- digits / VAE (test negative ELBO, lower is better): B 1 (could be 1–2), A 2 (could be 1–2)."]
-    assert shown[5].startswith("figure: Rank of each optimizer") and shown[6].startswith("table ['optimizer'")
-    assert shown[7] == ("**Per problem.**\n\n"
-                        "- **digits / ResNet18** (final test accuracy, higher is better): best **A** "
-                        "(0.8500 [0.8490, 0.8510]); not separated from it by the seeds: B.\n"
-                        "- **digits / VAE** (final test negative ELBO, lower is better): best **B** "
-                        "(101.0000 [100.9990, 101.0010]); not separated from it by the seeds: A.")
-    assert shown[8].startswith("The article's 1 claims (judged on digits / ResNet18): 0 holds")
-    assert shown[9] == ("**Descent on 2-D test functions.**\n\nNo article descent runs were found.\n"
-                        "- ackley: 0 of 1 runs reached a global minimum; lowest value 0.1 by SGD (autograd, g).")
-    assert shown[10].startswith("**Cost.**\n\n- This study: **0.100 CPU core-hours** for 8 runs")
-    assert "(digits, resnet18_cifar (width 8, 100 training / 50 test examples); mnist, vae (width 8" in shown[10]
-    assert shown[11].startswith("**Tuned comparison** (each optimizer's setting chosen on validation data, then rerun "
-                                "over the seeds).\n\n*digits / ResNet18*\n\n- Best after tuning: **A** (test accuracy")
-    assert "*digits / VAE*\n\n- Best after tuning: **B** (test negative ELBO 101.0000)" in shown[11]
-    assert len(shown) == 12
+    assert shown[:2] == ["heading: The answer", "**What ran**: 2 problems × 2 optimizers × 2 seeds = 8 training runs "
+                                                "of 2 epochs each, as their run.json recorded."]
+    assert shown[2] == ("**Per problem.**\n\n"
+                        "- **cls (digits (CIFAR-10 format), resnet18_cifar)** (final test accuracy, higher is better; "
+                        "mean over 2 seeds, 95% "
+                        "interval): best **A** 0.8500 [0.8490, 0.8510]; the seeds cannot separate it from B.\n"
+                        "  - The article's 1 claims here: 1 not tested:\n"
+                        "    - *not tested*: Adamax trains best\n"
+                        "- **digits-vae (digits (MNIST format), vae)** (final test negative ELBO, lower is better; "
+                        "mean over 2 seeds, 95% "
+                        "interval): best **B** 101.0000 [100.9990, 101.0010]; the seeds cannot separate it from A.")
+    assert shown[3].startswith("**Across problems.** Performance-profile score by final primary metric over the 2 "
+                               "problems")
+    assert shown[4].startswith("figure: Performance profile by final primary metric")
+    assert shown[5] == ("details: Other measures (seconds to target, epochs to target) and the ranks per problem")
+    assert shown[6] == ("Details: [Per problem](#per-problem) · [The article's claims](#claims) · [Tuned comparison]"
+                        "(#tuned) · [Descent on 2-D functions](#descent) · [Cost](#cost) · [Setup](#setup)")
+    assert len(shown) == 7
 
 
-def test_the_answer_of_one_problem_without_tuning_is_its_ranking(tmp_path):
+def test_with_a_focus_its_verdicts_lead_the_answer(tmp_path):
+    plan = study_plan()
+    fake_figures(tmp_path, plan)
+    tables = study_tables()
+    tables["focus"] = focus.focus_table(tables["seed_summary"], plan.problems, "B", plan.confidence)
+    shown = texts(sections.answer(plan, tables, tmp_path))
+    assert shown[2].startswith("**B against the field** — per problem, B's mean final value minus each other "
+                               "optimizer's, in the metric's unit, with its 95% Welch interval")
+    # cls: B's 0.55 against A's 0.85 over two seeds each; the VAE: B's 101 nats against A's 130.5
+    assert "- **cls (digits (CIFAR-10 format), resnet18_cifar)** (final test accuracy, higher is better; 2 seeds " \
+           "each): against the best baseline **A**, B is **inconclusive**: B − A = −0.3000 [−0.6042, +0.0042], lower " \
+           "(worse) (p = 0.051)." in shown[2]
+    assert "against the best baseline **A**, B is **better**: B − A = −29.5000 [−36.4185, −22.5815], lower (better)" \
+        in shown[2]
+    assert shown[3] == "details: Every comparison of the focus optimizer (table)" and shown[4].startswith(
+        "**Per problem.**")
+
+
+def test_the_answer_of_one_problem_without_tuning(tmp_path):
     plan = study_plan(["digits-vae"], tune=False)
     tables = study_tables(["digits-vae"])
     tables["runs"] = tables["runs"].assign(matches_config=[True, True, True, False],
                                            differences=["", "", "", "optimizer.kwargs.lr: 0.01 recorded, 0.5 now"])
     shown = texts(sections.answer(plan, tables, tmp_path))
-    assert shown[0].startswith("**Warning: 1 of 4 runs were trained with other settings")
-    assert shown[1] == "**Training study**: 1 problem(s), 2 optimizers × 2 seeds × 2 epochs."
-    assert shown[2].startswith("**digits / VAE** (mnist, vae (width 8, 100 training / 50 test examples)).\n\n"
-                               "Final test negative ELBO, lower is better: mean over seeds with its 95% interval")
-    assert shown[3].startswith("**Descent on 2-D test functions.**") and shown[4].startswith("**Cost.**")
-    assert len(shown) == 5  # no claims judged, no tuning
+    assert shown[1].startswith("**Warning: 1 of 4 runs were trained with other settings")
+    assert shown[2] == ("**What ran**: 1 problem × 2 optimizers × 2 seeds = 4 training runs of 2 epochs each, as "
+                        "their run.json recorded.")
+    assert shown[3].startswith("**Per problem.**\n\n- **digits-vae (digits (MNIST format), vae)** (final test "
+                               "negative ELBO, lower is better")
+    assert shown[4] == ("Details: [Per problem](#per-problem) · [Descent on 2-D functions](#descent) · [Cost](#cost) "
+                        "· [Setup](#setup)")  # no claims, no tuning, no profile
+    assert len(shown) == 5
 
 
 def test_the_sections_of_each_problem(tmp_path):
     plan, tables = study_plan(), study_tables()
     fake_figures(tmp_path, plan)
-    setup = texts(sections.setup(plan, tables))
-    assert setup[0] == ("- digits / ResNet18: **digits, resnet18_cifar (width 8, 100 training / 50 test examples)** "
-                        "(data source `digits`)\n- digits / VAE: **mnist, vae (width 8, 100 training / 50 test "
-                        "examples)** (data source `digits`)\n- Seeds: [0, 1]; batch size 64; epochs 2; "
-                        "learning-rate schedule: None")
-    assert setup[1] == ("table ['problem', 'optimizer', 'seed', 'width', 'train_images', 'test_images', "
-                        "'matches_config']")
-    training = texts(sections.training_sections(plan, tables, tmp_path))
-    vae = training.index(next(t for t in training if t.startswith("## Training study: mnist")))
-    assert training[vae].startswith("## Training study: mnist, vae (width 8, 100 training / 50 test examples)\n"
-                                    "**digits / VAE** (problem `digits-vae`). Primary metric: **test negative ELBO, "
-                                    "lower is better**; target: test negative ELBO ≤ 120.")
-    assert training[vae + 1].startswith("- Best mean final test negative ELBO, lower is better: **B**")
-    assert training[vae + 2].startswith("Final test negative ELBO, lower is better: mean over seeds")
-    assert training[vae + 4:] == ["figure: digits / VAE: every training and test metric per epoch",
-                                  "figure: Final test negative ELBO, lower is better, per optimizer and seed",
-                                  "figure: Generalisation gap in test negative ELBO per epoch",
-                                  "figure: Seconds of training to test negative ELBO ≤ 120"]
+    setup = sections.setup(plan, tables)
+    assert texts(setup) == ["heading: Setup", "details: What the 8 runs used: one line per setting, as their "
+                                              "run.json recorded it"]
+    lines = re.sub(r"<[^>]+>", "", setup[1])
+    assert "dataset by problem: cls: cifar10; digits-vae: mnist" in lines and "width: 8" in lines
+    assert "Every run (8 rows)" in lines  # the per-run table on a click
+    training = texts(sections.problem_sections(plan, tables, tmp_path))
+    assert training == ["heading: Per problem",
+                        "details: cls (digits (CIFAR-10 format), resnet18_cifar (width 8, 100 training / 50 test "
+                        "examples); final test accuracy, higher is better)",
+                        "details: digits-vae (digits (MNIST format), vae (width 8, 100 training / 50 test examples); "
+                        "final test negative ELBO, lower is better)"]
+    vae = sections.problem_sections(plan, tables, tmp_path)[2]
+    assert "test negative ELBO ≤ 120" in vae and "accuracy" not in vae.lower() and vae.count("<img") == 4
     tuning = texts(sections.tuning_sections(plan, tables, tmp_path))
-    vae = tuning.index("### digits / VAE\n" + report.tuning_intro(plan.tune, plan.problems["digits-vae"],
-                                                                   tables["tune_trials"].iloc[2:]))
-    assert tuning[vae + 2:vae + 5] == ["figure: Sensitivity: final validation negative ELBO of every trial",
-                                       "figure: Expected best final validation negative ELBO after k trials",
-                                       "figure: Final test negative ELBO, lower is better, tuned settings"]
-    assert tuning[-2:] == ["Every trial:", "table ['problem', 'optimizer', 'trial', 'lr', 'score', 'selected']"]
+    assert tuning[:2] == ["heading: Tuned comparison", "Only the tuned optimizers (A) are compared: each with its own "
+                          "default-setting runs and with each other. Each one's setting was chosen on validation "
+                          "data, then rerun over the study's seeds."]
+    assert tuning[2].startswith("**cls (digits (CIFAR-10 format), resnet18_cifar)**\n\n- Among the tuned "
+                                "optimizers (A), final test accuracy")
+    assert "- The tuned runs trained on 80 images, the default runs on 100" in tuning[2]
+    assert " B" not in tuning[2] and "B " not in tuning[2]  # B was not tuned: never compared
+    assert tuning[3] == "details: cls: the selection, figures, rankings and every trial"
     assert sections.tuning_sections(study_plan(tune=False), tables, tmp_path) == []
     claims = texts(sections.claims_section(plan, tables))
-    assert claims[0].startswith("## The article's claims, checked\nJudged on digits / ResNet18, among the article's")
+    assert claims[0] == "heading: The article's claims, checked"
+    assert claims[2] == "table ['problem', 'claim', 'verdict', 'measured', 'compared']"
 
 
-def test_the_descent_sections_show_ackley_inline_and_name_the_other_views(tmp_path):
+def test_the_descent_section_links_its_interactive_views(tmp_path):
     fake_figures(tmp_path, study_plan(), ("ackley", "beale"))
     tables = {"descent_reproduction": pd.DataFrame(),
               "descent_runs": pd.DataFrame({"group": "g", "function": ["beale", "ackley"], "method": "SGD",
                                             "gradient": "central", "epochs": 10, "converged": True, "diverged": False,
                                             "final_f": 0.1, "distance_to_minimum": 0.01, "reached_minimum": False})}
-    assert texts(sections.descent_section(tables, tmp_path)) == [
-        "No article descent runs were found.",
-        "figure: The Ackley function: scatter, contours, 3-D contour lines and surface"]
-    runs = texts(sections.descent_runs_section(tables, tmp_path))
-    assert runs[1:] == ["### ackley: every run", "figure: Every descent run on the ackley function",
-                        "### beale: every run", "figure: Every descent run on the beale function"]
-    assert sections.interactive_views(tables, tmp_path) == [
-        '<div id="ackley-3d"></div>', f"- beale: `{tmp_path / 'descent' / 'beale_3d.html'}`"]
+    links = sections.Links(tmp_path / "tables", tmp_path / "report")
+    shown = texts(sections.descent_section(tables, tmp_path, links))
+    assert shown[2:] == [
+        "figure: The Ackley function: scatter, contours, 3-D contour lines and surface",
+        "Interactive 3-D views, each its own page (drag to rotate; the legend toggles trajectories; works offline): "
+        "[ackley](../descent/ackley_3d.html), [beale](../descent/beale_3d.html).",
+        "details: Every descent run (2) and its plot per function"]
+
+
+def test_every_table_is_complete_escaped_and_links_its_csv():
+    frame = pd.DataFrame({f"column {i}": [f"<b>long text {r} " * 8 for r in range(80)] for i in range(30)})
+    shown = sections.table(frame, "../tables/x.csv")
+    assert shown.count("<tr") == 81 and shown.count("<th>") == 30  # every row and column: no "…" cut
+    assert "…" not in shown and "<b>" not in shown and "&lt;b&gt;long text 79" in shown
+    assert "overflow: auto" in shown and '<a href="../tables/x.csv">' in shown
+    assert sections.as_html(sections.Markdown("a <b>&</b> **y**")) == \
+        "<p>a &lt;b&gt;&amp;&lt;/b&gt; <strong>y</strong></p>\n"  # text, never markup
+
+
+def test_the_title_is_escaped_and_follows_the_problems_by_default():
+    plan = study_plan()
+    plan.settings["title"] = "<b>&</b>"
+    assert sections.title(plan) == ["<h1>&lt;b&gt;&amp;&lt;/b&gt;</h1>"]
+    plan.settings["title"] = None
+    assert sections.title(plan) == ["<h1>optimbench: 2 optimizers on cls, digits-vae (digits (CIFAR-10 format); "
+                                    "digits (MNIST format))</h1>"]
 
 
 def test_the_report_reads_only_the_tables_its_rule_declares(tmp_path):

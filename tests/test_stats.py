@@ -96,3 +96,14 @@ def test_welch_degenerate_inputs_give_the_documented_result_exactly(a, b, expect
 def test_welch_with_an_empty_side_has_no_difference(a, b):
     test = stats.welch(a, b)
     assert math.isnan(test["diff"]) and (test["p_greater"], test["p_less"]) == (1.0, 1.0)
+
+
+def test_welch_interval_is_the_hand_computed_welch_satterthwaite_interval():
+    a, b = np.array([0.71, 0.74, 0.69, 0.75]), np.array([0.60, 0.66, 0.58])
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))  # Welch–Satterthwaite
+    half = scipy_stats.t.ppf(0.975, df) * math.sqrt(va + vb)
+    low, high = stats.welch_interval(a, b, 0.95)
+    assert low == pytest.approx(a.mean() - b.mean() - half) and high == pytest.approx(a.mean() - b.mean() + half)
+    assert all(math.isnan(x) for x in stats.welch_interval([1.0], [2.0, 3.0], 0.95))  # one seed: no interval
+    assert all(math.isnan(x) for x in stats.welch_interval([1.0, math.inf], [2.0, 3.0], 0.95))  # a diverged seed

@@ -33,6 +33,7 @@ from optimbench import tune
 from optimbench.claims import article_claims
 from optimbench.cost import plan_cost
 from optimbench.files import DESCENT_TABLES, TRAIN_TABLES, TUNE_TABLES
+from optimbench.focus import focus_table
 from optimbench.io import atomic_path, write_csv
 from optimbench.metrics import Metric
 from optimbench.optim import code_label
@@ -312,7 +313,8 @@ def aggregate_train(plan: Plan, out_dir) -> dict[str, pd.DataFrame]:
               "optimizer_summary": optimizer_summary(seeds, problems, confidence),
               "article_claims": article_claims(seeds, problems, confidence),
               **performance_tables(seeds, problems, confidence),
-              "cost": plan_cost(plan.train_runs, plan.settings["gpu_share"])}
+              "cost": plan_cost(plan.train_runs, plan.settings["gpu_share"]),
+              "focus": focus_table(seeds, problems, plan.settings.get("focus"), confidence)}
     return write_tables(tables, out_dir, TRAIN_TABLES)
 
 
@@ -339,7 +341,8 @@ def aggregate_tune(plan: Plan, out_dir) -> dict[str, pd.DataFrame]:
     default = pd.read_parquet(Path(out_dir) / "optimizer_summary.parquet")
     tables = {**tune.selection_tables(plan, chosen), "tuned_runs": runs_table(finals), "tuned_seed_summary": seeds,
               "tuned_optimizer_summary": summary, "tuned_claims": article_claims(seeds, problems, confidence),
-              "rankings": tune.rankings(default, summary)}
+              "rankings": tune.rankings(default, summary),
+              "tuned_focus": focus_table(seeds, problems, plan.settings.get("focus"), confidence)}  # tuned vs tuned
     return write_tables(tables, out_dir, TUNE_TABLES)
 
 

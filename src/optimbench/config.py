@@ -154,10 +154,21 @@ def _unknown(kind: str, name: str, where: str, known) -> ConfigError:
                        f"Add it to the `optimizers` table or fix the name.")
 
 
+def check_focus(config: dict) -> None:
+    """report.focus, when set, names an optimizer the study trains (train.optimizers)."""
+    focus, trained = config["report"].get("focus"), config["train"]["optimizers"]
+    if focus is not None and focus not in trained:
+        close = difflib.get_close_matches(focus, trained, n=1)
+        raise ConfigError(f"report.focus = {focus!r} is not an optimizer of this study; train.optimizers = {trained}."
+                          + (f" Did you mean {close[0]!r}?" if close else "")
+                          + " Set report.focus to one of them, add it to train.optimizers, or set it to null.")
+
+
 def check_references(config: dict) -> None:
-    """Names used in train/descent must exist, every optimizer must build with its settings and the
-    pretrained weights must load."""
+    """Names used in train/descent must exist, every optimizer must build with its settings, the pretrained
+    weights must load, and report.focus must name a trained optimizer."""
     check_problems(config)
+    check_focus(config)
     registry = config["optimizers"]
     for name in config["train"]["optimizers"]:
         if name not in registry:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 TRAIN_FIGURES = ("curves", "final_metric", "generalisation_gap", "time_to_target")  # one set per problem
-STUDY_FIGURES = ("performance_profile", "ranks")  # across problems
+STUDY_FIGURES = ("headline_profile", "performance_profile", "ranks")  # across problems (the first: the answer's)
 TUNE_FIGURES = ("sensitivity", "budget_curves", "tuned_final_metric")  # one set per problem
 TRAIN_FORMATS = ("png", "svg")
 TUNE_FORMATS = ("png",)
@@ -75,10 +75,10 @@ def descent_figure_files(functions, out_dir, figures=tuple(DESCENT_FIGURES)) -> 
 # aggregate_tune), in the order written: `{tables_dir}/{name}.{csv,parquet}`.
 TRAIN_TABLES = ("problems", "runs", "epochs_long", "epoch_stats", "seed_summary", "optimizer_summary",
                 "article_claims", "performance_ratios", "performance_profile", "profile_score", "problem_ranks",
-                "rank_summary", "cost")
+                "rank_summary", "cost", "focus")
 DESCENT_TABLES = ("descent_runs", "descent_reproduction")
 TUNE_TABLES = ("tune_trials", "tune_selection", "budget_curves", "tuned_runs", "tuned_seed_summary",
-               "tuned_optimizer_summary", "tuned_claims", "rankings")
+               "tuned_optimizer_summary", "tuned_claims", "rankings", "tuned_focus")
 TABLE_FORMATS = ("csv", "parquet")  # CSV for people, Parquet for machines
 # What the jobs downstream of the aggregate jobs read (their rules' inputs): optimbench.plots.train_figures,
 # optimbench.plots.tune_figures, and the report (optimbench.sections, through report_tables).
@@ -86,8 +86,9 @@ TRAIN_FIGURE_TABLES = ("epoch_stats", "seed_summary", "optimizer_summary", "perf
                        "problem_ranks")
 TUNE_FIGURE_TABLES = ("tune_trials", "budget_curves", "tuned_optimizer_summary", "tuned_seed_summary")
 REPORT_TABLES = ("runs", "optimizer_summary", "article_claims", "cost", "profile_score", "rank_summary",
-                 "problem_ranks", "descent_runs", "descent_reproduction")
-REPORT_TUNE_TABLES = ("tune_trials", "tune_selection", "budget_curves", "rankings", "tuned_claims")
+                 "problem_ranks", "descent_runs", "descent_reproduction", "focus")
+REPORT_TUNE_TABLES = ("tune_trials", "tune_selection", "budget_curves", "rankings", "tuned_claims", "tuned_runs",
+                      "tuned_focus")
 
 
 def table_files(tables_dir, names, formats=TABLE_FORMATS) -> list[Path]:

@@ -212,6 +212,7 @@ def plan(config: dict) -> Plan:
                                                figure=DESCENT_FIGURE.format(results=results, **fields),
                                                spec=descent_spec(config, group, function, method, gradient)))
     settings = {"confidence": config["aggregate"]["confidence"], "title": config["report"]["title"],
+                "focus": config["report"].get("focus"),
                 "gpu_share": train["gpus"] / train["runs_per_gpu"],
                 "train": {k: train[k] for k in TRAIN_RESULT_KEYS + ("model", "seeds", "optimizers")},
                 "problems": {p: problem_summary(config, p, data[problem_data[p]]["spec"]) for p in config["problems"]}}

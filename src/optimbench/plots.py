@@ -21,7 +21,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
-from matplotlib.ticker import MaxNLocator, NullFormatter, ScalarFormatter  # noqa: E402
+from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullFormatter  # noqa: E402
 
 from optimbench import functions, labels  # noqa: E402
 from optimbench.files import (  # noqa: E402, F401
@@ -61,7 +61,8 @@ def save(fig, stem: Path, formats=("png", "svg")) -> list[Path]:
 
 
 # ---------------------------------------------------------------- training study
-MEASURES = {"time": "time to target (ratio to the fastest)", "metric": "final primary metric (ratio to the best)"}
+MEASURES = {"metric": "final primary metric (ratio to the best)", "time": "seconds to target (ratio to the fastest)",
+            "epochs": "epochs to target (ratio to the fewest)"}
 
 
 def _interval_label(confidence: float) -> str:
@@ -174,26 +175,63 @@ def time_to_target(summary: pd.DataFrame, colours: dict, metric: Metric, target:
     return save(fig, path)
 
 
+TAU_TICKS = (1, 1.05, 1.1, 1.25, 1.5, 2, 3, 4, 6, 8, 10, 20, 50, 100, 1000)
+
+
+def _tau_axis(ax, tau_max: float) -> None:
+    """A log τ axis from 1 to tau_max with readable ticks (1, 1.1, 1.25, 1.5, 2, 3, 4, ...), never a lone 1."""
+    ax.set_xscale("log")
+    ax.set_xlim(1, tau_max * 1.02)
+    ticks, gap = [], np.log(tau_max) / 9  # at most ~9 labels, evenly apart on the log axis
+    for t in TAU_TICKS:
+        if t <= tau_max * 1.02 and (not ticks or np.log(t) - np.log(ticks[-1]) >= gap):
+            ticks.append(t)
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda t, _: f"{t:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def _profile_panel(ax, steps_of: pd.DataFrame, score: pd.Series, colours: dict, measure: str, n_problems: int,
+                   focus: str | None) -> None:
+    """One measure's ρ_s(τ) step functions on `ax`; the focus optimizer first in the legend, drawn thick on top."""
+    names = sorted(steps_of["optimizer"].unique(), key=lambda o: (o != focus, -score.get((measure, o), 0), o))
+    for optimizer in names:
+        steps = steps_of[steps_of["optimizer"] == optimizer].sort_values("tau")
+        mine = optimizer == focus
+        ax.step(steps["tau"], steps["fraction"], where="post", color=colours[optimizer], lw=3.5 if mine else 1.5,
+                zorder=3 if mine else 2, label=f"{optimizer} (score {score.get((measure, optimizer), np.nan):.2f})")
+    _tau_axis(ax, max(4.0, float(steps_of.loc[np.isfinite(steps_of["tau"]), "tau"].max())))
+    ax.set_ylim(-0.02, 1.02)
+    ax.set(title=MEASURES[measure], xlabel="τ: performance ratio to the best on the problem (log scale)",
+           ylabel=f"ρ(τ): share of the {n_problems} problems\nwithin τ of the best (higher is better)")
+    ax.legend(fontsize="small", loc="lower right", title="optimizer (score: higher is better)",
+              title_fontsize="small")
+
+
 def performance_profile(profile: pd.DataFrame, scores: pd.DataFrame, colours: dict, path: Path,
-                        n_problems: int) -> list[Path]:
-    """Dolan & Moré (2002) performance profiles, one panel per measure (`MEASURES`): ρ_s(τ), the fraction
-    of problems on which optimizer s is within a factor τ of the best, as a step function of τ (log axis).
-    `profile`: measure, optimizer, tau, fraction; `scores`: measure, optimizer, score (the legend's)."""
-    measures = [m for m in MEASURES if m in set(profile["measure"])]
-    fig, axes = plt.subplots(1, max(1, len(measures)), figsize=(7 * max(1, len(measures)), 4.5), squeeze=False)
+                        n_problems: int, focus: str | None = None, measures=None) -> list[Path]:
+    """Dolan & Moré (2002) performance profiles, one panel per measure of `measures` (default every one of
+    `MEASURES` the table holds): ρ_s(τ), the fraction of problems on which optimizer s is within a factor τ of
+    the best, as a step function of τ (log axis, readable ticks). `profile`: measure, optimizer, tau, fraction;
+    `scores`: measure, optimizer, score (the legend's). The `focus` optimizer is listed first and drawn thick."""
+    measures = [m for m in (measures or MEASURES) if m in set(profile["measure"])]
+    fig, axes = plt.subplots(1, max(1, len(measures)), figsize=(6.5 * max(1, len(measures)), 4), squeeze=False)
     score = scores.set_index(["measure", "optimizer"])["score"]
     for ax, measure in zip(axes.flat, measures):
-        for optimizer, steps in profile[profile["measure"] == measure].sort_values("tau").groupby("optimizer"):
-            ax.step(steps["tau"], steps["fraction"], where="post", color=colours[optimizer],
-                    label=f"{optimizer} (score {score.get((measure, optimizer), np.nan):.2f})")
-        ax.set_xscale("log")
-        ax.xaxis.set_major_formatter(ScalarFormatter())  # 2, not 2×10⁰
-        ax.xaxis.set_minor_formatter(NullFormatter())
-        ax.set_ylim(-0.02, 1.02)
-        ax.set(title=MEASURES[measure], xlabel="τ (performance ratio, log scale)",
-               ylabel=f"ρ(τ): fraction of the {n_problems} problems within τ")
-        ax.legend(fontsize="small", loc="lower right")
+        _profile_panel(ax, profile[profile["measure"] == measure], score, colours, measure, n_problems, focus)
     fig.suptitle("Performance profiles (Dolan & Moré 2002); a diverged run or a missed target never counts")
+    return save(fig, path)
+
+
+def headline_profile(profile: pd.DataFrame, scores: pd.DataFrame, colours: dict, path: Path, n_problems: int,
+                     focus: str | None = None, measure: str = "metric") -> list[Path]:
+    """The report's headline: one measure's performance profile in one compact panel (performance_profile's)."""
+    fig, ax = plt.subplots(figsize=(9, 3.4))
+    if measure in set(profile["measure"]):
+        _profile_panel(ax, profile[profile["measure"] == measure], scores.set_index(["measure", "optimizer"])["score"],
+                       colours, measure, n_problems, focus)
+        ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1), title_fontsize="small",
+                  title="optimizer (score: higher\nis better)")
     return save(fig, path)
 
 
@@ -242,10 +280,13 @@ def train_figures(plan: Plan, tables_dir, out_dir) -> list[Path]:
         written += generalisation_gap(stats, colours, stems[name, "generalisation_gap"], metric)
         written += time_to_target(summary, colours, metric, problem.target, stems[name, "time_to_target"],
                                   confidence)
+    focus = plan.settings.get("focus")
+    written += headline_profile(table["performance_profile"], table["profile_score"], colours,
+                                stems[None, "headline_profile"], len(problems), focus)
     written += performance_profile(table["performance_profile"], table["profile_score"], colours,
-                                   stems[None, "performance_profile"], len(problems))
+                                   stems[None, "performance_profile"], len(problems), focus)
     written += ranks(table["problem_ranks"], colours, stems[None, "ranks"],
-                     {name: problem.title for name, problem in problems.items()}, confidence)
+                     {name: name for name in problems}, confidence)
     return written
 
 
@@ -376,7 +417,7 @@ def interactive_view(fn, trajectories: dict[str, pd.DataFrame], path: Path) -> P
     works offline) in a div with id `<function>-3d`, which the report embeds as it is."""
     import plotly.graph_objects as go
 
-    X, Y, Z = grid(fn, fn.bounds, 150)
+    X, Y, Z = grid(fn, fn.bounds, 100)  # 100²: smooth, a third of 150²'s bytes
     fig = go.Figure([go.Surface(x=X, y=Y, z=Z, colorscale="Viridis", opacity=0.85, showscale=False)])
     for label, traj in trajectories.items():
         fig.add_trace(go.Scatter3d(x=traj["x"], y=traj["y"], z=traj["f"], mode="markers+lines",

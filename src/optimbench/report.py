@@ -33,7 +33,14 @@ from optimbench.search import criterion_label
 
 # nbconvert template folder: JupyterLab's HTML without scripts from CDNs (the report works offline).
 TEMPLATES = Path(__file__).resolve().parents[2] / "report" / "templates"
-MEASURES = {"time": "time to target", "metric": "final primary metric"}
+# The cross-problem measures (optimbench.performance.PERFORMANCE_MEASURES) in words; HEADLINE is the one the
+# answer leads with: the final primary metric, what each problem's answer ranks by, so the two agree. Time and
+# epochs to target depend on the target chosen, and seconds on the timing noise of a shared machine.
+MEASURES = {"metric": "final primary metric", "time": "seconds to target", "epochs": "epochs to target"}
+HEADLINE = "metric"
+DATASET_NAMES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "mnist": "MNIST", "fashion_mnist": "Fashion-MNIST",
+                 "stl10": "STL-10", "ptb": "Penn Treebank", "svhn": "SVHN"}
+GENERATED_SOURCES = {"digits": "digits"}  # a source that writes its data in another data set's files
 
 
 def _ci(low, high) -> str:
@@ -52,16 +59,64 @@ def metric_phrase(metric: Metric) -> str:
     return f"{labels.metric_label(metric.name)}, {labels.direction(metric.higher_is_better)}"
 
 
-def study_heading(runs: pd.DataFrame) -> str:
-    """What the training runs used, from what they recorded: data set, model, width, images (the first
-    run's; pass one problem's runs)."""
+def data_words(dataset: str, source: str = "") -> str:
+    """A data set as a reader names it, with its source when that is not the data set itself: "CIFAR-10",
+    "digits (CIFAR-10 format)" (scikit-learn's digits written as CIFAR-10 files)."""
+    name = DATASET_NAMES.get(str(dataset), str(dataset))
+    if source and source not in ("download", "archive", "", None) and source != dataset:
+        return f"{GENERATED_SOURCES.get(source, source)} ({name} format)"
+    return name
+
+
+def study_heading(runs: pd.DataFrame, source: str = "") -> str:
+    """What the training runs used, from what they recorded: data set (with its `source`: data_words), model,
+    width, images (the first run's; pass one problem's runs)."""
     if runs.empty:
         return "no training runs"
     first = runs.iloc[0]
     images = ""
     if pd.notna(first.get("train_images")) and pd.notna(first.get("test_images")):
         images = f", {int(first['train_images']):,} training / {int(first['test_images']):,} test examples"
-    return f"{first['dataset']}, {first['model']} (width {first['width']}{images})"
+    return f"{data_words(first['dataset'], source)}, {first['model']} (width {first['width']}{images})"
+
+
+def problem_title(problem: StudyProblem) -> str:
+    """A problem as the report names it: "digits-resnet18 (digits (CIFAR-10 format), resnet18_cifar at width 8)";
+    the plan's title when the problem records no data set."""
+    if not problem.dataset:
+        return problem.title
+    width = f" at width {problem.width}" if problem.width else ""
+    return f"{problem.name} ({data_words(problem.dataset, problem.data_source)}, {problem.model}{width})"
+
+
+def default_title(problems: dict[str, StudyProblem], optimizers, functions=()) -> str:
+    """The report's title when report.title is null: what the study compared, on what."""
+    data = list(dict.fromkeys(data_words(p.dataset, p.data_source) for p in problems.values() if p.dataset))
+    names = ", ".join(problems) + (f" ({'; '.join(data)})" if data else "")
+    names_of = ", ".join(f.capitalize() for f in functions)
+    also = f" and the {names_of} function{'s' if len(functions) > 1 else ''}" if functions else ""
+    return f"optimbench: {len(optimizers)} optimizers on {names}{also}"
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def ran_sentence(runs: pd.DataFrame) -> str:
+    """What ran, from the runs table (what each run.json recorded): problems × optimizers × seeds, the runs and
+    their epochs (per problem when they differ)."""
+    if runs.empty:
+        return "**What ran**: no training runs."
+    counts = [runs[c].nunique() for c in ("problem", "optimizer", "seed")]
+    epochs = runs.groupby("problem", sort=False)["epochs"].agg(lambda e: sorted(set(int(x) for x in e)))
+    if len({tuple(e) for e in epochs}) == 1:
+        each = " or ".join(map(str, epochs.iloc[0]))
+        of = f"of {each} epoch{'' if epochs.iloc[0] == [1] else 's'} each"
+    else:
+        of = "of " + ", ".join(f"{' or '.join(map(str, e))} epoch{'' if e == [1] else 's'} ({p})"
+                               for p, e in epochs.items())
+    return (f"**What ran**: {_count(counts[0], 'problem')} × {_count(counts[1], 'optimizer')} × "
+            f"{_count(counts[2], 'seed')} = {len(runs)} training runs {of}, as their run.json recorded.")
 
 
 def ranking(summary: pd.DataFrame, metric: Metric, confidence: float) -> str:
@@ -74,39 +129,28 @@ def ranking(summary: pd.DataFrame, metric: Metric, confidence: float) -> str:
     lines = []
     for row in summary.sort_values(["rank", "optimizer"]).itertuples():
         diverged = f", **{row.divergences} diverged** (scored {worst})" if row.divergences else ""
-        separated = "" if row.rank == 1 else (" — below the best" if row.separated_from_best
-                                              else " — not separated from the best by these seeds")
+        separated = "" if row.rank == 1 else (" — worse than the best (the seeds separate them)"
+                                              if row.separated_from_best
+                                              else " — the seeds cannot separate it from the best")
         lines.append(f"- rank {int(row.rank)}: **{row.optimizer}**: {labels.number(row.final)} "
                      f"{_ci(row.final_ci_low, row.final_ci_high)} over {row.seeds} seed(s){diverged}{separated}")
     return (f"Final {metric_phrase(metric)}: mean over seeds with its {confidence:.0%} interval "
             "(Student-t, clipped to the metric's range):\n\n" + "\n".join(lines))
 
 
-def problem_answer(summary: pd.DataFrame, title: str, metric: Metric) -> str:
+def problem_answer(summary: pd.DataFrame, title: str, metric: Metric, confidence: float = 0.95) -> str:
     """One line: the problem's best optimizer by its primary metric, with its interval, and the optimizers
-    the seeds do not separate from it."""
+    the seeds cannot separate from it."""
     if summary.empty:
         return f"- **{title}**: no training runs were found."
     ordered = summary.sort_values(["rank", "optimizer"])
     best = ordered.iloc[0]
     tied = ordered[(ordered["rank"] > 1) & ~ordered["separated_from_best"].astype(bool)]["optimizer"].tolist()
-    return (f"- **{title}** (final {metric_phrase(metric)}): best **{best.optimizer}** "
-            f"({labels.number(best.final)} {_ci(best.final_ci_low, best.final_ci_high)})"
-            + (f"; not separated from it by the seeds: {', '.join(tied)}." if tied
-               else "; separated from every other."))
-
-
-def claims_summary(claims: pd.DataFrame, titles: dict | None = None) -> str:
-    """How many of the article's claims hold, are contradicted or are inconclusive, on which problem (its
-    title from `titles`, else its name), then each verdict."""
-    if claims.empty:
-        return "No claims were checked."
-    counts = claims["verdict"].value_counts()
-    head = ", ".join(f"{counts.get(v, 0)} {v}" for v in ("holds", "contradicted", "inconclusive", "not tested"))
-    judged = [(titles or {}).get(p, p) for p in dict.fromkeys(claims["problem"])] if "problem" in claims else []
-    on = f" (judged on {', '.join(judged)})" if judged else ""
-    lines = [f"- *{row.verdict}*: {row.claim}" for row in claims.itertuples()]
-    return f"The article's {len(claims)} claims{on}: {head}.\n\n" + "\n".join(lines)
+    return (f"- **{title}** (final {metric_phrase(metric)}; mean over {int(best.seeds)} seeds, {confidence:.0%} "
+            f"interval): best **{best.optimizer}** {labels.number(best.final)} "
+            f"{_ci(best.final_ci_low, best.final_ci_high)}"
+            + (f"; the seeds cannot separate it from {', '.join(tied)}." if tied
+               else "; the seeds separate it from every other optimizer."))
 
 
 def training_conclusion(summary: pd.DataFrame, metric: Metric, confidence: float = 0.95) -> str:
@@ -157,7 +201,7 @@ def summary_columns(summary: pd.DataFrame) -> list[str]:
 def train_figures(figures_dir, problem: StudyProblem) -> list[tuple[Path, str]]:
     """(PNG, alternative text) of one problem's training figures, named by optimbench.files."""
     metric = problem.primary
-    alts = {"curves": f"{problem.title}: every training and test metric per epoch",
+    alts = {"curves": f"{problem_title(problem)}: every training and test metric per epoch",
             "final_metric": f"Final {metric_phrase(metric)}, per optimizer and seed",
             "generalisation_gap": f"Generalisation gap in {labels.metric_label(metric.name)} per epoch",
             "time_to_target": "Seconds of training to " + labels.target_text(metric.name, metric.higher_is_better,
@@ -166,12 +210,16 @@ def train_figures(figures_dir, problem: StudyProblem) -> list[tuple[Path, str]]:
     return [(Path(f"{stems[problem.name, figure]}.png"), alt) for figure, alt in alts.items()]
 
 
-def study_figures(figures_dir) -> list[tuple[Path, str]]:
-    """(PNG, alternative text) of the across-problem figures: performance profiles, ranks."""
+def study_figures(figures_dir) -> dict[str, tuple[Path, str]]:
+    """{figure: (PNG, alternative text)} of the across-problem figures (files.STUDY_FIGURES): the headline
+    profile, every measure's profile, the ranks."""
     stems = train_figure_stems([], Path(figures_dir) / "train")
-    return [(Path(f"{stems[None, 'performance_profile']}.png"),
-             "Performance profiles: fraction of problems within a factor tau of the best, per optimizer"),
-            (Path(f"{stems[None, 'ranks']}.png"), "Rank of each optimizer on each problem with its range")]
+    alts = {"headline_profile": f"Performance profile by {MEASURES[HEADLINE]}: share of problems within a factor "
+                                "tau of the best, per optimizer",
+            "performance_profile": "Performance profiles of every measure: share of problems within a factor tau "
+                                   "of the best, per optimizer",
+            "ranks": "Rank of each optimizer on each problem with its range"}
+    return {name: (Path(f"{stems[None, name]}.png"), alt) for name, alt in alts.items()}
 
 
 def tune_figures(figures_dir, problem: StudyProblem, select_by: str) -> list[tuple[Path, str]]:
@@ -193,26 +241,90 @@ def descent_figures(figures_dir, functions) -> dict:
             for (function, kind), path in paths.items()}
 
 
-# ---------------------------------------------------------------- across problems
-def profile_conclusion(scores: pd.DataFrame, summary: pd.DataFrame, n_problems: int) -> str:
-    """The answer across problems: each measure's performance-profile scores (profile_score: measure,
-    optimizer, score; AlgoPerf, Dahl et al. 2023 §4.5) best first, and the mean rank per optimizer
-    (rank_summary: optimizer, mean_rank, first, possibly_first, problems)."""
-    if scores.empty:
-        return "No performance profile was computed."
+# ---------------------------------------------------------------- your optimizer against the field
+def difference_words(difference: float, higher_is_better: bool) -> str:
+    """"higher (better)", "lower (worse)", ...: the direction of a difference of means and what it means."""
+    if pd.isna(difference) or difference == 0:
+        return "equal"
+    higher = difference > 0
+    return f"{'higher' if higher else 'lower'} ({'better' if higher == higher_is_better else 'worse'})"
+
+
+def signed(value: float) -> str:
+    """A difference as the report prints it: "+0.0512", "−5.7764" (labels.number with its sign)."""
+    return labels.number(value) if pd.isna(value) or value == 0 else (
+        f"+{labels.number(value)}" if value > 0 else f"−{labels.number(-value)}")
+
+
+def _difference(row) -> str:
+    """"+0.0512 [+0.0123, +0.0901], higher (better)": a focus row's difference of means (focus − baseline) with
+    its Welch interval and what its sign means."""
+    interval = (f" [{signed(row.difference_ci_low)}, {signed(row.difference_ci_high)}]"
+                if pd.notna(row.difference_ci_low) else " (no interval: a diverged seed or no spread)")
+    return f"{signed(row.difference)}{interval}, {difference_words(row.difference, row.higher_is_better)}"
+
+
+def focus_lines(focus: pd.DataFrame, problems: dict[str, StudyProblem], confidence: float) -> str:
+    """The focus optimizer's verdicts (optimbench.focus.focus_table) per problem: against the best baseline in
+    full, then each other baseline grouped by verdict; every difference is focus − baseline in the metric's
+    unit with its Welch interval."""
+    if focus.empty:
+        return ""
+    name = focus["focus"].iloc[0]
     lines = []
-    for measure, group in scores.groupby("measure", sort=False):
-        ordered = group.sort_values(["score", "optimizer"], ascending=[False, True])
-        parts = [f"{f'**{r.optimizer}**' if i == 0 else r.optimizer} {r.score:.2f}"
-                 for i, r in enumerate(ordered.itertuples())]
-        lines.append(f"- Performance-profile score by {MEASURES.get(measure, measure)} (area under ρ(τ) for "
-                     f"1 ≤ τ ≤ 4, scaled to [0, 1]; 1 = the best on every problem): " + ", ".join(parts) + ".")
+    for problem, rows in focus.groupby("problem", sort=False):
+        title = problem_title(problems[problem]) if problem in problems else problem
+        best = rows[rows["best_baseline"].astype(bool)].iloc[0]
+        lines.append(f"- **{title}** (final {metric_phrase(problems[problem].primary)}; {int(best.focus_seeds)} "
+                     f"seeds each): against the best baseline **{best.baseline}**, {name} is **{best.verdict}**: "
+                     f"{name} − {best.baseline} = {_difference(best)} (p = {best.p_value:.2g}).")
+        others = rows[~rows["best_baseline"].astype(bool)]
+        for word, text in (("better", "better than"), ("worse", "worse than"),
+                           ("inconclusive", "inconclusive against")):
+            chosen = others[others["verdict"] == word]
+            if len(chosen):
+                lines.append(f"  - {text} "
+                             + "; ".join(f"{r.baseline} ({_difference(r)})" for r in chosen.itertuples()))
+    return (f"**{name} against the field** — per problem, {name}'s mean final value minus each other optimizer's, in "
+            f"the metric's unit, with its {confidence:.0%} Welch interval; better / worse when the two-sided Welch "
+            f"test rejects equal means at {1 - confidence:.0%} (the interval leaves out 0), else inconclusive:\n\n"
+            + "\n".join(lines))
+
+
+# ---------------------------------------------------------------- across problems
+def profile_conclusion(scores: pd.DataFrame, n_problems: int, focus: str | None = None,
+                       measure: str = HEADLINE) -> str:
+    """The answer across problems: the performance-profile scores of one measure (profile_score: measure,
+    optimizer, score; AlgoPerf, Dahl et al. 2023 §4.5), best first — with a focus, it is named first with its
+    place."""
+    group = scores[scores["measure"] == measure] if len(scores) else scores
+    if group.empty:
+        return "No performance profile was computed."
+    ordered = group.sort_values(["score", "optimizer"], ascending=[False, True]).reset_index(drop=True)
+    parts = [f"{f'**{r.optimizer}**' if i == 0 else r.optimizer} {r.score:.2f}"
+             for i, r in enumerate(ordered.itertuples())]
+    lead = ""
+    if focus is not None and (ordered["optimizer"] == focus).any():
+        place = int(ordered.index[ordered["optimizer"] == focus][0])
+        lead = (f"{focus} scores {ordered.loc[place, 'score']:.2f}, place {place + 1} of {len(ordered)}. ")
+    return (f"Performance-profile score by {MEASURES.get(measure, measure)} over the {n_problems} problems "
+            "(area under ρ(τ) for 1 ≤ τ ≤ 4, scaled to [0, 1]; higher is better, 1 = the best on every problem; a "
+            "summary of per-problem medians, without an interval): " + lead + ", ".join(parts) + ".")
+
+
+def other_measures(scores: pd.DataFrame, summary: pd.DataFrame, n_problems: int) -> str:
+    """The other measures' scores and the mean rank per optimizer (rank_summary: optimizer, mean_rank, first,
+    possibly_first), for the details behind the headline."""
+    lines = [f"- {profile_conclusion(scores, n_problems, measure=m)}" for m in MEASURES
+             if m != HEADLINE and len(scores) and (scores["measure"] == m).any()]
     if not summary.empty:
         ordered = summary.sort_values(["mean_rank", "optimizer"])
-        parts = [f"{f'**{r.optimizer}**' if i == 0 else r.optimizer} {r.mean_rank:.2f} (first on {int(r.first)}, "
-                 f"possibly first on {int(r.possibly_first)})" for i, r in enumerate(ordered.itertuples())]
-        lines.append(f"- Mean rank over the {n_problems} problems (1 = best): " + ", ".join(parts) + ".")
+        parts = [f"{r.optimizer} {r.mean_rank:.2f} (first on {int(r.first)}, possibly first on {int(r.possibly_first)})"
+                 for r in ordered.itertuples()]
+        lines.append(f"- Mean rank over the {n_problems} problems (1 = best, lower is better; \"possibly first\": no "
+                     "other optimizer is significantly better there): " + ", ".join(parts) + ".")
     return "\n".join(lines)
+
 
 
 def problem_ranks_text(ranks: pd.DataFrame, problems: dict[str, StudyProblem]) -> str:
@@ -227,7 +339,7 @@ def problem_ranks_text(ranks: pd.DataFrame, problems: dict[str, StudyProblem]) -
             continue
         parts = [f"{r.optimizer} {int(r.rank)}" + (f" (could be {int(r.rank_low)}–{int(r.rank_high)})"
                                                    if r.rank_low != r.rank_high else "") for r in mine.itertuples()]
-        lines.append(f"- {problem.title} ({metric_phrase(problem.primary)}): "
+        lines.append(f"- {problem_title(problem)} ({metric_phrase(problem.primary)}): "
                      + ", ".join(parts) + ".")
     return ("Rank per problem (1 = best; in parentheses the ranks the seeds allow: pairwise one-sided Welch "
             "tests):\n\n" + "\n".join(lines))
@@ -291,36 +403,66 @@ def tuning_intro(stage: TuneStage, problem: StudyProblem, trials: pd.DataFrame) 
             "decided nothing.")
 
 
+def _best_of(frame: pd.DataFrame, column: str, metric: Metric):
+    """The row with the best `column` in the metric's direction (ties: the first name)."""
+    ordered = frame.assign(_by=frame[column] * (-1.0 if metric.higher_is_better else 1.0))
+    return ordered.sort_values(["_by", "optimizer"]).iloc[0]
+
+
+def _images(runs: pd.DataFrame) -> str:
+    counts = sorted({int(n) for n in runs["train_images"].dropna()}) if "train_images" in runs else []
+    return " or ".join(f"{n:,}" for n in counts)
+
+
 def tuning_summary(rankings: pd.DataFrame, default_claims: pd.DataFrame, tuned_claims: pd.DataFrame,
-                   selection: pd.DataFrame, metric: Metric) -> str:
-    """Whether tuning on the validation split changed one problem's answer: the best optimizer at default
-    and tuned settings by the final primary metric (rankings: optimizer, rank_default, rank_tuned,
-    final_default, final_tuned), each of the article's claims whose verdict changed (when the problem has
-    claims), and the selections at the edge of their search range."""
-    if rankings.empty:
+                   selection: pd.DataFrame, metric: Metric, default_runs: pd.DataFrame | None = None,
+                   tuned_runs: pd.DataFrame | None = None) -> str:
+    """What tuning on the validation split changed on one problem, like with like: only the tuned optimizers
+    (those with a tuned result in `rankings`: optimizer, final_default, final_tuned and their _ci_low/_ci_high
+    intervals), each against its own default runs and the best of them tuned against the best of the same set at
+    default settings; the training images of default and tuned runs when they differ (runs tables: train_images);
+    the article's claims whose verdict changed, when any was tested both ways; selections at the edge of their
+    search range."""
+    tuned = rankings[rankings["final_tuned"].notna()] if "final_tuned" in rankings else rankings.iloc[0:0]
+    if tuned.empty:
         return "No tuned runs were found."
-    tuned = rankings.sort_values(["rank_tuned", "optimizer"]).iloc[0]
-    default = rankings.sort_values(["rank_default", "optimizer"]).iloc[0]
+    names = ", ".join(sorted(tuned["optimizer"]))
     name = labels.metric_label(metric.name)
-    lines = [f"- Best after tuning: **{tuned.optimizer}** ({name} {labels.number(tuned.final_tuned)}); at default "
-             f"settings: **{default.optimizer}** ({labels.number(default.final_default)}; "
-             f"{labels.direction(metric.higher_is_better)})"
-             + (" — tuning did not change the winner." if tuned.optimizer == default.optimizer
-                else " — tuning changed the winner.")]
+    best_tuned, best_default = _best_of(tuned, "final_tuned", metric), _best_of(tuned, "final_default", metric)
+    tuned_ci = _ci(best_tuned.get("final_ci_low_tuned"), best_tuned.get("final_ci_high_tuned"))
+    default_ci = _ci(best_default.get("final_ci_low_default"), best_default.get("final_ci_high_default"))
+    lines = [f"- Among the tuned optimizers ({names}), final {metric_phrase(metric)}: best tuned "
+             f"**{best_tuned.optimizer}** ({labels.number(best_tuned.final_tuned)} {tuned_ci}); the same optimizers "
+             f"at default settings: best **{best_default.optimizer}** ({labels.number(best_default.final_default)} "
+             f"{default_ci})"
+             + (" — tuning did not change which of them is best." if best_tuned.optimizer == best_default.optimizer
+                else " — tuning changed which of them is best.")]
+    for row in tuned.sort_values("optimizer").itertuples():
+        diff = row.final_tuned - row.final_default
+        lines.append(f"- {row.optimizer}: tuned {labels.number(row.final_tuned)} against its default "
+                     f"{labels.number(row.final_default)}: {name} {difference_words(diff, metric.higher_is_better)}"
+                     f" by {labels.number(abs(diff))} (see the intervals in the table below).")
+    if default_runs is not None and tuned_runs is not None and len(default_runs) and len(tuned_runs):
+        own = default_runs[default_runs["optimizer"].isin(tuned["optimizer"])]
+        before, after = _images(own), _images(tuned_runs)
+        if before and after and before != after:
+            lines.append(f"- The tuned runs trained on {after} images, the default runs on {before}: tuning holds "
+                         "its validation split out of the training set, so part of a difference can come from the "
+                         "smaller training set.")
     if not default_claims.empty and not tuned_claims.empty:
         both = default_claims.merge(tuned_claims[["claim", "verdict"]], on="claim", suffixes=("_default", "_tuned"))
         tested = both[(both["verdict_default"] != "not tested") & (both["verdict_tuned"] != "not tested")]
         changed = tested[tested["verdict_default"] != tested["verdict_tuned"]]
-        lines.append(f"- The article's claims tested both ways: {len(changed)} of {len(tested)} verdicts change with "
-                     "tuning" + ("." if changed.empty else ": " + "; ".join(
-                         f"{r.claim}: {r.verdict_default} → {r.verdict_tuned}" for r in changed.itertuples()))
-                     + (f" ({len(both) - len(tested)} claim(s) name optimizers this tuned study did not run.)"
-                        if len(tested) < len(both) else ""))
-    edges = selection[selection["at_edge"].astype(str) != ""]
+        if len(tested):
+            lines.append(f"- The article's claims tested both ways: {len(changed)} of {len(tested)} verdicts change "
+                         "with tuning" + ("." if changed.empty else ": " + "; ".join(
+                             f"{r.claim}: {r.verdict_default} → {r.verdict_tuned}" for r in changed.itertuples())))
+    edges = selection[selection["at_edge"].astype(str) != ""] if "at_edge" in selection else selection.iloc[0:0]
     if len(edges):
         lines.append("- **Selected at the edge of the search range** (widen it): "
                      + "; ".join(f"{r.optimizer} {r.at_edge}" for r in edges.itertuples()))
     return "\n".join(lines)
+
 
 
 ARTICLE_STUDY = {"optimizers": 7, "seeds": 3, "epochs": 50}  # the study the article's claims need
@@ -375,7 +517,9 @@ def main(argv=None) -> None:
     parameters = json.loads(args.parameters)
     title = None
     if "plan_file" in parameters:
-        title = read_plan(parameters["plan_file"]).settings["title"]
+        plan = read_plan(parameters["plan_file"])
+        title = plan.settings.get("title") or default_title(plan.problems, plan.settings["train"]["optimizers"],
+                                                            plan.descent_functions())
     render(args.notebook, args.executed, args.html, parameters, title)
     print(f"report: {args.html}")
 

@@ -1,35 +1,50 @@
 """What the report shows, section by section, as displayable parts.
 
-Each section function (`title`, `answer`, `setup`, `training_sections`, `claims_section`, `descent_section`,
-`descent_runs_section`, `interactive_views`, `cost_section`, `tuning_sections`) returns a list of Markdown, Html
-(an embedded figure, an interactive view) and tables, in the report's order; the notebook (report/study.ipynb)
-only displays them. The sentences and the figure lists come from optimbench.report; the tables are the
-aggregate tables of a folder (`Tables`) or any mapping of table name to DataFrame.
+The report opens with the answer (`answer`: what ran; with `report.focus`, that optimizer against the field;
+per problem the best optimizer, those the seeds cannot separate from it and the article's claims; across
+problems one headline performance profile, the other measures one click away), then the details: each
+problem (`problem_sections`), the claims (`claims_section`), the tuned comparison (`tuning_sections`), descent
+(`descent_section`), cost (`cost_section`) and the setup (`setup`: one line per distinct setting, every run
+on demand). Each section function returns a list of Markdown and Html parts (tables are complete HTML
+tables in a scroll box, never cut to "…"; long parts sit in a collapsed <details>); the notebook
+(report/study.ipynb) only displays them. The sentences and figure lists come from optimbench.report; the
+tables are the aggregate tables of a folder (`Tables`) or any mapping of table name to DataFrame; `Links`
+turns a table or figure file into a link relative to the report's folder.
 """
 
 from __future__ import annotations
 
 import base64
 import html
+import os
 from pathlib import Path
 
+import mistune
 import pandas as pd
 
+from optimbench import labels
 from optimbench.files import ACKLEY_VIEWS, report_tables
 from optimbench.plan import Plan
 from optimbench.report import (
-    claims_summary,
+    HEADLINE,
+    MEASURES,
     cost_conclusion,
+    data_words,
+    default_title,
     descent_conclusion,
     descent_figures,
     descent_finding,
+    focus_lines,
     for_problem,
     metric_phrase,
     mismatch_warning,
+    other_measures,
     problem_answer,
     problem_intro,
     problem_ranks_text,
+    problem_title,
     profile_conclusion,
+    ran_sentence,
     ranking,
     study_figures,
     study_heading,
@@ -41,19 +56,23 @@ from optimbench.report import (
     tuning_summary,
 )
 
+# Markdown to HTML with any raw HTML in the text escaped (a title or a name is text, never markup).
+_MARKDOWN = mistune.create_markdown(escape=True)
+TABLE_HEIGHT = 420  # px: a longer table scrolls inside its box
+
 
 class Markdown(str):
-    """Markdown text the notebook displays (IPython renders an object by its _repr_markdown_)."""
+    """Markdown text the notebook displays, rendered to HTML here (as_html: any raw HTML in it escaped)."""
 
-    def _repr_markdown_(self) -> str:
-        return str(self)
+    def _repr_html_(self) -> str:
+        return as_html(self)
 
     def _repr_pretty_(self, printer, cycle) -> None:  # the notebook's text/plain: not the text a second time
         printer.text("<Markdown>")
 
 
 class Html(str):
-    """HTML the notebook displays as it is (a figure, an interactive view)."""
+    """HTML the notebook displays as it is (a figure, a table, a collapsed section)."""
 
     def _repr_html_(self) -> str:
         return str(self)
@@ -82,179 +101,280 @@ class Tables:
         return self.read[name]
 
 
-def figure(path, alt: str) -> str:
+class Links:
+    """Links from the report (in `report_dir`) to the files beside it: a table's CSV, a figure file. Without a
+    report folder a link is the path as given."""
+
+    def __init__(self, tables_dir=None, report_dir=None):
+        self.tables_dir, self.report_dir = tables_dir, report_dir
+
+    def to(self, path) -> str:
+        return Path(os.path.relpath(path, self.report_dir)).as_posix() if self.report_dir else str(path)
+
+    def table(self, name: str) -> str | None:
+        return self.to(Path(self.tables_dir) / f"{name}.csv") if self.tables_dir else None
+
+
+# ---------------------------------------------------------------- parts
+def figure(path, alt: str, width: int | None = None) -> str:
     """An <img> with the PNG embedded (base64) and alternative text, for display(HTML(...))."""
     encoded = base64.b64encode(Path(path).read_bytes()).decode()
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{encoded}" style="max-width: 100%">'
+    size = f"width: {width}px; " if width else ""
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{encoded}" style="{size}max-width: 100%">'
 
 
 def _figures(pairs) -> list[Html]:
     return [Html(figure(path, alt)) for path, alt in pairs]
 
 
-def _shown(frame: pd.DataFrame, columns) -> pd.DataFrame:
-    return frame[[c for c in columns if c in frame]]
+def _cell(value) -> str:
+    """A table cell: numbers as the report prints them (4 decimals; a small one such as a learning rate with 3
+    significant digits); a short text kept on one line, a long one wrapped."""
+    if isinstance(value, float):
+        return f"{value:.3g}" if value and abs(value) < 0.01 else labels.number(value)
+    text = "" if value is None else str(value)
+    return text.replace(" ", "\u00a0") if len(text) <= 30 else text
+
+
+def table(frame: pd.DataFrame, csv: str | None = None, height: int = TABLE_HEIGHT) -> Html:
+    """Every row and column of `frame` as an HTML table (text escaped, long text wrapped) in a box that scrolls
+    when it is taller than `height` px or wider than the page; `csv`: a link to the whole table as CSV."""
+    body = frame.to_html(index=False, escape=True, na_rep="–", formatters={c: _cell for c in frame.columns},
+                         classes="ob-table", border=0)
+    link = f'<p><a href="{html.escape(csv)}">the table as CSV</a></p>' if csv else ""
+    return Html(f'<div class="ob-scroll" style="max-height: {height}px; overflow: auto; max-width: 100%">'
+                f"<style>.ob-table td {{white-space: normal; max-width: 40em; vertical-align: top}}</style>"
+                f"{body}</div>{link}")
+
+
+def as_html(part) -> str:
+    """A part as HTML: Markdown rendered (raw HTML in it escaped), a DataFrame as a `table`, Html as it is."""
+    if isinstance(part, pd.DataFrame):
+        return table(part)
+    if isinstance(part, Markdown):
+        return _MARKDOWN(str(part))
+    return str(part)
+
+
+def details(summary: str, parts, opened: bool = False) -> Html:
+    """A collapsible section: `summary` (Markdown) always shown, `parts` on a click."""
+    inner = "".join(as_html(p) for p in parts)
+    head = _MARKDOWN(summary).strip().removeprefix("<p>").removesuffix("</p>")
+    return Html(f"<details{' open' if opened else ''}><summary>{head}</summary>{inner}</details>")
+
+
+def heading(text: str, anchor: str, level: int = 2) -> Html:
+    return Html(f'<h{level} id="{anchor}">{html.escape(text, quote=False)}</h{level}>')
 
 
 def headings(plan: Plan, runs: pd.DataFrame) -> dict[str, str]:
-    """{problem: what its runs used} (study_heading of each problem's runs)."""
-    return {name: study_heading(for_problem(runs, name)) for name in plan.problems}
-
-
-def title(plan: Plan) -> list:
-    return [Markdown(f"# {plan.settings['title']}")]
-
-
-def _across_problems(plan: Plan, tables, figures_dir) -> list:
-    """The answer's part for several problems: profile scores and ranks, then each problem's best."""
-    problems = plan.problems
-    profile, ranks = study_figures(figures_dir)
-    summary = tables["optimizer_summary"]
-    return [Markdown("**Across problems.**\n\n" + profile_conclusion(tables["profile_score"], tables["rank_summary"],
-                                                                    len(problems))),
-            *_figures([profile]), tables["profile_score"].pivot(index="optimizer", columns="measure", values="score"),
-            Markdown(problem_ranks_text(tables["problem_ranks"], problems)), *_figures([ranks]),
-            tables["rank_summary"],
-            Markdown("**Per problem.**\n\n" + "\n".join(problem_answer(for_problem(summary, name), p.title, p.primary)
-                                                        for name, p in problems.items()))]
-
-
-def _tuned_answer(plan: Plan, tables) -> Markdown:
-    return Markdown("**Tuned comparison** (each optimizer's setting chosen on validation data, then rerun over the "
-                    "seeds).\n\n" + "\n".join(
-                        f"*{p.title}*\n\n" + tuning_summary(
-                            for_problem(tables["rankings"], name), for_problem(tables["article_claims"], name),
-                            for_problem(tables["tuned_claims"], name), for_problem(tables["tune_selection"], name),
-                            p.primary) + "\n" for name, p in plan.problems.items()))
-
-
-def answer(plan: Plan, tables, figures_dir) -> list:
-    """The answer: a warning when the runs differ from the config, the study's size, the ranking (across
-    problems, or the one problem's), the claims, descent, cost and the tuned comparison."""
-    problems, train, runs = plan.problems, plan.settings["train"], tables["runs"]
-    study = headings(plan, runs)
-    parts = [Markdown(warning)] if (warning := mismatch_warning(runs)) else []
-    parts.append(Markdown(f"**Training study**: {len(problems)} problem(s), {len(train['optimizers'])} optimizers × "
-                          f"{len(train['seeds'])} seeds × {train['epochs']} epochs."))
-    if len(problems) > 1:
-        parts += _across_problems(plan, tables, figures_dir)
-    else:
-        summary = tables["optimizer_summary"]
-        parts += [Markdown(f"**{p.title}** ({study[name]}).\n\n"
-                           + ranking(for_problem(summary, name), p.primary, plan.confidence))
-                  for name, p in problems.items()]
-    claims = tables["article_claims"]
-    if not claims.empty:
-        parts.append(Markdown(claims_summary(claims, {name: p.title for name, p in problems.items()})))
-    parts.append(Markdown("**Descent on 2-D test functions.**\n\n" + descent_conclusion(tables["descent_reproduction"])
-                          + "\n" + descent_finding(tables["descent_runs"])))
-    parts.append(Markdown("**Cost.**\n\n" + cost_conclusion(tables["cost"], "; ".join(study.values()))))
-    return parts + ([_tuned_answer(plan, tables)] if plan.tune else [])
-
-
-RUN_COLUMNS = ["problem", "optimizer", "seed", "class", "code", "kwargs", "demon", "epochs", "batch_size", "width",
-               "train_images", "test_images", "device", "threads", "bf16", "torch", "git", "resumed_after_epoch",
-               "diverged", "matches_config"]
-
-
-def setup(plan: Plan, tables) -> list:
-    """What the runs used, per problem, the training settings, and every run as its run.json recorded it."""
-    train, study = plan.settings["train"], headings(plan, tables["runs"])
-    return [Markdown("\n".join(f"- {p.title}: **{study[name]}** (data source `{p.data_source}`)"
-                               for name, p in plan.problems.items())
-                     + f"\n- Seeds: {train['seeds']}; batch size {train['batch_size']}; epochs {train['epochs']}; "
-                     f"learning-rate schedule: {train['lr_schedule']}"),
-            _shown(tables["runs"], RUN_COLUMNS)]
-
-
-def training_sections(plan: Plan, tables, figures_dir) -> list:
-    """Per problem: its intro, conclusion, ranking (when there are several), summary table and figures."""
-    problems, study = plan.problems, headings(plan, tables["runs"])
-    parts = []
-    for name, p in problems.items():
-        mine = for_problem(tables["optimizer_summary"], name)
-        parts += [Markdown(f"## Training study: {study[name]}\n**{p.title}** (problem `{name}`). " + problem_intro(p)),
-                  Markdown(training_conclusion(mine, p.primary, plan.confidence))]
-        parts += [Markdown(ranking(mine, p.primary, plan.confidence))] if len(problems) > 1 else []
-        parts += [mine[summary_columns(mine)], *_figures(train_figures(figures_dir, p))]
-    return parts
-
-
-def claims_section(plan: Plan, tables) -> list:
-    """The article's claims, checked (nothing when none was judged)."""
-    claims, problems = tables["article_claims"], plan.problems
-    if claims.empty:
-        return []
-    judged = (", ".join(problems[p].title if p in problems else p for p in dict.fromkeys(claims["problem"]))
-              if "problem" in claims else "the article's problem")
-    return [Markdown("## The article's claims, checked\n"
-                     f"Judged on {judged}, among the article's optimizers present in this study, with one-sided Welch "
-                     "tests on the per-seed values: *holds* when every comparison it makes is significant in its "
-                     "favour, *contradicted* when one is significant against it, *inconclusive* when the seeds "
-                     "cannot tell."), claims]
+    """{problem: what its runs used} (study_heading of each problem's runs, with its data source)."""
+    return {name: study_heading(for_problem(runs, name), p.data_source) for name, p in plan.problems.items()}
 
 
 def _descent_functions(tables) -> list[str]:
-    return sorted(tables["descent_runs"]["function"].unique())
+    runs = tables["descent_runs"]
+    return sorted(runs["function"].unique()) if "function" in runs else []
 
 
-def descent_section(tables, figures_dir) -> list:
-    """The article's descent, as printed and with the correct gradient, and the views of Ackley."""
-    reproduction = tables["descent_reproduction"]
-    parts = [Markdown(descent_conclusion(reproduction))]
-    if not reproduction.empty:
-        parts.append(_shown(reproduction, ["function", "method", "lr", "momentum"] + [
-            f"{value}_{gradient}" for gradient in ("as-printed", "central")
-            for value in ("epochs", "final_f", "distance_to_minimum", "reached_minimum")]))
-    return parts + _figures([descent_figures(figures_dir, [])[None, ACKLEY_VIEWS]])
+def title(plan: Plan) -> list:
+    """The report's title (escaped): report.title, or one made from the study's problems."""
+    text = plan.settings.get("title") or default_title(plan.problems, plan.settings["train"]["optimizers"],
+                                                       plan.descent_functions())
+    return [Html(f"<h1>{html.escape(text)}</h1>")]
 
 
-def descent_runs_section(tables, figures_dir) -> list:
-    """Every descent run, then per test function the plot of every run on it."""
-    runs, functions = tables["descent_runs"], _descent_functions(tables)
-    figures = descent_figures(figures_dir, functions)
-    parts = [runs[["group", "function", "method", "gradient", "epochs", "converged", "diverged", "final_f",
-                   "distance_to_minimum", "reached_minimum"]]]
-    for function in functions:
-        parts += [Markdown(f"### {function}: every run"), *_figures([figures[function, "all_runs"]])]
+CONTENTS = {"per-problem": "Per problem", "claims": "The article's claims", "tuned": "Tuned comparison",
+            "descent": "Descent on 2-D functions", "cost": "Cost", "setup": "Setup"}
+
+
+# ---------------------------------------------------------------- the answer
+def _problem_lines(plan: Plan, tables) -> str:
+    """Per problem its answer line, and under it the article's claims judged there."""
+    summary, claims, lines = tables["optimizer_summary"], tables["article_claims"], []
+    for name, p in plan.problems.items():
+        lines.append(problem_answer(for_problem(summary, name), problem_title(p), p.primary, plan.confidence))
+        mine = for_problem(claims, name) if not claims.empty else claims
+        if len(mine):
+            counts = mine["verdict"].value_counts()
+            lines.append(f"  - The article's {len(mine)} claims here: " + ", ".join(
+                f"{counts[v]} {v}" for v in ("holds", "contradicted", "inconclusive", "not tested") if v in counts)
+                + ":")
+            lines += [f"    - *{r.verdict}*: {r.claim}" for r in mine.itertuples()]
+    return "\n".join(lines)
+
+
+def _across_problems(plan: Plan, tables, figures_dir, links: Links) -> list:
+    """The headline profile (one measure, HEADLINE) with its figure; the other measures and ranks on a click."""
+    problems, focus = plan.problems, plan.settings.get("focus")
+    figures, scores = study_figures(figures_dir), tables["profile_score"]
+    others = [Markdown(other_measures(scores, tables["rank_summary"], len(problems))),
+              *_figures([figures["performance_profile"]]),
+              table(scores.pivot(index="optimizer", columns="measure", values="score").reset_index(),
+                    links.table("profile_score")),
+              Markdown(problem_ranks_text(tables["problem_ranks"], problems)), *_figures([figures["ranks"]]),
+              table(tables["rank_summary"], links.table("rank_summary"))]
+    other_names = ", ".join(MEASURES[m] for m in MEASURES if m != HEADLINE)
+    return [Markdown(f"**Across problems.** {profile_conclusion(scores, len(problems), focus)} Measured by the "
+                     f"{MEASURES[HEADLINE]}, what each problem's answer above ranks by."),
+            Html(figure(*figures["headline_profile"], width=860)),
+            details(f"Other measures ({other_names}) and the ranks per problem", others)]
+
+
+def answer(plan: Plan, tables, figures_dir, links: Links | None = None) -> list:
+    """The first screen: a warning when the runs differ from the config, what ran, the focus optimizer's
+    verdicts (with report.focus), per problem the answer and the claims, across problems the headline profile;
+    then the contents of the details."""
+    links = links or Links()
+    parts = [heading("The answer", "answer")]
+    parts += [Markdown(warning)] if (warning := mismatch_warning(tables["runs"])) else []
+    parts.append(Markdown(ran_sentence(tables["runs"])))
+    if (text := focus_lines(tables["focus"], plan.problems, plan.confidence)):
+        parts += [Markdown(text), details("Every comparison of the focus optimizer (table)",
+                                          [table(tables["focus"], links.table("focus"))])]
+    parts.append(Markdown("**Per problem.**\n\n" + _problem_lines(plan, tables)))
+    if len(plan.problems) > 1:
+        parts += _across_problems(plan, tables, figures_dir, links)
+    absent = {"tuned": not plan.tune, "claims": tables["article_claims"].empty}
+    shown = [a for a in CONTENTS if not absent.get(a)]
+    parts.append(Markdown("Details: " + " · ".join(f"[{CONTENTS[a]}](#{a})" for a in shown)))
     return parts
 
 
-def interactive_views(tables, figures_dir) -> list:
-    """Ackley's interactive 3-D view inline (one keeps the report light); the others named as files."""
-    functions = _descent_functions(tables)
-    views = descent_figures(figures_dir, functions)
-    return [Html(views[f, "interactive"].read_text()) if f == "ackley"
-            else Markdown(f"- {f}: `{views[f, 'interactive']}`") for f in functions]
+# ---------------------------------------------------------------- details
+def problem_sections(plan: Plan, tables, figures_dir, links: Links | None = None) -> list:
+    """Per problem, collapsed: its intro, conclusion, ranking, summary table and figures."""
+    links, study = links or Links(), headings(plan, tables["runs"])
+    parts = [heading("Per problem", "per-problem")]
+    for name, p in plan.problems.items():
+        mine = for_problem(tables["optimizer_summary"], name)
+        inner = [Markdown(f"Runs: {study[name]}. " + problem_intro(p)),
+                 Markdown(training_conclusion(mine, p.primary, plan.confidence)),
+                 Markdown(ranking(mine, p.primary, plan.confidence)),
+                 table(mine[summary_columns(mine)], links.table("optimizer_summary")),
+                 *_figures(train_figures(figures_dir, p))]
+        parts.append(details(f"**{p.name}** ({study[name]}; final {metric_phrase(p.primary)})", inner,
+                             opened=len(plan.problems) == 1))
+    return parts
 
 
-COST_COLUMNS = ["problem", "optimizer", "runs", "epochs", "device", "unit", "share", "job_seconds", "startup_seconds",
-                "device_seconds", "startup_device_seconds_per_run", "device_seconds_per_epoch", "samples_per_second"]
+def claims_section(plan: Plan, tables, links: Links | None = None) -> list:
+    """The article's claims, checked, each with its evidence in full (nothing when none was judged)."""
+    claims, problems = tables["article_claims"], plan.problems
+    if claims.empty:
+        return []
+    judged = (", ".join(problem_title(problems[p]) if p in problems else p for p in dict.fromkeys(claims["problem"]))
+              if "problem" in claims else "the article's problem")
+    return [heading("The article's claims, checked", "claims"),
+            Markdown(f"Judged on {judged}, among the article's optimizers present in this study, with one-sided "
+                     "Welch tests on the per-seed values: *holds* when every comparison it makes is significant in "
+                     "its favour, *contradicted* when one is significant against it, *inconclusive* when the seeds "
+                     "cannot tell."),
+            table(claims[[c for c in ("problem", "claim", "verdict", "measured", "compared") if c in claims]],
+                  (links or Links()).table("article_claims"))]
 
 
-def cost_section(plan: Plan, tables) -> list:
-    cost = tables["cost"]
-    return [Markdown(cost_conclusion(cost, "; ".join(headings(plan, tables["runs"]).values()))),
-            _shown(cost, COST_COLUMNS)]
-
-
-def tuning_sections(plan: Plan, tables, figures_dir) -> list:
-    """The tuned comparison per problem: how it was selected, the selection, its figures, the ranking at each
-    budget, the default ranking beside the tuned one, the claims on the tuned runs and every trial."""
+def tuning_sections(plan: Plan, tables, figures_dir, links: Links | None = None) -> list:
+    """The tuned comparison, like with like: per problem the tuned optimizers against their own defaults and each
+    other (report.tuning_summary), the focus optimizer tuned against the others tuned (when it was tuned), then
+    collapsed the selection, figures, rankings and every trial."""
     if not plan.tune:
         return []
-    parts = [Markdown("## Tuned comparison\nPer problem: the selection on validation data, the figures, the "
-                      "default-hyperparameter ranking beside the tuned one, and every trial.")]
+    links = links or Links()
+    parts = [heading("Tuned comparison", "tuned"),
+             Markdown(f"Only the tuned optimizers ({', '.join(plan.tune.optimizers)}) are compared: each with its "
+                      "own default-setting runs and with each other. Each one's setting was chosen on validation "
+                      "data, then rerun over the study's seeds.")]
     for name, p in plan.problems.items():
-        mine, judged = for_problem(tables["tune_trials"], name), for_problem(tables["tuned_claims"], name)
-        parts += [Markdown(f"### {p.title}\n" + tuning_intro(plan.tune, p, mine)),
-                  for_problem(tables["tune_selection"], name),
-                  *_figures(tune_figures(figures_dir, p, plan.tune.select_by)),
-                  Markdown("Ranking of the optimizers at each budget k (expected best validation score):"),
-                  for_problem(tables["budget_curves"], name).pivot(index="k", columns="optimizer", values="rank"),
-                  Markdown("The default-hyperparameter ranking beside the tuned one (final "
-                           f"{metric_phrase(p.primary)}):"),
-                  for_problem(tables["rankings"], name)]
-        parts += [Markdown("The article's claims, judged on the tuned runs:"), judged] if not judged.empty else []
-        parts += [Markdown("Every trial:"), mine]
+        trials, judged = for_problem(tables["tune_trials"], name), for_problem(tables["tuned_claims"], name)
+        summary = tuning_summary(for_problem(tables["rankings"], name), for_problem(tables["article_claims"], name),
+                                 judged, for_problem(tables["tune_selection"], name), p.primary,
+                                 for_problem(tables["runs"], name), for_problem(tables["tuned_runs"], name))
+        focus = focus_lines(for_problem(tables["tuned_focus"], name), plan.problems, plan.confidence)
+        inner = [Markdown(tuning_intro(plan.tune, p, trials)),
+                 table(for_problem(tables["tune_selection"], name), links.table("tune_selection")),
+                 *_figures(tune_figures(figures_dir, p, plan.tune.select_by)),
+                 Markdown("Ranking of the tuned optimizers at each budget k (expected best validation score):"),
+                 table(for_problem(tables["budget_curves"], name).pivot(index="k", columns="optimizer",
+                                                                        values="rank").reset_index()),
+                 Markdown(f"Default and tuned final {metric_phrase(p.primary)} (tuned columns: tuned optimizers "
+                          "only; the ranks of each column are among its own optimizers):"),
+                 table(for_problem(tables["rankings"], name), links.table("rankings"))]
+        if not judged.empty:
+            inner += [Markdown("The article's claims, judged on the tuned runs:"), table(judged)]
+        inner += [Markdown("Every trial:"), table(trials, links.table("tune_trials"))]
+        tuned_focus = f"\n\nTuned against tuned: {focus}" if focus else ""
+        parts += [Markdown(f"**{problem_title(p)}**\n\n{summary}{tuned_focus}"),
+                  details(f"{p.name}: the selection, figures, rankings and every trial", inner)]
     return parts
+
+
+def descent_section(tables, figures_dir, links: Links | None = None) -> list:
+    """The article's descent, as printed and with the correct gradient, the views of Ackley, every run on a
+    click, and the interactive 3-D views as their own files (plotly, offline), linked."""
+    links = links or Links()
+    reproduction, runs, functions = tables["descent_reproduction"], tables["descent_runs"], _descent_functions(tables)
+    figures = descent_figures(figures_dir, functions)
+    parts = [heading("Gradient descent on 2-D test functions", "descent"),
+             Markdown("The article's loop on Ackley, run exactly as printed (its gradient has an operator-precedence "
+                      "slip: `f(X + h·eᵢ) - f(X - h·eᵢ) / (2h)`) and with the correct central difference.\n\n"
+                      + descent_conclusion(reproduction) + "\n" + descent_finding(runs))]
+    if not reproduction.empty:
+        parts.append(table(reproduction[[c for c in ["function", "method", "lr", "momentum"] + [
+            f"{value}_{gradient}" for gradient in ("as-printed", "central")
+            for value in ("epochs", "final_f", "distance_to_minimum", "reached_minimum")] if c in reproduction]],
+            links.table("descent_reproduction")))
+    parts += _figures([figures[None, ACKLEY_VIEWS]])
+    if functions:
+        parts.append(Markdown("Interactive 3-D views, each its own page (drag to rotate; the legend toggles "
+                              "trajectories; works offline): " + ", ".join(
+                                  f"[{f}]({links.to(figures[f, 'interactive'])})" for f in functions) + "."))
+        every = [table(runs[[c for c in ["group", "function", "method", "gradient", "epochs", "converged", "diverged",
+                                         "final_f", "distance_to_minimum", "reached_minimum"] if c in runs]],
+                       links.table("descent_runs"))]
+        for function in functions:
+            every += [Markdown(f"**{function}: every run**"), *_figures([figures[function, "all_runs"]])]
+        parts.append(details(f"Every descent run ({len(runs)}) and its plot per function", every))
+    return parts
+
+
+def cost_section(plan: Plan, tables, links: Links | None = None) -> list:
+    """Device time: the conclusion, and the cost table with whatever columns it holds."""
+    cost = tables["cost"]
+    return [heading("Cost", "cost"),
+            Markdown("Device time per optimizer and for the whole study: each job's wall time (Snakemake's "
+                     "`benchmark:` file) times the share of a device it held, split into the start-up each run pays "
+                     "once and the cost per epoch.\n\n"
+                     + cost_conclusion(cost, "; ".join(headings(plan, tables["runs"]).values()))),
+            table(cost, (links or Links()).table("cost"))]
+
+
+RUN_KEYS = ("problem", "optimizer", "seed")
+NOT_SETTINGS = ("matches_config", "differences", "diverged", "diverged_epoch", "resumed_after_epoch")
+
+
+def _distinct(runs: pd.DataFrame, column: str) -> str:
+    """One line for a setting of the runs: its one value, or its value per optimizer / per problem when it
+    follows them, else its values."""
+    values = runs[column].map(lambda v: "–" if v is None or (isinstance(v, float) and pd.isna(v)) else str(v))
+    if values.nunique() == 1:
+        return f"- **{column}**: {values.iloc[0]}"
+    for key in ("optimizer", "problem"):
+        by = values.groupby(runs[key], sort=False).agg(lambda v: ", ".join(dict.fromkeys(v)))
+        if (values.groupby(runs[key]).nunique() == 1).all():
+            return f"- **{column}** by {key}: " + "; ".join(f"{k}: {v}" for k, v in by.items())
+    return f"- **{column}**: " + ", ".join(dict.fromkeys(values)) + " (varies between runs)"
+
+
+def setup(plan: Plan, tables, links: Links | None = None) -> list:
+    """What the runs used, collapsed: per problem its data and model, one line per distinct setting the runs
+    recorded (run.json), and every run on demand."""
+    runs, study = tables["runs"], headings(plan, tables["runs"])
+    problems = "\n".join(f"- {p.name}: {study[name]}; data source `{p.data_source}` "
+                         f"({data_words(p.dataset, p.data_source)})" for name, p in plan.problems.items())
+    settings = [c for c in runs.columns if c not in RUN_KEYS + NOT_SETTINGS]
+    lines = "\n".join(_distinct(runs, c) for c in settings) if len(runs) else "No training runs."
+    return [heading("Setup", "setup"),
+            details(f"What the {len(runs)} runs used: one line per setting, as their run.json recorded it",
+                    [Markdown(problems + "\n\n" + lines),
+                     details(f"Every run ({len(runs)} rows)", [table(runs, (links or Links()).table("runs"))])])]

@@ -63,3 +63,20 @@ def welch(a, b) -> dict:
                 "p_less": 0.0 if a.max() < b.min() else 1.0}
     greater = float(stats.ttest_ind(a, b, equal_var=False, alternative="greater").pvalue)
     return {"diff": diff, "p_greater": greater, "p_less": 1.0 - greater}  # one t statistic: the two tails
+
+
+def welch_interval(a, b, confidence: float) -> tuple[float, float]:
+    """Confidence interval of mean(a) - mean(b) without assuming equal variances: Welch's t interval with
+    the Welch–Satterthwaite degrees of freedom (scipy.stats.ttest_ind(equal_var=False).confidence_interval;
+    Welch 1947, Biometrika 34).
+
+    Args: a, b: the per-seed values of two optimizers (1-D); confidence: the two-sided level (0.95).
+    Returns: (low, high); (NaN, NaN) when a side has fewer than 2 values, a value is infinite (a diverged
+    seed scored ∞) or neither side has spread (no interval to estimate; `welch` then decides by the values).
+    """
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if (len(a) < 2 or len(b) < 2 or not (np.isfinite(a).all() and np.isfinite(b).all())
+            or (np.std(a) == 0 and np.std(b) == 0)):
+        return math.nan, math.nan
+    interval = stats.ttest_ind(a, b, equal_var=False).confidence_interval(confidence)
+    return float(interval.low), float(interval.high)

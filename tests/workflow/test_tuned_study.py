@@ -55,7 +55,9 @@ def test_tune_tables_and_the_report_section(study):
     assert set(rankings.dropna(subset=["rank_tuned"])["optimizer"]) == set(TUNED)
     assert set(rankings["problem"]) == set(PROBLEMS)
     html = (study[0] / "results/report/study.html").read_text()
-    assert "Tuned comparison" in html and "Best after tuning: <strong>Adam</strong>" in html
+    assert "Tuned comparison" in html and "Among the tuned optimizers (Adam)" in html  # like with like
+    assert "best tuned <strong>Adam</strong>" in html
+    assert "The tuned runs trained on 1,148 images, the default runs on 1,348" in html  # 200 held out
 
 
 def test_adding_one_trial_runs_only_it_and_what_follows(study, tmp_path):

@@ -99,15 +99,18 @@ def embedded_pngs(html: str) -> list[bytes]:
 def test_report_opens_with_the_answer_and_holds_the_numbers(study):
     html = (study[0] / "results/report/study.html").read_text()
     title = re.search(r"<title>(.*?)</title>", html).group(1)
-    assert title == "optimbench: optimizers on CIFAR-10 and the Ackley function"  # report.title, not a temp name
-    # the profile and ranks; per problem four training and three tuning figures; Ackley views and runs
+    # report.title is null: the default title follows the study's problems (not a temp name)
+    assert title == ("optimbench: 4 optimizers on digits-resnet18, digits-vae (digits (CIFAR-10 format); digits "
+                     "(MNIST format)) and the Ackley function")
+    # the headline, every profile and the ranks; per problem four training and three tuning figures; Ackley
     pngs = embedded_pngs(html)
-    assert len(pngs) == 2 + len(PROBLEMS) * (4 + 3) + 2
+    assert len(pngs) == 3 + len(PROBLEMS) * (4 + 3) + 2
     assert all(p.startswith(b"\x89PNG\r\n\x1a\n") and len(p) > 5000 for p in pngs)
-    assert 'id="ackley-3d"' in html and "Plotly.newPlot" in html  # the interactive view, plotly.js inlined
+    # the interactive view is its own page (plotly.js inlined there), linked: the report stays small
+    assert "Plotly" not in html and 'href="../figures/descent/ackley_3d.html"' in html
     assert "<script src=\"http" not in html  # self-contained: nothing fetched from the network
     body = html.split("<body")[1]
-    answer, setup = body.index("The answer"), body.index("Setup: the runs of this study")
+    answer, setup = body.index("The answer"), body.index('id="per-problem"')
     summary = pd.read_parquet(study[0] / "results/tables/optimizer_summary.parquet")
     first_screen = body[answer:setup]
     # across problems first: the profile scores and ranks, then each problem's best in its own metric
@@ -115,8 +118,9 @@ def test_report_opens_with_the_answer_and_holds_the_numbers(study):
     for problem, words in ((PROBLEM, "final test accuracy, higher is better"),
                            (VAE, "final test negative ELBO, lower is better")):
         best = summary[summary["problem"] == problem].sort_values("rank").iloc[0]
-        assert f"{words}): best <strong>{best.optimizer}</strong> ({best.final:.4f}" in first_screen
-    assert "claims" in first_screen and "CPU core-hours" in first_screen and "Descent" in first_screen
+        assert f"{words}; mean over 2 seeds, 95% interval): best <strong>{best.optimizer}</strong> " \
+               f"{best.final:.4f}" in first_screen
+    assert "claims here" in first_screen and "CPU core-hours" in html and "Gradient descent on 2-D" in html
     assert "CIFAR study" not in html
     for row in summary.itertuples():
         assert row.optimizer in html and f"{row.final:.4f}" in html

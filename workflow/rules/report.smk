@@ -16,7 +16,12 @@ rule report:
         py=PY,
         script=os.path.join(SCRIPTS, "report.py"),
         parameters=lambda wildcards, input: json.dumps(
-            {"plan_file": input.plan, "tables_dir": TABLES, "figures_dir": FIGURES}
+            {
+                "plan_file": input.plan,
+                "tables_dir": TABLES,
+                "figures_dir": FIGURES,
+                "report_dir": os.path.dirname(REPORT_HTML),
+            }
         ),
     conda:
         "../../envs/report.yaml"
