@@ -151,6 +151,9 @@ class Problem:
     augment: pixels of zero padding for the random crop + horizontal flip (CIFAR-style), 0 for none.
     grad_clip: the gradient-norm clip of the problem's reference training (Zaremba et al. 2014, §4: 5 for
     the PTB LSTM), applied to every optimizer alike; None for none.
+    mem_mb: host memory (MB) a training job of the problem asks the scheduler for unless the config says
+    (problem_settings.<problem>.mem_mb, train.mem_mb): its peak at the real data set size plus a margin
+    (MEMORY_MEASURED).
     """
 
     name: str
@@ -166,6 +169,7 @@ class Problem:
     source: str | None = None
     grad_clip: float | None = None
     paper: str = ""
+    mem_mb: int = 4000
 
     @property
     def task(self):
