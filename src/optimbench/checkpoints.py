@@ -114,36 +114,54 @@ class RunFolderLocked(RuntimeError):
 @contextlib.contextmanager
 def writer_lock(folder):
     """Hold the run folder's one writer lock while the block runs: an exclusive flock(2) on WRITER_LOCK,
-    which records the holder's PID, host and start time. The kernel releases it when the holder exits,
-    however it dies (kill -9 too), so a stale lock never blocks a resume. Own code because a lock must
-    name its holder for the user (filelock's does not).
+    which records the holder's PID, host and start time and is removed when the block ends. The kernel
+    releases the lock when the holder exits, however it dies (kill -9 too), so a stale file never blocks a
+    resume. Own code because the lock must name its holder for the user (filelock's does not).
 
     NFS: Linux emulates flock with POSIX byte-range locks over NFS (since 2.6.12), so it holds across
     nodes where the server's lock manager runs (NFSv4, or v3 with lockd); a holder on a node that dies
     keeps it until the server's lease expires (about 90 s). A filesystem without locks (Lustre mounted
-    without `flock`, `nolock` NFS) gets a warning and no lock.
+    without `flock`, NFS mounted `nolock`) gets a warning and no lock.
 
     Raises:
         RunFolderLocked: another process holds the lock (its PID, host and start time in the message).
     """
     path = Path(folder) / WRITER_LOCK
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = _locked_fd(path)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise RunFolderLocked(_locked_message(path, os.pread(fd, 4096, 0))) from None
-        except OSError as exc:
-            if exc.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
-                raise
-            print(f"warning: {path}: this filesystem takes no locks ({exc.strerror}); make sure no other "
-                  f"trainer writes {folder}", file=sys.stderr)
         holder = {"pid": os.getpid(), "host": socket.gethostname(), "since": provenance.now()}
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(holder).encode(), 0)
         yield
     finally:
-        os.close(fd)  # releases the lock; the file stays (deleting it would race with a new holder)
+        path.unlink(missing_ok=True)  # while still held: a process that opened it before waits on a dead file
+        os.close(fd)  # releases the lock
+
+
+def _locked_fd(path: Path) -> int:
+    """An open descriptor of `path` holding its exclusive flock; retried when the file was removed or replaced
+    between open and flock (its last holder finished), so two holders never hold two files."""
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            recorded = os.pread(fd, 4096, 0)
+            os.close(fd)
+            raise RunFolderLocked(_locked_message(path, recorded)) from None
+        except OSError as exc:
+            if exc.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
+                os.close(fd)
+                raise
+            print(f"warning: {path}: this filesystem takes no locks ({exc.strerror}); make sure no other "
+                  f"trainer writes {path.parent}", file=sys.stderr)
+            return fd
+        try:
+            if os.fstat(fd).st_ino == os.stat(path).st_ino:
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)
 
 
 def _locked_message(path: Path, recorded: bytes) -> str:
