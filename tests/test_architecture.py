@@ -21,7 +21,7 @@ LAYERS = {
                "formats.idx", "formats.ptb", "formats.__main__"},
     "plan": {"config", "specs", "search", "runs", "plan"},
     "stages": {"train", "device_data", "checkpoints", "descent", "tune", "aggregate", "claims", "performance",
-               "cost", "plots", "report", "sections"},
+               "cost", "plots", "report", "render", "sections"},
 }
 LEVEL = {module: i for i, names in enumerate(LAYERS.values()) for module in names}
 # Imports inside a function that are kept there on purpose: torchvision is heavy, and only the models

@@ -111,8 +111,11 @@ def test_each_training_job_asks_slurm_for_its_own_runtime_memory_and_threads(tmp
         ("trial", "digits-resnet18"): (4 * 2 + 5, 2345, 1), ("trial", "digits-vae"): (2 + 5, 3456, 2),
         ("tuned_train", "digits-resnet18"): (7, 2345, 1), ("tuned_train", "digits-vae"): (20, 3456, 2)}
     jobs = [job for job in job_blocks(result.stdout) if job["rule"] in ("train", "trial", "tuned_train")]
-    seen = {(job["rule"], job["wildcards"]["problem"]): (int(job["resources"]["runtime"]),
-                                                        int(job["resources"]["mem_mb"]), job["threads"]) for job in jobs}
+    seen = {(job["rule"], job["wildcards"]["problem"]):
+            (int(job["resources"]["runtime"]), int(job["resources"]["mem_mb"]), job["threads"]) for job in jobs}
     assert seen == expected, result.stdout[-3000:]
     assert len(jobs) == 6 and all(job["spec"]["threads"] == job["threads"] for job in jobs)  # the trainer's too
-    assert f"--mem-mb 3456" in result.stdout and "--mem-mb 2345" in result.stdout  # recorded in run.json
+    assert "--mem-mb 3456" in result.stdout and "--mem-mb 2345" in result.stdout  # recorded in run.json
+    # Issue 27.7: the report's outputs are `update`: Snakemake never deletes the previous report (restored on failure)
+    assert re.search(r"rule report:.*?\n    output: \S+/study\.ipynb \(update\), \S+/study\.html \(update\)\n",
+                     result.stdout, flags=re.S)

@@ -97,29 +97,26 @@ def train_gres():
 # Not inherited from train (`use ... with`), as a trial would then keep train's benchmark file (a new output,
 # so every finished trial would rerun) and one shell command for all three would change their command text
 # (Snakemake's `code` rerun trigger, so every finished run would train again).
-def job_run(rule):
+def job_run(job):
     """The run of a training job from its wildcards: PLAN.train_run, PLAN.trial or PLAN.tuned_run."""
-    if rule == "trial":
+    if job == "trial":
         return lambda wildcards: PLAN.trial(wildcards.problem, wildcards.optimizer, wildcards.trial)
-    find = PLAN.tuned_run if rule == "tuned_train" else PLAN.train_run
+    find = PLAN.tuned_run if job == "tuned_train" else PLAN.train_run
     return lambda wildcards: find(wildcards.problem, wildcards.optimizer, wildcards.seed)
 
 
-def train_threads(rule):
+def train_threads(job):
     """A training job's threads: its spec's (a result setting: the trainer uses the spec's, whatever Snakemake
     scales this to)."""
-    return lambda wildcards: specs.job_resources(config, job_run(rule)(wildcards).spec)["threads"]
+    return lambda wildcards: specs.job_resources(config, job_run(job)(wildcards).spec)["threads"]
 
 
-def train_resources(rule):
+def train_resources(job):
     """A training job's resources: mem_mb and runtime from its own spec (× attempt), its GPU share and gres."""
-
-    def needs(key):
-        return lambda wildcards, attempt: specs.job_resources(config, job_run(rule)(wildcards).spec, attempt)[key]
-
+    run = job_run(job)
     return {
-        "mem_mb": needs("mem_mb"),
-        "runtime": needs("runtime"),
+        "mem_mb": lambda wildcards, attempt: specs.job_resources(config, run(wildcards).spec, attempt)["mem_mb"],
+        "runtime": lambda wildcards, attempt: specs.job_resources(config, run(wildcards).spec, attempt)["runtime"],
         # One GPU share: `--resources gpu_percent=100` runs train.runs_per_gpu jobs side by side per GPU.
         "gpu_percent": TRAIN["gpus"] * (100 // TRAIN["runs_per_gpu"]),
         # The GPU request as SLURM gres (sbatch --gres=gpu:G); a profile may ask for GPU shards instead.
