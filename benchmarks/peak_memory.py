@@ -4,8 +4,9 @@ what `Problem.mem_mb`'s defaults are derived from. Never run as a test.
 Per problem, in a fresh process: random data in the canonical format at the published sizes (CIFAR
 50,000/10,000 at 32×32×3, STL-10 5,000/8,000 at 96×96×3, (Fashion-)MNIST 60,000/10,000 at 28×28, PTB's
 929,589/73,760/82,430 tokens), then the trainer's own steps on the CPU: load the data (optimbench.device_data:
-the .npz arrays, the N×C×H×W copy, input statistics), build the model and optimizer (Adam), two training steps
-at the problem's batch size, one evaluation batch. Printed: the peak resident set (ru_maxrss) after each phase.
+the .npz arrays, the N×C×H×W copy, input statistics), build the model and optimizer (Adam), --steps training
+steps at the problem's batch size, one evaluation batch. Printed: the peak resident set (ru_maxrss) after each
+phase.
 
     .venv/bin/python benchmarks/peak_memory.py --eval-batch 100 [--problems cifar10-resnet18 ...]
 """
@@ -50,7 +51,7 @@ def write_data(problem: str, folder: Path) -> Path:
     return path
 
 
-def measure(problem: str, data: str, eval_batch: int) -> dict:
+def measure(problem: str, data: str, eval_batch: int, steps: int = 2) -> dict:
     """The phases' peaks (MB) of one problem, in this process (call it in a fresh one)."""
     import itertools
 
@@ -71,7 +72,7 @@ def measure(problem: str, data: str, eval_batch: int) -> dict:
     peaks["model"] = memory.peak_host_mb()
     for _ in itertools.islice(train.train_epoch(p, training.forward, training.optimizer, training.steppers,
                                                 data_set.train, training.normalize, spec["batch_size"], training.gen,
-                                                training.autocast), 2):
+                                                training.autocast), steps):
         pass
     peaks["train_steps"] = memory.peak_host_mb()
     model = training.forward.eval()
@@ -88,17 +89,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--problems", nargs="*", default=list(registry.DEMON_PAPER))
     parser.add_argument("--eval-batch", type=int, default=100)
+    parser.add_argument("--steps", type=int, default=2, help="training steps at the problem's batch size")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure one problem, print JSON
     parser.add_argument("--data", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(measure(args.one, args.data, args.eval_batch)))
+        print(json.dumps(measure(args.one, args.data, args.eval_batch, args.steps)))
         return
     with tempfile.TemporaryDirectory() as folder:
         for problem in args.problems:
             data = write_data(problem, Path(folder))
             out = subprocess.run([sys.executable, __file__, "--one", problem, "--data", str(data),
-                                  "--eval-batch", str(args.eval_batch)], capture_output=True, text=True, check=True)
+                                  "--eval-batch", str(args.eval_batch), "--steps", str(args.steps)],
+                                 capture_output=True, text=True, check=True)
             peaks = json.loads(out.stdout.strip().splitlines()[-1])
             print(problem, " ".join(f"{k}={v:.0f}" for k, v in peaks.items()), flush=True)
             data.unlink()
