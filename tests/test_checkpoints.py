@@ -2,7 +2,11 @@
 resumes to the uninterrupted one's results, a damaged checkpoint (issue 14.6)."""
 
 import json
+import os
+import signal
+import socket
 import subprocess
+import time
 
 import pandas as pd
 import pytest
@@ -10,7 +14,7 @@ import torch
 
 from optimbench import checkpoints, train
 
-from helpers import kill_after_first_checkpoint, run_env, run_interrupted_after
+from helpers import PYTHON, ROOT, kill_after_first_checkpoint, run_env, run_interrupted_after
 
 TIMING = ["epoch_seconds", "eval_seconds", "samples_per_second"]
 
@@ -18,7 +22,8 @@ TIMING = ["epoch_seconds", "eval_seconds", "samples_per_second"]
 def test_spec_hash_changes_with_every_setting_that_changes_results(tiny_spec):
     base = checkpoints.spec_hash(tiny_spec)
     assert checkpoints.spec_hash(dict(reversed(tiny_spec.items()))) == base  # key order does not matter
-    assert checkpoints.spec_hash({**tiny_spec, "threads": 2, "compile": "on"}) == base  # how, not what, is computed
+    assert checkpoints.spec_hash({**tiny_spec, "compile": "on"}) == base  # how, not what, is computed
+    assert checkpoints.spec_hash({**tiny_spec, "threads": 2}) != base  # a CPU run's numbers change with them
     changed = {key: ("other" if isinstance(value, str) else {"x": 1} if isinstance(value, dict) else value + 1)
                for key, value in tiny_spec.items()}
     for key, value in {**changed, "lr_schedule": "cosine", "deterministic": False}.items():
@@ -103,13 +108,12 @@ def test_a_truncated_checkpoint_names_the_file_and_the_way_out(tiny_spec, tmp_pa
     assert len(train.run(tiny_spec, tmp_path, threads=1)) == 2
 
 
-def test_spec_hash_is_16_hex_digits_of_the_sha256_of_the_sorted_json_without_threads_and_compile():
+def test_spec_hash_is_16_hex_digits_of_the_sha256_of_the_sorted_json_without_compile():
     import hashlib
     spec = {"seed": 3, "lr": 0.1, "threads": 4, "compile": "on", "optimizer": {"b": 1, "a": 2}}
-    text = '{"lr": 0.1, "optimizer": {"a": 2, "b": 1}, "seed": 3}'  # sorted keys, json.dumps' separators
+    text = '{"lr": 0.1, "optimizer": {"a": 2, "b": 1}, "seed": 3, "threads": 4}'  # sorted keys, json.dumps' separators
     assert checkpoints.spec_hash(spec) == hashlib.sha256(text.encode()).hexdigest()[:16]
-    assert checkpoints.spec_hash({"threads": 1}) == checkpoints.spec_hash({"compile": 1}) == \
-        hashlib.sha256(b"{}").hexdigest()[:16]
+    assert checkpoints.spec_hash({"compile": 1}) == hashlib.sha256(b"{}").hexdigest()[:16]
 
 
 def test_the_random_states_restore_every_generator():
@@ -189,3 +193,45 @@ def test_a_checkpoint_is_read_onto_the_runs_device(tmp_path):
     path = tmp_path / checkpoints.CHECKPOINT
     checkpoints.save_checkpoint(path, {"spec_hash": "a", "epoch": 1, "w": torch.ones(2)})
     assert checkpoints.read_checkpoint(path, "meta")["w"].device.type == "meta"  # map_location = the device
+
+
+def test_a_run_folder_has_one_writer_a_second_trainer_refuses_until_the_first_is_gone(tiny_spec, tmp_path):
+    """Issue 27.8: after `kill -9` of Snakemake its trainer still writes; a rerun's trainer on the same folder
+    refuses (naming the holder's PID and host, and what to do) and, once the first is killed, resumes."""
+    spec = {**tiny_spec, "epochs": 6, "train_subset": 256}
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    out = tmp_path / "run"
+    cmd = [PYTHON, str(ROOT / "scripts" / "train.py"), "--spec", str(tmp_path / "spec.json"), "--out", str(out),
+           "--threads", "1"]
+    first = subprocess.Popen(cmd, env=run_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while not (out / checkpoints.CHECKPOINT).exists() and first.poll() is None and time.time() < deadline:
+            time.sleep(0.01)
+        os.kill(first.pid, signal.SIGSTOP)  # still alive, mid-run: as a trainer Snakemake's kill left behind
+        assert first.poll() is None and not (out / "metrics.csv").exists()
+        second = subprocess.run(cmd, env=run_env(), capture_output=True, text=True, timeout=120)
+        assert second.returncode != 0
+        assert f"PID {first.pid} on host {socket.gethostname()}" in second.stderr, second.stderr[-2000:]
+        assert "another trainer is writing" in second.stderr and "kill" in second.stderr
+        assert not (out / "metrics.csv").exists()
+    finally:
+        first.kill()
+        first.wait()
+    done = torch.load(out / checkpoints.CHECKPOINT, weights_only=False)["epoch"]
+    resumed = subprocess.run(cmd, env=run_env(), capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f"after epoch {done}" in resumed.stderr
+    assert len(pd.read_csv(out / "metrics.csv")) == 6
+
+
+def test_the_writer_lock_is_released_when_its_holder_returns_or_fails(tmp_path):
+    with checkpoints.writer_lock(tmp_path):
+        with pytest.raises(checkpoints.RunFolderLocked, match=f"PID {os.getpid()}"):
+            with checkpoints.writer_lock(tmp_path):
+                pass
+    with pytest.raises(ZeroDivisionError):
+        with checkpoints.writer_lock(tmp_path):
+            1 / 0
+    with checkpoints.writer_lock(tmp_path):  # free again
+        pass

@@ -1,6 +1,7 @@
 """Descent: the article's updates against their formulas, the stopping rule, torch optimizers."""
 
 import json
+import resource
 
 import numpy as np
 import pandas as pd
@@ -185,6 +186,7 @@ def test_a_tuned_descent_keeps_the_learning_rate_that_ends_lowest():
 
 
 def test_a_trajectory_file_carries_its_runs_identity(tmp_path):
+    peak_before_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     spec = {"function": "beale", "method": "Adam.v2", "gradient": "central", "kind": "optimizer", "h": 1e-3,
             "tol": 0.0, "start": [1.0, 1.0], "max_epochs": 3, "optimizer": {"class": "Adam"}, "group": "g-1"}
     descent.main(["--spec", json.dumps(spec), "--trajectory", str(tmp_path / "t.csv"),
@@ -193,6 +195,8 @@ def test_a_trajectory_file_carries_its_runs_identity(tmp_path):
     assert list(trajectory.columns[:4]) == ["group", "function", "method", "gradient"] and len(trajectory) == 4
     assert trajectory[["group", "function", "method", "gradient"]].drop_duplicates().values.tolist() == [
         ["g-1", "beale", "Adam.v2", "central"]]
+    # the job's peak host memory (issue 29.2), at least what this process held when the test began
+    assert pd.read_csv(tmp_path / "s.csv")["peak_host_mb"].item() >= peak_before_mb
 
 
 def test_demon_decays_momentum_over_the_epoch_cap():

@@ -42,14 +42,15 @@ def test_the_result_spec_holds_what_changes_numbers_and_nothing_else():
     config = load(train={"compile": "off", "threads": 7, "gpus": 2, "runs_per_gpu": 2, "mem_mb": 999})
     run = plans.plan(config).train_run("cifar10-resnet18", "SGD", 0)
     assert run.execution == {"compile": "off"}
-    assert "compile" not in run.spec and "threads" not in run.spec and "gpus" not in run.spec
+    assert "compile" not in run.spec and "gpus" not in run.spec and "mem_mb" not in run.spec
+    assert run.spec["threads"] == 7  # a CPU run's numbers change with the thread count (issue 27.6)
     assert run.spec["optimizer"] == {"class": "SGD", "kwargs": {"lr": 0.01, "momentum": 0.9}, "demon": False,
                                      "code": {"torch": torch.__version__}}  # the code behind the class (issue 26)
     assert set(run.spec) == {"problem", "dataset", "data", "model", "seed", "optimizer_name", "optimizer",
                              *specs.TRAIN_RESULT_KEYS}
     # a citation never reaches the spec; a learning rate does
     cited = plans.plan(load(optimizers={"SGD": {"paper": "someone else"}})).train_run("cifar10-resnet18", "SGD", 0)
-    assert cited.spec == run.spec
+    assert cited.spec == {**run.spec, "threads": 2}
     faster = plans.plan(load(optimizers={"SGD": {"kwargs": {"lr": 0.5}}})).train_run("cifar10-resnet18", "SGD", 0)
     assert faster.spec["optimizer"]["kwargs"]["lr"] == 0.5
 
@@ -338,3 +339,24 @@ def test_the_config_checker_reports_every_plan_error_without_a_traceback(tmp_pat
                             env=run_env(), capture_output=True, text=True)
     assert result.returncode == 1 and message in result.stderr
     assert "Traceback" not in result.stderr and "config OK" not in result.stdout
+
+
+def test_each_training_jobs_resources_come_from_its_own_spec_and_grow_with_the_attempt():
+    """Issue 27.4 / 29.2: runtime from the job's epochs (a problem's own, a trial's), memory per problem."""
+    from optimbench import problems
+
+    config = load(problems=["cifar10-resnet18", "mnist-vae"], train={"epochs": 1, "minutes_per_epoch": 2},
+                  problem_settings={"mnist-vae": {"epochs": 30, "minutes_per_epoch": 0.5, "mem_mb": 1500,
+                                                  "threads": 3}},
+                  tune={"enabled": True, "optimizers": ["SGD"], "trials": 1, "epochs": 4})
+    plan = plans.plan(config)
+    vae, cifar = plan.train_run("mnist-vae", "SGD", 0), plan.train_run("cifar10-resnet18", "SGD", 0)
+    assert specs.job_resources(config, vae.spec) == {"mem_mb": 1500, "runtime": 30 * 0.5 + 5, "threads": 3}
+    assert specs.job_resources(config, vae.spec, attempt=3) == {"mem_mb": 4500, "runtime": 3 * 15 + 5, "threads": 3}
+    # no mem_mb anywhere in the config: the problem's measured default
+    assert specs.job_resources(config, cifar.spec) == {"mem_mb": problems.get("cifar10-resnet18").mem_mb,
+                                                       "runtime": 2 + 5, "threads": 2}
+    assert specs.job_resources(config, plan.trial("mnist-vae", "SGD", 0).spec)["runtime"] == int(4 * 0.5) + 5
+    assert specs.job_resources(config, plan.tuned_run("mnist-vae", "SGD", 0).spec)["runtime"] == 20
+    study_wide = load(problems=["cifar10-resnet18"], train={"mem_mb": 2345})
+    assert specs.job_resources(study_wide, cifar.spec)["mem_mb"] == 2345

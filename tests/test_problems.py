@@ -169,3 +169,23 @@ def test_table_lists_the_problems_with_their_directions():
     assert rows.loc["ptb-lstm", "primary"] == "test_perplexity" and not rows.loc["ptb-lstm", "higher_is_better"]
     assert rows.loc["digits-resnet18", "source"] == "digits" and rows.loc["digits-resnet18", "target"] == 0.5
     assert len(problems.table()) == len(problems.PROBLEMS)
+
+
+def test_input_stats_are_each_channels_mean_and_std_without_a_float_copy_of_the_images(monkeypatch):
+    """Issue 29.2: a float64 copy of CIFAR-100's training images was 1.2 GB; traced allocations stay far below the
+    images' own size (chunks of a few images are counted at once), and the values match float64 NumPy's."""
+    import tracemalloc
+
+    monkeypatch.setattr(problems, "STATS_CHUNK", 3 * 32 * 32 * 16)  # several chunks, the last one partial
+    images = np.random.default_rng(0).integers(0, 256, (1000, 32, 32, 3), dtype=np.uint8)
+    images[..., 2] //= 3  # channels that differ
+    tracemalloc.start()
+    mean, std = problems.input_stats(images)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < images.nbytes / 5, peak  # a float64 copy: 8 × images.nbytes
+    flat = images.reshape(-1, 3).astype(np.float64)
+    np.testing.assert_allclose(mean, flat.mean(0), rtol=1e-12)
+    np.testing.assert_allclose(std, flat.std(0), rtol=1e-12)
+    one = np.full((2, 4, 4, 1), 7, dtype=np.uint8)  # one channel, every pixel alike: std 0
+    assert problems.input_stats(one) == (np.array([7.0]), np.array([0.0]))

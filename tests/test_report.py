@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from optimbench import plots, report
+from optimbench import plots, render, report
 from optimbench.focus import FOCUS_COLUMNS
 from optimbench.metrics import Metric
 from optimbench.plan import Plan
@@ -343,7 +343,7 @@ def render_study(root, names=("cls", "digits-vae")):
     """The report of study_files(root, names): (executed notebook, HTML)."""
     study_files(root, names)
     executed, page = root / "study.ipynb", root / "study.html"
-    report.render(report.TEMPLATES.parent / "study.ipynb", executed, page,
+    render.render(render.TEMPLATES.parent / "study.ipynb", executed, page,
                   {"plan_file": str(root / "plan.json"), "tables_dir": str(root / "tables"),
                    "figures_dir": str(root / "figures"), "report_dir": str(root)}, title="A study of two problems")
     return executed, page.read_text()

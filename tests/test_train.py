@@ -240,6 +240,26 @@ def test_same_seed_same_metrics_other_seed_other_metrics(tiny_spec, tmp_path):
     assert not a.equals(c)
 
 
+def test_run_json_records_peak_memory_and_the_granted_request(tiny_spec, tmp_path):
+    """Issue 29.2: peak host memory (at least what this process held: a 400 MB array touched before the run),
+    no GPU peak on the CPU, the scheduler's mem_mb as granted."""
+    held = np.ones(400 * 2**20, dtype=np.uint8)
+    train.run({**tiny_spec, "epochs": 1}, tmp_path, threads=1, mem_mb=2345)
+    info = json.loads((tmp_path / "run.json").read_text())
+    assert isinstance(info["peak_host_mb"], float) and info["peak_host_mb"] >= 400 and held.size == 400 * 2**20
+    assert info["peak_gpu_mb"] is None and info["mem_mb"] == 2345
+
+
+def test_threads_are_the_specs_and_a_contradicting_flag_is_refused(tiny_spec, tmp_path):
+    """Issue 27.6: the thread count changes a CPU run's numbers, so it is part of the result spec."""
+    train.run({**tiny_spec, "epochs": 1, "threads": 2}, tmp_path / "a")
+    info = json.loads((tmp_path / "a" / "run.json").read_text())
+    assert info["threads"] == 2 and info["spec"]["threads"] == 2 and torch.get_num_threads() == 2
+    with pytest.raises(ValueError, match=r"--threads 1 but spec\['threads'\] = 2"):
+        train.run({**tiny_spec, "threads": 2}, tmp_path / "b", threads=1)
+    assert not (tmp_path / "b").exists()
+
+
 def test_divergence_is_recorded_and_the_job_succeeds(tiny_spec, tmp_path):
     spec = {**tiny_spec, "epochs": 5, "optimizer": {"class": "SGD", "kwargs": {"lr": 1e12}}}
     result = subprocess.run([PYTHON, str(ROOT / "scripts" / "train.py"), "--spec", json.dumps(spec),

@@ -3,14 +3,19 @@
 The checkpoint holds what the trainer steps (model, optimizer, schedules) and every random generator it
 draws from, so a resumed run ends bit-identical to an uninterrupted one on the CPU. It resumes only the run
 that wrote it: `spec_hash`, the run's fingerprint, must match. A damaged file stops the run with a way out,
-never a silent restart.
+never a silent restart. A run folder has one writer at a time (`writer_lock`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import hashlib
 import json
+import os
 import random
+import socket
 import sys
 from pathlib import Path
 from typing import Protocol
@@ -18,10 +23,12 @@ from typing import Protocol
 import numpy as np
 import torch
 
+from optimbench import provenance
 from optimbench.io import atomic_path
 from optimbench.resnet import describe_load_error
 
 CHECKPOINT = "checkpoint.pt"  # the checkpoint's file name in a run's folder
+WRITER_LOCK = "writer.lock"  # the lock file of a run's folder: who writes it (writer_lock)
 
 
 class Resumable(Protocol):
@@ -32,8 +39,9 @@ class Resumable(Protocol):
 
 def spec_hash(spec: dict) -> str:
     """Fingerprint of what determines a run's results (a checkpoint resumes only the same run): 16 hex
-    digits of the SHA-256 of the spec as sorted JSON, leaving out how it executes (threads, compile)."""
-    relevant = {k: v for k, v in spec.items() if k not in ("threads", "compile")}
+    digits of the SHA-256 of the spec as sorted JSON, leaving out how it executes (compile). Threads count:
+    a CPU run's numbers change with them (issue 27.6)."""
+    relevant = {k: v for k, v in spec.items() if k != "compile"}
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -97,3 +105,72 @@ def resume(ckpt_path: Path, fingerprint: str, training: Resumable, device) -> tu
     training.load(ckpt)
     print(f"resuming from {ckpt_path} after epoch {ckpt['epoch']}", file=sys.stderr)
     return ckpt["rows"], ckpt["epoch"]
+
+
+class RunFolderLocked(RuntimeError):
+    """Another live process writes this run folder; the message names it and what to do."""
+
+
+@contextlib.contextmanager
+def writer_lock(folder):
+    """Hold the run folder's one writer lock while the block runs: an exclusive flock(2) on WRITER_LOCK,
+    which records the holder's PID, host and start time and is removed when the block ends. The kernel
+    releases the lock when the holder exits, however it dies (kill -9 too), so a stale file never blocks a
+    resume. Own code because the lock must name its holder for the user (filelock's does not).
+
+    NFS: Linux emulates flock with POSIX byte-range locks over NFS (since 2.6.12), so it holds across
+    nodes where the server's lock manager runs (NFSv4, or v3 with lockd); a holder on a node that dies
+    keeps it until the server's lease expires (about 90 s). A filesystem without locks (Lustre mounted
+    without `flock`, NFS mounted `nolock`) gets a warning and no lock.
+
+    Raises:
+        RunFolderLocked: another process holds the lock (its PID, host and start time in the message).
+    """
+    path = Path(folder) / WRITER_LOCK
+    fd = _locked_fd(path)
+    try:
+        holder = {"pid": os.getpid(), "host": socket.gethostname(), "since": provenance.now()}
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(holder).encode(), 0)
+        yield
+    finally:
+        path.unlink(missing_ok=True)  # while still held: a process that opened it before waits on a dead file
+        os.close(fd)  # releases the lock
+
+
+def _locked_fd(path: Path) -> int:
+    """An open descriptor of `path` holding its exclusive flock; retried when the file was removed or replaced
+    between open and flock (its last holder finished), so two holders never hold two files."""
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            recorded = os.pread(fd, 4096, 0)
+            os.close(fd)
+            raise RunFolderLocked(_locked_message(path, recorded)) from None
+        except OSError as exc:
+            if exc.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
+                os.close(fd)
+                raise
+            print(f"warning: {path}: this filesystem takes no locks ({exc.strerror}); make sure no other "
+                  f"trainer writes {path.parent}", file=sys.stderr)
+            return fd
+        try:
+            if os.fstat(fd).st_ino == os.stat(path).st_ino:
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+
+
+def _locked_message(path: Path, recorded: bytes) -> str:
+    try:
+        holder = json.loads(recorded)
+        pid, who = holder["pid"], f"PID {holder['pid']} on host {holder['host']} (since {holder['since']})"
+    except (ValueError, KeyError, TypeError):
+        pid, who = "<PID>", "a process that left no name in it"
+    return (f"run folder {path.parent} is locked ({path}): another trainer is writing it, {who}. Two writers "
+            f"would corrupt its checkpoint. If Snakemake was killed, that trainer may still be running: check "
+            f"it (`ps -fp {pid}` on that host, or `squeue --me` on SLURM), then wait for it to finish or kill "
+            f"it, and run again: the run resumes from its last checkpoint.")

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from optimbench import functions
+from optimbench import functions, memory
 from optimbench.cli import check_spec, read_spec, spec_help
 from optimbench.io import write_csv
 from optimbench.optim import build_optimizer, optimizer_step, schedules
@@ -183,7 +183,8 @@ def main(argv=None) -> None:
     trajectory, summary = run(spec)
     identity = {key: spec.get(key) for key in IDENTITY}  # the run's identity travels inside its files
     write_csv(Path(args.trajectory), trajectory.assign(**identity)[list(IDENTITY) + TRAJECTORY_COLUMNS])
-    write_csv(Path(args.summary), summary)
+    # The job's peak host memory (descent runs on the CPU: no GPU peak), as run.json records a training job's.
+    write_csv(Path(args.summary), summary.assign(peak_host_mb=memory.peak_host_mb()))
     row = summary.iloc[0]
     print(f"{row.function}/{row.method}/{row.gradient}: {row.epochs} epochs, converged {row.converged}, "
           f"final f {row.final_f:.6g}, distance to minimum {row.distance_to_minimum:.4g}")

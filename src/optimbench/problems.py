@@ -151,6 +151,9 @@ class Problem:
     augment: pixels of zero padding for the random crop + horizontal flip (CIFAR-style), 0 for none.
     grad_clip: the gradient-norm clip of the problem's reference training (Zaremba et al. 2014, §4: 5 for
     the PTB LSTM), applied to every optimizer alike; None for none.
+    mem_mb: host memory (MB) a training job of the problem asks the scheduler for unless the config says
+    (problem_settings.<problem>.mem_mb, train.mem_mb): its peak at the real data set size plus a margin
+    (MEMORY_MEASURED).
     """
 
     name: str
@@ -166,6 +169,7 @@ class Problem:
     source: str | None = None
     grad_clip: float | None = None
     paper: str = ""
+    mem_mb: int = 4000
 
     @property
     def task(self):
@@ -201,27 +205,52 @@ class Problem:
         return paper_models.build(self.model, width, **kwargs)
 
 
+STATS_CHUNK = 2**22  # pixel values per channel counted at once by input_stats (32 MB of int64 indices)
+
+
 def input_stats(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel mean and std (pixel units, 0..255) of uint8 images N×H×W×C, for inputs "standardize"."""
-    flat = images.reshape(-1, images.shape[-1]).astype(np.float64)
-    return flat.mean(0), flat.std(0)
+    """Per-channel mean and (population) std, pixel units 0..255, of uint8 images N×H×W×C, for inputs
+    "standardize": float64 arrays (C,). From each channel's histogram of its 256 values, counted in chunks of
+    images, so no float copy of the images is made (a float64 one was 1.2 GB for CIFAR-100's 50,000 images)."""
+    channels = images.shape[-1]
+    per_image = max(1, images[0].size // channels)
+    counts = np.zeros((channels, 256), dtype=np.int64)
+    for start in range(0, len(images), max(1, STATS_CHUNK // per_image)):
+        chunk = images[start:start + max(1, STATS_CHUNK // per_image)].reshape(-1, channels)
+        for c in range(channels):
+            counts[c] += np.bincount(chunk[:, c], minlength=256)
+    values = np.arange(256, dtype=np.float64)
+    total = counts.sum(1)
+    mean = counts @ values / total
+    var = (counts * (values - mean[:, None]) ** 2).sum(1) / total
+    return mean, np.sqrt(var)
 
 
+# MEMORY_MEASURED: each problem's default mem_mb (host MB a training job asks the scheduler for). Measured with
+# benchmarks/peak_memory.py (random data at the published data set sizes, the trainer's data loading, model,
+# Adam, training steps at the preset's batch size, one evaluation batch of 100; CPU, 1 thread, AMD EPYC):
+# peak RSS mnist-vae 946, ptb-lstm 1402, fmnist-capsnet 1360, cifar10-resnet18 1697, cifar100-vgg16 1568,
+# stl10-wrn16-8 5540 MB (one step, evaluation batch 20; its activations at batch 64 and 96x96 dominate).
+# Default = (peak + 2500) x 1.2, rounded up to 500 MB. The 2,500 MB are an estimate, not a measurement (no GPU
+# was lent), of what a CUDA job adds on the host (CUDA context and libraries, torch.compile's graphs in the
+# process). A CPU-only study of the large models at eval_batch_size 1000 needs more (activations live on the
+# host): set problem_settings.<problem>.mem_mb from run.json's peak_host_mb. The offline digits problems
+# (1,797 images) keep Problem's default, 4,000 MB.
 _DEMON = "Chen, Wolfe, Li & Kyrillidis, Demon: Improved Neural Network Training with Momentum Decay (arXiv:1910.04952)"
 PROBLEMS = {p.name: p for p in (
     Problem("cifar10-resnet18", "cifar10", "resnet18_cifar", "classification", "test_acc", 0.80,
-            {"num_classes": 10}, augment=4, paper=_DEMON + "; the study's problem (SPEC §1)"),
+            {"num_classes": 10}, augment=4, paper=_DEMON + "; the study's problem (SPEC §1)", mem_mb=5500),
     Problem("cifar100-vgg16", "cifar100", "vgg16_bn", "classification", "test_acc", 0.60,
-            {"num_classes": 100}, augment=4, paper=_DEMON),
+            {"num_classes": 100}, augment=4, paper=_DEMON, mem_mb=5000),
     Problem("stl10-wrn16-8", "stl10", "wrn", "classification", "test_acc", 0.70,
-            {"depth": 16, "num_classes": 10}, test_width=1, augment=12, paper=_DEMON),
+            {"depth": 16, "num_classes": 10}, test_width=1, augment=12, paper=_DEMON, mem_mb=10000),
     Problem("fmnist-capsnet", "fashion_mnist", "capsnet", "capsule", "test_acc", 0.90,
-            {"num_classes": 10, "in_shape": (1, 28, 28)}, inputs="unit", paper=_DEMON),
+            {"num_classes": 10, "in_shape": (1, 28, 28)}, inputs="unit", paper=_DEMON, mem_mb=5000),
     Problem("ptb-lstm", "ptb", "lstm_lm", "language_model", "test_perplexity", 100.0,
             {"vocab_size": 10000, "layers": 2, "dropout": 0.5}, test_width=16, inputs="tokens", grad_clip=5.0,
-            paper=_DEMON),
+            paper=_DEMON, mem_mb=5000),
     Problem("mnist-vae", "mnist", "vae", "vae", "test_neg_elbo", 110.0,
-            {"pixels": 784, "latent": 20}, test_width=16, inputs="unit", paper=_DEMON),
+            {"pixels": 784, "latent": 20}, test_width=16, inputs="unit", paper=_DEMON, mem_mb=4500),
     # Offline demo problems on real data that ships with scikit-learn; targets from the demo's budget
     # (3 epochs, 1 CPU thread): digits-vae at width 64 with Adam (lr 1e-3, batch 64) reached 368 nats
     # after 3 epochs, digits-capsnet at width 16 with Adam 0.78 accuracy.

@@ -8,16 +8,12 @@ optimbench.metrics.Metric) and names it so ("test negative ELBO (lower is better
 unless it is. Tables are the contract's (issue 19): optimizer_summary's `final`, `final_ci_low`, ... are
 the primary metric; `problem_ranks`, `rank_summary`, `profile_score` come from optimbench.performance.
 
-optimbench.sections assembles these sentences and figures into the notebook's sections; `render` runs the
-notebook (report/study.ipynb) with papermill and exports it to HTML.
+optimbench.sections assembles these sentences and figures into the notebook's sections; optimbench.render
+runs the notebook (report/study.ipynb) with papermill and exports it to HTML.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -25,14 +21,10 @@ import pandas as pd
 from optimbench import labels
 from optimbench.cost import projected_device_hours
 from optimbench.files import ACKLEY_VIEWS, descent_figure_paths, train_figure_stems, tune_figure_files
-from optimbench.io import atomic_path
 from optimbench.metrics import Metric
-from optimbench.plan import read_plan
 from optimbench.runs import StudyProblem, TuneStage
 from optimbench.search import criterion_label
 
-# nbconvert template folder: JupyterLab's HTML without scripts from CDNs (the report works offline).
-TEMPLATES = Path(__file__).resolve().parents[2] / "report" / "templates"
 # The cross-problem measures (optimbench.performance.PERFORMANCE_MEASURES) in words; HEADLINE is the one the
 # answer leads with: the final primary metric, what each problem's answer ranks by, so the two agree. Time and
 # epochs to target depend on the target chosen, and seconds on the timing noise of a shared machine.
@@ -487,42 +479,3 @@ def cost_conclusion(cost: pd.DataFrame, dataset: str) -> str:
                  f"{ARTICLE_STUDY['seeds']} seeds × {ARTICLE_STUDY['epochs']} epochs, with this model and data "
                  f"({dataset})) would take **{hours:.2f} {unit}** (start-up × runs + per-epoch cost × epochs).")
     return "\n".join(lines)
-
-
-def render(notebook, executed, html_path, parameters: dict, title: str | None = None) -> None:
-    """Execute the notebook with papermill and export it to self-contained HTML without code, titled `title`."""
-    import nbformat
-    import papermill
-
-    with atomic_path(executed) as tmp_nb:
-        papermill.execute_notebook(str(notebook), str(tmp_nb), parameters=parameters, kernel_name="python3",
-                                   progress_bar=False, cwd=Path.cwd())
-        if title:  # the HTML's <title> (nbconvert's lab template reads the notebook's metadata.title)
-            executed_nb = nbformat.read(tmp_nb, as_version=4)
-            executed_nb.metadata["title"] = title
-            nbformat.write(executed_nb, tmp_nb)
-        with atomic_path(html_path) as tmp_html, open(tmp_html, "wb") as out:
-            subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "html", "--no-input",
-                            f"--TemplateExporter.extra_template_basedirs={TEMPLATES}", "--template", "offline",
-                            "--stdout", str(tmp_nb)], stdout=out, check=True)
-
-
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description="Execute the report notebook and export it to HTML.")
-    parser.add_argument("--notebook", required=True)
-    parser.add_argument("--executed", required=True, help="executed .ipynb to write")
-    parser.add_argument("--html", required=True, help="HTML report to write")
-    parser.add_argument("--parameters", required=True, help="notebook parameters as JSON")
-    args = parser.parse_args(argv)
-    parameters = json.loads(args.parameters)
-    title = None
-    if "plan_file" in parameters:
-        plan = read_plan(parameters["plan_file"])
-        title = plan.settings.get("title") or default_title(plan.problems, plan.settings["train"]["optimizers"],
-                                                            plan.descent_functions())
-    render(args.notebook, args.executed, args.html, parameters, title)
-    print(f"report: {args.html}")
-
-
-if __name__ == "__main__":
-    main()

@@ -32,11 +32,13 @@ NAME_HELP = ("a name must start with a letter or digit and hold only letters, di
              "(it becomes a folder name; no spaces or slashes)")
 
 # train.* keys that can change a run's numbers (the result spec); the rest of train.* is execution or
-# scheduling (threads, compile, gpus, runs_per_gpu, mem_mb, minutes_per_epoch, seeds, optimizers, target).
+# scheduling (compile, gpus, runs_per_gpu, mem_mb, minutes_per_epoch, seeds, optimizers, target). Threads
+# are in: a CPU run's numbers change with the thread count (reduction order; issue 27.6).
 TRAIN_RESULT_KEYS = ("width", "pretrained", "epochs", "batch_size", "eval_batch_size", "lr_schedule", "device",
-                     "channels_last", "bf16", "deterministic", "train_subset", "test_subset")
+                     "channels_last", "bf16", "deterministic", "train_subset", "test_subset", "threads")
 # The train.* keys a problem may set for itself (problem_settings.<problem>), besides its target.
-PROBLEM_TRAIN_KEYS = ("width", "epochs", "batch_size", "eval_batch_size", "train_subset", "test_subset")
+PROBLEM_TRAIN_KEYS = ("width", "epochs", "batch_size", "eval_batch_size", "train_subset", "test_subset", "threads")
+RUNTIME_MARGIN_MINUTES = 5  # start-up, data load, the last evaluation: added to every job's runtime
 RESNET18_PROBLEM_MODEL = "resnet18_cifar"  # problems with this registry model train train.model's ResNet18
 TRAIN_EXECUTION_KEYS = ("compile",)
 ENTRY_RESULT_KEYS = ("class", "kwargs", "demon")  # an optimizer entry's `paper` is a citation
@@ -182,6 +184,21 @@ def check_streams(config: dict, problem: str, spec: dict, train: dict, where: di
             raise ConfigError(f"{where[key]} = {train[key]} cuts the {split} stream of problem {problem!r} "
                               f"({spec['dataset']}, data.source {spec['source']!r}; it holds {holds}) into streams "
                               f"shorter than two tokens. Use at most {tokens // 2}.")
+
+
+def job_resources(config: dict, spec: dict, attempt: int = 1) -> dict:
+    """What one training job (train, trial, tuned_train) asks the scheduler for, from its own result spec:
+    mem_mb (problem_settings.<problem>.mem_mb, else train.mem_mb, else the problem's measured default
+    Problem.mem_mb) × attempt; runtime in minutes = spec["epochs"] × minutes per epoch
+    (problem_settings.<problem>.minutes_per_epoch, else train.minutes_per_epoch) × attempt + 5; threads =
+    spec["threads"]. A retry (attempt 2, 3) asks for more time and memory: a job killed for either gets more."""
+    problem, train = spec["problem"], config["train"]
+    own = config["problem_settings"].get(problem, {})
+    mem_mb = own.get("mem_mb") or train.get("mem_mb") or registry.get(problem).mem_mb
+    minutes = own.get("minutes_per_epoch", train["minutes_per_epoch"])
+    return {"mem_mb": int(mem_mb * attempt),
+            "runtime": int(spec["epochs"] * minutes * attempt) + RUNTIME_MARGIN_MINUTES,
+            "threads": int(spec.get("threads", train["threads"]))}
 
 
 def execution_settings(train: dict) -> dict:

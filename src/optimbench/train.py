@@ -28,7 +28,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from optimbench import checkpoints, hardware, provenance
+from optimbench import checkpoints, hardware, memory, provenance
 from optimbench import problems as problems_mod
 from optimbench.cli import read_spec, spec_help
 from optimbench.device_data import BPTT, Dataset, Normalize, batches, load_data, tokens_as_is
@@ -316,18 +316,42 @@ def epoch_row(spec, training: Training, epoch: int, data: Dataset, bar) -> dict:
             "diverged": diverged}
 
 
-def run(spec: dict, out_dir, threads: int = 1, save_model: bool = True) -> pd.DataFrame:
-    """Train (or resume) the run described by `spec`; write metrics.csv, run.json and (unless save_model is
-    False, e.g. for tuning trials) model.pt to out_dir.
+def run_threads(spec: dict, threads: int | None) -> int:
+    """The run's CPU threads: spec["threads"] (part of the result spec: a CPU run's numbers change with it),
+    else `threads`, else 1.
 
     Raises:
-        ValueError: an unknown problem, a model not of the problem, data not of its data set.
+        ValueError: `threads` is given and differs from spec["threads"].
+    """
+    if threads is not None and spec.get("threads", threads) != threads:
+        raise ValueError(f"--threads {threads} but spec['threads'] = {spec['threads']}: the thread count changes "
+                         f"a CPU run's numbers, so it is part of the run's spec; drop --threads or change the spec")
+    return int(spec.get("threads", threads or 1))
+
+
+def run(spec: dict, out_dir, threads: int | None = None, save_model: bool = True,
+        mem_mb: int | None = None) -> pd.DataFrame:
+    """Train (or resume) the run described by `spec`; write metrics.csv, run.json and (unless save_model is
+    False, e.g. for tuning trials) model.pt to out_dir. One writer per folder (checkpoints.writer_lock).
+    `threads` (run_threads), `mem_mb` the memory the scheduler granted (recorded beside the peaks).
+
+    Raises:
+        ValueError: an unknown problem, a model not of the problem, data not of its data set, threads that
+            contradict the spec's.
+        checkpoints.RunFolderLocked: another live trainer writes out_dir.
     """
     problem = get_problem(spec)  # before anything is written
+    threads = run_threads(spec, threads)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    with checkpoints.writer_lock(out_dir):
+        return _run_locked(spec, problem, out_dir, threads, save_model, mem_mb)
+
+
+def _run_locked(spec: dict, problem: Problem, out_dir: Path, threads: int, save_model: bool,
+                mem_mb: int | None) -> pd.DataFrame:
     started = provenance.now()
-    torch.set_num_threads(threads)  # bit-identity on the CPU depends on it: recorded in run.json
+    torch.set_num_threads(threads)  # bit-identity on the CPU depends on it: in the result spec
     device = resolve_device(spec.get("device", "auto"))
     torch.use_deterministic_algorithms(spec.get("deterministic", True) and device.type == "cpu")
     if device.type == "cuda":
@@ -337,7 +361,8 @@ def run(spec: dict, out_dir, threads: int = 1, save_model: bool = True) -> pd.Da
     training = build_training(spec, device, data, spec["epochs"] * steps_per_epoch)
     # What `auto` resolved to belongs to the fingerprint: resuming on a CPU of another kind (a mixed cluster)
     # must not switch a run's precision or layout half-way.
-    resolved = {"bf16": training.bf16, "channels_last": training.channels_last, "device": device.type}
+    resolved = {"bf16": training.bf16, "channels_last": training.channels_last, "device": device.type,
+                "threads": threads}
     fingerprint, ckpt_path = checkpoints.spec_hash({**spec, "resolved": resolved}), out_dir / checkpoints.CHECKPOINT
     rows, start_epoch = checkpoints.resume(ckpt_path, fingerprint, training, device)
     startup_seconds = process_age()  # interpreter, imports, data load, model build: a fixed cost per run
@@ -373,7 +398,8 @@ def run(spec: dict, out_dir, threads: int = 1, save_model: bool = True) -> pd.Da
         "train_images": len(data.train), "test_images": len(data.test),
         "resumed_after_epoch": start_epoch or None, "diverged": diverged, "startup_seconds": startup_seconds,
         "diverged_epoch": rows[-1]["epoch"] if diverged else None, "epochs_completed": len(rows),
-        "git_commit": provenance.git_commit(), "started": started, "finished": provenance.now()})
+        "git_commit": provenance.git_commit(), "started": started, "finished": provenance.now(),
+        **memory.peaks(device), "mem_mb": mem_mb})
     write_csv(out_dir / "metrics.csv", metrics)  # last: its presence marks a finished run
     ckpt_path.unlink(missing_ok=True)
     return metrics
@@ -408,6 +434,7 @@ SPEC_OPTIONAL = {
     "bf16": "auto | on | off; default auto",
     "compile": "auto | off | on | reduce-overhead | max-autotune; default auto",
     "deterministic": "torch.use_deterministic_algorithms on the CPU; default true",
+    "threads": "CPU threads (torch.set_num_threads); default --threads, else 1",
     "train_subset": "use the first N training images (tokens); default all",
     "test_subset": "use the first N test images (tokens); default all",
     "optimizer_name": "the optimizer's name in the config (progress bar)",
@@ -421,7 +448,10 @@ def main(argv=None) -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--spec", required=True, help="the run's spec as inline JSON or a JSON/YAML file (keys below)")
     parser.add_argument("--out", required=True, help="run folder (metrics.csv, run.json, model.pt)")
-    parser.add_argument("--threads", type=int, default=1, help="CPU threads (torch.set_num_threads)")
+    parser.add_argument("--threads", type=int, help="CPU threads (torch.set_num_threads) of a spec without "
+                                                    "`threads`; default 1")
+    parser.add_argument("--mem-mb", type=int, help="host memory (MB) the scheduler granted: recorded in run.json "
+                                                   "beside the measured peak")
     parser.add_argument("--execution", default="{}",
                         help='execution settings as JSON, e.g. {"compile": "off"}: how the run executes, never '
                              "what it computes (not part of the spec's fingerprint)")
@@ -433,7 +463,11 @@ def main(argv=None) -> None:
     spec = read_spec(args.spec, SPEC_REQUIRED, SPEC_OPTIONAL)
     if args.selection:
         spec = apply_selection(spec, json.loads(Path(args.selection).read_text()))
-    metrics = run({**spec, **json.loads(args.execution)}, args.out, args.threads, save_model=not args.no_model)
+    try:
+        metrics = run({**spec, **json.loads(args.execution)}, args.out, args.threads, save_model=not args.no_model,
+                      mem_mb=args.mem_mb)
+    except checkpoints.RunFolderLocked as exc:
+        raise SystemExit(f"error: {exc}") from None
     problem, last = get_problem(spec), metrics.iloc[-1]
     loss = f"train_{loss_name(problem)}"
     print(f"{len(metrics)} epochs: {loss} {last[loss]:.4f}, {problem.primary} {last[problem.primary]:.4f}, "

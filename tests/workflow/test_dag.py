@@ -1,5 +1,7 @@
 """The DAG's shape, config errors before any job, and the linter."""
 
+import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -74,3 +76,46 @@ def test_rule_files_are_formatted():
     result = subprocess.run([snakefmt, "--check", "Snakefile", "workflow/rules"], cwd=ROOT, env=run_env(),
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def job_blocks(output: str) -> list[dict]:
+    """Each job of a dry run's output (`-n`): {"rule", "wildcards": {...}, "threads", "resources": {...}, "spec"}
+    (spec: the --spec of its shell command, None without one)."""
+    jobs = []
+    for block in re.split(r"\n(?=\[[^\]]*\]\n(?:local)?rule )", output):
+        rule = re.search(r"^(?:local)?rule (\w+):", block, flags=re.M)
+        if not rule:
+            continue
+        fields = dict(re.findall(r"^    (\w+): ([^\n]*)$", block, flags=re.M))
+        pairs = lambda text: dict(item.split("=", 1) for item in text.split(", ") if "=" in item)  # noqa: E731
+        spec = re.search(r"--spec '([^']*)'", block)
+        jobs.append({"rule": rule.group(1), "wildcards": pairs(fields.get("wildcards", "")),
+                     "threads": int(fields.get("threads", 1)), "resources": pairs(fields.get("resources", "")),
+                     "spec": json.loads(spec.group(1)) if spec else None})
+    return jobs
+
+
+def test_each_training_job_asks_slurm_for_its_own_runtime_memory_and_threads(tmp_path):
+    """Issue 27.4 / 29.2: runtime = that job's epochs (per problem, per trial) × its minutes per epoch + 5, memory
+    per problem (problem_settings, else train.mem_mb), never replaced by the SLURM profile."""
+    config = write_config(
+        tmp_path / "c.yaml", problems=["digits-resnet18", "digits-vae"], data={"source": "digits"},
+        problem_settings={"digits-vae": {"epochs": 30, "mem_mb": 3456, "minutes_per_epoch": 0.5, "threads": 2}},
+        train={"epochs": 1, "mem_mb": 2345, "minutes_per_epoch": 2, "optimizers": ["SGD"], "seeds": [0],
+               "threads": 1, "gpus": 0},
+        tune={"enabled": True, "optimizers": ["SGD"], "trials": 1, "epochs": 4, "validation_size": 200},
+        descent={"groups": []})
+    result = snakemake(tmp_path, config, "-n", "--profile", str(ROOT / "profiles" / "slurm"), "--cores", "4")
+    expected = {  # rule, problem -> (runtime, mem_mb, threads)
+        ("train", "digits-resnet18"): (1 * 2 + 5, 2345, 1), ("train", "digits-vae"): (15 + 5, 3456, 2),
+        ("trial", "digits-resnet18"): (4 * 2 + 5, 2345, 1), ("trial", "digits-vae"): (2 + 5, 3456, 2),
+        ("tuned_train", "digits-resnet18"): (7, 2345, 1), ("tuned_train", "digits-vae"): (20, 3456, 2)}
+    jobs = [job for job in job_blocks(result.stdout) if job["rule"] in ("train", "trial", "tuned_train")]
+    seen = {(job["rule"], job["wildcards"]["problem"]):
+            (int(job["resources"]["runtime"]), int(job["resources"]["mem_mb"]), job["threads"]) for job in jobs}
+    assert seen == expected, result.stdout[-3000:]
+    assert len(jobs) == 6 and all(job["spec"]["threads"] == job["threads"] for job in jobs)  # the trainer's too
+    assert "--mem-mb 3456" in result.stdout and "--mem-mb 2345" in result.stdout  # recorded in run.json
+    # Issue 27.7: the report's outputs are `update`: Snakemake never deletes the previous report (restored on failure)
+    assert re.search(r"rule report:.*?\n    output: \S+/study\.ipynb \(update\), \S+/study\.html \(update\)\n",
+                     result.stdout, flags=re.S)

@@ -125,19 +125,38 @@ def train_gres():
     return {"gres": f"gpu:{TRAIN['gpus']}"} if TRAIN["gpus"] else {}
 
 
-# How every training job (train, trial, tuned_train) runs, defined once: its threads, resources and software.
+# How every training job (train, trial, tuned_train) runs, defined once: its threads, resources and software,
+# each from that job's own result spec (specs.job_resources: its problem's epochs, a trial's epochs; × attempt).
 # Not inherited from train (`use ... with`), as a trial would then keep train's benchmark file (a new output,
 # so every finished trial would rerun) and one shell command for all three would change their command text
 # (Snakemake's `code` rerun trigger, so every finished run would train again).
-TRAIN_THREADS = TRAIN["threads"]
-TRAIN_RESOURCES = {
-    "mem_mb": TRAIN["mem_mb"],
-    "runtime": lambda wildcards, attempt: int(TRAIN["epochs"] * TRAIN["minutes_per_epoch"] * attempt) + 5,
-    # One GPU share: `--resources gpu_percent=100` runs train.runs_per_gpu jobs side by side per GPU.
-    "gpu_percent": TRAIN["gpus"] * (100 // TRAIN["runs_per_gpu"]),
-    # The GPU request as SLURM gres (sbatch --gres=gpu:G); a profile may ask for GPU shards instead.
-    **train_gres(),
-}
+def job_run(job):
+    """The run of a training job from its wildcards: PLAN.train_run, PLAN.trial or PLAN.tuned_run."""
+    if job == "trial":
+        return lambda wildcards: PLAN.trial(wildcards.problem, wildcards.optimizer, wildcards.trial)
+    find = PLAN.tuned_run if job == "tuned_train" else PLAN.train_run
+    return lambda wildcards: find(wildcards.problem, wildcards.optimizer, wildcards.seed)
+
+
+def train_threads(job):
+    """A training job's threads: its spec's (a result setting: the trainer uses the spec's, whatever Snakemake
+    scales this to)."""
+    return lambda wildcards: specs.job_resources(config, job_run(job)(wildcards).spec)["threads"]
+
+
+def train_resources(job):
+    """A training job's resources: mem_mb and runtime from its own spec (× attempt), its GPU share and gres."""
+    run = job_run(job)
+    return {
+        "mem_mb": lambda wildcards, attempt: specs.job_resources(config, run(wildcards).spec, attempt)["mem_mb"],
+        "runtime": lambda wildcards, attempt: specs.job_resources(config, run(wildcards).spec, attempt)["runtime"],
+        # One GPU share: `--resources gpu_percent=100` runs train.runs_per_gpu jobs side by side per GPU.
+        "gpu_percent": TRAIN["gpus"] * (100 // TRAIN["runs_per_gpu"]),
+        # The GPU request as SLURM gres (sbatch --gres=gpu:G); a profile may ask for GPU shards instead.
+        **train_gres(),
+    }
+
+
 TRAIN_ENV = "../../envs/torch.yaml"  # relative to the rule files
 
 

@@ -8,8 +8,10 @@ rule report:
         tables=table_files(REPORT_TABLES),
         figures=TRAIN_FIGURES + [DESCENT_VIEWS] + DESCENT_ALL_RUNS + DESCENT_3D + (TUNE_FIGURES if TUNE else []),
     output:
-        executed=f"{R}/report/study.ipynb",
-        html=report(REPORT_HTML, caption="../../report/study.rst", category="Report"),
+        # `update`: Snakemake neither deletes the previous report before the job nor leaves it deleted when the
+        # job fails (optimbench.render replaces both files atomically and says why a render failed).
+        executed=update(f"{R}/report/study.ipynb"),
+        html=report(update(REPORT_HTML), caption="../../report/study.rst", category="Report"),
     log:
         stage_log("report"),
     params:

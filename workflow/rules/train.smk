@@ -18,11 +18,11 @@ rule train:
         spec=train_spec,
         execution=train_execution,
         out=lambda wildcards, output: os.path.dirname(output.metrics),
-    threads: TRAIN_THREADS
+    threads: train_threads("train")
     resources:
-        **TRAIN_RESOURCES,
+        **train_resources("train"),
     conda:
         TRAIN_ENV
     shell:
         "{params.py} {params.script} --spec {params.spec:q} --execution {params.execution:q} "
-        "--out {params.out:q} --threads {threads} > {log:q} 2>&1"
+        "--out {params.out:q} --mem-mb {resources.mem_mb} > {log:q} 2>&1"

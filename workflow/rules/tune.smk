@@ -36,14 +36,14 @@ rule trial:
         spec=trial_spec,
         execution=train_execution,
         out=lambda wildcards, output: os.path.dirname(output.metrics),
-    threads: TRAIN_THREADS
+    threads: train_threads("trial")
     resources:
-        **TRAIN_RESOURCES,
+        **train_resources("trial"),
     conda:
         TRAIN_ENV
     shell:
         "{params.py} {params.script} --spec {params.spec:q} --execution {params.execution:q} "
-        "--out {params.out:q} --threads {threads} --no-model > {log:q} 2>&1"
+        "--out {params.out:q} --mem-mb {resources.mem_mb} --no-model > {log:q} 2>&1"
 
 
 rule select:
@@ -82,11 +82,11 @@ rule tuned_train:
         spec=tuned_spec,
         execution=train_execution,
         out=lambda wildcards, output: os.path.dirname(output.metrics),
-    threads: TRAIN_THREADS
+    threads: train_threads("tuned_train")
     resources:
-        **TRAIN_RESOURCES,
+        **train_resources("tuned_train"),
     conda:
         TRAIN_ENV
     shell:
         "{params.py} {params.script} --spec {params.spec:q} --selection {input.selection:q} "
-        "--execution {params.execution:q} --out {params.out:q} --threads {threads} > {log:q} 2>&1"
+        "--execution {params.execution:q} --out {params.out:q} --mem-mb {resources.mem_mb} > {log:q} 2>&1"
