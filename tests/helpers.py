@@ -11,8 +11,11 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import torch
 import yaml
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
@@ -138,3 +141,22 @@ def kill_after_first_checkpoint(spec: dict, folder: Path, epochs: int) -> tuple[
     done_before = torch.load(checkpoint, weights_only=False)["epoch"]
     assert 1 <= done_before < epochs
     return cmd, checkpoint, done_before
+
+
+def curves(run_dir) -> dict[str, list[tuple[int, float]]]:
+    """{tag: [(step, value), ...]} of a run folder's event files, as TensorBoard's EventAccumulator loads them."""
+    acc = EventAccumulator(str(run_dir))
+    acc.Reload()
+    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+
+
+def assert_one_event_per_epoch(run_dir, problem: str, epochs: int) -> None:
+    """Every curve has steps 1..epochs once, with metrics.csv's values (float32, TensorBoard's precision)."""
+    metrics = pd.read_csv(run_dir / "metrics.csv")
+    loaded = curves(run_dir)
+    columns = [c for c in metrics.columns if c not in ("epoch", "diverged") and metrics[c].notna().all()]
+    assert sorted(loaded) == sorted(f"{problem}/{c}" for c in columns)
+    for column in columns:
+        steps, values = zip(*loaded[f"{problem}/{column}"])
+        assert list(steps) == list(range(1, epochs + 1)), column
+        np.testing.assert_array_equal(values, metrics[column].to_numpy(np.float32), err_msg=column)
