@@ -19,7 +19,7 @@ LAYERS = {
                "formats.common", "formats.canonical", "formats.cifar10", "formats.cifar100", "formats.stl10",
                "formats.idx", "formats.ptb", "formats.__main__"},
     "plan": {"config", "specs", "search", "runs", "plan"},
-    "stages": {"train", "device_data", "checkpoints", "descent", "tune", "aggregate", "claims", "performance",
+    "stages": {"train", "device_data", "checkpoints", "descent", "tune", "aggregate", "claims", "performance", "status",
                "cost", "plots", "report", "sections"},
 }
 LEVEL = {module: i for i, names in enumerate(LAYERS.values()) for module in names}
