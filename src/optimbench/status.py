@@ -54,7 +54,11 @@ STATES = ("done", "diverged", "training", "stalled", "failed", "waiting")
 # torch; tests/test_status.py checks they agree).
 CHECKPOINT = "checkpoint.pt"
 WRITER_LOCK = "writer.lock"
-STALLED_AFTER = 600.0  # seconds without a write (at least 3 epochs' time) after which an unlocked run is stalled
+# A run not finished, with no failure in its log and no lock held, is stalled (killed: it resumes when run
+# again) after this many seconds without a write; at least 3 of its epochs' time. With a lock file (the
+# trainer takes its lock seconds after its job starts) the shorter grace covers only the job's start-up.
+STALLED_AFTER = 600.0
+LOCK_GRACE = 120.0
 # A log's last line that ends a failed job: a Python exception, or the kernel's / a scheduler's kill.
 FAILURE = re.compile(r"^(Traceback|[\w.]*(Error|Exception|Interrupt|Exit)\b|Killed|Terminated|Aborted|"
                      r"Segmentation fault|slurmstepd: error|.*(CANCELLED|DUE TO TIME LIMIT|oom-kill))")
@@ -202,15 +206,22 @@ def _age(paths, now: float) -> float | None:
     return now - max(times) if times else None
 
 
-def _unfinished_state(status: RunStatus, locked: bool, started: bool) -> str:
-    if locked:
+def _unfinished_state(status: RunStatus, lock: str) -> str:
+    """training, failed, waiting or stalled, for a run not finished; `lock` is 'held', 'free' (the trainer
+    takes locks, none holds this one: the run is starting, or dead) or 'none' (no lock file)."""
+    if lock == "held":
         return "training"
     if FAILURE.match(status.last_line):
         return "failed"
-    if not started:
+    if status.age is None:
         return "waiting"
-    quiet = max(STALLED_AFTER, 3 * (status.seconds_per_epoch or 0.0))
-    return "stalled" if status.age is not None and status.age > quiet else "training"
+    quiet = LOCK_GRACE if lock == "free" else max(STALLED_AFTER, 3 * (status.seconds_per_epoch or 0.0))
+    return "stalled" if status.age > quiet else "training"
+
+
+def _lock(folder: Path, local_locks: set) -> str:
+    path = folder / WRITER_LOCK
+    return "held" if lock_held(path, local_locks) else "free" if path.exists() else "none"
 
 
 def train_status(status: RunStatus, folder: Path, log: Path, now: float, local_locks: set) -> RunStatus:
@@ -229,7 +240,7 @@ def train_status(status: RunStatus, folder: Path, log: Path, now: float, local_l
     status.epoch = status.epoch or 0
     written = [log, folder / CHECKPOINT, *list(files.values())[-1:]]
     status.age, status.last_line = _age(written, now), last_line(log)
-    status.state = _unfinished_state(status, lock_held(folder / WRITER_LOCK, local_locks), status.age is not None)
+    status.state = _unfinished_state(status, _lock(folder, local_locks))
     return status
 
 
@@ -239,7 +250,7 @@ def descent_status(status: RunStatus, folder: Path, log: Path, now: float) -> Ru
         status.state = "done"
         return status
     status.age, status.last_line = _age([log], now), last_line(log)
-    status.state = _unfinished_state(status, False, status.age is not None)
+    status.state = _unfinished_state(status, "none")
     return status
 
 
