@@ -6,6 +6,8 @@ import fcntl
 import json
 import math
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -213,3 +215,28 @@ def test_a_quiet_run_is_stalled_sooner_when_the_trainer_takes_locks(tmp_path, lo
         (tmp_path / run.dir / status.WRITER_LOCK).write_text(json.dumps({"host": os.uname().nodename}))
     os.utime(log, (NOW - age, NOW - age))
     assert status.study_status(plan, tmp_path, now=NOW)[0].state == state
+
+
+def test_the_plan_comes_from_the_config_when_a_config_file_is_newer(tmp_path, study, monkeypatch):
+    """A config edited after plan.json (or no plan.json yet): the plan the config gives now, printed by
+    `python -m optimbench.plan` in a subprocess (it loads torch; status does not), run in the workdir."""
+    plan, _ = study
+    config = tmp_path / "c.yaml"
+    config.write_text("results_dir: out/x\n")
+    (tmp_path / "out/x").mkdir(parents=True)
+    (tmp_path / "out/x/plan.json").write_text("{}")
+    os.utime(tmp_path / "out/x/plan.json", (time.time() - 60, time.time() - 60))
+    calls = []
+
+    def fake_run(cmd, cwd, **kwargs):
+        calls.append((cmd, cwd))
+        return subprocess.CompletedProcess(cmd, 0, plan.to_json(), "")
+
+    monkeypatch.setattr(status.subprocess, "run", fake_run)
+    loaded, source = status.load_plan([config], tmp_path)
+    assert calls == [([sys.executable, "-m", "optimbench.plan", str(config)], tmp_path)]
+    assert loaded.train_runs == plan.train_runs and source.startswith("the config files (plan.json is missing")
+    monkeypatch.setattr(status.subprocess, "run", lambda cmd, cwd, **kw: subprocess.CompletedProcess(
+        cmd, 1, "", "train.epochs = 0: must be at least 1"))
+    with pytest.raises(SystemExit, match="train.epochs = 0"):
+        status.load_plan([config], tmp_path)
