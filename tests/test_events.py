@@ -2,6 +2,9 @@
 A SIGKILLed and resumed run: test_checkpoints.test_a_killed_run_resumes_and_matches_an_uninterrupted_one."""
 
 import math
+import random
+
+from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c
 
 from optimbench import events, train
 
@@ -39,3 +42,11 @@ def test_a_run_stopped_between_checkpoint_and_events_resumes_with_one_event_per_
     assert events.epoch_files(tmp_path / "run") == {}
     train.run(spec, tmp_path / "run")
     assert_one_event_per_epoch(tmp_path / "run", spec["problem"], 3)
+
+
+def test_crc32c_is_tensorboards():
+    """The known check value (RFC 3720's polynomial), and tensorboard's own (masked) implementation on
+    random bytes of every length up to 64."""
+    assert events.crc32c(b"123456789") == 0xE3069283
+    data = random.Random(0).randbytes(64)
+    assert [events.masked_crc32c(data[:n]) for n in range(65)] == [masked_crc32c(data[:n]) for n in range(65)]
