@@ -20,7 +20,7 @@ SNAKEMAKE := $(BIN)/snakemake --snakefile $(CURDIR)/Snakefile --directory $(WORK
 # Everything downstream of the results (workflow/report-rules.txt): `make report` runs only these, and all of them.
 REPORT_RULES := $(strip $(shell sed -e 's/[[:space:]]*[#].*//' $(CURDIR)/workflow/report-rules.txt))
 
-.PHONY: help venv demo compare study report test lint mutation clean
+.PHONY: help venv demo compare study report status test lint mutation clean
 
 help:
 	@echo "make demo    the whole study on offline data (digits, width 8, CPU), minutes; prints the report's path"
@@ -30,6 +30,7 @@ help:
 	@echo "make study   the article's full study (CIFAR-10 download; a GPU is advised)"
 	@echo "make report  re-render tables, figures and report from existing results (PRESET=demo for the demo)"
 	@echo "             (CONFIG=file.yaml adds any override file; WORKDIR=dir runs in another folder)"
+	@echo "make status  where a study stands: each run's state, counts, stale results, projected end (PRESET=...)"
 	@echo "make lint    ruff check, snakefmt --check, snakemake --lint (CI runs it before the tests)"
 	@echo "make mutation  mutation testing (mutmut) of the numeric modules against their unit tests; not in CI"
 
@@ -59,6 +60,10 @@ report: venv
 	@# aggregate_tune and figures_tune too, when tune.enabled is false).
 	$(SNAKEMAKE) $(CONFIG_ARGS) --allowed-rules $(REPORT_RULES) --forceall --rerun-triggers mtime
 	@echo "Report: $(RESULTS)/report/study.html"
+
+# Reads the plan and the run folders only (optimbench.status): works while the study runs, never writes.
+status: venv
+	cd $(WORKDIR) && $(abspath $(BIN))/python -m optimbench.status $(CURDIR)/config.yaml $(abspath $(CONFIG))
 
 test: venv
 	$(BIN)/python -m pytest

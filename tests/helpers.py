@@ -11,8 +11,11 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import torch
 import yaml
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
@@ -139,3 +142,25 @@ def kill_after_first_checkpoint(spec: dict, folder: Path, epochs: int) -> tuple[
     done_before = torch.load(checkpoint, weights_only=False)["epoch"]
     assert 1 <= done_before < epochs
     return cmd, checkpoint, done_before
+
+
+def curves(run_dir) -> dict[str, list[tuple[int, float]]]:
+    """{tag: [(step, value), ...]} of a run folder's event files, as TensorBoard's EventAccumulator loads them."""
+    acc = EventAccumulator(str(run_dir))
+    acc.Reload()
+    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+
+
+def assert_one_event_per_epoch(run_dir, problem: str, epochs: int) -> None:
+    """Every curve has one point per epoch in which metrics.csv holds a finite value (a tuned run tests only
+    after its last epoch), at steps 1..epochs, with metrics.csv's values (float32, TensorBoard's precision)."""
+    metrics = pd.read_csv(run_dir / "metrics.csv")
+    assert metrics["epoch"].tolist() == list(range(1, epochs + 1))
+    loaded = curves(run_dir)
+    finite = {c: metrics[np.isfinite(metrics[c].astype(float))] for c in metrics.columns
+              if c not in ("epoch", "diverged")}
+    assert sorted(loaded) == sorted(f"{problem}/{c}" for c, rows in finite.items() if len(rows))
+    for column, rows in finite.items():
+        points = loaded.get(f"{problem}/{column}", [])
+        assert [step for step, _ in points] == rows["epoch"].tolist(), column
+        np.testing.assert_array_equal([v for _, v in points], rows[column].to_numpy(np.float32), err_msg=column)

@@ -15,13 +15,13 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "optimbench"
 # Bottom to top. A module may import modules of its own layer (acyclically) and of the layers below.
 LAYERS = {
     "helpers": {"errors", "io", "stats", "metrics", "labels", "files", "cli", "hardware", "provenance", "store",
-                "memory"},
+                "memory", "events"},
     "domain": {"functions", "problems", "resnet", "paper_models", "optim", "demon", "yellowfin", "split", "formats",
                "formats.common", "formats.canonical", "formats.cifar10", "formats.cifar100", "formats.stl10",
                "formats.idx", "formats.ptb", "formats.__main__"},
     "plan": {"config", "specs", "search", "runs", "plan"},
     "stages": {"train", "device_data", "checkpoints", "descent", "tune", "aggregate", "claims", "performance",
-               "focus", "cost", "plots", "report", "render", "sections"},
+               "focus", "cost", "plots", "report", "render", "sections", "status"},
 }
 LEVEL = {module: i for i, names in enumerate(LAYERS.values()) for module in names}
 # Imports inside a function that are kept there on purpose: torchvision is heavy, and only the models

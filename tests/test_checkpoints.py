@@ -14,7 +14,14 @@ import torch
 
 from optimbench import checkpoints, train
 
-from helpers import PYTHON, ROOT, kill_after_first_checkpoint, run_env, run_interrupted_after
+from helpers import (
+    PYTHON,
+    ROOT,
+    assert_one_event_per_epoch,
+    kill_after_first_checkpoint,
+    run_env,
+    run_interrupted_after,
+)
 
 TIMING = ["epoch_seconds", "eval_seconds", "samples_per_second"]
 
@@ -82,6 +89,7 @@ def test_a_killed_run_resumes_and_matches_an_uninterrupted_one(tiny_spec, tmp_pa
     b = torch.load(tmp_path / "straight" / "model.pt", weights_only=False)["model"]
     assert all(torch.equal(a[k], b[k]) for k in b)
     assert not checkpoint.exists()
+    assert_one_event_per_epoch(tmp_path / "killed", spec["problem"], 6)  # TensorBoard's curves: no step twice
 
 
 def test_a_checkpoint_of_another_configuration_is_ignored(tiny_spec, tmp_path):

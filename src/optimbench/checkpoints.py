@@ -26,9 +26,7 @@ import torch
 from optimbench import provenance
 from optimbench.io import atomic_path
 from optimbench.resnet import describe_load_error
-
-CHECKPOINT = "checkpoint.pt"  # the checkpoint's file name in a run's folder
-WRITER_LOCK = "writer.lock"  # the lock file of a run's folder: who writes it (writer_lock)
+from optimbench.runs import WRITER_LOCK
 
 
 class Resumable(Protocol):

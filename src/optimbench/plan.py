@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import inspect
-import json
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from optimbench import formats, search
@@ -37,11 +35,12 @@ from optimbench.runs import (
     TUNED_BENCHMARK,
     TUNED_DIR,
     DescentRun,
-    StudyProblem,
+    Plan,
     TrainRun,
     Trial,
     TuneStage,
 )
+from optimbench.runs import read_plan as read_plan  # re-exported: Plan and read_plan live in runs (no torch)
 from optimbench.specs import (
     TRAIN_RESULT_KEYS,
     apply_selection,
@@ -56,126 +55,6 @@ from optimbench.specs import (
     problem_train,
     train_spec,
 )
-
-
-@dataclass
-class Plan:
-    """The whole study: its data file, training runs and descent runs, and where the stages write."""
-
-    results_dir: str
-    data: dict  # data stem -> {file, summary, spec}: every canonical data file the study needs
-    problem_data: dict  # problem -> its data stem
-    train_runs: list[TrainRun]
-    descent_runs: list[DescentRun]
-    settings: dict  # what the tables and report need (target, confidence, title, the train settings)
-    tune: TuneStage | None = None  # the tuning stage (tune_plan), when tune.enabled
-
-    @property
-    def problems(self) -> dict[str, StudyProblem]:
-        """{name: StudyProblem} in the plan's order: what every table, figure and sentence reads of a problem."""
-        return {name: StudyProblem.from_summary(name, entry) for name, entry in self.settings["problems"].items()}
-
-    @property
-    def confidence(self) -> float:
-        return float(self.settings["confidence"])
-
-    @property
-    def tables_dir(self) -> str:
-        return f"{self.results_dir}/tables"
-
-    @property
-    def figures_dir(self) -> str:
-        return f"{self.results_dir}/figures"
-
-    @property
-    def plan_file(self) -> str:
-        return f"{self.results_dir}/plan.json"
-
-    @property
-    def report_html(self) -> str:
-        return f"{self.results_dir}/report/study.html"
-
-    def data_file(self, problem: str) -> str:
-        return self.data[self.problem_data[problem]]["file"]
-
-    def train_run(self, problem: str, optimizer: str, seed) -> TrainRun:
-        key = (problem, optimizer, int(seed))
-        return next(r for r in self.train_runs if (r.problem, r.optimizer, r.seed) == key)
-
-    def descent_run(self, group: str, function: str, method: str, gradient: str) -> DescentRun:
-        key = (group, function, method, gradient)
-        return next(r for r in self.descent_runs if (r.group, r.function, r.method, r.gradient) == key)
-
-    def train_files(self, name: str) -> list[str]:
-        return [run.file(name) for run in self.train_runs]
-
-    def descent_files(self, name: str) -> list[str]:
-        return [run.file(name) for run in self.descent_runs]
-
-    def trial(self, problem: str, optimizer: str, trial) -> Trial:
-        key = (problem, optimizer, int(trial))
-        return next(t for t in self.tune.trials if (t.problem, t.optimizer, t.trial) == key)
-
-    def tuned_run(self, problem: str, optimizer: str, seed) -> TrainRun:
-        key = (problem, optimizer, int(seed))
-        return next(r for r in self.tune.finals if (r.problem, r.optimizer, r.seed) == key)
-
-    def trials_of(self, problem: str | None = None, optimizer: str | None = None) -> list[Trial]:
-        """The tuning trials, all or one problem's / optimizer's, in the plan's order."""
-        return [t for t in (self.tune.trials if self.tune else [])
-                if (problem is None or t.problem == problem) and (optimizer is None or t.optimizer == optimizer)]
-
-    def trial_files(self, name: str, problem: str | None = None, optimizer: str | None = None) -> list[str]:
-        return [t.file(name) for t in self.trials_of(problem, optimizer)]
-
-    def selection_plan(self, problem: str, optimizer: str) -> "Plan":
-        """The part of the plan one selection reads (optimbench.tune.write_selection): the problem's metrics,
-        the criterion, the optimizer's space and its trials on that problem (specs left out). The `select`
-        rule passes its JSON as a param, so adding a problem or an optimizer re-selects nothing else (the
-        plan file would)."""
-        trials = [Trial(t.problem, t.optimizer, t.trial, t.setting, t.dir, spec={})
-                  for t in self.trials_of(problem, optimizer)]
-        stage = TuneStage([optimizer], {}, self.tune.validation_size, self.tune.split_seed, self.tune.select_by,
-                          self.tune.sampler, {optimizer: self.tune.spaces[optimizer]}, trials, {}, [])
-        settings = {"problems": {problem: self.settings["problems"][problem]}}
-        return Plan(self.results_dir, {}, {}, [], [], settings, stage)
-
-    def selection_files(self) -> list[str]:
-        return [path for by_optimizer in (self.tune.selections if self.tune else {}).values()
-                for path in by_optimizer.values()]
-
-    def split_file(self, problem: str) -> list[str]:
-        """The problem's validation split file as a one-item list (none for a data set with its own
-        validation stream, PTB), for a rule's input."""
-        path = self.tune.split_files.get(problem) if self.tune else None
-        return [path] if path else []
-
-    def tuned_files(self, name: str) -> list[str]:
-        return [run.file(name) for run in (self.tune.finals if self.tune else [])]
-
-    def descent_functions(self) -> list[str]:
-        return sorted({run.function for run in self.descent_runs})
-
-    def to_json(self) -> str:
-        """The plan as the stages downstream of the runs read it: what the runs are and compute. Execution
-        settings are left out, so changing them (threads, compile) rewrites nothing downstream."""
-        plain = asdict(self)
-        for run in plain["train_runs"] + (plain["tune"]["finals"] if plain["tune"] else []):
-            del run["execution"]
-        return json.dumps(plain, sort_keys=True, indent=1)
-
-    @classmethod
-    def from_json(cls, text: str) -> "Plan":
-        """The Plan that to_json wrote (execution settings, left out there, read as {})."""
-        plain = json.loads(text)
-        train_run = lambda run: TrainRun(**{"execution": {}, **run})  # noqa: E731
-        stage = plain.get("tune")
-        if stage:
-            stage = TuneStage(**{**stage, "trials": [Trial(**t) for t in stage["trials"]],
-                                 "finals": [train_run(r) for r in stage["finals"]]})
-        return cls(plain["results_dir"], plain["data"], plain["problem_data"],
-                   [train_run(r) for r in plain["train_runs"]], [DescentRun(**r) for r in plain["descent_runs"]],
-                   plain["settings"], stage)
 
 
 def plan(config: dict) -> Plan:
@@ -311,12 +190,6 @@ def tune_plan(config: dict, data: dict, problem_data: dict) -> TuneStage:
 def write_plan(plan_json: str, path) -> None:
     """Write the plan's JSON (Plan.to_json) atomically: the `plan` rule's one call."""
     write_text(path, plan_json + "\n")
-
-
-def read_plan(path) -> Plan:
-    """The Plan the `plan` rule wrote (Plan.to_json), or inline JSON of one (what the select rule passes)."""
-    text = str(path)
-    return Plan.from_json(text if text.lstrip().startswith("{") else Path(path).read_text())
 
 
 def missing_runs(the_plan: Plan, workdir=".") -> list[str]:
