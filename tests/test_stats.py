@@ -96,3 +96,15 @@ def test_welch_degenerate_inputs_give_the_documented_result_exactly(a, b, expect
 def test_welch_with_an_empty_side_has_no_difference(a, b):
     test = stats.welch(a, b)
     assert math.isnan(test["diff"]) and (test["p_greater"], test["p_less"]) == (1.0, 1.0)
+
+
+# ---------------------------------------------------------------- the divergence rule (issue 27.2)
+def test_divergence_rule_non_finite_or_a_million_times_the_start():
+    from optimbench.metrics import DIVERGENCE_FACTOR, diverged
+
+    assert DIVERGENCE_FACTOR == 1e6
+    for value in (float("nan"), float("inf"), -float("inf")):
+        assert diverged(value, 2.3)
+    assert diverged(4.6e35, 2.3) and diverged(2.3e6 + 1, 2.3) and not diverged(2.3e6, 2.3)
+    assert diverged(-1e7, 5.0) and not diverged(-4e6, 5.0)  # |value|
+    assert diverged(1e6 + 1, 0.0) and not diverged(1e6, 1e-9)  # the floor of 1: a start at 0
