@@ -74,8 +74,8 @@ def load_runs(run_dirs, problems: dict[str, StudyProblem]) -> pd.DataFrame:
 def score_divergence(wide: pd.DataFrame, problems: dict[str, StudyProblem]) -> pd.DataFrame:
     """The divergence policy (module docstring): from the epoch a run diverged to its planned last epoch,
     each metric column of its problem (those present in `wide`) scores that metric's worst value; `scored`
-    marks those rows. Input: wide epochs with RUN_KEYS, `diverged` (True on the epoch the loss became
-    non-finite) and `planned_epochs`."""
+    marks those rows. Input: wide epochs with RUN_KEYS, `diverged` (True on the epoch the loss diverged,
+    optimbench.metrics.diverged) and `planned_epochs`."""
     wide = wide.assign(diverged=wide["diverged"].astype(bool), scored=False)
     fillers = []
     for _, run in wide[wide["diverged"]].groupby(RUN_KEYS):
