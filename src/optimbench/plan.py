@@ -232,12 +232,14 @@ def _train_run(config: dict, problem: str, optimizer: str, seed, data_file: str,
                     spec=spec, execution=execution_settings(config["train"]))
 
 
-def _optimizer_kwargs(entry: dict) -> set | None:
-    """The keyword arguments an optimizer class accepts (None when it takes **kwargs)."""
+def _optimizer_kwargs(entry: dict) -> dict | None:
+    """The keyword arguments an optimizer class accepts, each with its value in the entry or else its default
+    (whose type tells a search space a boolean or an integer keyword); None when the class takes **kwargs."""
     parameters = inspect.signature(resolve_class(entry["class"])).parameters
     if any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
         return None
-    return {name for name in parameters if name not in ("self", "params")}
+    return {name: entry.get("kwargs", {}).get(name, p.default) for name, p in parameters.items()
+            if name not in ("self", "params")}
 
 
 def _validation(config: dict, problem: str, data: dict) -> str:
@@ -278,6 +280,7 @@ def tune_plan(config: dict, data: dict, problem_data: dict) -> TuneStage:
         space = search.search_space(tune, optimizer)
         where = f"tune.space.{optimizer if optimizer in tune['space'] else 'default'}"
         search.check_space(space, where, _optimizer_kwargs(config["optimizers"][optimizer]))
+        search.check_budget(space, where, tune["trials"], tune["sampler"], tune["sampler_seed"])
         spaces[optimizer] = space
     split_files, trials, selections, finals = {}, [], {}, []
     for problem in config["problems"]:

@@ -278,7 +278,8 @@ def sensitivity(trials: pd.DataFrame, colours: dict, criterion: str, path: Path,
 def sensitivity_factor(spaces: dict) -> tuple[str, bool]:
     """The factor a sensitivity plot draws on its x axis: `lr` where any space searches it, else the first
     searched kwarg; and whether its range is logarithmic."""
-    factors = {name: factor for space in spaces.values() for name, factor in space.items() if name != "lr_schedule"}
+    factors = {name: factor for space in spaces.values() for name, factor in space.items()
+               if name != "lr_schedule" and "choices" not in factor}  # ranges only: a categorical factor has no axis
     name = "lr" if "lr" in factors else sorted(factors)[0]
     return name, factors[name].get("log", True)
 

@@ -62,7 +62,7 @@ def at_edge(trials: pd.DataFrame, selected: pd.Series, space: dict) -> list[str]
     """The searched kwargs whose selected value is the smallest or largest tried: widen the range there."""
     edges = []
     for name in space:
-        if name == SCHEDULE_FACTOR or name not in trials:
+        if name == SCHEDULE_FACTOR or "choices" in space[name] or name not in trials:  # ranges only
             continue
         values = trials[name].astype(float)
         if len(values.unique()) > 1 and selected[name] in (values.min(), values.max()):
