@@ -206,3 +206,27 @@ def test_a_list_at_top_level_is_named(tmp_path):
     listed.write_text("- train\n")
     with pytest.raises(config.ConfigError, match=rf"config file {listed} must hold a mapping of keys"):
         config.load([listed])
+
+
+# ---------------------------------------------------------------- names YAML reads as numbers (issue 27.5)
+def test_unquoted_names_yaml_reads_as_numbers_or_booleans_are_refused_with_the_quoted_form(tmp_path):
+    path = tmp_path / "odd.yaml"
+    path.write_text("descent:\n  methods:\n    0.1: {update: vanilla, lr: 0.01}\n    007: {update: vanilla, lr: 0.01}\n")
+    with pytest.raises(config.ConfigError, match=r"descent.methods: YAML read key\(s\) 0.1 \(float\), 7 \(int\), not "
+                                                 r"names; quote them \(e.g. '0.1': ..."):
+        config.load([ROOT / "config.yaml", path])
+    path.write_text("optimizers:\n  true: {class: SGD}\n")
+    with pytest.raises(config.ConfigError, match=r"optimizers: YAML read key\(s\) True \(bool\)"):
+        config.load([ROOT / "config.yaml", path])
+    path.write_text("train:\n  optimizers: [007]\n")
+    with pytest.raises(config.ConfigError, match=r"train.optimizers.0 = 7 has the wrong type: expected string; quote "
+                                                 r"it, '7'"):
+        config.load([ROOT / "config.yaml", path])
+
+
+def test_quoted_names_that_read_like_numbers_pass():
+    names = ["0.1", "1e3", "007", "True", "nan", "NA"]
+    cfg = check({"optimizers": {name: {"class": "SGD", "kwargs": {"lr": 0.1}} for name in names},
+                 "train": {"optimizers": names},
+                 "descent": {"methods": {name: {"update": "vanilla", "lr": 0.01} for name in names}}})
+    assert cfg["train"]["optimizers"] == names and set(names) <= set(cfg["descent"]["methods"])

@@ -93,7 +93,10 @@ def _describe(error: jsonschema.ValidationError) -> str:
         return (f"unknown key(s) {extra} at {where}; allowed keys: {allowed}"
                 + (f" ({tips})" if tips else ""))
     if error.validator == "type":
-        return (f"{where} = {error.instance!r} has the wrong type: expected {error.validator_value}"
+        quote = (f"; quote it, '{error.instance}': YAML reads an unquoted 0.1, 007, True or null as a number, a "
+                 "boolean or nothing" if "string" in error.validator_value and not isinstance(error.instance,
+                                                                                             (dict, list)) else "")
+        return (f"{where} = {error.instance!r} has the wrong type: expected {error.validator_value}{quote}"
                 + (f" ({hint.strip()})" if hint else ""))
     if error.validator == "enum":
         return f"{where} = {error.instance!r} is not one of {error.validator_value}"
@@ -108,6 +111,7 @@ def validate(config: dict, schema_path: Path = SCHEMA_PATH) -> dict:
                           "own target now (accuracy, negative ELBO, perplexity). Remove the key and set "
                           "problem_settings.<problem>.target, e.g. "
                           "`problem_settings: {cifar10-resnet18: {target: 0.8}}`.")
+    check_key_types(config)
     schema = yaml.safe_load(Path(schema_path).read_text())
     validator = _with_defaults(jsonschema.Draft7Validator)(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
@@ -116,6 +120,27 @@ def validate(config: dict, schema_path: Path = SCHEMA_PATH) -> dict:
         raise ConfigError(f"invalid configuration:\n  {lines}\nFix these keys in config.yaml or your preset.")
     check_references(config)
     return config
+
+
+NAMED_TABLES = ("optimizers", "problem_settings", "descent.methods", "tune.space")  # their keys are names
+
+
+def check_key_types(config: dict) -> None:
+    """Every key of a table of names (NAMED_TABLES) is a string: YAML reads an unquoted 0.1, 007 (as 7), True
+    or null as a number, a boolean or None, which would lose the name ("007") or break the tables.
+
+    Raises:
+        ConfigError: naming the table, the key as YAML read it and the quoted form to write.
+    """
+    for where in NAMED_TABLES:
+        table = config
+        for part in where.split("."):
+            table = table.get(part) if isinstance(table, dict) else None
+        bad = [key for key in table or {} if not isinstance(key, str)] if isinstance(table, dict) else []
+        if bad:
+            read = ", ".join(f"{key!r} ({type(key).__name__})" for key in bad)
+            raise ConfigError(f"{where}: YAML read key(s) {read}, not names; quote them (e.g. '{bad[0]}': ...; "
+                              "YAML reads an unquoted 007 as 7 and True as a boolean)")
 
 
 def _unknown(kind: str, name: str, where: str, known) -> ConfigError:

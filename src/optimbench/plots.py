@@ -35,7 +35,7 @@ from optimbench.files import (  # noqa: E402, F401
     train_figure_stems,
     tune_figure_files,
 )
-from optimbench.io import atomic_path, write_text  # noqa: E402
+from optimbench.io import atomic_path, read_table, write_text  # noqa: E402
 from optimbench.metrics import Metric  # noqa: E402
 from optimbench.plan import Plan, read_plan  # noqa: E402
 from optimbench.search import criterion_label  # noqa: E402
@@ -229,7 +229,7 @@ def train_figures(plan: Plan, tables_dir, out_dir) -> list[Path]:
     the ranks."""
     tables_dir, out_dir = Path(tables_dir), Path(out_dir)
     confidence, problems = plan.confidence, plan.problems
-    table = {name: pd.read_parquet(tables_dir / f"{name}.parquet") for name in TRAIN_FIGURE_TABLES}
+    table = {name: read_table(tables_dir / f"{name}.parquet") for name in TRAIN_FIGURE_TABLES}
     colours = palette(plan.settings["train"]["optimizers"])
     stems = train_figure_stems(plan, out_dir)
     written = []
@@ -303,7 +303,7 @@ def tune_figures(plan: Plan, tables_dir, out_dir) -> list[Path]:
     tables_dir, out_dir = Path(tables_dir), Path(out_dir)
     stage = plan.tune
     colours = palette(plan.settings["train"]["optimizers"] + stage.optimizers)
-    table = {name: pd.read_parquet(tables_dir / f"{name}.parquet") for name in TUNE_FIGURE_TABLES}
+    table = {name: read_table(tables_dir / f"{name}.parquet") for name in TUNE_FIGURE_TABLES}
     factor = sensitivity_factor(stage.spaces)
     written = []
     for name, problem in plan.problems.items():
@@ -396,7 +396,7 @@ def descent_figures(plan: Plan, out_dir) -> list[Path]:
     written = ackley_views(paths[None, ACKLEY_VIEWS])
     runs: dict[str, dict[str, pd.DataFrame]] = {}
     for run in plan.descent_runs:
-        traj = pd.read_csv(Path(run.file("trajectory.csv")))
+        traj = read_table(Path(run.file("trajectory.csv")))
         fn = functions.get(run.function)
         bounds = (-2, 2, -2, 2) if run.function == "ackley" else None  # the article's [-2, 2]² view
         written += trajectory_plot(fn, {run.label: traj}, {run.label: "tab:red"}, f"{run.function}: {run.label}",
