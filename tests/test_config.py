@@ -211,7 +211,8 @@ def test_a_list_at_top_level_is_named(tmp_path):
 # ---------------------------------------------------------------- names YAML reads as numbers (issue 27.5)
 def test_unquoted_names_yaml_reads_as_numbers_or_booleans_are_refused_with_the_quoted_form(tmp_path):
     path = tmp_path / "odd.yaml"
-    path.write_text("descent:\n  methods:\n    0.1: {update: vanilla, lr: 0.01}\n    007: {update: vanilla, lr: 0.01}\n")
+    path.write_text("descent:\n  methods:\n    0.1: {update: vanilla, lr: 0.01}\n"
+                    "    007: {update: vanilla, lr: 0.01}\n")
     with pytest.raises(config.ConfigError, match=r"descent.methods: YAML read key\(s\) 0.1 \(float\), 7 \(int\), not "
                                                  r"names; quote them \(e.g. '0.1': ..."):
         config.load([ROOT / "config.yaml", path])
