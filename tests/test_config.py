@@ -231,3 +231,37 @@ def test_quoted_names_that_read_like_numbers_pass():
                  "train": {"optimizers": names},
                  "descent": {"methods": {name: {"update": "vanilla", "lr": 0.01} for name in names}}})
     assert cfg["train"]["optimizers"] == names and set(names) <= set(cfg["descent"]["methods"])
+
+
+# ---------------------------------------------------------------- settings never read are refused (issue 27.10)
+ARTICLE_GROUP = {"name": "art", "functions": ["ackley"], "methods": ["article-vanilla"], "gradients": ["central"]}
+SEARCH = {"trials": 4, "low": 1e-3, "high": 1.0}
+
+
+@pytest.mark.parametrize("override, message", [
+    ({"tune": {"space": {"Adamm": {"lr": {"low": 1e-4, "high": 1e-1}}}}},
+     r"^tune.space.Adamm: 'Adamm' is not in the optimizers table, so this space would never be used.*"
+     r"Did you mean 'Adam'\?$"),
+    ({"tune": {"space": {"sgd": {"lr": {"low": 1e-4, "high": 1e-1}}}}}, r"tune.space.sgd: .*Did you mean 'SGD'\?"),
+    ({"descent": {"groups": [group(tune=SEARCH, kwargs={"lr": 0.01})]}},
+     r"descent.groups\[0\] \(g\).kwargs.lr = 0.01 with `tune`: the search chooses the lr among 4 values in "
+     r"\[0.001, 1.0\], so this lr would never be used"),
+    ({"descent": {"groups": [{**ARTICLE_GROUP, "tune": SEARCH}]}},
+     r"descent.groups\[0\] \(art\).tune = .*hand-written methods \['article-vanilla'\] .*would ignore it"),
+    ({"descent": {"groups": [{**ARTICLE_GROUP, "methods": ["SGD", "article-vanilla"], "tune": SEARCH}]}},
+     r"descent.groups\[0\] \(art\).tune = .*\['article-vanilla'\]"),  # a mixed group: tune would skip it
+    ({"descent": {"groups": [{**ARTICLE_GROUP, "kwargs": {"lr": 0.5}}]}},
+     r"descent.groups\[0\] \(art\).kwargs = \{'lr': 0.5\}: the article's hand-written methods"),
+    ({"descent": {"methods": {"v": {"update": "vanilla", "lr": 0.01, "momentum": 0.9}}}},
+     r"descent.methods.v.momentum = 0.9 with update: vanilla: the vanilla update has no momentum"),
+], ids=["tune-space-typo", "tune-space-case", "tune-and-lr", "tune-on-article", "tune-on-mixed", "kwargs-on-article",
+        "momentum-on-vanilla"])
+def test_settings_that_would_be_ignored_are_refused(override, message):
+    with pytest.raises(config.ConfigError, match=message):
+        check(override)
+
+
+def test_settings_that_are_read_pass():
+    cfg = check({"tune": {"space": {"SGDM": {"lr": {"low": 1e-3, "high": 1.0}}}},  # a registry name not tuned: kept
+                 "descent": {"groups": [group(tune=SEARCH, kwargs={"momentum": 0.5}), ARTICLE_GROUP]}})
+    assert cfg["descent"]["groups"][0]["kwargs"] == {"momentum": 0.5}

@@ -168,6 +168,9 @@ def check_references(config: dict) -> None:
     for method_name, method in methods.items():
         if method["update"] == "momentum" and "momentum" not in method:
             raise ConfigError(f"descent.methods.{method_name} uses update: momentum but sets no `momentum`")
+        if method["update"] == "vanilla" and "momentum" in method:
+            raise ConfigError(f"descent.methods.{method_name}.momentum = {method['momentum']!r} with update: vanilla: "
+                              "the vanilla update has no momentum. Use update: momentum, or drop `momentum`")
     names = [g["name"] for g in config["descent"]["groups"]]
     if len(set(names)) != len(names):
         raise ConfigError(f"descent.groups names must be unique, got {names}")
@@ -176,8 +179,45 @@ def check_references(config: dict) -> None:
             if method not in methods and method not in registry:
                 raise _unknown("descent method", method, f"descent.groups[{group['name']}].methods",
                                list(methods) + list(registry))
+    check_ignored_settings(config)
     check_optimizers(config)
     check_pretrained(config["train"])
+
+
+def check_ignored_settings(config: dict) -> None:
+    """Settings that would be accepted and never read are refused, each naming its key:
+    - tune.space.<name> for a name not in the optimizers table (a typo, e.g. Adamm: its space never used);
+    - a descent group's `tune` or `kwargs` where a method cannot take it: the article's hand-written methods
+      (descent.methods) build no optimizer, so neither applies to them;
+    - a descent group's `tune` with kwargs.lr: the search chooses the lr, so the given one would be dropped.
+      Refused, not warned: no reading uses both (a search starting from that lr would be another setting).
+    (descent.methods.<m>.momentum with update: vanilla is check_references'.)
+
+    Raises:
+        ConfigError: naming the key, the value and the fix.
+    """
+    registry = config["optimizers"]
+    for name in config["tune"]["space"]:
+        if name != "default" and name not in registry:
+            close = ([n for n in registry if n.lower() == name.lower()]
+                     or difflib.get_close_matches(name, list(registry), n=1))
+            raise ConfigError(f"tune.space.{name}: {name!r} is not in the optimizers table, so this space would never "
+                              f"be used. Name an optimizer ({sorted(registry)}) or `default`."
+                              + (f" Did you mean {close[0]!r}?" if close else ""))
+    hand_written = config["descent"]["methods"]
+    for i, group in enumerate(config["descent"]["groups"]):
+        where = f"descent.groups[{i}] ({group['name']})"
+        article = [m for m in group["methods"] if m in hand_written]
+        for key in ("tune", "kwargs"):
+            if group.get(key) and article:
+                raise ConfigError(f"{where}.{key} = {group[key]!r}: the article's hand-written methods {article} "
+                                  f"(descent.methods) build no optimizer and would ignore it. Move them to a group "
+                                  f"without `{key}`, or drop `{key}`")
+        if group.get("tune") and "lr" in group.get("kwargs", {}):
+            raise ConfigError(f"{where}.kwargs.lr = {group['kwargs']['lr']!r} with `tune`: the search chooses the lr "
+                              f"among {group['tune']['trials']} values in [{group['tune']['low']}, "
+                              f"{group['tune']['high']}], so this lr would never be used. Drop kwargs.lr, or drop "
+                              "`tune` to run at that lr")
 
 
 def check_problems(config: dict) -> None:

@@ -256,8 +256,24 @@ def _validation(config: dict, problem: str, data: dict) -> str:
                           f"problem {problem!r} (data.source {data['spec']['source']!r}) must keep at least one batch "
                           f"({train['batch_size']}) for training and give at least {least} for validation (one per "
                           f"class, and 10); choose a size between {least} and {n_train - train['batch_size']}")
+    subset, key = train["train_subset"], _train_key(config, problem, "train_subset")
+    if subset is not None and tune["validation_size"] > subset:
+        raise ConfigError(f"tune.validation_size = {tune['validation_size']} exceeds {key} = {subset} of problem "
+                          f"{problem!r}: trials would validate on more images than they train on. Use a "
+                          f"validation_size below {subset} (AlgoPerf holds out 10%: {max(least, subset // 10)}), or "
+                          "raise the subset")
+    if subset is not None and subset > n_train - tune["validation_size"]:
+        raise ConfigError(f"{key} = {subset} with tune.validation_size = {tune['validation_size']}: problem "
+                          f"{problem!r} has {n_train:,} training examples, {n_train - tune['validation_size']:,} after "
+                          f"the split, so the trials and tuned runs would silently train on fewer. Use at most "
+                          f"{n_train - tune['validation_size']} (or null for all)")
     stem = Path(data["file"]).stem
     return SPLIT_FILE.format(stem=stem, size=tune["validation_size"], seed=tune["split_seed"])
+
+
+def _train_key(config: dict, problem: str, key: str) -> str:
+    """Where a problem's train.* setting comes from: problem_settings.<problem>.<key> if set there, else train.<key>."""
+    return f"problem_settings.{problem}.{key}" if key in config["problem_settings"].get(problem, {}) else f"train.{key}"
 
 
 def tune_plan(config: dict, data: dict, problem_data: dict) -> TuneStage:
