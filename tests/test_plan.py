@@ -353,3 +353,14 @@ def test_the_config_checker_reports_every_plan_error_without_a_traceback(tmp_pat
                             env=run_env(), capture_output=True, text=True)
     assert result.returncode == 1 and message in result.stderr
     assert "Traceback" not in result.stderr and "config OK" not in result.stdout
+
+
+# ---------------------------------------------------------------- trial settings take a step too (issue 27.3)
+def test_a_trial_setting_that_cannot_step_is_refused_naming_the_space_and_the_trial():
+    with pytest.raises(ConfigError, match=r"^tune\.space\.Adam\.capturable = True is refused by Adam \(Adam\) for "
+                                          r"optimizer 'Adam' \(built and stepped once on cpu, in trial 2, "
+                                          r".*'capturable': True.*\): "
+                                          r"AssertionError: If capturable=True"):
+        plans.plan(load(data={"source": "digits"}, train={"optimizers": ["Adam"], "device": "cpu"},
+                        tune={"enabled": True, "validation_size": 300, "trials": 4, "sampler": "grid",  # + config's lr
+                              "space": {"Adam": {"capturable": {"choices": [False, True]}}}}))

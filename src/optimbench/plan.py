@@ -20,8 +20,9 @@ from pathlib import Path
 
 from optimbench import formats, search
 from optimbench import problems as registry
-from optimbench.config import load
+from optimbench.config import check_step, load
 from optimbench.errors import ConfigError
+from optimbench.hardware import visible_device
 from optimbench.io import write_text
 from optimbench.optim import resolve_class
 from optimbench.runs import (
@@ -43,6 +44,7 @@ from optimbench.runs import (
     TuneStage,
 )
 from optimbench.specs import (
+    SCHEDULE_FACTOR,
     TRAIN_RESULT_KEYS,
     apply_selection,
     check_models,
@@ -297,6 +299,7 @@ def tune_plan(config: dict, data: dict, problem_data: dict) -> TuneStage:
         where = f"tune.space.{optimizer if optimizer in tune['space'] else 'default'}"
         search.check_space(space, where, _optimizer_kwargs(config["optimizers"][optimizer]))
         search.check_budget(space, where, tune["trials"], tune["sampler"], tune["sampler_seed"])
+        check_trial_steps(config, optimizer, space, where)
         spaces[optimizer] = space
     split_files, trials, selections, finals = {}, [], {}, []
     for problem in config["problems"]:
@@ -324,6 +327,25 @@ def tune_plan(config: dict, data: dict, problem_data: dict) -> TuneStage:
                                   validation=validation, test="final") for seed in train["seeds"]]
     return TuneStage(optimizers, split_files, tune["validation_size"], tune["split_seed"], tune["select_by"],
                      tune["sampler"], spaces, trials, selections, finals)
+
+
+def check_trial_steps(config: dict, optimizer: str, space: dict, where: str) -> None:
+    """Every trial setting of a tuned optimizer builds and takes one training step on the trials' device
+    (config.check_step): a searched value the optimizer refuses (a momentum of 1.5, a schedule it cannot
+    follow) stops here, naming the space's key, not in the trial's job.
+
+    Raises:
+        ConfigError: naming tune.space.<name>.<kwarg>, its value, the trial and the optimizer's message.
+    """
+    tune, entry = config["tune"], config["optimizers"][optimizer]
+    device = visible_device(config["train"]["device"])
+    for k, setting in enumerate(search.trial_settings(space, tune["trials"], tune["sampler"], tune["sampler_seed"])):
+        kwargs = {key: value for key, value in setting.items() if key != SCHEDULE_FACTOR}
+        schedule = setting.get(SCHEDULE_FACTOR, config["train"]["lr_schedule"])
+        keys = {key: f"optimizers.{optimizer}.kwargs" for key in entry.get("kwargs", {})}
+        keys.update({key: where for key in kwargs})
+        check_step(entry, optimizer, {**entry.get("kwargs", {}), **kwargs}, "train", device,
+                   {"": f"optimizers.{optimizer}", **keys}, schedule, note=f"in trial {k}, {setting}")
 
 
 def write_plan(plan_json: str, path) -> None:

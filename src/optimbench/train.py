@@ -66,11 +66,7 @@ def get_problem(spec: dict) -> Problem:
 
 # ---------------------------------------------------------------- setup
 def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("train.device = 'cuda' but no CUDA device is visible; use 'auto' or 'cpu'")
-    return torch.device(name)
+    return hardware.resolve_device(name)  # one place: the config check steps each optimizer on this device too
 
 
 def layout_and_precision(spec: dict, device: torch.device) -> tuple[hardware.Choice, hardware.Choice]:
