@@ -257,3 +257,15 @@ def test_a_converging_run_with_a_transient_rise_is_not_diverged():
             "start": [-2.0, -2.0]}
     traj, summary = descent.run(spec)
     assert summary.iloc[0].converged and not summary.iloc[0].diverged
+
+
+def test_a_diverged_trajectory_does_not_stretch_the_3d_view(tmp_path):
+    """The 3-D view keeps the function's bounds and the surface's range (x, y in [-2, 2] × [-1, 3] for
+    Rosenbrock; f from its grid minimum to f(-2, -1) = 9 + 100·25 = 2509), whatever a diverged run reached."""
+    from optimbench import plots
+
+    blown = pd.DataFrame({"x": [-1.5, 1e28], "y": [2.0, 1e27], "f": [12.5, 2.4e114]})
+    text = plots.interactive_view(ROSENBROCK, {"blown": blown}, tmp_path / "r.html").read_text()
+    assert '"xaxis":{"title":{"text":"x"},"range":[-2,2]}' in text
+    assert '"yaxis":{"title":{"text":"y"},"range":[-1,3]}' in text
+    assert ',"range":[' in text.split('"zaxis":{"title":{"text":"f"}')[1][:40] and "2509.0]" in text

@@ -374,7 +374,9 @@ def trajectory_plot(fn, trajectories: dict[str, pd.DataFrame], colours: dict, ti
 
 def interactive_view(fn, trajectories: dict[str, pd.DataFrame], path: Path) -> Path:
     """An interactive 3-D surface with the trajectories: a self-contained HTML fragment (plotly.js inlined,
-    works offline) in a div with id `<function>-3d`, which the report embeds as it is."""
+    works offline) in a div with id `<function>-3d`, which the report embeds as it is. The axes keep the
+    function's plot bounds and the surface's range (as trajectory_plot), so a diverged run (x = 1e28) does
+    not stretch them."""
     import plotly.graph_objects as go
 
     X, Y, Z = grid(fn, fn.bounds, 150)
@@ -384,7 +386,9 @@ def interactive_view(fn, trajectories: dict[str, pd.DataFrame], path: Path) -> P
                                    marker={"size": 2}, name=label))
     fig.update_layout(title=f"{fn.name}: surface and trajectories", height=650,
                       margin={"l": 0, "r": 0, "t": 40, "b": 0},
-                      scene={"xaxis_title": "x", "yaxis_title": "y", "zaxis_title": "f"})
+                      scene={"xaxis": {"title": "x", "range": list(fn.bounds[:2])},
+                             "yaxis": {"title": "y", "range": list(fn.bounds[2:])},
+                             "zaxis": {"title": "f", "range": [float(Z.min()), float(Z.max())]}})
     write_text(path, fig.to_html(include_plotlyjs=True, full_html=False, div_id=f"{fn.name}-3d"))
     return Path(path)
 
