@@ -5,13 +5,15 @@ tables, and the table files each stage writes."""
 import dataclasses
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
 
-from optimbench import aggregate, files, tune
+from optimbench import aggregate, descent, files, tune
+from optimbench.io import IDENTITY_COLUMNS, read_table
 from optimbench.plan import Plan
 from optimbench.runs import DescentRun, StudyProblem, TrainRun, Trial, TuneStage
 
@@ -545,3 +547,67 @@ def test_optimizer_summary_has_exactly_its_columns_and_tied_means_share_the_smal
     assert summary.index.tolist() == [0, 1, 2]
     assert summary["optimizer"].tolist() == ["A", "B", "C"] and summary["rank"].tolist() == [1, 1, 3]
     assert summary["separated_from_best"].tolist() == [False, False, True]
+
+
+# ---------------------------------------------------------------- names that read like numbers (issue 27.5)
+ODD_NAMES = ["0.1", "1e3", "007", "True", "nan", "NA"]  # a float, a float, an int, a bool, NaN, NaN to pandas
+
+
+def _tables_as_read(folder: Path, names) -> dict:
+    """Every table written, CSV and Parquet, read back through the one reader (optimbench.io.read_table)."""
+    return {(name, suffix): read_table(folder / f"{name}.{suffix}") for name in names for suffix in ("csv", "parquet")}
+
+
+def test_descent_names_that_read_like_numbers_stay_strings_in_every_table(tmp_path):
+    """Was: methods named "0.1" made aggregate_descent stop with ArrowTypeError (the summaries read back as
+    numbers). Groups and methods named like numbers, booleans and missing values, through descent's own files."""
+    runs = []
+    for i, name in enumerate(ODD_NAMES):
+        spec = {"group": name, "function": "ackley", "method": name, "gradient": "central", "kind": "article",
+                "update": "vanilla", "lr": 1e-2, "h": 1e-3, "tol": 1e-3, "max_epochs": 3, "start": [-2.0, -2.0]}
+        folder = tmp_path / f"run{i}"
+        descent.main(["--spec", json.dumps(spec), "--trajectory", str(folder / "trajectory.csv"),
+                      "--summary", str(folder / "summary.csv")])
+        runs.append(DescentRun(name, "ackley", name, "central", str(folder), "figure.png", spec))
+        trajectory = read_table(folder / "trajectory.csv")
+        assert set(trajectory["method"]) == {name} and set(trajectory["group"]) == {name}
+    aggregate.aggregate_descent(Plan("results", {}, {}, [], runs, {}), tmp_path / "tables")
+    for (name, suffix), table in _tables_as_read(tmp_path / "tables", files.DESCENT_TABLES).items():
+        if name == "descent_runs":
+            assert table["method"].tolist() == ODD_NAMES and table["group"].tolist() == ODD_NAMES, suffix
+        else:
+            assert sorted(table["method"]) == sorted(ODD_NAMES), (name, suffix)
+
+
+def test_optimizer_and_problem_names_that_read_like_numbers_stay_strings_in_every_table(tmp_path):
+    runs = [write_run(tmp_path / "runs", name, seed, [0.3 + 0.1 * i, 0.5, 0.6 + 0.01 * seed])
+            for i, name in enumerate(ODD_NAMES) for seed in (0, 1)]
+    aggregate.aggregate_train(plan_of(runs), tmp_path / "tables")
+    names = [p.stem for p in (tmp_path / "tables").glob("*.parquet")]
+    assert "optimizer_summary" in names and "seed_summary" in names
+    for (name, suffix), table in _tables_as_read(tmp_path / "tables", names).items():
+        if "optimizer" in table:
+            assert set(ODD_NAMES) <= set(table["optimizer"].dropna()) <= {*ODD_NAMES, "all"}, (name, suffix)
+            assert all(isinstance(v, str) for v in table["optimizer"].dropna()), (name, suffix)
+    summary = read_table(tmp_path / "tables" / "optimizer_summary.csv")
+    assert summary.set_index("optimizer").loc["007", "seeds"] == 2  # "007", not 7
+
+
+def test_the_reader_keeps_identity_columns_as_written_and_guesses_the_rest(tmp_path):
+    frame = pd.DataFrame({"problem": ["1e3", "NA"], "optimizer": ["True", "nan"], "method": ["007", ""],
+                          "value": ["1.5", "NA"], "seed": [0, 1]})
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    table = read_table(tmp_path / "t.csv")
+    assert table["problem"].tolist() == ["1e3", "NA"] and table["optimizer"].tolist() == ["True", "nan"]
+    assert table["method"].iloc[0] == "007" and pd.isna(table["method"].iloc[1])  # an empty field: no name
+    assert table["value"].iloc[0] == 1.5 and np.isnan(table["value"].iloc[1]) and table["seed"].tolist() == [0, 1]
+    pd.DataFrame({"method": [0.1, 2.0]}).to_parquet(tmp_path / "old.parquet")
+    with pytest.raises(ValueError, match="column 'method' holds non-string names"):
+        read_table(tmp_path / "old.parquet")
+
+
+def test_every_identity_key_is_read_as_a_string():
+    from optimbench import runs
+
+    keys = set(runs.RUN_KEYS + runs.GROUP_KEYS + list(descent.IDENTITY)) - {"seed"}
+    assert keys <= set(IDENTITY_COLUMNS)

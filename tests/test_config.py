@@ -1,6 +1,7 @@
 """Config loading and validation: each kind of bad value gets its own clear error."""
 
 import pytest
+import torch
 
 from optimbench import config
 
@@ -207,3 +208,119 @@ def test_a_list_at_top_level_is_named(tmp_path):
     listed.write_text("- train\n")
     with pytest.raises(config.ConfigError, match=rf"config file {listed} must hold a mapping of keys"):
         config.load([listed])
+
+
+# ---------------------------------------------------------------- names YAML reads as numbers (issue 27.5)
+def test_unquoted_names_yaml_reads_as_numbers_or_booleans_are_refused_with_the_quoted_form(tmp_path):
+    path = tmp_path / "odd.yaml"
+    path.write_text("descent:\n  methods:\n    0.1: {update: vanilla, lr: 0.01}\n"
+                    "    007: {update: vanilla, lr: 0.01}\n")
+    with pytest.raises(config.ConfigError, match=r"descent.methods: YAML read key\(s\) 0.1 \(float\), 7 \(int\), not "
+                                                 r"names; quote them \(e.g. '0.1': ..."):
+        config.load([ROOT / "config.yaml", path])
+    path.write_text("optimizers:\n  true: {class: SGD}\n")
+    with pytest.raises(config.ConfigError, match=r"optimizers: YAML read key\(s\) True \(bool\)"):
+        config.load([ROOT / "config.yaml", path])
+    path.write_text("train:\n  optimizers: [007]\n")
+    with pytest.raises(config.ConfigError, match=r"train.optimizers.0 = 7 has the wrong type: expected string; quote "
+                                                 r"it, '7'"):
+        config.load([ROOT / "config.yaml", path])
+
+
+def test_quoted_names_that_read_like_numbers_pass():
+    names = ["0.1", "1e3", "007", "True", "nan", "NA"]
+    cfg = check({"optimizers": {name: {"class": "SGD", "kwargs": {"lr": 0.1}} for name in names},
+                 "train": {"optimizers": names},
+                 "descent": {"methods": {name: {"update": "vanilla", "lr": 0.01} for name in names}}})
+    assert cfg["train"]["optimizers"] == names and set(names) <= set(cfg["descent"]["methods"])
+
+
+# ---------------------------------------------------------------- settings never read are refused (issue 27.10)
+ARTICLE_GROUP = {"name": "art", "functions": ["ackley"], "methods": ["article-vanilla"], "gradients": ["central"]}
+SEARCH = {"trials": 4, "low": 1e-3, "high": 1.0}
+
+
+@pytest.mark.parametrize("override, message", [
+    ({"tune": {"space": {"Adamm": {"lr": {"low": 1e-4, "high": 1e-1}}}}},
+     r"^tune.space.Adamm: 'Adamm' is not in the optimizers table, so this space would never be used.*"
+     r"Did you mean 'Adam'\?$"),
+    ({"tune": {"space": {"sgd": {"lr": {"low": 1e-4, "high": 1e-1}}}}}, r"tune.space.sgd: .*Did you mean 'SGD'\?"),
+    ({"descent": {"groups": [group(tune=SEARCH, kwargs={"lr": 0.01})]}},
+     r"descent.groups\[0\] \(g\).kwargs.lr = 0.01 with `tune`: the search chooses the lr among 4 values in "
+     r"\[0.001, 1.0\], so this lr would never be used"),
+    ({"descent": {"groups": [{**ARTICLE_GROUP, "tune": SEARCH}]}},
+     r"descent.groups\[0\] \(art\).tune = .*hand-written methods \['article-vanilla'\] .*would ignore it"),
+    ({"descent": {"groups": [{**ARTICLE_GROUP, "methods": ["SGD", "article-vanilla"], "tune": SEARCH}]}},
+     r"descent.groups\[0\] \(art\).tune = .*\['article-vanilla'\]"),  # a mixed group: tune would skip it
+    ({"descent": {"groups": [{**ARTICLE_GROUP, "kwargs": {"lr": 0.5}}]}},
+     r"descent.groups\[0\] \(art\).kwargs = \{'lr': 0.5\}: the article's hand-written methods"),
+    ({"descent": {"methods": {"v": {"update": "vanilla", "lr": 0.01, "momentum": 0.9}}}},
+     r"descent.methods.v.momentum = 0.9 with update: vanilla: the vanilla update has no momentum"),
+], ids=["tune-space-typo", "tune-space-case", "tune-and-lr", "tune-on-article", "tune-on-mixed", "kwargs-on-article",
+        "momentum-on-vanilla"])
+def test_settings_that_would_be_ignored_are_refused(override, message):
+    with pytest.raises(config.ConfigError, match=message):
+        check(override)
+
+
+def test_settings_that_are_read_pass():
+    cfg = check({"tune": {"space": {"SGDM": {"lr": {"low": 1e-3, "high": 1.0}}}},  # a registry name not tuned: kept
+                 "descent": {"groups": [group(tune=SEARCH, kwargs={"momentum": 0.5}), ARTICLE_GROUP]}})
+    assert cfg["descent"]["groups"][0]["kwargs"] == {"momentum": 0.5}
+
+
+# ---------------------------------------------------------------- settings that build but cannot step (issue 27.3)
+@pytest.mark.parametrize("override, message", [
+    # the reported case: builds, then dies at the first step on the CPU (pytorch#89987)
+    ({"train": {"device": "cpu"}, "optimizers": {"Adam": {"class": "Adam", "kwargs": {"capturable": True}}}},
+     r"^optimizers\.Adam\.kwargs\.capturable = True is refused by Adam \(Adam\) for optimizer 'Adam' \(built and "
+     r"stepped once on cpu, as its train jobs will\): AssertionError: If capturable=True, params and state_steps "
+     r"must be on supported devices"),
+    ({"train": {"device": "cpu", "optimizers": ["S"]},
+      "optimizers": {"S": {"class": "SGD", "kwargs": {"lr": 0.1, "differentiable": True}}}},
+     r"optimizers\.S\.kwargs\.differentiable = True is refused by SGD .*RuntimeError: a leaf Variable"),
+    # a descent's closure kind (LBFGS) and Hessian kind (AdaHessian): built fine, refused at the step
+    ({"optimizers": {"L": {"class": "LBFGS"}}, "descent": {"groups": [group(methods=["L"],
+                                                                             kwargs={"line_search_fn": "wolfe"})]}},
+     r"descent\.groups\[g\]\.kwargs\.line_search_fn = 'wolfe' is refused by LBFGS \(LBFGS\) for optimizer 'L' "
+     r"\(built and stepped once on cpu, as its descent jobs will\): RuntimeError: only 'strong_wolfe' is supported"),
+    ({"optimizers": {"L": {"class": "LBFGS", "kwargs": {"history_size": 0}}}, "train": {"optimizers": ["L"]}},
+     r"optimizers\.L\.kwargs\.history_size = 0 is refused by LBFGS .*train jobs.*IndexError"),
+    ({"optimizers": {"H": {"class": "pytorch_optimizer.AdaHessian"}},
+      "descent": {"groups": [group(methods=["H"], kwargs={"hessian_distribution": "bogus"})]}},
+     r"descent\.groups\[g\]\.kwargs\.hessian_distribution = 'bogus' is refused by AdaHessian .*NotImplementedError"),
+], ids=["capturable-on-cpu", "differentiable", "lbfgs-line-search", "lbfgs-history", "adahessian-distribution"])
+def test_settings_that_build_but_cannot_step_are_refused_before_any_job(override, message):
+    with pytest.raises(config.ConfigError, match=message):
+        check(override)
+
+
+def test_the_step_is_taken_on_the_jobs_device():
+    cfg = {"optimizers": {"Adam": {"class": "Adam", "kwargs": {"capturable": True}}},
+           "descent": {"groups": []}}  # a descent moves its point on the CPU: capturable is refused there
+    if torch.cuda.is_available():  # capturable needs the parameters on CUDA: there, the jobs can run it
+        check({**cfg, "train": {"device": "cuda"}})
+        check({**cfg, "train": {"device": "auto"}})
+    else:
+        with pytest.raises(config.ConfigError, match="stepped once on cpu"):
+            check({**cfg, "train": {"device": "auto"}})
+        # a job device this machine lacks (a cluster's login node): built only, not refused
+        check({**cfg, "train": {"device": "cuda"}})
+
+
+def test_one_step_moves_the_dummy_parameters_as_the_optimizer_would():
+    """SGD lr 0.1 on f = ½‖p‖² from p = (0.5, -0.25): p - 0.1·p; the check's step is a real step."""
+    seen = []
+    original = torch.optim.SGD.step
+
+    def spy(self, closure=None):
+        out = original(self, closure)
+        seen.append([p.detach().clone() for g in self.param_groups for p in g["params"]])
+        return out
+
+    torch.optim.SGD.step = spy
+    try:
+        config.step_once({"class": "SGD"}, {"lr": 0.1}, "descent", None)
+    finally:
+        torch.optim.SGD.step = original
+    torch.testing.assert_close(seen[0][0], torch.tensor([0.45, -0.225], dtype=torch.float64))

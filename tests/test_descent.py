@@ -172,13 +172,14 @@ def test_a_tuned_descent_keeps_the_learning_rate_that_ends_lowest():
     finals = []
     for lr in (1e-4, 1e-3, 1e-2, 1e-1):  # each run on its own, independently of the search
         alone, _ = descent.optimizer_descent(fn, (-1.2, 1.0), entry, {"lr": lr}, **common)
-        final = alone["f"].iloc[-1]
-        finals.append(final if np.isfinite(final) else np.inf)
+        final, f0 = alone["f"].iloc[-1], alone["f"].iloc[0]
+        finals.append(final if np.isfinite(final) and abs(final) <= 1e6 * f0 else np.inf)
     np.testing.assert_allclose(tried["lr"], [1e-4, 1e-3, 1e-2, 1e-1])
     best = int(np.argmin(finals))
     assert tried["selected"].tolist() == [i == best for i in range(4)]
     assert trajectory["f"].iloc[-1] == finals[best]
     assert not np.isfinite(finals[3])  # lr 0.1 diverges on Rosenbrock from (-1.2, 1): it loses
+    assert best != 3
     spec = {"function": "rosenbrock", "method": "SGD", "gradient": "autograd", "kind": "optimizer", "h": 1e-3,
             "tol": 0.0, "max_epochs": 60, "start": [-1.2, 1.0], "optimizer": entry, "tune": search}
     _, summary = descent.run(spec)
@@ -212,3 +213,63 @@ def test_demon_decays_momentum_over_the_epoch_cap():
         buf = point.copy() if buf is None else beta * buf + point  # QUAD's gradient is the point
         point = point - lr * buf
         np.testing.assert_allclose(traj.loc[epoch, ["x", "y"]].to_numpy(float), point, rtol=1e-12)
+
+
+# ---------------------------------------------------------------- a blow-up is never convergence (issue 27.2)
+ROSENBROCK = functions.get("rosenbrock")
+
+
+@pytest.mark.parametrize("gradient", ["central", "forward", "as-printed", "autograd"])
+def test_a_blow_up_is_diverged_never_converged_for_every_gradient(gradient):
+    """vanilla-lr0.01 on Rosenbrock from (-1.5, 2): the point grows ~ x³ per epoch (x = -1.5 → 1e28 in 7
+    epochs); far out X ± h rounds to X, the finite differences vanish and the step looks converged."""
+    spec = {"group": "corrected", "function": "rosenbrock", "method": "vanilla-lr0.01", "gradient": gradient,
+            "kind": "article", "update": "vanilla", "lr": 1e-2, "h": 1e-3, "tol": 1e-3, "max_epochs": 20000,
+            "start": [-1.5, 2.0]}
+    traj, summary = descent.run(spec)
+    row = summary.iloc[0]
+    assert row.diverged and not row.converged and not row.reached_minimum
+    # stopped at the first epoch beyond the bound: f(start) = 0.25·... = 12.5, so above 1.25e7 (or non-finite)
+    f0 = ROSENBROCK.f(np.array([-1.5, 2.0]))
+    beyond = ~np.isfinite(traj["f"]) | (traj["f"].abs() > 1e6 * f0) | (traj[["x", "y"]].abs().max(axis=1) > 2e6)
+    assert beyond.iloc[-1] and not beyond.iloc[:-1].any()
+
+
+@pytest.mark.parametrize("gradient", ["central", "forward", "autograd"])
+def test_an_optimizer_blow_up_stops_as_diverged(gradient):
+    """SGD lr 0.01 on Rosenbrock: finite differences used to sit at f ≈ 1e110 for the whole budget."""
+    spec = {"group": "g", "function": "rosenbrock", "method": "SGD", "gradient": gradient, "kind": "optimizer",
+            "optimizer": {"class": "SGD"}, "kwargs": {"lr": 0.01}, "h": 1e-3, "tol": 1e-3, "max_epochs": 200,
+            "start": [-1.5, 2.0]}
+    traj, summary = descent.run(spec)
+    assert summary.iloc[0].diverged and not summary.iloc[0].converged
+    assert len(traj) < 20 and np.isnan(summary.iloc[0].distance_to_minimum)
+
+
+def test_a_point_running_away_on_a_bounded_function_diverges():
+    """Ackley stays below 22.4 however far the point goes: the rule also bounds the point (2·10⁶ from a start
+    whose largest coordinate is 2)."""
+    traj, converged = descent.article_descent(ACKLEY, (-2.0, -2.0), -1e7, None, "autograd", 1e-3, 1e-3, 50)
+    assert descent.trajectory_diverged(traj) and not converged
+    assert np.isfinite(traj["f"]).all() and traj[["x", "y"]].abs().max(axis=1).iloc[-1] > 2e6
+
+
+def test_a_converging_run_with_a_transient_rise_is_not_diverged():
+    """Momentum 0.9 on ½|X|² overshoots (f rises and falls) but never by 10⁶: converged, not diverged."""
+    spec = {"group": "g", "function": "ackley", "method": "m", "gradient": "central", "kind": "article",
+            "update": "momentum", "momentum": 0.9, "lr": 0.01, "h": 1e-3, "tol": 1e-3, "max_epochs": 20000,
+            "start": [-2.0, -2.0]}
+    traj, summary = descent.run(spec)
+    assert summary.iloc[0].converged and not summary.iloc[0].diverged
+
+
+def test_a_diverged_trajectory_does_not_stretch_the_3d_view(tmp_path):
+    """The 3-D view keeps the function's bounds and the surface's range (x, y in [-2, 2] × [-1, 3] for
+    Rosenbrock; f from its grid minimum to f(-2, -1) = 9 + 100·25 = 2509), whatever a diverged run reached."""
+    from optimbench import plots
+
+    blown = pd.DataFrame({"x": [-1.5, 1e28], "y": [2.0, 1e27], "f": [12.5, 2.4e114]})
+    text = plots.interactive_view(ROSENBROCK, {"blown": blown}, tmp_path / "r.html").read_text()
+    assert '"xaxis":{"title":{"text":"x"},"range":[-2,2]}' in text
+    assert '"yaxis":{"title":{"text":"y"},"range":[-1,3]}' in text
+    assert ',"range":[' in text.split('"zaxis":{"title":{"text":"f"}')[1][:40] and "2509.0]" in text

@@ -246,10 +246,27 @@ def test_tuning_plans_trials_selections_and_final_runs():
     ({"optimizers": ["Adamm"]}, "tune.optimizers: \\['Adamm'\\] are not in the optimizers table"),
     ({"space": {"default": {"lrr": {"low": 0.1, "high": 1}}}}, "tune.space.default.lrr"),
     ({"space": {"default": {"lr": {"low": 0.0, "high": 1}}}}, "log range must stay above 0"),
+    # issue 27.10: a validation split larger than the training subset, a subset the split makes smaller
+    ({"train_subset": 200}, r"tune.validation_size = 300 exceeds train.train_subset = 200 of problem "
+                            r"'cifar10-resnet18': trials would validate on more images than they train on"),
+    ({"train_subset": 1300}, r"train.train_subset = 1300 with tune.validation_size = 300: .*1,348 training examples, "
+                             r"1,048 after the split.*Use at most 1048"),
+    ({"problem_settings": {"cifar10-resnet18": {"train_subset": 100}}},
+     r"exceeds problem_settings.cifar10-resnet18.train_subset = 100"),
+    # issue 27.9: a grid budget that cannot cover the space
+    ({"trials": 5, "sampler": "grid", "space": {"default": {"lr": {"low": 1e-3, "high": 1.0},
+                                                            "momentum": {"low": 0.0, "high": 0.9, "log": False}}}},
+     r"tune.trials = 5 with tune.sampler = grid over tune.space.default: .*the nearest: 4 or 6"),
+    ({"space": {"default": {"lr": {"low": 1e-3, "high": 1.0}, "nesterov": {"low": 0, "high": 1, "log": False}}}},
+     r"tune.space.default.nesterov = .*'nesterov' is a boolean keyword .*\{choices: \[false, true\]\}"),
 ])
 def test_bad_tuning_settings_are_refused_before_any_job(tune_cfg, message):
+    tune_cfg = dict(tune_cfg)
+    train = {"optimizers": ["SGD"], **({"train_subset": tune_cfg.pop("train_subset")} if "train_subset" in tune_cfg
+                                       else {})}
+    extra = {"problem_settings": tune_cfg.pop("problem_settings")} if "problem_settings" in tune_cfg else {}
     with pytest.raises(ConfigError, match=message):
-        plans.plan(load(data={"source": "digits"}, train={"optimizers": ["SGD"]},
+        plans.plan(load(data={"source": "digits"}, train=train, **extra,
                         tune={"enabled": True, "validation_size": 300, **tune_cfg}))
 
 
@@ -360,3 +377,12 @@ def test_each_training_jobs_resources_come_from_its_own_spec_and_grow_with_the_a
     assert specs.job_resources(config, plan.tuned_run("mnist-vae", "SGD", 0).spec)["runtime"] == 20
     study_wide = load(problems=["cifar10-resnet18"], train={"mem_mb": 2345})
     assert specs.job_resources(study_wide, cifar.spec)["mem_mb"] == 2345
+# ---------------------------------------------------------------- trial settings take a step too (issue 27.3)
+def test_a_trial_setting_that_cannot_step_is_refused_naming_the_space_and_the_trial():
+    with pytest.raises(ConfigError, match=r"^tune\.space\.Adam\.capturable = True is refused by Adam \(Adam\) for "
+                                          r"optimizer 'Adam' \(built and stepped once on cpu, in trial 2, "
+                                          r".*'capturable': True.*\): "
+                                          r"AssertionError: If capturable=True"):
+        plans.plan(load(data={"source": "digits"}, train={"optimizers": ["Adam"], "device": "cpu"},
+                        tune={"enabled": True, "validation_size": 300, "trials": 4, "sampler": "grid",  # + config's lr
+                              "space": {"Adam": {"capturable": {"choices": [False, True]}}}}))

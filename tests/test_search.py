@@ -1,6 +1,8 @@
 """The tuning stage's search: samplers over search spaces, refused spaces, criteria, and a selection
 merged into a run's spec."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -89,7 +91,7 @@ def test_bad_spaces_are_refused_with_the_key_and_the_fix(space, message):
 def test_sobol_trials_are_scipys_scrambled_seeded_sequence_drawn_to_a_power_of_two():
     from scipy.stats import qmc
     space = {"lr": {"low": 1e-4, "high": 1.0}, "momentum": {"low": 0.0, "high": 0.9, "log": False}}
-    for n in (1, 3, 5):
+    for n in (2, 3, 5):
         u = qmc.Sobol(2, scramble=True, seed=11).random(8)[:n]  # momentum < lr... sorted: lr, momentum
         expected = [{"lr": float(f"{10 ** (-4 + 4 * a):.6g}"), "momentum": float(f"{0.9 * b:.6g}")} for a, b in u]
         got = search.trial_settings(space, n, "sobol", 11)
@@ -104,19 +106,24 @@ def test_a_grid_covers_each_axis_end_to_end_in_sorted_name_order():
     settings = search.trial_settings(space, 9, "grid", 0)  # 3 per axis; lr (first name) varies slowest
     assert [(t["lr"], t["momentum"]) for t in settings] == [
         (lr, m) for lr in (0.01, 0.1, 1.0) for m in (0.0, 0.45, 0.9)]
-    five = search.trial_settings(space, 5, "grid", 0)  # ceil(sqrt 5) = 3 per axis, the first 5 points
-    assert [(t["lr"], t["momentum"]) for t in five] == [(0.01, 0.0), (0.01, 0.45), (0.01, 0.9), (0.1, 0.0),
-                                                        (0.1, 0.45)]
-    assert search.trial_settings({"lr": {"low": 0.01, "high": 1.0}}, 1, "grid", 0) == [{"lr": 0.01}]  # the low end
+    six = search.trial_settings(space, 6, "grid", 0)  # 3 × 2: the earlier name takes the extra levels
+    assert [(t["lr"], t["momentum"]) for t in six] == [(lr, m) for lr in (0.01, 0.1, 1.0) for m in (0.0, 0.9)]
+    with pytest.raises(ValueError, match="no layout of exactly 5 trials.*the smallest budget that can is 4; the "
+                                         "nearest: 4 or 6$"):
+        search.trial_settings(space, 5, "grid", 0)  # was: the first 5 of a 3 × 3 grid, momentum 0.9 at lr 0.01 only
+    with pytest.raises(ValueError, match="the smallest budget that can is 2"):
+        search.trial_settings({"lr": {"low": 0.01, "high": 1.0}}, 1, "grid", 0)  # one value covers no range
 
 
-def test_values_keep_six_significant_digits_and_the_last_choice_takes_the_top_of_the_unit_interval():
+def test_values_keep_six_significant_digits_and_each_choice_is_tried_once():
     log = search.trial_settings({"lr": {"low": 1.0, "high": 3.0}}, 3, "grid", 0)
     assert [t["lr"] for t in log] == [1.0, 1.73205, 3.0]  # sqrt(3) to 6 significant digits
     linear = search.trial_settings({"m": {"low": 0.0, "high": 1.0, "log": False}}, 4, "grid", 0)
     assert [t["m"] for t in linear] == [0.0, 0.333333, 0.666667, 1.0]
-    choices = search.trial_settings({"lr_schedule": {"choices": ["a", "b", "c"]}}, 4, "grid", 0)
-    assert [t["lr_schedule"] for t in choices] == ["a", "b", "c", "c"]  # u = 0, 1/3, 2/3 and 1 (clipped to the last)
+    choices = search.trial_settings({"lr_schedule": {"choices": ["a", "b", "c"]}}, 3, "grid", 0)
+    assert [t["lr_schedule"] for t in choices] == ["a", "b", "c"]  # each choice once, in order
+    with pytest.raises(ValueError, match="exactly 4 trials.*smallest budget that can is 3"):
+        search.trial_settings({"lr_schedule": {"choices": ["a", "b", "c"]}}, 4, "grid", 0)  # was: a, b, c, c
 
 
 @pytest.mark.parametrize("criterion, problem, column, reduction", [
@@ -167,3 +174,109 @@ def test_a_schedule_factor_does_not_end_the_check_of_the_factors_after_it():
 def test_a_linear_range_off_zero_is_low_plus_u_times_the_width():
     settings = search.trial_settings({"m": {"low": 0.5, "high": 1.0, "log": False}}, 3, "grid", 0)
     assert [t["m"] for t in settings] == [0.5, 0.75, 1.0]
+
+
+# ---------------------------------------------------------------- every sampler covers its space (issue 27.9)
+README_SPACE = {"lr": {"low": 1e-4, "high": 1.0}, "lr_schedule": {"choices": [None, "cosine", "warmup-cosine"]}}
+RANGES = {"lr": {"low": 1e-4, "high": 1.0}, "momentum": {"low": 0.0, "high": 0.9, "log": False},
+          "weight_decay": {"low": 1e-6, "high": 1e-2}}
+CHOICES = {"nesterov": {"choices": [False, True]}, "lr_schedule": {"choices": [None, "cosine", "warmup-cosine"]}}
+
+
+def test_the_readmes_schedule_search_tries_every_lr_level_with_every_schedule_once():
+    """trials 12 over lr + 3 schedules: 4 log-spaced lrs from 1e-4 to 1.0 (was: 0.001, 0.01 and 0.1 only, with
+    trials 2 = 3, 6 = 7, 10 = 11)."""
+    settings = search.trial_settings(README_SPACE, 12, "grid", 0)
+    lrs = [float(f"{v:.6g}") for v in np.geomspace(1e-4, 1.0, 4)]
+    assert [(t["lr"], t["lr_schedule"]) for t in settings] == [
+        (lr, s) for lr in lrs for s in (None, "cosine", "warmup-cosine")]
+    assert max(t["lr"] for t in settings) == 1.0
+
+
+def _covers(space, settings, grid):
+    """Independently of search.coverage_problems: distinct settings, every choice, ≥ 2 values per range (the
+    grid: its low and high ends)."""
+    keys = [tuple(sorted((k, repr(v)) for k, v in t.items())) for t in settings]
+    if len(set(keys)) != len(keys):
+        return False
+    for name, factor in space.items():
+        values = [t[name] for t in settings]
+        if "choices" in factor:
+            if any(c not in values for c in factor["choices"]):
+                return False
+        elif len(set(values)) < 2 or (grid and not (min(values) == pytest.approx(factor["low"])
+                                                    and max(values) == pytest.approx(factor["high"]))):
+            return False
+    return True
+
+
+SPACES = [  # 1 to 3 factors: ranges, choices and both
+    {"lr": RANGES["lr"]}, {"nesterov": CHOICES["nesterov"]},
+    {"lr": RANGES["lr"], "momentum": RANGES["momentum"]}, {"lr": RANGES["lr"], "nesterov": CHOICES["nesterov"]},
+    README_SPACE, {"momentum": RANGES["momentum"], **CHOICES}, dict(RANGES),
+    {"lr": RANGES["lr"], "weight_decay": RANGES["weight_decay"], "lr_schedule": CHOICES["lr_schedule"]},
+]
+
+
+@pytest.mark.parametrize("sampler", ["grid", "sobol"])
+@pytest.mark.parametrize("space", SPACES, ids=lambda s: "+".join(s))
+def test_every_sampler_covers_every_factor_with_distinct_trials_or_names_the_smallest_budget(space, sampler):
+    for n in (1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 16, 27):
+        try:
+            settings = search.trial_settings(space, n, sampler, 3)
+        except ValueError as exc:
+            smallest = int(re.search(r"the smallest budget that can is (\d+)", str(exc)).group(1)) \
+                if "smallest budget" in str(exc) else None
+            if smallest is not None:  # that budget does cover; for the grid none below it can
+                assert _covers(space, search.trial_settings(space, smallest, sampler, 3), sampler == "grid")
+                if sampler == "grid":
+                    assert smallest == np.prod([len(f["choices"]) if "choices" in f else 2 for f in space.values()])
+            else:  # only a space of choices can run out of distinct Sobol settings
+                assert sampler == "sobol" and all("choices" in f for f in space.values()) and "grid" in str(exc)
+            continue
+        assert len(settings) == n and _covers(space, settings, sampler == "grid"), (n, settings)
+
+
+def test_two_trials_over_lr_and_a_boolean_or_a_second_range_are_refused_not_wasted():
+    """Was: with 2 trials over {lr, nesterov} the lr never varied; over {lr, beta} beta never varied."""
+    for space in ({"lr": RANGES["lr"], "nesterov": CHOICES["nesterov"]},
+                  {"lr": RANGES["lr"], "momentum": RANGES["momentum"]}):
+        with pytest.raises(ValueError, match="smallest budget that can is 4"):
+            search.trial_settings(space, 2, "grid", 0)
+        four = search.trial_settings(space, 4, "grid", 0)
+        assert {t["lr"] for t in four} == {1e-4, 1.0} and len({repr(t) for t in four}) == 4
+
+
+def test_a_boolean_keyword_searched_as_a_range_is_refused_with_the_categorical_form():
+    from optimbench.plan import _optimizer_kwargs
+
+    sgd = _optimizer_kwargs({"class": "SGD", "kwargs": {"momentum": 0.9}})
+    with pytest.raises(ConfigError, match=r"tune.space.SGD.nesterov = .*'nesterov' is a boolean keyword \(default "
+                                          r"False\).*`nesterov: \{choices: \[false, true\]\}`"):
+        search.check_space({"nesterov": {"low": 0.0, "high": 1.0, "log": False}}, "tune.space.SGD", sgd)
+    adam = _optimizer_kwargs({"class": "Adam"})
+    with pytest.raises(ConfigError, match="'betas' is a tuple keyword"):
+        search.check_space({"betas": {"low": 0.5, "high": 0.9}}, "tune.space.Adam", adam)
+    with pytest.raises(ConfigError, match="'amsgrad' is a boolean keyword"):
+        search.check_space({"amsgrad": {"low": 0.1, "high": 1.0}}, "tune.space.Adam", adam)
+    # the categorical form passes; a range over SGD's momentum (int default 0, a real keyword) too
+    search.check_space({"nesterov": {"choices": [False, True]}, "momentum": RANGES["momentum"]}, "w", sgd)
+    for bad, message in [({"nesterov": {"choices": [True, True]}}, "a choice is repeated"),
+                         ({"nesterov": {"choices": [True], "low": 0}}, "either a range .* or `choices`"),
+                         ({"lr_schedule": {"choices": ["cosin"]}}, "schedules are")]:
+        with pytest.raises(ConfigError, match=message):
+            search.check_space(bad, "w", sgd)
+
+
+def test_an_empty_space_has_one_setting():
+    assert search.trial_settings({}, 1, "grid", 0) == [{}] == search.trial_settings({}, 1, "sobol", 0)
+    assert search.trial_settings({}, 0, "grid", 0) == []
+    with pytest.raises(ValueError, match="an empty search space has one setting.*3 trials would repeat it"):
+        search.trial_settings({}, 3, "sobol", 0)
+
+
+def test_a_budget_the_sampler_cannot_cover_is_refused_naming_tune_trials():
+    with pytest.raises(ConfigError, match=r"tune.trials = 10 with tune.sampler = grid over tune.space.SGD: .*"
+                                          r"the nearest: 9 or 12"):
+        search.check_budget(README_SPACE, "tune.space.SGD", 10, "grid", 0)
+    search.check_budget(README_SPACE, "tune.space.SGD", 12, "grid", 0)

@@ -107,3 +107,13 @@ def test_welch_interval_is_the_hand_computed_welch_satterthwaite_interval():
     assert low == pytest.approx(a.mean() - b.mean() - half) and high == pytest.approx(a.mean() - b.mean() + half)
     assert all(math.isnan(x) for x in stats.welch_interval([1.0], [2.0, 3.0], 0.95))  # one seed: no interval
     assert all(math.isnan(x) for x in stats.welch_interval([1.0, math.inf], [2.0, 3.0], 0.95))  # a diverged seed
+# ---------------------------------------------------------------- the divergence rule (issue 27.2)
+def test_divergence_rule_non_finite_or_a_million_times_the_start():
+    from optimbench.metrics import DIVERGENCE_FACTOR, diverged
+
+    assert DIVERGENCE_FACTOR == 1e6
+    for value in (float("nan"), float("inf"), -float("inf")):
+        assert diverged(value, 2.3)
+    assert diverged(4.6e35, 2.3) and diverged(2.3e6 + 1, 2.3) and not diverged(2.3e6, 2.3)
+    assert diverged(-1e7, 5.0) and not diverged(-4e6, 5.0)  # |value|
+    assert diverged(1e6 + 1, 0.0) and not diverged(1e6, 1e-9)  # the floor of 1: a start at 0

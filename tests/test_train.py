@@ -453,3 +453,32 @@ def test_a_checkpoint_from_a_cpu_that_resolved_auto_otherwise_is_not_resumed(tin
     assert "another configuration" in capsys.readouterr().err
     fp32 = train.run({**spec, "bf16": "off"}, tmp_path / "fp32")
     pd.testing.assert_frame_equal(metrics.drop(columns=TIMING), fp32.drop(columns=TIMING), check_exact=True)
+
+
+# ---------------------------------------------------------------- a finite blow-up is divergence (issue 27.2)
+class ScaleUp(torch.optim.Optimizer):
+    """A plug-in that multiplies every parameter by `factor` each step: the logits, hence the loss, grow
+    without bound but stay finite for a few steps (the reported run ended at a finite loss of 4.6e35)."""
+
+    def __init__(self, params, lr: float = 0.0, factor: float = 30.0):
+        super().__init__(params, {"lr": lr, "factor": factor})
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            for p in group["params"]:
+                p.mul_(group["factor"])
+
+
+def test_a_finite_but_huge_loss_is_divergence(tiny_spec, tmp_path):
+    """Divergence is optimbench.metrics.diverged: non-finite or |loss| > 10⁶ × the first batch's loss at the
+    initial weights; the run stops at the first such epoch, whose loss is finite here."""
+    spec = {**tiny_spec, "epochs": 6, "optimizer": {"class": f"{__name__}.ScaleUp", "kwargs": {"factor": 30.0}}}
+    metrics = train.run(spec, tmp_path, threads=1)
+    losses = metrics["train_loss"].to_numpy()
+    # the first batch's loss at the initial weights: 10-class cross-entropy near ln 10 = 2.30 (here 2.56; within
+    # [2, 3] for this width-8 ResNet), so the bound lies in [2e6, 3e6]: epoch 1 (≈ 600) below, epoch 2 (≈ 4.6e8) above
+    assert np.isfinite(losses).all() and losses[-1] > 3e6 and (losses[:-1] < 2e6).all()
+    assert metrics["diverged"].tolist() == [False] * (len(metrics) - 1) + [True] and len(metrics) < 6
+    info = json.loads((tmp_path / "run.json").read_text())
+    assert info["diverged"] is True and info["diverged_epoch"] == len(metrics)

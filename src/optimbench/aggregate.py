@@ -34,7 +34,7 @@ from optimbench.claims import article_claims
 from optimbench.cost import plan_cost
 from optimbench.files import DESCENT_TABLES, TRAIN_TABLES, TUNE_TABLES
 from optimbench.focus import focus_table
-from optimbench.io import atomic_path, write_csv
+from optimbench.io import atomic_path, read_table, write_csv
 from optimbench.metrics import Metric
 from optimbench.optim import code_label
 from optimbench.performance import performance_tables, seed_outcome
@@ -58,7 +58,7 @@ def load_run(run_dir) -> pd.DataFrame:
     """One run's metrics.csv with its identity and planned epochs, both from the run.json beside it."""
     run_dir = Path(run_dir)
     spec = json.loads((run_dir / "run.json").read_text())["spec"]
-    frame = pd.read_csv(run_dir / "metrics.csv")
+    frame = read_table(run_dir / "metrics.csv")
     frame = frame.assign(**run_identity(spec), planned_epochs=int(spec["epochs"]))
     keys = RUN_KEYS + ATTRIBUTES
     return frame[keys + [c for c in frame.columns if c not in keys]]
@@ -76,8 +76,8 @@ def load_runs(run_dirs, problems: dict[str, StudyProblem]) -> pd.DataFrame:
 def score_divergence(wide: pd.DataFrame, problems: dict[str, StudyProblem]) -> pd.DataFrame:
     """The divergence policy (module docstring): from the epoch a run diverged to its planned last epoch,
     each metric column of its problem (those present in `wide`) scores that metric's worst value; `scored`
-    marks those rows. Input: wide epochs with RUN_KEYS, `diverged` (True on the epoch the loss became
-    non-finite) and `planned_epochs`."""
+    marks those rows. Input: wide epochs with RUN_KEYS, `diverged` (True on the epoch the loss diverged,
+    optimbench.metrics.diverged) and `planned_epochs`."""
     wide = wide.assign(diverged=wide["diverged"].astype(bool), scored=False)
     fillers = []
     for _, run in wide[wide["diverged"]].groupby(RUN_KEYS):
@@ -321,7 +321,7 @@ def aggregate_train(plan: Plan, out_dir) -> dict[str, pd.DataFrame]:
 def aggregate_descent(plan: Plan, out_dir) -> dict[str, pd.DataFrame]:
     """The descent tables (optimbench.files.DESCENT_TABLES) from the descent runs of `plan`: every run's
     summary.csv row, and the article runs' reproduction table."""
-    runs = pd.concat([pd.read_csv(run.file("summary.csv")) for run in plan.descent_runs], ignore_index=True)
+    runs = pd.concat([read_table(run.file("summary.csv")) for run in plan.descent_runs], ignore_index=True)
     return write_tables({"descent_runs": runs, "descent_reproduction": descent_reproduction(runs)}, out_dir,
                         DESCENT_TABLES)
 
@@ -338,7 +338,7 @@ def aggregate_tune(plan: Plan, out_dir) -> dict[str, pd.DataFrame]:
               for run in plan.tune.finals]
     _, seeds = _seed_tables(finals, problems)
     summary = optimizer_summary(seeds, problems, confidence)
-    default = pd.read_parquet(Path(out_dir) / "optimizer_summary.parquet")
+    default = read_table(Path(out_dir) / "optimizer_summary.parquet")
     tables = {**tune.selection_tables(plan, chosen), "tuned_runs": runs_table(finals), "tuned_seed_summary": seeds,
               "tuned_optimizer_summary": summary, "tuned_claims": article_claims(seeds, problems, confidence),
               "rankings": tune.rankings(default, summary),

@@ -16,7 +16,16 @@ import yaml
 
 from optimbench.demon import demon_class
 from optimbench.errors import ConfigError
-from optimbench.optim import OptimizerClassError, build_optimizer, is_file_class, resolve_class, schedules, step_kind
+from optimbench.hardware import visible_device
+from optimbench.optim import (
+    OptimizerClassError,
+    build_optimizer,
+    is_file_class,
+    optimizer_step,
+    resolve_class,
+    schedules,
+    step_kind,
+)
 from optimbench.problems import PROBLEMS
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -122,7 +131,10 @@ def _describe(error: jsonschema.ValidationError) -> str:
         return (f"unknown key(s) {extra} at {where}; allowed keys: {allowed}"
                 + (f" ({tips})" if tips else ""))
     if error.validator == "type":
-        return (f"{where} = {error.instance!r} has the wrong type: expected {error.validator_value}"
+        quote = (f"; quote it, '{error.instance}': YAML reads an unquoted 0.1, 007, True or null as a number, a "
+                 "boolean or nothing" if "string" in error.validator_value and not isinstance(error.instance,
+                                                                                             (dict, list)) else "")
+        return (f"{where} = {error.instance!r} has the wrong type: expected {error.validator_value}{quote}"
                 + (f" ({hint.strip()})" if hint else ""))
     if error.validator == "enum":
         return f"{where} = {error.instance!r} is not one of {error.validator_value}"
@@ -137,6 +149,7 @@ def validate(config: dict, schema_path: Path = SCHEMA_PATH) -> dict:
                           "own target now (accuracy, negative ELBO, perplexity). Remove the key and set "
                           "problem_settings.<problem>.target, e.g. "
                           "`problem_settings: {cifar10-resnet18: {target: 0.8}}`.")
+    check_key_types(config)
     schema = yaml.safe_load(Path(schema_path).read_text())
     validator = _with_defaults(jsonschema.Draft7Validator)(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
@@ -145,6 +158,27 @@ def validate(config: dict, schema_path: Path = SCHEMA_PATH) -> dict:
         raise ConfigError(f"invalid configuration:\n  {lines}\nFix these keys in config.yaml or your preset.")
     check_references(config)
     return config
+
+
+NAMED_TABLES = ("optimizers", "problem_settings", "descent.methods", "tune.space")  # their keys are names
+
+
+def check_key_types(config: dict) -> None:
+    """Every key of a table of names (NAMED_TABLES) is a string: YAML reads an unquoted 0.1, 007 (as 7), True
+    or null as a number, a boolean or None, which would lose the name ("007") or break the tables.
+
+    Raises:
+        ConfigError: naming the table, the key as YAML read it and the quoted form to write.
+    """
+    for where in NAMED_TABLES:
+        table = config
+        for part in where.split("."):
+            table = table.get(part) if isinstance(table, dict) else None
+        bad = [key for key in table or {} if not isinstance(key, str)] if isinstance(table, dict) else []
+        if bad:
+            read = ", ".join(f"{key!r} ({type(key).__name__})" for key in bad)
+            raise ConfigError(f"{where}: YAML read key(s) {read}, not names; quote them (e.g. '{bad[0]}': ...; "
+                              "YAML reads an unquoted 007 as 7 and True as a boolean)")
 
 
 def _unknown(kind: str, name: str, where: str, known) -> ConfigError:
@@ -182,6 +216,9 @@ def check_references(config: dict) -> None:
     for method_name, method in methods.items():
         if method["update"] == "momentum" and "momentum" not in method:
             raise ConfigError(f"descent.methods.{method_name} uses update: momentum but sets no `momentum`")
+        if method["update"] == "vanilla" and "momentum" in method:
+            raise ConfigError(f"descent.methods.{method_name}.momentum = {method['momentum']!r} with update: vanilla: "
+                              "the vanilla update has no momentum. Use update: momentum, or drop `momentum`")
     names = [g["name"] for g in config["descent"]["groups"]]
     if len(set(names)) != len(names):
         raise ConfigError(f"descent.groups names must be unique, got {names}")
@@ -190,8 +227,45 @@ def check_references(config: dict) -> None:
             if method not in methods and method not in registry:
                 raise _unknown("descent method", method, f"descent.groups[{group['name']}].methods",
                                list(methods) + list(registry))
+    check_ignored_settings(config)
     check_optimizers(config)
     check_pretrained(config["train"])
+
+
+def check_ignored_settings(config: dict) -> None:
+    """Settings that would be accepted and never read are refused, each naming its key:
+    - tune.space.<name> for a name not in the optimizers table (a typo, e.g. Adamm: its space never used);
+    - a descent group's `tune` or `kwargs` where a method cannot take it: the article's hand-written methods
+      (descent.methods) build no optimizer, so neither applies to them;
+    - a descent group's `tune` with kwargs.lr: the search chooses the lr, so the given one would be dropped.
+      Refused, not warned: no reading uses both (a search starting from that lr would be another setting).
+    (descent.methods.<m>.momentum with update: vanilla is check_references'.)
+
+    Raises:
+        ConfigError: naming the key, the value and the fix.
+    """
+    registry = config["optimizers"]
+    for name in config["tune"]["space"]:
+        if name != "default" and name not in registry:
+            close = ([n for n in registry if n.lower() == name.lower()]
+                     or difflib.get_close_matches(name, list(registry), n=1))
+            raise ConfigError(f"tune.space.{name}: {name!r} is not in the optimizers table, so this space would never "
+                              f"be used. Name an optimizer ({sorted(registry)}) or `default`."
+                              + (f" Did you mean {close[0]!r}?" if close else ""))
+    hand_written = config["descent"]["methods"]
+    for i, group in enumerate(config["descent"]["groups"]):
+        where = f"descent.groups[{i}] ({group['name']})"
+        article = [m for m in group["methods"] if m in hand_written]
+        for key in ("tune", "kwargs"):
+            if group.get(key) and article:
+                raise ConfigError(f"{where}.{key} = {group[key]!r}: the article's hand-written methods {article} "
+                                  f"(descent.methods) build no optimizer and would ignore it. Move them to a group "
+                                  f"without `{key}`, or drop `{key}`")
+        if group.get("tune") and "lr" in group.get("kwargs", {}):
+            raise ConfigError(f"{where}.kwargs.lr = {group['kwargs']['lr']!r} with `tune`: the search chooses the lr "
+                              f"among {group['tune']['trials']} values in [{group['tune']['low']}, "
+                              f"{group['tune']['high']}], so this lr would never be used. Drop kwargs.lr, or drop "
+                              "`tune` to run at that lr")
 
 
 def check_problems(config: dict) -> None:
@@ -218,19 +292,20 @@ def check_problems(config: dict) -> None:
 
 
 def _used_optimizers(config: dict):
-    """(config key, registry name, kwargs overrides) of every optimizer a job will build, once each."""
+    """(config key, registry name, kwargs overrides, job kind "train" or "descent") of every optimizer a job
+    will build, once each."""
     seen = set()
     for name in config["train"]["optimizers"]:
-        seen.add((name, "{}"))
-        yield f"optimizers.{name}.kwargs", name, {}
+        seen.add((name, "{}", "train"))
+        yield f"optimizers.{name}.kwargs", name, {}, "train"
     for group in config["descent"]["groups"]:
         for name in group["methods"]:
             overrides = group.get("kwargs", {})
-            key = (name, repr(sorted(overrides.items())))
+            key = (name, repr(sorted(overrides.items())), "descent")
             if name in config["optimizers"] and key not in seen:
                 seen.add(key)
                 where = f"descent.groups[{group['name']}].kwargs" if overrides else f"optimizers.{name}.kwargs"
-                yield where, name, overrides
+                yield where, name, overrides, "descent"
 
 
 def _unknown_kwargs(cls: type, kwargs: dict) -> dict[str, list[str]]:
@@ -242,14 +317,87 @@ def _unknown_kwargs(cls: type, kwargs: dict) -> dict[str, list[str]]:
     return {key: valid for key in kwargs if key not in valid}
 
 
+DESCENT_DEVICE = torch.device("cpu")  # optimbench.descent moves its point in float64 on the CPU
+
+
+def step_once(entry: dict, settings: dict, kind: str, device: torch.device | None,
+              lr_schedule: str | None = None) -> None:
+    """Build the optimizer of a registry entry with `settings` (its kwargs, overrides included) and its
+    schedules, then take one step the way the job does (optim.optimizer_step: a plain step, a closure that
+    LBFGS re-evaluates, or gradients with their graph for a Hessian-based optimizer) on a dummy problem:
+    f = ½‖W·x + b‖² over W (2×2) and b (2,) in float32 on `device` (kind "train"), or ½‖p‖² over one point
+    p (2,) in float64 on the CPU (kind "descent", as optimbench.descent). device None: build only (the job's
+    device is not on this machine). Microseconds on the CPU; on CUDA the first call pays the context start.
+
+    Raises:
+        whatever the optimizer, its schedules or its step raise (ValueError, TypeError, RuntimeError, ...).
+    """
+    if kind == "descent":
+        params, dtype, device = [torch.tensor([0.5, -0.25], dtype=torch.float64)], torch.float64, DESCENT_DEVICE
+    else:
+        at = device or torch.device("cpu")
+        params = [torch.tensor([[0.5, -0.3], [0.2, 0.1]], device=at), torch.tensor([0.1, -0.2], device=at)]
+        dtype = torch.float32
+    params = [p.requires_grad_(True) for p in params]
+    optimizer = build_optimizer({**entry, "kwargs": {}}, params, settings)
+    steppers = schedules(entry, optimizer, lr_schedule, 2)
+    if device is None:
+        return
+
+    def compute_gradients(create_graph: bool) -> torch.Tensor:
+        if kind == "descent":
+            loss = 0.5 * (params[0] ** 2).sum()
+        else:
+            loss = 0.5 * ((params[0] @ torch.tensor([1.0, 2.0], device=device, dtype=dtype) + params[1]) ** 2).sum()
+        loss.backward(create_graph=create_graph)
+        return loss
+
+    optimizer_step(optimizer, compute_gradients)
+    for stepper in steppers:
+        stepper.step()
+
+
+def check_step(entry: dict, name: str, settings: dict, kind: str, device, where: dict,
+               lr_schedule: str | None = None, note: str = "") -> None:
+    """step_once, or a ConfigError naming the key and value at fault and the optimizer's own message.
+
+    where: {kwarg: the config key it comes from} for the keys of `settings`, and "" for the entry itself
+    (e.g. "optimizers.Adam"). The culprit is the first keyword that fails on its own, else all of them.
+    note: where the settings come from, added to the message (a tuning trial).
+
+    Raises:
+        ConfigError: naming key, value, class, the device and the job's kind, and the optimizer's message.
+    """
+    cls_name = entry["class"]
+    try:
+        step_once(entry, settings, kind, device, lr_schedule)
+    except Exception as exc:  # an optimizer's own checks raise ValueError, TypeError, RuntimeError, its own...
+        on = DESCENT_DEVICE if kind == "descent" else device
+        if _fails(lambda s: step_once(entry, s, kind, device, lr_schedule), {}):  # the class, `demon` or the schedule
+            what = f"{where['']} = {entry!r}" + (f" with lr_schedule {lr_schedule!r}" if lr_schedule else "")
+        else:
+            culprit = next((key for key in settings
+                            if _fails(lambda s: step_once(entry, s, kind, device, lr_schedule), {key: settings[key]})),
+                           None)
+            what = (f"{where[culprit]}.{culprit} = {settings[culprit]!r}" if culprit else
+                    f"{', '.join(sorted(set(where[k] for k in settings)))} = {settings!r}")
+        how = (f"built and stepped once on {on.type}" if on is not None else "built") + (f", {note}" if note else "")
+        raise ConfigError(f"{what} is refused by {resolve_class(cls_name).__name__} ({cls_name}) for optimizer "
+                          f"{name!r} ({how}, as its {kind} jobs will): {type(exc).__name__}: {exc}") from None
+
+
 def check_optimizers(config: dict) -> None:
     """Build every optimizer the study runs (train.optimizers; descent groups with their kwargs), with its
-    schedules (Demon), on a dummy parameter: a misspelt or invalid keyword stops here, before any job."""
-    for where, name, overrides in _used_optimizers(config):
+    schedules (train.lr_schedule, Demon), on a dummy problem and take one step the way its jobs will
+    (step_once), on the device they will use (hardware.resolve_device of train.device; descent: the CPU;
+    a device this machine lacks: built only): a misspelt or invalid keyword, or one that builds and fails at
+    the first step (Adam's capturable on the CPU), stops here, before any job."""
+    device = visible_device(config["train"]["device"])
+    for where, name, overrides, kind in _used_optimizers(config):
         entry = config["optimizers"][name]
         cls = resolve_class(entry["class"])
         cls = demon_class(cls) if entry.get("demon") else cls  # the class build_optimizer builds
-        compiled = config["train"]["compile"] not in ("auto", "off") and name in config["train"]["optimizers"]
+        compiled = config["train"]["compile"] not in ("auto", "off") and kind == "train"
         if compiled and isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer) and step_kind(cls)[1]:
             raise ConfigError(f"train.compile = {config['train']['compile']!r} cannot train optimizer {name!r} "
                               f"({entry['class']}): it needs the gradients' graph (double backward), which "
@@ -261,27 +409,14 @@ def check_optimizers(config: dict) -> None:
             owner = where if key in overrides else f"optimizers.{name}.kwargs"
             raise ConfigError(f"{owner}.{key}: {cls.__name__} ({entry['class']}) takes no argument {key!r}; "
                               f"its arguments: {valid}.{tip}")
-
-        def build(settings: dict) -> None:
-            optimizer = build_optimizer({**entry, "kwargs": {}}, [torch.zeros(2, requires_grad=True)], settings)
-            schedules(entry, optimizer, None, 1)
-
-        try:
-            build(kwargs)
-        except Exception as exc:  # an optimizer's own checks raise ValueError, TypeError, its own errors...
-            if _fails(build, {}):  # not the keywords: the class itself, or `demon` on it
-                what = f"optimizers.{name} = {entry!r}"
-            else:  # name the first keyword that fails on its own, else all of them
-                culprit = next((key for key in kwargs if _fails(build, {key: kwargs[key]})), None)
-                owner = where if culprit in overrides else f"optimizers.{name}.kwargs"
-                what = f"{owner}.{culprit} = {kwargs[culprit]!r}" if culprit else f"{where} = {kwargs!r}"
-            raise ConfigError(f"{what} is refused by {cls.__name__} ({entry['class']}) for optimizer {name!r}: "
-                              f"{type(exc).__name__}: {exc}") from None
+        keys = {key: where if key in overrides else f"optimizers.{name}.kwargs" for key in kwargs}
+        check_step(entry, name, kwargs, kind, device, {"": f"optimizers.{name}", **keys},
+                   config["train"]["lr_schedule"] if kind == "train" else None)
 
 
-def _fails(build, settings: dict) -> bool:
+def _fails(attempt, settings: dict) -> bool:
     try:
-        build(settings)
+        attempt(settings)
     except Exception:
         return True
     return False

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from optimbench.io import read_table
 from optimbench.runs import GROUP_KEYS, TrainRun
 
 SUMMED = ["epochs", "train_seconds", "eval_seconds", "job_seconds", "startup_seconds", "device_seconds",
@@ -24,7 +25,7 @@ def _job_seconds(benchmark_path) -> float:
     benchmark = Path(benchmark_path) if benchmark_path else None
     if benchmark is None or not benchmark.exists():
         return np.nan
-    return float(pd.read_csv(benchmark, sep="\t")["s"].iloc[-1])
+    return float(read_table(benchmark, sep="\t")["s"].iloc[-1])
 
 
 def run_cost(run: TrainRun, gpu_share: float) -> dict:
@@ -38,7 +39,7 @@ def run_cost(run: TrainRun, gpu_share: float) -> dict:
     unit, share, epochs, the seconds and the device-seconds.
     """
     info = json.loads(Path(run.file("run.json")).read_text())
-    metrics = pd.read_csv(run.file("metrics.csv"))
+    metrics = read_table(run.file("metrics.csv"))
     job_seconds = _job_seconds(run.benchmark)
     measured = metrics["epoch_seconds"].sum() + metrics["eval_seconds"].sum()
     startup = info.get("startup_seconds")

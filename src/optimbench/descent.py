@@ -4,6 +4,9 @@ The article's loop, reconstructed exactly:
     v₀ = 0; repeat: g = ∇f(X); v = m·v + lr·g (vanilla: v = lr·g); X_new = X - v;
     epochs += 1; stop when Σ|X_new - X| < tol (the update that meets it counts as an epoch).
 Here X takes the final update too, and a cap of `max_epochs` stops runs that never meet the rule.
+A run that blows up stops as diverged, never as converged: the divergence rule (optimbench.metrics.diverged,
+on f and on the point's largest coordinate, each against its start) is checked before the stopping rule,
+because far out a finite-difference gradient vanishes (X ± h rounds to X) and the step looks converged.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import torch
 from optimbench import functions, memory
 from optimbench.cli import check_spec, read_spec, spec_help
 from optimbench.io import write_csv
+from optimbench.metrics import diverged
 from optimbench.optim import build_optimizer, optimizer_step, schedules
 
 TRAJECTORY_COLUMNS = ["epoch", "x", "y", "f", "grad_x", "grad_y", "step"]
@@ -30,22 +34,37 @@ def _row(epoch, point, value, grad, step) -> dict:
             "grad_x": float(grad[0]), "grad_y": float(grad[1]), "step": float(step)}
 
 
+def blew_up(start_point, start_value, point, value) -> bool:
+    """Whether a run at `point` (2,) with value f = `value` diverged from its start: the divergence rule
+    (optimbench.metrics.diverged) on f and on max(|x|, |y|), each against its value at the start."""
+    point, start_point = np.asarray(point, dtype=np.float64), np.asarray(start_point, dtype=np.float64)
+    return (diverged(value, start_value)
+            or diverged(np.abs(point).max(), np.abs(start_point).max()))  # NaN propagates
+
+
+def trajectory_diverged(trajectory: pd.DataFrame) -> bool:
+    """Whether a trajectory's last row diverged from its first (epoch 0, the start): see blew_up."""
+    first, last = trajectory.iloc[0], trajectory.iloc[-1]
+    return blew_up((first.x, first.y), first.f, (last.x, last.y), last.f)
+
+
 def article_descent(fn, start, lr, momentum, scheme, h, tol, max_epochs) -> tuple[pd.DataFrame, bool]:
     """The article's vanilla (momentum None) or momentum update; returns (trajectory, converged)."""
     point = np.asarray(start, dtype=np.float64)
-    velocity = np.zeros(2)
-    rows = [_row(0, point, fn.f(point), (np.nan, np.nan), np.nan)]
+    velocity, start_value = np.zeros(2), fn.f(point)
+    rows = [_row(0, point, start_value, (np.nan, np.nan), np.nan)]
     for epoch in range(1, max_epochs + 1):
         grad = functions.gradient(fn.f, point, scheme, h)
         velocity = (momentum * velocity if momentum is not None else 0.0) + lr * grad
         new_point = point - velocity
         step = np.abs(new_point - point).sum()
         point = new_point
-        rows.append(_row(epoch, point, fn.f(point), grad, step))
+        value = fn.f(point)
+        rows.append(_row(epoch, point, value, grad, step))
+        if blew_up(start, start_value, point, value):  # before the stopping rule: a blow-up never converges
+            break
         if step < tol:
             return pd.DataFrame(rows, columns=TRAJECTORY_COLUMNS), True
-        if not np.all(np.isfinite(point)):
-            break
     return pd.DataFrame(rows, columns=TRAJECTORY_COLUMNS), False
 
 
@@ -54,7 +73,8 @@ def optimizer_descent(fn, start, entry, kwargs, scheme, h, tol, max_epochs) -> t
     point = torch.tensor(start, dtype=torch.float64, requires_grad=True)
     optimizer = build_optimizer(entry, [point], kwargs)
     steppers = schedules(entry, optimizer, None, max_epochs)  # Demon decays over the epoch cap
-    rows = [_row(0, point.detach().numpy(), fn.f(point.detach()), (np.nan, np.nan), np.nan)]
+    start_value = float(fn.f(point.detach()))
+    rows = [_row(0, point.detach().numpy(), start_value, (np.nan, np.nan), np.nan)]
     first_grad = []
 
     def compute_gradients(create_graph: bool) -> torch.Tensor:
@@ -75,39 +95,42 @@ def optimizer_descent(fn, start, entry, kwargs, scheme, h, tol, max_epochs) -> t
         for stepper in steppers:
             stepper.step()
         after = point.detach()
-        step = (after - before).abs().sum().item()
-        rows.append(_row(epoch, after.numpy(), fn.f(after), first_grad[0].numpy(), step))
+        step, value = (after - before).abs().sum().item(), float(fn.f(after))
+        rows.append(_row(epoch, after.numpy(), value, first_grad[0].numpy(), step))
+        if blew_up(start, start_value, after.numpy(), value):  # before the stopping rule, as article_descent
+            break
         if step < tol:
             return pd.DataFrame(rows, columns=TRAJECTORY_COLUMNS), True
-        if not torch.isfinite(after).all():
-            break
     return pd.DataFrame(rows, columns=TRAJECTORY_COLUMNS), False
 
 
 def summarize(spec: dict, fn, trajectory: pd.DataFrame, converged: bool) -> pd.DataFrame:
-    """The run's one-row summary: epochs, stop reason, final point and value, distance to the minimum."""
+    """The run's one-row summary: epochs, stop reason, final point and value, distance to the minimum.
+    `diverged` is the divergence rule on the last row (trajectory_diverged); a diverged run is neither
+    converged nor at the minimum, and its distance is NaN."""
     last = trajectory.iloc[-1]
-    finite = bool(np.isfinite([last.x, last.y, last.f]).all())
-    distance = fn.distance_to_minimum((last.x, last.y)) if finite else np.nan
+    blown = trajectory_diverged(trajectory)
+    distance = np.nan if blown else fn.distance_to_minimum((last.x, last.y))
     return pd.DataFrame([{
         "function": spec["function"], "method": spec["method"], "gradient": spec["gradient"],
         "group": spec.get("group"), "kind": spec["kind"], "lr": spec.get("lr"), "momentum": spec.get("momentum"),
         "h": spec["h"], "tol": spec["tol"], "start_x": spec["start"][0], "start_y": spec["start"][1],
-        "epochs": int(last.epoch), "converged": converged, "diverged": not finite,
+        "epochs": int(last.epoch), "converged": bool(converged and not blown), "diverged": blown,
         "final_x": last.x, "final_y": last.y, "final_f": last.f, "distance_to_minimum": distance,
-        "reached_minimum": bool(finite and distance < REACHED_DISTANCE)}])
+        "reached_minimum": bool(not blown and distance < REACHED_DISTANCE)}])
 
 
 def tuned_descent(fn, start, entry, kwargs, search: dict, **common) -> tuple[pd.DataFrame, bool, pd.DataFrame]:
     """The budgeted learning-rate search of a descent group (as pytorch-optimizer's visualisations choose
     each optimizer's lr): `search["trials"]` learning rates log-spaced over [low, high], each run for the
-    full budget; the lowest final function value wins (a diverged run loses, ties go to the smaller lr).
+    full budget; the lowest final function value wins (a run diverged by trajectory_diverged loses, ties go
+    to the smaller lr).
     Returns the winner's (trajectory, converged) and every trial's lr and final value."""
     trials, best = [], None
     for lr in np.geomspace(search["low"], search["high"], search["trials"]):
         trajectory, converged = optimizer_descent(fn, start, entry, {**kwargs, "lr": float(lr)}, **common)
         final = trajectory["f"].iloc[-1]
-        score = final if np.isfinite(final) and np.isfinite(trajectory[["x", "y"]].iloc[-1]).all() else np.inf
+        score = np.inf if trajectory_diverged(trajectory) else final
         trials.append({"lr": float(lr), "final_f": final, "score": score})
         if best is None or score < best[0]:
             best = (score, trajectory, converged, float(lr))

@@ -41,6 +41,28 @@ CHANNELS_LAST_MIN_WIDTH = 8  # torch 2.14.1's CPU backward crashed (segmentation
 AMX_CHANNELS_LAST_MIN_WIDTH = 16  # on AMX, contiguous measured faster at width 8 and channels-last at 64
 
 
+def resolve_device(name: str) -> torch.device:
+    """The device of a job whose train.device is `name` (auto: CUDA where visible, else the CPU).
+
+    Raises:
+        RuntimeError: cuda requested and no CUDA device visible.
+    """
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("train.device = 'cuda' but no CUDA device is visible; use 'auto' or 'cpu'")
+    return torch.device(name)
+
+
+def visible_device(name: str) -> torch.device | None:
+    """resolve_device where this machine has that device, else None (cuda asked for on a machine without one:
+    the machine that plans the study may not be the one that trains, a cluster's login node)."""
+    try:
+        return resolve_device(name)
+    except RuntimeError:
+        return None
+
+
 @dataclass(frozen=True)
 class Choice:
     """A resolved on/off setting and why (recorded in run.json)."""

@@ -18,8 +18,9 @@ from pathlib import Path
 
 from optimbench import formats, search
 from optimbench import problems as registry
-from optimbench.config import load
+from optimbench.config import check_step, load
 from optimbench.errors import ConfigError
+from optimbench.hardware import visible_device
 from optimbench.io import write_text
 from optimbench.optim import resolve_class
 from optimbench.runs import (
@@ -42,6 +43,7 @@ from optimbench.runs import (
 )
 from optimbench.runs import read_plan as read_plan  # re-exported: Plan and read_plan live in runs (no torch)
 from optimbench.specs import (
+    SCHEDULE_FACTOR,
     TRAIN_RESULT_KEYS,
     apply_selection,
     check_models,
@@ -112,12 +114,14 @@ def _train_run(config: dict, problem: str, optimizer: str, seed, data_file: str,
                     spec=spec, execution=execution_settings(config["train"]))
 
 
-def _optimizer_kwargs(entry: dict) -> set | None:
-    """The keyword arguments an optimizer class accepts (None when it takes **kwargs)."""
+def _optimizer_kwargs(entry: dict) -> dict | None:
+    """The keyword arguments an optimizer class accepts, each with its value in the entry or else its default
+    (whose type tells a search space a boolean or an integer keyword); None when the class takes **kwargs."""
     parameters = inspect.signature(resolve_class(entry["class"])).parameters
     if any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
         return None
-    return {name for name in parameters if name not in ("self", "params")}
+    return {name: entry.get("kwargs", {}).get(name, p.default) for name, p in parameters.items()
+            if name not in ("self", "params")}
 
 
 def _validation(config: dict, problem: str, data: dict) -> str:
@@ -134,8 +138,24 @@ def _validation(config: dict, problem: str, data: dict) -> str:
                           f"problem {problem!r} (data.source {data['spec']['source']!r}) must keep at least one batch "
                           f"({train['batch_size']}) for training and give at least {least} for validation (one per "
                           f"class, and 10); choose a size between {least} and {n_train - train['batch_size']}")
+    subset, key = train["train_subset"], _train_key(config, problem, "train_subset")
+    if subset is not None and tune["validation_size"] > subset:
+        raise ConfigError(f"tune.validation_size = {tune['validation_size']} exceeds {key} = {subset} of problem "
+                          f"{problem!r}: trials would validate on more images than they train on. Use a "
+                          f"validation_size below {subset} (AlgoPerf holds out 10%: {max(least, subset // 10)}), or "
+                          "raise the subset")
+    if subset is not None and subset > n_train - tune["validation_size"]:
+        raise ConfigError(f"{key} = {subset} with tune.validation_size = {tune['validation_size']}: problem "
+                          f"{problem!r} has {n_train:,} training examples, {n_train - tune['validation_size']:,} after "
+                          f"the split, so the trials and tuned runs would silently train on fewer. Use at most "
+                          f"{n_train - tune['validation_size']} (or null for all)")
     stem = Path(data["file"]).stem
     return SPLIT_FILE.format(stem=stem, size=tune["validation_size"], seed=tune["split_seed"])
+
+
+def _train_key(config: dict, problem: str, key: str) -> str:
+    """Where a problem's train.* setting comes from: problem_settings.<problem>.<key> if set there, else train.<key>."""
+    return f"problem_settings.{problem}.{key}" if key in config["problem_settings"].get(problem, {}) else f"train.{key}"
 
 
 def tune_plan(config: dict, data: dict, problem_data: dict) -> TuneStage:
@@ -158,6 +178,8 @@ def tune_plan(config: dict, data: dict, problem_data: dict) -> TuneStage:
         space = search.search_space(tune, optimizer)
         where = f"tune.space.{optimizer if optimizer in tune['space'] else 'default'}"
         search.check_space(space, where, _optimizer_kwargs(config["optimizers"][optimizer]))
+        search.check_budget(space, where, tune["trials"], tune["sampler"], tune["sampler_seed"])
+        check_trial_steps(config, optimizer, space, where)
         spaces[optimizer] = space
     split_files, trials, selections, finals = {}, [], {}, []
     for problem in config["problems"]:
@@ -185,6 +207,25 @@ def tune_plan(config: dict, data: dict, problem_data: dict) -> TuneStage:
                                   validation=validation, test="final") for seed in train["seeds"]]
     return TuneStage(optimizers, split_files, tune["validation_size"], tune["split_seed"], tune["select_by"],
                      tune["sampler"], spaces, trials, selections, finals)
+
+
+def check_trial_steps(config: dict, optimizer: str, space: dict, where: str) -> None:
+    """Every trial setting of a tuned optimizer builds and takes one training step on the trials' device
+    (config.check_step): a searched value the optimizer refuses (a momentum of 1.5, a schedule it cannot
+    follow) stops here, naming the space's key, not in the trial's job.
+
+    Raises:
+        ConfigError: naming tune.space.<name>.<kwarg>, its value, the trial and the optimizer's message.
+    """
+    tune, entry = config["tune"], config["optimizers"][optimizer]
+    device = visible_device(config["train"]["device"])
+    for k, setting in enumerate(search.trial_settings(space, tune["trials"], tune["sampler"], tune["sampler_seed"])):
+        kwargs = {key: value for key, value in setting.items() if key != SCHEDULE_FACTOR}
+        schedule = setting.get(SCHEDULE_FACTOR, config["train"]["lr_schedule"])
+        keys = {key: f"optimizers.{optimizer}.kwargs" for key in entry.get("kwargs", {})}
+        keys.update({key: where for key in kwargs})
+        check_step(entry, optimizer, {**entry.get("kwargs", {}), **kwargs}, "train", device,
+                   {"": f"optimizers.{optimizer}", **keys}, schedule, note=f"in trial {k}, {setting}")
 
 
 def write_plan(plan_json: str, path) -> None:

@@ -35,7 +35,7 @@ from optimbench.files import (  # noqa: E402, F401
     train_figure_stems,
     tune_figure_files,
 )
-from optimbench.io import atomic_path, write_text  # noqa: E402
+from optimbench.io import atomic_path, read_table, write_text  # noqa: E402
 from optimbench.metrics import Metric  # noqa: E402
 from optimbench.plan import Plan, read_plan  # noqa: E402
 from optimbench.search import criterion_label  # noqa: E402
@@ -267,7 +267,7 @@ def train_figures(plan: Plan, tables_dir, out_dir) -> list[Path]:
     the ranks."""
     tables_dir, out_dir = Path(tables_dir), Path(out_dir)
     confidence, problems = plan.confidence, plan.problems
-    table = {name: pd.read_parquet(tables_dir / f"{name}.parquet") for name in TRAIN_FIGURE_TABLES}
+    table = {name: read_table(tables_dir / f"{name}.parquet") for name in TRAIN_FIGURE_TABLES}
     colours = palette(plan.settings["train"]["optimizers"])
     stems = train_figure_stems(plan, out_dir)
     written = []
@@ -319,7 +319,8 @@ def sensitivity(trials: pd.DataFrame, colours: dict, criterion: str, path: Path,
 def sensitivity_factor(spaces: dict) -> tuple[str, bool]:
     """The factor a sensitivity plot draws on its x axis: `lr` where any space searches it, else the first
     searched kwarg; and whether its range is logarithmic."""
-    factors = {name: factor for space in spaces.values() for name, factor in space.items() if name != "lr_schedule"}
+    factors = {name: factor for space in spaces.values() for name, factor in space.items()
+               if name != "lr_schedule" and "choices" not in factor}  # ranges only: a categorical factor has no axis
     name = "lr" if "lr" in factors else sorted(factors)[0]
     return name, factors[name].get("log", True)
 
@@ -343,7 +344,7 @@ def tune_figures(plan: Plan, tables_dir, out_dir) -> list[Path]:
     tables_dir, out_dir = Path(tables_dir), Path(out_dir)
     stage = plan.tune
     colours = palette(plan.settings["train"]["optimizers"] + stage.optimizers)
-    table = {name: pd.read_parquet(tables_dir / f"{name}.parquet") for name in TUNE_FIGURE_TABLES}
+    table = {name: read_table(tables_dir / f"{name}.parquet") for name in TUNE_FIGURE_TABLES}
     factor = sensitivity_factor(stage.spaces)
     written = []
     for name, problem in plan.problems.items():
@@ -414,7 +415,9 @@ def trajectory_plot(fn, trajectories: dict[str, pd.DataFrame], colours: dict, ti
 
 def interactive_view(fn, trajectories: dict[str, pd.DataFrame], path: Path) -> Path:
     """An interactive 3-D surface with the trajectories: a self-contained HTML fragment (plotly.js inlined,
-    works offline) in a div with id `<function>-3d`, which the report embeds as it is."""
+    works offline) in a div with id `<function>-3d`, which the report embeds as it is. The axes keep the
+    function's plot bounds and the surface's range (as trajectory_plot), so a diverged run (x = 1e28) does
+    not stretch them."""
     import plotly.graph_objects as go
 
     X, Y, Z = grid(fn, fn.bounds, 100)  # 100²: smooth, a third of 150²'s bytes
@@ -424,7 +427,9 @@ def interactive_view(fn, trajectories: dict[str, pd.DataFrame], path: Path) -> P
                                    marker={"size": 2}, name=label))
     fig.update_layout(title=f"{fn.name}: surface and trajectories", height=650,
                       margin={"l": 0, "r": 0, "t": 40, "b": 0},
-                      scene={"xaxis_title": "x", "yaxis_title": "y", "zaxis_title": "f"})
+                      scene={"xaxis": {"title": "x", "range": list(fn.bounds[:2])},
+                             "yaxis": {"title": "y", "range": list(fn.bounds[2:])},
+                             "zaxis": {"title": "f", "range": [float(Z.min()), float(Z.max())]}})
     write_text(path, fig.to_html(include_plotlyjs=True, full_html=False, div_id=f"{fn.name}-3d"))
     return Path(path)
 
@@ -436,7 +441,7 @@ def descent_figures(plan: Plan, out_dir) -> list[Path]:
     written = ackley_views(paths[None, ACKLEY_VIEWS])
     runs: dict[str, dict[str, pd.DataFrame]] = {}
     for run in plan.descent_runs:
-        traj = pd.read_csv(Path(run.file("trajectory.csv")))
+        traj = read_table(Path(run.file("trajectory.csv")))
         fn = functions.get(run.function)
         bounds = (-2, 2, -2, 2) if run.function == "ackley" else None  # the article's [-2, 2]² view
         written += trajectory_plot(fn, {run.label: traj}, {run.label: "tab:red"}, f"{run.function}: {run.label}",

@@ -1,9 +1,11 @@
 """The tuning stage's search (SPEC §2.8): each optimizer's search space, the trials a sampler draws from
 it, the selection criteria and what a selected setting changes in a run's spec.
 
-- Trials: the `trials` first settings of a sampler over the optimizer's search space: a log/linear grid,
-  or a scrambled Sobol sequence (`scipy.stats.qmc.Sobol`, seeded), whose first n points are a prefix of its
-  first n + k, so adding trials adds jobs and changes none.
+- Trials: `trials` settings of a sampler over the optimizer's search space, every factor covered and no
+  two alike (else the budget is refused, naming the smallest that can): the full log/linear grid of exactly
+  that many points, or a scrambled Sobol sequence (`scipy.stats.qmc.Sobol`, seeded), whose first n points are
+  a prefix of its first n + k, so adding trials adds jobs and changes none. Booleans and listed values are
+  categorical (`choices`), never a float range.
 - Criteria: a reduction ("last" or "best" epoch) of one validation metric; `final_val` / `best_val` read
   each problem's primary metric on validation, the others a fixed column.
 """
@@ -36,59 +38,237 @@ def search_space(tune_cfg: dict, optimizer: str) -> dict:
     return space.get(optimizer, space["default"])
 
 
+SCHEDULES = (None, "cosine", "linear", "warmup-cosine")  # the lr_schedule factor's choices (optim.lr_scheduler)
+
+
+def is_categorical(factor: dict) -> bool:
+    """Whether a factor is searched over its `choices` (lr_schedule, booleans, any listed values), not a range."""
+    return "choices" in factor
+
+
 def check_space(space: dict, where: str, allowed_kwargs) -> None:
-    """Refuse a space with an unknown kwarg, an empty range or a log range touching 0.
+    """Refuse a space with an unknown kwarg, an empty range, a log range touching 0, a factor that is both a
+    range and choices, empty or repeated choices, a schedule that is not one, or a range over a keyword a
+    real number cannot be (a boolean like SGD's nesterov, a tuple like betas, a string: search those with
+    `choices`).
+
+    allowed_kwargs: the optimizer's keywords, as {name: its value in the entry or its default} (whose type
+    tells a boolean or a tuple keyword), a set of names, or None (a class taking **kwargs: any name).
 
     Raises:
         ConfigError: naming the key, the value and the fix.
     """
     for name, factor in space.items():
         key = f"{where}.{name}"
-        if name == SCHEDULE_FACTOR:
-            if not factor.get("choices"):
-                raise ConfigError(f"{key}: give `choices`, e.g. [null, cosine, warmup-cosine]")
-            continue
-        if allowed_kwargs is not None and name not in allowed_kwargs:
+        if name != SCHEDULE_FACTOR and allowed_kwargs is not None and name not in allowed_kwargs:
             close = difflib.get_close_matches(name, list(allowed_kwargs), n=1)
             raise ConfigError(f"{key}: {name!r} is not a keyword of this optimizer; valid: {sorted(allowed_kwargs)}"
                               + (f". Did you mean {close[0]!r}?" if close else ""))
+        if name == SCHEDULE_FACTOR or is_categorical(factor):
+            _check_choices(key, name, factor)
+            continue
         low, high = factor.get("low"), factor.get("high")
         if low is None or high is None or not low < high:
             raise ConfigError(f"{key} = {factor}: the range is empty; give low < high")
         if factor.get("log", True) and low <= 0:
             raise ConfigError(f"{key} = {factor}: a log range must stay above 0 (low > 0), or set log: false")
+        default = allowed_kwargs.get(name) if isinstance(allowed_kwargs, dict) else None
+        # not int: torch writes real keywords with integer defaults (SGD's momentum=0)
+        if isinstance(default, (bool, tuple, list, str)):
+            kind = "boolean" if isinstance(default, bool) else type(default).__name__
+            example = "[false, true]" if isinstance(default, bool) else f"[{default!r}, ...]"
+            raise ConfigError(f"{key} = {factor}: {name!r} is a {kind} keyword (default {default!r}); a range "
+                              f"searches real numbers. Search it as categorical: `{name}: {{choices: {example}}}`")
 
 
-def _unit_points(n: int, dims: int, sampler: str, seed: int) -> np.ndarray:
-    """n points in [0, 1)^dims (grid: evenly spaced incl. both ends per axis; sobol: scrambled, seeded)."""
-    if sampler == "grid":
-        per_axis = max(1, math.ceil(n ** (1 / dims))) if dims else 1
-        axis = np.linspace(0.0, 1.0, per_axis) if per_axis > 1 else np.array([0.0])
-        mesh = np.stack(np.meshgrid(*[axis] * dims, indexing="ij"), -1).reshape(-1, dims)
-        return mesh[:n]
+def _check_choices(key: str, name: str, factor: dict) -> None:
+    choices = factor.get("choices")
+    if not choices:
+        example = "[null, cosine, warmup-cosine]" if name == SCHEDULE_FACTOR else "[false, true]"
+        raise ConfigError(f"{key}: give `choices`, e.g. {example}")
+    if {"low", "high", "log"} & set(factor):
+        raise ConfigError(f"{key} = {factor}: a factor is either a range (low, high, log) or `choices`, not both")
+    if len({repr(c) for c in choices}) != len(choices):
+        raise ConfigError(f"{key}.choices = {choices}: a choice is repeated; list each once")
+    if name == SCHEDULE_FACTOR and any(c not in SCHEDULES for c in choices):
+        raise ConfigError(f"{key}.choices = {choices}: schedules are {list(SCHEDULES)} (null = constant lr)")
+
+
+# ---------------------------------------------------------------- samplers
+def _levels(factor: dict) -> int | None:
+    """A factor's fixed number of levels: its choices' count, or None for a range (any count ≥ 2)."""
+    return len(factor["choices"]) if is_categorical(factor) else None
+
+
+def grid_shape(space: dict, n: int) -> list[int]:
+    """Levels per factor (in sorted name order) of the full grid of exactly n trials: each categorical
+    factor takes all its choices, each range at least 2 levels (both ends), their product = n; among the
+    shapes that fit, the most even over the ranges (extra levels to the earlier names).
+
+    Raises:
+        ValueError: no such grid, naming the smallest budget that makes one and the nearest below and above n.
+    """
+    shape = _grid_shape(space, n)
+    if shape is None:
+        names = sorted(space)
+        smallest = math.prod(_levels(space[name]) or 2 for name in names)
+        fits = [m for m in range(smallest, max(n, smallest) * 2 + 1) if _grid_shape(space, m)]
+        below, above = [m for m in fits if m < n], [m for m in fits if m > n]
+        nearest = ([str(below[-1])] if below else []) + ([str(above[0])] if above else [])
+        what = " × ".join(f"{name} ({_levels(space[name])} choices)" if _levels(space[name]) else
+                          f"{name} (≥ 2 levels)" for name in names)
+        raise ValueError(f"a grid over {what} has no layout of exactly {n} trials that tries every choice and both "
+                         f"ends of every range, each trial once; the smallest budget that can is {smallest}; the "
+                         f"nearest: {' or '.join(nearest)}")
+    return shape
+
+
+def _grid_shape(space: dict, n: int) -> list[int] | None:
+    names = sorted(space)
+    fixed = math.prod(_levels(space[name]) or 1 for name in names)
+    ranges = [i for i, name in enumerate(names) if _levels(space[name]) is None]
+    shape = _range_shape(n // fixed, len(ranges)) if n % fixed == 0 else None
+    if shape is None:
+        return None
+    levels = [_levels(space[name]) for name in names]
+    for i, count in zip(ranges, shape):
+        levels[i] = count
+    return levels
+
+
+def _range_shape(m: int, d: int) -> list[int] | None:
+    """d integers ≥ 2 whose product is m, as even as possible, larger first; [] when d = 0 and m = 1."""
+    if d == 0:
+        return [] if m == 1 else None
+    best = None
+    for first in range(2, m + 1):
+        if m % first:
+            continue
+        rest = _range_shape(m // first, d - 1)
+        if rest is not None and first >= max(rest, default=0):
+            shape = [first, *rest]
+            if best is None or max(shape) - min(shape) < max(best) - min(best):
+                best = shape
+    return best
+
+
+def _grid_points(space: dict, n: int) -> np.ndarray:
+    """The full grid (grid_shape) in [0, 1]^d: a range's levels evenly spaced incl. both ends, a categorical
+    factor's k levels at the centres of k equal cells (so `_value` gives each choice once); the first name
+    varies slowest."""
+    axes = [np.linspace(0.0, 1.0, count) if _levels(space[name]) is None else (np.arange(count) + 0.5) / count
+            for name, count in zip(sorted(space), grid_shape(space, n))]
+    return np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, len(axes))
+
+
+def _sobol_points(dims: int, n: int, seed: int) -> np.ndarray:
     # Sobol points are balanced for powers of two; any prefix is still a valid low-discrepancy set.
     return qmc.Sobol(dims, scramble=True, seed=seed).random(2 ** math.ceil(math.log2(max(n, 1))))[:n]
 
 
-def trial_settings(space: dict, n: int, sampler: str, seed: int) -> list[dict]:
-    """The n trial settings of a space: {kwarg: value, ..., lr_schedule: choice} per trial, in order."""
+def _value(factor: dict, u: float):
+    """The factor's value at u in [0, 1]: choice ⌊u·k⌋ (the last for u = 1), or the range's point at u (log
+    or linear), kept to 6 significant digits (a grid point reads 0.001, not 0.0010000000000000002)."""
+    if is_categorical(factor):
+        choices = factor["choices"]
+        return choices[min(int(u * len(choices)), len(choices) - 1)]
+    low, high = factor["low"], factor["high"]
+    value = np.exp(np.log(low) + u * np.log(high / low)) if factor.get("log", True) else low + u * (high - low)
+    return float(f"{value:.6g}")
+
+
+def _settings(space: dict, points: np.ndarray) -> list[dict]:
     names = sorted(space)
-    points = _unit_points(n, len(names), sampler, seed)
-    settings = []
-    for point in points:
-        setting = {}
-        for u, name in zip(point, names):
-            factor = space[name]
-            if name == SCHEDULE_FACTOR:
-                choices = factor["choices"]
-                setting[name] = choices[min(int(u * len(choices)), len(choices) - 1)]
-            elif factor.get("log", True):  # 6 significant digits: a grid point reads 0.001, not 0.0010000000000000002
-                value = np.exp(np.log(factor['low']) + u * np.log(factor['high'] / factor['low']))
-                setting[name] = float(f"{value:.6g}")
-            else:
-                setting[name] = float(f"{factor['low'] + u * (factor['high'] - factor['low']):.6g}")
-        settings.append(setting)
+    return [{name: _value(space[name], u) for u, name in zip(point, names)} for point in points]
+
+
+def coverage_problems(space: dict, settings: list[dict]) -> list[str]:
+    """What a list of trial settings misses: repeated settings, a choice never tried, a range tried at one
+    value only (ranges need ≥ 2 distinct values). Empty when the trials cover the space, each once."""
+    problems, seen = [], {}
+    for i, setting in enumerate(settings):
+        seen.setdefault(repr(sorted(setting.items())), []).append(i)
+    repeats = [trials for trials in seen.values() if len(trials) > 1]
+    if repeats:
+        problems.append("repeated trials " + ", ".join("=".join(map(str, t)) for t in repeats))
+    for name, factor in sorted(space.items()):
+        tried = {repr(s[name]) for s in settings}
+        if is_categorical(factor):
+            missing = [c for c in factor["choices"] if repr(c) not in tried]
+            if missing:
+                problems.append(f"{name} never tries {missing}")
+        elif len(tried) < 2:
+            problems.append(f"{name} never varies")
+    return problems
+
+
+def _smallest_sobol_budget(space: dict, n: int, seed: int, cap: int = 4096) -> str:
+    """Advice for a Sobol budget that misses a factor: the smallest prefix (up to `cap` points) in which every
+    choice appears and every range takes 2 values, when no two of its settings repeat; else use the grid."""
+    more = _settings(space, _sobol_points(len(space), cap, seed))
+    if len({repr(sorted(s.items())) for s in more[:n]}) < n:  # more trials keep the repeat
+        return "no Sobol budget can (it repeats the few settings of a space of choices): use sampler: grid"
+    firsts = []
+    for name, factor in space.items():
+        values = [repr(s[name]) for s in more]
+        wanted = [repr(c) for c in factor["choices"]] if is_categorical(factor) else None
+        seen, first = set(), None
+        for i, value in enumerate(values):
+            seen.add(value)
+            if (wanted is not None and set(wanted) <= seen) or (wanted is None and len(seen) >= 2):
+                first = i + 1
+                break
+        firsts.append(first)
+    if None in firsts or coverage_problems(space, more[:max(firsts)]):
+        return "no Sobol budget can (too few distinct settings in a space of choices): use sampler: grid"
+    return f"the smallest budget that can is {max(max(firsts), n + 1)}"
+
+
+def trial_settings(space: dict, n: int, sampler: str, seed: int) -> list[dict]:
+    """The n trial settings of a space: {kwarg: value, ..., lr_schedule: choice} per trial, in order; every
+    factor covered (each choice tried, each range at ≥ 2 values; the grid reaches both ends of each range)
+    and no two trials alike.
+
+    - grid: the full grid of exactly n trials (grid_shape): categorical factors at every choice, ranges at
+      evenly spaced levels (log scale where log) from low to high; the first name varies slowest.
+    - sobol: the first n points of a scrambled Sobol sequence (scipy.stats.qmc.Sobol, seeded); a prefix of
+      the first n + k, so adding trials adds jobs and changes none.
+    An empty space has one setting, {}: n = 1 (or 0) only. n = 0 gives no trials.
+
+    Raises:
+        ValueError: a budget that cannot cover the space with distinct trials, naming the smallest that can
+        (for sobol, the smallest prefix that covers within 4096 points; else advice to use the grid).
+    """
+    if n == 0:
+        return []
+    if not space:
+        if n != 1:
+            raise ValueError(f"an empty search space has one setting (the optimizer's own): {n} trials would repeat "
+                             "it; use trials: 1 or search a factor")
+        return [{}]
+    if sampler == "grid":
+        return _settings(space, _grid_points(space, n))
+    if sampler != "sobol":
+        raise ValueError(f"unknown sampler {sampler!r}; use grid or sobol")
+    settings = _settings(space, _sobol_points(len(space), n, seed))
+    problems = coverage_problems(space, settings)
+    if problems:
+        raise ValueError(f"sobol (seed {seed}) with {n} trials: {'; '.join(problems)}; "
+                         + _smallest_sobol_budget(space, n, seed))
     return settings
+
+
+def check_budget(space: dict, where: str, n: int, sampler: str, seed: int) -> None:
+    """Refuse a budget with which `sampler` cannot cover `space` (at `where`) with distinct trials.
+
+    Raises:
+        ConfigError: naming tune.trials, the sampler, the space's key and the smallest budget that can.
+    """
+    try:
+        trial_settings(space, n, sampler, seed)
+    except ValueError as exc:
+        raise ConfigError(f"tune.trials = {n} with tune.sampler = {sampler} over {where}: {exc}. Change tune.trials "
+                          f"(or the sampler, or the space)") from None
 
 
 # ---------------------------------------------------------------- criteria

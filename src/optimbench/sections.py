@@ -24,6 +24,7 @@ import pandas as pd
 
 from optimbench import labels
 from optimbench.files import ACKLEY_VIEWS, report_tables
+from optimbench.io import read_table
 from optimbench.plan import Plan
 from optimbench.report import (
     HEADLINE,
@@ -97,7 +98,7 @@ class Tables:
         if name not in self.names:
             raise KeyError(f"table {name!r} is not among the report's inputs {self.names} (optimbench.files)")
         if name not in self.read:
-            self.read[name] = pd.read_parquet(self.folder / f"{name}.parquet")
+            self.read[name] = read_table(self.folder / f"{name}.parquet")
         return self.read[name]
 
 

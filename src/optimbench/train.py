@@ -6,7 +6,8 @@ happen there in batches (pad = problem.augment, 0 = none); each batch's metric s
 accumulate on the device and are read once per epoch. Language models run Zaremba et al. (2014)'s
 truncated BPTT: the stream cut into batch_size streams, windows of `bptt` tokens, the LSTM state carried
 from window to window and detached between them. A checkpoint each epoch lets a killed run resume with
-bit-identical results on the CPU. A non-finite training loss ends the run as diverged.
+bit-identical results on the CPU. A training loss that diverges (optimbench.metrics.diverged: non-finite, or
+10⁶ times the first batch's loss at the initial weights) ends the run as diverged.
 
 The data on the device and its batches are optimbench.device_data's; checkpoints and the run's fingerprint
 optimbench.checkpoints'.
@@ -33,6 +34,7 @@ from optimbench import problems as problems_mod
 from optimbench.cli import read_spec, spec_help
 from optimbench.device_data import BPTT, Dataset, Normalize, batches, load_data, tokens_as_is
 from optimbench.io import atomic_path, write_csv, write_json
+from optimbench.metrics import diverged as loss_diverged
 from optimbench.optim import build_optimizer, optimizer_step, schedules, step_kind
 from optimbench.problems import Problem
 from optimbench.resnet import build_model, count_parameters
@@ -64,11 +66,7 @@ def get_problem(spec: dict) -> Problem:
 
 # ---------------------------------------------------------------- setup
 def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("train.device = 'cuda' but no CUDA device is visible; use 'auto' or 'cpu'")
-    return torch.device(name)
+    return hardware.resolve_device(name)  # one place: the config check steps each optimizer on this device too
 
 
 def layout_and_precision(spec: dict, device: torch.device) -> tuple[hardware.Choice, hardware.Choice]:
@@ -285,17 +283,21 @@ def loss_name(problem: Problem) -> str:
     return problem.task.metric_defs[0].name
 
 
-def epoch_row(spec, training: Training, epoch: int, data: Dataset, bar) -> dict:
+def epoch_row(spec, training: Training, epoch: int, data: Dataset, bar, start_loss: float | None = None) -> dict:
     """Train one epoch, evaluate on the validation split (if any) and, as spec["test"] says, on the test
-    set (neither after a divergence); the epoch's metrics (metric_columns)."""
+    set (neither after a divergence); the epoch's metrics (metric_columns). `start_loss`: the run's loss at
+    its initial weights, the divergence rule's reference; None (the first epoch) measures it on the first
+    batch and returns it in the row as `start_loss` (kept in the checkpoint's rows, not in metrics.csv)."""
     problem, bptt = training.problem, spec.get("bptt", BPTT)
     tic = time.perf_counter()
     for sums in train_epoch(problem, training.forward, training.optimizer, training.steppers, data.train,
                             training.normalize, spec["batch_size"], training.gen, training.autocast, bptt):
+        if start_loss is None:  # host sync: once per run (the first batch's metrics, at the initial weights)
+            start_loss = problem.task.metrics(sums)[loss_name(problem)]
         bar.update(1)
     train = problem.task.metrics(sums)  # host sync: once per epoch
     seconds = time.perf_counter() - tic
-    diverged = not math.isfinite(train[loss_name(problem)])
+    diverged = loss_diverged(train[loss_name(problem)], start_loss)
     tic = time.perf_counter()
     # The test set: every epoch (the article's study), only after the last epoch (tuned final runs), or
     # never (tuning trials: the test set decides nothing).
@@ -313,7 +315,7 @@ def epoch_row(spec, training: Training, epoch: int, data: Dataset, bar) -> dict:
             "lr": training.optimizer.param_groups[0]["lr"], "momentum": current_momentum(training.optimizer),
             "epoch_seconds": seconds,
             "eval_seconds": time.perf_counter() - tic, "samples_per_second": len(data.train) / seconds,
-            "diverged": diverged}
+            "diverged": diverged, "start_loss": start_loss}
 
 
 def run_threads(spec: dict, threads: int | None) -> int:
@@ -374,7 +376,7 @@ def _run_locked(spec: dict, problem: Problem, out_dir: Path, threads: int, save_
     for epoch in range(start_epoch + 1, spec["epochs"] + 1):
         if rows and rows[-1]["diverged"]:
             break
-        rows.append(epoch_row(spec, training, epoch, data, bar))
+        rows.append(epoch_row(spec, training, epoch, data, bar, rows[0].get("start_loss") if rows else None))
         bar.set_postfix({"epoch": epoch, "loss": f"{rows[-1]['train_' + loss_name(problem)]:.4f}",
                          problem.primary: f"{rows[-1][problem.primary]:.4g}"})
         checkpoints.save_checkpoint(ckpt_path, training.state(epoch, rows, fingerprint))
@@ -382,7 +384,9 @@ def _run_locked(spec: dict, problem: Problem, out_dir: Path, threads: int, save_
     bar.close()
     diverged = bool(rows and rows[-1]["diverged"])
     if diverged:
-        print(f"run diverged at epoch {rows[-1]['epoch']} (non-finite training loss); recorded", file=sys.stderr)
+        loss, start = rows[-1]["train_" + loss_name(problem)], rows[0].get("start_loss", math.nan)
+        print(f"run diverged at epoch {rows[-1]['epoch']} (training loss {loss:.4g}, first batch's {start:.4g}: "
+              "optimbench.metrics.diverged); recorded", file=sys.stderr)
 
     metrics = pd.DataFrame(rows, columns=metric_columns(problem))
     if save_model:

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from optimbench.io import write_json
+from optimbench.io import read_table, write_json
 from optimbench.plan import Plan, read_plan
 from optimbench.runs import GROUP_KEYS, StudyProblem
 from optimbench.search import criterion_metric, validation_primary
@@ -62,7 +62,7 @@ def at_edge(trials: pd.DataFrame, selected: pd.Series, space: dict) -> list[str]
     """The searched kwargs whose selected value is the smallest or largest tried: widen the range there."""
     edges = []
     for name in space:
-        if name == SCHEDULE_FACTOR or name not in trials:
+        if name == SCHEDULE_FACTOR or "choices" in space[name] or name not in trials:  # ranges only
             continue
         values = trials[name].astype(float)
         if len(values.unique()) > 1 and selected[name] in (values.min(), values.max()):
@@ -119,7 +119,7 @@ def trials_table(plan: Plan, problem: str | None = None, optimizer: str | None =
     rows = []
     for trial in plan.trials_of(problem, optimizer):
         info = problems[trial.problem]
-        metrics = pd.read_csv(trial.file("metrics.csv"))
+        metrics = read_table(trial.file("metrics.csv"))
         rows.append({"problem": trial.problem, "optimizer": trial.optimizer, "trial": trial.trial,
                      **trial.setting, "score": trial_score(metrics, criterion, info),
                      "diverged": bool(metrics["diverged"].astype(bool).any()), "epochs": len(metrics),
