@@ -365,7 +365,7 @@ def test_each_training_jobs_resources_come_from_its_own_spec_and_grow_with_the_a
     config = load(problems=["cifar10-resnet18", "mnist-vae"], train={"epochs": 1, "minutes_per_epoch": 2},
                   problem_settings={"mnist-vae": {"epochs": 30, "minutes_per_epoch": 0.5, "mem_mb": 1500,
                                                   "threads": 3}},
-                  tune={"enabled": True, "optimizers": ["SGD"], "trials": 1, "epochs": 4})
+                  tune={"enabled": True, "optimizers": ["SGD"], "trials": 2, "epochs": 4})
     plan = plans.plan(config)
     vae, cifar = plan.train_run("mnist-vae", "SGD", 0), plan.train_run("cifar10-resnet18", "SGD", 0)
     assert specs.job_resources(config, vae.spec) == {"mem_mb": 1500, "runtime": 30 * 0.5 + 5, "threads": 3}

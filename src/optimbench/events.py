@@ -33,7 +33,7 @@ from optimbench.io import atomic_path
 
 EVENT_FILE = "events.out.tfevents.{epoch:06d}.optimbench"  # one epoch's events in a run's folder
 EVENT_PATTERN = re.compile(r"^events\.out\.tfevents\.(\d{6})\.optimbench$")
-SKIPPED = ("epoch", "diverged")  # row entries that are no curve (the step; a flag)
+SKIPPED = ("epoch", "diverged", "start_loss")  # row entries that are no curve (the step; a flag; a reference)
 
 
 def _crc32c_table() -> list[int]:
