@@ -18,8 +18,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from optimbench.io import atomic_path
-from optimbench.resnet import describe_load_error
+from optimbench.io import atomic_path, describe_load_error
 
 CHECKPOINT = "checkpoint.pt"  # the checkpoint's file name in a run's folder
 

@@ -22,9 +22,9 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 import torch
 from tqdm import tqdm
 
@@ -32,11 +32,14 @@ from optimbench import checkpoints, hardware, provenance
 from optimbench import problems as problems_mod
 from optimbench.cli import read_spec, spec_help
 from optimbench.device_data import BPTT, Dataset, Normalize, batches, load_data, tokens_as_is
-from optimbench.io import atomic_path, write_csv, write_json
+from optimbench.io import atomic_path, write_json, write_rows
 from optimbench.optim import build_optimizer, optimizer_step, schedules, step_kind
 from optimbench.problems import Problem
 from optimbench.resnet import build_model, count_parameters
 from optimbench.specs import apply_selection
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 RECORDED_SPLITS = ("train", "val", "test")  # the splits metrics.csv records every metric of
 RUN_COLUMNS = ["lr", "momentum", "epoch_seconds", "eval_seconds", "samples_per_second", "diverged"]
@@ -119,6 +122,13 @@ def next_state(task, outputs):
     return tuple(s.detach().clone() for s in outputs[1])
 
 
+def mark_step_begin(model) -> None:
+    """Tell torch.compile's CUDA graphs that a new forward begins; nothing for an eager model (the call
+    imports torch._inductor: 2 s before an eager run's first step)."""
+    if hasattr(model, "_orig_mod"):  # a torch.compile'd module
+        torch.compiler.cudagraph_mark_step_begin()
+
+
 def add_sums(total: dict | None, sums: dict) -> dict:
     """Running device-side sums (no host sync)."""
     sums = {k: v.detach() for k, v in sums.items()}
@@ -142,7 +152,7 @@ def train_epoch(problem: Problem, model, optimizer, steppers, data, normalize, b
 
         def compute_gradients(create_graph: bool) -> torch.Tensor:
             nonlocal evaluations, total, carried
-            torch.compiler.cudagraph_mark_step_begin()  # a new forward (CUDA graphs of compile modes)
+            mark_step_begin(model)  # a new forward (CUDA graphs of compile modes)
             with autocast():
                 outputs = run_model(task, model, inputs, targets, state)
                 loss = task.loss(outputs, inputs, targets)
@@ -170,7 +180,7 @@ def evaluate(problem: Problem, model, data, normalize, batch_size, autocast, bpt
     model.eval()
     total, state = None, None
     for inputs, targets in batches(problem, data, normalize, batch_size, None, bptt):
-        torch.compiler.cudagraph_mark_step_begin()
+        mark_step_begin(model)
         with torch.no_grad():  # not a decorator: mutmut (make mutation) skips decorated functions
             with autocast():
                 outputs = run_model(task, model, inputs, targets, state)
@@ -316,9 +326,17 @@ def epoch_row(spec, training: Training, epoch: int, data: Dataset, bar) -> dict:
             "diverged": diverged}
 
 
-def run(spec: dict, out_dir, threads: int = 1, save_model: bool = True) -> pd.DataFrame:
+def metrics_frame(rows: list[dict], problem: Problem) -> pd.DataFrame:
+    """metrics.csv's table as a DataFrame (pandas imported here: a training job never needs it)."""
+    import pandas as pd
+
+    return pd.DataFrame(rows, columns=metric_columns(problem))
+
+
+def run(spec: dict, out_dir, threads: int = 1, save_model: bool = True, as_frame: bool = True):
     """Train (or resume) the run described by `spec`; write metrics.csv, run.json and (unless save_model is
-    False, e.g. for tuning trials) model.pt to out_dir.
+    False, e.g. for tuning trials) model.pt to out_dir. Returns metrics.csv's table: a pandas DataFrame, or
+    with as_frame False its rows as dicts (the job's `main`: no pandas import).
 
     Raises:
         ValueError: an unknown problem, a model not of the problem, data not of its data set.
@@ -357,7 +375,6 @@ def run(spec: dict, out_dir, threads: int = 1, save_model: bool = True) -> pd.Da
     if diverged:
         print(f"run diverged at epoch {rows[-1]['epoch']} (non-finite training loss); recorded", file=sys.stderr)
 
-    metrics = pd.DataFrame(rows, columns=metric_columns(problem))
     if save_model:
         with atomic_path(out_dir / "model.pt") as tmp:
             torch.save({"model": training.model.state_dict(), "spec": spec, "epochs_completed": len(rows)}, tmp)
@@ -374,9 +391,9 @@ def run(spec: dict, out_dir, threads: int = 1, save_model: bool = True) -> pd.Da
         "resumed_after_epoch": start_epoch or None, "diverged": diverged, "startup_seconds": startup_seconds,
         "diverged_epoch": rows[-1]["epoch"] if diverged else None, "epochs_completed": len(rows),
         "git_commit": provenance.git_commit(), "started": started, "finished": provenance.now()})
-    write_csv(out_dir / "metrics.csv", metrics)  # last: its presence marks a finished run
+    write_rows(out_dir / "metrics.csv", rows, metric_columns(problem))  # last: its presence marks a finished run
     ckpt_path.unlink(missing_ok=True)
-    return metrics
+    return metrics_frame(rows, problem) if as_frame else rows
 
 
 # The trainer's --spec (config.yaml's train section resolved for one run, see config/schema.yaml).
@@ -433,11 +450,12 @@ def main(argv=None) -> None:
     spec = read_spec(args.spec, SPEC_REQUIRED, SPEC_OPTIONAL)
     if args.selection:
         spec = apply_selection(spec, json.loads(Path(args.selection).read_text()))
-    metrics = run({**spec, **json.loads(args.execution)}, args.out, args.threads, save_model=not args.no_model)
-    problem, last = get_problem(spec), metrics.iloc[-1]
+    rows = run({**spec, **json.loads(args.execution)}, args.out, args.threads, save_model=not args.no_model,
+               as_frame=False)
+    problem, last = get_problem(spec), rows[-1]
     loss = f"train_{loss_name(problem)}"
-    print(f"{len(metrics)} epochs: {loss} {last[loss]:.4f}, {problem.primary} {last[problem.primary]:.4f}, "
-          f"diverged {bool(last.diverged)}")
+    print(f"{len(rows)} epochs: {loss} {last[loss]:.4f}, {problem.primary} {last[problem.primary]:.4f}, "
+          f"diverged {bool(last['diverged'])}")
 
 
 if __name__ == "__main__":
