@@ -75,8 +75,9 @@ def main(argv=None) -> None:
     if args.results:
         startup, compute, runs = training_records(args.results)
         total = sum(per_rule[r][1] for r in ("train", "trial", "tuned_train"))
+        rest = total - startup - compute
         print(f"training jobs (train, trial, tuned_train: {runs} runs): {total:.0f} job-seconds = start-up "
-              f"{startup:.0f} s + compute {compute:.0f} s (the cost table's) + the rest {total - startup - compute:.0f} s")
+              f"{startup:.0f} s + compute {compute:.0f} s (the cost table's) + the rest {rest:.0f} s")
 
 
 if __name__ == "__main__":

@@ -86,10 +86,37 @@ def layout_and_precision(spec: dict, device: torch.device) -> tuple[hardware.Cho
 def compile_mode(value: str, device: torch.device) -> str | None:
     """torch.compile mode for the config's `compile` (None = eager). auto: reduce-overhead (CUDA graphs,
     one launch per step instead of hundreds: what keeps batch 64 from being host-bound) on CUDA;
-    eager on the CPU, where compiling measured no faster and costs 30-70 s per run."""
+    eager on the CPU, unless the run is long enough to pay for compiling (compile_choice)."""
     if value == "auto":
         return "reduce-overhead" if device.type == "cuda" else None
     return {"off": None, "on": "default"}.get(value, value)
+
+
+# torch.compile on the CPU, as measured on an AMD EPYC with AVX512-BF16, 2 threads, CIFAR ResNet18 width 8,
+# batch 64 (issue 18: compiling took 30-70 s per run, and the compiled trainer ran 1.98x the article loop
+# against 1.64x eager, 17% less time per step; the bare step 1,500-2,000 images/s, 32-43 ms per step;
+# re-measure with benchmarks/throughput.py --break-even): compiling costs COMPILE_SECONDS_CPU once per run
+# and saves STEP_SAVING_CPU of each step's time. `auto` compiles on the CPU only when the run's steps pay that back:
+# total_steps x step_seconds x saving > compile seconds, the step's seconds taken at width 8 (the shortest step:
+# wider models save more per step, so this errs towards eager).
+COMPILE_SECONDS_CPU = 40.0
+STEP_SAVING_CPU = 0.15
+STEP_SECONDS_CPU = 0.04  # width 8, batch 64, eager
+
+
+def compile_choice(value: str, device: torch.device, total_steps: int) -> hardware.Choice:
+    """Whether the run compiles, and why (run.json's compile_reason): the config's `compile` unless auto; auto
+    is CUDA graphs on CUDA, and on the CPU compiled only past the measured break-even (COMPILE_SECONDS_CPU)."""
+    if value != "auto":
+        return hardware.Choice(compile_mode(value, device) is not None, f"train.compile = {value}")
+    if device.type == "cuda":
+        return hardware.Choice(True, "auto: CUDA graphs (reduce-overhead) on CUDA: one launch per step")
+    saved = total_steps * STEP_SECONDS_CPU * STEP_SAVING_CPU
+    verdict = "compiled" if saved > COMPILE_SECONDS_CPU else "eager"
+    return hardware.Choice(verdict == "compiled",
+                           f"auto on the CPU: {total_steps} steps x {STEP_SECONDS_CPU * 1e3:.0f} ms x "
+                           f"{STEP_SAVING_CPU:.0%} saved = {saved:.1f} s against {COMPILE_SECONDS_CPU:.0f} s of "
+                           f"compiling (measured break-even, train.COMPILE_SECONDS_CPU): {verdict}")
 
 
 def process_age() -> float:
@@ -269,9 +296,11 @@ def build_training(spec: dict, device: torch.device, data: Dataset, total_steps:
     gen = torch.Generator(device=device)
     gen.manual_seed(spec["seed"])
     compile_setting = spec.get("compile", "auto")
-    mode = compile_mode(compile_setting, device)
+    compiling = compile_choice(compile_setting, device, total_steps)
+    mode = (compile_mode(compile_setting, device) or "default") if compiling.on else None
     if compile_setting == "auto" and step_kind(optimizer)[1]:
         mode = None  # Hessian-based optimizers differentiate the gradients: compiled graphs cannot (double backward)
+        compiling = hardware.Choice(False, "auto: a Hessian-based optimizer (double backward) runs eagerly")
     if mode and compile_setting == "auto":
         torch._dynamo.config.suppress_errors = True  # auto: a graph that fails to compile runs eagerly
     # dynamic=False: one static graph per batch shape (full, last partial, evaluation) for CUDA graphs.
@@ -282,7 +311,8 @@ def build_training(spec: dict, device: torch.device, data: Dataset, total_steps:
                     gen=gen, normalize=normalize,
                     autocast=lambda: torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16),
                     channels_last=channels_last, bf16=bf16,
-                    reasons={"channels_last": layout.reason, "bf16": precision.reason})
+                    reasons={"channels_last": layout.reason, "bf16": precision.reason,
+                             "compile": compiling.reason})
 
 
 def split_columns(split: str, problem: Problem, values: dict | None) -> dict:
@@ -384,6 +414,7 @@ def run(spec: dict, out_dir, threads: int = 1, save_model: bool = True, as_frame
         "device": str(device), "device_name": provenance.device_name(device), "threads": threads,
         "channels_last": training.channels_last, "channels_last_reason": training.reasons.get("channels_last"),
         "bf16": training.bf16, "bf16_reason": training.reasons.get("bf16"), "compile_mode": training.compile_mode,
+        "compile_reason": training.reasons.get("compile"),
         "cpu": hardware.cpu_summary(hardware.cpu_flags()),
         "inputs": problem.inputs, "input_mean_std": data.normalisation and [list(v) for v in data.normalisation],
         "parameters": count_parameters(training.model), "steps_per_epoch": steps_per_epoch,
