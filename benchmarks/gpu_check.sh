@@ -1,46 +1,38 @@
 #!/usr/bin/env bash
-# Issue 7's GPU measurements as one prepared run (the device tool's machines have PyTorch, torchvision,
-# pandas and tqdm: nothing to install). About 8 minutes on an H100/H200:
-#     bash benchmarks/gpu_check.sh                      # writes $OUT/ (device tool) or ./gpu-check/
-# 1. benchmarks/throughput.py at the article's batch size: the trainer (CUDA graphs, bf16, channels-last)
-#    against the article-style loop on CIFAR ResNet18 width 64, and N trainer processes side by side
-#    (the best train.runs_per_gpu).
-# 2. Two epochs of one real-size run through the trainer (CIFAR-sized synthetic data: 50,000 + 10,000
-#    images): the second epoch's seconds project the article's study (7 optimizers x 3 seeds x 50 epochs).
-# A CPU smoke run of the script itself:
-#     WIDTH=8 STEPS=10 TRAIN=512 TEST=128 PROCESSES=2 PY=.venv/bin/python bash benchmarks/gpu_check.sh
+# Issue 31's GPU check as one prepared run, under 8 minutes on one H100/H200 (the device tool's machines have
+# PyTorch, torchvision and pandas: nothing to install):
+#     bash benchmarks/gpu_check.sh              # writes $OUT/ (the device tool sets it) or ./gpu-check/
+#     DRY=1 PY=.venv/bin/python bash benchmarks/gpu_check.sh    # the CPU: a smoke test of the script, tiny sizes
+# 1. benchmarks/gpu_check.py: one epoch of every problem of the demon-paper preset at full size (random data at
+#    the real sizes, the plan's own specs: models at the papers' sizes, bf16 and CUDA graphs as `auto` picks):
+#    samples/s, seconds per epoch, peak GPU memory, and the projected GPU-hours of the demon-paper preset and
+#    of `make study`, one run at a time.
+# 2. benchmarks/throughput.py on CIFAR-10 shapes at width 64: the bare step, the trainer and the article loop,
+#    images/s, the trainer's share of the bare step, peak GPU memory; 2 and 4 trainer processes sharing the GPU.
+# Without CUDA it stops at once with an error (unless DRY=1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-gpu-check}
 PY=${PY:-python3}
-WIDTH=${WIDTH:-64} STEPS=${STEPS:-200} TRAIN=${TRAIN:-50000} TEST=${TEST:-10000} PROCESSES=${PROCESSES:-2 4}
-DATA=$(mktemp -d)
+DRY=${DRY:-}
 mkdir -p "$OUT"
 export PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
-trap 'rm -rf "$DATA"' EXIT
 
-{ nvidia-smi -L 2>/dev/null || echo "no GPU"; "$PY" -c "import torch; print('torch', torch.__version__)"; } | tee "$OUT/device.txt"
+if [[ -z $DRY ]] && ! "$PY" -c "import torch, sys; sys.exit(not torch.cuda.is_available())"; then
+    echo "gpu_check.sh: no CUDA device visible to $PY (torch.cuda.is_available() is False): this check measures" \
+         "a GPU. Run it on a GPU machine, or DRY=1 for a CPU smoke test of the script." >&2
+    exit 2
+fi
+{ nvidia-smi -L 2>/dev/null || echo "no GPU (dry run)"; "$PY" -c "import torch; print('torch', torch.__version__)"; } \
+    | tee "$OUT/device.txt"
 
-# shellcheck disable=SC2086  # PROCESSES is a list
-"$PY" benchmarks/throughput.py --model resnet18_cifar --width "$WIDTH" --steps "$STEPS" --threads 2 \
-    --processes $PROCESSES --process-threads 2 2>&1 | tee "$OUT/throughput.txt"
-
-"$PY" - "$DATA" "$TRAIN" "$TEST" <<'EOF'
-import sys
-from optimbench import data
-folder, train_size, test_size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-archive = data.make_synthetic_archive(f"{folder}/{data.ARCHIVE_NAME}", train_size=train_size, test_size=test_size)
-data.prepare({"source": "archive", "archive": str(archive)}, f"{folder}/data.npz", f"{folder}/data.json")
-EOF
-SPEC=$(printf '{"dataset": "synthetic", "data": "%s/data.npz", "model": "resnet18_cifar", "width": %d, "epochs": 2, "batch_size": 64, "eval_batch_size": 1000, "seed": 0, "optimizer_name": "SGD", "optimizer": {"class": "SGD", "kwargs": {"lr": 0.01, "momentum": 0.9}}}' "$DATA" "$WIDTH")
-"$PY" -m optimbench.train --spec "$SPEC" --out "$DATA/run" --threads 2 2>"$OUT/train.log"
-cp "$DATA/run/metrics.csv" "$DATA/run/run.json" "$OUT/"
-"$PY" - "$OUT/metrics.csv" <<'EOF' | tee "$OUT/projection.txt"
-import sys
-import pandas as pd
-last = pd.read_csv(sys.argv[1]).iloc[-1]  # epoch 2: compiled graphs and cuDNN choices are warm
-per_epoch = last.epoch_seconds + last.eval_seconds
-print(f"epoch 2: {last.epoch_seconds:.2f} s training ({last.samples_per_second:.0f} samples/s) + "
-      f"{last.eval_seconds:.2f} s evaluation")
-print(f"article study, 7 optimizers x 3 seeds x 50 epochs, one run at a time: {7 * 3 * 50 * per_epoch / 3600:.2f} h")
-EOF
+if [[ -n $DRY ]]; then
+    "$PY" benchmarks/gpu_check.py --dry --out "$OUT/epochs" --problems mnist-vae ptb-lstm 2>"$OUT/epochs.log" \
+        | tee "$OUT/epochs.txt"
+    "$PY" benchmarks/throughput.py --device cpu --widths 8 --steps 2 --rounds 1 --images 256 --article \
+        2>&1 | tee "$OUT/throughput.txt"
+else
+    "$PY" benchmarks/gpu_check.py --out "$OUT/epochs" 2>"$OUT/epochs.log" | tee "$OUT/epochs.txt"
+    "$PY" benchmarks/throughput.py --widths 64 --steps 200 --rounds 1 --article --processes 2 4 \
+        --process-threads 2 2>&1 | tee "$OUT/throughput.txt"
+fi

@@ -20,30 +20,44 @@ import torch.nn.functional as F
 from optimbench.resnet import build_model
 
 
-def images_per_second(width: int, batch: int, steps: int, bf16: bool, channels_last: bool, compiled: bool) -> float:
-    """Timed `steps` training steps after 5 warm-up steps (compilation happens there)."""
+def timed_steps(width: int, batch: int, steps: int, bf16: bool, channels_last: bool, compiled: bool,
+                device: str = "cpu") -> tuple[float, float]:
+    """(seconds of the 5 warm-up steps, where compilation happens; images/s of `steps` timed steps after them)."""
     torch.manual_seed(0)
-    model = build_model("resnet18_cifar", width, 10)
+    model = build_model("resnet18_cifar", width, 10).to(device)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     model = model.to(memory_format=memory_format)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     forward = torch.compile(model) if compiled else model
-    x = torch.randn(batch, 3, 32, 32).contiguous(memory_format=memory_format)
-    y = torch.randint(0, 10, (batch,))
+    x = torch.randn(batch, 3, 32, 32, device=device).contiguous(memory_format=memory_format)
+    y = torch.randint(0, 10, (batch,), device=device)
+    device_type = torch.device(device).type
 
     def step() -> None:
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        with torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16):
             loss = F.cross_entropy(forward(x), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
 
+    def sync() -> None:
+        if device_type == "cuda":
+            torch.cuda.synchronize()
+
+    tic = time.perf_counter()
     for _ in range(5):
         step()
-    tic = time.perf_counter()
+    sync()
+    warmup, tic = time.perf_counter() - tic, time.perf_counter()
     for _ in range(steps):
         step()
-    return batch * steps / (time.perf_counter() - tic)
+    sync()
+    return warmup, batch * steps / (time.perf_counter() - tic)
+
+
+def images_per_second(width: int, batch: int, steps: int, bf16: bool, channels_last: bool, compiled: bool) -> float:
+    """Images/s of `steps` training steps timed after 5 warm-up steps (compilation happens there)."""
+    return timed_steps(width, batch, steps, bf16, channels_last, compiled)[1]
 
 
 def main(argv=None) -> None:

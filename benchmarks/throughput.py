@@ -1,38 +1,32 @@
-"""Samples/s of optimbench's trainer against a faithful article-style loop, same model, data and device.
+"""The trainer against its model's own bound (issue 31): images/s of the bare training step
+(benchmarks/model_bound.py's loop: random data in memory, forward, backward, SGD step) and of the project's
+trainer (train.build_training + train.train_epoch: data on the device, augmentation, metric sums), each in the
+precision, memory layout and compile mode that `auto` picks on this device, at widths 8 and 64, and the
+trainer's share of the bound (goal: at least 0.9 on the CPU).
 
-    python benchmarks/throughput.py --model resnet18_cifar --width 8 --steps 40 --processes 2   # CPU, here
-    python benchmarks/throughput.py --model resnet18_cifar --width 64 --steps 200 --processes 2 4 8 \
-        --process-threads 2                                                                     # on a GPU
+    .venv/bin/python benchmarks/throughput.py --widths 8 64 --steps 20 --rounds 3      # CPU, here
+    .venv/bin/python benchmarks/throughput.py --widths 64 --steps 200 --article --processes 2 4   # a GPU
 
-(a) trainer: the project's own (train.build_training + train.train_epoch): uint8 data resident on the
-    device, flips/crops there, no host sync inside the loop, channels-last, and on CUDA bf16 autocast
-    and CUDA graphs (torch.compile mode reduce-overhead), as the trainer's auto settings choose.
-    On the CPU it runs twice, fp32 and bf16 autocast side by side (--bf16 off on), and names the one
-    `train.bf16: auto` picks for this CPU, and why (optimbench.hardware).
-    --processes N also times N trainer processes side by side (N runs sharing one GPU, or 1-thread
-    runs sharing the CPU's cores): their total samples/s picks train.runs_per_gpu.
-(b) article: torchvision Dataset of PIL images + transforms in the main process, DataLoader(batch 64,
-    shuffle), `.cpu().numpy()` of loss and predictions at every step (as the article's loop does).
-(c) start-up: what every training job pays besides its steps (interpreter, imports, data load, model
-    build, and the interpreter's exit), timed as a whole new process from outside and split into
-    stages by the process's own clock stamps (--startup-repeats, median), on a canonical data file
-    (--data) or a synthetic one of CIFAR-10's size.
-Prints samples/s of each, their ratio, model FLOPs per image (torch.utils.flop_counter) and, given the
-device's peak (--peak-tflops, known for some GPUs), the fraction of peak reached; then the start-up.
+Each round times the bound and the trainer one after the other; the best round of each is printed, so a busy
+machine slows both alike (print `uptime` and `lscpu` with the figures). Also:
+  --break-even  (the CPU, where `auto` runs eagerly) the bare step compiled: the seconds compiling costs,
+                the seconds it saves per step, and the steps after which it pays (train.compile_mode's rule)
+  --article     the article-style loop (torchvision Dataset of PIL images + transforms, DataLoader(batch 64,
+                shuffle), a host sync of loss and predictions every step) on the same model and data
+  --processes N N trainer processes side by side (runs sharing one GPU): their total picks train.runs_per_gpu
+On CUDA it prints the peak GPU memory of the trainer, and the fraction of the device's peak FLOP/s given
+--peak-tflops (known for some GPUs). A job's start-up is benchmarks/startup.py's.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import multiprocessing as mp
-import statistics
-import subprocess
-import sys
-import tempfile
+import os
 import time
 
+import model_bound  # benchmarks/model_bound.py, beside this script
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -40,7 +34,6 @@ from PIL import Image
 from torch.utils.flop_counter import FlopCounterMode
 
 from optimbench import device_data, hardware, train
-from optimbench.formats import canonical
 from optimbench.resnet import build_model
 
 PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}  # dense bf16 tensor-core peaks
@@ -61,17 +54,6 @@ def trainer_spec(args, bf16: str = "auto") -> dict:
     return {"problem": "cifar10-resnet18", "model": args.model, "width": args.width, "seed": 0,
             "channels_last": "auto", "bf16": bf16, "compile": args.compile,
             "optimizer": {"class": "SGD", "kwargs": {"lr": 0.01, "momentum": 0.9}}}
-
-
-def precisions(args, device) -> list[str]:
-    """The trainer's bf16 settings to time: --bf16, else fp32 and bf16 side by side on the CPU, auto on CUDA."""
-    return args.bf16 or (["off", "on"] if device.type == "cpu" else ["auto"])
-
-
-def label(args, bf16: str, device) -> str:
-    """The results' name of a trainer run: its precision, and whether auto chose it."""
-    _, precision = train.layout_and_precision(trainer_spec(args, bf16), device)
-    return f"trainer {'bf16' if precision.on else 'fp32'}" + (" (auto)" if bf16 == "auto" else "")
 
 
 def trainer_steps(args, device, x, y, barrier=None, bf16: str = "auto") -> tuple[float, float]:
@@ -167,91 +149,78 @@ def flops_per_image(model, device, channels_last) -> float:
     return counter.get_total_flops() / 8
 
 
-# ---------------------------------------------------------------- (c) start-up cost of one job
-# A training job's start-up in a new interpreter, stamping the wall clock after each stage.
-STARTUP_JOB = """
-import time
-stamps = [time.time()]
-import json, sys
-from optimbench import device_data, train
-stamps.append(time.time())
-spec = json.loads(sys.argv[1])
-device = train.resolve_device(spec["device"])
-dataset = device_data.load_data(spec, train.get_problem(spec), device)
-stamps.append(time.time())
-train.build_training(spec, device, dataset, total_steps=1)
-stamps.append(time.time())
-print(json.dumps(stamps))
-"""
-STARTUP_STAGES = ("interpreter", "imports", "data load", "model build", "exit")
-
-
-def canonical_file(folder: str, n_train: int, n_test: int) -> str:
-    """A canonical data file (optimbench.formats.canonical.save_npz format) of random images,
-    CIFAR-10's size by default."""
-    rng = np.random.default_rng(0)
-    path = f"{folder}/synthetic.npz"
-    canonical.save_npz(path, {"x_train": rng.integers(0, 256, (n_train, 32, 32, 3), dtype=np.uint8),
-                             "y_train": rng.integers(0, 10, n_train), "classes": np.array([str(i) for i in range(10)]),
-                             "x_test": rng.integers(0, 256, (n_test, 32, 32, 3), dtype=np.uint8),
-                             "y_test": rng.integers(0, 10, n_test)})
-    return path
-
-
-def startup_seconds(args, data_path: str) -> dict[str, float]:
-    """Median wall seconds of each start-up stage and of the whole process (`total`), over new processes.
-    The process is timed from outside; its stamps split that time into stages."""
-    spec = {**trainer_spec(args), "data": data_path, "device": args.device, "train_subset": None, "test_subset": None}
-    runs = []
-    for _ in range(args.startup_repeats):
-        start = time.time()
-        stamps = json.loads(subprocess.run([sys.executable, "-c", STARTUP_JOB, json.dumps(spec)], check=True,
-                                           capture_output=True, text=True).stdout)
-        bounds = [start, *stamps, time.time()]
-        runs.append([b - a for a, b in zip(bounds, bounds[1:])] + [bounds[-1] - start])
-    return {name: statistics.median(run[k] for run in runs) for k, name in enumerate([*STARTUP_STAGES, "total"])}
-
-
-def print_startup(args) -> None:
-    with tempfile.TemporaryDirectory() as folder:
-        path = args.data or canonical_file(folder, 50_000, 10_000)
-        seconds = startup_seconds(args, path)
-    print(f"start-up of one job, timed as a whole process (median of {args.startup_repeats}; "
-          f"data {args.data or 'synthetic, 50,000 + 10,000 images'}): {seconds.pop('total'):.2f} s")
-    for stage, value in seconds.items():
-        print(f"  {stage:12s} {value:6.2f} s")
-
-
-def throughputs(args, device, x, y) -> dict[str, float]:
-    """Samples/s of the article loop, the trainer in each precision, and N trainer processes side by side."""
-    torch.manual_seed(0)
-    results = {"article": article_throughput(build_model(args.model, args.width, 10).to(device), x, y, device,
-                                             args.batch_size, args.steps)}
-    for bf16 in precisions(args, device):
-        start, end = trainer_steps(args, device, x, y, bf16=bf16)
-        results[label(args, bf16, device)] = args.steps * args.batch_size / (end - start)
-    for n in args.processes:
-        for bf16 in precisions(args, device) if n > 1 else []:
-            results[f"{label(args, bf16, device)} x{n} processes"] = side_by_side(args, n, bf16)
-    return results
-
-
-def print_auto_choice(args, device) -> None:
-    """What `auto` picks for this device and model, and why."""
+def best_rates(args, device, x, y) -> dict[str, float]:
+    """Best images/s over args.rounds rounds of: the bare step and the trainer (auto's settings), and with
+    --article the article loop; each round runs them one after the other."""
     layout, precision = train.layout_and_precision(trainer_spec(args), device)
-    if device.type == "cpu":
-        summary = hardware.cpu_summary(hardware.cpu_flags())
-        print(f"cpu: torch capability {summary['capability']}, native bf16: {summary['native_bf16'] or 'none'}")
-    for name, choice in (("bf16", precision), ("channels-last", layout)):
-        print(f"{name}: {'on' if choice.on else 'off'} ({choice.reason})")
+    compiled = train.compile_mode(args.compile, device) is not None
+    rates: dict[str, list[float]] = {}
+    for _ in range(args.rounds):
+        _, bound = model_bound.timed_steps(args.width, args.batch_size, args.steps, precision.on, layout.on,
+                                           compiled, str(device))
+        rates.setdefault("bare step", []).append(bound)
+        start, end = trainer_steps(args, device, x, y, bf16="auto")
+        rates.setdefault("trainer", []).append(args.steps * args.batch_size / (end - start))
+        if args.article:
+            torch.manual_seed(0)
+            model = build_model(args.model, args.width, 10).to(device)
+            rates.setdefault("article", []).append(article_throughput(model, x, y, device, args.batch_size,
+                                                                      args.steps))
+    return {name: max(values) for name, values in rates.items()}
+
+
+def break_even(args, device) -> str:
+    """The bare step compiled against eager, in auto's precision and layout: compile seconds (the warm-up's
+    excess), seconds saved per step, and the steps after which compiling pays."""
+    layout, precision = train.layout_and_precision(trainer_spec(args), device)
+    eager_warmup, eager = model_bound.timed_steps(args.width, args.batch_size, args.steps, precision.on, layout.on,
+                                                  False, str(device))
+    compiled_warmup, compiled = model_bound.timed_steps(args.width, args.batch_size, args.steps, precision.on,
+                                                        layout.on, True, str(device))
+    compile_seconds = compiled_warmup - eager_warmup
+    saved = args.batch_size / eager - args.batch_size / compiled  # seconds per step
+    steps = f"pays after {compile_seconds / saved:,.0f} steps" if saved > 0 else "never pays (no faster)"
+    return (f"compile: {compile_seconds:.1f} s to compile; step {args.batch_size / eager * 1e3:.1f} ms eager, "
+            f"{args.batch_size / compiled * 1e3:.1f} ms compiled ({eager:.0f} vs {compiled:.0f} images/s): {steps}")
+
+
+def report_width(args, device, x, y) -> None:
+    """One width's lines: auto's settings, images/s of each loop, the trainer's share of the bound."""
+    layout, precision = train.layout_and_precision(trainer_spec(args), device)
+    mode = train.compile_mode(args.compile, device)
+    flops = flops_per_image(build_model(args.model, args.width, 10).to(device), device, False)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    rates = best_rates(args, device, x, y)
+    print(f"width {args.width}: bf16 {'on' if precision.on else 'off'} ({precision.reason}); channels-last "
+          f"{'on' if layout.on else 'off'} ({layout.reason}); compile {mode or 'off (eager)'}; "
+          f"{flops / 1e9:.3f} GFLOP per training image")
+    peak = args.peak_tflops or next((v for k, v in PEAK_TFLOPS.items() if k in device_name(args, device)), None)
+    for name, rate in rates.items():
+        line = f"  {name:10s} {rate:10.1f} images/s   {rate * flops / 1e12:8.3f} TFLOP/s"
+        print(line + (f"   {rate * flops / 1e12 / peak:6.1%} of {peak:g} TFLOP/s peak" if peak else ""))
+    print(f"  trainer's share of the bare step: {rates['trainer'] / rates['bare step']:.2f}")
+    if "article" in rates:
+        print(f"  trainer / article loop: {rates['trainer'] / rates['article']:.2f}x")
+    if device.type == "cuda":
+        print(f"  peak GPU memory: {torch.cuda.max_memory_allocated(device) / 2**30:.2f} GiB")
+    if args.break_even:
+        print("  " + break_even(args, device))
+    for n in args.processes:
+        print(f"  trainer x{n} processes side by side: {side_by_side(args, n):.1f} images/s in all")
+
+
+def device_name(args, device) -> str:
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu, {args.threads} threads"
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="resnet18_cifar")
-    parser.add_argument("--width", type=int, default=8)
+    parser.add_argument("--widths", type=int, nargs="+", default=[8, 64])
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--steps", type=int, default=40, help="timed steps (after 5 warm-up steps)")
+    parser.add_argument("--steps", type=int, default=20, help="timed steps of each loop (after 5 warm-up steps)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds; the best of each loop is printed")
     parser.add_argument("--images", type=int, default=4096)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads of the single-process measurements")
@@ -259,35 +228,23 @@ def main(argv=None) -> None:
                         help="also time N trainer processes side by side (e.g. 2 4 8: the best runs_per_gpu)")
     parser.add_argument("--process-threads", type=int, default=1, help="CPU threads of each side-by-side process")
     parser.add_argument("--compile", default="auto", choices=["auto", "off", "on", "reduce-overhead", "max-autotune"],
-                        help="the trainer's torch.compile mode (auto: CUDA graphs on CUDA, eager on the CPU)")
-    parser.add_argument("--bf16", nargs="*", choices=["auto", "on", "off"], default=None,
-                        help="the trainer's bf16 settings to time (default: off and on on the CPU, auto on CUDA)")
-    parser.add_argument("--startup-repeats", type=int, default=3, help="start-up timings per stage (0: skip them)")
-    parser.add_argument("--data", default=None, help="a canonical .npz for the start-up timing (default: synthetic)")
+                        help="the trainer's torch.compile setting (auto: as train.compile_mode decides)")
+    parser.add_argument("--article", action="store_true", help="also time the article-style loop")
+    parser.add_argument("--break-even", action="store_true", help="also time the bare step compiled (CPU)")
     parser.add_argument("--peak-tflops", type=float, default=None, help="the device's peak, for the fraction")
     args = parser.parse_args(argv)
 
     torch.set_num_threads(args.threads)
     device = train.resolve_device(args.device)
     x, y = synthetic_arrays(args.images)
-    results = throughputs(args, device, x, y)
-    flops = flops_per_image(build_model(args.model, args.width, 10).to(device), device, False)
-    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu, {args.threads} threads"
-    peak = args.peak_tflops or next((v for k, v in PEAK_TFLOPS.items() if k in device_name), None)
-    print(f"device: {device_name}; model {args.model} width {args.width}; batch {args.batch_size}; "
-          f"{args.steps} timed steps")
-    print_auto_choice(args, device)
-    print(f"model: {flops / 1e9:.3f} GFLOP per training image (forward + backward)")
-    for name, rate in results.items():
-        line = f"{name:32s} {rate:10.1f} samples/s   {rate * flops / 1e12:8.3f} TFLOP/s"
-        if peak:
-            line += f"   {rate * flops / 1e12 / peak:6.1%} of {peak:g} TFLOP/s peak"
-        print(line)
-    for name, rate in results.items():
-        if name != "article":
-            print(f"ratio {name} / article: {rate / results['article']:.2f}x")
-    if args.startup_repeats:
-        print_startup(args)
+    print(f"device: {device_name(args, device)}; model {args.model}; batch {args.batch_size}; {args.steps} timed "
+          f"steps, best of {args.rounds} rounds; load average {os.getloadavg()}")
+    if device.type == "cpu":
+        summary = hardware.cpu_summary(hardware.cpu_flags())
+        print(f"cpu: torch capability {summary['capability']}, native bf16: {summary['native_bf16'] or 'none'}")
+    for width in args.widths:
+        report_width(argparse.Namespace(**{**vars(args), "width": width}), device, x, y)
+    print(f"load average after: {os.getloadavg()}")
 
 
 if __name__ == "__main__":

@@ -24,9 +24,12 @@ LAYERS = {
                "focus", "cost", "plots", "report", "render", "sections", "status"},
 }
 LEVEL = {module: i for i, names in enumerate(LAYERS.values()) for module in names}
-# Imports inside a function that are kept there on purpose: torchvision is heavy, and only the models
-# that need it load it (a VAE's training job never imports it).
-LAZY = {("problems", "resnet"), ("problems", "paper_models"), ("config", "resnet")}
+# Imports of optimbench modules inside a function that are kept there on purpose, each with its reason.
+# None today: resnet and paper_models no longer import torchvision (their few torchvision building blocks
+# are written out, checked against torchvision in their tests: importing torchvision imports torch._dynamo,
+# 1.2 s of every job's start-up, issue 31), so problems and config import them at module level.
+# tests/test_startup.py checks what a training or descent job's entry point imports.
+LAZY: set[tuple[str, str]] = set()
 
 
 def module_name(path: Path) -> str:

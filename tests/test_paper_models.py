@@ -19,6 +19,20 @@ def wrn_parameters(depth: int, k: int, classes: int) -> int:
     return total + 2 * width_in + width_in * classes + classes
 
 
+def test_vgg16_features_are_torchvision_vgg16_bn_configuration_d():
+    # Our make_layers and configuration D stand in for torchvision's (its import costs 1.2 s per job).
+    from torchvision.models.vgg import cfgs, make_layers
+
+    assert paper_models.VGG16_CONFIG == cfgs["D"]
+    torch.manual_seed(0)
+    ours = paper_models.make_layers(cfgs["D"], batch_norm=True)
+    torch.manual_seed(0)
+    theirs = make_layers(cfgs["D"], batch_norm=True)
+    assert repr(ours) == repr(theirs)
+    assert all(torch.equal(a, b) for a, b in zip(ours.state_dict().values(), theirs.state_dict().values()))
+    assert repr(paper_models.make_layers([8, "M"], batch_norm=False)) == repr(make_layers([8, "M"], batch_norm=False))
+
+
 def test_wrn_16_8_has_the_papers_11_million_parameters():
     model = paper_models.WideResNet(depth=16, width=8, num_classes=10)
     assert count_parameters(model) == wrn_parameters(16, 8, 10)

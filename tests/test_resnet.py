@@ -17,6 +17,34 @@ def test_imagenet_backbone_matches_torchvision_resnet18():
     assert {k: v.shape for k, v in ours.state_dict().items()} == {k: v.shape for k, v in theirs.state_dict().items()}
 
 
+def test_seeded_backbone_is_torchvision_resnet18_weight_for_weight_and_output_for_output():
+    # Our BasicBlock stands in for torchvision's (its import costs 1.2 s per job): same modules, same order,
+    # so a seed draws the same initial weights, and the same forward pass.
+    torch.manual_seed(0)
+    ours = ResNet18("imagenet", 64, 1000).eval()
+    torch.manual_seed(0)
+    theirs = torchvision.models.resnet18().eval()
+    ours_state, theirs_state = ours.state_dict(), theirs.state_dict()
+    assert list(ours_state) == list(theirs_state)
+    assert all(torch.equal(ours_state[k], theirs_state[k]) for k in theirs_state)
+    x = torch.randn(2, 3, 64, 64)
+    torch.testing.assert_close(ours(x), theirs(x), rtol=0, atol=0)
+
+
+def test_cifar_model_uses_torchvision_basic_blocks_layer_for_layer():
+    from torchvision.models.resnet import BasicBlock as TorchvisionBlock
+
+    ours = build_model("resnet18_cifar", 8, 10)
+    torch.manual_seed(1)
+    block = ours.layer2[0]
+    torch.manual_seed(1)
+    reference = TorchvisionBlock(8, 16, 2, block.downsample)
+    assert repr(block) == repr(reference)
+    reference.load_state_dict(block.state_dict())
+    x = torch.randn(3, 8, 16, 16)
+    torch.testing.assert_close(block.eval()(x), reference.eval()(x), rtol=0, atol=0)
+
+
 def test_article_model_is_resnet18_plus_a_1000_to_10_head():
     model = build_model("resnet18_article", 64, 10)
     assert isinstance(model, ArticleResNet18)

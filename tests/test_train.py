@@ -482,3 +482,21 @@ def test_a_finite_but_huge_loss_is_divergence(tiny_spec, tmp_path):
     assert metrics["diverged"].tolist() == [False] * (len(metrics) - 1) + [True] and len(metrics) < 6
     info = json.loads((tmp_path / "run.json").read_text())
     assert info["diverged"] is True and info["diverged_epoch"] == len(metrics)
+def test_auto_compiles_on_the_cpu_only_past_the_measured_break_even():
+    # The break-even in steps, from the measured constants: compile seconds / seconds saved per step.
+    break_even = train.COMPILE_SECONDS_CPU / (train.STEP_SECONDS_CPU * train.STEP_SAVING_CPU)
+    cpu = torch.device("cpu")
+    short, long = train.compile_choice("auto", cpu, int(break_even) - 1), train.compile_choice("auto", cpu,
+                                                                                                int(break_even) + 2)
+    assert (short.on, long.on) == (False, True)
+    assert short.reason.endswith("eager") and long.reason.endswith("compiled")
+    assert not train.compile_choice("off", cpu, 10**9).on and train.compile_choice("on", cpu, 1).on
+    assert train.compile_choice("auto", torch.device("cuda"), 1).on
+
+
+def test_run_json_records_the_compile_decision_and_its_reason(tiny_spec, tmp_path):
+    train.run({**tiny_spec, "epochs": 1}, tmp_path, threads=1)
+    record = json.loads((tmp_path / "run.json").read_text())
+    assert record["compile_mode"] is None
+    reason = record["compile_reason"]
+    assert reason.startswith("auto on the CPU: 2 steps x") and reason.endswith("eager")

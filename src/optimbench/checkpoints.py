@@ -24,8 +24,7 @@ import numpy as np
 import torch
 
 from optimbench import provenance
-from optimbench.io import atomic_path
-from optimbench.resnet import describe_load_error
+from optimbench.io import atomic_path, describe_load_error
 from optimbench.runs import CHECKPOINT, WRITER_LOCK  # noqa: F401 (CHECKPOINT: the trainer names it from here)
 
 

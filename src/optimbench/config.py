@@ -27,6 +27,7 @@ from optimbench.optim import (
     step_kind,
 )
 from optimbench.problems import PROBLEMS
+from optimbench.resnet import PretrainedError, load_pretrained
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_PATH = REPO_ROOT / "config" / "schema.yaml"
@@ -429,8 +430,6 @@ def check_pretrained(train: dict) -> None:
     if train["model"] != "resnet18_article" or train["width"] != 64:
         raise ConfigError("train.pretrained needs train.model: resnet18_article and train.width: 64 "
                           f"(got {train['model']}, width {train['width']})")
-    from optimbench.resnet import PretrainedError, load_pretrained  # torchvision: only for pretrained weights
-
     try:
         load_pretrained(train["pretrained"])
     except PretrainedError as exc:

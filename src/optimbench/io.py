@@ -5,9 +5,12 @@ the strings they are."""
 from __future__ import annotations
 
 import contextlib
+import csv
 import hashlib
 import json
+import math
 import os
+import pickle
 import tempfile
 from pathlib import Path
 
@@ -81,6 +84,35 @@ def read_table(path, **kwargs):
         names = pd.read_csv(path, usecols=identity, dtype=str, keep_default_na=False, **kwargs)
         frame[identity] = names[identity].mask(names[identity] == "", None)
     return frame
+def csv_field(value) -> str:
+    """One CSV field as pandas' `to_csv` writes it: NaN and None empty, floats at full precision (repr),
+    booleans True/False (NumPy scalars as their Python values)."""
+    if value is None:
+        return ""
+    if hasattr(value, "item"):  # a NumPy scalar: its Python value (np.float64's repr is not a number)
+        value = value.item()
+    if isinstance(value, float):
+        return "" if math.isnan(value) else repr(value)
+    return str(value)
+
+
+def write_rows(path, rows: list[dict], columns: list[str]) -> None:
+    """Write dicts as CSV rows under `columns` (a missing key: an empty field), atomically, in the format of
+    pandas' `DataFrame(rows, columns=columns).to_csv(index=False)` without importing pandas: a training job
+    writes its metrics.csv with this (pandas costs 0.4 s of each job's start-up)."""
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows([csv_field(row.get(c)) for c in columns] for row in rows)
+
+
+def describe_load_error(exc: Exception) -> str:
+    """torch.load's error in one short line: its type and first sentence (the rest is advice for other cases:
+    the weights-only loader's, for one, suggests weights_only=False, which is never the fix for a damaged file)."""
+    if isinstance(exc, pickle.UnpicklingError) and "Weights only load failed" in str(exc):
+        return "UnpicklingError: the safe (weights-only) loader cannot unpickle it"
+    first = (str(exc).strip().splitlines() or [""])[0].split(". ")[0]
+    return f"{type(exc).__name__}: {first}"
 
 
 def file_digest(path, algorithm: str = "sha256") -> str:

@@ -16,16 +16,35 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.models.vgg import cfgs as VGG_CONFIGS
-from torchvision.models.vgg import make_layers
 
 ZOO = ("vgg16_bn", "wrn", "capsnet", "lstm_lm", "vae")
 
 
 # ---------------------------------------------------------------- VGG16 with batch norm, CIFAR form
+# Simonyan & Zisserman (2015)'s configuration D: conv3×3 output channels, "M" a 2×2 max-pool. Written here
+# as torchvision.models.vgg's `cfgs["D"]` and `make_layers` (tests/test_paper_models.py checks both against
+# torchvision) rather than imported: importing torchvision imports torch._dynamo, about 1.2 s of every
+# training job's start-up (issue 31), a VAE's or an LSTM's included.
+VGG16_CONFIG = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]
+
+
+def make_layers(config: list, batch_norm: bool = True) -> nn.Sequential:
+    """torchvision's VGG feature extractor: for each entry, conv3×3 (padding 1) [+ BatchNorm] + ReLU, or
+    "M" a 2×2 max-pool; 3 input channels."""
+    layers, in_channels = [], 3
+    for v in config:
+        if v == "M":
+            layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
+            continue
+        conv = nn.Conv2d(in_channels, v, kernel_size=3, padding=1)
+        layers += [conv, nn.BatchNorm2d(v), nn.ReLU(inplace=True)] if batch_norm else [conv, nn.ReLU(inplace=True)]
+        in_channels = v
+    return nn.Sequential(*layers)
+
+
 class VGG16(nn.Module):
     """VGG16 (configuration D) with batch norm after every conv, for 32×32 inputs: the 13 conv layers of
-    torchvision's `vgg16_bn` (built by torchvision's own `make_layers`, its channels scaled by width/64),
+    torchvision's `vgg16_bn` (built as torchvision's `make_layers` does, its channels scaled by width/64),
     five 2×2 max-pools down to 1×1, and one Linear(8·width → classes) head as in the usual CIFAR variant
     (e.g. Liu & Deng 2015) instead of ImageNet's three 4096-unit layers.
 
@@ -34,7 +53,7 @@ class VGG16(nn.Module):
 
     def __init__(self, width: int = 64, num_classes: int = 100):
         super().__init__()
-        config = [v if v == "M" else v * width // 64 for v in VGG_CONFIGS["D"]]
+        config = [v if v == "M" else v * width // 64 for v in VGG16_CONFIG]
         self.features = make_layers(config, batch_norm=True)
         self.classifier = nn.Linear(8 * width, num_classes)
 

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from optimbench import paper_models, resnet
 from optimbench.metrics import Metric
 
 INF = math.inf
@@ -197,11 +198,7 @@ class Problem:
         model_kwargs (e.g. num_classes or vocab_size from the data)."""
         kwargs = {**self.model_kwargs, **overrides}
         if self.model == "resnet18_cifar":
-            from optimbench.resnet import build_model
-
-            return build_model("resnet18_cifar", width or 64, kwargs.get("num_classes", 10))
-        from optimbench import paper_models
-
+            return resnet.build_model("resnet18_cifar", width or 64, kwargs.get("num_classes", 10))
         return paper_models.build(self.model, width, **kwargs)
 
 

@@ -1,19 +1,55 @@
 """ResNet18 in the article's form (ImageNet stem + Linear(1000→classes) head) and the CIFAR form, any width.
 
-Both use torchvision's BasicBlock and torchvision's module names, so at width 64 the article model's
-backbone takes torchvision's ImageNet `resnet18` state_dict unchanged.
+Both are torchvision's ResNet18 layer for layer: the same modules, created in the same order (so a seed
+gives the same initial weights) and under torchvision's names, so at width 64 the article model's backbone
+takes torchvision's ImageNet `resnet18` state_dict unchanged (tests/test_resnet.py checks all three against
+torchvision). The BasicBlock is written here rather than imported: importing torchvision imports
+torch._dynamo (torchvision.ops), about 1.2 s of every training job's start-up (issue 31).
 """
 
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 
 import torch
 from torch import nn
-from torchvision.models.resnet import BasicBlock, conv1x1
+
+from optimbench.io import describe_load_error
 
 MODELS = ("resnet18_article", "resnet18_cifar")
+
+
+def conv1x1(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(in_planes, out_planes, kernel_size=1, stride=stride, bias=False)
+
+
+def conv3x3(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(in_planes, out_planes, kernel_size=3, stride=stride, padding=1, bias=False)
+
+
+class BasicBlock(nn.Module):
+    """He et al. (2016)'s basic residual block as torchvision.models.resnet.BasicBlock (groups 1, dilation 1):
+    relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x)), the shortcut `downsample` or the identity.
+    Input N×in_planes×H×W; output N×planes×H/stride×W/stride."""
+
+    expansion = 1
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None):
+        super().__init__()
+        self.conv1 = conv3x3(inplanes, planes, stride)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = conv3x3(planes, planes)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.downsample = downsample
+        self.stride = stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        out += identity
+        return self.relu(out)
 
 
 class ResNet18(nn.Module):
@@ -94,15 +130,6 @@ def _state_dict_problems(state: dict, reference: dict) -> list[str]:
                 for what, keys in (("missing keys", missing), ("unexpected keys", unexpected),
                                    ("shapes differ", shapes)) if keys]
     return problems
-
-
-def describe_load_error(exc: Exception) -> str:
-    """torch.load's error in one short line: its type and first sentence (the rest is advice for other cases:
-    the weights-only loader's, for one, suggests weights_only=False, which is never the fix for a damaged file)."""
-    if isinstance(exc, pickle.UnpicklingError) and "Weights only load failed" in str(exc):
-        return "UnpicklingError: the safe (weights-only) loader cannot unpickle it"
-    first = (str(exc).strip().splitlines() or [""])[0].split(". ")[0]
-    return f"{type(exc).__name__}: {first}"
 
 
 def load_pretrained(path) -> dict:

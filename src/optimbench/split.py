@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 
 from optimbench.errors import ConfigError
 from optimbench.formats.canonical import load_canonical
@@ -25,6 +24,10 @@ def validation_split(labels: np.ndarray, size: int, seed: int) -> tuple[np.ndarr
     if not classes <= size < n:
         raise ConfigError(f"tune.validation_size = {size}: must be at least the number of classes ({classes}) "
                           f"and below the training set's {n} images")
+    # Imported here, not at module level: scikit-learn imports SciPy (0.7 s), and every training job with
+    # a validation split imports this module for read_split only.
+    from sklearn.model_selection import train_test_split
+
     train, val = train_test_split(np.arange(n), test_size=size, stratify=labels, random_state=seed)
     return np.sort(train), np.sort(val)
 

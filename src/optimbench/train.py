@@ -23,9 +23,9 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 import torch
 from tqdm import tqdm
 
@@ -33,12 +33,15 @@ from optimbench import checkpoints, events, hardware, memory, provenance
 from optimbench import problems as problems_mod
 from optimbench.cli import read_spec, spec_help
 from optimbench.device_data import BPTT, Dataset, Normalize, batches, load_data, tokens_as_is
-from optimbench.io import atomic_path, write_csv, write_json
+from optimbench.io import atomic_path, write_json, write_rows
 from optimbench.metrics import diverged as loss_diverged
 from optimbench.optim import build_optimizer, optimizer_step, schedules, step_kind
 from optimbench.problems import Problem
 from optimbench.resnet import build_model, count_parameters
 from optimbench.specs import apply_selection
+
+if TYPE_CHECKING:
+    pass
 
 RECORDED_SPLITS = ("train", "val", "test")  # the splits metrics.csv records every metric of
 RUN_COLUMNS = ["lr", "momentum", "epoch_seconds", "eval_seconds", "samples_per_second", "diverged"]
@@ -81,10 +84,37 @@ def layout_and_precision(spec: dict, device: torch.device) -> tuple[hardware.Cho
 def compile_mode(value: str, device: torch.device) -> str | None:
     """torch.compile mode for the config's `compile` (None = eager). auto: reduce-overhead (CUDA graphs,
     one launch per step instead of hundreds: what keeps batch 64 from being host-bound) on CUDA;
-    eager on the CPU, where compiling measured no faster and costs 30-70 s per run."""
+    eager on the CPU, unless the run is long enough to pay for compiling (compile_choice)."""
     if value == "auto":
         return "reduce-overhead" if device.type == "cuda" else None
     return {"off": None, "on": "default"}.get(value, value)
+
+
+# torch.compile on the CPU, as measured on an AMD EPYC with AVX512-BF16, 2 threads, CIFAR ResNet18 width 8,
+# batch 64 (issue 18: compiling took 30-70 s per run, and the compiled trainer ran 1.98x the article loop
+# against 1.64x eager, 17% less time per step; the bare step 1,500-2,000 images/s, 32-43 ms per step;
+# re-measure with benchmarks/throughput.py --break-even): compiling costs COMPILE_SECONDS_CPU once per run
+# and saves STEP_SAVING_CPU of each step's time. `auto` compiles on the CPU only when the run's steps pay that back:
+# total_steps x step_seconds x saving > compile seconds, the step's seconds taken at width 8 (the shortest step:
+# wider models save more per step, so this errs towards eager).
+COMPILE_SECONDS_CPU = 40.0
+STEP_SAVING_CPU = 0.15
+STEP_SECONDS_CPU = 0.04  # width 8, batch 64, eager
+
+
+def compile_choice(value: str, device: torch.device, total_steps: int) -> hardware.Choice:
+    """Whether the run compiles, and why (run.json's compile_reason): the config's `compile` unless auto; auto
+    is CUDA graphs on CUDA, and on the CPU compiled only past the measured break-even (COMPILE_SECONDS_CPU)."""
+    if value != "auto":
+        return hardware.Choice(compile_mode(value, device) is not None, f"train.compile = {value}")
+    if device.type == "cuda":
+        return hardware.Choice(True, "auto: CUDA graphs (reduce-overhead) on CUDA: one launch per step")
+    saved = total_steps * STEP_SECONDS_CPU * STEP_SAVING_CPU
+    verdict = "compiled" if saved > COMPILE_SECONDS_CPU else "eager"
+    return hardware.Choice(verdict == "compiled",
+                           f"auto on the CPU: {total_steps} steps x {STEP_SECONDS_CPU * 1e3:.0f} ms x "
+                           f"{STEP_SAVING_CPU:.0%} saved = {saved:.1f} s against {COMPILE_SECONDS_CPU:.0f} s of "
+                           f"compiling (measured break-even, train.COMPILE_SECONDS_CPU): {verdict}")
 
 
 def process_age() -> float:
@@ -117,6 +147,13 @@ def next_state(task, outputs):
     return tuple(s.detach().clone() for s in outputs[1])
 
 
+def mark_step_begin(model) -> None:
+    """Tell torch.compile's CUDA graphs that a new forward begins; nothing for an eager model (the call
+    imports torch._inductor: 2 s before an eager run's first step)."""
+    if hasattr(model, "_orig_mod"):  # a torch.compile'd module
+        torch.compiler.cudagraph_mark_step_begin()
+
+
 def add_sums(total: dict | None, sums: dict) -> dict:
     """Running device-side sums (no host sync)."""
     sums = {k: v.detach() for k, v in sums.items()}
@@ -140,7 +177,7 @@ def train_epoch(problem: Problem, model, optimizer, steppers, data, normalize, b
 
         def compute_gradients(create_graph: bool) -> torch.Tensor:
             nonlocal evaluations, total, carried
-            torch.compiler.cudagraph_mark_step_begin()  # a new forward (CUDA graphs of compile modes)
+            mark_step_begin(model)  # a new forward (CUDA graphs of compile modes)
             with autocast():
                 outputs = run_model(task, model, inputs, targets, state)
                 loss = task.loss(outputs, inputs, targets)
@@ -168,7 +205,7 @@ def evaluate(problem: Problem, model, data, normalize, batch_size, autocast, bpt
     model.eval()
     total, state = None, None
     for inputs, targets in batches(problem, data, normalize, batch_size, None, bptt):
-        torch.compiler.cudagraph_mark_step_begin()
+        mark_step_begin(model)
         with torch.no_grad():  # not a decorator: mutmut (make mutation) skips decorated functions
             with autocast():
                 outputs = run_model(task, model, inputs, targets, state)
@@ -257,9 +294,11 @@ def build_training(spec: dict, device: torch.device, data: Dataset, total_steps:
     gen = torch.Generator(device=device)
     gen.manual_seed(spec["seed"])
     compile_setting = spec.get("compile", "auto")
-    mode = compile_mode(compile_setting, device)
+    compiling = compile_choice(compile_setting, device, total_steps)
+    mode = (compile_mode(compile_setting, device) or "default") if compiling.on else None
     if compile_setting == "auto" and step_kind(optimizer)[1]:
         mode = None  # Hessian-based optimizers differentiate the gradients: compiled graphs cannot (double backward)
+        compiling = hardware.Choice(False, "auto: a Hessian-based optimizer (double backward) runs eagerly")
     if mode and compile_setting == "auto":
         torch._dynamo.config.suppress_errors = True  # auto: a graph that fails to compile runs eagerly
     # dynamic=False: one static graph per batch shape (full, last partial, evaluation) for CUDA graphs.
@@ -270,7 +309,8 @@ def build_training(spec: dict, device: torch.device, data: Dataset, total_steps:
                     gen=gen, normalize=normalize,
                     autocast=lambda: torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16),
                     channels_last=channels_last, bf16=bf16,
-                    reasons={"channels_last": layout.reason, "bf16": precision.reason})
+                    reasons={"channels_last": layout.reason, "bf16": precision.reason,
+                             "compile": compiling.reason})
 
 
 def split_columns(split: str, problem: Problem, values: dict | None) -> dict:
@@ -318,6 +358,13 @@ def epoch_row(spec, training: Training, epoch: int, data: Dataset, bar, start_lo
             "diverged": diverged, "start_loss": start_loss}
 
 
+def metrics_frame(rows: list[dict], problem: Problem):
+    """metrics.csv's table as a pandas DataFrame (pandas imported here: a training job never needs it)."""
+    import pandas as pd
+
+    return pd.DataFrame(rows, columns=metric_columns(problem))
+
+
 def run_threads(spec: dict, threads: int | None) -> int:
     """The run's CPU threads: spec["threads"] (part of the result spec: a CPU run's numbers change with it),
     else `threads`, else 1.
@@ -332,10 +379,12 @@ def run_threads(spec: dict, threads: int | None) -> int:
 
 
 def run(spec: dict, out_dir, threads: int | None = None, save_model: bool = True,
-        mem_mb: int | None = None) -> pd.DataFrame:
+        mem_mb: int | None = None, as_frame: bool = True):
     """Train (or resume) the run described by `spec`; write metrics.csv, run.json and (unless save_model is
     False, e.g. for tuning trials) model.pt to out_dir. One writer per folder (checkpoints.writer_lock).
     `threads` (run_threads), `mem_mb` the memory the scheduler granted (recorded beside the peaks).
+    Returns metrics.csv's table: a pandas DataFrame, or with as_frame False its rows as dicts (the job's
+    `main`: no pandas import).
 
     Raises:
         ValueError: an unknown problem, a model not of the problem, data not of its data set, threads that
@@ -347,11 +396,12 @@ def run(spec: dict, out_dir, threads: int | None = None, save_model: bool = True
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with checkpoints.writer_lock(out_dir):
-        return _run_locked(spec, problem, out_dir, threads, save_model, mem_mb)
+        rows = _run_locked(spec, problem, out_dir, threads, save_model, mem_mb)
+    return metrics_frame(rows, problem) if as_frame else rows
 
 
 def _run_locked(spec: dict, problem: Problem, out_dir: Path, threads: int, save_model: bool,
-                mem_mb: int | None) -> pd.DataFrame:
+                mem_mb: int | None) -> list[dict]:
     started = provenance.now()
     torch.set_num_threads(threads)  # bit-identity on the CPU depends on it: in the result spec
     device = resolve_device(spec.get("device", "auto"))
@@ -388,7 +438,6 @@ def _run_locked(spec: dict, problem: Problem, out_dir: Path, threads: int, save_
         print(f"run diverged at epoch {rows[-1]['epoch']} (training loss {loss:.4g}, first batch's {start:.4g}: "
               "optimbench.metrics.diverged); recorded", file=sys.stderr)
 
-    metrics = pd.DataFrame(rows, columns=metric_columns(problem))
     if save_model:
         with atomic_path(out_dir / "model.pt") as tmp:
             torch.save({"model": training.model.state_dict(), "spec": spec, "epochs_completed": len(rows)}, tmp)
@@ -398,6 +447,7 @@ def _run_locked(spec: dict, problem: Problem, out_dir: Path, threads: int, save_
         "device": str(device), "device_name": provenance.device_name(device), "threads": threads,
         "channels_last": training.channels_last, "channels_last_reason": training.reasons.get("channels_last"),
         "bf16": training.bf16, "bf16_reason": training.reasons.get("bf16"), "compile_mode": training.compile_mode,
+        "compile_reason": training.reasons.get("compile"),
         "cpu": hardware.cpu_summary(hardware.cpu_flags()),
         "inputs": problem.inputs, "input_mean_std": data.normalisation and [list(v) for v in data.normalisation],
         "parameters": count_parameters(training.model), "steps_per_epoch": steps_per_epoch,
@@ -406,9 +456,9 @@ def _run_locked(spec: dict, problem: Problem, out_dir: Path, threads: int, save_
         "diverged_epoch": rows[-1]["epoch"] if diverged else None, "epochs_completed": len(rows),
         "git_commit": provenance.git_commit(), "started": started, "finished": provenance.now(),
         **memory.peaks(device), "mem_mb": mem_mb})
-    write_csv(out_dir / "metrics.csv", metrics)  # last: its presence marks a finished run
+    write_rows(out_dir / "metrics.csv", rows, metric_columns(problem))  # last: its presence marks a finished run
     ckpt_path.unlink(missing_ok=True)
-    return metrics
+    return rows
 
 
 # The trainer's --spec (config.yaml's train section resolved for one run, see config/schema.yaml).
@@ -470,14 +520,14 @@ def main(argv=None) -> None:
     if args.selection:
         spec = apply_selection(spec, json.loads(Path(args.selection).read_text()))
     try:
-        metrics = run({**spec, **json.loads(args.execution)}, args.out, args.threads, save_model=not args.no_model,
-                      mem_mb=args.mem_mb)
+        rows = run({**spec, **json.loads(args.execution)}, args.out, args.threads, save_model=not args.no_model,
+                   mem_mb=args.mem_mb, as_frame=False)
     except checkpoints.RunFolderLocked as exc:
         raise SystemExit(f"error: {exc}") from None
-    problem, last = get_problem(spec), metrics.iloc[-1]
+    problem, last = get_problem(spec), rows[-1]
     loss = f"train_{loss_name(problem)}"
-    print(f"{len(metrics)} epochs: {loss} {last[loss]:.4f}, {problem.primary} {last[problem.primary]:.4f}, "
-          f"diverged {bool(last.diverged)}")
+    print(f"{len(rows)} epochs: {loss} {last[loss]:.4f}, {problem.primary} {last[problem.primary]:.4f}, "
+          f"diverged {bool(last['diverged'])}")
 
 
 if __name__ == "__main__":
