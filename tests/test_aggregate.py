@@ -13,9 +13,9 @@ import pytest
 from scipy import stats
 
 from optimbench import aggregate, descent, files, tune
-from optimbench.io import IDENTITY_COLUMNS, read_table
 from optimbench.plan import Plan
 from optimbench.runs import DescentRun, StudyProblem, TrainRun, Trial, TuneStage
+from optimbench.tables import IDENTITY_COLUMNS, read_table
 
 from helpers import plan_problem
 
@@ -554,7 +554,7 @@ ODD_NAMES = ["0.1", "1e3", "007", "True", "nan", "NA"]  # a float, a float, an i
 
 
 def _tables_as_read(folder: Path, names) -> dict:
-    """Every table written, CSV and Parquet, read back through the one reader (optimbench.io.read_table)."""
+    """Every table written, CSV and Parquet, read back through the one reader (optimbench.tables.read_table)."""
     return {(name, suffix): read_table(folder / f"{name}.{suffix}") for name in names for suffix in ("csv", "parquet")}
 
 

@@ -34,7 +34,7 @@ from optimbench.claims import article_claims
 from optimbench.cost import plan_cost
 from optimbench.files import DESCENT_TABLES, TRAIN_TABLES, TUNE_TABLES
 from optimbench.focus import focus_table
-from optimbench.io import atomic_path, read_table, write_csv
+from optimbench.io import atomic_path, write_csv
 from optimbench.metrics import Metric
 from optimbench.optim import code_label
 from optimbench.performance import performance_tables, seed_outcome
@@ -42,6 +42,7 @@ from optimbench.plan import Plan, read_plan
 from optimbench.runs import GROUP_KEYS, POSITIVE, RUN_KEYS, StudyProblem, TrainRun
 from optimbench.specs import apply_selection
 from optimbench.stats import summarize_values, welch
+from optimbench.tables import read_table
 
 ATTRIBUTES = ["dataset", "model"]  # a problem's, carried along for readers
 TRACKED = ["lr", "epoch_seconds", "samples_per_second"]  # the long table's columns beside the metrics

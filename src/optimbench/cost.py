@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from optimbench.io import read_table
 from optimbench.runs import GROUP_KEYS, TrainRun
+from optimbench.tables import read_table
 
 SUMMED = ["epochs", "train_seconds", "eval_seconds", "job_seconds", "startup_seconds", "device_seconds",
           "startup_device_seconds", "epoch_device_seconds"]  # cost_table's columns summed over runs

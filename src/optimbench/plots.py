@@ -35,10 +35,11 @@ from optimbench.files import (  # noqa: E402, F401
     train_figure_stems,
     tune_figure_files,
 )
-from optimbench.io import atomic_path, read_table, write_text  # noqa: E402
+from optimbench.io import atomic_path, write_text  # noqa: E402
 from optimbench.metrics import Metric  # noqa: E402
 from optimbench.plan import Plan, read_plan  # noqa: E402
 from optimbench.search import criterion_label  # noqa: E402
+from optimbench.tables import read_table  # noqa: E402
 
 
 def palette(names) -> dict[str, tuple]:

@@ -24,7 +24,6 @@ import pandas as pd
 
 from optimbench import labels
 from optimbench.files import ACKLEY_VIEWS, report_tables
-from optimbench.io import read_table
 from optimbench.plan import Plan
 from optimbench.report import (
     HEADLINE,
@@ -56,6 +55,7 @@ from optimbench.report import (
     tuning_intro,
     tuning_summary,
 )
+from optimbench.tables import read_table
 
 # Markdown to HTML with any raw HTML in the text escaped (a title or a name is text, never markup).
 _MARKDOWN = mistune.create_markdown(escape=True)
