@@ -229,7 +229,8 @@ def test_run_writes_metrics_run_json_and_model(tiny_spec, tmp_path):
     assert info["steps_per_epoch"] == 2  # 128 images at batch 64
     saved = torch.load(tmp_path / "model.pt", weights_only=False)
     assert saved["epochs_completed"] == 2 and "conv1.weight" in saved["model"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.csv", "model.pt", "run.json"]
+    events = [f"events.out.tfevents.00000{epoch}.optimbench" for epoch in (1, 2)]  # TensorBoard's, one per epoch
+    assert sorted(p.name for p in tmp_path.iterdir()) == [*events, "metrics.csv", "model.pt", "run.json"]
 
 
 def test_same_seed_same_metrics_other_seed_other_metrics(tiny_spec, tmp_path):
