@@ -314,10 +314,15 @@ def aggregate_train(plan: Plan, out_dir) -> dict[str, pd.DataFrame]:
     return write_tables(tables, out_dir, TRAIN_TABLES)
 
 
+DESCENT_RUN_KEYS = ("group", "function", "method", "gradient", "kind")  # the columns of an empty descent_runs
+
+
 def aggregate_descent(plan: Plan, out_dir) -> dict[str, pd.DataFrame]:
     """The descent tables (optimbench.files.DESCENT_TABLES) from the descent runs of `plan`: every run's
-    summary.csv row, and the article runs' reproduction table."""
-    runs = pd.concat([pd.read_csv(run.file("summary.csv")) for run in plan.descent_runs], ignore_index=True)
+    summary.csv row, and the article runs' reproduction table; a study without descent runs (`descent:
+    {groups: []}`) gets both tables empty."""
+    summaries = [pd.read_csv(run.file("summary.csv")) for run in plan.descent_runs]
+    runs = pd.concat(summaries, ignore_index=True) if summaries else pd.DataFrame(columns=list(DESCENT_RUN_KEYS))
     return write_tables({"descent_runs": runs, "descent_reproduction": descent_reproduction(runs)}, out_dir,
                         DESCENT_TABLES)
 
