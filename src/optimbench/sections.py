@@ -229,7 +229,9 @@ def interactive_views(tables, figures_dir) -> list:
 
 
 COST_COLUMNS = ["problem", "optimizer", "runs", "epochs", "device", "unit", "share", "job_seconds", "startup_seconds",
-                "device_seconds", "startup_device_seconds_per_run", "device_seconds_per_epoch", "samples_per_second"]
+                "device_seconds", "startup_device_seconds_per_run", "device_seconds_per_epoch", "samples_per_second",
+                "seconds_per_step", "step_cost_vs_baseline", "step_baseline", "peak_host_mb", "peak_gpu_mb", "mem_mb",
+                "runs_over_request"]
 
 
 def cost_section(plan: Plan, tables) -> list:

@@ -193,7 +193,8 @@ def obtain(fmt: Format, data_cfg: dict, workdir) -> Path:
     if source in ("synthetic", "digits"):
         generator = fmt.synthetic if source == "synthetic" else fmt.digits
         return generator(Path(workdir) / fmt.archive_name, **generator_settings(fmt, data_cfg, source))
-    raise DataError(f"unknown data.source {source!r}: use {', '.join(SOURCES)}")
+    usable = [s for s in SOURCES if s != "digits" or fmt.digits is not None]
+    raise DataError(f"data.source = {source!r} is not a source of {fmt.name}: use {', '.join(usable)}")
 
 
 def prepare(dataset: str, data_cfg: dict, out_npz, out_json) -> dict:
