@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from helpers import ROOT
 from optimbench import config
 from optimbench.plan import plan
+
+from helpers import ROOT
 
 PRESETS = ROOT / "config" / "presets"
 # Files read on top of config.yaml for each preset (the rehearsal overrides the demon-paper preset).

@@ -125,7 +125,8 @@ def _lines_of_tokens(rng: np.random.Generator, words: int, tokens) -> dict:
             lengths.append(n)
             remaining -= n + 1
         n_words = sum(lengths)
-        follow, pick, jump = rng.random(n_words) < 0.9, rng.integers(0, 3, n_words), rng.integers(0, len(types), n_words)
+        follow, pick = rng.random(n_words) < 0.9, rng.integers(0, 3, n_words)
+        jump = rng.integers(0, len(types), n_words)
         ids, word = np.empty(n_words, dtype=np.int64), int(rng.integers(len(types)))
         for i in range(n_words):  # the chain runs across lines (one pass); its lines are cut from it below
             ids[i] = word
