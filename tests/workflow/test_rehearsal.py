@@ -15,10 +15,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from helpers import ROOT, snakemake
 from optimbench import files
 from optimbench.config import load
 from optimbench.plan import missing_runs, read_plan
+
+from helpers import ROOT, snakemake
 
 pytestmark = [pytest.mark.workflow, pytest.mark.rehearsal]
 
