@@ -32,6 +32,7 @@ import pandas as pd
 from optimbench import tune
 from optimbench.claims import article_claims
 from optimbench.cost import plan_cost
+from optimbench.descent import SUMMARY_COLUMNS
 from optimbench.files import DESCENT_TABLES, TRAIN_TABLES, TUNE_TABLES
 from optimbench.io import atomic_path, write_csv
 from optimbench.metrics import Metric
@@ -314,15 +315,12 @@ def aggregate_train(plan: Plan, out_dir) -> dict[str, pd.DataFrame]:
     return write_tables(tables, out_dir, TRAIN_TABLES)
 
 
-DESCENT_RUN_KEYS = ("group", "function", "method", "gradient", "kind")  # the columns of an empty descent_runs
-
-
 def aggregate_descent(plan: Plan, out_dir) -> dict[str, pd.DataFrame]:
     """The descent tables (optimbench.files.DESCENT_TABLES) from the descent runs of `plan`: every run's
     summary.csv row, and the article runs' reproduction table; a study without descent runs (`descent:
     {groups: []}`) gets both tables empty."""
     summaries = [pd.read_csv(run.file("summary.csv")) for run in plan.descent_runs]
-    runs = pd.concat(summaries, ignore_index=True) if summaries else pd.DataFrame(columns=list(DESCENT_RUN_KEYS))
+    runs = pd.concat(summaries, ignore_index=True) if summaries else pd.DataFrame(columns=list(SUMMARY_COLUMNS))
     return write_tables({"descent_runs": runs, "descent_reproduction": descent_reproduction(runs)}, out_dir,
                         DESCENT_TABLES)
 
