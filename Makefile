@@ -20,7 +20,7 @@ SNAKEMAKE := $(BIN)/snakemake --snakefile $(CURDIR)/Snakefile --directory $(WORK
 # Everything downstream of the results (workflow/report-rules.txt): `make report` runs only these, and all of them.
 REPORT_RULES := $(strip $(shell sed -e 's/[[:space:]]*[#].*//' $(CURDIR)/workflow/report-rules.txt))
 
-.PHONY: help venv demo compare study report status test lint mutation clean
+.PHONY: help venv demo compare study report status test lint mutation clean rehearsal
 
 help:
 	@echo "make demo    the whole study on offline data (digits, width 8, CPU), minutes; prints the report's path"
@@ -31,6 +31,7 @@ help:
 	@echo "make report  re-render tables, figures and report from existing results (PRESET=demo for the demo)"
 	@echo "             (CONFIG=file.yaml adds any override file; WORKDIR=dir runs in another folder)"
 	@echo "make status  where a study stands: each run's state, counts, stale results, projected end (PRESET=...)"
+	@echo "make rehearsal  the demon-paper study at full model and data sizes, 2 steps a run, on CPU, then its test"
 	@echo "make lint    ruff check, snakefmt --check, snakemake --lint (CI runs it before the tests)"
 	@echo "make mutation  mutation testing (mutmut) of the numeric modules against their unit tests; not in CI"
 
@@ -67,6 +68,13 @@ status: venv
 
 test: venv
 	$(BIN)/python -m pytest
+
+# The demon-paper study rehearsed before GPU hours (config/presets/rehearsal.yaml on top of demon-paper.yaml), then
+# tests/workflow/test_rehearsal.py on its results (≤ 15 min on 2 cores).
+REHEARSAL := config/presets/demon-paper.yaml config/presets/rehearsal.yaml
+rehearsal: venv
+	$(MAKE) --no-print-directory study CONFIG="$(REHEARSAL)"
+	OPTIMBENCH_REHEARSAL_WORKDIR=$(abspath $(WORKDIR)) $(BIN)/python -m pytest -m rehearsal tests/workflow/test_rehearsal.py
 
 # The package from this checkout's src/ (a venv shared between checkouts may point elsewhere).
 lint: venv

@@ -46,9 +46,11 @@ def test_cpu_runs_cost_core_seconds_and_missing_benchmarks_fall_back_to_epoch_se
 
 
 def _run(root, problem, optimizer, seed, epoch_seconds, eval_seconds, samples_per_second, benchmark_s=None,
-         startup=None, resumed=None, device="cuda", device_name="NVIDIA H100", threads=4, dataset="toy", model="m"):
-    """A run folder built by hand: metrics.csv with the given per-epoch seconds, run.json, and a benchmark file
-    whose rows are `benchmark_s` (None: no benchmark file)."""
+         startup=None, resumed=None, device="cuda", device_name="NVIDIA H100", threads=4, dataset="toy", model="m",
+         recorded=None, max_rss=None, execution=None):
+    """A run folder built by hand: metrics.csv with the given per-epoch seconds, run.json (with `recorded`'s
+    keys), and a benchmark file whose rows are `benchmark_s` (None: no benchmark file), with a max_rss column
+    of `max_rss` MB if given."""
     import json
 
     import pandas as pd
@@ -62,12 +64,14 @@ def _run(root, problem, optimizer, seed, epoch_seconds, eval_seconds, samples_pe
     info = {"device": device, "device_name": device_name, "threads": threads, "resumed_after_epoch": resumed}
     if startup is not None:
         info["startup_seconds"] = startup
-    (folder / "run.json").write_text(json.dumps(info))
+    (folder / "run.json").write_text(json.dumps({**info, **(recorded or {})}))
     benchmark = folder / "benchmark.tsv"
     if benchmark_s is not None:
-        benchmark.write_text("s\th:m:s\n" + "".join(f"{s}\t0:00:00\n" for s in benchmark_s))
+        rss = "" if max_rss is None else f"\t{max_rss}"
+        benchmark.write_text(f"s\th:m:s{'' if max_rss is None else chr(9) + 'max_rss'}\n"
+                             + "".join(f"{s}\t0:00:00{rss}\n" for s in benchmark_s))
     return TrainRun(problem=problem, dataset=dataset, model=model, optimizer=optimizer, seed=seed, dir=str(folder),
-                    benchmark=str(benchmark), spec={}, execution={})
+                    benchmark=str(benchmark), spec={}, execution=execution or {})
 
 
 def test_a_run_costs_the_benchmarks_last_row_and_its_start_up_is_the_time_beyond_its_epochs(tmp_path):
@@ -149,10 +153,11 @@ def test_the_cost_table_groups_in_plan_order_and_sums_medians_and_means_as_docum
     assert total["startup_device_seconds_per_run"] == pytest.approx((289 + 0.5) / 4)
     assert total["device_seconds_per_epoch"] == pytest.approx((21 + 0.5) / 5)
     assert list(table.columns) == ["problem", "optimizer", "dataset", "model", "device", "unit", "share", "runs",
-                                   "epochs", "train_seconds", "eval_seconds", "job_seconds", "startup_seconds",
-                                   "device_seconds", "startup_device_seconds", "epoch_device_seconds",
-                                   "samples_per_second", "startup_device_seconds_per_run",
-                                   "device_seconds_per_epoch"]
+                                   "epochs", "steps", "train_seconds", "eval_seconds", "job_seconds",
+                                   "startup_seconds", "device_seconds", "startup_device_seconds",
+                                   "epoch_device_seconds", "runs_over_request", "samples_per_second",
+                                   "startup_device_seconds_per_run", "device_seconds_per_epoch", "seconds_per_step",
+                                   "peak_host_mb", "peak_gpu_mb", "mem_mb", "step_baseline", "step_cost_vs_baseline"]
     assert isinstance(table, pd.DataFrame)
 
 
@@ -162,3 +167,62 @@ def test_the_projection_reads_the_all_row_start_up_per_run_and_seconds_per_epoch
                          "device_seconds_per_epoch": [1000.0, 7.2]})
     # 2 optimizers × 5 seeds = 10 runs: (36 × 10 + 7.2 × 50 × 10) / 3600 = (360 + 3600) / 3600
     assert projected_device_hours(cost, epochs=50, seeds=5, optimizers=2) == pytest.approx(1.1)
+
+
+def _stepped(root, problem, optimizer, seed, epoch_seconds, steps_per_epoch=10, device="cuda", **recorded):
+    return _run(root, problem, optimizer, seed, epoch_seconds, [1.0] * len(epoch_seconds), [1.0] * len(epoch_seconds),
+                benchmark_s=[100.0], startup=1.0, device=device, device_name="cpu" if device == "cpu" else "H",
+                recorded={"steps_per_epoch": steps_per_epoch, **recorded})
+
+
+def test_step_cost_is_training_seconds_per_step_relative_to_sgd_on_the_same_problem_and_device(tmp_path):
+    runs = [_stepped(tmp_path, "p", "SGD", 0, [2.0, 2.0]),            # 4 s / 20 steps = 0.2 s
+            _stepped(tmp_path, "p", "SGD", 1, [3.0, 3.0]),            # seeds pooled: 10 s / 40 steps = 0.25 s
+            _stepped(tmp_path, "p", "YellowFin", 0, [6.0, 9.0]),      # 15 s / 20 steps = 0.75 s: 3 × SGD's
+            _stepped(tmp_path, "p", "Adam", 0, [8.0], 40, device="cpu"),  # another device: its own baseline
+            _stepped(tmp_path, "q", "SGDM", 0, [1.0], 5),             # no SGD on q: SGDM (0.2 s)
+            _stepped(tmp_path, "q", "Adam", 0, [3.0], 5),             # 0.6 s: 3 × SGDM's
+            _stepped(tmp_path, "r", "Adam", 0, [4.0]),                # neither: the fastest (AggMo, 0.2 s)
+            _stepped(tmp_path, "r", "AggMo", 0, [2.0])]
+    table = plan_cost(runs, 1.0).set_index(["problem", "optimizer"])
+    assert table.loc[("p", "SGD"), "seconds_per_step"] == pytest.approx(10 / 40)
+    assert table.loc[("p", "SGD"), "steps"] == 40 and table.loc[("p", "YellowFin"), "steps"] == 20
+    expected = {("p", "SGD"): ("SGD", 1.0), ("p", "YellowFin"): ("SGD", 0.75 / 0.25), ("p", "Adam"): ("Adam", 1.0),
+                ("q", "SGDM"): ("SGDM", 1.0), ("q", "Adam"): ("SGDM", 3.0), ("r", "Adam"): ("AggMo", 2.0),
+                ("r", "AggMo"): ("AggMo", 1.0)}
+    for key, (baseline, ratio) in expected.items():
+        assert table.loc[key, "step_baseline"] == baseline, key
+        assert table.loc[key, "step_cost_vs_baseline"] == pytest.approx(ratio), key
+    assert math.isnan(table.loc[("p, q, r", "all"), "step_cost_vs_baseline"])
+
+
+def test_runs_recorded_without_steps_have_no_step_cost(tmp_path):
+    old = _run(tmp_path, "p", "SGD", 0, [2.0], [1.0], [1.0], benchmark_s=[10.0], startup=1.0)
+    row = plan_cost([old], 1.0).iloc[0]
+    assert math.isnan(row["steps"]) and math.isnan(row["seconds_per_step"])
+    assert math.isnan(row["step_cost_vs_baseline"]) and row["step_baseline"] == ""
+
+
+def test_peak_memory_is_the_max_over_runs_and_a_run_above_its_request_is_flagged(tmp_path):
+    from optimbench.cost import memory_by_problem
+    from optimbench.report import memory_lines
+
+    runs = [_stepped(tmp_path, "p", "SGD", 0, [1.0], peak_host_mb=3000.0, peak_gpu_mb=900.0, mem_mb=4000),
+            _stepped(tmp_path, "p", "Adam", 0, [1.0], peak_host_mb=4500.0, peak_gpu_mb=None, mem_mb=4000),
+            _stepped(tmp_path, "q", "SGD", 0, [1.0], peak_host_mb=1000.0, peak_gpu_mb=None, mem_mb=4000),
+            # recorded before the trainer measured it: Snakemake's max_rss stands in; the request from the plan
+            _run(tmp_path, "r", "SGD", 0, [1.0], [1.0], [1.0], benchmark_s=[9.0], max_rss=2500.5,
+                 execution={"mem_mb": 2000}),
+            _run(tmp_path, "s", "SGD", 0, [1.0], [1.0], [1.0])]  # neither: unknown, not 0, not flagged
+    cost = plan_cost(runs, 1.0)
+    memory = memory_by_problem(cost).set_index("problem")
+    assert memory.loc["p", ["peak_host_mb", "peak_gpu_mb", "mem_mb", "runs_over_request"]].tolist() == \
+        [4500.0, 900.0, 4000.0, 1]
+    assert memory.loc["q", "runs_over_request"] == 0 and math.isnan(memory.loc["q", "peak_gpu_mb"])
+    assert memory.loc["r", ["peak_host_mb", "mem_mb", "runs_over_request"]].tolist() == [2500.5, 2000.0, 1]
+    assert math.isnan(memory.loc["s", "peak_host_mb"]) and memory.loc["s", "runs_over_request"] == 0
+    assert cost.set_index("optimizer").loc["all", "runs_over_request"] == 2
+    lines = memory_lines(cost)
+    assert len(lines) == 3  # s has no measurement: no line
+    assert "4,500 MB of the 4,000 MB" in lines[0] and "GPU 900 MB" in lines[0] and "exceeded" in lines[0]
+    assert "exceeded" not in lines[1] and "exceeded" in lines[2]

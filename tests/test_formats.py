@@ -312,3 +312,42 @@ def test_command_line_names_a_missing_source(tmp_path):
         formats.main(["--dataset", "ptb", "--spec", "{}", "--out", str(tmp_path / "p.npz"),
                       "--summary", str(tmp_path / "p.json")])
     assert list(tmp_path.iterdir()) == []
+
+
+# ---------------------------------------------------------------- published sizes (the rehearsal's data)
+@pytest.mark.parametrize("name", sorted(formats.FORMATS))
+def test_published_sizes_give_each_data_set_its_published_counts_before_any_data_exists(name):
+    spec = formats.source_spec(name, {"source": "synthetic", "synthetic": {"published_sizes": True, "seed": 3}})
+    assert spec["synthetic"]["seed"] == 3 and "published_sizes" not in spec["synthetic"]
+    expected = {"cifar10": (50_000, 10_000), "cifar100": (50_000, 10_000), "stl10": (5_000, 8_000),
+                "mnist": (60_000, 10_000), "fashion_mnist": (60_000, 10_000)}
+    if name == "ptb":
+        assert formats.token_sizes(spec) == (929_589, 73_760, 82_430) and spec["synthetic"]["words"] == 9_997
+    else:
+        assert formats.split_sizes(spec) == expected[name]
+
+
+def test_ptb_with_token_counts_holds_exactly_those_tokens_and_every_word_type(tmp_path):
+    arrays = ptb.read(ptb.synthetic(tmp_path / "ptb", words=30, seed=1, tokens=[400, 57, 61]))
+    assert [len(arrays[f"tokens_{s}"]) for s in ("train", "valid", "test")] == [400, 57, 61]
+    assert len(arrays["vocab"]) == 30 + 3  # w0..w29, <unk>, N and <eos>
+    for split in ("train", "valid", "test"):  # every line has words: no <eos> right after another
+        eos = np.flatnonzero(arrays[f"tokens_{split}"] == 0)
+        assert eos[-1] == len(arrays[f"tokens_{split}"]) - 1 and (np.diff(eos) >= 2).all() and eos[0] >= 1
+    with pytest.raises(ValueError, match="at least 2 tokens"):
+        ptb.synthetic(tmp_path / "bad", words=30, tokens=[400, 1, 61])
+
+
+def test_synthetic_images_in_chunks_are_the_images_of_one_draw(monkeypatch):
+    from optimbench.formats import common
+
+    prototypes = np.random.default_rng(0).uniform(0, 255, size=(3, 8, 8, 2))
+    whole = common.synthetic_images(10, prototypes, np.random.default_rng(4))
+    monkeypatch.setattr(common, "CHUNK", 3)  # 3 + 3 + 3 + 1
+    chunked = common.synthetic_images(10, prototypes, np.random.default_rng(4))
+    assert (whole[0] == chunked[0]).all() and (whole[1] == chunked[1]).all()
+    rng = np.random.default_rng(4)  # the generator's recipe, drawn at once
+    labels, shifts = rng.integers(0, 3, 10), rng.integers(-3, 4, size=(10, 2))
+    images = np.stack([np.roll(prototypes[k], s, axis=(0, 1)) for k, s in zip(labels, shifts)]).astype(np.float32)
+    images += rng.normal(0.0, 40.0, images.shape)
+    assert (np.clip(images, 0, 255).astype(np.uint8) == whole[0]).all()

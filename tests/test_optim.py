@@ -160,7 +160,8 @@ def test_editing_a_plugin_file_changes_exactly_its_runs_specs_and_the_store_key_
      r"optimizers.Sign.class = '\S+:NotAnOptimizer': NotAnOptimizer in \S+/opt/sign.py is not a "
      r"torch.optim.Optimizer subclass .*subclasses torch.optim.Optimizer and implements step\(\)"),
     ("{class: opt/sign.py:SignSGD, kwargs: {lr: -1}}", SIGN_SGD,
-     r"optimizers.Sign.kwargs.lr = -1 is refused by SignSGD \(\S+:SignSGD\) for optimizer 'Sign' \(built and stepped once on cpu, as its train jobs will\): "
+     r"optimizers.Sign.kwargs.lr = -1 is refused by SignSGD \(\S+:SignSGD\) for optimizer 'Sign' "
+     r"\(built and stepped once on cpu, as its train jobs will\): "
      r"ValueError: lr = -1 must be > 0"),
     ("{class: opt/sign.py:SignSGD, kwargs: {momentum: 0.9}}", SIGN_SGD,
      r"optimizers.Sign.kwargs.momentum: SignSGD \(\S+\) takes no argument 'momentum'; its arguments: \['lr'\]"),

@@ -32,6 +32,7 @@ import pandas as pd
 from optimbench import tune
 from optimbench.claims import article_claims
 from optimbench.cost import plan_cost
+from optimbench.descent import SUMMARY_COLUMNS
 from optimbench.files import DESCENT_TABLES, TRAIN_TABLES, TUNE_TABLES
 from optimbench.focus import focus_table
 from optimbench.io import atomic_path, write_csv
@@ -321,8 +322,10 @@ def aggregate_train(plan: Plan, out_dir) -> dict[str, pd.DataFrame]:
 
 def aggregate_descent(plan: Plan, out_dir) -> dict[str, pd.DataFrame]:
     """The descent tables (optimbench.files.DESCENT_TABLES) from the descent runs of `plan`: every run's
-    summary.csv row, and the article runs' reproduction table."""
-    runs = pd.concat([read_table(run.file("summary.csv")) for run in plan.descent_runs], ignore_index=True)
+    summary.csv row, and the article runs' reproduction table; a study without descent runs (`descent:
+    {groups: []}`) gets both tables empty."""
+    summaries = [read_table(run.file("summary.csv")) for run in plan.descent_runs]
+    runs = pd.concat(summaries, ignore_index=True) if summaries else pd.DataFrame(columns=list(SUMMARY_COLUMNS))
     return write_tables({"descent_runs": runs, "descent_reproduction": descent_reproduction(runs)}, out_dir,
                         DESCENT_TABLES)
 

@@ -16,16 +16,46 @@ import pandas as pd
 from optimbench.runs import GROUP_KEYS, TrainRun
 from optimbench.tables import read_table
 
-SUMMED = ["epochs", "train_seconds", "eval_seconds", "job_seconds", "startup_seconds", "device_seconds",
-          "startup_device_seconds", "epoch_device_seconds"]  # cost_table's columns summed over runs
+SUMMED = ["epochs", "steps", "train_seconds", "eval_seconds", "job_seconds", "startup_seconds", "device_seconds",
+          "startup_device_seconds", "epoch_device_seconds", "runs_over_request"]  # cost_table's sums over runs
+PEAKS = ["peak_host_mb", "peak_gpu_mb", "mem_mb"]  # cost_table's maxima over runs
+# The step-cost baseline of a problem, the first of these the study ran on it (SGD; else torch's SGD with
+# momentum, the Demon paper's SGDM); without either, the problem's fastest optimizer per step.
+STEP_BASELINES = ("SGD", "SGDM")
+
+
+def _benchmark(benchmark_path) -> pd.Series | None:
+    """The last row of Snakemake's benchmark file (the last attempt): `s` seconds, `max_rss` MB; None without it."""
+    benchmark = Path(benchmark_path) if benchmark_path else None
+    if benchmark is None or not benchmark.exists():
+        return None
+    return pd.read_csv(benchmark, sep="\t").iloc[-1]
 
 
 def _job_seconds(benchmark_path) -> float:
     """The job's wall time (seconds, the last row of Snakemake's benchmark file); NaN without the file."""
-    benchmark = Path(benchmark_path) if benchmark_path else None
-    if benchmark is None or not benchmark.exists():
-        return np.nan
-    return float(read_table(benchmark, sep="\t")["s"].iloc[-1])
+    row = _benchmark(benchmark_path)
+    return np.nan if row is None else float(row["s"])
+
+
+def _number(value) -> float:
+    return np.nan if value is None else float(value)
+
+
+def run_memory(run: TrainRun, info: dict) -> dict:
+    """The run's peak memory (MB) and what its job asked for: peak_host_mb (run.json's, the trainer's
+    measurement; for runs recorded before it, the max_rss of Snakemake's benchmark file, NaN without either),
+    peak_gpu_mb (run.json's; NaN off CUDA or unrecorded), mem_mb (run.json's request, else the run's
+    execution settings', else NaN) and over_request (the host peak exceeded the request; False when unknown)."""
+    host = info.get("peak_host_mb")
+    if host is None:
+        row = _benchmark(run.benchmark)
+        host = row.get("max_rss") if row is not None else None
+        host = None if host is None or pd.isna(pd.to_numeric(host, errors="coerce")) else float(host)
+    requested = _number(info.get("mem_mb", run.execution.get("mem_mb")))
+    host = _number(host)
+    return {"peak_host_mb": host, "peak_gpu_mb": _number(info.get("peak_gpu_mb")), "mem_mb": requested,
+            "over_request": bool(np.isfinite(host) and np.isfinite(requested) and host > requested)}
 
 
 def run_cost(run: TrainRun, gpu_share: float) -> dict:
@@ -35,8 +65,10 @@ def run_cost(run: TrainRun, gpu_share: float) -> dict:
     start to the first epoch) from the run's run.json. A resumed run's benchmark file timed the last attempt
     only: its start-up plus its epochs' seconds (epoch_seconds + eval_seconds of metrics.csv) stand in then.
     Device-seconds are seconds × the share of a device the run held: `gpu_share` GPUs on CUDA, its threads
-    (CPU cores) on the CPU. Returns the run's identity (problem, optimizer, seed, dataset, model), device,
-    unit, share, epochs, the seconds and the device-seconds.
+    (CPU cores) on the CPU. Steps are epochs × run.json's steps_per_epoch (NaN for runs recorded without it);
+    seconds_per_step is the training seconds (epoch_seconds, evaluation excluded) per step. Returns the run's
+    identity (problem, optimizer, seed, dataset, model), device, unit, share, epochs, steps, the seconds, the
+    device-seconds and its memory (run_memory).
     """
     info = json.loads(Path(run.file("run.json")).read_text())
     metrics = read_table(run.file("metrics.csv"))
@@ -49,8 +81,11 @@ def run_cost(run: TrainRun, gpu_share: float) -> dict:
     wall = measured + startup if info.get("resumed_after_epoch") or np.isnan(job_seconds) else job_seconds
     on_gpu = info["device"].startswith("cuda")
     share = gpu_share if on_gpu else info["threads"]
+    steps = len(metrics) * _number(info.get("steps_per_epoch"))
+    memory = run_memory(run, info)
     return {**run.identity, "dataset": run.dataset, "model": run.model, "device": info["device_name"],
-            "unit": "GPU" if on_gpu else "CPU core", "share": share, "epochs": len(metrics),
+            "unit": "GPU" if on_gpu else "CPU core", "share": share, "epochs": len(metrics), "steps": steps,
+            **{k: memory[k] for k in PEAKS}, "runs_over_request": int(memory["over_request"]),
             "train_seconds": metrics["epoch_seconds"].sum(), "eval_seconds": metrics["eval_seconds"].sum(),
             "job_seconds": job_seconds, "startup_seconds": startup,
             "samples_per_second": metrics["samples_per_second"].median(), "device_seconds": wall * share,
@@ -63,21 +98,54 @@ def _summarize(frame: pd.DataFrame) -> dict:
             "share": frame["share"].median(), "runs": len(frame), **{c: frame[c].sum(min_count=1) for c in SUMMED},
             "samples_per_second": frame["samples_per_second"].median(),
             "startup_device_seconds_per_run": frame["startup_device_seconds"].mean(),
-            "device_seconds_per_epoch": frame["epoch_device_seconds"].sum() / frame["epochs"].sum()}
+            "device_seconds_per_epoch": frame["epoch_device_seconds"].sum() / frame["epochs"].sum(),
+            "seconds_per_step": frame["train_seconds"].sum() / frame["steps"].sum(min_count=1),
+            **{c: frame[c].max() for c in PEAKS}}
+
+
+def step_costs(table: pd.DataFrame) -> pd.DataFrame:
+    """cost_table's problem × optimizer rows with `step_baseline` (the optimizer each row is compared with:
+    STEP_BASELINES' first that ran on the same problem and device, else the fastest per step there) and
+    `step_cost_vs_baseline` (seconds_per_step ÷ the baseline's: 1 = as costly per step as the baseline, 1.5
+    = 50% more). AlgoPerf reports such per-step overhead beside time to result (Dahl et al. 2023, §4), so a
+    wall-clock difference splits into step cost and progress per step. NaN where steps are unrecorded."""
+    table = table.assign(step_baseline="", step_cost_vs_baseline=np.nan)
+    for _, rows in table.groupby(["problem", "device"], sort=False):
+        known = rows.dropna(subset=["seconds_per_step"])
+        if known.empty:
+            continue
+        named = [b for b in STEP_BASELINES if b in set(known["optimizer"])]
+        base = named[0] if named else known.loc[known["seconds_per_step"].idxmin(), "optimizer"]
+        seconds = known.loc[known["optimizer"] == base, "seconds_per_step"].iloc[0]
+        table.loc[rows.index, "step_baseline"] = base
+        table.loc[rows.index, "step_cost_vs_baseline"] = rows["seconds_per_step"] / seconds
+    return table
 
 
 def cost_table(runs: pd.DataFrame) -> pd.DataFrame:
     """Per problem × optimizer (summed over seeds) and for the whole study (problem: every problem's name,
-    optimizer 'all'): runs, epochs, seconds, device-seconds (GPU-seconds or CPU core-seconds), split into
-    start-up per run and device-seconds per epoch, and the median samples/s. `runs`: run_cost rows."""
+    optimizer 'all'): runs, epochs, steps, seconds, device-seconds (GPU-seconds or CPU core-seconds), split
+    into start-up per run and device-seconds per epoch, the median samples/s, seconds per training step and
+    its ratio to the problem's baseline (step_costs), the peak host and GPU memory and the requested mem_mb
+    (MB, maxima over the runs) and the runs whose host peak exceeded their request. `runs`: run_cost rows."""
     def names(column: str) -> str:
         return ", ".join(str(v) for v in runs[column].unique())
 
     rows = [{"problem": p, "optimizer": o, "dataset": frame["dataset"].iloc[0], "model": frame["model"].iloc[0],
              **_summarize(frame)} for (p, o), frame in runs.groupby(GROUP_KEYS, sort=False)]
-    rows.append({"problem": names("problem"), "optimizer": "all", "dataset": names("dataset"),
-                 "model": names("model"), **_summarize(runs)})
-    return pd.DataFrame(rows)
+    table = step_costs(pd.DataFrame(rows))
+    study = {"problem": names("problem"), "optimizer": "all", "dataset": names("dataset"), "model": names("model"),
+             **_summarize(runs), "step_baseline": "", "step_cost_vs_baseline": np.nan}
+    return pd.concat([table, pd.DataFrame([study])], ignore_index=True)
+
+
+def memory_by_problem(cost: pd.DataFrame) -> pd.DataFrame:
+    """Per problem (cost_table's problem × optimizer rows): peak host and GPU memory and requested mem_mb
+    (MB, maxima over its runs) and its runs whose host peak exceeded their request."""
+    rows = cost[cost["optimizer"] != "all"]
+    return rows.groupby("problem", sort=False).agg(
+        peak_host_mb=("peak_host_mb", "max"), peak_gpu_mb=("peak_gpu_mb", "max"), mem_mb=("mem_mb", "max"),
+        runs_over_request=("runs_over_request", "sum")).reset_index()
 
 
 def plan_cost(runs: list[TrainRun], gpu_share: float) -> pd.DataFrame:

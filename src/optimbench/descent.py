@@ -104,6 +104,12 @@ def optimizer_descent(fn, start, entry, kwargs, scheme, h, tol, max_epochs) -> t
     return pd.DataFrame(rows, columns=TRAJECTORY_COLUMNS), False
 
 
+# summary.csv's columns (summarize, then run's `tuned` and `lrs_tried`): an empty descent_runs table has them too.
+SUMMARY_COLUMNS = ("function", "method", "gradient", "group", "kind", "lr", "momentum", "h", "tol", "start_x",
+                   "start_y", "epochs", "converged", "diverged", "final_x", "final_y", "final_f",
+                   "distance_to_minimum", "reached_minimum", "tuned", "lrs_tried")
+
+
 def summarize(spec: dict, fn, trajectory: pd.DataFrame, converged: bool) -> pd.DataFrame:
     """The run's one-row summary: epochs, stop reason, final point and value, distance to the minimum.
     `diverged` is the divergence rule on the last row (trajectory_diverged); a diverged run is neither

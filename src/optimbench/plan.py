@@ -53,6 +53,7 @@ from optimbench.specs import (
     data_stem,
     descent_spec,
     execution_settings,
+    problem_seeds,
     problem_summary,
     problem_train,
     train_spec,
@@ -79,7 +80,7 @@ def plan(config: dict) -> Plan:
         data[stem] = {"file": DATA_FILE.format(stem=stem), "summary": DATA_SUMMARY.format(stem=stem), "spec": spec}
         problem_data[problem] = stem
         runs += [_train_run(config, problem, optimizer, seed, data[stem]["file"], TRAIN_DIR, TRAIN_BENCHMARK)
-                 for optimizer in train["optimizers"] for seed in train["seeds"]]
+                 for optimizer in train["optimizers"] for seed in problem_seeds(config, problem)]
     descents = []
     for i, group in enumerate(config["descent"]["groups"]):
         lr_search = group.get("tune")
@@ -204,7 +205,7 @@ def tune_plan(config: dict, data: dict, problem_data: dict) -> TuneStage:
                                     spec=spec))
             selections[problem][optimizer] = SELECTION.format(results=results, problem=problem, optimizer=optimizer)
             finals += [_train_run(config, problem, optimizer, seed, data[stem]["file"], TUNED_DIR, TUNED_BENCHMARK,
-                                  validation=validation, test="final") for seed in train["seeds"]]
+                                  validation=validation, test="final") for seed in problem_seeds(config, problem)]
     return TuneStage(optimizers, split_files, tune["validation_size"], tune["split_seed"], tune["select_by"],
                      tune["sampler"], spaces, trials, selections, finals)
 

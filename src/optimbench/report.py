@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from optimbench import labels
-from optimbench.cost import projected_device_hours
+from optimbench.cost import memory_by_problem, projected_device_hours
 from optimbench.files import ACKLEY_VIEWS, descent_figure_paths, train_figure_stems, tune_figure_files
 from optimbench.metrics import Metric
 from optimbench.runs import StudyProblem, TuneStage
@@ -478,4 +478,21 @@ def cost_conclusion(cost: pd.DataFrame, dataset: str) -> str:
     lines.append(f"- At this pace the article's whole study ({ARTICLE_STUDY['optimizers']} optimizers × "
                  f"{ARTICLE_STUDY['seeds']} seeds × {ARTICLE_STUDY['epochs']} epochs, with this model and data "
                  f"({dataset})) would take **{hours:.2f} {unit}** (start-up × runs + per-epoch cost × epochs).")
-    return "\n".join(lines)
+    return "\n".join(lines + memory_lines(cost))
+
+
+def memory_lines(cost: pd.DataFrame) -> list[str]:
+    """Per problem, its runs' peak host (and GPU) memory beside the memory its jobs asked for, and a warning
+    for a problem whose runs exceeded their request (cost.memory_by_problem); none for runs recorded without."""
+    memory = memory_by_problem(cost) if "peak_host_mb" in cost else pd.DataFrame()
+    lines = []
+    for row in memory.itertuples():
+        if pd.isna(row.peak_host_mb):
+            continue
+        gpu = "" if pd.isna(row.peak_gpu_mb) else f", GPU {row.peak_gpu_mb:,.0f} MB"
+        asked = "" if pd.isna(row.mem_mb) else f" of the {row.mem_mb:,.0f} MB its jobs asked for"
+        over = (f" **{int(row.runs_over_request)} run(s) exceeded their request: raise mem_mb for {row.problem}.**"
+                if row.runs_over_request else "")
+        lines.append(f"- {row.problem}: peak host memory {row.peak_host_mb:,.0f} MB{asked}{gpu} (max over runs).{over}")
+    return lines
+

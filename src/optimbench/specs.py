@@ -103,6 +103,11 @@ def problem_train(config: dict, problem: str) -> dict:
     return settings
 
 
+def problem_seeds(config: dict, problem: str) -> list[int]:
+    """The problem's seeds: problem_settings.<problem>.seeds, else train.seeds."""
+    return list(config["problem_settings"].get(problem, {}).get("seeds", config["train"]["seeds"]))
+
+
 def problem_target(config: dict, problem: str) -> float:
     """The primary metric's target: problem_settings.<problem>.target, else the registry's."""
     return float(config["problem_settings"].get(problem, {}).get("target", registry.get(problem).target))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import inspect
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,8 +91,6 @@ def source_spec(dataset: str, data_cfg: dict, source: str | None = None) -> dict
         DataError: the source is not one of this data set's (digits: CIFAR-10 and MNIST formats only), or
         source archive without a path for this data set (naming data.archives.<dataset>).
     """
-    import inspect
-
     fmt = get(dataset)
     source = source or data_cfg["source"]
     spec = {"dataset": dataset, "source": source}
@@ -102,15 +101,34 @@ def source_spec(dataset: str, data_cfg: dict, source: str | None = None) -> dict
                             f"{fmt.archive}, or use data.source download/synthetic")
         spec["archive"] = str(path)
     elif source in ("synthetic", "digits"):
-        generator = fmt.synthetic if source == "synthetic" else fmt.digits
-        if generator is None:
-            usable = [s for s in SOURCES if s != "digits" or fmt.digits is not None]
-            raise DataError(f"data.source = {source!r} is not a source of {dataset}: use {', '.join(usable)}")
-        accepted = inspect.signature(generator).parameters
-        spec[source] = {k: v for k, v in data_cfg.get(source, {}).items() if k in accepted}
+        spec[source] = generator_settings(fmt, data_cfg, source)
     elif source != "download":
         raise DataError(f"unknown data.source {source!r}: use {', '.join(SOURCES)}")
     return spec
+
+
+def published_synthetic(dataset: str) -> dict:
+    """The synthetic generator's settings that give `dataset` at its published size: the image counts of
+    PUBLISHED_SIZES (STL-10's 100,000 unlabeled images, unused by training, stay the generator's few), PTB's
+    token counts (PUBLISHED_TOKENS) and its 10,000 types with <eos> (words = 9,997 + <unk> + N)."""
+    if PUBLISHED_SIZES[dataset] is None:
+        return {"words": 9_997, "tokens": list(PUBLISHED_TOKENS[dataset])}
+    return dict(zip(("train_size", "test_size"), PUBLISHED_SIZES[dataset]))
+
+
+def generator_settings(fmt: Format, data_cfg: dict, source: str) -> dict:
+    """The settings the generated source (synthetic, digits) of `fmt` takes from data_cfg[source]: only
+    those its generator accepts; `published_sizes: true` of synthetic becomes the data set's published
+    sizes (published_synthetic). Raises DataError if the format has no such source."""
+    generator = fmt.synthetic if source == "synthetic" else fmt.digits
+    if generator is None:
+        usable = [s for s in SOURCES if s != "digits" or fmt.digits is not None]
+        raise DataError(f"data.source = {source!r} is not a source of {fmt.name}: use {', '.join(usable)}")
+    settings = dict(data_cfg.get(source, {}))
+    if settings.pop("published_sizes", False):
+        settings.update(published_synthetic(fmt.name))
+    accepted = inspect.signature(generator).parameters
+    return {k: v for k, v in settings.items() if k in accepted}
 
 
 def split_sizes(spec: dict) -> tuple[int, int] | None:
@@ -118,8 +136,6 @@ def split_sizes(spec: dict) -> tuple[int, int] | None:
     stream (PTB). download/archive: the published sizes (an archive is taken to be the published data set);
     digits: 1,797 images, round(1,797 · test_fraction) for testing (as the digits writers split them);
     synthetic: the generator's train_size / test_size (their defaults where unset)."""
-    import inspect
-
     if PUBLISHED_SIZES[spec["dataset"]] is None:
         return None
     if spec["source"] in ("download", "archive"):
@@ -139,14 +155,14 @@ def token_sizes(spec: dict) -> tuple[int, int, int] | None:
     None for an image data set. download/archive: the published counts (PUBLISHED_TOKENS); synthetic
     (ptb.synthetic, random sentence lengths): a lower bound, every line at least 4 words + <eos>, the
     first training line every word type + <eos>."""
-    import inspect
-
     if PUBLISHED_SIZES[spec["dataset"]] is not None:
         return None
     if spec["source"] in ("download", "archive"):
         return PUBLISHED_TOKENS[spec["dataset"]]
     defaults = {name: p.default for name, p in inspect.signature(get(spec["dataset"]).synthetic).parameters.items()}
     settings = {**defaults, **spec.get("synthetic", {})}
+    if settings["tokens"] is not None:
+        return tuple(settings["tokens"])
     train = settings["words"] + 3 + 5 * (settings["train_lines"] - 1)
     return train, 5 * settings["test_lines"], 5 * settings["test_lines"]
 
@@ -174,10 +190,9 @@ def obtain(fmt: Format, data_cfg: dict, workdir) -> Path:
             raise DataError(f"{key} = {data_cfg.get('archive')!r} does not exist: put {fmt.archive} "
                             f"there, or set {key} to its path")
         return path
-    if source == "synthetic":
-        return fmt.synthetic(Path(workdir) / fmt.archive_name, **data_cfg.get("synthetic", {}))
-    if source == "digits" and fmt.digits is not None:
-        return fmt.digits(Path(workdir) / fmt.archive_name, **data_cfg.get("digits", {}))
+    if source in ("synthetic", "digits"):
+        generator = fmt.synthetic if source == "synthetic" else fmt.digits
+        return generator(Path(workdir) / fmt.archive_name, **generator_settings(fmt, data_cfg, source))
     usable = [s for s in SOURCES if s != "digits" or fmt.digits is not None]
     raise DataError(f"data.source = {source!r} is not a source of {fmt.name}: use {', '.join(usable)}")
 
@@ -204,7 +219,8 @@ SPEC_REQUIRED = {"source": "download | archive | synthetic | digits (digits: mni
 SPEC_OPTIONAL = {"dataset": "the data set (recorded; --dataset decides)",
                  "download_dir": "source download: where the download goes (resources/downloads)",
                  "archive": "source archive: the data set's downloaded file or folder",
-                 "synthetic": "source synthetic: the generator's settings (train_size, test_size, seed, ...)",
+                 "synthetic": "source synthetic: the generator's settings (train_size, test_size, seed, "
+                              "published_sizes, ...)",
                  "digits": "source digits: {test_fraction (0.25), seed (0)}"}
 
 

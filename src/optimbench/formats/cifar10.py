@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from optimbench.errors import DataError
-from optimbench.formats.common import synthetic_images
+from optimbench.formats.common import GZIP_LEVEL, synthetic_images
 from optimbench.io import atomic_path
 
 ARCHIVE_NAME = "cifar-10-python.tar.gz"
@@ -87,7 +87,7 @@ def write_cifar_archive(path, x_train, y_train, x_test, y_test, classes) -> Path
     Byte-for-byte reproducible: gzip and tar timestamps are 0.
     """
     with (atomic_path(path) as tmp, open(tmp, "wb") as raw,
-          gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz,
+          gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=GZIP_LEVEL) as gz,
           tarfile.open(fileobj=gz, mode="w") as tar):
         for i, chunk in enumerate(np.array_split(np.arange(len(x_train)), len(TRAIN_BATCHES))):
             _add_pickle(tar, TRAIN_BATCHES[i], {

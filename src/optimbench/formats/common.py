@@ -44,11 +44,16 @@ def check_labels(labels: np.ndarray, n_classes: int, path, split: str) -> None:
             f"{split} labels outside 0..{n_classes - 1}")
 
 
+# gzip level of the archives optimbench writes (generated sources): 1, as its noisy images barely compress and
+# level 9 (gzip's default) took a minute for a published-size CIFAR archive; any level reads the same.
+GZIP_LEVEL = 1
+
+
 @contextlib.contextmanager
 def tar_gz_writer(path):
     """A .tar.gz written atomically with gzip and tar timestamps 0, so equal content gives equal bytes."""
     with (atomic_path(path) as tmp, open(tmp, "wb") as raw,
-          gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz,
+          gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=GZIP_LEVEL) as gz,
           tarfile.open(fileobj=gz, mode="w") as tar):
         yield tar
 
@@ -61,7 +66,7 @@ def add_bytes(tar: tarfile.TarFile, name: str, payload: bytes) -> None:
 
 def write_gzip(path, payload: bytes) -> Path:
     """A .gz file written atomically, with mtime 0."""
-    with atomic_path(path) as tmp, gzip.GzipFile(tmp, "wb", mtime=0) as gz:
+    with atomic_path(path) as tmp, gzip.GzipFile(tmp, "wb", mtime=0, compresslevel=GZIP_LEVEL) as gz:
         gz.write(payload)
     return Path(path)
 
@@ -89,15 +94,24 @@ def download_error(name: str, exc: Exception, archive_hint: str) -> DataError:
                      "format, for tests).")
 
 
+CHUNK = 1024  # images generated at once (synthetic_images)
+
+
 def synthetic_images(n: int, prototypes: np.ndarray, rng: np.random.Generator):
     """Images of class prototypes plus noise and a random shift: learnable, not trivially so."""
     labels = rng.integers(0, len(prototypes), n)
-    images = prototypes[labels].astype(np.float32)
     shifts = rng.integers(-3, 4, size=(n, 2))
-    for i, (dy, dx) in enumerate(shifts):
-        images[i] = np.roll(images[i], (dy, dx), axis=(0, 1))
-    images += rng.normal(0.0, 40.0, images.shape)
-    return np.clip(images, 0, 255).astype(np.uint8), labels.astype(np.int64)
+    out = np.empty((n, *prototypes.shape[1:]), dtype=np.uint8)
+    # In chunks: a published-size set (STL-10's 8,000 test images at 96×96) would need a float64 noise array
+    # of 1.8 GB at once. The chunks draw the same noise, in the same order, as one draw would.
+    for start in range(0, n, CHUNK):
+        stop = min(start + CHUNK, n)
+        images = prototypes[labels[start:stop]].astype(np.float32)
+        for i, (dy, dx) in enumerate(shifts[start:stop]):
+            images[i] = np.roll(images[i], (dy, dx), axis=(0, 1))
+        images += rng.normal(0.0, 40.0, images.shape)
+        out[start:stop] = np.clip(images, 0, 255).astype(np.uint8)
+    return out, labels.astype(np.int64)
 
 
 def prototype_splits(sizes: dict, n_classes: int, side: int, channels: int, seed: int) -> dict:

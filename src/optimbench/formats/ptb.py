@@ -76,11 +76,20 @@ def write(folder, lines: dict) -> Path:
     return folder
 
 
-def synthetic(folder, words: int = 50, train_lines: int = 400, test_lines: int = 100, seed: int = 0) -> Path:
+def synthetic(folder, words: int = 50, train_lines: int = 400, test_lines: int = 100, seed: int = 0,
+              tokens: list[int] | None = None) -> Path:
     """A learnable corpus in PTB's format: sentences from a random sparse bigram chain over `words` word
     types (plus `<unk>` and `N`), so a language model can beat the unigram perplexity. Every word appears
-    in the training text."""
+    in the training text (its first line). `tokens` = (train, valid, test) token counts, each line's words
+    and its `<eos>` (as `read` counts them): the splits hold exactly these (e.g. the published PTB's
+    929,589 / 73,760 / 82,430 with words = 9,997: 10,000 types with <eos>); then the line counts are unused.
+
+    Raises:
+        ValueError: a token count below 2, or a training count below the first line's words + 3.
+    """
     rng = np.random.default_rng(seed)
+    if tokens is not None:
+        return write(folder, _lines_of_tokens(rng, words, tokens))
     types = ["<unk>", "N"] + [f"w{i}" for i in range(words)]
     successors = rng.integers(0, len(types), size=(len(types), 3))  # each word has 3 likely followers
 
@@ -94,6 +103,38 @@ def synthetic(folder, words: int = 50, train_lines: int = 400, test_lines: int =
     lines = {"train": [" ".join(types)] + [sentence() for _ in range(train_lines - 1)],
              "valid": [sentence() for _ in range(test_lines)], "test": [sentence() for _ in range(test_lines)]}
     return write(folder, lines)
+
+
+def _lines_of_tokens(rng: np.random.Generator, words: int, tokens) -> dict:
+    """Sentences of the bigram chain (as `synthetic`'s) holding exactly tokens = (train, valid, test) tokens
+    (words + one <eos> a line), 4 to 14 words a line; vectorised draws, one pass over the words."""
+    types = np.array(["<unk>", "N"] + [f"w{i}" for i in range(words)])
+    successors = rng.integers(0, len(types), size=(len(types), 3))
+    counts = dict(zip(SPLITS, tokens))
+    first = len(types) + 1  # the first training line: every type, then <eos>
+    if min(counts.values()) < 2 or counts["train"] < first + 2:
+        raise ValueError(f"tokens = {list(tokens)}: each split needs at least 2 tokens, the training split at "
+                         f"least {first + 2} (its first line holds all {len(types)} word types)")
+    lines = {}
+    for split, total in counts.items():
+        remaining = total - (first if split == "train" else 0)
+        lengths = []
+        while remaining > 0:  # a line of n words takes n + 1 tokens; never leave 1 token (a line without words)
+            n = min(int(rng.integers(4, 15)), remaining - 1)
+            n += 1 if remaining - (n + 1) == 1 else 0
+            lengths.append(n)
+            remaining -= n + 1
+        n_words = sum(lengths)
+        follow, pick = rng.random(n_words) < 0.9, rng.integers(0, 3, n_words)
+        jump = rng.integers(0, len(types), n_words)
+        ids, word = np.empty(n_words, dtype=np.int64), int(rng.integers(len(types)))
+        for i in range(n_words):  # the chain runs across lines (one pass); its lines are cut from it below
+            ids[i] = word
+            word = int(successors[word, pick[i]]) if follow[i] else int(jump[i])
+        cuts = np.cumsum(lengths)[:-1]
+        lines[split] = [" ".join(types[chunk]) for chunk in np.split(ids, cuts)]
+    lines["train"].insert(0, " ".join(types))
+    return lines
 
 
 def download(download_dir) -> Path:
