@@ -1,6 +1,7 @@
 """The study's plan: its runs, their result specs and execution settings, names → paths, the data file."""
 
 import json
+import re
 
 import pytest
 import torch
@@ -247,12 +248,8 @@ def test_tuning_plans_trials_selections_and_final_runs():
     ({"space": {"default": {"lrr": {"low": 0.1, "high": 1}}}}, "tune.space.default.lrr"),
     ({"space": {"default": {"lr": {"low": 0.0, "high": 1}}}}, "log range must stay above 0"),
     # issue 27.10: a validation split larger than the training subset, a subset the split makes smaller
-    ({"train_subset": 200}, r"tune.validation_size = 300 exceeds train.train_subset = 200 of problem "
-                            r"'cifar10-resnet18': trials would validate on more images than they train on"),
     ({"train_subset": 1300}, r"train.train_subset = 1300 with tune.validation_size = 300: .*1,348 training examples, "
                              r"1,048 after the split.*Use at most 1048"),
-    ({"problem_settings": {"cifar10-resnet18": {"train_subset": 100}}},
-     r"exceeds problem_settings.cifar10-resnet18.train_subset = 100"),
     # issue 27.9: a grid budget that cannot cover the space
     ({"trials": 5, "sampler": "grid", "space": {"default": {"lr": {"low": 1e-3, "high": 1.0},
                                                             "momentum": {"low": 0.0, "high": 0.9, "log": False}}}},
@@ -268,6 +265,18 @@ def test_bad_tuning_settings_are_refused_before_any_job(tune_cfg, message):
     with pytest.raises(ConfigError, match=message):
         plans.plan(load(data={"source": "digits"}, train=train, **extra,
                         tune={"enabled": True, "validation_size": 300, **tune_cfg}))
+
+
+@pytest.mark.parametrize("train, extra, key", [
+    ({"train_subset": 200}, {}, "train.train_subset = 200"),
+    ({}, {"problem_settings": {"cifar10-resnet18": {"train_subset": 100}}},
+     "problem_settings.cifar10-resnet18.train_subset = 100")])
+def test_a_validation_split_larger_than_the_training_subset_is_warned_about(train, extra, key):
+    """Issue 27.10: accepted silently before; both readings are legitimate (a quick subset, a reliable split)."""
+    with pytest.warns(UserWarning, match=rf"tune.validation_size = 300 exceeds {re.escape(key)} of problem "
+                                         r"'cifar10-resnet18': trials will validate on more images than they train"):
+        plans.plan(load(data={"source": "digits"}, train={"optimizers": ["SGD"], **train}, **extra,
+                        tune={"enabled": True, "validation_size": 300}))
 
 
 def test_tuning_runs_per_problem_and_ptb_validates_on_its_own_stream():

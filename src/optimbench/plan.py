@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import warnings
 from pathlib import Path
 
 from optimbench import formats, search
@@ -141,10 +142,12 @@ def _validation(config: dict, problem: str, data: dict) -> str:
                           f"class, and 10); choose a size between {least} and {n_train - train['batch_size']}")
     subset, key = train["train_subset"], _train_key(config, problem, "train_subset")
     if subset is not None and tune["validation_size"] > subset:
-        raise ConfigError(f"tune.validation_size = {tune['validation_size']} exceeds {key} = {subset} of problem "
-                          f"{problem!r}: trials would validate on more images than they train on. Use a "
-                          f"validation_size below {subset} (AlgoPerf holds out 10%: {max(least, subset // 10)}), or "
-                          "raise the subset")
+        # Both readings are legitimate (a small training subset for speed, a large validation split for a
+        # reliable choice; or a slip): warned about, not refused (issue 27.10).
+        warnings.warn(f"tune.validation_size = {tune['validation_size']} exceeds {key} = {subset} of problem "
+                      f"{problem!r}: trials will validate on more images than they train on. If unintended, use a "
+                      f"validation_size below {subset} (AlgoPerf holds out 10%: {max(least, subset // 10)}), or "
+                      "raise the subset", UserWarning, stacklevel=2)
     if subset is not None and subset > n_train - tune["validation_size"]:
         raise ConfigError(f"{key} = {subset} with tune.validation_size = {tune['validation_size']}: problem "
                           f"{problem!r} has {n_train:,} training examples, {n_train - tune['validation_size']:,} after "
