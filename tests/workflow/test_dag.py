@@ -103,7 +103,8 @@ def test_each_training_job_asks_slurm_for_its_own_runtime_memory_and_threads(tmp
         problem_settings={"digits-vae": {"epochs": 30, "mem_mb": 3456, "minutes_per_epoch": 0.5, "threads": 2}},
         train={"epochs": 1, "mem_mb": 2345, "minutes_per_epoch": 2, "optimizers": ["SGD"], "seeds": [0],
                "threads": 1, "gpus": 0},
-        tune={"enabled": True, "optimizers": ["SGD"], "trials": 1, "epochs": 4, "validation_size": 200},
+        # two trials: a grid over lr needs both ends of its range (issue 27.9)
+        tune={"enabled": True, "optimizers": ["SGD"], "trials": 2, "epochs": 4, "validation_size": 200},
         descent={"groups": []})
     result = snakemake(tmp_path, config, "-n", "--profile", str(ROOT / "profiles" / "slurm"), "--cores", "4")
     expected = {  # rule, problem -> (runtime, mem_mb, threads)
@@ -114,7 +115,7 @@ def test_each_training_job_asks_slurm_for_its_own_runtime_memory_and_threads(tmp
     seen = {(job["rule"], job["wildcards"]["problem"]):
             (int(job["resources"]["runtime"]), int(job["resources"]["mem_mb"]), job["threads"]) for job in jobs}
     assert seen == expected, result.stdout[-3000:]
-    assert len(jobs) == 6 and all(job["spec"]["threads"] == job["threads"] for job in jobs)  # the trainer's too
+    assert len(jobs) == 8 and all(job["spec"]["threads"] == job["threads"] for job in jobs)  # the trainer's too
     assert "--mem-mb 3456" in result.stdout and "--mem-mb 2345" in result.stdout  # recorded in run.json
     # Issue 27.7: the report's outputs are `update`: Snakemake never deletes the previous report (restored on failure)
     assert re.search(r"rule report:.*?\n    output: \S+/study\.ipynb \(update\), \S+/study\.html \(update\)\n",

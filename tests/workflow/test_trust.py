@@ -37,11 +37,18 @@ def test_a_finished_study_has_nothing_to_do(study, tmp_path):
 @pytest.mark.parametrize("changes", [
     {"optimizers": {"SGD": {"paper": "a new citation"}}},
     {"train": {"compile": "off"}},
-    {"train": {"threads": 2}},
     {"data": {"source": "digits", "synthetic": {"train_size": 500}}},
-], ids=["citation", "compile-off", "threads", "unused-data-setting"])
+], ids=["citation", "compile-off", "unused-data-setting"])
 def test_settings_that_cannot_change_a_result_rerun_nothing(study, tmp_path, changes):
     assert dry_run(study[0], tmp_path, **changes) == {}
+
+
+def test_the_thread_count_reruns_every_training_run_and_no_descent(study, tmp_path):
+    """Issue 27.6: a CPU run's numbers change with its thread count, so threads are in the result spec."""
+    counts = dry_run(study[0], tmp_path, train={**tiny_config()["train"], "threads": 2})
+    assert counts["train"] == len(PROBLEMS) * len(OPTIMIZERS) * len(SEEDS)
+    assert counts["trial"] == len(PROBLEMS) * len(TUNED) * TRIALS
+    assert "descent" not in counts and "prepare_data" not in counts
 
 
 def test_a_learning_rate_reruns_exactly_that_optimizers_runs_and_what_follows(study, tmp_path):
