@@ -15,7 +15,7 @@ from optimbench import events, status
 from optimbench.config import load
 from optimbench.plan import plan as plan_of
 from optimbench.plan import write_plan
-from optimbench.runs import read_plan
+from optimbench.runs import WRITER_LOCK, read_plan
 
 from helpers import ROOT, SNAKEMAKE, assert_one_event_per_epoch, run_env, snakemake, write_config
 from workflow_study import DESCENT_RUNS, EPOCHS, OPTIMIZERS, PROBLEM, PROBLEMS, SEEDS, TRIALS, TUNED
@@ -59,6 +59,12 @@ def test_a_study_killed_half_way_shows_the_run_stalled_then_done(tmp_path):
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGKILL)  # Snakemake and its job, as a lost session or a power cut would
     proc.wait()
+    # A SIGKILLed trainer in the middle of a write exits (and its flock goes) only when the write returns:
+    # under I/O load that takes a moment, and until then the run is rightly "training".
+    lock = run_dir / WRITER_LOCK
+    deadline = time.time() + 60
+    while status.lock_held(lock) and time.time() < deadline:
+        time.sleep(0.1)
     assert first.exists() and not (run_dir / "metrics.csv").exists(), "the study was not interrupted"
 
     plan, source = status.load_plan([config], tmp_path)
