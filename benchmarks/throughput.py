@@ -79,7 +79,7 @@ def trainer_steps(args, device, x, y, barrier=None, bf16: str = "auto") -> tuple
 
 def _worker(args, barrier, results, bf16) -> None:
     torch.set_num_threads(args.process_threads)
-    device = train.resolve_device(args.device)
+    device = hardware.resolve_device(args.device)
     x, y = synthetic_arrays(args.images)
     results.put(trainer_steps(args, device, x, y, barrier, bf16))
 
@@ -235,7 +235,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
 
     torch.set_num_threads(args.threads)
-    device = train.resolve_device(args.device)
+    device = hardware.resolve_device(args.device)
     x, y = synthetic_arrays(args.images)
     print(f"device: {device_name(args, device)}; model {args.model}; batch {args.batch_size}; {args.steps} timed "
           f"steps, best of {args.rounds} rounds; load average {os.getloadavg()}")

@@ -29,7 +29,7 @@ def _benchmark(benchmark_path) -> pd.Series | None:
     benchmark = Path(benchmark_path) if benchmark_path else None
     if benchmark is None or not benchmark.exists():
         return None
-    return pd.read_csv(benchmark, sep="\t").iloc[-1]
+    return read_table(benchmark, sep="\t").iloc[-1]
 
 
 def _job_seconds(benchmark_path) -> float:

@@ -68,10 +68,6 @@ def get_problem(spec: dict) -> Problem:
 
 
 # ---------------------------------------------------------------- setup
-def resolve_device(name: str) -> torch.device:
-    return hardware.resolve_device(name)  # one place: the config check steps each optimizer on this device too
-
-
 def layout_and_precision(spec: dict, device: torch.device) -> tuple[hardware.Choice, hardware.Choice]:
     """The run's channels-last and bf16 settings (auto/on/off) resolved for the device and, on the CPU,
     for what it offers (optimbench.hardware): (channels_last, bf16), each with its reason."""
@@ -404,7 +400,7 @@ def _run_locked(spec: dict, problem: Problem, out_dir: Path, threads: int, save_
                 mem_mb: int | None) -> list[dict]:
     started = provenance.now()
     torch.set_num_threads(threads)  # bit-identity on the CPU depends on it: in the result spec
-    device = resolve_device(spec.get("device", "auto"))
+    device = hardware.resolve_device(spec.get("device", "auto"))  # the config check steps on it too
     torch.use_deterministic_algorithms(spec.get("deterministic", True) and device.type == "cpu")
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
