@@ -38,15 +38,20 @@ def store_runs():
     return [(specs.store_key(spec), paths, spec) for spec, paths in found]
 
 
-STORED = store.sync(STORE, store_runs() if STORE else [])  # the run folders the store filled: no job for them
+def sync_store():
+    """Publish this study's finished runs to the store and fill the runs it lacks; the run folders it filled."""
+    return store.sync(STORE, store_runs() if STORE else [])
+
+
+STORED = sync_store()  # the run folders the store filled: no job for them
 
 
 onsuccess:
-    store.sync(STORE, store_runs() if STORE else [])
+    sync_store()
 
 
 onerror:
-    store.sync(STORE, store_runs() if STORE else [])
+    sync_store()
 
 
 PY = sys.executable
@@ -185,23 +190,26 @@ def problem_split(wildcards):
     return PLAN.split_file(wildcards.problem)
 
 
+def stored(job, wildcards) -> bool:
+    """Whether the store filled this training job's run folder (STORED): it needs no job, so no inputs."""
+    return str(Path(job_run(job)(wildcards).dir)) in STORED
+
+
 def run_data(wildcards):
-    """A training run's data file; none for a run the store filled (STORED): it needs no job, so no data."""
-    run = PLAN.train_run(wildcards.problem, wildcards.optimizer, wildcards.seed)
-    return [] if str(Path(run.dir)) in STORED else problem_data(wildcards)
+    """A training run's data file; none for a run the store filled."""
+    return [] if stored("train", wildcards) else problem_data(wildcards)
 
 
 def trial_data(wildcards):
     """A trial's data and validation split files; none for a trial the store filled."""
-    trial = PLAN.trial(wildcards.problem, wildcards.optimizer, wildcards.trial)
-    return [] if str(Path(trial.dir)) in STORED else [problem_data(wildcards), *problem_split(wildcards)]
+    return [] if stored("trial", wildcards) else [problem_data(wildcards), *problem_split(wildcards)]
 
 
 def tuned_data(wildcards):
     """A tuned run's data, validation split and selection files; none for a tuned run the store filled."""
-    run = PLAN.tuned_run(wildcards.problem, wildcards.optimizer, wildcards.seed)
-    if str(Path(run.dir)) in STORED:
+    if stored("tuned_train", wildcards):
         return {}
+    run = job_run("tuned_train")(wildcards)
     return {
         "data": problem_data(wildcards),
         "split": problem_split(wildcards),
