@@ -1,4 +1,4 @@
-"""How metrics read in figures and the report: names for people, with their direction.
+"""How metrics and data sets read in figures, the plan and the report: names for people, with their direction.
 
 A metric column is `{split}_{name}` (optimbench.problems): `test_neg_elbo` reads "test negative ELBO",
 `train_acc` "training accuracy". What a problem's metrics are (direction, range, primary, target) is the
@@ -10,8 +10,20 @@ from __future__ import annotations
 import math
 
 SPLIT_NAMES = {"train": "training", "val": "validation", "test": "test"}  # a column's split word, for people
+DATASET_NAMES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "mnist": "MNIST", "fashion_mnist": "Fashion-MNIST",
+                 "stl10": "STL-10", "ptb": "Penn Treebank", "svhn": "SVHN"}
+GENERATED_SOURCES = {"digits": "digits"}  # a source that writes its data in another data set's files
 NAMES = {"acc": "accuracy", "loss": "loss", "neg_elbo": "negative ELBO", "recon": "reconstruction loss",
          "kl": "KL divergence", "perplexity": "perplexity"}
+
+
+def data_words(dataset: str, source: str = "") -> str:
+    """A data set as a reader names it, with its source when that is not the data set itself: "CIFAR-10",
+    "digits (CIFAR-10 format)" (scikit-learn's digits written as CIFAR-10 files)."""
+    name = DATASET_NAMES.get(str(dataset), str(dataset))
+    if source and source not in ("download", "archive", "", None) and source != dataset:
+        return f"{GENERATED_SOURCES.get(source, source)} ({name} format)"
+    return name
 
 
 def metric_label(column: str) -> str:

@@ -21,6 +21,7 @@ import pandas as pd
 from optimbench import labels
 from optimbench.cost import memory_by_problem, projected_device_hours
 from optimbench.files import ACKLEY_VIEWS, descent_figure_paths, train_figure_stems, tune_figure_files
+from optimbench.labels import data_words
 from optimbench.metrics import Metric
 from optimbench.runs import StudyProblem, TuneStage
 from optimbench.search import criterion_label
@@ -30,9 +31,6 @@ from optimbench.search import criterion_label
 # epochs to target depend on the target chosen, and seconds on the timing noise of a shared machine.
 MEASURES = {"metric": "final primary metric", "time": "seconds to target", "epochs": "epochs to target"}
 HEADLINE = "metric"
-DATASET_NAMES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "mnist": "MNIST", "fashion_mnist": "Fashion-MNIST",
-                 "stl10": "STL-10", "ptb": "Penn Treebank", "svhn": "SVHN"}
-GENERATED_SOURCES = {"digits": "digits"}  # a source that writes its data in another data set's files
 
 
 def _ci(low, high) -> str:
@@ -49,15 +47,6 @@ def for_problem(frame: pd.DataFrame, problem: str) -> pd.DataFrame:
 def metric_phrase(metric: Metric) -> str:
     """"test negative ELBO, lower is better"."""
     return f"{labels.metric_label(metric.name)}, {labels.direction(metric.higher_is_better)}"
-
-
-def data_words(dataset: str, source: str = "") -> str:
-    """A data set as a reader names it, with its source when that is not the data set itself: "CIFAR-10",
-    "digits (CIFAR-10 format)" (scikit-learn's digits written as CIFAR-10 files)."""
-    name = DATASET_NAMES.get(str(dataset), str(dataset))
-    if source and source not in ("download", "archive", "", None) and source != dataset:
-        return f"{GENERATED_SOURCES.get(source, source)} ({name} format)"
-    return name
 
 
 def study_heading(runs: pd.DataFrame, source: str = "") -> str:

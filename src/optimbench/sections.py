@@ -24,12 +24,12 @@ import pandas as pd
 
 from optimbench import labels
 from optimbench.files import ACKLEY_VIEWS, report_tables
+from optimbench.labels import data_words
 from optimbench.plan import Plan
 from optimbench.report import (
     HEADLINE,
     MEASURES,
     cost_conclusion,
-    data_words,
     default_title,
     descent_conclusion,
     descent_figures,

@@ -22,6 +22,7 @@ import torch
 from optimbench import formats, functions
 from optimbench import problems as registry
 from optimbench.errors import ConfigError, DataError
+from optimbench.labels import data_words
 from optimbench.optim import code_fingerprint, is_file_class
 
 # Names from the config (optimizers, descent methods and groups) become single path components. The
@@ -113,13 +114,6 @@ def problem_target(config: dict, problem: str) -> float:
     return float(config["problem_settings"].get(problem, {}).get("target", registry.get(problem).target))
 
 
-def _data_words(data: dict) -> str:
-    """The data as a reader names it: `cifar10`, or `digits as cifar10 files` for a generated source."""
-    if data["source"] in ("download", "archive"):
-        return data["dataset"]
-    return f"{data['source']} as {data['dataset']} files"
-
-
 def problem_summary(config: dict, problem: str, data: dict) -> dict:
     """What the tables and report need about a problem (plan settings["problems"][name])."""
     p = registry.get(problem)
@@ -129,7 +123,8 @@ def problem_summary(config: dict, problem: str, data: dict) -> dict:
                for split in ("train", "val", "test") for m in p.task.metric_defs]
     return {"dataset": p.dataset, "model": train["model"], "kind": p.kind, "primary": p.primary,
             "higher_is_better": p.primary_metric.higher_is_better, "target": problem_target(config, problem),
-            "title": f"{problem} ({_data_words(data)}, {train['model']} at {width})", "data_source": data["source"],
+            "title": f"{problem} ({data_words(data['dataset'], data['source'])}, {train['model']} at {width})",
+            "data_source": data["source"],
             "epochs": train["epochs"], "width": train["width"], "paper": p.paper, "metrics": metrics}
 
 
