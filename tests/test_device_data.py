@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 
 from optimbench import device_data, problems
+from optimbench.formats import canonical
+from optimbench.split import write_split
 
 from helpers import images, reference_augment
 
@@ -59,3 +61,32 @@ def test_a_problem_without_augmentation_trains_on_its_images_as_they_are():
     expected = torch.from_numpy(x).permute(0, 3, 1, 2)[order].float() / 255
     torch.testing.assert_close(torch.cat([inputs for inputs, _ in got]), expected, rtol=0, atol=0)
     assert [len(inputs) for inputs, _ in got] == [4, 4, 2]
+
+
+def test_a_validation_split_holds_its_rows_out_without_copying_the_training_images(tmp_path):
+    """Trial data (issue 31): the training set is the split's training rows (cut to train_subset), the
+    validation set its validation rows, both gathered per batch from the one array read (no copy of it), and
+    the input statistics are those of the training rows alone."""
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (40, 4, 4, 3), dtype=np.uint8)
+    y = np.arange(40) % 4
+    path = tmp_path / "data.npz"
+    canonical.save_npz(path, {"x_train": x, "y_train": y, "x_test": x[:5], "y_test": y[:5],
+                              "classes": np.array(["a", "b", "c", "d"])})
+    split = write_split(path, 8, 0, tmp_path / "split.json")
+    train_rows, val_rows = np.array(split["train_indices"])[:20], np.array(split["validation_indices"])
+    problem = problems.get("stl10-wrn16-8")  # standardized by the training images' own statistics
+    spec = {"data": str(path), "validation": str(tmp_path / "split.json"), "train_subset": 20}
+    data = device_data.load_data(spec, problem, CPU)
+
+    assert len(data.train) == 20 and len(data.validation) == 8
+    torch.testing.assert_close(data.train.x, torch.from_numpy(x[train_rows]).permute(0, 3, 1, 2), rtol=0, atol=0)
+    torch.testing.assert_close(data.train.y, torch.from_numpy(y[train_rows]), rtol=0, atol=0)
+    torch.testing.assert_close(data.validation.x, torch.from_numpy(x[val_rows]).permute(0, 3, 1, 2), rtol=0, atol=0)
+    assert data.train.images.data_ptr() == data.validation.images.data_ptr()  # one array for both sets
+    mean = x[train_rows].reshape(-1, 3).mean(axis=0)
+    np.testing.assert_allclose(data.normalisation[0], mean, rtol=1e-6)
+
+    first, labels = next(device_data.batches(problem, data.validation, lambda b: b, 3))
+    torch.testing.assert_close(first, torch.from_numpy(x[val_rows[:3]]).permute(0, 3, 1, 2), rtol=0, atol=0)
+    torch.testing.assert_close(labels, torch.from_numpy(y[val_rows[:3]]), rtol=0, atol=0)

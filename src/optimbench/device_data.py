@@ -29,18 +29,45 @@ BPTT = 35  # truncated-BPTT window (tokens) of Zaremba et al. 2014's medium and 
 
 
 class DeviceData:
-    """uint8 images N×C×H×W (from the canonical N×H×W×C) and int64 labels (N,) resident on the device."""
+    """Images and labels resident on the device: the canonical uint8 N×H×W×C images and int64 labels (N,) as
+    read, and optionally `index` (int64 (M,)), the rows this set holds (a validation split or what remains of
+    the training set). Batches gather their rows and view them N×C×H×W (`batch`): no transposed or indexed
+    copy of the whole set is made, so a job's start-up does not pay one (CIFAR-10's training set is 150 MB),
+    and a training set and its validation split share one array on the device (`subset`)."""
 
-    def __init__(self, images: np.ndarray, labels: np.ndarray, device: torch.device):
-        self.x = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2))).to(device)
-        self.y = torch.from_numpy(labels.astype(np.int64)).to(device)
+    def __init__(self, images: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor, device: torch.device,
+                 index: np.ndarray | torch.Tensor | None = None):
+        self.images = torch.as_tensor(images).to(device)
+        self.labels = torch.as_tensor(labels).to(device=device, dtype=torch.int64)
+        self.index = None if index is None else torch.as_tensor(index).to(device=device, dtype=torch.int64)
+
+    def subset(self, index: np.ndarray) -> DeviceData:
+        """The rows `index` (int64, positions in the array as read) of the same images and labels, sharing them."""
+        return DeviceData(self.images, self.labels, self.device, index)
 
     def __len__(self) -> int:
-        return len(self.y)
+        return len(self.labels) if self.index is None else len(self.index)
 
     @property
     def device(self) -> torch.device:
-        return self.x.device
+        return self.images.device
+
+    def batch(self, rows: slice | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The images (uint8 len(rows)×C×H×W, a view of the gathered rows) and labels (int64 (len(rows),)) of
+        `rows`, a slice or an int64 tensor of positions in this set."""
+        if self.index is not None:
+            rows = self.index[rows]
+        return self.images[rows].permute(0, 3, 1, 2), self.labels[rows]
+
+    @property
+    def x(self) -> torch.Tensor:
+        """Every image of the set, uint8 N×C×H×W (a copy when the set has an index)."""
+        return self.batch(slice(None))[0]
+
+    @property
+    def y(self) -> torch.Tensor:
+        """Every label of the set, int64 (N,)."""
+        return self.batch(slice(None))[1]
 
     def steps(self, batch_size: int, bptt: int = BPTT) -> int:
         """Batches of batch_size images per pass (the last one partial); bptt is unused."""
@@ -120,14 +147,20 @@ def batches(problem: Problem, data, normalize, batch_size: int, gen: torch.Gener
         return
     order = torch.randperm(len(data), generator=gen, device=data.device) if gen is not None else None
     for start in range(0, len(data), batch_size):
-        idx = slice(start, start + batch_size) if order is None else order[start:start + batch_size]
-        images = data.x[idx]
+        images, labels = data.batch(slice(start, start + batch_size) if order is None
+                                    else order[start:start + batch_size])
         if gen is not None and problem.augment:
             images = augment(images, gen, problem.augment)
-        yield normalize(images), data.y[idx]
+        yield normalize(images), labels
 
 
 # ---------------------------------------------------------------- loading a problem's canonical file
+def needs_input_stats(problem: Problem) -> bool:
+    """Whether input_normalisation reads the training images (input_stats): a "standardize" problem other
+    than the CIFAR-10-format ResNet18 ones, which keep the article's constants."""
+    return problem.inputs == "standardize" and not (problem.dataset == "cifar10" and problem.model == "resnet18_cifar")
+
+
 def input_normalisation(problem: Problem, x_train: np.ndarray) -> tuple | None:
     """Per-channel (mean, std) on the 0..255 scale for the problem's inputs: the article's constants for the
     CIFAR-10-format ResNet18 problems (the article's study, SPEC §1.2), input_stats of the training images
@@ -138,7 +171,7 @@ def input_normalisation(problem: Problem, x_train: np.ndarray) -> tuple | None:
     channels = x_train.shape[-1]
     if problem.inputs == "unit":
         return (0.0,) * channels, (255.0,) * channels
-    if problem.dataset == "cifar10" and problem.model == "resnet18_cifar":
+    if not needs_input_stats(problem):
         return MEAN, STD
     mean, std = input_stats(x_train)
     return tuple(mean.tolist()), tuple(std.tolist())
@@ -171,18 +204,20 @@ def load_images(spec: dict, problem: Problem, arrays: dict, device) -> Dataset:
     held out of the training set; train_subset applies to what remains; input statistics are the
     training images'."""
     require_arrays(spec, problem, arrays, ("x_train", "y_train", "x_test", "y_test", "classes"))
-    x_train, y_train, validation = arrays["x_train"], arrays["y_train"], None
-    if spec.get("validation"):
+    x_train, y_train, n_train, validation = arrays["x_train"], arrays["y_train"], spec.get("train_subset"), None
+    if spec.get("validation"):  # both sets index the one array read (no copy of the training images)
         train_idx, val_idx = read_split(spec["validation"], spec["data"])
-        validation = DeviceData(x_train[val_idx], y_train[val_idx], device)
-        x_train, y_train = x_train[train_idx], y_train[train_idx]
-    n_train, n_test = spec.get("train_subset"), spec.get("test_subset")
-    x_train, y_train = x_train[:n_train], y_train[:n_train]
+        train = DeviceData(x_train, y_train, device, train_idx[:n_train])
+        validation = train.subset(val_idx)
+        stats_images = x_train[train_idx[:n_train]] if needs_input_stats(problem) else x_train[:0]
+    else:
+        train = DeviceData(x_train[:n_train], y_train[:n_train], device)  # views of the array read
+        stats_images = x_train[:n_train]
+    n_test = spec.get("test_subset")
     _, height, width, channels = x_train.shape
-    return Dataset(DeviceData(x_train, y_train, device), validation,
-                   DeviceData(arrays["x_test"][:n_test], arrays["y_test"][:n_test], device),
+    return Dataset(train, validation, DeviceData(arrays["x_test"][:n_test], arrays["y_test"][:n_test], device),
                    {"num_classes": len(arrays["classes"]), "in_shape": (channels, height, width),
-                    "pixels": channels * height * width}, input_normalisation(problem, x_train))
+                    "pixels": channels * height * width}, input_normalisation(problem, stats_images))
 
 
 def load_data(spec: dict, problem: Problem, device: torch.device) -> Dataset:
