@@ -10,7 +10,8 @@ alike), best of --repeats:
               of its first optimizer step: imports, the data file read once, the model built once, the
               first step's one-off costs (the interpreter's exit not included)
   trial       the same job as a tuning trial (validation split, no test set, no model.pt)
-  descent     a whole descent job (python -m optimbench.descent, the demo's Adam on Rosenbrock, 300 steps)
+  descent     a descent job (optimbench.descent's entry point: the demo's job of SGD, Adam and Adagrad on
+              Rosenbrock, 300 steps each) up to the end of its first optimizer step
 and each one's excess over `torch` (issue 31's budget: 1.5 s for train, trial and descent). Prints the load
 average before and after and the CPU's model name: the figures are only comparable on an idle machine.
 """
@@ -44,9 +45,11 @@ def first_step(*args, **kwargs):
 train.optimizer_step = first_step
 train.main(sys.argv[1:])
 """
-DESCENT_SPEC = {"function": "rosenbrock", "gradient": "autograd", "group": "optimizers", "h": 0.001,
-                "kind": "optimizer", "kwargs": {}, "lr": None, "max_epochs": 300, "method": "Adam",
-                "optimizer": {"class": "Adam", "demon": False, "kwargs": {}}, "start": [-1.5, 2.0], "tol": 0.0}
+FIRST_DESCENT_STEP = FIRST_STEP.replace("train", "descent")
+DESCENT_SPECS = [{"function": "rosenbrock", "gradient": "autograd", "group": "optimizers", "h": 0.001,
+                  "kind": "optimizer", "kwargs": {}, "lr": None, "max_epochs": 300, "method": method,
+                  "optimizer": {"class": method, "demon": False, "kwargs": {}}, "start": [-1.5, 2.0], "tol": 0.0}
+                 for method in ("SGD", "Adam", "Adagrad")]
 
 
 def synthetic_file(folder: Path, n_train: int, n_test: int) -> Path:
@@ -73,7 +76,7 @@ def commands(args, data: Path, folder: Path) -> dict[str, list[str]]:
     return {"torch": [sys.executable, "-c", "import torch"],
             "train": [*job, "--spec", json.dumps(spec), "--out", str(folder / "train")],
             "trial": [*job, "--spec", json.dumps(trial), "--out", str(folder / "trial"), "--no-model"],
-            "descent": [sys.executable, "-m", "optimbench.descent", "--spec", json.dumps(DESCENT_SPEC),
+            "descent": [sys.executable, "-c", FIRST_DESCENT_STEP, "--spec", json.dumps(DESCENT_SPECS),
                         "--trajectory", str(folder / "trajectory.csv"), "--summary", str(folder / "summary.csv")]}
 
 

@@ -11,11 +11,11 @@ import pytest
 import torch
 
 from optimbench import config, plan, specs
+from optimbench.labels import code_label
 from optimbench.optim import (
     OptimizerClassError,
     build_optimizer,
     code_fingerprint,
-    code_label,
     lr_lambda,
     resolve_class,
 )

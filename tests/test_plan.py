@@ -65,7 +65,10 @@ def test_names_with_dots_map_to_distinct_paths_everywhere():
     plan = plans.plan(config)
     figures = [r.figure for r in plan.descent_runs]
     dirs = [r.dir for r in plan.descent_runs]
-    assert len(set(figures)) == len(figures) == 4 and len(set(dirs)) == 4
+    assert len(set(figures)) == len(figures) == 4 and set(dirs) == {"results/descent/g.1/ackley"}  # one job
+    assert plan.descent_files("summary.csv") == ["results/descent/g.1/ackley/summary.csv"]
+    assert [(r.method, r.gradient) for r in plan.descent_job("g.1", "ackley")] == [
+        ("m-0.1", "as-printed"), ("m-0.1", "central"), ("m-0.9", "as-printed"), ("m-0.9", "central")]
     assert "results/figures/descent/runs/g.1/ackley/m-0.1/as-printed.png" in figures
     assert plan.train_runs[0].dir.endswith("/Adam.v2/seed0")
 

@@ -22,7 +22,8 @@ def test_palette_is_stable_across_figures():
 
 def test_trajectory_plot_holds_every_point(tmp_path, monkeypatch):
     fn = functions.get("ackley")
-    traj, _ = descent.article_descent(fn, (-2.0, -2.0), 1e-5, None, "as-printed", 1e-3, 1e-3, 20000)
+    rows, _ = descent.article_descent(fn, (-2.0, -2.0), 1e-5, None, "as-printed", 1e-3, 1e-3, 20000)
+    traj = pd.DataFrame(rows)
     captured = {}
     real_save = plots.save
 
@@ -284,18 +285,25 @@ def test_sensitivity_of_a_lower_is_better_criterion_draws_diverged_trials_at_the
     assert ax.get_ylabel() == "final validation negative ELBO (lower is better)"
 
 
-def test_descent_figures_writes_exactly_the_declared_files(tmp_path):
+def test_descent_figures_writes_exactly_the_declared_files(tmp_path, monkeypatch):
     fn = functions.get("beale")
-    traj, _ = descent.article_descent(fn, (1.0, 1.0), 1e-3, None, "central", 1e-3, 1e-3, 50)
-    runs = []
-    for method in ("SGD", "Adam"):
-        run_dir = tmp_path / "runs" / method
-        run_dir.mkdir(parents=True)
-        traj.to_csv(run_dir / "trajectory.csv", index=False)
-        runs.append(DescentRun("g", "beale", method, "central", str(run_dir),
+    job_dir, runs, rows = tmp_path / "descent" / "g" / "beale", [], []  # one job: both runs in one table
+    job_dir.mkdir(parents=True)
+    for epochs, method in ((50, "SGD"), (20, "Adam")):
+        trajectory, _ = descent.article_descent(fn, (1.0, 1.0), 1e-3, None, "central", 1e-3, 0.0, epochs)
+        rows += [{"group": "g", "function": "beale", "method": method, "gradient": "central", **r} for r in trajectory]
+        runs.append(DescentRun("g", "beale", method, "central", str(job_dir),
                                str(tmp_path / "fig" / "runs" / f"{method}.png"), spec={}))
+    pd.DataFrame(rows).to_csv(job_dir / "trajectory.csv", index=False)
     plan = Plan("results", {}, {}, [], runs, {})
-    written = plots.descent_figures(plan, tmp_path / "fig")
+    figures = {}
+    with monkeypatch.context() as patch:
+        patch.setattr(plt, "close", lambda fig=None: figures.setdefault(len(figures), fig))
+        written = plots.descent_figures(plan, tmp_path / "fig")
+    # each run's own figure draws its own rows of the job's table (51 and 21 points)
+    drawn = [sorted(len(line.get_xdata()) for line in fig.axes[0].get_lines() if line.get_marker() == ".")
+             for fig in figures.values() if fig is not None and fig.axes]
+    assert [51] in drawn and [21] in drawn and [21, 51] in drawn  # SGD's and Adam's figures, and every run's
     out = tmp_path / "fig"
     declared = files.descent_figure_files(plan.descent_functions(), out)
     assert declared == [out / "ackley_views.png", out / "beale_all_runs.png", out / "beale_3d.html"]

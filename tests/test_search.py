@@ -6,7 +6,7 @@ import re
 import numpy as np
 import pytest
 
-from optimbench import search, specs
+from optimbench import runs, search
 from optimbench.errors import ConfigError
 from optimbench.runs import StudyProblem
 
@@ -53,7 +53,7 @@ def test_an_unknown_criterion_is_refused_and_final_val_reads_the_primary_on_vali
 
 def test_apply_selection_merges_the_setting_into_the_spec():
     spec = {"optimizer": {"class": "SGD", "kwargs": {"lr": 0.01, "momentum": 0.9}}, "lr_schedule": None}
-    tuned = specs.apply_selection(spec, {"trial": 3, "setting": {"lr": 0.2, "lr_schedule": "cosine"}})
+    tuned = runs.apply_selection(spec, {"trial": 3, "setting": {"lr": 0.2, "lr_schedule": "cosine"}})
     assert tuned["optimizer"]["kwargs"] == {"lr": 0.2, "momentum": 0.9} and tuned["lr_schedule"] == "cosine"
     assert tuned["selected_trial"] == 3 and spec["optimizer"]["kwargs"]["lr"] == 0.01  # the input is untouched
 

@@ -25,12 +25,12 @@ from optimbench import io
 HEAVY = ("torchvision", "pandas", "matplotlib", "scipy", "sklearn", "torch._inductor.cudagraph_trees")
 
 
-def loaded_after(code: str) -> set[str]:
-    """The modules of HEAVY (or their submodules) loaded after running `code` in a new interpreter."""
+def loaded_after(code: str, heavy=HEAVY) -> set[str]:
+    """The modules of `heavy` (or their submodules) loaded after running `code` in a new interpreter."""
     probe = f"{code}\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True).stdout
     modules = json.loads(out.strip().splitlines()[-1])
-    return {h for h in HEAVY for m in modules if m == h or m.startswith(h + ".")}
+    return {h for h in heavy for m in modules if m == h or m.startswith(h + ".")}
 
 
 def test_the_training_entry_point_imports_nothing_heavy():
@@ -39,9 +39,28 @@ def test_the_training_entry_point_imports_nothing_heavy():
     assert loaded_after("import optimbench.train") == set()
 
 
-def test_the_descent_entry_point_imports_only_pandas_of_the_heavy_ones():
-    # A descent job writes its tables with pandas (0.4 s of a 2-D run's start-up), nothing else heavy.
-    assert loaded_after("import optimbench.descent") == {"pandas"}
+def test_a_whole_descent_job_imports_nothing_heavy(tmp_path):
+    # A job runs every run of a group on a function (here an article update, a tuned and a plain optimizer)
+    # and writes its two tables without pandas (0.4 s of its start-up).
+    common = {"group": "g", "function": "rosenbrock", "gradient": "autograd", "h": 1e-3, "tol": 0.0,
+              "max_epochs": 5, "start": [-1.5, 2.0]}
+    specs = [{**common, "method": "article-vanilla", "kind": "article", "lr": 1e-4},
+             {**common, "method": "Adam", "kind": "optimizer", "optimizer": {"class": "Adam"}},
+             {**common, "method": "SGD", "kind": "optimizer", "optimizer": {"class": "SGD"},
+              "tune": {"trials": 2, "low": 1e-4, "high": 1e-3}}]
+    argv = ["--spec", json.dumps(specs), "--trajectory", str(tmp_path / "t.csv"), "--summary", str(tmp_path / "s.csv")]
+    assert loaded_after(f"from optimbench import descent\ndescent.main({argv!r})") == set()
+    summary = pd.read_csv(tmp_path / "s.csv")
+    assert summary["method"].tolist() == ["article-vanilla", "Adam", "SGD"] and summary["tuned"].tolist() == [
+        False, False, True]
+    assert pd.read_csv(tmp_path / "t.csv").groupby("method", sort=False).size().tolist() == [6, 6, 6]
+
+
+@pytest.mark.parametrize("stage", ["tune", "aggregate", "plots", "render", "sections", "status"])
+def test_the_stages_that_read_tables_import_no_torch(stage):
+    # select, aggregate_*, figures_* and report (and the notebook, which calls sections) read the plan
+    # through optimbench.runs: torch would be 1.5 s of each of their jobs, on the study's serial tail.
+    assert loaded_after(f"import optimbench.{stage}", ("torch",)) == set()
 
 
 @pytest.mark.parametrize("problem", ["cifar10-resnet18", "digits-vae"])

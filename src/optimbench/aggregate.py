@@ -32,16 +32,13 @@ import pandas as pd
 from optimbench import tune
 from optimbench.claims import article_claims
 from optimbench.cost import plan_cost
-from optimbench.descent import SUMMARY_COLUMNS
-from optimbench.files import DESCENT_TABLES, TRAIN_TABLES, TUNE_TABLES
+from optimbench.files import DESCENT_SUMMARY_COLUMNS, DESCENT_TABLES, TRAIN_TABLES, TUNE_TABLES
 from optimbench.focus import focus_table
 from optimbench.io import atomic_path, write_csv
+from optimbench.labels import code_label
 from optimbench.metrics import Metric
-from optimbench.optim import code_label
 from optimbench.performance import performance_tables, seed_outcome
-from optimbench.plan import Plan, read_plan
-from optimbench.runs import GROUP_KEYS, POSITIVE, RUN_KEYS, StudyProblem, TrainRun
-from optimbench.specs import apply_selection
+from optimbench.runs import GROUP_KEYS, POSITIVE, RUN_KEYS, Plan, StudyProblem, TrainRun, apply_selection, read_plan
 from optimbench.stats import summarize_values, welch
 from optimbench.tables import read_table
 
@@ -324,8 +321,8 @@ def aggregate_descent(plan: Plan, out_dir) -> dict[str, pd.DataFrame]:
     """The descent tables (optimbench.files.DESCENT_TABLES) from the descent runs of `plan`: every run's
     summary.csv row, and the article runs' reproduction table; a study without descent runs (`descent:
     {groups: []}`) gets both tables empty."""
-    summaries = [read_table(run.file("summary.csv")) for run in plan.descent_runs]
-    runs = pd.concat(summaries, ignore_index=True) if summaries else pd.DataFrame(columns=list(SUMMARY_COLUMNS))
+    summaries = [read_table(path) for path in plan.descent_files("summary.csv")]  # one per job, a row per run
+    runs = pd.concat(summaries, ignore_index=True) if summaries else pd.DataFrame(columns=list(DESCENT_SUMMARY_COLUMNS))
     return write_tables({"descent_runs": runs, "descent_reproduction": descent_reproduction(runs)}, out_dir,
                         DESCENT_TABLES)
 

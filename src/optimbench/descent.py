@@ -1,5 +1,10 @@
 """Gradient descent on 2-D test functions: the article's update rules and any torch optimizer (SPEC §1.1, §2.3).
 
+A descent job runs every run of one group on one function (one process: a run takes well under a second,
+a process's start-up with torch about two) and writes their trajectories and summaries as two tables
+(optimbench.files.DESCENT_TRAJECTORY_COLUMNS, DESCENT_SUMMARY_COLUMNS), each row carrying its run's
+identity. It imports no pandas: rows are dicts, written by optimbench.io.write_rows.
+
 The article's loop, reconstructed exactly:
     v₀ = 0; repeat: g = ∇f(X); v = m·v + lr·g (vanilla: v = lr·g); X_new = X - v;
     epochs += 1; stop when Σ|X_new - X| < tol (the update that meets it counts as an epoch).
@@ -12,20 +17,22 @@ because far out a finite-difference gradient vanishes (X ± h rounds to X) and t
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 
 from optimbench import functions, memory
 from optimbench.cli import check_spec, read_spec, spec_help
-from optimbench.io import write_csv
+from optimbench.files import DESCENT_IDENTITY as IDENTITY
+from optimbench.files import DESCENT_SUMMARY_COLUMNS as SUMMARY_COLUMNS
+from optimbench.files import DESCENT_TRAJECTORY_COLUMNS
+from optimbench.io import write_rows
 from optimbench.metrics import diverged
 from optimbench.optim import build_optimizer, optimizer_step, schedules
 
-TRAJECTORY_COLUMNS = ["epoch", "x", "y", "f", "grad_x", "grad_y", "step"]
-IDENTITY = ("group", "function", "method", "gradient")
+TRAJECTORY_COLUMNS = DESCENT_TRAJECTORY_COLUMNS[len(IDENTITY):]  # a run's own columns, after its identity
 REACHED_DISTANCE = 0.05  # a run "reached the minimum" when it ends this close to a global minimum
 
 
@@ -42,14 +49,15 @@ def blew_up(start_point, start_value, point, value) -> bool:
             or diverged(np.abs(point).max(), np.abs(start_point).max()))  # NaN propagates
 
 
-def trajectory_diverged(trajectory: pd.DataFrame) -> bool:
+def trajectory_diverged(trajectory: list[dict]) -> bool:
     """Whether a trajectory's last row diverged from its first (epoch 0, the start): see blew_up."""
-    first, last = trajectory.iloc[0], trajectory.iloc[-1]
-    return blew_up((first.x, first.y), first.f, (last.x, last.y), last.f)
+    first, last = trajectory[0], trajectory[-1]
+    return blew_up((first["x"], first["y"]), first["f"], (last["x"], last["y"]), last["f"])
 
 
-def article_descent(fn, start, lr, momentum, scheme, h, tol, max_epochs) -> tuple[pd.DataFrame, bool]:
-    """The article's vanilla (momentum None) or momentum update; returns (trajectory, converged)."""
+def article_descent(fn, start, lr, momentum, scheme, h, tol, max_epochs) -> tuple[list[dict], bool]:
+    """The article's vanilla (momentum None) or momentum update; returns (trajectory, converged): the
+    trajectory one row (dict of TRAJECTORY_COLUMNS) per epoch, epoch 0 the start."""
     point = np.asarray(start, dtype=np.float64)
     velocity, start_value = np.zeros(2), fn.f(point)
     rows = [_row(0, point, start_value, (np.nan, np.nan), np.nan)]
@@ -64,12 +72,13 @@ def article_descent(fn, start, lr, momentum, scheme, h, tol, max_epochs) -> tupl
         if blew_up(start, start_value, point, value):  # before the stopping rule: a blow-up never converges
             break
         if step < tol:
-            return pd.DataFrame(rows, columns=TRAJECTORY_COLUMNS), True
-    return pd.DataFrame(rows, columns=TRAJECTORY_COLUMNS), False
+            return rows, True
+    return rows, False
 
 
-def optimizer_descent(fn, start, entry, kwargs, scheme, h, tol, max_epochs) -> tuple[pd.DataFrame, bool]:
-    """A torch optimizer (registry entry + kwargs overrides) moves the point; same stopping rule."""
+def optimizer_descent(fn, start, entry, kwargs, scheme, h, tol, max_epochs) -> tuple[list[dict], bool]:
+    """A torch optimizer (registry entry + kwargs overrides) moves the point; same stopping rule and
+    trajectory rows as article_descent."""
     point = torch.tensor(start, dtype=torch.float64, requires_grad=True)
     optimizer = build_optimizer(entry, [point], kwargs)
     steppers = schedules(entry, optimizer, None, max_epochs)  # Demon decays over the epoch cap
@@ -100,52 +109,45 @@ def optimizer_descent(fn, start, entry, kwargs, scheme, h, tol, max_epochs) -> t
         if blew_up(start, start_value, after.numpy(), value):  # before the stopping rule, as article_descent
             break
         if step < tol:
-            return pd.DataFrame(rows, columns=TRAJECTORY_COLUMNS), True
-    return pd.DataFrame(rows, columns=TRAJECTORY_COLUMNS), False
+            return rows, True
+    return rows, False
 
 
-# summary.csv's columns (summarize, then run's `tuned` and `lrs_tried`): an empty descent_runs table has them too.
-SUMMARY_COLUMNS = ("function", "method", "gradient", "group", "kind", "lr", "momentum", "h", "tol", "start_x",
-                   "start_y", "epochs", "converged", "diverged", "final_x", "final_y", "final_f",
-                   "distance_to_minimum", "reached_minimum", "tuned", "lrs_tried")
-
-
-def summarize(spec: dict, fn, trajectory: pd.DataFrame, converged: bool) -> pd.DataFrame:
-    """The run's one-row summary: epochs, stop reason, final point and value, distance to the minimum.
+def summarize(spec: dict, fn, trajectory: list[dict], converged: bool) -> dict:
+    """The run's summary row: epochs, stop reason, final point and value, distance to the minimum.
     `diverged` is the divergence rule on the last row (trajectory_diverged); a diverged run is neither
     converged nor at the minimum, and its distance is NaN."""
-    last = trajectory.iloc[-1]
+    last = trajectory[-1]
     blown = trajectory_diverged(trajectory)
-    distance = np.nan if blown else fn.distance_to_minimum((last.x, last.y))
-    return pd.DataFrame([{
-        "function": spec["function"], "method": spec["method"], "gradient": spec["gradient"],
-        "group": spec.get("group"), "kind": spec["kind"], "lr": spec.get("lr"), "momentum": spec.get("momentum"),
-        "h": spec["h"], "tol": spec["tol"], "start_x": spec["start"][0], "start_y": spec["start"][1],
-        "epochs": int(last.epoch), "converged": bool(converged and not blown), "diverged": blown,
-        "final_x": last.x, "final_y": last.y, "final_f": last.f, "distance_to_minimum": distance,
-        "reached_minimum": bool(not blown and distance < REACHED_DISTANCE)}])
+    distance = np.nan if blown else float(fn.distance_to_minimum((last["x"], last["y"])))
+    return {"function": spec["function"], "method": spec["method"], "gradient": spec["gradient"],
+            "group": spec.get("group"), "kind": spec["kind"], "lr": spec.get("lr"), "momentum": spec.get("momentum"),
+            "h": spec["h"], "tol": spec["tol"], "start_x": spec["start"][0], "start_y": spec["start"][1],
+            "epochs": int(last["epoch"]), "converged": bool(converged and not blown), "diverged": blown,
+            "final_x": last["x"], "final_y": last["y"], "final_f": last["f"], "distance_to_minimum": distance,
+            "reached_minimum": bool(not blown and distance < REACHED_DISTANCE)}
 
 
-def tuned_descent(fn, start, entry, kwargs, search: dict, **common) -> tuple[pd.DataFrame, bool, pd.DataFrame]:
+def tuned_descent(fn, start, entry, kwargs, search: dict, **common) -> tuple[list[dict], bool, list[dict]]:
     """The budgeted learning-rate search of a descent group (as pytorch-optimizer's visualisations choose
     each optimizer's lr): `search["trials"]` learning rates log-spaced over [low, high], each run for the
     full budget; the lowest final function value wins (a run diverged by trajectory_diverged loses, ties go
     to the smaller lr).
-    Returns the winner's (trajectory, converged) and every trial's lr and final value."""
+    Returns the winner's (trajectory, converged) and every trial's {lr, final_f, score, selected}."""
     trials, best = [], None
     for lr in np.geomspace(search["low"], search["high"], search["trials"]):
         trajectory, converged = optimizer_descent(fn, start, entry, {**kwargs, "lr": float(lr)}, **common)
-        final = trajectory["f"].iloc[-1]
+        final = trajectory[-1]["f"]
         score = np.inf if trajectory_diverged(trajectory) else final
         trials.append({"lr": float(lr), "final_f": final, "score": score})
         if best is None or score < best[0]:
             best = (score, trajectory, converged, float(lr))
-    return best[1], best[2], pd.DataFrame(trials).assign(selected=lambda t: t["lr"] == best[3])
+    return best[1], best[2], [{**trial, "selected": trial["lr"] == best[3]} for trial in trials]
 
 
-def run(spec: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Run one descent job from its spec; returns (trajectory, summary). With spec["tune"] (optimizer kind),
-    the learning rate is chosen by tuned_descent and the summary records it and every lr tried."""
+def run(spec: dict) -> tuple[list[dict], dict]:
+    """Run one descent run from its spec; returns (trajectory, summary row). With spec["tune"] (optimizer
+    kind), the learning rate is chosen by tuned_descent and the summary records it and every lr tried."""
     fn = functions.get(spec["function"])
     common = dict(scheme=spec["gradient"], h=spec["h"], tol=spec["tol"], max_epochs=spec["max_epochs"])
     tried = None
@@ -154,14 +156,13 @@ def run(spec: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
     elif spec.get("tune"):
         trajectory, converged, tried = tuned_descent(fn, spec["start"], spec["optimizer"], spec.get("kwargs", {}),
                                                      spec["tune"], **common)
-        spec = {**spec, "lr": float(tried.loc[tried["selected"], "lr"].iloc[0])}
+        spec = {**spec, "lr": next(trial["lr"] for trial in tried if trial["selected"])}
     else:
         trajectory, converged = optimizer_descent(fn, spec["start"], spec["optimizer"], spec.get("kwargs", {}),
                                                   **common)
     summary = summarize(spec, fn, trajectory, converged)
     summary["tuned"] = tried is not None
-    summary["lrs_tried"] = "" if tried is None else " ".join(f"{lr:.3g}:{f:.4g}"
-                                                             for lr, f in zip(tried["lr"], tried["final_f"]))
+    summary["lrs_tried"] = "" if tried is None else " ".join(f"{t['lr']:.3g}:{t['final_f']:.4g}" for t in tried)
     return trajectory, summary
 
 
@@ -197,26 +198,55 @@ def read_descent_spec(value: str) -> dict:
     return check_spec(spec, KIND_REQUIRED[spec["kind"]], {})
 
 
+def read_job_specs(value: str) -> list[dict]:
+    """A job's run specs: --spec as one spec, or a JSON list of specs (every run of one group on one
+    function, as the workflow passes them), each checked by read_descent_spec."""
+    stripped = value.lstrip()
+    if stripped.startswith("["):
+        try:
+            specs = json.loads(stripped)
+        except json.JSONDecodeError as exc:
+            raise SystemExit(f"--spec: not a JSON list of run specs ({exc})") from None
+        if not specs:
+            raise SystemExit("--spec []: give at least one run spec")
+        return [read_descent_spec(json.dumps(spec)) for spec in specs]
+    return [read_descent_spec(value)]
+
+
+def run_job(specs: list[dict]) -> tuple[list[dict], list[dict]]:
+    """Every run of a job, in order: (trajectory rows, summary rows), each row with its run's identity."""
+    trajectories, summaries = [], []
+    for spec in specs:
+        trajectory, summary = run(spec)
+        identity = {key: spec.get(key) for key in IDENTITY}  # the run's identity travels inside its rows
+        trajectories += [{**identity, **row} for row in trajectory]
+        summaries.append(summary)
+    return trajectories, summaries
+
+
 def main(argv=None) -> None:
     required = {**SPEC_REQUIRED, **{f"{k} (kind {kind})": v for kind, keys in KIND_REQUIRED.items()
                                     for k, v in keys.items()}}
-    parser = argparse.ArgumentParser(description="Run one gradient-descent job on a 2-D test function.",
+    parser = argparse.ArgumentParser(description="Run a gradient-descent job (one run, or a list of runs) on 2-D "
+                                                 "test functions.",
                                      epilog=spec_help(required, SPEC_OPTIONAL),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--spec", required=True, help="the job's spec as inline JSON or a JSON/YAML file (keys below)")
-    parser.add_argument("--trajectory", required=True, help="CSV of every epoch's point, value and gradient")
-    parser.add_argument("--summary", required=True, help="one-row CSV summary")
+    parser.add_argument("--spec", required=True, help="the run's spec as inline JSON or a JSON/YAML file (keys "
+                                                      "below), or an inline JSON list of run specs")
+    parser.add_argument("--trajectory", required=True, help="CSV of every run's points, values and gradients")
+    parser.add_argument("--summary", required=True, help="CSV of one summary row per run")
     args = parser.parse_args(argv)
 
-    spec = read_descent_spec(args.spec)
-    trajectory, summary = run(spec)
-    identity = {key: spec.get(key) for key in IDENTITY}  # the run's identity travels inside its files
-    write_csv(Path(args.trajectory), trajectory.assign(**identity)[list(IDENTITY) + TRAJECTORY_COLUMNS])
+    specs = read_job_specs(args.spec)
+    trajectories, summaries = run_job(specs)
+    write_rows(Path(args.trajectory), trajectories, list(DESCENT_TRAJECTORY_COLUMNS))
     # The job's peak host memory (descent runs on the CPU: no GPU peak), as run.json records a training job's.
-    write_csv(Path(args.summary), summary.assign(peak_host_mb=memory.peak_host_mb()))
-    row = summary.iloc[0]
-    print(f"{row.function}/{row.method}/{row.gradient}: {row.epochs} epochs, converged {row.converged}, "
-          f"final f {row.final_f:.6g}, distance to minimum {row.distance_to_minimum:.4g}")
+    peak = memory.peak_host_mb()
+    write_rows(Path(args.summary), [{**row, "peak_host_mb": peak} for row in summaries],
+               [*SUMMARY_COLUMNS, "peak_host_mb"])
+    for row in summaries:
+        print(f"{row['function']}/{row['method']}/{row['gradient']}: {row['epochs']} epochs, converged "
+              f"{row['converged']}, final f {row['final_f']:.6g}, distance to minimum {row['distance_to_minimum']:.4g}")
 
 
 if __name__ == "__main__":

@@ -77,6 +77,13 @@ TRAIN_TABLES = ("problems", "runs", "epochs_long", "epoch_stats", "seed_summary"
                 "article_claims", "performance_ratios", "performance_profile", "profile_score", "problem_ranks",
                 "rank_summary", "cost", "focus")
 DESCENT_TABLES = ("descent_runs", "descent_reproduction")
+# A descent job's two tables (optimbench.descent): every run's trajectory, one row per epoch, and one summary
+# row per run; the identity columns name the run (a job holds every run of one group on one function).
+DESCENT_IDENTITY = ("group", "function", "method", "gradient")
+DESCENT_TRAJECTORY_COLUMNS = (*DESCENT_IDENTITY, "epoch", "x", "y", "f", "grad_x", "grad_y", "step")
+DESCENT_SUMMARY_COLUMNS = ("function", "method", "gradient", "group", "kind", "lr", "momentum", "h", "tol", "start_x",
+                           "start_y", "epochs", "converged", "diverged", "final_x", "final_y", "final_f",
+                           "distance_to_minimum", "reached_minimum", "tuned", "lrs_tried")
 TUNE_TABLES = ("tune_trials", "tune_selection", "budget_curves", "tuned_runs", "tuned_seed_summary",
                "tuned_optimizer_summary", "tuned_claims", "rankings", "tuned_focus")
 TABLE_FORMATS = ("csv", "parquet")  # CSV for people, Parquet for machines

@@ -55,3 +55,18 @@ def number(value: float) -> str:
 def target_text(column: str, higher_is_better: bool, target: float) -> str:
     """The target as a condition: "test accuracy ≥ 0.5", "test negative ELBO ≤ 400"."""
     return f"{metric_label(column)} {'≥' if higher_is_better else '≤'} {target:g}"
+
+
+def code_label(code: dict | None) -> str:
+    """A code fingerprint (code_fingerprint) in a few words for tables: `torch 2.5.1`, `pytorch_optimizer 3.1.0`,
+    `lion.py sha256:1a2b3c4d5e6f7a8b`, `optimbench.yellowfin sha256:…`, `+ demon sha256:…`; "" for none
+    (a run recorded before fingerprints)."""
+    if not code:
+        return ""
+    if "torch" in code:
+        words = f"torch {code['torch']}"
+    elif "package" in code:
+        words = f"{code['package']} {code['version']}"
+    else:
+        words = f"{code.get('file') or code.get('module')} sha256:{code['sha256']}"
+    return words + (f" + demon sha256:{code['demon']}" if "demon" in code else "")

@@ -158,21 +158,6 @@ def code_fingerprint(name: str, demon: bool = False) -> dict:
     return code
 
 
-def code_label(code: dict | None) -> str:
-    """A code fingerprint (code_fingerprint) in a few words for tables: `torch 2.5.1`, `pytorch_optimizer 3.1.0`,
-    `lion.py sha256:1a2b3c4d5e6f7a8b`, `optimbench.yellowfin sha256:…`, `+ demon sha256:…`; "" for none
-    (a run recorded before fingerprints)."""
-    if not code:
-        return ""
-    if "torch" in code:
-        words = f"torch {code['torch']}"
-    elif "package" in code:
-        words = f"{code['package']} {code['version']}"
-    else:
-        words = f"{code.get('file') or code.get('module')} sha256:{code['sha256']}"
-    return words + (f" + demon sha256:{code['demon']}" if "demon" in code else "")
-
-
 def _module_fingerprint(module) -> dict:
     top = module.__name__.split(".")[0]
     if top == "torch":

@@ -29,6 +29,7 @@ from optimbench.runs import (
     DATA_SUMMARY,
     DESCENT_DIR,
     DESCENT_FIGURE,
+    SCHEDULE_FACTOR,
     SELECTION,
     SPLIT_FILE,
     TRAIN_BENCHMARK,
@@ -41,12 +42,11 @@ from optimbench.runs import (
     TrainRun,
     Trial,
     TuneStage,
+    apply_selection,
 )
 from optimbench.runs import read_plan as read_plan  # re-exported: Plan and read_plan live in runs (no torch)
 from optimbench.specs import (
-    SCHEDULE_FACTOR,
     TRAIN_RESULT_KEYS,
-    apply_selection,
     check_models,
     check_names,
     check_sizes,

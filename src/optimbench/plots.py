@@ -37,7 +37,7 @@ from optimbench.files import (  # noqa: E402, F401
 )
 from optimbench.io import atomic_path, write_text  # noqa: E402
 from optimbench.metrics import Metric  # noqa: E402
-from optimbench.plan import Plan, read_plan  # noqa: E402
+from optimbench.runs import Plan, read_plan  # noqa: E402
 from optimbench.search import criterion_label  # noqa: E402
 from optimbench.tables import read_table  # noqa: E402
 
@@ -441,8 +441,10 @@ def descent_figures(plan: Plan, out_dir) -> list[Path]:
     paths = descent_figure_paths(plan.descent_functions(), out_dir)
     written = ackley_views(paths[None, ACKLEY_VIEWS])
     runs: dict[str, dict[str, pd.DataFrame]] = {}
+    jobs = {path: read_table(Path(path)) for path in plan.descent_files("trajectory.csv")}  # a job's runs, each once
     for run in plan.descent_runs:
-        traj = read_table(Path(run.file("trajectory.csv")))
+        job = jobs[run.file("trajectory.csv")]
+        traj = job[(job["method"] == run.method) & (job["gradient"] == run.gradient)].reset_index(drop=True)
         fn = functions.get(run.function)
         bounds = (-2, 2, -2, 2) if run.function == "ackley" else None  # the article's [-2, 2]² view
         written += trajectory_plot(fn, {run.label: traj}, {run.label: "tab:red"}, f"{run.function}: {run.label}",

@@ -24,8 +24,8 @@ import tempfile
 from pathlib import Path
 
 from optimbench.io import atomic_path
-from optimbench.plan import read_plan
 from optimbench.report import default_title
+from optimbench.runs import read_plan
 
 # nbconvert template folder: JupyterLab's HTML without scripts from CDNs (the report works offline).
 TEMPLATES = Path(__file__).resolve().parents[2] / "report" / "templates"

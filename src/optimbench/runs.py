@@ -106,7 +106,8 @@ class TrainRun:
 
 @dataclass(frozen=True)
 class DescentRun:
-    """One descent job: identity, spec and its files."""
+    """One descent run: identity, spec, its job's folder (shared by every run of its group on its function: one
+    job runs them all, optimbench.descent) and its own figure."""
 
     group: str
     function: str
@@ -169,8 +170,8 @@ TRAIN_BENCHMARK = "{results}/benchmarks/train/{problem}/{optimizer}/seed{seed}.t
 DATA_FILE = "resources/data/{stem}.npz"
 DATA_SUMMARY = "resources/data/{stem}.json"
 SPLIT_FILE = "resources/data/{stem}-validation-{size}-seed{seed}.json"
-DESCENT_DIR = "{results}/descent/{group}/{function}/{method}/{gradient}"
-DESCENT_LOG = "{results}/logs/descent/{group}/{function}/{method}/{gradient}.log"
+DESCENT_DIR = "{results}/descent/{group}/{function}"  # a descent job: every run of a group on a function
+DESCENT_LOG = "{results}/logs/descent/{group}/{function}.log"
 DESCENT_FIGURE = "{results}/figures/descent/runs/{group}/{function}/{method}/{gradient}.png"
 DATA_LOG = "resources/logs/prepare_data_{stem}.log"
 SPLIT_LOG = "resources/logs/validation_split_{stem}-{size}-seed{seed}.log"
@@ -178,6 +179,7 @@ TRIAL_LOG = "{results}/logs/tune/{problem}/{optimizer}/trial{trial}.log"
 SELECTION_LOG = "{results}/logs/tune/{problem}/{optimizer}/select.log"
 TUNED_LOG = "{results}/logs/tuned/{problem}/{optimizer}/seed{seed}.log"
 STAGE_LOG = "{results}/logs/{stage}.log"  # a job of the whole study: plan, aggregate_*, figures_*, report
+SCHEDULE_FACTOR = "lr_schedule"  # a searched factor of tuning that is not an optimizer kwarg (apply_selection)
 TRIAL_DIR = "{results}/tune/{problem}/{optimizer}/trial{trial}"
 SELECTION = "{results}/tune/{problem}/{optimizer}/selected.json"
 TUNED_DIR = "{results}/tuned/train/{problem}/{optimizer}/seed{seed}"
@@ -242,7 +244,12 @@ class Plan:
         return [run.file(name) for run in self.train_runs]
 
     def descent_files(self, name: str) -> list[str]:
-        return [run.file(name) for run in self.descent_runs]
+        """The file `name` of every descent job, once each (a job's runs share its folder)."""
+        return list(dict.fromkeys(run.file(name) for run in self.descent_runs))
+
+    def descent_job(self, group: str, function: str) -> list[DescentRun]:
+        """The runs of one descent job (a group on a function), in the plan's order."""
+        return [r for r in self.descent_runs if (r.group, r.function) == (group, function)]
 
     def trial(self, problem: str, optimizer: str, trial) -> Trial:
         key = (problem, optimizer, int(trial))
@@ -314,3 +321,15 @@ def read_plan(path) -> Plan:
     """The Plan the `plan` rule wrote (Plan.to_json), or inline JSON of one (what the select rule passes)."""
     text = str(path)
     return Plan.from_json(text if text.lstrip().startswith("{") else Path(path).read_text())
+
+
+# ---------------------------------------------------------------- a selection in a run's spec
+def apply_selection(spec: dict, selection: dict) -> dict:
+    """A final run's spec with the selected setting: kwargs merged into the optimizer's, the schedule set."""
+    setting = dict(selection["setting"])
+    spec = json.loads(json.dumps(spec))
+    if SCHEDULE_FACTOR in setting:
+        spec["lr_schedule"] = setting.pop(SCHEDULE_FACTOR)
+    spec["optimizer"]["kwargs"] = {**spec["optimizer"].get("kwargs", {}), **setting}
+    spec["selected_trial"] = selection["trial"]
+    return spec

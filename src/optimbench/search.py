@@ -20,7 +20,7 @@ from scipy.stats import qmc
 
 from optimbench.errors import ConfigError
 from optimbench.labels import metric_label
-from optimbench.specs import SCHEDULE_FACTOR
+from optimbench.runs import SCHEDULE_FACTOR
 
 CRITERIA = {  # selection criterion -> (metrics column it reads, None = the primary on validation; reduction)
     "final_val": (None, "last"),

@@ -25,7 +25,6 @@ import pandas as pd
 from optimbench import labels
 from optimbench.files import ACKLEY_VIEWS, report_tables
 from optimbench.labels import data_words
-from optimbench.plan import Plan
 from optimbench.report import (
     HEADLINE,
     MEASURES,
@@ -55,6 +54,7 @@ from optimbench.report import (
     tuning_intro,
     tuning_summary,
 )
+from optimbench.runs import Plan
 from optimbench.tables import read_table
 
 # Markdown to HTML with any raw HTML in the text escaped (a title or a name is text, never markup).

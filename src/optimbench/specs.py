@@ -43,7 +43,6 @@ RUNTIME_MARGIN_MINUTES = 5  # start-up, data load, the last evaluation: added to
 RESNET18_PROBLEM_MODEL = "resnet18_cifar"  # problems with this registry model train train.model's ResNet18
 TRAIN_EXECUTION_KEYS = ("compile",)
 ENTRY_RESULT_KEYS = ("class", "kwargs", "demon")  # an optimizer entry's `paper` is a citation
-SCHEDULE_FACTOR = "lr_schedule"  # a searched factor of tuning that is not an optimizer kwarg
 
 
 def _digest(obj, length: int = 8) -> str:
@@ -249,16 +248,4 @@ def descent_spec(config: dict, group: dict, function: str, method: str, gradient
                     kwargs=overrides, lr=overrides.get("lr", entry.get("kwargs", {}).get("lr")))
         if group.get("tune"):
             spec["tune"] = group["tune"]
-    return spec
-
-
-# ---------------------------------------------------------------- a selection in a run's spec
-def apply_selection(spec: dict, selection: dict) -> dict:
-    """A final run's spec with the selected setting: kwargs merged into the optimizer's, the schedule set."""
-    setting = dict(selection["setting"])
-    spec = json.loads(json.dumps(spec))
-    if SCHEDULE_FACTOR in setting:
-        spec["lr_schedule"] = setting.pop(SCHEDULE_FACTOR)
-    spec["optimizer"]["kwargs"] = {**spec["optimizer"].get("kwargs", {}), **setting}
-    spec["selected_trial"] = selection["trial"]
     return spec

@@ -276,7 +276,7 @@ def study_status(plan: Plan, workdir=".", now: float | None = None) -> list[RunS
         selection = root / plan.tune.selections[run.problem][run.optimizer]
         found[-1].stale = "; ".join(recorded_changes(root / run.dir, run.spec, selection))
     for run in plan.descent_runs:
-        status = RunStatus("descent", run.group, name(run), "waiting")
+        status = RunStatus("descent", run.group, f"{name(run)}/{run.method}/{run.gradient}", "waiting")
         log = DESCENT_LOG.format(results=results, **run.identity)
         found.append(descent_status(status, root / run.dir, root / log, now))
     return found

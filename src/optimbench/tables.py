@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 # Columns holding a config name (a run's or a descent's identity: optimbench.runs.RUN_KEYS/GROUP_KEYS,
-# optimbench.descent.IDENTITY): a name may read like a number, a boolean or a missing value ("0.1", "1e3",
+# optimbench.files.DESCENT_IDENTITY): a name may read like a number, a boolean or a missing value ("0.1", "1e3",
 # "007", "True", "nan", "NA"), and stays that string in every table.
 IDENTITY_COLUMNS = ("problem", "optimizer", "group", "function", "method", "gradient")
 

@@ -38,7 +38,7 @@ from optimbench.metrics import diverged as loss_diverged
 from optimbench.optim import build_optimizer, optimizer_step, schedules, step_kind
 from optimbench.problems import Problem
 from optimbench.resnet import build_model, count_parameters
-from optimbench.specs import apply_selection
+from optimbench.runs import apply_selection
 
 if TYPE_CHECKING:
     pass

@@ -22,10 +22,8 @@ import numpy as np
 import pandas as pd
 
 from optimbench.io import write_json
-from optimbench.plan import Plan, read_plan
-from optimbench.runs import GROUP_KEYS, StudyProblem
+from optimbench.runs import GROUP_KEYS, SCHEDULE_FACTOR, Plan, StudyProblem, read_plan
 from optimbench.search import criterion_metric, validation_primary
-from optimbench.specs import SCHEDULE_FACTOR
 from optimbench.split import write_split
 from optimbench.tables import read_table
 

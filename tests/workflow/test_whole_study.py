@@ -10,7 +10,18 @@ import pandas as pd
 import pytest
 
 from helpers import ROOT, job_counts, run_env, snakemake
-from workflow_study import DESCENT_RUNS, EPOCHS, OPTIMIZERS, PROBLEM, PROBLEMS, SEEDS, TARGET, VAE, VAE_TARGET
+from workflow_study import (
+    DESCENT_JOBS,
+    DESCENT_RUNS,
+    EPOCHS,
+    OPTIMIZERS,
+    PROBLEM,
+    PROBLEMS,
+    SEEDS,
+    TARGET,
+    VAE,
+    VAE_TARGET,
+)
 
 pytestmark = pytest.mark.workflow
 
@@ -18,7 +29,7 @@ pytestmark = pytest.mark.workflow
 def test_every_job_ran(study):
     workdir, _, result = study
     counts = job_counts(result.stdout + result.stderr)
-    assert counts["train"] == len(PROBLEMS) * len(OPTIMIZERS) * len(SEEDS) and counts["descent"] == DESCENT_RUNS
+    assert counts["train"] == len(PROBLEMS) * len(OPTIMIZERS) * len(SEEDS) and counts["descent"] == DESCENT_JOBS
     assert counts["plan"] == 1 and counts["report"] == 1 and counts["prepare_data"] == len(PROBLEMS)
     for problem in PROBLEMS:
         for optimizer in OPTIMIZERS:

@@ -17,6 +17,7 @@ TARGET = 0.4
 ARTICLE_METHODS = ["article-vanilla", "article-momentum-0.1"]
 GRADIENTS = ["as-printed", "central"]
 DESCENT_RUNS = len(ARTICLE_METHODS) * len(GRADIENTS) + len(OPTIMIZERS)
+DESCENT_JOBS = 2  # one job per group and function: article and optimizers, each on Ackley
 # Tuning: Adam alone, three Sobol trials of one epoch on a 200-image validation split, then its seeds.
 TUNED = ["Adam"]
 TRIALS = 3

@@ -34,7 +34,7 @@ def store_runs():
     for run in PLAN.tune.finals if PLAN.tune else []:
         selection = Path(PLAN.tune.selections[run.problem][run.optimizer])
         if selection.is_file():
-            found.append((specs.apply_selection(run.spec, json.loads(selection.read_text())), files(run)))
+            found.append((runs.apply_selection(run.spec, json.loads(selection.read_text())), files(run)))
     return [(specs.store_key(spec), paths, spec) for spec, paths in found]
 
 
@@ -222,10 +222,9 @@ def train_execution(wildcards, threads):
     return json.dumps(specs.execution_settings(TRAIN), sort_keys=True)
 
 
-def descent_spec(wildcards):
-    return json.dumps(
-        PLAN.descent_run(wildcards.group, wildcards.function, wildcards.method, wildcards.gradient).spec, sort_keys=True
-    )
+def descent_specs(wildcards):
+    """The result specs of a descent job's runs (every run of a group on a function), as one JSON list."""
+    return json.dumps([run.spec for run in PLAN.descent_job(wildcards.group, wildcards.function)], sort_keys=True)
 
 
 def trial_spec(wildcards):

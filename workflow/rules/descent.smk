@@ -1,4 +1,5 @@
-# 3. Descent: one job per test function x method x gradient (SPEC §2.3).
+# 3. Descent (SPEC §2.3): one job per group x test function runs every method x gradient of the group on it
+#    (a run takes well under a second, a job's start-up with torch about two).
 
 
 rule descent:
@@ -10,7 +11,7 @@ rule descent:
     params:
         py=PY,
         script=os.path.join(SCRIPTS, "descent.py"),
-        spec=descent_spec,
+        spec=descent_specs,
     conda:
         "../../envs/torch.yaml"
     shell:
