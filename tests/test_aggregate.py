@@ -29,22 +29,22 @@ SPEC = {"dataset": "toy", "model": "m", "epochs": 3, "batch_size": 64, "width": 
 
 
 def save_run(root, problem, optimizer, seed, frame, startup=None, device="cuda", spec=None):
-    """A finished run's folder (metrics.csv as given, run.json, benchmark.tsv); returns its TrainRun."""
+    """A finished run's folder (metrics.csv as given, run.json with the job's 40 s); returns its TrainRun."""
     run = root / problem / optimizer / f"seed{seed}"
     run.mkdir(parents=True)
     frame.to_csv(run / "metrics.csv", index=False)
     spec = {**SPEC, "problem": problem, "optimizer_name": optimizer, "seed": seed, **(spec or {})}
-    resumed = 2 if (optimizer, seed) == ("A", 1) else None  # its benchmark file timed the last attempt only
+    resumed = 2 if (optimizer, seed) == ("A", 1) else None  # its job_seconds timed the last attempt only
     info = {"spec": spec, "device": device, "device_name": "NVIDIA H100" if device == "cuda" else "cpu",
             "threads": 2, "resumed_after_epoch": resumed, "diverged": bool(frame["diverged"].any()),
-            "versions": {"torch": "2.14.1", "python": "3.11"}, "train_images": 300, "test_images": 100}
+            "versions": {"torch": "2.14.1", "python": "3.11"}, "train_images": 300, "test_images": 100,
+            "job_seconds": 40.0}
     if startup is not None:
         info["startup_seconds"] = startup
     (run / "run.json").write_text(json.dumps(info))
-    (run / "benchmark.tsv").write_text("s\th:m:s\tmax_rss\n40.0\t0:00:40\t900.0\n")
     planned = {**SPEC, "problem": problem, "optimizer_name": optimizer, "seed": seed}
     return TrainRun(problem=problem, dataset="toy", model="m", optimizer=optimizer, seed=seed, dir=str(run),
-                    benchmark=str(run / "benchmark.tsv"), spec=planned, execution={})
+                    spec=planned, execution={})
 
 
 def write_run(root, optimizer, seed, test_acc, diverged_epoch=None, startup=None, device="cuda", spec=None,

@@ -9,15 +9,14 @@ KEY, OTHER = "ab" + "1" * 30, "cd" + "2" * 30
 SPEC = {"seed": 0, "optimizer": {"class": "SGD"}}
 
 
-def run_files(folder: Path, benchmark: bool = True) -> dict:
-    """A training run's files as the workflow names them (a trial has neither model nor benchmark)."""
-    names = ["run.json", "metrics.csv"] + (["model.pt"] if benchmark else [])
-    return {**{n: folder / n for n in names}, **({"benchmark.tsv": folder.parent / "bench.tsv"} if benchmark else {})}
+def run_files(folder: Path, model: bool = True) -> dict:
+    """A training run's files as the workflow names them (a trial has no model)."""
+    return {n: folder / n for n in ["run.json", "metrics.csv"] + (["model.pt"] if model else [])}
 
 
-def finished_run(folder: Path, text: str, spec=SPEC, benchmark: bool = True) -> dict:
-    """A run as the trainer and Snakemake leave it; run.json records `spec` plus an execution setting."""
-    files = run_files(folder, benchmark)
+def finished_run(folder: Path, text: str, spec=SPEC, model: bool = True) -> dict:
+    """A run as the trainer leaves it; run.json records `spec` plus an execution setting."""
+    files = run_files(folder, model)
     folder.mkdir(parents=True, exist_ok=True)
     for name, path in files.items():
         path.write_text(json.dumps({"spec": {**spec, "compile": "auto"}}) if name == "run.json" else text + name)
@@ -46,17 +45,17 @@ def test_an_entry_is_never_replaced_and_an_unfinished_run_never_published(tmp_pa
     assert not store.publish(shared, KEY, finished_run(tmp_path / "b" / "run", "second"), SPEC)
     assert (shared / KEY[:2] / KEY / "metrics.csv").read_text() == "firstmetrics.csv"
     unfinished = finished_run(tmp_path / "c" / "run", "c")
-    unfinished["benchmark.tsv"].unlink()
+    unfinished["model.pt"].unlink()
     assert not store.publish(shared, OTHER, unfinished, SPEC) and not (shared / OTHER[:2] / OTHER).exists()
 
 
 def test_fetch_writes_nothing_without_every_wanted_file(tmp_path):
     shared = tmp_path / "store"
-    store.publish(shared, KEY, finished_run(tmp_path / "trial", "t", benchmark=False), SPEC)
+    store.publish(shared, KEY, finished_run(tmp_path / "trial", "t", model=False), SPEC)
     target = run_files(tmp_path / "study" / "run")
-    assert not store.fetch(shared, KEY, target)  # a training run needs model.pt and its benchmark
+    assert not store.fetch(shared, KEY, target)  # a training run needs its model.pt
     assert not store.fetch(shared, OTHER, target) and not (tmp_path / "study").exists()
-    assert store.fetch(shared, KEY, run_files(tmp_path / "study" / "trial", benchmark=False))
+    assert store.fetch(shared, KEY, run_files(tmp_path / "study" / "trial", model=False))
 
 
 def test_sync_publishes_own_runs_fetches_missing_ones_and_clears_a_changed_one(tmp_path):
@@ -73,7 +72,7 @@ def test_sync_publishes_own_runs_fetches_missing_ones_and_clears_a_changed_one(t
     # The same plan again: the fetched run stays (and is not published back); a changed spec clears it.
     assert store.sync(shared, [(KEY, missing, SPEC)]) == {str(tmp_path / "b" / "run")}
     assert store.sync(shared, [(OTHER, missing, {**SPEC, "seed": 1})]) == set()
-    assert list((tmp_path / "b" / "run").iterdir()) == [] and not missing["benchmark.tsv"].exists()
+    assert list((tmp_path / "b" / "run").iterdir()) == [] and not missing["model.pt"].exists()
     assert store.holds(shared, KEY)  # the entry stays
     assert store.sync(None, [(KEY, run_files(tmp_path / "x"), SPEC)]) == set()  # no store: nothing
 

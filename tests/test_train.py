@@ -6,6 +6,7 @@ import copy
 import json
 import math
 import subprocess
+import time
 
 import numpy as np
 import pandas as pd
@@ -249,6 +250,19 @@ def test_run_json_records_peak_memory_and_the_granted_request(tiny_spec, tmp_pat
     info = json.loads((tmp_path / "run.json").read_text())
     assert isinstance(info["peak_host_mb"], float) and info["peak_host_mb"] >= 400 and held.size == 400 * 2**20
     assert info["peak_gpu_mb"] is None and info["mem_mb"] == 2345
+
+
+def test_run_json_records_the_jobs_wall_time_from_the_process_start(tiny_spec, tmp_path):
+    """The cost table's job time (no Snakemake benchmark: issue 31): process start to the end of the run's work,
+    so at least this test process's age before the run plus the run's own duration, and beyond its start-up
+    and its epochs."""
+    before, start = train.process_age(), time.perf_counter()
+    train.run({**tiny_spec, "epochs": 2}, tmp_path, threads=1)
+    took = time.perf_counter() - start
+    info = json.loads((tmp_path / "run.json").read_text())
+    metrics = pd.read_csv(tmp_path / "metrics.csv")
+    assert before + 0.9 * took <= info["job_seconds"] <= before + took + 0.5
+    assert info["job_seconds"] > info["startup_seconds"] + metrics["epoch_seconds"].sum()
 
 
 def test_threads_are_the_specs_and_a_contradicting_flag_is_refused(tiny_spec, tmp_path):

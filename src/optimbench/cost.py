@@ -24,36 +24,17 @@ PEAKS = ["peak_host_mb", "peak_gpu_mb", "mem_mb"]  # cost_table's maxima over ru
 STEP_BASELINES = ("SGD", "SGDM")
 
 
-def _benchmark(benchmark_path) -> pd.Series | None:
-    """The last row of Snakemake's benchmark file (the last attempt): `s` seconds, `max_rss` MB; None without it."""
-    benchmark = Path(benchmark_path) if benchmark_path else None
-    if benchmark is None or not benchmark.exists():
-        return None
-    return read_table(benchmark, sep="\t").iloc[-1]
-
-
-def _job_seconds(benchmark_path) -> float:
-    """The job's wall time (seconds, the last row of Snakemake's benchmark file); NaN without the file."""
-    row = _benchmark(benchmark_path)
-    return np.nan if row is None else float(row["s"])
-
-
 def _number(value) -> float:
     return np.nan if value is None else float(value)
 
 
 def run_memory(run: TrainRun, info: dict) -> dict:
     """The run's peak memory (MB) and what its job asked for: peak_host_mb (run.json's, the trainer's
-    measurement; for runs recorded before it, the max_rss of Snakemake's benchmark file, NaN without either),
-    peak_gpu_mb (run.json's; NaN off CUDA or unrecorded), mem_mb (run.json's request, else the run's
-    execution settings', else NaN) and over_request (the host peak exceeded the request; False when unknown)."""
-    host = info.get("peak_host_mb")
-    if host is None:
-        row = _benchmark(run.benchmark)
-        host = row.get("max_rss") if row is not None else None
-        host = None if host is None or pd.isna(pd.to_numeric(host, errors="coerce")) else float(host)
+    measurement; NaN for runs recorded before it), peak_gpu_mb (run.json's; NaN off CUDA or unrecorded),
+    mem_mb (run.json's request, else the run's execution settings', else NaN) and over_request (the host
+    peak exceeded the request; False when unknown)."""
     requested = _number(info.get("mem_mb", run.execution.get("mem_mb")))
-    host = _number(host)
+    host = _number(info.get("peak_host_mb"))
     return {"peak_host_mb": host, "peak_gpu_mb": _number(info.get("peak_gpu_mb")), "mem_mb": requested,
             "over_request": bool(np.isfinite(host) and np.isfinite(requested) and host > requested)}
 
@@ -61,9 +42,10 @@ def run_memory(run: TrainRun, info: dict) -> dict:
 def run_cost(run: TrainRun, gpu_share: float) -> dict:
     """What one run of the plan cost (seconds and device-seconds), split into its start-up and its epochs.
 
-    The job's wall time comes from Snakemake's benchmark file (`run.benchmark`); `startup_seconds` (process
-    start to the first epoch) from the run's run.json. A resumed run's benchmark file timed the last attempt
-    only: its start-up plus its epochs' seconds (epoch_seconds + eval_seconds of metrics.csv) stand in then.
+    The job's wall time (`job_seconds`: process start to its run.json, the trainer's own measurement) and
+    `startup_seconds` (process start to the first epoch) come from the run's run.json; NaN and 0 for runs
+    recorded before them. A resumed run's job_seconds timed its last attempt only: its start-up plus its
+    epochs' seconds (epoch_seconds + eval_seconds of metrics.csv) stand in then.
     Device-seconds are seconds × the share of a device the run held: `gpu_share` GPUs on CUDA, its threads
     (CPU cores) on the CPU. Steps are epochs × run.json's steps_per_epoch (NaN for runs recorded without it);
     seconds_per_step is the training seconds (epoch_seconds, evaluation excluded) per step. Returns the run's
@@ -72,7 +54,7 @@ def run_cost(run: TrainRun, gpu_share: float) -> dict:
     """
     info = json.loads(Path(run.file("run.json")).read_text())
     metrics = read_table(run.file("metrics.csv"))
-    job_seconds = _job_seconds(run.benchmark)
+    job_seconds = _number(info.get("job_seconds"))
     measured = metrics["epoch_seconds"].sum() + metrics["eval_seconds"].sum()
     startup = info.get("startup_seconds")
     if startup is None:  # runs recorded before start-up was measured: the job's time beyond its epochs

@@ -32,10 +32,8 @@ from optimbench.runs import (
     SCHEDULE_FACTOR,
     SELECTION,
     SPLIT_FILE,
-    TRAIN_BENCHMARK,
     TRAIN_DIR,
     TRIAL_DIR,
-    TUNED_BENCHMARK,
     TUNED_DIR,
     DescentRun,
     Plan,
@@ -80,7 +78,7 @@ def plan(config: dict) -> Plan:
         stem = data_stem(spec)
         data[stem] = {"file": DATA_FILE.format(stem=stem), "summary": DATA_SUMMARY.format(stem=stem), "spec": spec}
         problem_data[problem] = stem
-        runs += [_train_run(config, problem, optimizer, seed, data[stem]["file"], TRAIN_DIR, TRAIN_BENCHMARK)
+        runs += [_train_run(config, problem, optimizer, seed, data[stem]["file"], TRAIN_DIR)
                  for optimizer in train["optimizers"] for seed in problem_seeds(config, problem)]
     descents = []
     for i, group in enumerate(config["descent"]["groups"]):
@@ -104,7 +102,7 @@ def plan(config: dict) -> Plan:
 
 
 def _train_run(config: dict, problem: str, optimizer: str, seed, data_file: str, dir_template: str,
-               benchmark_template: str, **spec_extra) -> TrainRun:
+               **spec_extra) -> TrainRun:
     """One training job of the study (a planned run, or a tuned run with `spec_extra` validation/test
     settings): its result spec (specs.train_spec), execution settings and its files from the templates."""
     spec = {**train_spec(config, problem, optimizer, seed, data_file), **spec_extra}
@@ -112,7 +110,6 @@ def _train_run(config: dict, problem: str, optimizer: str, seed, data_file: str,
     results = config["results_dir"]
     return TrainRun(**fields, dataset=spec["dataset"], model=spec["model"],
                     dir=dir_template.format(results=results, **fields),
-                    benchmark=benchmark_template.format(results=results, **fields),
                     spec=spec, execution=execution_settings(config["train"]))
 
 
@@ -207,7 +204,7 @@ def tune_plan(config: dict, data: dict, problem_data: dict) -> TuneStage:
                 trials.append(Trial(**fields, setting=setting, dir=TRIAL_DIR.format(results=results, **fields),
                                     spec=spec))
             selections[problem][optimizer] = SELECTION.format(results=results, problem=problem, optimizer=optimizer)
-            finals += [_train_run(config, problem, optimizer, seed, data[stem]["file"], TUNED_DIR, TUNED_BENCHMARK,
+            finals += [_train_run(config, problem, optimizer, seed, data[stem]["file"], TUNED_DIR,
                                   validation=validation, test="final") for seed in problem_seeds(config, problem)]
     return TuneStage(optimizers, split_files, tune["validation_size"], tune["split_seed"], tune["select_by"],
                      tune["sampler"], spaces, trials, selections, finals)

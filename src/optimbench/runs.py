@@ -1,6 +1,6 @@
 """What a study is made of, as typed objects, and where each run's files go: `StudyProblem` (a problem as
 the study runs it), `TrainRun`, `DescentRun`, `Trial`, `TuneStage`, and the path templates (Snakemake
-wildcards in braces) that turn a run's identity into its folder, log and benchmark file; and the `Plan` that
+wildcards in braces) that turn a run's identity into its folder and log; and the `Plan` that
 holds them, with its JSON form (`Plan.to_json`, `read_plan`).
 
 optimbench.plan builds the Plan from the config (`plan.plan`); the stages read it back from plan.json
@@ -92,7 +92,6 @@ class TrainRun:
     optimizer: str
     seed: int
     dir: str
-    benchmark: str  # Snakemake's benchmark file of the job (wall time, memory)
     spec: dict = field(compare=False)
     execution: dict = field(compare=False)
 
@@ -166,7 +165,6 @@ CHECKPOINT = "checkpoint.pt"  # the checkpoint's file name in a run's folder (tr
 WRITER_LOCK = "writer.lock"  # the lock file of a run's folder: who writes it (checkpoints.writer_lock)
 TRAIN_DIR = "{results}/train/{problem}/{optimizer}/seed{seed}"
 TRAIN_LOG = "{results}/logs/train/{problem}/{optimizer}/seed{seed}.log"
-TRAIN_BENCHMARK = "{results}/benchmarks/train/{problem}/{optimizer}/seed{seed}.tsv"
 DATA_FILE = "resources/data/{stem}.npz"
 DATA_SUMMARY = "resources/data/{stem}.json"
 SPLIT_FILE = "resources/data/{stem}-validation-{size}-seed{seed}.json"
@@ -183,7 +181,6 @@ SCHEDULE_FACTOR = "lr_schedule"  # a searched factor of tuning that is not an op
 TRIAL_DIR = "{results}/tune/{problem}/{optimizer}/trial{trial}"
 SELECTION = "{results}/tune/{problem}/{optimizer}/selected.json"
 TUNED_DIR = "{results}/tuned/train/{problem}/{optimizer}/seed{seed}"
-TUNED_BENCHMARK = "{results}/benchmarks/tuned/{problem}/{optimizer}/seed{seed}.tsv"
 
 
 def pattern(template: str, results_dir: str) -> str:

@@ -343,8 +343,8 @@ def cost_section(plan: Plan, tables, links: Links | None = None) -> list:
     """Device time: the conclusion, and the cost table with whatever columns it holds."""
     cost = tables["cost"]
     return [heading("Cost", "cost"),
-            Markdown("Device time per optimizer and for the whole study: each job's wall time (Snakemake's "
-                     "`benchmark:` file) times the share of a device it held, split into the start-up each run pays "
+            Markdown("Device time per optimizer and for the whole study: each job's wall time (its run.json's "
+                     "`job_seconds`) times the share of a device it held, split into the start-up each run pays "
                      "once and the cost per epoch.\n\n"
                      + cost_conclusion(cost, "; ".join(headings(plan, tables["runs"]).values()))),
             table(cost, (links or Links()).table("cost"))]

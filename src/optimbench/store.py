@@ -1,11 +1,11 @@
 """A store of finished runs shared between studies: never train the same run twice.
 
-An entry holds one finished run's files (run.json, metrics.csv, model.pt if it saved one, Snakemake's
-benchmark of the job that trained it) and its result spec, under the key of that spec
+An entry holds one finished run's files (run.json, metrics.csv, model.pt if it saved one; run.json records
+the job's wall time and peak memory) and its result spec, under the key of that spec
 (optimbench.specs.store_key: the complete result spec, with the fingerprint of the optimizer's code):
 `<store>/<key[:2]>/<key>/`. Studies, or a lab's users, share runs by pointing at one folder (config key
 `store`, else the environment variable OPTIMBENCH_STORE). A run is given as its key and its files, entry
-name → path in the study (`{"metrics.csv": "results/train/.../metrics.csv", "benchmark.tsv": ...}`).
+name → path in the study (`{"metrics.csv": "results/train/.../metrics.csv", "run.json": ...}`).
 
 - publish: a finished run's files go in as one atomic rename of a filled temp folder; an entry is never
   replaced (the first study to publish a key wins: the runs are the same by their key).
@@ -17,10 +17,10 @@ name → path in the study (`{"metrics.csv": "results/train/.../metrics.csv", "b
   with MARKER, naming the key), and clear a fetched run whose key no longer matches its spec (a changed
   setting), which then trains or is fetched anew.
 
-Snakemake's between-workflow cache (`cache:`, --cache) does not fit (README, "The run store"): it refuses
-rules with a `benchmark:` (the cost table reads the training jobs' benchmarks), and its key hashes the
-shell command and params, which hold the study's run folder, the interpreter and the checkout's paths,
-so no two studies or users would ever share an entry.
+Snakemake's between-workflow cache (`cache:`, --cache) does not fit (README, "The run store"): its key
+hashes the shell command and params, which hold the study's run folder, the interpreter and the
+checkout's paths, so no two studies or users would ever share an entry; and it knows nothing of the code
+behind an optimizer's class name.
 """
 
 from __future__ import annotations

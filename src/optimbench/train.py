@@ -451,7 +451,8 @@ def _run_locked(spec: dict, problem: Problem, out_dir: Path, threads: int, save_
         "resumed_after_epoch": start_epoch or None, "diverged": diverged, "startup_seconds": startup_seconds,
         "diverged_epoch": rows[-1]["epoch"] if diverged else None, "epochs_completed": len(rows),
         "git_commit": provenance.git_commit(), "started": started, "finished": provenance.now(),
-        **memory.peaks(device), "mem_mb": mem_mb})
+        **memory.peaks(device), "mem_mb": mem_mb,
+        "job_seconds": process_age()})  # the job's wall time to here (the cost table's; a resumed run's: this attempt)
     write_rows(out_dir / "metrics.csv", rows, metric_columns(problem))  # last: its presence marks a finished run
     ckpt_path.unlink(missing_ok=True)
     return rows

@@ -6,7 +6,6 @@ rule aggregate_train:
         plan=PLAN_FILE,
         metrics=PLAN.train_files("metrics.csv"),
         runs=PLAN.train_files("run.json"),
-        benchmarks=[run.benchmark for run in PLAN.train_runs],
     output:
         expand(f"{TABLES}/{{table}}.{{ext}}", table=TRAIN_TABLES, ext=files.TABLE_FORMATS),
     log:

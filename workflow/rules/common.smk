@@ -25,12 +25,11 @@ STORE = store.location(config["store"])
 def store_runs():
     """(key, files, spec) of every training run, trial and tuned run (once its selection exists) of the plan."""
 
-    def files(run, benchmark=True):
-        names = ["run.json", "metrics.csv"] + (["model.pt"] if benchmark else [])
-        return {**{n: f"{run.dir}/{n}" for n in names}, **({"benchmark.tsv": run.benchmark} if benchmark else {})}
+    def files(run, model=True):
+        return {n: f"{run.dir}/{n}" for n in ["run.json", "metrics.csv"] + (["model.pt"] if model else [])}
 
     found = [(run.spec, files(run)) for run in PLAN.train_runs]
-    found += [(trial.spec, files(trial, benchmark=False)) for trial in PLAN.trials_of()]
+    found += [(trial.spec, files(trial, model=False)) for trial in PLAN.trials_of()]
     for run in PLAN.tune.finals if PLAN.tune else []:
         selection = Path(PLAN.tune.selections[run.problem][run.optimizer])
         if selection.is_file():
@@ -65,7 +64,6 @@ FIGURES = PLAN.figures_dir
 REPORT_HTML = PLAN.report_html
 RUN_DIR = runs.pattern(runs.TRAIN_DIR, R)
 TRAIN_LOG = runs.pattern(runs.TRAIN_LOG, R)
-TRAIN_BENCHMARK = runs.pattern(runs.TRAIN_BENCHMARK, R)
 DESCENT_DIR = runs.pattern(runs.DESCENT_DIR, R)
 DESCENT_LOG = runs.pattern(runs.DESCENT_LOG, R)
 TUNE = PLAN.tune  # None without tuning
@@ -75,7 +73,6 @@ SELECTION = runs.pattern(runs.SELECTION, R)
 SELECTION_LOG = runs.pattern(runs.SELECTION_LOG, R)
 TUNED_DIR = runs.pattern(runs.TUNED_DIR, R)
 TUNED_LOG = runs.pattern(runs.TUNED_LOG, R)
-TUNED_BENCHMARK = runs.pattern(runs.TUNED_BENCHMARK, R)
 # A validation split's seed is not a run's seed: its own wildcard, with its own constraint (rule validation_split).
 SPLIT_FILE = runs.SPLIT_FILE.replace("{seed}", "{split_seed}")
 SPLIT_LOG = runs.SPLIT_LOG.replace("{seed}", "{split_seed}")
@@ -132,9 +129,12 @@ def train_gres():
 
 # How every training job (train, trial, tuned_train) runs, defined once: its threads, resources and software,
 # each from that job's own result spec (specs.job_resources: its problem's epochs, a trial's epochs; × attempt).
-# Not inherited from train (`use ... with`), as a trial would then keep train's benchmark file (a new output,
-# so every finished trial would rerun) and one shell command for all three would change their command text
-# (Snakemake's `code` rerun trigger, so every finished run would train again).
+# Not inherited from train (`use ... with`), as a trial would then keep train's model.pt (a new output, so
+# every finished trial would rerun) and one shell command for all three would change their command text
+# (Snakemake's `code` rerun trigger, so every finished run would train again). Snakemake benchmarks none of
+# them: the trainer records its job's wall time and peak memory in run.json (job_seconds, peak_host_mb), and
+# Snakemake's benchmark thread read /proc/<pid>/smaps_rollup of every job twice a second (11-19 s of CPU in
+# the demo).
 def job_run(job):
     """The run of a training job from its wildcards: PLAN.train_run, PLAN.trial or PLAN.tuned_run."""
     if job == "trial":

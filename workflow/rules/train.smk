@@ -10,8 +10,6 @@ rule train:
         model=f"{RUN_DIR}/model.pt",
     log:
         TRAIN_LOG,
-    benchmark:
-        TRAIN_BENCHMARK
     params:
         py=PY,
         script=os.path.join(SCRIPTS, "train.py"),

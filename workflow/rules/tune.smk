@@ -74,8 +74,6 @@ rule tuned_train:
         model=f"{TUNED_DIR}/model.pt",
     log:
         TUNED_LOG,
-    benchmark:
-        TUNED_BENCHMARK
     params:
         py=PY,
         script=os.path.join(SCRIPTS, "train.py"),
