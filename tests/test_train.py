@@ -499,7 +499,7 @@ def test_a_finite_but_huge_loss_is_divergence(tiny_spec, tmp_path):
     assert info["diverged"] is True and info["diverged_epoch"] == len(metrics)
 def test_auto_compiles_on_the_cpu_only_past_the_measured_break_even():
     # The break-even in steps, from the measured constants: compile seconds / seconds saved per step.
-    break_even = train.COMPILE_SECONDS_CPU / (train.STEP_SECONDS_CPU * train.STEP_SAVING_CPU)
+    break_even = train.COMPILE_SECONDS_CPU / train.STEP_SECONDS_SAVED_CPU
     cpu = torch.device("cpu")
     short, long = train.compile_choice("auto", cpu, int(break_even) - 1), train.compile_choice("auto", cpu,
                                                                                                 int(break_even) + 2)
