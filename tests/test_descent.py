@@ -295,3 +295,19 @@ def test_a_diverged_trajectory_does_not_stretch_the_3d_view(tmp_path):
     assert '"xaxis":{"title":{"text":"x"},"range":[-2,2]}' in text
     assert '"yaxis":{"title":{"text":"y"},"range":[-1,3]}' in text
     assert ',"range":[' in text.split('"zaxis":{"title":{"text":"f"}')[1][:40] and "2509.0]" in text
+
+
+def test_a_job_spec_is_one_run_or_a_list_of_runs_inline_or_in_a_file(tmp_path):
+    """The workflow passes a job's runs (every run of a group on a function) as one JSON list; a run's own
+    spec, inline or in a JSON/YAML file, is a job of one run. Each run is checked for its kind's keys."""
+    run = {"group": "g", "function": "ackley", "method": "m", "gradient": "central", "kind": "article", "lr": 0.01,
+           "h": 1e-3, "tol": 0.0, "max_epochs": 2, "start": [-1.0, 1.0]}
+    (tmp_path / "job.yaml").write_text(json.dumps([run, {**run, "method": "n"}]))
+    assert [s["method"] for s in descent.read_job_specs(str(tmp_path / "job.yaml"))] == ["m", "n"]
+    assert descent.read_job_specs(json.dumps(run)) == [run]
+    with pytest.raises(SystemExit, match="at least one run spec"):
+        descent.read_job_specs("[]")
+    with pytest.raises(SystemExit, match=r"missing 1 required key\(s\):\n  lr"):
+        descent.read_job_specs(json.dumps([run, {k: v for k, v in run.items() if k != "lr"}]))
+    with pytest.raises(SystemExit, match="not valid JSON"):
+        descent.read_job_specs("[{")

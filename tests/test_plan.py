@@ -32,7 +32,6 @@ def test_one_training_run_per_optimizer_and_seed_with_its_files():
     run = plan.train_run("cifar10-resnet18", "Adam", 3)
     assert run.dir == "results/train/cifar10-resnet18/Adam/seed3"
     assert run.file("metrics.csv") == f"{run.dir}/metrics.csv"
-    assert run.benchmark == "results/benchmarks/train/cifar10-resnet18/Adam/seed3.tsv"
     assert run.spec["optimizer_name"] == "Adam" and run.spec["seed"] == 3
     assert run.spec["data"] == plan.data_file("cifar10-resnet18") == "resources/data/cifar10.npz"
     assert run.spec["problem"] == "cifar10-resnet18" and run.spec["model"] == "resnet18_article"

@@ -34,7 +34,7 @@ def row(epoch, loss=0.75, acc=0.5, seconds=2.0, eval_seconds=1.0, diverged=False
 def train_run(name: str) -> TrainRun:
     spec = {"problem": PROBLEM, "epochs": EPOCHS, "seed": 0, "optimizer": {"class": "SGD", "kwargs": {"lr": 0.05}}}
     return TrainRun(PROBLEM, "cifar10", "resnet18_cifar", name, 0, f"results/train/{PROBLEM}/{name}/seed0",
-                    f"results/benchmarks/{name}.tsv", spec=spec, execution={})
+                    spec=spec, execution={})
 
 
 def finished(folder: Path, rows: list[dict], spec: dict, diverged=False) -> None:

@@ -10,23 +10,27 @@ from pathlib import Path
 import yaml
 
 
-def read_spec(value: str, required: dict[str, str] | None = None, optional: dict[str, str] | None = None) -> dict:
-    """A job spec given as inline JSON, or as the path of a JSON or YAML file, checked by check_spec."""
+def parse_spec(value: str):
+    """--spec as given: inline JSON (a mapping, or a list of mappings), or the path of a JSON or YAML file;
+    SystemExit when it is neither or does not parse."""
     text = value.strip()
-    if text.startswith("{"):
+    if text.startswith(("{", "[")):
         try:
-            spec = json.loads(text)
+            return json.loads(text)
         except json.JSONDecodeError as exc:
             raise SystemExit(f"--spec is not valid JSON ({exc})") from None
-    else:
-        path = Path(value)
-        if not path.is_file():
-            raise SystemExit(f"--spec {value!r} is neither inline JSON nor an existing file")
-        try:
-            spec = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as exc:
-            raise SystemExit(f"--spec file {path} is not valid JSON or YAML ({exc})") from None
-    return check_spec(spec, required or {}, optional or {})
+    path = Path(value)
+    if not path.is_file():
+        raise SystemExit(f"--spec {value!r} is neither inline JSON nor an existing file")
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise SystemExit(f"--spec file {path} is not valid JSON or YAML ({exc})") from None
+
+
+def read_spec(value: str, required: dict[str, str] | None = None, optional: dict[str, str] | None = None) -> dict:
+    """A job spec given as inline JSON, or as the path of a JSON or YAML file, checked by check_spec."""
+    return check_spec(parse_spec(value), required or {}, optional or {})
 
 
 def check_spec(spec, required: dict[str, str], optional: dict[str, str]) -> dict:

@@ -17,14 +17,13 @@ because far out a finite-difference gradient vanishes (X ± h rounds to X) and t
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from optimbench import functions, memory
-from optimbench.cli import check_spec, read_spec, spec_help
+from optimbench.cli import check_spec, parse_spec, spec_help
 from optimbench.files import DESCENT_IDENTITY as IDENTITY
 from optimbench.files import DESCENT_SUMMARY_COLUMNS as SUMMARY_COLUMNS
 from optimbench.files import DESCENT_TRAJECTORY_COLUMNS
@@ -190,27 +189,22 @@ SPEC_OPTIONAL = {
 }
 
 
-def read_descent_spec(value: str) -> dict:
-    """The spec with every key its kind needs (SystemExit naming the missing ones)."""
-    spec = read_spec(value, SPEC_REQUIRED, SPEC_OPTIONAL)
+def check_descent_spec(spec) -> dict:
+    """One run's spec with every key its kind needs (SystemExit naming the missing ones)."""
+    spec = check_spec(spec, SPEC_REQUIRED, SPEC_OPTIONAL)
     if spec["kind"] not in KIND_REQUIRED:
         raise SystemExit(f"--spec kind = {spec['kind']!r}: use one of {sorted(KIND_REQUIRED)}")
     return check_spec(spec, KIND_REQUIRED[spec["kind"]], {})
 
 
 def read_job_specs(value: str) -> list[dict]:
-    """A job's run specs: --spec as one spec, or a JSON list of specs (every run of one group on one
-    function, as the workflow passes them), each checked by read_descent_spec."""
-    stripped = value.lstrip()
-    if stripped.startswith("["):
-        try:
-            specs = json.loads(stripped)
-        except json.JSONDecodeError as exc:
-            raise SystemExit(f"--spec: not a JSON list of run specs ({exc})") from None
-        if not specs:
-            raise SystemExit("--spec []: give at least one run spec")
-        return [read_descent_spec(json.dumps(spec)) for spec in specs]
-    return [read_descent_spec(value)]
+    """A job's run specs: --spec as one run's spec, or a list of them (every run of one group on one
+    function, as the workflow passes them), each checked by check_descent_spec."""
+    parsed = parse_spec(value)
+    specs = parsed if isinstance(parsed, list) else [parsed]
+    if not specs:
+        raise SystemExit("--spec []: give at least one run spec")
+    return [check_descent_spec(spec) for spec in specs]
 
 
 def run_job(specs: list[dict]) -> tuple[list[dict], list[dict]]:
