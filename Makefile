@@ -8,12 +8,17 @@ PRESET ?=
 CONFIG ?= $(if $(PRESET),config/presets/$(PRESET).yaml)
 WORKDIR ?= .
 CONFIG_ARGS := $(if $(CONFIG),--configfile $(abspath $(CONFIG)))
-# From the working directory, as every job: an optimizer module of the study's folder imports there.
-RESULTS = $(shell cd $(WORKDIR) && $(abspath $(BIN))/python -c "from optimbench.config import load; import sys, os; \
-	print(os.path.join(os.getcwd(), load(sys.argv[1:])['results_dir']))" $(CURDIR)/config.yaml $(abspath $(CONFIG)) 2>/dev/null)
+# From the working directory, as every job: an optimizer module of the study's folder imports there. Make expands
+# a recipe before its first line runs, so `make study` into a new folder asks before its mkdir: from here then.
+RESULTS = $(shell $(abspath $(BIN))/python -c "import os, sys; os.path.isdir(sys.argv[1]) and os.chdir(sys.argv[1]); \
+	from optimbench.config import load; print(os.path.join(sys.argv[1], load(sys.argv[2:])['results_dir']))" \
+	$(abspath $(WORKDIR)) $(CURDIR)/config.yaml $(abspath $(CONFIG)) 2>/dev/null)
 # Snakemake reads --configfile files before any of our code and names neither file nor line: check them first.
 # (From the working directory, where Snakemake resolves the config's relative paths.)
-CHECK_CONFIG := cd $(WORKDIR) && $(abspath $(BIN))/python -m optimbench.plan --check $(CURDIR)/config.yaml \
+# `make study` creates the working directory; report and status read a study's, so it must exist.
+IN_WORKDIR := { test -d $(WORKDIR) || { echo "WORKDIR=$(WORKDIR): no such folder (make study WORKDIR=$(WORKDIR) \
+	creates it; make report and make status read the folder a study ran in)" >&2; exit 2; }; } && cd $(WORKDIR)
+CHECK_CONFIG := $(IN_WORKDIR) && $(abspath $(BIN))/python -m optimbench.plan --check $(CURDIR)/config.yaml \
 	$(if $(CONFIG),$(abspath $(CONFIG)))
 SNAKEMAKE := $(BIN)/snakemake --snakefile $(CURDIR)/Snakefile --directory $(WORKDIR) \
 	--profile $(CURDIR)/profiles/local --cores $(CORES)
@@ -49,6 +54,7 @@ compare: venv
 	$(MAKE) --no-print-directory study PRESET=compare
 
 study: venv
+	mkdir -p $(WORKDIR)
 	$(CHECK_CONFIG)
 	$(SNAKEMAKE) $(CONFIG_ARGS)
 	@echo "Report: $(RESULTS)/report/study.html"
@@ -56,7 +62,7 @@ study: venv
 report: venv
 	$(CHECK_CONFIG)
 	@# Names the runs without results (and how to get them) instead of a MissingInputException.
-	cd $(WORKDIR) && $(abspath $(BIN))/python -m optimbench.plan $(CURDIR)/config.yaml $(abspath $(CONFIG)) --missing
+	$(IN_WORKDIR) && $(abspath $(BIN))/python -m optimbench.plan $(CURDIR)/config.yaml $(abspath $(CONFIG)) --missing
 	@# --forceall forces every job of these rules that this study has (--forcerun would make each rule a target:
 	@# aggregate_tune and figures_tune too, when tune.enabled is false).
 	$(SNAKEMAKE) $(CONFIG_ARGS) --allowed-rules $(REPORT_RULES) --forceall --rerun-triggers mtime
@@ -64,7 +70,7 @@ report: venv
 
 # Reads the plan and the run folders only (optimbench.status): works while the study runs, never writes.
 status: venv
-	cd $(WORKDIR) && $(abspath $(BIN))/python -m optimbench.status $(CURDIR)/config.yaml $(abspath $(CONFIG))
+	$(IN_WORKDIR) && $(abspath $(BIN))/python -m optimbench.status $(CURDIR)/config.yaml $(abspath $(CONFIG))
 
 test: venv
 	$(BIN)/python -m pytest

@@ -66,3 +66,22 @@ def test_make_report_runs_and_forces_exactly_the_report_rules(tmp_path):
     assert "--forceall" in shlex.split(command)  # every job of the allowed rules (no rule is a target by itself)
     assert "--forcerun" not in command
     assert "report-rules.txt" in (ROOT / "Makefile").read_text()
+
+
+def test_make_study_creates_its_working_directory_and_report_and_status_name_a_missing_one(tmp_path):
+    """`make demo WORKDIR=/tmp/new` stopped at `cd: can't cd to /tmp/new`: the study creates its folder (here
+    the config check then runs in it and names the bad file); report and status need a study's folder."""
+    new = tmp_path / "new" / "study"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train:\n  seeds: [0, 1\n")
+    study = subprocess.run(["make", "-C", str(ROOT), "study", f"WORKDIR={new}", f"CONFIG={bad}"], env=run_env(),
+                           capture_output=True, text=True, timeout=300)
+    assert new.is_dir()
+    assert study.returncode != 0 and f"config file {bad}, line 3, column 1: not valid YAML" in study.stderr
+    for target in ("report", "status"):
+        missing = tmp_path / target
+        result = subprocess.run(["make", "-C", str(ROOT), target, f"WORKDIR={missing}"], env=run_env(),
+                                capture_output=True, text=True, timeout=300)
+        assert result.returncode != 0 and not missing.exists()
+        assert f"WORKDIR={missing}: no such folder (make study WORKDIR={missing} creates it" in result.stderr
+        assert "can't cd" not in result.stderr
