@@ -8,16 +8,15 @@ PRESET ?=
 CONFIG ?= $(if $(PRESET),config/presets/$(PRESET).yaml)
 WORKDIR ?= .
 CONFIG_ARGS := $(if $(CONFIG),--configfile $(abspath $(CONFIG)))
-# From the working directory, as every job: an optimizer module of the study's folder imports there. Make expands
-# a recipe before its first line runs, so `make study` into a new folder asks before its mkdir: from here then.
-RESULTS = $(shell $(abspath $(BIN))/python -c "import os, sys; os.path.isdir(sys.argv[1]) and os.chdir(sys.argv[1]); \
-	from optimbench.config import load; print(os.path.join(sys.argv[1], load(sys.argv[2:])['results_dir']))" \
-	$(abspath $(WORKDIR)) $(CURDIR)/config.yaml $(abspath $(CONFIG)) 2>/dev/null)
+# From the working directory, as every job: an optimizer module of the study's folder imports there.
+RESULTS = $(shell cd $(WORKDIR) 2>/dev/null && $(abspath $(BIN))/python -c "from optimbench.config import load; \
+	import sys, os; print(os.path.join(os.getcwd(), load(sys.argv[1:])['results_dir']))" $(CURDIR)/config.yaml \
+	$(abspath $(CONFIG)) 2>/dev/null)
 # Snakemake reads --configfile files before any of our code and names neither file nor line: check them first.
 # (From the working directory, where Snakemake resolves the config's relative paths.)
-# `make study` creates the working directory; report and status read a study's, so it must exist.
-IN_WORKDIR := { test -d $(WORKDIR) || { echo "WORKDIR=$(WORKDIR): no such folder (make study WORKDIR=$(WORKDIR) \
-	creates it; make report and make status read the folder a study ran in)" >&2; exit 2; }; } && cd $(WORKDIR)
+# `make study` creates the working directory (workdir); report and status read a study's, so it must exist.
+IN_WORKDIR := cd $(WORKDIR) 2>/dev/null || { echo "WORKDIR=$(WORKDIR): no such folder (make study WORKDIR=$(WORKDIR) \
+	creates it; make report and make status read the folder a study ran in)" >&2; exit 2; }
 CHECK_CONFIG := $(IN_WORKDIR) && $(abspath $(BIN))/python -m optimbench.plan --check $(CURDIR)/config.yaml \
 	$(if $(CONFIG),$(abspath $(CONFIG)))
 SNAKEMAKE := $(BIN)/snakemake --snakefile $(CURDIR)/Snakefile --directory $(WORKDIR) \
@@ -25,7 +24,7 @@ SNAKEMAKE := $(BIN)/snakemake --snakefile $(CURDIR)/Snakefile --directory $(WORK
 # Everything downstream of the results (workflow/report-rules.txt): `make report` runs only these, and all of them.
 REPORT_RULES := $(strip $(shell sed -e 's/[[:space:]]*[#].*//' $(CURDIR)/workflow/report-rules.txt))
 
-.PHONY: help venv demo compare study report status test lint mutation clean rehearsal
+.PHONY: help venv workdir demo compare study report status test lint mutation clean rehearsal
 
 help:
 	@echo "make demo    the whole study on offline data (digits, width 8, CPU), minutes; prints the report's path"
@@ -53,8 +52,11 @@ demo: venv
 compare: venv
 	$(MAKE) --no-print-directory study PRESET=compare
 
-study: venv
+# A prerequisite, not the recipe's first line: make expands a recipe (the report's path) before running it.
+workdir:
 	mkdir -p $(WORKDIR)
+
+study: venv | workdir
 	$(CHECK_CONFIG)
 	$(SNAKEMAKE) $(CONFIG_ARGS)
 	@echo "Report: $(RESULTS)/report/study.html"
