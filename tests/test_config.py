@@ -1,5 +1,6 @@
 """Config loading and validation: each kind of bad value gets its own clear error."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -324,3 +325,136 @@ def test_one_step_moves_the_dummy_parameters_as_the_optimizer_would():
     finally:
         torch.optim.SGD.step = original
     torch.testing.assert_close(seen[0][0], torch.tensor([0.45, -0.225], dtype=torch.float64))
+
+
+# ---------------------------------------------------------------- the check steps as the job steps (issue 37.8)
+VIEW_OPTIMIZERS = '''
+import torch
+
+
+class GradView(torch.optim.SGD):
+    """SGD that flattens each gradient with .view(-1), as pytorch_optimizer's AdamP does."""
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            for p in group["params"]:
+                flat = p.grad.view(-1)
+                p.add_(flat.reshape(p.shape), alpha=-group["lr"])
+
+
+class ParamView(torch.optim.SGD):
+    """SGD that flattens each parameter with .view(-1)."""
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            for p in group["params"]:
+                p.view(-1).sub_(group["lr"] * p.grad.reshape(-1))
+'''
+
+
+@pytest.fixture
+def view_file(tmp_path):
+    path = tmp_path / "view_optimizers.py"
+    path.write_text(VIEW_OPTIMIZERS)
+    return path
+
+
+def trains(cls: str, **train) -> dict:
+    return {"optimizers": {"V": {"class": cls}}, "train": {"optimizers": ["V"], "device": "cpu", **train},
+            "descent": {"groups": []}}
+
+
+@pytest.mark.parametrize("cls", ["pytorch_optimizer.AdamP", "{view_file}:GradView", "{view_file}:ParamView"])
+def test_an_optimizer_that_views_its_parameters_is_refused_where_the_jobs_use_channels_last(cls, view_file):
+    """The reported case (pytorch_optimizer's AdamP passed the check on 2x2 dummies, then every conv job died at
+    step 1 under channels-last), and plug-ins that .view() a gradient or a parameter: refused naming the key,
+    the optimizer, the cause and the fix; contiguous jobs run them."""
+    cls = cls.format(view_file=view_file)
+    message = (r"^train\.channels_last: the train jobs of cifar10-resnet18 use channels-last \(train\.channels_last = "
+               r"'on' in the config\), and optimizer 'V' \(\w+, class .*\) cannot step a convolution weight in "
+               r"channels-last: RuntimeError: view size is not compatible .* it flattens parameters or gradients "
+               r"with `\.view\(\)`.* Set train\.channels_last: off")
+    with pytest.raises(config.ConfigError, match=message):
+        check(trains(cls, channels_last="on"))
+    check(trains(cls, channels_last="off"))
+    check(trains(cls, channels_last="auto", width=4))  # auto: contiguous below width 8 (hardware), so is the check
+    check({**trains(cls, channels_last="on"), "problems": ["digits-vae"]})  # no convolution: no 4-D weight
+
+
+def test_the_layouts_are_the_trainers(monkeypatch):
+    """train_layouts agrees with what train.build_training resolves for each problem: its model convolves
+    (train.is_convolutional) and train.layout_and_precision's channels-last choice, here on an AMX CPU (where
+    auto keeps width 8 contiguous) and an AVX2 one (channels-last from width 8)."""
+    from optimbench import hardware, train
+    from optimbench.specs import problem_train
+
+    cfg = check({"problems": ["digits-resnet18", "digits-vae", "digits-capsnet"], "data": {"source": "digits"},
+                 "train": {"device": "cpu", "width": 8}})
+    for flags in ({"avx2"}, {"amx_bf16", "avx512_bf16"}):
+        monkeypatch.setattr(hardware, "cpu_flags", lambda flags=frozenset(flags): flags)
+        monkeypatch.setattr(config, "cpu_flags", hardware.cpu_flags)
+        found = {p: layout.memory_format for layout in config.train_layouts(cfg, torch.device("cpu"))
+                 for p in layout.problems}
+        expected = {}
+        for problem in cfg["problems"]:
+            spec = problem_train(cfg, problem)
+            p = train.get_problem({"problem": problem})
+            model = p.build_model(spec["width"])
+            on = train.layout_and_precision(spec, torch.device("cpu"))[0].on
+            expected[problem] = ("channels_last" if on else "contiguous") if train.is_convolutional(model) else None
+        assert found == expected
+        assert found["digits-vae"] is None and found["digits-resnet18"] == ("contiguous" if "amx_bf16" in flags
+                                                                             else "channels_last")
+
+
+@pytest.fixture
+def float64_default():
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(before)
+
+
+def test_a_float64_default_dtype_loads_the_config_and_the_check_steps_in_it(float64_default, monkeypatch):
+    """The reported case: torch.set_default_dtype(torch.float64), then config.load was refused ("addmv input
+    tensors must have the same dtype"); now it loads, and the train check's parameters are float64."""
+    seen = []
+    original = torch.optim.SGD.step
+
+    def spy(self, closure=None):
+        seen.append({p.dtype for g in self.param_groups for p in g["params"]})
+        return original(self, closure)
+
+    monkeypatch.setattr(torch.optim.SGD, "step", spy)
+    loaded = config.load([ROOT / "config.yaml"])
+    assert loaded["train"]["optimizers"][0] == "SGD" and seen and all(s == {torch.float64} for s in seen)
+
+
+@pytest.mark.parametrize("layout", ["channels_last", "contiguous"])
+def test_one_train_step_moves_a_convolution_weight_in_the_jobs_layout_as_sgd_would(layout, monkeypatch):
+    """SGD lr 0.1 on ½‖W·(1, 2) + b‖² + ½‖K ⊙ C‖² (C = 0.1 ... 1.6): each parameter moves by -0.1 x its gradient
+    (W: r ⊗ (1, 2) and b: r for r = W·(1, 2) + b; K: K ⊙ C²), and the kernel and its gradient keep the job's
+    memory format (channels-last strides (8, 1, 4, 2)) through the step."""
+    seen = []
+    original = torch.optim.SGD.step
+
+    def spy(self, closure=None):
+        grads = [p.grad.stride() for g in self.param_groups for p in g["params"]]
+        out = original(self, closure)
+        seen.append(([p.detach().clone() for g in self.param_groups for p in g["params"]], grads))
+        return out
+
+    monkeypatch.setattr(torch.optim.SGD, "step", spy)
+    config.step_once({"class": "SGD"}, {"lr": 0.1}, "train", torch.device("cpu"), layout=layout)
+    (weight, bias, kernel), grad_strides = seen[0]
+    w0, b0 = np.array([[0.5, -0.3], [0.2, 0.1]]), np.array([0.1, -0.2])
+    k0 = np.array([0.5, -0.3, 0.2, 0.1, 0.1, 0.4, -0.2, 0.3] * 2).reshape(2, 2, 2, 2)
+    scale = np.arange(1, 17).reshape(2, 2, 2, 2) / 10
+    residual = w0 @ [1.0, 2.0] + b0
+    np.testing.assert_allclose(weight.numpy(), w0 - 0.1 * np.outer(residual, [1.0, 2.0]), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(bias.numpy(), b0 - 0.1 * residual, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(kernel.numpy(), k0 - 0.1 * k0 * scale**2, rtol=1e-6, atol=1e-7)
+    strides = (8, 1, 4, 2) if layout == "channels_last" else (8, 4, 2, 1)
+    assert kernel.stride() == strides and grad_strides[2] == strides

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import copy
 import difflib
+import functools
 import inspect
+from dataclasses import dataclass
 from pathlib import Path
 
 import jsonschema
@@ -16,18 +18,18 @@ import yaml
 
 from optimbench.demon import demon_class
 from optimbench.errors import ConfigError
-from optimbench.hardware import visible_device
+from optimbench.hardware import choose_channels_last, cpu_flags, visible_device
 from optimbench.optim import (
+    DESCENT_DEVICE,
     OptimizerClassError,
-    build_optimizer,
     is_file_class,
-    optimizer_step,
     resolve_class,
-    schedules,
     step_kind,
+    step_once,
 )
 from optimbench.problems import PROBLEMS
 from optimbench.resnet import PretrainedError, load_pretrained
+from optimbench.specs import problem_train
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_PATH = REPO_ROOT / "config" / "schema.yaml"
@@ -318,82 +320,111 @@ def _unknown_kwargs(cls: type, kwargs: dict) -> dict[str, list[str]]:
     return {key: valid for key in kwargs if key not in valid}
 
 
-DESCENT_DEVICE = torch.device("cpu")  # optimbench.descent moves its point in float64 on the CPU
+@dataclass(frozen=True)
+class Layout:
+    """How a train job lays out its model's parameters, as the trainer resolves it (train.build_training):
+    `memory_format` of its 4-D convolution weights ("contiguous", "channels_last"; None: no convolution), the
+    study's problems trained so, and why (hardware.choose_channels_last's reason)."""
+
+    memory_format: str | None
+    problems: tuple[str, ...]
+    reason: str = ""
 
 
-def step_once(entry: dict, settings: dict, kind: str, device: torch.device | None,
-              lr_schedule: str | None = None) -> None:
-    """Build the optimizer of a registry entry with `settings` (its kwargs, overrides included) and its
-    schedules, then take one step the way the job does (optim.optimizer_step: a plain step, a closure that
-    LBFGS re-evaluates, or gradients with their graph for a Hessian-based optimizer) on a dummy problem:
-    f = ½‖W·x + b‖² over W (2×2) and b (2,) in float32 on `device` (kind "train"), or ½‖p‖² over one point
-    p (2,) in float64 on the CPU (kind "descent", as optimbench.descent). device None: build only (the job's
-    device is not on this machine). Microseconds on the CPU; on CUDA the first call pays the context start.
+@functools.cache
+def _convolutional(problem: str) -> bool:
+    """Whether the problem's model convolves images (train.is_convolutional), from the model at its test width
+    (milliseconds; the layers do not depend on the width), the global random state left as it was."""
+    with torch.random.fork_rng(devices=[]):
+        model = PROBLEMS[problem].build_model(PROBLEMS[problem].test_width)
+    return any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
 
-    Raises:
-        whatever the optimizer, its schedules or its step raise (ValueError, TypeError, RuntimeError, ...).
-    """
-    if kind == "descent":
-        params, dtype, device = [torch.tensor([0.5, -0.25], dtype=torch.float64)], torch.float64, DESCENT_DEVICE
-    else:
-        at = device or torch.device("cpu")
-        params = [torch.tensor([[0.5, -0.3], [0.2, 0.1]], device=at), torch.tensor([0.1, -0.2], device=at)]
-        dtype = torch.float32
-    params = [p.requires_grad_(True) for p in params]
-    optimizer = build_optimizer({**entry, "kwargs": {}}, params, settings)
-    steppers = schedules(entry, optimizer, lr_schedule, 2)
+
+def train_layouts(config: dict, device: torch.device | None) -> list[Layout]:
+    """The layouts the study's train jobs on `device` will step in, each once, with the problems that use it:
+    a convolutional model in channels-last where hardware.choose_channels_last says so for the job's device,
+    width (None: the paper's size, counted as 64, as the trainer does) and this CPU's flags
+    (train.layout_and_precision), else contiguous; other models have no 4-D weight. [None-layout] for a
+    device this machine lacks (build only)."""
     if device is None:
-        return
-
-    def compute_gradients(create_graph: bool) -> torch.Tensor:
-        if kind == "descent":
-            loss = 0.5 * (params[0] ** 2).sum()
-        else:
-            loss = 0.5 * ((params[0] @ torch.tensor([1.0, 2.0], device=device, dtype=dtype) + params[1]) ** 2).sum()
-        loss.backward(create_graph=create_graph)
-        return loss
-
-    optimizer_step(optimizer, compute_gradients)
-    for stepper in steppers:
-        stepper.step()
+        return [Layout(None, tuple(config["problems"]))]
+    flags = cpu_flags() if device.type == "cpu" else frozenset()
+    found: dict[tuple, list[str]] = {}
+    for problem in config["problems"]:
+        if not _convolutional(problem):
+            found.setdefault((None, ""), []).append(problem)
+            continue
+        width = problem_train(config, problem)["width"] or 64
+        choice = choose_channels_last(config["train"]["channels_last"], device.type, width, flags)
+        fmt = "channels_last" if choice.on else "contiguous"
+        found.setdefault((fmt, choice.reason), []).append(problem)
+    return [Layout(fmt, tuple(problems), reason) for (fmt, reason), problems in found.items()]
 
 
 def check_step(entry: dict, name: str, settings: dict, kind: str, device, where: dict,
-               lr_schedule: str | None = None, note: str = "") -> None:
-    """step_once, or a ConfigError naming the key and value at fault and the optimizer's own message.
+               lr_schedule: str | None = None, note: str = "", layouts=(None,)) -> None:
+    """step_once in each of `layouts` (train_layouts; descent: (None,)), or a ConfigError naming the key and
+    value at fault and the optimizer's own message.
 
     where: {kwarg: the config key it comes from} for the keys of `settings`, and "" for the entry itself
     (e.g. "optimizers.Adam"). The culprit is the first keyword that fails on its own, else all of them.
     note: where the settings come from, added to the message (a tuning trial).
+    An optimizer that steps contiguous convolution weights but not channels-last ones (one that flattens a
+    parameter or its gradient with `.view()`, as pytorch_optimizer's AdamP, clovaai/AdamP#17) is refused with
+    train.channels_last as the key: the study's layout is one setting for every optimizer, so that their
+    seconds per epoch compare, and the user chooses it (off), not this check.
 
     Raises:
         ConfigError: naming key, value, class, the device and the job's kind, and the optimizer's message.
     """
-    cls_name = entry["class"]
-    try:
-        step_once(entry, settings, kind, device, lr_schedule)
-    except Exception as exc:  # an optimizer's own checks raise ValueError, TypeError, RuntimeError, its own...
-        on = DESCENT_DEVICE if kind == "descent" else device
-        if _fails(lambda s: step_once(entry, s, kind, device, lr_schedule), {}):  # the class, `demon` or the schedule
-            what = f"{where['']} = {entry!r}" + (f" with lr_schedule {lr_schedule!r}" if lr_schedule else "")
-        else:
-            culprit = next((key for key in settings
-                            if _fails(lambda s: step_once(entry, s, kind, device, lr_schedule), {key: settings[key]})),
-                           None)
-            what = (f"{where[culprit]}.{culprit} = {settings[culprit]!r}" if culprit else
-                    f"{', '.join(sorted(set(where[k] for k in settings)))} = {settings!r}")
-        how = (f"built and stepped once on {on.type}" if on is not None else "built") + (f", {note}" if note else "")
-        raise ConfigError(f"{what} is refused by {resolve_class(cls_name).__name__} ({cls_name}) for optimizer "
-                          f"{name!r} ({how}, as its {kind} jobs will): {type(exc).__name__}: {exc}") from None
+    for layout in layouts:
+        fmt = layout.memory_format if layout else None
+        try:
+            step_once(entry, settings, kind, device, lr_schedule, fmt)
+        except Exception as exc:  # an optimizer's own checks raise ValueError, TypeError, RuntimeError, its own...
+            if fmt == "channels_last" and not _fails(lambda s: step_once(entry, s, kind, device, lr_schedule,
+                                                                         "contiguous"), settings):
+                raise _layout_error(entry, name, layout, exc) from None
+            raise _step_error(entry, name, settings, kind, device, where, lr_schedule, note, fmt, exc) from None
+
+
+def _layout_error(entry: dict, name: str, layout: Layout, exc: Exception) -> ConfigError:
+    """The ConfigError of an optimizer that steps contiguous convolution weights but not channels-last ones."""
+    cls = resolve_class(entry["class"]).__name__
+    return ConfigError(
+        f"train.channels_last: the train jobs of {', '.join(layout.problems)} use channels-last ({layout.reason}), "
+        f"and optimizer {name!r} ({cls}, class {entry['class']}) cannot step a convolution weight in channels-last: "
+        f"{type(exc).__name__}: {exc} It steps the same weight in the contiguous format: it flattens parameters or "
+        "gradients with `.view()`, which needs contiguous memory. Set train.channels_last: off (every optimizer of "
+        f"the study then trains contiguous), or use an implementation of {cls} that calls `.reshape()`.")
+
+
+def _step_error(entry, name, settings, kind, device, where, lr_schedule, note, fmt, exc) -> ConfigError:
+    """The ConfigError of a step that fails whatever the layout: the culprit key, or the entry itself."""
+    def attempt(s):
+        step_once(entry, s, kind, device, lr_schedule, fmt)
+
+    if _fails(attempt, {}):  # the class, `demon` or the schedule
+        what = f"{where['']} = {entry!r}" + (f" with lr_schedule {lr_schedule!r}" if lr_schedule else "")
+    else:
+        culprit = next((key for key in settings if _fails(attempt, {key: settings[key]})), None)
+        what = (f"{where[culprit]}.{culprit} = {settings[culprit]!r}" if culprit else
+                f"{', '.join(sorted(set(where[k] for k in settings)))} = {settings!r}")
+    on = DESCENT_DEVICE if kind == "descent" else device
+    how = (f"built and stepped once on {on.type}" if on is not None else "built") + (f", {note}" if note else "")
+    return ConfigError(f"{what} is refused by {resolve_class(entry['class']).__name__} ({entry['class']}) for "
+                       f"optimizer {name!r} ({how}, as its {kind} jobs will): {type(exc).__name__}: {exc}")
 
 
 def check_optimizers(config: dict) -> None:
     """Build every optimizer the study runs (train.optimizers; descent groups with their kwargs), with its
     schedules (train.lr_schedule, Demon), on a dummy problem and take one step the way its jobs will
     (step_once), on the device they will use (hardware.resolve_device of train.device; descent: the CPU;
-    a device this machine lacks: built only): a misspelt or invalid keyword, or one that builds and fails at
-    the first step (Adam's capturable on the CPU), stops here, before any job."""
+    a device this machine lacks: built only), in the layouts their models will have (train_layouts) and this
+    process's default dtype: a misspelt or invalid keyword, or one that builds and fails at the first step
+    (Adam's capturable on the CPU, AdamP's `.view()` of a channels-last weight), stops here, before any job."""
     device = visible_device(config["train"]["device"])
+    layouts = train_layouts(config, device)
     for where, name, overrides, kind in _used_optimizers(config):
         entry = config["optimizers"][name]
         cls = resolve_class(entry["class"])
@@ -412,7 +443,8 @@ def check_optimizers(config: dict) -> None:
                               f"its arguments: {valid}.{tip}")
         keys = {key: where if key in overrides else f"optimizers.{name}.kwargs" for key in kwargs}
         check_step(entry, name, kwargs, kind, device, {"": f"optimizers.{name}", **keys},
-                   config["train"]["lr_schedule"] if kind == "train" else None)
+                   config["train"]["lr_schedule"] if kind == "train" else None,
+                   layouts=layouts if kind == "train" else (None,))
 
 
 def _fails(attempt, settings: dict) -> bool:

@@ -325,3 +325,72 @@ def optimizer_step(optimizer: torch.optim.Optimizer, compute_gradients) -> None:
     else:
         closure()
         optimizer.step()
+
+
+# ---------------------------------------------------------------- one step on a dummy problem (the config check)
+DESCENT_DEVICE = torch.device("cpu")  # optimbench.descent moves its point in float64 on the CPU
+LAYOUTS = ("contiguous", "channels_last")  # a convolutional model's weights in a train job (train.build_training)
+
+
+def _dummy_parameters(kind: str, device: torch.device, layout: str | None) -> list[torch.Tensor]:
+    """The check's parameters: a descent's point (2,) in float64; a train job's W (2×2) and b (2,) in the default
+    dtype (the dtype a model built in this process gets), plus, for a convolutional model (`layout`), a 4-D
+    convolution weight K (2×2×2×2) in that memory format. K in channels-last has strides (8, 1, 4, 2): not
+    contiguous, so `.view(-1)` of it or of its gradient fails there as it does on a real model's conv weights."""
+    if kind == "descent":
+        return [torch.tensor([0.5, -0.25], dtype=torch.float64, requires_grad=True)]
+    dtype = torch.get_default_dtype()
+    params = [torch.tensor([[0.5, -0.3], [0.2, 0.1]], device=device, dtype=dtype),
+              torch.tensor([0.1, -0.2], device=device, dtype=dtype)]
+    if layout is not None:
+        kernel = torch.tensor([0.5, -0.3, 0.2, 0.1, 0.1, 0.4, -0.2, 0.3] * 2, device=device, dtype=dtype)
+        fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
+        params.append(kernel.reshape(2, 2, 2, 2).contiguous(memory_format=fmt))
+    return [p.requires_grad_(True) for p in params]
+
+
+def _dummy_loss(params: list[torch.Tensor]) -> torch.Tensor:
+    """½‖p‖² for a descent's point; ½‖W·(1, 2) + b‖² (+ ½‖K ⊙ C‖², C = (0.1, 0.2, ..., 1.6) as 2×2×2×2) for a
+    train job. K's gradient K ⊙ C² has K's strides, as autograd gives every parameter's gradient (the layout
+    contract of its gradient accumulation), so a convolution's backward is not needed: a tiny channels-last
+    conv2d cost 10-20 ms on the CPU, the rest of the check microseconds."""
+    if len(params) == 1:
+        return 0.5 * (params[0] ** 2).sum()
+    weight, bias = params[:2]
+    loss = 0.5 * ((weight @ torch.tensor([1.0, 2.0], device=weight.device, dtype=weight.dtype) + bias) ** 2).sum()
+    if len(params) == 3:
+        kernel = params[2]
+        scale = torch.arange(1, 17, device=kernel.device, dtype=kernel.dtype).reshape(2, 2, 2, 2) / 10
+        loss = loss + 0.5 * ((kernel * scale) ** 2).sum()
+    return loss
+
+
+def step_once(entry: dict, settings: dict, kind: str, device: torch.device | None,
+              lr_schedule: str | None = None, layout: str | None = None) -> None:
+    """Build the optimizer of a registry entry with `settings` (its kwargs, overrides included) and its
+    schedules, then take one step the way the job does (optimizer_step: a plain step, a closure that LBFGS
+    re-evaluates, or gradients with their graph for a Hessian-based optimizer) on a dummy problem whose
+    parameters are laid out as the job's (`_dummy_parameters`): kind "train" on `device`, in this process's
+    default dtype, with a 4-D convolution weight in `layout` ("contiguous", "channels_last"; None: no
+    convolution); kind "descent": one point in float64 on the CPU, as optimbench.descent. device None: build
+    only (the job's device is not on this machine). Microseconds on the CPU; on CUDA the first call pays the
+    context start.
+
+    Raises:
+        whatever the optimizer, its schedules or its step raise (ValueError, TypeError, RuntimeError, ...).
+    """
+    at = DESCENT_DEVICE if kind == "descent" else device or torch.device("cpu")
+    params = _dummy_parameters(kind, at, layout)
+    optimizer = build_optimizer({**entry, "kwargs": {}}, params, settings)
+    steppers = schedules(entry, optimizer, lr_schedule, 2)
+    if device is None and kind != "descent":
+        return
+
+    def compute_gradients(create_graph: bool) -> torch.Tensor:
+        loss = _dummy_loss(params)
+        loss.backward(create_graph=create_graph)
+        return loss
+
+    optimizer_step(optimizer, compute_gradients)
+    for stepper in steppers:
+        stepper.step()

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from optimbench import formats, search
 from optimbench import problems as registry
-from optimbench.config import check_step, load
+from optimbench.config import check_step, load, train_layouts
 from optimbench.errors import ConfigError
 from optimbench.hardware import visible_device
 from optimbench.io import write_text
@@ -220,13 +220,14 @@ def check_trial_steps(config: dict, optimizer: str, space: dict, where: str) -> 
     """
     tune, entry = config["tune"], config["optimizers"][optimizer]
     device = visible_device(config["train"]["device"])
+    layouts = train_layouts(config, device)  # the trials' models laid out as the trainer will (channels-last)
     for k, setting in enumerate(search.trial_settings(space, tune["trials"], tune["sampler"], tune["sampler_seed"])):
         kwargs = {key: value for key, value in setting.items() if key != SCHEDULE_FACTOR}
         schedule = setting.get(SCHEDULE_FACTOR, config["train"]["lr_schedule"])
         keys = {key: f"optimizers.{optimizer}.kwargs" for key in entry.get("kwargs", {})}
         keys.update({key: where for key in kwargs})
         check_step(entry, optimizer, {**entry.get("kwargs", {}), **kwargs}, "train", device,
-                   {"": f"optimizers.{optimizer}", **keys}, schedule, note=f"in trial {k}, {setting}")
+                   {"": f"optimizers.{optimizer}", **keys}, schedule, note=f"in trial {k}, {setting}", layouts=layouts)
 
 
 def write_plan(plan_json: str, path) -> None:
