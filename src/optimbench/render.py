@@ -1,14 +1,19 @@
 """The report's build step (SPEC §2.6): papermill runs the notebook (report/study.ipynb) in this
 environment's interpreter, and nbconvert exports it to self-contained HTML without code.
 
-Two things are deliberate (issue 27.7, papermill#625):
+Three things are deliberate (issue 27.7, papermill#625; issue 37.9, nbconvert#1482):
 - The kernel is this interpreter (`sys.executable`), whatever kernelspecs exist: a kernelspec of its own,
   under a private name, is written to a temporary folder put first on JUPYTER_PATH for the render. A
   `python3` kernelspec of another environment (as cluster Jupyter modules install) is never used.
-- The report is replaced atomically: the executed notebook and the HTML are written beside their targets
-  and renamed only when both succeeded, so a failed render keeps the previous report and says why
-  (`RenderError`). The report rule marks both outputs `update`, so Snakemake neither deletes them before
-  the job nor leaves them deleted after a failure.
+- The export is nbconvert imported as a library in this interpreter (`export_html`), not a command: `python
+  -m jupyter nbconvert` runs whatever `jupyter-nbconvert` comes first on PATH (jupyter_core appends this
+  environment's scripts folder at the end of PATH, so a conda or cluster module's program wins), and one such
+  program's 58-byte output once became the report.
+- The report is checked, then replaced atomically: the HTML must be a whole HTML document with the notebook's
+  title and one output area per output of the executed notebook (`check_html`); the executed notebook and
+  the HTML are written beside their targets and renamed only when both succeeded, so a failed render keeps
+  the previous report and says why (`RenderError`). The report rule marks both outputs `update`, so
+  Snakemake neither deletes them before the job nor leaves them deleted after a failure.
 """
 
 from __future__ import annotations
@@ -16,9 +21,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
+import html as html_text
 import json
 import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -64,11 +69,46 @@ def this_interpreters_kernel():
                 os.environ["JUPYTER_PATH"] = before
 
 
+OUTPUT_AREA = '<div class="jp-OutputArea-child'  # how nbconvert's lab template (ours: offline) opens each output
+
+
+def export_html(notebook_node) -> str:
+    """The notebook as self-contained HTML without code (the `offline` template: JupyterLab's, no CDN
+    scripts), by nbconvert's HTMLExporter in this interpreter: what `jupyter nbconvert --to html --no-input
+    --template offline` gives, without asking PATH which program that is."""
+    from nbconvert import HTMLExporter
+
+    exporter = HTMLExporter(template_name="offline", extra_template_basedirs=[str(TEMPLATES)], exclude_input=True,
+                            exclude_input_prompt=True, exclude_output_prompt=True)
+    body, _ = exporter.from_notebook_node(notebook_node)
+    return body
+
+
+def check_html(document: str, notebook_node, title: str | None = None) -> None:
+    """That `document` is the notebook's report: a whole HTML document (<!DOCTYPE html> ... </html>) titled
+    `title` (HTML-escaped, when given), with at least one output area per output of the executed notebook.
+
+    Raises:
+        RenderError: naming what is missing and the document's size.
+    """
+    outputs = sum(len(cell.get("outputs", [])) for cell in notebook_node.cells)
+    text = document.strip()
+    problems = [what for what, ok in (
+        ("no <!DOCTYPE html> at its start", text[:15].lower() == "<!doctype html>"),
+        ("no </html> at its end", text.lower().endswith("</html>")),
+        (f"no <title>{title}</title>", title is None or f"<title>{html_text.escape(title)}</title>" in text),
+        (f"{text.count(OUTPUT_AREA)} output areas for the notebook's {outputs} outputs",
+         text.count(OUTPUT_AREA) >= outputs)) if not ok]
+    if problems:
+        raise RenderError(f"the HTML export is not the report ({len(document.encode())} bytes: "
+                          f"{'; '.join(problems)})")
+
+
 def _why(exc: BaseException) -> str:
-    """A failed render in one line: the notebook's error (papermill names the cell's exception), or
-    nbconvert's exit status."""
-    if isinstance(exc, subprocess.CalledProcessError):
-        return f"the HTML export (jupyter nbconvert) failed with exit status {exc.returncode}"
+    """A failed render in one line: the notebook's error (papermill names the cell's exception), or what the
+    export lacks."""
+    if isinstance(exc, RenderError):
+        return str(exc)
     if hasattr(exc, "ename"):  # papermill.PapermillExecutionError: a cell raised
         return f"a notebook cell raised {exc.ename}: {exc.evalue}"
     return f"{type(exc).__name__}: {exc}"
@@ -89,14 +129,14 @@ def render(notebook, executed, html_path, parameters: dict, title: str | None = 
         with this_interpreters_kernel() as kernel, atomic_path(executed) as tmp_nb:
             papermill.execute_notebook(str(notebook), str(tmp_nb), parameters=parameters, kernel_name=kernel,
                                        progress_bar=False, cwd=Path.cwd())
+            executed_nb = nbformat.read(tmp_nb, as_version=4)
             if title:  # the HTML's <title> (nbconvert's lab template reads the notebook's metadata.title)
-                executed_nb = nbformat.read(tmp_nb, as_version=4)
                 executed_nb.metadata["title"] = title
                 nbformat.write(executed_nb, tmp_nb)
-            with atomic_path(html_path) as tmp_html, open(tmp_html, "wb") as out:
-                subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "html", "--no-input",
-                                f"--TemplateExporter.extra_template_basedirs={TEMPLATES}", "--template", "offline",
-                                "--stdout", str(tmp_nb)], stdout=out, check=True)
+            document = export_html(executed_nb)
+            check_html(document, executed_nb, title)
+            with atomic_path(html_path) as tmp_html:
+                tmp_html.write_text(document, encoding="utf-8")
     except Exception as exc:
         kept = "the previous report is kept" if Path(html_path).exists() else "there was no previous report"
         raise RenderError(f"report {html_path} not rendered: {_why(exc)}; {kept}") from exc
