@@ -5,6 +5,7 @@ import contextlib
 import copy
 import json
 import math
+import re
 import subprocess
 import time
 
@@ -230,8 +231,10 @@ def test_run_writes_metrics_run_json_and_model(tiny_spec, tmp_path):
     assert info["steps_per_epoch"] == 2  # 128 images at batch 64
     saved = torch.load(tmp_path / "model.pt", weights_only=False)
     assert saved["epochs_completed"] == 2 and "conv1.weight" in saved["model"]
-    events = [f"events.out.tfevents.00000{epoch}.optimbench" for epoch in (1, 2)]  # TensorBoard's, one per epoch
-    assert sorted(p.name for p in tmp_path.iterdir()) == [*events, "metrics.csv", "model.pt", "run.json"]
+    files = sorted(p.name for p in tmp_path.iterdir())  # TensorBoard's event files, one per epoch, then the rest
+    assert [re.sub(r"\.\d{20}\.", ".<attempt>.", name) for name in files] == [
+        *(f"events.out.tfevents.<attempt>.00000{epoch}.optimbench" for epoch in (0, 1, 2)),  # 0: its START
+        "metrics.csv", "model.pt", "run.json"]
 
 
 def test_same_seed_same_metrics_other_seed_other_metrics(tiny_spec, tmp_path):

@@ -413,7 +413,7 @@ def _run_locked(spec: dict, problem: Problem, out_dir: Path, threads: int, save_
                 "threads": threads}
     fingerprint, ckpt_path = checkpoints.spec_hash({**spec, "resolved": resolved}), out_dir / checkpoints.CHECKPOINT
     rows, start_epoch = checkpoints.resume(ckpt_path, fingerprint, training, device)
-    events.sync_epochs(out_dir, problem.name, rows, time.time())  # TensorBoard's curves: the epochs done
+    curves = events.start_attempt(out_dir, problem.name, rows, time.time())  # TensorBoard's: a new attempt
     startup_seconds = process_age()  # interpreter, imports, data load, model build: a fixed cost per run
 
     bar = tqdm(total=spec["epochs"] * steps_per_epoch, initial=start_epoch * steps_per_epoch, file=sys.stderr,
@@ -426,7 +426,7 @@ def _run_locked(spec: dict, problem: Problem, out_dir: Path, threads: int, save_
         bar.set_postfix({"epoch": epoch, "loss": f"{rows[-1]['train_' + loss_name(problem)]:.4f}",
                          problem.primary: f"{rows[-1][problem.primary]:.4g}"})
         checkpoints.save_checkpoint(ckpt_path, training.state(epoch, rows, fingerprint))
-        events.write_epoch(out_dir, problem.name, rows[-1], time.time())
+        curves.write(rows[-1], time.time())
     bar.close()
     diverged = bool(rows and rows[-1]["diverged"])
     if diverged:

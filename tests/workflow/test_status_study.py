@@ -53,10 +53,10 @@ def test_a_study_killed_half_way_shows_the_run_stalled_then_done(tmp_path):
            "--cores", "1", *targets]
     proc = subprocess.Popen(cmd, env=run_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
-    first = run_dir / events.EVENT_FILE.format(epoch=1)
     deadline = time.time() + 300
-    while not first.exists() and proc.poll() is None and time.time() < deadline:
+    while 1 not in events.epoch_files(run_dir) and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
+    first = events.epoch_files(run_dir).get(1, run_dir / "no epoch-1 event file")
     os.killpg(proc.pid, signal.SIGKILL)  # Snakemake and its job, as a lost session or a power cut would
     proc.wait()
     # A SIGKILLed trainer in the middle of a write exits (and its flock goes) only when the write returns:
