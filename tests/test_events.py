@@ -1,8 +1,14 @@
 """optimbench.events: a run's TensorBoard event files, read back with TensorBoard's own EventAccumulator.
 A SIGKILLed and resumed run: test_checkpoints.test_a_killed_run_resumes_and_matches_an_uninterrupted_one."""
 
+import json
 import math
 import random
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 
 import numpy as np
 import pandas as pd
@@ -131,3 +137,46 @@ def test_crc32c_is_tensorboards():
     assert events.crc32c(b"123456789") == 0xE3069283
     data = random.Random(0).randbytes(64)
     assert [events.masked_crc32c(data[:n]) for n in range(65)] == [masked_crc32c(data[:n]) for n in range(65)]
+
+
+def served_curve(port: int, run: str, tag: str) -> list[tuple[int, float]] | None:
+    """The curve a running TensorBoard serves (its scalars plugin's HTTP route), None while it starts."""
+    url = f"http://localhost:{port}/data/plugin/scalars/scalars?run={run}&tag={tag}"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return [(step, value) for _, step, value in json.load(response)]
+    except (OSError, ValueError):
+        return None
+
+
+def wait_for(port: int, expected: list, seconds: float = 60.0) -> list | None:
+    deadline, seen = time.time() + seconds, None
+    while time.time() < deadline and seen != expected:
+        time.sleep(0.5)
+        seen = served_curve(port, "run", "p/train_loss")
+    return seen
+
+
+@pytest.mark.parametrize("load_fast", ["true", "false"], ids=["rust-data-server", "python-loader"])
+def test_a_running_tensorboard_serves_a_rerun_runs_new_curve(tmp_path, load_fast):
+    """`tensorboard --logdir` itself, open across a rerun (both of its loaders: the Rust data server of
+    --load_fast and the Python one), serves the new curve; it kept serving the old one before (tensorboard#349)."""
+    run = tmp_path / "run"
+    first = events.start_attempt(run, "p", [], wall_time=1.0)
+    for row in rows(9.0, 8.0, 7.0):
+        first.write(row, wall_time=1.0)
+    with socket.socket() as probe:
+        probe.bind(("localhost", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "tensorboard.main", "--logdir", str(tmp_path), "--port", str(port),
+                               "--load_fast", load_fast, "--reload_interval", "1"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert wait_for(port, [(1, 9.0), (2, 8.0), (3, 7.0)]) == [(1, 9.0), (2, 8.0), (3, 7.0)]
+        rerun = events.start_attempt(run, "p", [], wall_time=2.0)
+        for row in rows(0.5, 0.25):
+            rerun.write(row, wall_time=2.0)
+        assert wait_for(port, [(1, 0.5), (2, 0.25)]) == [(1, 0.5), (2, 0.25)]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
