@@ -383,6 +383,17 @@ def test_an_optimizer_that_views_its_parameters_is_refused_where_the_jobs_use_ch
     check({**trains(cls, channels_last="on"), "problems": ["digits-vae"]})  # no convolution: no 4-D weight
 
 
+@pytest.mark.parametrize("channels_last", ["on", "off"])
+def test_an_optimizer_that_pairs_consecutive_parameters_is_refused_for_a_convolutional_model(channels_last):
+    """Found by stepping pytorch_optimizer's whole registry: LoRA-RITE takes consecutive parameters for LoRA
+    factor pairs; it passed the check's square 2x2 W with b and died at a ResNet's first step (mat1 and mat2
+    shapes cannot be multiplied). The check's parameters are now a model's: conv weight, norm weight and bias,
+    linear head."""
+    with pytest.raises(config.ConfigError, match=r"optimizers\.V = .* is refused by LoRARite .*RuntimeError: mat1 "
+                                                 r"and mat2 shapes cannot be multiplied"):
+        check(trains("pytorch_optimizer.LoRARite", channels_last=channels_last))
+
+
 def test_the_layouts_are_the_trainers(monkeypatch):
     """train_layouts agrees with what train.build_training resolves for each problem: its model convolves
     (train.is_convolutional) and train.layout_and_precision's channels-last choice, here on an AMX CPU (where
@@ -432,11 +443,12 @@ def test_a_float64_default_dtype_loads_the_config_and_the_check_steps_in_it(floa
     assert loaded["train"]["optimizers"][0] == "SGD" and seen and all(s == {torch.float64} for s in seen)
 
 
-@pytest.mark.parametrize("layout", ["channels_last", "contiguous"])
-def test_one_train_step_moves_a_convolution_weight_in_the_jobs_layout_as_sgd_would(layout, monkeypatch):
-    """SGD lr 0.1 on ½‖W·(1, 2) + b‖² + ½‖K ⊙ C‖² (C = 0.1 ... 1.6): each parameter moves by -0.1 x its gradient
-    (W: r ⊗ (1, 2) and b: r for r = W·(1, 2) + b; K: K ⊙ C²), and the kernel and its gradient keep the job's
-    memory format (channels-last strides (8, 1, 4, 2)) through the step."""
+@pytest.mark.parametrize("layout", ["channels_last", "contiguous", None])
+def test_one_train_step_moves_a_models_parameters_in_the_jobs_layout_as_sgd_would(layout, monkeypatch):
+    """SGD lr 0.1 on ½‖p ⊙ C‖² for a conv weight K and its norm layer's weight and bias, + ½‖W·(1, 2) + b‖² of a
+    linear head: each parameter moves by -0.1 x its gradient (p ⊙ C² with C = 0.1, 0.2, ... in p's shape;
+    W: r ⊗ (1, 2) and b: r for r = W·(1, 2) + b), the kernel and its gradient keep the job's memory format
+    (channels-last strides (12, 1, 6, 3)) through the step; without a convolution (None) the head alone."""
     seen = []
     original = torch.optim.SGD.step
 
@@ -448,13 +460,17 @@ def test_one_train_step_moves_a_convolution_weight_in_the_jobs_layout_as_sgd_wou
 
     monkeypatch.setattr(torch.optim.SGD, "step", spy)
     config.step_once({"class": "SGD"}, {"lr": 0.1}, "train", torch.device("cpu"), layout=layout)
-    (weight, bias, kernel), grad_strides = seen[0]
-    w0, b0 = np.array([[0.5, -0.3], [0.2, 0.1]]), np.array([0.1, -0.2])
-    k0 = np.array([0.5, -0.3, 0.2, 0.1, 0.1, 0.4, -0.2, 0.3] * 2).reshape(2, 2, 2, 2)
-    scale = np.arange(1, 17).reshape(2, 2, 2, 2) / 10
+    (*layers, weight, bias), grad_strides = seen[0]
+    w0, b0 = np.array([[0.5, -0.3], [0.2, 0.1], [-0.4, 0.6]]), np.array([0.1, -0.2, 0.3])
     residual = w0 @ [1.0, 2.0] + b0
     np.testing.assert_allclose(weight.numpy(), w0 - 0.1 * np.outer(residual, [1.0, 2.0]), rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(bias.numpy(), b0 - 0.1 * residual, rtol=1e-6, atol=1e-7)
-    np.testing.assert_allclose(kernel.numpy(), k0 - 0.1 * k0 * scale**2, rtol=1e-6, atol=1e-7)
-    strides = (8, 1, 4, 2) if layout == "channels_last" else (8, 4, 2, 1)
-    assert kernel.stride() == strides and grad_strides[2] == strides
+    starts = [np.linspace(-1.0, 1.0, 48).reshape(4, 3, 2, 2), np.array([1.0, 0.9, 1.1, 0.8]),
+              np.array([0.1, -0.1, 0.2, -0.2])] if layout else []
+    assert len(layers) == len(starts)
+    for moved, start in zip(layers, starts):
+        scale = np.arange(1, start.size + 1).reshape(start.shape) / 10
+        np.testing.assert_allclose(moved.numpy(), start - 0.1 * start * scale**2, rtol=1e-6, atol=1e-7)
+    if layout:
+        strides = (12, 1, 6, 3) if layout == "channels_last" else (12, 4, 2, 1)
+        assert layers[0].stride() == strides and grad_strides[0] == strides

@@ -333,35 +333,40 @@ LAYOUTS = ("contiguous", "channels_last")  # a convolutional model's weights in 
 
 
 def _dummy_parameters(kind: str, device: torch.device, layout: str | None) -> list[torch.Tensor]:
-    """The check's parameters: a descent's point (2,) in float64; a train job's W (2×2) and b (2,) in the default
-    dtype (the dtype a model built in this process gets), plus, for a convolutional model (`layout`), a 4-D
-    convolution weight K (2×2×2×2) in that memory format. K in channels-last has strides (8, 1, 4, 2): not
-    contiguous, so `.view(-1)` of it or of its gradient fails there as it does on a real model's conv weights."""
+    """The check's parameters: a descent's point (2,) in float64; a train job's, in the default dtype (the dtype
+    a model built in this process gets) and in a model's order: for a convolutional model (`layout`) a 4-D
+    convolution weight K (4×3×2×2) in that memory format and its norm layer's weight and bias (4,), then a
+    linear head's W (3×2) and b (3,). In channels-last K has strides (12, 1, 6, 3): not contiguous, so
+    `.view(-1)` of it or of its gradient fails there as on a real model's conv weights. No matrix is square, so
+    an optimizer that takes consecutive parameters for paired factors (pytorch_optimizer's LoRA-RITE) fails
+    here as on a model, not at a job's first step."""
     if kind == "descent":
         return [torch.tensor([0.5, -0.25], dtype=torch.float64, requires_grad=True)]
     dtype = torch.get_default_dtype()
-    params = [torch.tensor([[0.5, -0.3], [0.2, 0.1]], device=device, dtype=dtype),
-              torch.tensor([0.1, -0.2], device=device, dtype=dtype)]
+    params = []
     if layout is not None:
-        kernel = torch.tensor([0.5, -0.3, 0.2, 0.1, 0.1, 0.4, -0.2, 0.3] * 2, device=device, dtype=dtype)
+        kernel = torch.linspace(-1.0, 1.0, 48, device=device, dtype=dtype).reshape(4, 3, 2, 2)
         fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
-        params.append(kernel.reshape(2, 2, 2, 2).contiguous(memory_format=fmt))
+        params += [kernel.contiguous(memory_format=fmt), torch.tensor([1.0, 0.9, 1.1, 0.8], device=device, dtype=dtype),
+                   torch.tensor([0.1, -0.1, 0.2, -0.2], device=device, dtype=dtype)]
+    params += [torch.tensor([[0.5, -0.3], [0.2, 0.1], [-0.4, 0.6]], device=device, dtype=dtype),
+               torch.tensor([0.1, -0.2, 0.3], device=device, dtype=dtype)]
     return [p.requires_grad_(True) for p in params]
 
 
 def _dummy_loss(params: list[torch.Tensor]) -> torch.Tensor:
-    """½‖p‖² for a descent's point; ½‖W·(1, 2) + b‖² (+ ½‖K ⊙ C‖², C = (0.1, 0.2, ..., 1.6) as 2×2×2×2) for a
-    train job. K's gradient K ⊙ C² has K's strides, as autograd gives every parameter's gradient (the layout
-    contract of its gradient accumulation), so a convolution's backward is not needed: a tiny channels-last
-    conv2d cost 10-20 ms on the CPU, the rest of the check microseconds."""
+    """½‖p‖² for a descent's point; for a train job ½‖W·(1, 2) + b‖² of its head, plus ½‖p ⊙ C‖² for each
+    parameter p before it (C = (0.1, 0.2, ...) in p's shape). Their gradients p ⊙ C² have p's strides, as
+    autograd gives every parameter's gradient (the layout contract of its gradient accumulation), so no
+    convolution is needed: a tiny channels-last conv2d cost 10-20 ms on the CPU, the rest of the check
+    microseconds."""
     if len(params) == 1:
         return 0.5 * (params[0] ** 2).sum()
-    weight, bias = params[:2]
+    *layers, weight, bias = params
     loss = 0.5 * ((weight @ torch.tensor([1.0, 2.0], device=weight.device, dtype=weight.dtype) + bias) ** 2).sum()
-    if len(params) == 3:
-        kernel = params[2]
-        scale = torch.arange(1, 17, device=kernel.device, dtype=kernel.dtype).reshape(2, 2, 2, 2) / 10
-        loss = loss + 0.5 * ((kernel * scale) ** 2).sum()
+    for p in layers:
+        scale = torch.arange(1, p.numel() + 1, device=p.device, dtype=p.dtype).reshape(p.shape) / 10
+        loss = loss + 0.5 * ((p * scale) ** 2).sum()
     return loss
 
 
