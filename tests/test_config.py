@@ -374,8 +374,8 @@ def test_an_optimizer_that_views_its_parameters_is_refused_where_the_jobs_use_ch
     cls = cls.format(view_file=view_file)
     message = (r"^train\.channels_last: the train jobs of cifar10-resnet18 use channels-last \(train\.channels_last = "
                r"'on' in the config\), and optimizer 'V' \(\w+, class .*\) cannot step a convolution weight in "
-               r"channels-last: RuntimeError: view size is not compatible .* it flattens parameters or gradients "
-               r"with `\.view\(\)`.* Set train\.channels_last: off")
+               r"channels-last: RuntimeError: view size is not compatible .* so it needs contiguous memory \(typically "
+               r"a `\.view\(\)` of a parameter or gradient\)\. Set train\.channels_last: off")
     with pytest.raises(config.ConfigError, match=message):
         check(trains(cls, channels_last="on"))
     check(trains(cls, channels_last="off"))

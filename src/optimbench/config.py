@@ -394,9 +394,10 @@ def _layout_error(entry: dict, name: str, layout: Layout, exc: Exception) -> Con
     return ConfigError(
         f"train.channels_last: the train jobs of {', '.join(layout.problems)} use channels-last ({layout.reason}), "
         f"and optimizer {name!r} ({cls}, class {entry['class']}) cannot step a convolution weight in channels-last: "
-        f"{type(exc).__name__}: {exc} It steps the same weight in the contiguous format: it flattens parameters or "
-        "gradients with `.view()`, which needs contiguous memory. Set train.channels_last: off (every optimizer of "
-        f"the study then trains contiguous), or use an implementation of {cls} that calls `.reshape()`.")
+        f"{type(exc).__name__}: {str(exc).rstrip('.')}. It steps the same weight in the contiguous format, so it "
+        "needs contiguous memory (typically a `.view()` of a parameter or gradient). Set train.channels_last: off "
+        f"(every optimizer of the study then trains contiguous), or use an implementation of {cls} that calls "
+        "`.reshape()`.")
 
 
 def _step_error(entry, name, settings, kind, device, where, lr_schedule, note, fmt, exc) -> ConfigError:
