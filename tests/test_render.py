@@ -113,3 +113,19 @@ def test_check_html_names_what_the_document_lacks(cut, problem):
     render.check_html(html, nb, "T")  # the whole export passes
     with pytest.raises(render.RenderError, match=problem):
         render.check_html(cut(html), nb, "T")
+
+
+def test_the_export_uses_this_environments_templates_whatever_is_on_jupyter_path(tmp_path, monkeypatch):
+    """The same kind on JUPYTER_PATH: a cluster module's (or ~/.local's) nbconvert templates folder with its own
+    `lab` template, which the report's `offline` template extends, would render the report (nbconvert searches
+    JUPYTER_PATH before this environment's share/jupyter). The export takes the templates installed with the
+    nbconvert it imports."""
+    lab = tmp_path / "foreign" / "nbconvert" / "templates" / "lab"
+    lab.mkdir(parents=True)
+    (lab / "conf.json").write_text(json.dumps({"base_template": "base", "mimetypes": {"text/html": True}}))
+    (lab / "index.html.j2").write_text("<html>foreign lab template</html>\n")
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "foreign"))
+    nb = notebook(tmp_path / "n.ipynb", "print('from this environment', x)")
+    render.render(nb, tmp_path / "out.ipynb", tmp_path / "out.html", {"x": 3}, title="T")
+    html = (tmp_path / "out.html").read_text()
+    assert "foreign lab template" not in html and "from this environment 3" in html and "<title>T</title>" in html

@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import hashlib
 import html as html_text
+import importlib.metadata
 import json
 import os
 import sys
@@ -72,14 +74,32 @@ def this_interpreters_kernel():
 OUTPUT_AREA = '<div class="jp-OutputArea-child'  # how nbconvert's lab template (ours: offline) opens each output
 
 
+@functools.cache
+def nbconvert_data_dir() -> Path:
+    """The share/jupyter folder installed with the nbconvert this interpreter imports (its templates: lab,
+    classic, base), found from the distribution's own file list (a venv's, a conda env's or ~/.local's)."""
+    dist = importlib.metadata.distribution("nbconvert")
+    conf = next((f for f in dist.files or () if f.as_posix().endswith("nbconvert/templates/lab/conf.json")), None)
+    if conf is None:  # an install without a file list: the interpreter's own prefix
+        return Path(sys.prefix, "share", "jupyter")
+    return Path(dist.locate_file(conf)).resolve().parents[3]
+
+
 def export_html(notebook_node) -> str:
     """The notebook as self-contained HTML without code (the `offline` template: JupyterLab's, no CDN
     scripts), by nbconvert's HTMLExporter in this interpreter: what `jupyter nbconvert --to html --no-input
-    --template offline` gives, without asking PATH which program that is."""
+    --template offline` gives, without asking PATH which program that is, and with the templates installed
+    with this nbconvert (nbconvert_data_dir), not the first `lab` template on JUPYTER_PATH or in ~/.local
+    (nbconvert's own search order puts those first)."""
     from nbconvert import HTMLExporter
 
-    exporter = HTMLExporter(template_name="offline", extra_template_basedirs=[str(TEMPLATES)], exclude_input=True,
-                            exclude_input_prompt=True, exclude_output_prompt=True)
+    class ThisEnvironmentsHTMLExporter(HTMLExporter):
+        def get_prefix_root_dirs(self):
+            return [str(nbconvert_data_dir())]
+
+    exporter = ThisEnvironmentsHTMLExporter(
+        template_name="offline", extra_template_basedirs=[str(TEMPLATES)], template_data_paths=[],
+        exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
     body, _ = exporter.from_notebook_node(notebook_node)
     return body
 
