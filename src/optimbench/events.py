@@ -110,7 +110,15 @@ def epoch_files(run_dir) -> dict[int, Path]:
     without emptied files ({} when it has no epoch yet)."""
     attempts = attempt_files(run_dir)
     files = attempts[max(attempts)] if attempts else {}
-    return {epoch: path for epoch, path in files.items() if epoch != START_EPOCH and path.stat().st_size}
+    return {epoch: path for epoch, path in files.items() if epoch != START_EPOCH and _size(path)}
+
+
+def _size(path: Path) -> int:
+    """The file's size; 0 for one gone since the folder was listed (a trainer starting meanwhile)."""
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def scalars(row: dict) -> dict[str, float]:
@@ -169,6 +177,6 @@ def start_attempt(run_dir, problem: str, rows: list[dict], wall_time: float) -> 
     for path in older:
         path.unlink(missing_ok=True)
     for path in previous:
-        if path.stat().st_size:
+        if _size(path):
             _write(path, [])  # emptied, not deleted: TensorBoard's Python loader may be reading it
     return attempt
