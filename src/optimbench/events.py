@@ -172,8 +172,11 @@ def start_attempt(run_dir, problem: str, rows: list[dict], wall_time: float) -> 
     for row in rows:
         attempt.write(row, wall_time)
     earlier = [path for path in folder.iterdir() if EARLIER_PATTERN.match(path.name)]
-    previous = list(before.pop(max(before)).values()) if before else earlier
-    older = [*(path for files in before.values() for path in files.values()), *(earlier if previous != earlier else [])]
+    if before:
+        previous = list(before.pop(max(before)).values())
+        older = [*(path for files in before.values() for path in files.values()), *earlier]
+    else:
+        previous, older = earlier, []
     for path in older:
         path.unlink(missing_ok=True)
     for path in previous:
