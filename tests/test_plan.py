@@ -397,3 +397,16 @@ def test_a_trial_setting_that_cannot_step_is_refused_naming_the_space_and_the_tr
         plans.plan(load(data={"source": "digits"}, train={"optimizers": ["Adam"], "device": "cpu"},
                         tune={"enabled": True, "validation_size": 300, "trials": 4, "sampler": "grid",  # + config's lr
                               "space": {"Adam": {"capturable": {"choices": [False, True]}}}}))
+
+
+def test_a_tuned_optimizer_that_views_its_parameters_is_refused_where_the_trials_use_channels_last():
+    """Issue 37.8 for the trials: an optimizer tuned but not trained (tune.optimizers) steps only in the trials'
+    check, in the layout the trials' ResNet will have: AdamP's .view() of a channels-last weight is refused
+    naming train.channels_last; contiguous trials take it."""
+    tune = {"enabled": True, "validation_size": 300, "trials": 2, "optimizers": ["AdamP"]}
+    cfg = {"data": {"source": "digits"}, "problems": ["digits-resnet18"], "tune": tune,
+           "optimizers": {"AdamP": {"class": "pytorch_optimizer.AdamP"}}}
+    with pytest.raises(ConfigError, match=r"^train\.channels_last: the train jobs of digits-resnet18 use channels-last "
+                                          r".*optimizer 'AdamP' .*view size is not compatible"):
+        plans.plan(load(**cfg, train={"device": "cpu", "width": 8, "channels_last": "on"}))
+    plans.plan(load(**cfg, train={"device": "cpu", "width": 8, "channels_last": "off"}))
