@@ -8,7 +8,8 @@ Three things are deliberate (issue 27.7, papermill#625; issue 37.9, nbconvert#14
 - The export is nbconvert imported as a library in this interpreter (`export_html`), not a command: `python
   -m jupyter nbconvert` runs whatever `jupyter-nbconvert` comes first on PATH (jupyter_core appends this
   environment's scripts folder at the end of PATH, so a conda or cluster module's program wins), and one such
-  program's 58-byte output once became the report.
+  program's 58-byte output once became the report. Its templates are those installed with that nbconvert,
+  not a `lab` template that JUPYTER_PATH or ~/.local puts first in nbconvert's search.
 - The report is checked, then replaced atomically: the HTML must be a whole HTML document with the notebook's
   title and one output area per output of the executed notebook (`check_html`); the executed notebook and
   the HTML are written beside their targets and renamed only when both succeeded, so a failed render keeps
