@@ -172,8 +172,7 @@ def _module_fingerprint(module) -> dict:
     dists = _distributions().get(top)
     if dists and not module.__name__.startswith(PLUGIN_PREFIX):
         return provenance.package_code(dists[0], top)
-    executed = getattr(module, "__optimbench_sha256__", None)  # a plug-in file: the hash of the bytes it ran
-    return {"file": Path(module.__file__).name, "sha256": executed or provenance.source_hash(module.__file__)}
+    return {"file": Path(module.__file__).name, "sha256": provenance.source_hash(module.__file__)}
 
 
 class CodeChanged(RuntimeError):
@@ -192,8 +191,10 @@ def verify_code(entry: dict) -> None:
     if not planned:
         return
     running = code_fingerprint(entry["class"], bool(entry.get("demon")))
+    module = sys.modules[resolve_class(entry["class"]).__module__]
+    if hasattr(module, "__optimbench_sha256__"):  # a plug-in file: the bytes this process executed
+        running["sha256"] = module.__optimbench_sha256__
     if running != planned:
-        module = sys.modules[resolve_class(entry["class"]).__module__]
         where = module.__file__ if module.__name__.startswith(PLUGIN_PREFIX) else f"module {module.__name__}"
         raise CodeChanged(f"the optimizer code changed since the study was planned: {where} ({entry['class']}) "
                           f"has fingerprint {json.dumps(running, sort_keys=True)} now, the run's spec "
