@@ -6,7 +6,9 @@ runs, locally or on a cluster, and on a finished one), and never writing into th
   stalled (started, no process holds it and nothing written for a while: killed; it resumes when run
   again), failed (its log's last line), or waiting (not started);
 - how many runs of each problem and stage (train, trials, tuned, descent) are in each state;
-- the results that are stale: a finished run whose recorded spec (run.json) differs from the plan's;
+- the results that are stale: a finished run whose recorded spec (run.json) differs from the plan's, compared
+  as the run store's key compares them (store.comparable), the plan's code fingerprint taken as the files give
+  it now (provenance.code_now: an edited plug-in shows before the next run plans it); runs from the store;
 - the study's projected end: the epochs left times each problem's measured seconds per epoch, divided by
   the runs that train at a time (the number training now, or --parallel).
 
