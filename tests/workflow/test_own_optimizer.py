@@ -85,8 +85,8 @@ def test_a_file_optimizer_trains_reruns_exactly_its_runs_and_two_studies_share_o
         assert (stored / name).read_bytes() == (a / "results" / stored.relative_to(b / "results") / name).read_bytes()
     assert json.loads((stored / "run.json").read_text())["job_seconds"] > 0  # the cost table's job time too
     # Issue 37.4/37.5/37.7: status marks the fetched runs and calls none stale (Lion's folder is another).
-    shown = subprocess.run([PYTHON, "-m", "optimbench.status", str(config_b), "--workdir", str(b)],
-                           env=run_env(), capture_output=True, text=True, timeout=300)
+    shown = subprocess.run([PYTHON, "-m", "optimbench.status", str(ROOT / "config.yaml"), str(config_b),
+                            "--workdir", str(b)], env=run_env(), capture_output=True, text=True, timeout=300)
     assert shown.returncode == 0, shown.stderr
     assert "2 finished run(s) came from the run store" in shown.stdout and "are stale" not in shown.stdout
     assert dry_run(b, config_b, wanted_b)[0] == {}
