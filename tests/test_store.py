@@ -136,6 +136,13 @@ def test_a_damaged_entry_is_refused_and_leaves_nothing(tmp_path):
     assert not store.fetch(shared, OTHER, tmp_path / "c") and not (tmp_path / "c").exists()
 
 
+def test_an_entry_without_a_file_the_job_needs_is_not_fetched(tmp_path):
+    shared = tmp_path / "store"
+    store.publish(shared, KEY, finished_run(tmp_path / "trial", "t", model=False), SPEC, EXECUTION)
+    assert not store.fetch(shared, KEY, tmp_path / "run", need=("model.pt",)) and not (tmp_path / "run").exists()
+    assert store.fetch(shared, KEY, tmp_path / "trial2")
+
+
 def test_a_lab_folder_gives_new_folders_its_group_write_and_setgid_whatever_the_umask(tmp_path):
     shared = tmp_path / "store"
     shared.mkdir()

@@ -168,9 +168,10 @@ class DamagedEntry(RuntimeError):
     """A store entry whose file does not match its recorded checksum (or is missing)."""
 
 
-def fetch(store, run_key: str, folder) -> bool:
+def fetch(store, run_key: str, folder, need=()) -> bool:
     """Copy the stored run run_key into `folder`, each file checked against the entry's checksum and renamed
-    into place, MARKER before FINISHED, FINISHED last. False, with nothing written, when the store lacks it.
+    into place, MARKER before FINISHED, FINISHED last. False, with nothing written, when the store lacks it
+    or its entry lacks a file named in `need` (model.pt for a job that saves its model).
 
     Raises:
         DamagedEntry: a file of the entry does not match its checksum (the folder keeps no file of it).
@@ -179,6 +180,8 @@ def fetch(store, run_key: str, folder) -> bool:
         return False
     source, folder = entry(store, run_key), Path(folder)
     files = json.loads((source / ENTRY_FILE).read_text())["files"]
+    if not set(need) <= set(files):
+        return False
     folder.mkdir(parents=True, exist_ok=True)
     staged = {}
     try:
@@ -209,11 +212,11 @@ def marked_key(folder) -> str | None:
 
 
 # ---------------------------------------------------------------- a training job's two steps
-def fetch_for_job(store, run_key: str, folder, log=None) -> bool:
+def fetch_for_job(store, run_key: str, folder, log=None, need=()) -> bool:
     """fetch, recorded in the store log; a damaged or unreadable entry is skipped (recorded, with a warning
     on stderr): the job trains instead."""
     try:
-        fetched = fetch(store, run_key, folder)
+        fetched = fetch(store, run_key, folder, need)
     except (DamagedEntry, OSError) as exc:
         print(f"warning: run store: {exc}; training instead", file=sys.stderr)
         _record(log, folder, "skipped", f"entry not usable ({type(exc).__name__})")

@@ -10,7 +10,9 @@ bit-identical results on the CPU. A training loss that diverges (optimbench.metr
 10⁶ times the first batch's loss at the initial weights) ends the run as diverged.
 
 The data on the device and its batches are optimbench.device_data's; checkpoints and the run's fingerprint
-optimbench.checkpoints'.
+optimbench.checkpoints'. With a run store (optimbench.store), the job, under its folder's writer lock, checks
+that the optimizer code it imported is its spec's, resolves its execution on this machine (store_execution),
+and copies the store's entry of that key instead of training, or publishes the run it trained.
 """
 
 from __future__ import annotations
@@ -445,7 +447,8 @@ def _run_locked(spec: dict, problem: Problem, out_dir: Path, threads: int, save_
     execution = store_execution(spec, training, device, threads)
     result_spec = {k: v for k, v in spec.items() if k != "compile"}  # the resolved mode is in `execution`
     run_key = store.key(result_spec, execution)
-    if run_store.at is not None and store.fetch_for_job(run_store.at, run_key, out_dir, run_store.log):
+    need = ("model.pt",) if save_model else ()
+    if run_store.at is not None and store.fetch_for_job(run_store.at, run_key, out_dir, run_store.log, need):
         ckpt_path.unlink(missing_ok=True)
         print(f"fetched from the run store {run_store.at} (key {run_key}): not trained", file=sys.stderr)
         return read_finished(out_dir / "metrics.csv")
