@@ -82,8 +82,8 @@ def code_now(code: dict, class_name: str) -> dict:
     try:
         if "file" in code and ":" in class_name and class_name.rpartition(":")[0].endswith(".py"):
             return {**code, "sha256": source_hash(class_name.rpartition(":")[0])}
-        if "package" in code:
-            return {**{k: v for k, v in code.items() if k == "demon"},
+        if "package" in code:  # a short name (QHM) finds no module by its name: its sources stay as recorded
+            return {**{k: v for k, v in code.items() if k in ("demon", "sha256")},
                     **package_code(code["package"], class_name.split(".")[0])}
     except (OSError, importlib.metadata.PackageNotFoundError, ValueError, ImportError):
         return {**code, "missing": True}
