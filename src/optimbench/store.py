@@ -212,21 +212,22 @@ def marked_key(folder) -> str | None:
 
 
 # ---------------------------------------------------------------- a training job's two steps
-def fetch_for_job(store, run_key: str, folder, log=None, need=()) -> bool:
+def fetch_for_job(store, run_key: str, folder, log=None, need=(), invocation: str | None = None) -> bool:
     """fetch, recorded in the store log; a damaged or unreadable entry is skipped (recorded, with a warning
     on stderr): the job trains instead."""
     try:
         fetched = fetch(store, run_key, folder, need)
     except (DamagedEntry, OSError) as exc:
         print(f"warning: run store: {exc}; training instead", file=sys.stderr)
-        _record(log, folder, "skipped", f"entry not usable ({type(exc).__name__})")
+        _record(log, folder, "skipped", f"entry not usable ({type(exc).__name__})", invocation)
         return False
     if fetched:
-        _record(log, folder, "fetched")
+        _record(log, folder, "fetched", "", invocation)
     return fetched
 
 
-def publish_for_job(store, run_key: str, folder, spec: dict, execution: dict, log=None) -> bool:
+def publish_for_job(store, run_key: str, folder, spec: dict, execution: dict, log=None,
+                    invocation: str | None = None) -> bool:
     """publish, recorded in the store log; a store that cannot be written is skipped with a warning (the
     run itself is finished: it never fails for the store)."""
     try:
@@ -234,21 +235,22 @@ def publish_for_job(store, run_key: str, folder, spec: dict, execution: dict, lo
     except OSError as exc:
         print(f"warning: run store {store}: cannot publish {folder} ({exc})", file=sys.stderr)
         why = f"the store cannot be written ({exc.strerror or type(exc).__name__})"
-    _record(log, folder, "skipped" if why else "published", why or "")
+    _record(log, folder, "skipped" if why else "published", why or "", invocation)
     return why is None
 
 
-def _record(log, folder, action: str, why: str = "") -> None:
+def _record(log, folder, action: str, why: str, invocation: str | None) -> None:
     if log is not None:
-        record(log, folder, action, why)
+        record(log, folder, action, why, invocation)
 
 
 # ---------------------------------------------------------------- what the jobs did
-def record(log, run: str, action: str, why: str = "") -> None:
+def record(log, run: str, action: str, why: str = "", invocation: str | None = None) -> None:
     """Append one job's store action (fetched, published, skipped) to the study's store log (JSON lines;
-    one short write with O_APPEND: jobs running side by side never interleave within a line)."""
-    line = json.dumps({"time": dt.datetime.now(dt.timezone.utc).timestamp(), "run": str(run), "action": action,
-                       "why": why}) + "\n"
+    one short write with O_APPEND: jobs running side by side never interleave within a line), with the
+    Snakemake invocation that ran the job (its id, not a time: a cluster node's clock may differ)."""
+    line = json.dumps({"time": dt.datetime.now(dt.timezone.utc).timestamp(), "invocation": invocation,
+                       "run": str(run), "action": action, "why": why}) + "\n"
     Path(log).parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
@@ -257,14 +259,14 @@ def record(log, run: str, action: str, why: str = "") -> None:
         os.close(fd)
 
 
-def summary(log, since: float) -> str | None:
-    """One line of what the jobs since `since` (a timestamp: the invocation's start) did with the store:
-    "Run store: fetched N, published M, skipped K (why: count, ...)"; None when none touched it."""
+def summary(log, invocation: str) -> str | None:
+    """One line of what the jobs of one Snakemake invocation did with the store: "Run store: fetched N,
+    published M, skipped K (why: count, ...)"; None when none of its jobs touched it."""
     try:
         lines = Path(log).read_text().splitlines()
     except OSError:
         return None
-    done = [r for r in (json.loads(line) for line in lines if line.strip()) if r["time"] >= since]
+    done = [r for r in (json.loads(line) for line in lines if line.strip()) if r.get("invocation") == invocation]
     if not done:
         return None
     count = {action: sum(r["action"] == action for r in done) for action in ("fetched", "published", "skipped")}

@@ -383,6 +383,7 @@ class Store:
 
     at: Path | None = None
     log: Path | None = None
+    invocation: str | None = None  # the Snakemake invocation that runs the job (its records name it)
 
 
 def run(spec: dict, out_dir, threads: int | None = None, save_model: bool = True,
@@ -448,7 +449,8 @@ def _run_locked(spec: dict, problem: Problem, out_dir: Path, threads: int, save_
     result_spec = {k: v for k, v in spec.items() if k != "compile"}  # the resolved mode is in `execution`
     run_key = store.key(result_spec, execution)
     need = ("model.pt",) if save_model else ()
-    if run_store.at is not None and store.fetch_for_job(run_store.at, run_key, out_dir, run_store.log, need):
+    if run_store.at is not None and store.fetch_for_job(run_store.at, run_key, out_dir, run_store.log, need,
+                                                         run_store.invocation):
         ckpt_path.unlink(missing_ok=True)
         print(f"fetched from the run store {run_store.at} (key {run_key}): not trained", file=sys.stderr)
         return read_finished(out_dir / "metrics.csv")
@@ -498,7 +500,8 @@ def _run_locked(spec: dict, problem: Problem, out_dir: Path, threads: int, save_
     write_rows(out_dir / "metrics.csv", rows, metric_columns(problem))  # last: its presence marks a finished run
     ckpt_path.unlink(missing_ok=True)
     if run_store.at is not None:
-        store.publish_for_job(run_store.at, run_key, out_dir, result_spec, execution, run_store.log)
+        store.publish_for_job(run_store.at, run_key, out_dir, result_spec, execution, run_store.log,
+                              run_store.invocation)
     return rows
 
 
@@ -552,7 +555,8 @@ def main(argv=None) -> None:
     parser.add_argument("--execution", default="{}",
                         help='execution settings as JSON, e.g. {"compile": "off"}: how the run executes, never '
                              "what it computes (not part of the spec's fingerprint); \"store\": a run store's folder "
-                             f"(default ${store.STORE_ENV}), \"store_log\": where to record what the job did with it")
+                             f"(default ${store.STORE_ENV}), \"store_log\": where to record what the job did with it, "
+                             "\"store_invocation\": the Snakemake invocation that runs it")
     parser.add_argument("--selection", help="a tuning selection (JSON, optimbench.tune select): its setting is "
                                             "merged into the spec's optimizer kwargs and schedule")
     parser.add_argument("--no-model", action="store_true", help="do not write model.pt (tuning trials)")
@@ -563,7 +567,8 @@ def main(argv=None) -> None:
         spec = apply_selection(spec, json.loads(Path(args.selection).read_text()))
     execution = json.loads(args.execution)
     log = execution.pop("store_log", None)
-    run_store = Store(store.location(execution.pop("store", None)), log and Path(log))
+    run_store = Store(store.location(execution.pop("store", None)), log and Path(log),
+                      execution.pop("store_invocation", None))
     try:
         rows = run({**spec, **execution}, args.out, args.threads, save_model=not args.no_model,
                    mem_mb=args.mem_mb, as_frame=False, run_store=run_store)

@@ -22,7 +22,8 @@ PLAN = study_plan(config)
 # (optimbench.train.run, under its run folder's lock): never here, so parsing, dry runs, --unlock and --list
 # neither publish nor fetch. Each job records what it did; a real run's end prints one line of it.
 STORE = store.location(config["store"])
-STARTED = time.time()  # this invocation's start: its jobs' records are those after it
+# This invocation's id: its jobs record it with what they did (a derived param of theirs: never a rerun trigger).
+INVOCATION = f"{os.uname().nodename}-{os.getpid()}-{time.time():.3f}"
 
 
 def store_log():
@@ -32,7 +33,7 @@ def store_log():
 
 def store_summary():
     """Print what this invocation's jobs did with the store (fetched, published, skipped), if anything."""
-    line = store.summary(store_log(), STARTED) if STORE else None
+    line = store.summary(store_log(), INVOCATION) if STORE else None
     if line:
         print(line, file=sys.stderr)
 
@@ -200,7 +201,7 @@ def tuned_data(wildcards):
 def train_execution(wildcards, threads):
     """How a run executes (compile mode) and the run store the job uses (its folder, where it records what it
     did). Taking `threads` makes it a derived param: never a rerun trigger."""
-    where = {"store": str(STORE), "store_log": store_log()} if STORE else {}
+    where = {"store": str(STORE), "store_log": store_log(), "store_invocation": INVOCATION} if STORE else {}
     return json.dumps({**specs.execution_settings(TRAIN), **where}, sort_keys=True)
 
 
