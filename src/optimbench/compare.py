@@ -45,6 +45,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
+import pandas as pd
 from scipy import stats
 
 from optimbench.metrics import FAILED_FACTOR
@@ -174,7 +175,7 @@ def compare(a: Mapping, b: Mapping, higher_is_better: bool, *, failed_a: Iterabl
     """
     if family_size < 1 or not 0 < confidence < 1:
         raise ValueError(f"family_size must be >= 1 and confidence in (0, 1), not {family_size}, {confidence}")
-    alpha, sign = 1 - confidence, 1.0 if higher_is_better else -1.0
+    alpha, sign = round(1 - confidence, 12), 1.0 if higher_is_better else -1.0
     failed_a = tuple(sorted(set(failed_a) | {s for s, v in a.items() if not math.isfinite(float(v))}))
     failed_b = tuple(sorted(set(failed_b) | {s for s, v in b.items() if not math.isfinite(float(v))}))
     ok_a, ok_b = _completed(a, failed_a), _completed(b, failed_b)
@@ -276,3 +277,110 @@ def procedure_words(confidence: float) -> str:
             f"run (diverged, or ending more than {FAILED_FACTOR:g}× worse than its own best epoch) is listed by seed, "
             f"never averaged, and counts only against its own optimizer. An undecided comparison says how many "
             f"seeds per optimizer would give {POWER:.0%} power for the difference seen.")
+
+
+# ---------------------------------------------------------------- the study's comparisons, in one table
+FOCUS_FAMILY, FIELD_FAMILY = "focus", "field"
+COMPARISON_COLUMNS = ["problem", "a", "b", "family", "family_size", "verdict", "centre", "low", "high", "p",
+                      "p_adjusted", "test", "paired", "n", "wins", "losses", "failed_a", "failed_b", "spread",
+                      "seeds_needed", "confidence"]
+
+
+def as_list(names) -> list[str]:
+    """report.focus / report.baselines as a list: None -> [], a name -> [name]."""
+    return [] if names is None else [names] if isinstance(names, str) else list(names)
+
+
+def field(optimizers: Sequence[str], focus=None, baselines=None) -> tuple[list[str], list[str]]:
+    """(focus optimizers, baselines): report.focus (a name or a list: variants of one's own optimizer) and
+    report.baselines (None: every optimizer of `optimizers` that is not a focus one), in `optimizers`' order."""
+    mine = as_list(focus)
+    theirs = [o for o in optimizers if o not in mine] if baselines is None else as_list(baselines)
+    return [o for o in optimizers if o in mine], [o for o in optimizers if o in theirs and o not in mine]
+
+
+def families(seeds: pd.DataFrame, focus=None, baselines=None) -> dict[tuple, str]:
+    """{(problem, a, b): family} for every pair the report can state (a before b in the optimizers' sorted
+    order): FOCUS_FAMILY for a focus optimizer against a baseline on a problem, FIELD_FAMILY for every other
+    pair. `seeds`: rows problem, optimizer."""
+    out = {}
+    for problem, group in seeds.groupby("problem", sort=True):
+        names = sorted(group["optimizer"].unique())
+        mine, theirs = field(names, focus, baselines)
+        for i, a in enumerate(names):
+            for b in names[i + 1:]:
+                in_focus = (a in mine and b in theirs) or (b in mine and a in theirs)
+                out[problem, a, b] = FOCUS_FAMILY if in_focus else FIELD_FAMILY
+    return out
+
+
+def with_failed(seeds: pd.DataFrame) -> pd.DataFrame:
+    """seed_summary rows with a `failed` column (a table without one: the diverged or non-finite runs)."""
+    if "failed" in seeds:
+        return seeds
+    lost = ~np.isfinite(seeds["final"].astype(float))
+    return seeds.assign(failed=lost | (seeds["diverged"].astype(bool) if "diverged" in seeds else False))
+
+
+def _per_seed(group: pd.DataFrame, optimizer: str) -> tuple[dict, list]:
+    rows = group[group["optimizer"] == optimizer]
+    return dict(zip(rows["seed"], rows["final"].astype(float))), list(rows.loc[rows["failed"].astype(bool), "seed"])
+
+
+def _row(problem: str, a: str, b: str, family: str, c: Comparison, confidence: float) -> dict:
+    seeds = lambda f: ", ".join(str(s) for s in f)  # noqa: E731
+    return {"problem": problem, "a": a, "b": b, "family": family, "family_size": c.family_size, "verdict": c.verdict,
+            "centre": c.centre, "low": c.low, "high": c.high, "p": c.p, "p_adjusted": c.p_adjusted, "test": c.test,
+            "paired": c.paired, "n": c.n, "wins": c.wins, "losses": c.losses, "failed_a": seeds(c.failed_a),
+            "failed_b": seeds(c.failed_b), "spread": c.spread, "seeds_needed": c.seeds_needed,
+            "confidence": confidence}
+
+
+MIRROR = {BETTER: WORSE, WORSE: BETTER, INCONCLUSIVE: INCONCLUSIVE}
+
+
+def study_comparisons(seeds: pd.DataFrame, higher_is_better: Mapping[str, bool], confidence: float = 0.95,
+                      focus=None, baselines=None) -> pd.DataFrame:
+    """Every pair of optimizers on every problem compared once (`compare`), each family (`families`) decided
+    together (`decide_family`), as a table with both orientations: the row (problem, a, b) states a against b
+    (centre = a − b, verdict in the metric's direction), the row (problem, b, a) the same comparison mirrored.
+    Every sentence of the report about a pair reads its row (`lookup`), so no two disagree.
+
+    Args: seeds: seed_summary rows (problem, optimizer, seed, final, failed); higher_is_better: {problem: the
+        primary metric's direction}; confidence; focus, baselines: report.focus and report.baselines.
+    Returns: COMPARISON_COLUMNS (failed_a / failed_b: the failed seeds, "1, 2").
+    """
+    seeds = with_failed(seeds)
+    fams = families(seeds, focus, baselines)
+    sizes = pd.Series(list(fams.values())).value_counts().to_dict()
+    made = {}
+    for (problem, a, b), family in fams.items():
+        group = seeds[seeds["problem"] == problem]
+        (va, fa), (vb, fb) = _per_seed(group, a), _per_seed(group, b)
+        made[problem, a, b] = compare(va, vb, higher_is_better[problem], failed_a=fa, failed_b=fb,
+                                      confidence=confidence, family_size=sizes[family])
+    for family in sizes:
+        keys = [k for k, f in fams.items() if f == family]
+        made.update(zip(keys, decide_family([made[k] for k in keys])))
+    rows = []
+    for (problem, a, b), c in made.items():
+        rows.append(_row(problem, a, b, fams[problem, a, b], c, confidence))
+        mirrored = dataclasses.replace(c, verdict=MIRROR[c.verdict], centre=-c.centre, low=-c.high, high=-c.low,
+                                       wins=c.losses, losses=c.wins, failed_a=c.failed_b, failed_b=c.failed_a)
+        rows.append(_row(problem, b, a, fams[problem, a, b], mirrored, confidence))
+    return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
+
+
+def lookup(comparisons: pd.DataFrame, problem: str, a: str, b: str) -> pd.Series:
+    """The row stating a against b on a problem (KeyError naming the pair when the table has none)."""
+    row = comparisons[(comparisons["problem"] == problem) & (comparisons["a"] == a) & (comparisons["b"] == b)]
+    if row.empty:
+        raise KeyError(f"no comparison of {a} against {b} on {problem}")
+    return row.iloc[0]
+
+
+def beats(comparisons: pd.DataFrame, problem: str) -> Callable[[str, str], bool]:
+    """separates(x, y) for `places`: x decided better than y on `problem`."""
+    mine = comparisons[comparisons["problem"] == problem]
+    better = set(zip(mine.loc[mine["verdict"] == BETTER, "a"], mine.loc[mine["verdict"] == BETTER, "b"]))
+    return lambda x, y: (x, y) in better
