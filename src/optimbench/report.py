@@ -21,8 +21,9 @@ import pandas as pd
 from optimbench import labels
 from optimbench.cost import memory_by_problem, projected_device_hours
 from optimbench.files import ACKLEY_VIEWS, descent_figure_paths, train_figure_stems, tune_figure_files
+from optimbench.compare import place_words, sharing
 from optimbench.labels import data_words
-from optimbench.metrics import Metric
+from optimbench.metrics import FAILED_FACTOR, Metric
 from optimbench.runs import StudyProblem, TuneStage
 from optimbench.search import criterion_label
 
@@ -100,61 +101,96 @@ def ran_sentence(runs: pd.DataFrame) -> str:
             f"{_count(counts[2], 'seed')} = {len(runs)} training runs {of}, as their run.json recorded.")
 
 
+def _places(summary: pd.DataFrame, row) -> str:
+    """"place 1" or "places 1–3 (with Adam, AdamW)": the places the procedure allows (place_low/place_high)."""
+    if "place_low" not in summary:
+        return f"rank {int(row.rank)}"
+    ranges = {r.optimizer: (int(r.place_low), int(r.place_high)) for r in summary.itertuples()}
+    low, high = ranges[row.optimizer]
+    word = "place" if low == high else "places"
+    return f"{word} {place_words(low, high, sharing(row.optimizer, ranges))}"
+
+
+def _failed_words(row, metric: Metric) -> str:
+    """", **1 failed run** (seed 1; not averaged)"."""
+    count = int(getattr(row, "failed", 0) or 0)
+    if not count:
+        return ""
+    seeds = getattr(row, "failed_seeds", "")
+    return (f", **{_count(count, 'failed run')}** (seed{'s' if count > 1 else ''} {seeds}; scored "
+            f"{labels.number(metric.worst)}, not averaged)")
+
+
 def ranking(summary: pd.DataFrame, metric: Metric, confidence: float) -> str:
-    """The ranking of one problem by its mean final primary metric in the metric's direction, each with
-    its interval, seeds and divergences, and whether the seeds separate it from the best
-    (optimizer_summary: rank, final, final_ci_low, final_ci_high, seeds, divergences, separated_from_best)."""
+    """The optimizers of one problem in order (fewer failed runs, then the mean final primary metric over the
+    completed seeds), each with its interval, seeds, failed runs and the places the comparison procedure
+    allows (optimizer_summary: rank, place_low, place_high, final, final_ci_low/high, seeds, failed,
+    failed_seeds)."""
     if summary.empty:
         return "No training runs were found."
-    worst = labels.number(metric.worst)
     lines = []
     for row in summary.sort_values(["rank", "optimizer"]).itertuples():
-        diverged = f", **{row.divergences} diverged** (scored {worst})" if row.divergences else ""
-        separated = "" if row.rank == 1 else (" — worse than the best (the seeds separate them)"
-                                              if row.separated_from_best
-                                              else " — the seeds cannot separate it from the best")
-        lines.append(f"- rank {int(row.rank)}: **{row.optimizer}**: {labels.number(row.final)} "
-                     f"{_ci(row.final_ci_low, row.final_ci_high)} over {row.seeds} seed(s){diverged}{separated}")
-    return (f"Final {metric_phrase(metric)}: mean over seeds with its {confidence:.0%} interval "
-            "(Student-t, clipped to the metric's range):\n\n" + "\n".join(lines))
+        n = int(row.seeds) - int(getattr(row, "failed", 0) or 0)
+        lines.append(f"- {_places(summary, row)}: **{row.optimizer}**: {labels.number(row.final)} "
+                     f"{_ci(row.final_ci_low, row.final_ci_high)} over {_count(n, 'completed seed')}"
+                     f"{_failed_words(row, metric)}")
+    return (f"Final {metric_phrase(metric)}: mean over the completed seeds with its {confidence:.0%} interval "
+            "(Student-t, clipped to the metric's range); places shared where the comparisons cannot order them:\n\n"
+            + "\n".join(lines))
+
+
+def _first_place(summary: pd.DataFrame) -> tuple[list[str], str]:
+    """(the optimizers that can be first, their shared places in words)."""
+    ordered = summary.sort_values(["rank", "optimizer"])
+    if "place_low" not in ordered:
+        tied = ordered[(ordered["rank"] == 1) | ~ordered["separated_from_best"].astype(bool)]["optimizer"].tolist()
+        return tied, ""
+    first = ordered[ordered["place_low"] == 1]
+    return first["optimizer"].tolist(), place_words(1, int(first["place_high"].max()))
 
 
 def problem_answer(summary: pd.DataFrame, title: str, metric: Metric, confidence: float = 0.95) -> str:
-    """One line: the problem's best optimizer by its primary metric, with its interval, and the optimizers
-    the seeds cannot separate from it."""
+    """One line: the optimizers that can be first on the problem (the procedure orders no one above them), the
+    leading one with its interval, and the failed runs."""
     if summary.empty:
         return f"- **{title}**: no training runs were found."
     ordered = summary.sort_values(["rank", "optimizer"])
     best = ordered.iloc[0]
-    tied = ordered[(ordered["rank"] > 1) & ~ordered["separated_from_best"].astype(bool)]["optimizer"].tolist()
-    return (f"- **{title}** (final {metric_phrase(metric)}; mean over {int(best.seeds)} seeds, {confidence:.0%} "
-            f"interval): best **{best.optimizer}** {labels.number(best.final)} "
-            f"{_ci(best.final_ci_low, best.final_ci_high)}"
-            + (f"; the seeds cannot separate it from {', '.join(tied)}." if tied
-               else "; the seeds separate it from every other optimizer."))
+    first, shared = _first_place(summary)
+    failed = ordered[ordered.get("failed", pd.Series(0, index=ordered.index)).astype(int) > 0]
+    lost = "; failed runs: " + ", ".join(f"{r.optimizer} seed {r.failed_seeds}" for r in failed.itertuples()) \
+        if len(failed) else ""
+    head = (f"- **{title}** (final {metric_phrase(metric)}; mean over completed seeds, {confidence:.0%} interval): ")
+    values = f"{best.optimizer} {labels.number(best.final)} {_ci(best.final_ci_low, best.final_ci_high)}"
+    if len(first) == 1:
+        return head + f"first: **{best.optimizer}** ({values}), decided better than every other{lost}."
+    return (head + f"no single first: {', '.join(f'**{o}**' for o in first)} share places {shared} (the seeds "
+            f"cannot order them; highest mean {values}){lost}.")
 
 
 def training_conclusion(summary: pd.DataFrame, metric: Metric, confidence: float = 0.95) -> str:
-    """A short Markdown conclusion of one problem: best and worst optimizer by the final primary metric with
-    their intervals, the best value any epoch reached, and divergences (every optimizer counted)."""
+    """A short Markdown conclusion of one problem: who can be first, the last by mean, the best value any
+    epoch reached, and the failed runs by seed (every optimizer counted)."""
     if summary.empty:
         return "No training runs were found."
     ordered = summary.sort_values(["rank", "optimizer"])
-    best, worst = ordered.iloc[0], ordered.iloc[-1]
-    tied = ordered[(ordered["rank"] > 1) & ~ordered["separated_from_best"].astype(bool)]["optimizer"].tolist()
+    worst = ordered.iloc[-1]
+    first, shared = _first_place(summary)
     name = labels.metric_label(metric.name)
-    lines = [f"- Best mean final {metric_phrase(metric)}: **{best.optimizer}** ({labels.number(best.final)} "
-             f"{_ci(best.final_ci_low, best.final_ci_high)} at {confidence:.0%}, {int(best.seeds)} seed(s))"
-             + (f"; the seeds do not separate it from {', '.join(tied)}" if tied else "")
-             + f". Worst: **{worst.optimizer}** ({labels.number(worst.final)})."]
+    lead = (f"**{first[0]}** first" if len(first) == 1
+            else f"{', '.join(f'**{o}**' for o in first)} share places {shared}")
+    lines = [f"- Final {metric_phrase(metric)}: {lead}; last in order **{worst.optimizer}** "
+             f"({labels.number(worst.final)})."]
     if "best" in summary and summary["best"].notna().any():
         at_best = summary.sort_values("best", ascending=not metric.higher_is_better).iloc[0]
         lines.append(f"- Best {name} at any epoch (mean over seeds of each run's best epoch): "
                      f"**{at_best.optimizer}** ({labels.number(at_best.best)}).")
-    diverged = summary[summary["divergences"] > 0]
-    lines.append(f"- Diverged runs (each scored {labels.number(metric.worst)} in {name} from the epoch it "
-                 "diverged): " + (", ".join(f"{r.optimizer} ({int(r.divergences)} of {int(r.seeds)})"
-                                            for r in diverged.itertuples()) if len(diverged) else "none."))
+    column = "failed" if "failed" in summary else "divergences"
+    failed = summary[summary[column] > 0]
+    lines.append(f"- Failed runs (diverged, or ending more than {FAILED_FACTOR:g}× worse than their own best epoch; "
+                 f"listed, scored {labels.number(metric.worst)}, never averaged): "
+                 + (", ".join(f"{r.optimizer} seed {getattr(r, 'failed_seeds', '?')} ({int(getattr(r, column))} of "
+                              f"{int(r.seeds)})" for r in failed.itertuples()) if len(failed) else "none."))
     return "\n".join(lines)
 
 
