@@ -126,7 +126,8 @@ def claims_table(seeds: pd.DataFrame, confidence: float = 0.95, comparisons: pd.
     def loss_rises():
         verdicts, parts = [], []
         for name in ["SGD", "Adamax"]:
-            ratio = kept["final_test_loss"][name] / kept["best_test_loss"][name]
+            final, lowest = by["final_test_loss"][name], by["best_test_loss"][name]
+            ratio = np.array([final[s] / lowest[s] for s in final if s not in failed[name]], dtype=float)
             finite = ratio[np.isfinite(ratio)]  # a failed seed has no final loss to compare
             if len(finite) < 2:
                 verdict = INCONCLUSIVE
@@ -138,9 +139,8 @@ def claims_table(seeds: pd.DataFrame, confidence: float = 0.95, comparisons: pd.
                 verdict = HOLDS if p_greater < alpha else CONTRADICTED if p_less < alpha else INCONCLUSIVE
             verdicts.append(verdict)
             mean = np.mean(finite) if len(finite) else np.nan
-            parts.append(f"{name} mean final/lowest test loss {number(mean)} over {len(finite)} seed(s) "
-                         f"(one-sample t-test against {RISE:g}): {verdict}")
-        return _combine(verdicts), "; ".join(parts)
+            parts.append(f"{name} mean final/lowest test loss {number(mean)} over {len(finite)} seed(s): {verdict}")
+        return _combine(verdicts), "; ".join(parts) + f" (one-sample t-tests against {RISE:g})"
 
     def lowest_loss():
         pairs = [(x, o) for x in ("Adam", "AdamW") for o in present if o not in ("Adam", "AdamW")]

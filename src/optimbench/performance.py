@@ -111,6 +111,7 @@ def performance_ratios(seeds: pd.DataFrame, primary: dict, measure: str = "time"
         finite = cost[np.isfinite(cost)]  # a failure (∞) is no one's reference
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = (finite.max() / cost if higher else cost / finite.min()) if len(finite) else np.full_like(cost, INF)
+        ratio = np.where(np.isinf(cost), INF, ratio)
         ratios.append(np.where(np.isfinite(ratio), ratio, INF))  # 0/0 or ∞/∞: everyone failed
     costs["ratio"] = np.concatenate(ratios) if ratios else []
     costs["failed"] = np.isinf(costs["ratio"])
