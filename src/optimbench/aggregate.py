@@ -112,6 +112,16 @@ def long_table(wide: pd.DataFrame, problems: dict[str, StudyProblem]) -> pd.Data
 
 
 # ---------------------------------------------------------------- statistics
+def completed(long: pd.DataFrame, seeds: pd.DataFrame) -> pd.DataFrame:
+    """The rows of `long` (epochs_long) of runs that did not fail (seed_summary's `failed`): what the curves
+    average, as the summaries do; a failed run is drawn and listed on its own."""
+    lost = seeds.loc[seeds["failed"].astype(bool), RUN_KEYS]
+    if lost.empty:
+        return long
+    keys = pd.MultiIndex.from_frame(long[RUN_KEYS])
+    return long[~keys.isin(pd.MultiIndex.from_frame(lost))]
+
+
 def epoch_stats(long: pd.DataFrame, problems: dict[str, StudyProblem], confidence: float = 0.95) -> pd.DataFrame:
     """Per problem × optimizer × epoch × metric: n (values counted), mean, std and the interval across
     seeds, clipped to the metric's range."""
@@ -329,7 +339,8 @@ def aggregate_train(plan: Plan, out_dir) -> dict[str, pd.DataFrame]:
     long = long_table(wide, problems)
     compared = _comparisons(plan, seeds)
     tables = {"problems": problems_table(plan), "runs": runs_table(plan.train_runs),
-              "epochs_long": long, "epoch_stats": epoch_stats(long, problems, confidence), "seed_summary": seeds,
+              "epochs_long": long, "epoch_stats": epoch_stats(completed(long, seeds), problems, confidence),
+              "seed_summary": seeds,
               "optimizer_summary": optimizer_summary(seeds, problems, confidence, compared),
               "article_claims": article_claims(seeds, problems, confidence, compared),
               **performance_tables(seeds, problems, confidence, compared),

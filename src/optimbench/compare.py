@@ -113,9 +113,9 @@ def _wins(a: Mapping, b: Mapping, ok_a: dict, ok_b: dict, sign: float) -> tuple[
     return wins, losses
 
 
-def _t_test(x: np.ndarray, y: np.ndarray | None) -> tuple[float, float, float, float]:
-    """(centre, p two-sided, spread, degrees of freedom) of the paired (y None: x are differences) or Welch test;
-    no spread: p 0 when the centre is not 0, else 1 (every seed says the same)."""
+def _t_test(x: np.ndarray, y: np.ndarray | None) -> tuple[float, float, float, float, float]:
+    """(centre, p two-sided, spread, degrees of freedom, standard error) of the paired (y None: x are the
+    differences) or Welch test; no spread: p 0 when the centre is not 0, else 1 (every seed says the same)."""
     if y is None:
         centre, spread, df = float(np.mean(x)), float(np.std(x, ddof=1)), len(x) - 1
         se = spread / math.sqrt(len(x))
@@ -126,14 +126,13 @@ def _t_test(x: np.ndarray, y: np.ndarray | None) -> tuple[float, float, float, f
         spread = math.sqrt((np.var(x, ddof=1) + np.var(y, ddof=1)) / 2)
         df = (va + vb) ** 2 / (va**2 / (len(x) - 1) + vb**2 / (len(y) - 1)) if se > 0 else len(x) + len(y) - 2
     if se == 0:
-        return centre, (0.0 if centre != 0 else 1.0), spread, df
+        return centre, (0.0 if centre != 0 else 1.0), spread, df, se
     p = float(2 * stats.t.sf(abs(centre) / se, df))
-    return centre, p, spread, df
+    return centre, p, spread, df, se
 
 
-def _interval(centre: float, spread: float, n_a: int, n_b: int | None, df: float, level: float):
-    """The t interval of the centre at `level` (n_b None: paired, n_a pairs)."""
-    se = spread / math.sqrt(n_a) if n_b is None else spread * math.sqrt(1 / n_a + 1 / n_b)
+def _interval(centre: float, se: float, df: float, level: float) -> tuple[float, float]:
+    """The t interval of the centre at `level` (two-sided)."""
     half = float(stats.t.ppf(1 - (1 - level) / 2, df)) * se
     return centre - half, centre + half
 
@@ -185,22 +184,20 @@ def compare(a: Mapping, b: Mapping, higher_is_better: bool, *, failed_a: Iterabl
     nan = math.nan
     if paired and len(both) >= 2:
         x = np.array([ok_a[s] - ok_b[s] for s in both])
-        centre, p, spread, df = _t_test(x, None)
-        n, n_b, test = len(both), None, "paired t"
+        centre, p, spread, df, se = _t_test(x, None)
+        n, test = len(both), "paired t"
     elif not paired and len(ok_a) >= 2 and len(ok_b) >= 2:
         x, y = np.array(list(ok_a.values())), np.array(list(ok_b.values()))
-        centre, p, spread, df = _t_test(x, y)
-        n, n_b, test = len(x), len(y), "Welch t"
+        centre, p, spread, df, se = _t_test(x, y)
+        n, test = min(len(x), len(y)), "Welch t"
     else:  # no t statistic: the exact sign test on the seeds (paired), else nothing to test
         x = np.array([ok_a[s] - ok_b[s] for s in both])
         centre = float(np.mean(x)) if len(x) else nan
         p = float(stats.binomtest(wins, wins + losses).pvalue) if wins + losses else 1.0
-        spread, df, n, n_b, test = nan, nan, len(both), None, "sign"
-    level = 1 - alpha / family_size
-    low, high = _interval(centre, spread, n, n_b, df, level) if test != "sign" and spread > 0 else (nan, nan)
-    if test != "sign" and spread == 0:
+        spread, df, se, n, test = nan, nan, nan, len(both), "sign"
+    low, high = _interval(centre, se, df, 1 - alpha / family_size) if test != "sign" and se > 0 else (nan, nan)
+    if test != "sign" and se == 0:
         low = high = centre
-    n = min(n, n_b) if n_b is not None else n
     comparison = Comparison(INCONCLUSIVE, paired, n, centre, low, high, p, p, alpha, family_size, None, wins,
                             losses, failed_a, failed_b, spread, test, higher_is_better)
     return _decide(comparison, p)
@@ -350,7 +347,7 @@ def study_comparisons(seeds: pd.DataFrame, higher_is_better: Mapping[str, bool],
         primary metric's direction}; confidence; focus, baselines: report.focus and report.baselines.
     Returns: COMPARISON_COLUMNS (failed_a / failed_b: the failed seeds, "1, 2").
     """
-    seeds = with_failed(seeds)
+    seeds = with_failed(seeds[seeds["problem"].isin(list(higher_is_better))])
     fams = families(seeds, focus, baselines)
     sizes = pd.Series(list(fams.values())).value_counts().to_dict()
     made = {}

@@ -19,9 +19,9 @@ from pathlib import Path
 import pandas as pd
 
 from optimbench import labels
+from optimbench.compare import place_words, sharing
 from optimbench.cost import memory_by_problem, projected_device_hours
 from optimbench.files import ACKLEY_VIEWS, descent_figure_paths, train_figure_stems, tune_figure_files
-from optimbench.compare import place_words, sharing
 from optimbench.labels import data_words
 from optimbench.metrics import FAILED_FACTOR, Metric
 from optimbench.runs import StudyProblem, TuneStage
