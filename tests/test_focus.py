@@ -126,3 +126,20 @@ def test_the_config_check_refuses_a_focus_outside_the_study():
         config.validate(config.deep_merge(base, {"report": {"focus": "Adamm"}}))
     checked = config.validate(config.deep_merge(base, {"report": {"focus": "Adam"}}))
     assert checked["report"]["focus"] == "Adam" and config.validate(base)["report"]["focus"] is None
+
+
+def test_the_config_check_takes_a_focus_list_and_baselines_and_refuses_a_focus_baseline():
+    from optimbench import config
+    from optimbench.errors import ConfigError
+
+    from helpers import ROOT
+
+    base = config.load_yaml_files([ROOT / "config.yaml"])
+    checked = config.validate(config.deep_merge(base, {"report": {"focus": ["Adam", "AdamW"], "baselines": ["SGD"]}}))
+    assert checked["report"]["focus"] == ["Adam", "AdamW"] and checked["report"]["baselines"] == ["SGD"]
+    assert config.validate(base)["report"]["baselines"] is None
+    with pytest.raises(ConfigError, match=r"report.baselines = 'SDG' is not an optimizer of this study.*"
+                                          r"Did you mean 'SGD'\?"):
+        config.validate(config.deep_merge(base, {"report": {"focus": "Adam", "baselines": ["SDG"]}}))
+    with pytest.raises(ConfigError, match=r"report.baselines names \['Adam'\], also in report.focus"):
+        config.validate(config.deep_merge(base, {"report": {"focus": ["Adam"], "baselines": ["Adam", "SGD"]}}))
