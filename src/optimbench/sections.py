@@ -23,6 +23,7 @@ import mistune
 import pandas as pd
 
 from optimbench import labels
+from optimbench.compare import procedure_words
 from optimbench.files import ACKLEY_VIEWS, report_tables
 from optimbench.labels import data_words
 from optimbench.report import (
@@ -229,7 +230,7 @@ def answer(plan: Plan, tables, figures_dir, links: Links | None = None) -> list:
     links = links or Links()
     parts = [heading("The answer", "answer")]
     parts += [Markdown(warning)] if (warning := mismatch_warning(tables["runs"])) else []
-    parts.append(Markdown(ran_sentence(tables["runs"])))
+    parts.append(Markdown(ran_sentence(tables["runs"]) + "\n\n" + procedure_words(plan.confidence)))
     if (text := focus_lines(tables["focus"], plan.problems, plan.confidence)):
         parts += [Markdown(text), details("Every comparison of the focus optimizer (table)",
                                           [table(tables["focus"], links.table("focus"))])]
@@ -350,6 +351,7 @@ def cost_section(plan: Plan, tables, links: Links | None = None) -> list:
             table(cost, (links or Links()).table("cost"))]
 
 
+IMPLEMENTATION = ("foreach", "capturable", "differentiable", "fused", "maximize")  # switches, not hyperparameters
 RUN_KEYS = ("problem", "optimizer", "seed")
 NOT_SETTINGS = ("matches_config", "differences", "diverged", "diverged_epoch", "resumed_after_epoch")
 
@@ -367,6 +369,24 @@ def _distinct(runs: pd.DataFrame, column: str) -> str:
     return f"- **{column}**: " + ", ".join(dict.fromkeys(values)) + " (varies between runs)"
 
 
+def optimizer_settings(plan: Plan) -> str:
+    """Every optimizer's effective settings: its class's defaults with the config's kwargs filled in (the plan's
+    optimizer_settings), implementation switches (foreach, fused, ...) left out."""
+    settings = plan.settings.get("optimizer_settings") or {}
+    if not settings:
+        return ""
+    lines = [f"- **{name}**: " + ", ".join(f"{k} {_setting(v)}" for k, v in values.items() if k not in IMPLEMENTATION)
+             for name, values in settings.items()]
+    return "**Optimizer settings** (each class's defaults with the configuration's values filled in):\n\n" + "\n".join(
+        lines)
+
+
+def _setting(value) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
 def setup(plan: Plan, tables, links: Links | None = None) -> list:
     """What the runs used, collapsed: per problem its data and model, one line per distinct setting the runs
     recorded (run.json), and every run on demand."""
@@ -376,6 +396,7 @@ def setup(plan: Plan, tables, links: Links | None = None) -> list:
     settings = [c for c in runs.columns if c not in RUN_KEYS + NOT_SETTINGS]
     lines = "\n".join(_distinct(runs, c) for c in settings) if len(runs) else "No training runs."
     return [heading("Setup", "setup"),
+            Markdown(optimizer_settings(plan)),
             details(f"What the {len(runs)} runs used: one line per setting, as their run.json recorded it",
                     [Markdown(problems + "\n\n" + lines),
                      details(f"Every run ({len(runs)} rows)", [table(runs, (links or Links()).table("runs"))])])]
