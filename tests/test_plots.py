@@ -84,7 +84,8 @@ def figure_tables(tmp_path):
                           "failed": [False, False, False, True, False, True, False, False]})
     summary = pd.DataFrame({"problem": ["cls", "cls", "vae", "vae"], "optimizer": ["A", "B", "B", "A"],
                             "rank": [1, 2, 1, 2], "final": [0.75, 0.5, 112.0, 130.0],
-                            "final_ci_low": [0.115, np.nan, 86.6, np.nan], "final_ci_high": [1.0, np.nan, 137.4, np.nan],
+                            "final_ci_low": [0.115, np.nan, 86.6, np.nan],
+                            "final_ci_high": [1.0, np.nan, 137.4, np.nan],
                             "seconds_to_target": [12.0, np.nan, 30.0, 50.0],
                             "seconds_to_target_ci_low": [10.0, np.nan, np.nan, np.nan],
                             "seconds_to_target_ci_high": [14.0, np.nan, np.nan, np.nan],
