@@ -38,7 +38,7 @@ HEADLINE = "metric"
 def _ci(low, high) -> str:
     if pd.notna(low) and pd.notna(high):
         return f"[{labels.number(low)}, {labels.number(high)}]"
-    return "(one seed: no interval)"
+    return "(fewer than 2 completed seeds: no interval)"
 
 
 def for_problem(frame: pd.DataFrame, problem: str) -> pd.DataFrame:
@@ -112,6 +112,12 @@ def _places(summary: pd.DataFrame, row) -> str:
     return f"{word} {place_words(low, high, sharing(row.optimizer, ranges))}"
 
 
+def _seed_list(row) -> str:
+    """"seed 1 " / "seeds 0, 2 " of a summary row's failed_seeds ("" when the table has none)."""
+    seeds = getattr(row, "failed_seeds", "")
+    return f"seed{'s' if ',' in str(seeds) else ''} {seeds} " if isinstance(seeds, str) and seeds else ""
+
+
 def _failed_words(row, metric: Metric) -> str:
     """", **1 failed run** (seed 1; not averaged)"."""
     count = int(getattr(row, "failed", 0) or 0)
@@ -132,9 +138,9 @@ def ranking(summary: pd.DataFrame, metric: Metric, confidence: float) -> str:
     lines = []
     for row in summary.sort_values(["rank", "optimizer"]).itertuples():
         n = int(row.seeds) - int(getattr(row, "failed", 0) or 0)
-        lines.append(f"- {_places(summary, row)}: **{row.optimizer}**: {labels.number(row.final)} "
-                     f"{_ci(row.final_ci_low, row.final_ci_high)} over {_count(n, 'completed seed')}"
-                     f"{_failed_words(row, metric)}")
+        value = (f"{labels.number(row.final)} {_ci(row.final_ci_low, row.final_ci_high)} over "
+                 f"{_count(n, 'completed seed')}" if n else "no completed seed")
+        lines.append(f"- {_places(summary, row)}: **{row.optimizer}**: {value}{_failed_words(row, metric)}")
     return (f"Final {metric_phrase(metric)}: mean over the completed seeds with its {confidence:.0%} interval "
             "(Student-t, clipped to the metric's range); places shared where the comparisons cannot order them:\n\n"
             + "\n".join(lines))
@@ -143,11 +149,11 @@ def ranking(summary: pd.DataFrame, metric: Metric, confidence: float) -> str:
 def _first_place(summary: pd.DataFrame) -> tuple[list[str], str]:
     """(the optimizers that can be first, their shared places in words)."""
     ordered = summary.sort_values(["rank", "optimizer"])
-    if "place_low" not in ordered:
+    if "place_low" not in ordered:  # a table without places: the first and those not separated from it
         tied = ordered[(ordered["rank"] == 1) | ~ordered["separated_from_best"].astype(bool)]["optimizer"].tolist()
-        return tied, ""
+        return tied, place_words(1, len(tied))
     first = ordered[ordered["place_low"] == 1]
-    return first["optimizer"].tolist(), place_words(1, int(first["place_high"].max()))
+    return first["optimizer"].tolist(), place_words(1, int(ordered.loc[ordered["place_low"] == 1, "place_high"].max()))
 
 
 def problem_answer(summary: pd.DataFrame, title: str, metric: Metric, confidence: float = 0.95) -> str:
@@ -159,7 +165,7 @@ def problem_answer(summary: pd.DataFrame, title: str, metric: Metric, confidence
     best = ordered.iloc[0]
     first, shared = _first_place(summary)
     failed = ordered[ordered.get("failed", pd.Series(0, index=ordered.index)).astype(int) > 0]
-    lost = "; failed runs: " + ", ".join(f"{r.optimizer} seed {r.failed_seeds}" for r in failed.itertuples()) \
+    lost = "; failed runs: " + ", ".join(f"{r.optimizer} {_seed_list(r).strip()}" for r in failed.itertuples()) \
         if len(failed) else ""
     head = (f"- **{title}** (final {metric_phrase(metric)}; mean over completed seeds, {confidence:.0%} interval): ")
     values = f"{best.optimizer} {labels.number(best.final)} {_ci(best.final_ci_low, best.final_ci_high)}"
@@ -180,8 +186,8 @@ def training_conclusion(summary: pd.DataFrame, metric: Metric, confidence: float
     name = labels.metric_label(metric.name)
     lead = (f"**{first[0]}** first" if len(first) == 1
             else f"{', '.join(f'**{o}**' for o in first)} share places {shared}")
-    lines = [f"- Final {metric_phrase(metric)}: {lead}; last in order **{worst.optimizer}** "
-             f"({labels.number(worst.final)})."]
+    last = "every run failed" if pd.isna(worst.final) else labels.number(worst.final)
+    lines = [f"- Final {metric_phrase(metric)}: {lead}; last in order **{worst.optimizer}** ({last})."]
     if "best" in summary and summary["best"].notna().any():
         at_best = summary.sort_values("best", ascending=not metric.higher_is_better).iloc[0]
         lines.append(f"- Best {name} at any epoch (mean over seeds of each run's best epoch): "
@@ -190,8 +196,8 @@ def training_conclusion(summary: pd.DataFrame, metric: Metric, confidence: float
     failed = summary[summary[column] > 0]
     lines.append(f"- Failed runs (diverged, or ending more than {FAILED_FACTOR:g}× worse than their own best epoch; "
                  f"listed, scored {labels.number(metric.worst)}, never averaged): "
-                 + (", ".join(f"{r.optimizer} seed {getattr(r, 'failed_seeds', '?')} ({int(getattr(r, column))} of "
-                              f"{int(r.seeds)})" for r in failed.itertuples()) if len(failed) else "none."))
+                 + (", ".join(f"{r.optimizer} {_seed_list(r)}({int(getattr(r, column))} of {int(r.seeds)})"
+                              for r in failed.itertuples()) if len(failed) else "none."))
     return "\n".join(lines)
 
 
@@ -387,7 +393,7 @@ def problem_ranks_text(ranks: pd.DataFrame, problems: dict[str, StudyProblem]) -
         if mine.empty:
             continue
         ranges = {r.optimizer: (int(r.rank_low), int(r.rank_high)) for r in mine.itertuples()}
-        parts = [f"{o} {place_words(*ranges[o])}" for o in ranges]
+        parts = [f"{o} {place_words(*ranges[o], sharing(o, ranges))}" for o in ranges]
         lines.append(f"- {problem_title(problem)} ({metric_phrase(problem.primary)}): " + ", ".join(parts) + ".")
     return ("Places per problem (1 = best; a range where the comparisons cannot order an optimizer against the "
             "others, the procedure stated at the top):\n\n" + "\n".join(lines))
@@ -436,7 +442,7 @@ def descent_finding(runs: pd.DataFrame) -> str:
     lines = []
     for function, group in runs.groupby("function", sort=True):
         finite = group[group["final_f"].notna() & ~group["diverged"].astype(bool)]
-        sets = _same_points(finite) if len(finite) else []
+        sets = _same_points(finite) if len(finite) and {"final_x", "final_y"} <= set(finite) else []
         best = finite.sort_values(["final_f", "group", "method", "gradient"]).iloc[0] if len(finite) else None
         reached = int(group["reached_minimum"].sum())
         text = f"- {function}: {reached} of {len(group)} runs reached a global minimum"
