@@ -230,7 +230,7 @@ def answer(plan: Plan, tables, figures_dir, links: Links | None = None) -> list:
     links = links or Links()
     parts = [heading("The answer", "answer")]
     parts += [Markdown(warning)] if (warning := mismatch_warning(tables["runs"])) else []
-    parts.append(Markdown(ran_sentence(tables["runs"]) + "\n\n" + procedure_words(plan.confidence)))
+    parts += [Markdown(ran_sentence(tables["runs"])), Markdown(procedure_words(plan.confidence))]
     if (text := focus_lines(tables["focus"], plan.problems, plan.confidence)):
         parts += [Markdown(text), details("Every comparison of the focus optimizer (table)",
                                           [table(tables["focus"], links.table("focus"))])]
@@ -395,8 +395,8 @@ def setup(plan: Plan, tables, links: Links | None = None) -> list:
                          f"({data_words(p.dataset, p.data_source)})" for name, p in plan.problems.items())
     settings = [c for c in runs.columns if c not in RUN_KEYS + NOT_SETTINGS]
     lines = "\n".join(_distinct(runs, c) for c in settings) if len(runs) else "No training runs."
-    return [heading("Setup", "setup"),
-            Markdown(optimizer_settings(plan)),
+    settings_text = optimizer_settings(plan)
+    return [heading("Setup", "setup"), *([Markdown(settings_text)] if settings_text else []),
             details(f"What the {len(runs)} runs used: one line per setting, as their run.json recorded it",
                     [Markdown(problems + "\n\n" + lines),
                      details(f"Every run ({len(runs)} rows)", [table(runs, (links or Links()).table("runs"))])])]
