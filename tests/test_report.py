@@ -67,7 +67,8 @@ def test_ranking_lists_every_optimizer_with_its_interval_and_shared_places():
     lines = text.splitlines()[2:]
     assert lines == ["- places 1–2 (with SGD): **Adam**: 0.9100 [0.8800, 0.9400] over 3 completed seeds",
                      "- places 1–2 (with Adam): **SGD**: 0.9000 [0.8500, 0.9500] over 3 completed seeds",
-                     "- place 3: **Boom**: no completed seed, **3 failed runs** (seeds 0, 1, 2; scored 0, not averaged)"]
+                     "- place 3: **Boom**: no completed seed, **3 failed runs** (seeds 0, 1, 2; scored 0, not "
+                     "averaged)"]
 
 
 def test_a_vae_problem_speaks_of_negative_elbo_lower_is_better_and_never_of_accuracy():
@@ -120,7 +121,7 @@ def test_profile_and_ranks_across_problems():
     assert "place 1 " not in timed  # a tie is never crowned
     lines = report.other_measures(scores, ranks_summary, 2).splitlines()
     assert lines[0].startswith("- Performance-profile score by seconds to target") and lines[0].endswith(
-        "): Adam 0.75 [0.50, 0.90] (place 1–2), SGD 0.25 [0.10, 0.60] (place 1–2).")
+        "): Adam 0.75 [0.50, 0.90] (places 1–2), SGD 0.25 [0.10, 0.60] (places 1–2).")
     assert lines[1].startswith("- Mean rank over the 2 problems (1 = best, lower is better;") and lines[1].endswith(
         "): Adam 1.50 (first alone on 1, possibly first on 2), SGD 1.50 (first alone on 1, possibly first on 1).")
     assert len(lines) == 2  # no epochs measure in this table: no line for it

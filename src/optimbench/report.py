@@ -351,7 +351,8 @@ def profile_conclusion(scores: pd.DataFrame, n_problems: int, focus=None, measur
     def interval(r) -> str:
         return f" [{labels.number(r.score_low, 2)}, {labels.number(r.score_high, 2)}]" if "score_low" in ordered else ""
 
-    parts = [f"{r.optimizer} {labels.number(r.score, 2)}{interval(r)} (place {place_words(*ranges[r.optimizer])})"
+    parts = [f"{r.optimizer} {labels.number(r.score, 2)}{interval(r)} "
+             f"(place{'' if len(set(ranges[r.optimizer])) == 1 else 's'} {place_words(*ranges[r.optimizer])})"
              for r in ordered.itertuples()]
     lead = ""
     for name in as_list(focus):
