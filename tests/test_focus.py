@@ -143,3 +143,36 @@ def test_the_config_check_takes_a_focus_list_and_baselines_and_refuses_a_focus_b
         config.validate(config.deep_merge(base, {"report": {"focus": "Adam", "baselines": ["SDG"]}}))
     with pytest.raises(ConfigError, match=r"report.baselines names \['Adam'\], also in report.focus"):
         config.validate(config.deep_merge(base, {"report": {"focus": ["Adam"], "baselines": ["Adam", "SGD"]}}))
+
+
+def test_one_pair_reads_the_same_word_in_every_place_that_words_it():
+    """Issue 36: the focus section said "inconclusive" where the per-problem answer and the ranks said "the seeds
+    separate them". Every place now reads the study's one comparison table: a pair decided in the focus table is
+    ordered in the summary's places, the ranks' places and the report's words, and a pair left undecided shares a
+    place everywhere."""
+    from optimbench import aggregate, performance, report
+    from optimbench.compare import study_comparisons
+
+    # "Mine" against "Clear" (5 nats lower on every seed, little spread) and "Noisy" (spread hides it), 4 seeds
+    runs = {"Mine": [100.0, 101.0, 99.0, 100.5], "Clear": [105.2, 106.1, 103.9, 105.4],
+            "Noisy": [80.0, 140.0, 95.0, 110.0]}
+    seeds = pd.DataFrame([{"problem": "vae", "optimizer": o, "seed": s, "final": v, "best": v, "diverged": False,
+                           "failed": False, "reached_target": True, "epochs_to_target": 1, "seconds_to_target": 1.0,
+                           "mean_epoch_seconds": 1.0}
+                          for o, values in runs.items() for s, v in enumerate(values)])
+    problems = {"vae": VAE}
+    compared = study_comparisons(seeds, {"vae": False}, 0.95, "Mine")
+    table = focus.focus_table(seeds, problems, "Mine", 0.95, compared).set_index("baseline")
+    summary = aggregate.optimizer_summary(seeds, problems, 0.95, compared).set_index("optimizer")
+    ranks = performance.rank_table(performance.performance_seeds(seeds), {"vae": VAE.primary}, 0.95,
+                                   compared).set_index("optimizer")
+    answer = report.problem_answer(summary.reset_index(), "vae", VAE.primary)
+    ranking = report.ranking(summary.reset_index(), VAE.primary, 0.95)
+    assert table.loc["Clear", "verdict"] == "better" and table.loc["Noisy", "verdict"] == "inconclusive"
+    for places in (summary, ranks.rename(columns={"rank_low": "place_low", "rank_high": "place_high"})):
+        assert places.loc["Mine", "place_low"] < places.loc["Clear", "place_low"]  # decided: Mine above Clear
+        assert places.loc["Mine", "shares_with"] == "Noisy"  # undecided: shared, and only that one
+        assert "Mine" not in places.loc["Clear", "shares_with"].split(", ")
+    assert "no single first: **Mine**, **Noisy** can each be first" in answer
+    assert "places 1–2 (with Noisy): **Mine**" in ranking and "(with Noisy): **Clear**" in ranking
+    assert not summary.loc["Noisy", "separated_from_best"] and summary.loc["Clear", "separated_from_best"]

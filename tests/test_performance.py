@@ -240,7 +240,7 @@ def test_the_tables_have_exactly_their_columns_integer_ranks_and_score_ties_list
     ranks = performance.rank_table(TIED, PRIMARY)
     assert list(ranks.columns) == ["problem", "metric", "higher_is_better", "optimizer", "n", "mean", "std",
                                    "ci_low", "ci_high", "failed", "failures", "rank", "rank_low", "rank_high",
-                                   "separated_from_best"]
+                                   "shares_with", "separated_from_best"]
     assert ranks["metric"].tolist() == ["test_acc"] * 4 and ranks["higher_is_better"].tolist() == [True] * 4
     assert pd.api.types.is_integer_dtype(ranks["rank"])
     summary = performance.rank_summary(ranks)

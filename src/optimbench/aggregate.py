@@ -36,7 +36,7 @@ import pandas as pd
 
 from optimbench import tune
 from optimbench.claims import article_claims
-from optimbench.compare import beats, lookup, places, study_comparisons, with_failed
+from optimbench.compare import beats, lookup, places, study_comparisons, unordered, with_failed
 from optimbench.cost import plan_cost
 from optimbench.files import DESCENT_SUMMARY_COLUMNS, DESCENT_TABLES, TRAIN_TABLES, TUNE_TABLES
 from optimbench.focus import focus_table
@@ -208,7 +208,8 @@ def optimizer_summary(seeds: pd.DataFrame, problems: dict[str, StudyProblem], co
     best_{col} its mean over the completed seeds with _n, _std and the interval (_ci_low, _ci_high:
     mean_interval, clipped to the metric's range); `rank`: the order shown (fewer failed runs first, then the
     mean final in the metric's direction; 1 = first); `place_low`–`place_high`: the places the comparison
-    procedure allows (optimbench.compare.places on `comparisons`, study_comparisons of `seeds` by default);
+    procedure allows (optimbench.compare.places on `comparisons`, study_comparisons of `seeds` by default) and
+    `shares_with`: those it does not order against this one (compare.unordered);
     `separated_from_best`: the first-ranked optimizer is decided better than this one. Every optimizer is
     ranked."""
     seeds = with_failed(seeds)
@@ -222,12 +223,13 @@ def optimizer_summary(seeds: pd.DataFrame, problems: dict[str, StudyProblem], co
     key = list(zip(table["failed"], -(table["final"] * sign).fillna(-np.inf)))  # fewer failed, then better mean
     table["rank"] = [1 + sum(k2 < k for p2, k2 in zip(table["problem"], key) if p2 == p)
                      for p, k in zip(table["problem"], key)]
-    table["place_low"], table["place_high"], table["separated_from_best"] = 0, 0, False
+    table["place_low"], table["place_high"], table["shares_with"], table["separated_from_best"] = 0, 0, "", False
     for problem, group in table.groupby("problem"):
         names = group.sort_values(["rank", "optimizer"])["optimizer"].tolist()
-        allowed = places(names, beats(comparisons, problem))
+        allowed, shared = places(names, beats(comparisons, problem)), unordered(names, beats(comparisons, problem))
         for index, row in group.iterrows():
             table.loc[index, ["place_low", "place_high"]] = allowed[row["optimizer"]]
+            table.loc[index, "shares_with"] = shared[row["optimizer"]]
             table.loc[index, "separated_from_best"] = (row["optimizer"] != names[0] and lookup(
                 comparisons, problem, names[0], row["optimizer"])["verdict"] == "better")
     return table.sort_values(["problem", "rank", "optimizer"]).reset_index(drop=True)

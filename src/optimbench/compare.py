@@ -257,10 +257,19 @@ def place_words(low: int, high: int, sharing: Sequence[str] = ()) -> str:
     return text + (f" (with {', '.join(sharing)})" if sharing and low != high else "")
 
 
-def sharing(name: str, ranges: Mapping[str, tuple[int, int]]) -> list[str]:
-    """The others whose place range overlaps `name`'s (the procedure does not order them)."""
+def sharing(name: str, ranges: Mapping[str, tuple[int, int]], shares: Mapping[str, str] | None = None) -> list[str]:
+    """Who shares `name`'s places: from `shares` ({name: "A, B"}, `unordered`'s words: those the procedure does
+    not order against it) when given, else the others whose place range overlaps."""
+    if shares is not None and name in shares:
+        return [o for o in str(shares[name]).split(", ") if o]
     low, high = ranges[name]
     return [o for o, (lo, hi) in ranges.items() if o != name and lo <= high and low <= hi]
+
+
+def unordered(names: Sequence[str], separates: Callable[[str, str], bool]) -> dict[str, str]:
+    """{name: "A, B"}: the others the procedure orders neither above nor below it (who shares its places; one
+    decided below it is never listed, even where their place ranges touch)."""
+    return {o: ", ".join(q for q in names if q != o and not separates(o, q) and not separates(q, o)) for o in names}
 
 
 def procedure_words(confidence: float) -> str:

@@ -36,7 +36,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from optimbench.compare import beats, places, study_comparisons, with_failed
+from optimbench.compare import beats, places, study_comparisons, unordered, with_failed
 from optimbench.metrics import Metric
 from optimbench.runs import GROUP_KEYS, StudyProblem
 from optimbench.stats import summarize_values
@@ -155,11 +155,12 @@ def _problem_ranks(problem: str, group: pd.DataFrame, metric, confidence: float,
                      "failed": int(failed[o]), "failures": int(failures[o])})
     key = {r["optimizer"]: (r["failed"], -sign * np.nan_to_num(r["mean"], nan=-np.inf)) for r in rows}
     names = sorted(key, key=lambda o: (key[o], o))
-    allowed = places(names, beats(comparisons, problem))
+    allowed, shared = places(names, beats(comparisons, problem)), unordered(names, beats(comparisons, problem))
     for row in rows:
         o = row["optimizer"]
         row["rank"] = 1 + sum(key[q] < key[o] for q in key)
         row["rank_low"], row["rank_high"] = allowed[o]
+        row["shares_with"] = shared[o]
         row["separated_from_best"] = bool(o != names[0] and beats(comparisons, problem)(names[0], o))
     return rows
 
@@ -171,8 +172,9 @@ def rank_table(seeds: pd.DataFrame, primary: dict, confidence: float = 0.95,
     (failed or missed the target), rank (the order shown: fewer failed runs, then the mean, in the metric's
     direction; 1 = first) and the places the comparison procedure allows (optimbench.compare.places on
     `comparisons`, the study's comparison table; made from `seeds` without a focus when None): rank_low = 1 +
-    the optimizers decided better, rank_high = n − those decided worse; separated_from_best: the first is
-    decided better. `seeds`: performance_seeds rows (with `failed` when known)."""
+    the optimizers decided better, rank_high = n − those decided worse; shares_with: those not ordered against
+    it (compare.unordered); separated_from_best: the first is decided better. `seeds`: performance_seeds rows
+    (with `failed` when known)."""
     seeds = seeds if "failed" in seeds else seeds.assign(failed=seeds["diverged"].astype(bool))
     if comparisons is None:
         comparisons = study_comparisons(seeds.rename(columns={"value": "final"}),
@@ -274,6 +276,6 @@ def bootstrap_scores(seeds: pd.DataFrame, primary: dict, measure: str = "time", 
     def above(x: str, y: str) -> bool:
         return bool(resamples) and bool(np.quantile(draws[:, index[x]] - draws[:, index[y]], tail) > 0)
 
-    allowed = places(names, above)
+    allowed, shared = places(names, above), unordered(names, above)
     return score.assign(score_low=low, score_high=high, place_low=[allowed[o][0] for o in names],
-                        place_high=[allowed[o][1] for o in names])
+                        place_high=[allowed[o][1] for o in names], shares_with=[shared[o] for o in names])

@@ -109,7 +109,12 @@ def _places(summary: pd.DataFrame, row) -> str:
     ranges = {r.optimizer: (int(r.place_low), int(r.place_high)) for r in summary.itertuples()}
     low, high = ranges[row.optimizer]
     word = "place" if low == high else "places"
-    return f"{word} {place_words(low, high, sharing(row.optimizer, ranges))}"
+    return f"{word} {place_words(low, high, sharing(row.optimizer, ranges, _shares(summary)))}"
+
+
+def _shares(frame: pd.DataFrame) -> dict | None:
+    """{optimizer: shares_with} of a table that has the column (compare.unordered's words), else None."""
+    return dict(zip(frame["optimizer"], frame["shares_with"].fillna(""))) if "shares_with" in frame else None
 
 
 def _seed_list(row) -> str:
@@ -163,7 +168,7 @@ def problem_answer(summary: pd.DataFrame, title: str, metric: Metric, confidence
         return f"- **{title}**: no training runs were found."
     ordered = summary.sort_values(["rank", "optimizer"])
     best = ordered.iloc[0]
-    first, shared = _first_place(summary)
+    first, _ = _first_place(summary)
     failed = ordered[ordered.get("failed", pd.Series(0, index=ordered.index)).astype(int) > 0]
     lost = "; failed runs: " + ", ".join(f"{r.optimizer} {_seed_list(r).strip()}" for r in failed.itertuples()) \
         if len(failed) else ""
@@ -171,8 +176,8 @@ def problem_answer(summary: pd.DataFrame, title: str, metric: Metric, confidence
     values = f"{best.optimizer} {labels.number(best.final)} {_ci(best.final_ci_low, best.final_ci_high)}"
     if len(first) == 1:
         return head + f"first: **{best.optimizer}** ({values}), decided better than every other{lost}."
-    return (head + f"no single first: {', '.join(f'**{o}**' for o in first)} share places {shared} (the seeds "
-            f"cannot order them; highest mean {values}){lost}.")
+    return (head + f"no single first: {', '.join(f'**{o}**' for o in first)} can each be first (no comparison "
+            f"orders another above them; highest mean {values}){lost}.")
 
 
 def training_conclusion(summary: pd.DataFrame, metric: Metric, confidence: float = 0.95) -> str:
@@ -182,10 +187,10 @@ def training_conclusion(summary: pd.DataFrame, metric: Metric, confidence: float
         return "No training runs were found."
     ordered = summary.sort_values(["rank", "optimizer"])
     worst = ordered.iloc[-1]
-    first, shared = _first_place(summary)
+    first, _ = _first_place(summary)
     name = labels.metric_label(metric.name)
     lead = (f"**{first[0]}** first" if len(first) == 1
-            else f"{', '.join(f'**{o}**' for o in first)} share places {shared}")
+            else f"{', '.join(f'**{o}**' for o in first)} can each be first")
     last = "every run failed" if pd.isna(worst.final) else labels.number(worst.final)
     lines = [f"- Final {metric_phrase(metric)}: {lead}; last in order **{worst.optimizer}** ({last})."]
     if "best" in summary and summary["best"].notna().any():
@@ -358,7 +363,7 @@ def profile_conclusion(scores: pd.DataFrame, n_problems: int, focus=None, measur
     for name in as_list(focus):
         if name in ranges:
             low, high = ranges[name]
-            shared = sharing(name, ranges)
+            shared = sharing(name, ranges, _shares(ordered))
             where = f"alone in place {low}" if low == high else f"in places {place_words(low, high)}"
             lead += (f"{name} is {where}" + (f", shared with {', '.join(shared)} (the seeds cannot order them)"
                                              if shared else "") + ". ")
@@ -394,7 +399,7 @@ def problem_ranks_text(ranks: pd.DataFrame, problems: dict[str, StudyProblem]) -
         if mine.empty:
             continue
         ranges = {r.optimizer: (int(r.rank_low), int(r.rank_high)) for r in mine.itertuples()}
-        parts = [f"{o} {place_words(*ranges[o], sharing(o, ranges))}" for o in ranges]
+        parts = [f"{o} {place_words(*ranges[o], sharing(o, ranges, _shares(mine)))}" for o in ranges]
         lines.append(f"- {problem_title(problem)} ({metric_phrase(problem.primary)}): " + ", ".join(parts) + ".")
     return ("Places per problem (1 = best; a range where the comparisons cannot order an optimizer against the "
             "others, the procedure stated at the top):\n\n" + "\n".join(lines))
