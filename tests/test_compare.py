@@ -170,3 +170,27 @@ def test_the_field_excludes_focus_variants_and_follows_report_baselines():
                                                                        ["SGD", "Adam"])
     assert compare.field(names, "AdaBelief", ["Adam"]) == (["AdaBelief"], ["Adam"])
     assert compare.field(names, None) == ([], names)
+
+
+def test_one_seed_gives_every_optimizer_the_same_initial_weights_and_batch_order(tiny_spec):
+    """The paired design (issue 36.5): the trainer seeds torch before it builds the model and seeds the batch
+    generator with the run's seed, so SGD and Adam with one seed start from the same weights and see the same
+    batches in the same order; another seed changes both. compare therefore pairs seed by seed."""
+    import torch
+
+    from optimbench import device_data, train
+    from optimbench.problems import get
+
+    cpu, problem = torch.device("cpu"), get(tiny_spec["problem"])
+
+    def start(optimizer: str, seed: int):
+        spec = {**tiny_spec, "seed": seed, "optimizer": {"class": optimizer, "kwargs": {}}}
+        data = device_data.load_data(spec, problem, cpu)
+        training = train.build_training(spec, cpu, data, total_steps=4)
+        weights = torch.cat([p.detach().flatten() for p in training.model.parameters()])
+        first = next(device_data.batches(problem, data.train, training.normalize, 8, training.gen))
+        return weights, first[1]
+
+    sgd, adam, other = start("SGD", 3), start("Adam", 3), start("SGD", 4)
+    assert torch.equal(sgd[0], adam[0]) and torch.equal(sgd[1], adam[1])  # weights; the first batch's labels
+    assert not torch.equal(sgd[0], other[0])
