@@ -78,8 +78,12 @@ def test_the_final_metric_figure_keeps_the_failed_seed_at_its_edge(failed_study,
     plots.train_figures(plan, tables, failed_study / "redrawn")
     ax = drawn["final_metric"].axes[0]
     seeds = pd.read_parquet(tables / "seed_summary.parquet")
-    completed = seeds.loc[~seeds["failed"], "final"]
+    summary = pd.read_parquet(tables / "optimizer_summary.parquet")
+    shown = pd.concat([seeds.loc[~seeds["failed"], "final"], summary["final_ci_low"], summary["final_ci_high"]])
     low, high = ax.get_ylim()
-    assert high < completed.max() + 0.5 * (completed.max() - completed.min()) + 1  # the completed seeds' scale
+    span = shown.max() - shown.min()
+    # the completed seeds' and intervals' scale (5 % margin), far below the failed seed's value
+    assert (low, high) == (pytest.approx(shown.min() - 0.05 * span), pytest.approx(shown.max() + 0.05 * span))
+    assert high < seeds.loc[seeds["failed"], "final"].min()
     crosses = [ln for ln in ax.get_lines() if ln.get_marker() == "x"]
     assert [list(c.get_ydata()) for c in crosses] == [[1.0]]  # one failed seed, at the top edge (axes y = 1)
