@@ -234,7 +234,12 @@ def answer(plan: Plan, tables, figures_dir, links: Links | None = None) -> list:
     if (text := focus_lines(tables["focus"], plan.problems, plan.confidence)):
         parts += [Markdown(text), details("Every comparison of the focus optimizer (table)",
                                           [table(tables["focus"], links.table("focus"))])]
-    parts.append(Markdown("**Per problem.**\n\n" + _problem_lines(plan, tables)))
+    summary = tables["optimizer_summary"]
+    family = (f" Places and \"can be first\" come from the comparison of every pair of optimizers on each problem: "
+              f"one family of {int(summary['field_family'].iloc[0])} comparisons, Holm"
+              + (" (the focus's comparisons are their own family, above)" if plan.settings.get("focus") else "")
+              + "." if "field_family" in summary and len(summary) else "")
+    parts.append(Markdown(f"**Per problem.**{family}\n\n" + _problem_lines(plan, tables)))
     if len(plan.problems) > 1:
         parts += _across_problems(plan, tables, figures_dir, links)
     absent = {"tuned": not plan.tune, "claims": tables["article_claims"].empty}
