@@ -273,10 +273,11 @@ def claims_section(plan: Plan, tables, links: Links | None = None) -> list:
     judged = (", ".join(problem_title(problems[p]) if p in problems else p for p in dict.fromkeys(claims["problem"]))
               if "problem" in claims else "the article's problem")
     return [heading("The article's claims, checked", "claims"),
-            Markdown(f"Judged on {judged}, among the article's optimizers present in this study, with one-sided "
-                     "Welch tests on the per-seed values: *holds* when every comparison it makes is significant in "
-                     "its favour, *contradicted* when one is significant against it, *inconclusive* when the seeds "
-                     "cannot tell."),
+            Markdown(f"Judged on {judged}, among the article's optimizers present in this study, by the study's "
+                     "comparison procedure (stated at the top; each claim's comparisons one family, Holm): *holds* "
+                     "when every comparison it makes is decided in its favour, *contradicted* when one is decided "
+                     "against it, *inconclusive* when the seeds cannot tell; the equivalence and one-sample tests of "
+                     "two claims are named in their rows."),
             table(claims[[c for c in ("problem", "claim", "verdict", "measured", "compared") if c in claims]],
                   (links or Links()).table("article_claims"))]
 
