@@ -23,6 +23,7 @@ import mistune
 import pandas as pd
 
 from optimbench import labels
+from optimbench.compare import procedure_words
 from optimbench.files import ACKLEY_VIEWS, report_tables
 from optimbench.labels import data_words
 from optimbench.report import (
@@ -229,11 +230,16 @@ def answer(plan: Plan, tables, figures_dir, links: Links | None = None) -> list:
     links = links or Links()
     parts = [heading("The answer", "answer")]
     parts += [Markdown(warning)] if (warning := mismatch_warning(tables["runs"])) else []
-    parts.append(Markdown(ran_sentence(tables["runs"])))
+    parts += [Markdown(ran_sentence(tables["runs"])), Markdown(procedure_words(plan.confidence))]
     if (text := focus_lines(tables["focus"], plan.problems, plan.confidence)):
         parts += [Markdown(text), details("Every comparison of the focus optimizer (table)",
                                           [table(tables["focus"], links.table("focus"))])]
-    parts.append(Markdown("**Per problem.**\n\n" + _problem_lines(plan, tables)))
+    summary = tables["optimizer_summary"]
+    family = (f" Places and \"can be first\" come from the comparison of every pair of optimizers on each problem: "
+              f"one family of {int(summary['field_family'].iloc[0])} comparisons, Holm"
+              + (" (the focus's comparisons are their own family, above)" if plan.settings.get("focus") else "")
+              + "." if "field_family" in summary and len(summary) else "")
+    parts.append(Markdown(f"**Per problem.**{family}\n\n" + _problem_lines(plan, tables)))
     if len(plan.problems) > 1:
         parts += _across_problems(plan, tables, figures_dir, links)
     absent = {"tuned": not plan.tune, "claims": tables["article_claims"].empty}
@@ -267,10 +273,11 @@ def claims_section(plan: Plan, tables, links: Links | None = None) -> list:
     judged = (", ".join(problem_title(problems[p]) if p in problems else p for p in dict.fromkeys(claims["problem"]))
               if "problem" in claims else "the article's problem")
     return [heading("The article's claims, checked", "claims"),
-            Markdown(f"Judged on {judged}, among the article's optimizers present in this study, with one-sided "
-                     "Welch tests on the per-seed values: *holds* when every comparison it makes is significant in "
-                     "its favour, *contradicted* when one is significant against it, *inconclusive* when the seeds "
-                     "cannot tell."),
+            Markdown(f"Judged on {judged}, among the article's optimizers present in this study, by the study's "
+                     "comparison procedure (stated at the top; each claim's comparisons one family, Holm): *holds* "
+                     "when every comparison it makes is decided in its favour, *contradicted* when one is decided "
+                     "against it, *inconclusive* when the seeds cannot tell; the equivalence and one-sample tests of "
+                     "two claims are named in their rows."),
             table(claims[[c for c in ("problem", "claim", "verdict", "measured", "compared") if c in claims]],
                   (links or Links()).table("article_claims"))]
 
@@ -350,6 +357,7 @@ def cost_section(plan: Plan, tables, links: Links | None = None) -> list:
             table(cost, (links or Links()).table("cost"))]
 
 
+IMPLEMENTATION = ("foreach", "capturable", "differentiable", "fused", "maximize")  # switches, not hyperparameters
 RUN_KEYS = ("problem", "optimizer", "seed")
 NOT_SETTINGS = ("matches_config", "differences", "diverged", "diverged_epoch", "resumed_after_epoch")
 
@@ -367,6 +375,24 @@ def _distinct(runs: pd.DataFrame, column: str) -> str:
     return f"- **{column}**: " + ", ".join(dict.fromkeys(values)) + " (varies between runs)"
 
 
+def optimizer_settings(plan: Plan) -> str:
+    """Every optimizer's effective settings: its class's defaults with the config's kwargs filled in (the plan's
+    optimizer_settings), implementation switches (foreach, fused, ...) left out."""
+    settings = plan.settings.get("optimizer_settings") or {}
+    if not settings:
+        return ""
+    lines = [f"- **{name}**: " + ", ".join(f"{k} {_setting(v)}" for k, v in values.items() if k not in IMPLEMENTATION)
+             for name, values in settings.items()]
+    return "**Optimizer settings** (each class's defaults with the configuration's values filled in):\n\n" + "\n".join(
+        lines)
+
+
+def _setting(value) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
 def setup(plan: Plan, tables, links: Links | None = None) -> list:
     """What the runs used, collapsed: per problem its data and model, one line per distinct setting the runs
     recorded (run.json), and every run on demand."""
@@ -375,7 +401,8 @@ def setup(plan: Plan, tables, links: Links | None = None) -> list:
                          f"({data_words(p.dataset, p.data_source)})" for name, p in plan.problems.items())
     settings = [c for c in runs.columns if c not in RUN_KEYS + NOT_SETTINGS]
     lines = "\n".join(_distinct(runs, c) for c in settings) if len(runs) else "No training runs."
-    return [heading("Setup", "setup"),
+    settings_text = optimizer_settings(plan)
+    return [heading("Setup", "setup"), *([Markdown(settings_text)] if settings_text else []),
             details(f"What the {len(runs)} runs used: one line per setting, as their run.json recorded it",
                     [Markdown(problems + "\n\n" + lines),
                      details(f"Every run ({len(runs)} rows)", [table(runs, (links or Links()).table("runs"))])])]
