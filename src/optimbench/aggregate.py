@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from optimbench import tune
+from optimbench.calibrate import calibration_table, plan_pairs
 from optimbench.claims import article_claims
 from optimbench.cost import plan_cost
 from optimbench.files import DESCENT_SUMMARY_COLUMNS, DESCENT_TABLES, TRAIN_TABLES, TUNE_TABLES
@@ -294,9 +295,10 @@ def write_tables(tables: dict[str, pd.DataFrame], out_dir, names) -> dict[str, p
     return {name: tables[name] for name in names}
 
 
-def _seed_tables(runs: list[TrainRun], problems: dict[str, StudyProblem]):
-    """(wide epochs scored for divergence, seed_summary) of some runs of the plan."""
-    wide = load_runs([run.dir for run in runs], problems)
+def _seed_tables(runs: list[TrainRun], problems: dict[str, StudyProblem], published: list[dict] = ()):
+    """(wide epochs scored for divergence, seed_summary) of some runs of the plan and imported published runs
+    (Plan.published_runs: their optimizer names carry their source, "Adam [deepobs-v1.1]")."""
+    wide = load_runs([run.dir for run in runs] + [run["dir"] for run in published], problems)
     return wide, per_seed_summary(wide, problems)
 
 
@@ -305,7 +307,7 @@ def aggregate_train(plan: Plan, out_dir) -> dict[str, pd.DataFrame]:
     (optimbench.plan.read_plan), each problem scored in its own metrics (Plan.problems); written to
     `out_dir` as CSV and Parquet and returned by name."""
     problems, confidence = plan.problems, plan.confidence
-    wide, seeds = _seed_tables(plan.train_runs, problems)
+    wide, seeds = _seed_tables(plan.train_runs, problems, plan.published_runs())
     long = long_table(wide, problems)
     tables = {"problems": problems_table(plan), "runs": runs_table(plan.train_runs),
               "epochs_long": long, "epoch_stats": epoch_stats(long, problems, confidence), "seed_summary": seeds,
@@ -313,7 +315,8 @@ def aggregate_train(plan: Plan, out_dir) -> dict[str, pd.DataFrame]:
               "article_claims": article_claims(seeds, problems, confidence),
               **performance_tables(seeds, problems, confidence),
               "cost": plan_cost(plan.train_runs, plan.settings["gpu_share"]),
-              "focus": focus_table(seeds, problems, plan.settings.get("focus"), confidence)}
+              "focus": focus_table(seeds, problems, plan.settings.get("focus"), confidence),
+              "calibration": calibration_table(seeds, problems, plan_pairs(plan.settings), confidence)}
     return write_tables(tables, out_dir, TRAIN_TABLES)
 
 

@@ -41,6 +41,8 @@ class DeviceData:
         self.labels = torch.as_tensor(labels).to(device=device, dtype=torch.int64)
         self.index = None if index is None else torch.as_tensor(index).to(device=device, dtype=torch.int64)
         self.drop_last = drop_last  # training passes use whole batches only (Problem.drop_last)
+        self.reshuffle = True  # a new order every training pass, else one order per run (Problem.reshuffle)
+        self.order: torch.Tensor | None = None  # that one order, once drawn
 
     def subset(self, index: np.ndarray) -> DeviceData:
         """The rows `index` (int64, positions in the array as read) of the same images and labels, sharing them."""
@@ -160,6 +162,18 @@ def tokens_as_is(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
+def training_order(data: DeviceData, gen: torch.Generator) -> torch.Tensor:
+    """A training pass's order of the rows: a new permutation from gen, or with data.reshuffle False the run's one
+    permutation, drawn from a generator seeded with gen's initial seed (so a resumed run draws the same)."""
+    if data.reshuffle:
+        return torch.randperm(len(data), generator=gen, device=data.device)
+    if data.order is None:
+        once = torch.Generator(device=data.device)
+        once.manual_seed(gen.initial_seed())
+        data.order = torch.randperm(len(data), generator=once, device=data.device)
+    return data.order
+
+
 def batches(problem: Problem, data, normalize, batch_size: int, gen: torch.Generator | None = None, bptt: int = BPTT):
     """(inputs, targets) per step. Images: in the order of a permutation drawn from gen (given: training)
     or in order, flipped and cropped when gen is given and problem.augment > 0, normalised; inputs
@@ -168,7 +182,7 @@ def batches(problem: Problem, data, normalize, batch_size: int, gen: torch.Gener
     if isinstance(data, TokenData):
         yield from bptt_windows(batchify(data.tokens, batch_size), bptt)
         return
-    order = torch.randperm(len(data), generator=gen, device=data.device) if gen is not None else None
+    order = None if gen is None else training_order(data, gen)
     for start in range(0, data.pass_size(batch_size) if gen is not None else len(data), batch_size):
         images, labels = data.batch(slice(start, start + batch_size) if order is None
                                     else order[start:start + batch_size])
@@ -236,7 +250,7 @@ def load_images(spec: dict, problem: Problem, arrays: dict, device) -> Dataset:
     else:
         train = DeviceData(x_train[:n_train], y_train[:n_train], device)  # views of the array read
         stats_images = x_train[:n_train]
-    train.drop_last = problem.drop_last
+    train.drop_last, train.reshuffle = problem.drop_last, problem.reshuffle
     n_test = test_size(spec, problem, len(arrays["y_test"]))
     shape = x_train.shape[1:]
     sizes = ({"in_shape": shape} if len(shape) == 1 else  # feature vectors

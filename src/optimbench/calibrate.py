@@ -1,0 +1,99 @@
+"""Calibration before comparison: does this study's own run of a published setting reproduce the published runs?
+
+For each calibration pair of the plan (published.<source>.calibrate: a published optimizer, e.g. "Adam
+[deepobs-v1.1]", and the optimizer of train.optimizers that runs the same setting here) and each problem where both
+have runs, every test metric of the problem is compared at the final epoch and at its best epoch: the means across
+seeds, each one's interval (stats.mean_interval), and the Welch interval of the difference own − published
+(stats.welch_interval, at the study's confidence). The verdict is an equivalence test with margin m = MARGIN ×
+|published mean| (two one-sided tests at level 1 − confidence, as the interval of the difference shows them):
+
+- **reproduces**: the interval of the difference lies within ±m (the two agree to within MARGIN);
+- **differs**: the interval lies wholly outside ±m (they disagree by more than MARGIN);
+- **inconclusive**: otherwise (too few seeds or too much spread to say).
+
+A margin, not "the interval covers 0": with ten seeds of a deterministic problem an interval can be narrower than
+any float32 difference between two frameworks, and "no significant difference" is not evidence of agreement.
+
+`calibration_table(seeds, problems, pairs, confidence)` is the aggregate step's `calibration` table;
+`verdict_words` the sentence the report puts beside each comparison with a published optimizer.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from optimbench.runs import StudyProblem
+from optimbench.stats import summarize_values, welch_interval
+
+MARGIN = 0.01  # relative equivalence margin: 1% of the published mean
+REPRODUCES, DIFFERS, INCONCLUSIVE = "reproduces", "differs", "inconclusive"
+CALIBRATION_COLUMNS = ["problem", "published", "own", "metric", "at", "own_mean", "own_ci_low", "own_ci_high",
+                       "published_mean", "published_ci_low", "published_ci_high", "difference", "difference_ci_low",
+                       "difference_ci_high", "margin", "verdict", "own_seeds", "published_seeds", "confidence"]
+
+
+def equivalence(low: float, high: float, margin: float) -> str:
+    """The verdict of an interval (low, high) of a difference against ±margin (module docstring)."""
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return INCONCLUSIVE
+    if -margin <= low and high <= margin:
+        return REPRODUCES
+    if low > margin or high < -margin:
+        return DIFFERS
+    return INCONCLUSIVE
+
+
+def _pair_rows(problem: StudyProblem, group: pd.DataFrame, published: str, own: str, confidence: float):
+    rows = []
+    for column in problem.columns(("test",)):
+        metric = problem.metrics[column]
+        for at in ("final", "best"):
+            values = {name: group.loc[group["optimizer"] == name, f"{at}_{column}"].astype(float)
+                      for name in (own, published)}
+            mine, theirs = (summarize_values(values[name], confidence, (metric.low, metric.high))
+                            for name in (own, published))
+            low, high = welch_interval(values[own].dropna(), values[published].dropna(), confidence)
+            margin = MARGIN * abs(theirs["mean"])
+            rows.append({"problem": problem.name, "published": published, "own": own, "metric": column, "at": at,
+                         "own_mean": mine["mean"], "own_ci_low": mine["ci_low"], "own_ci_high": mine["ci_high"],
+                         "published_mean": theirs["mean"], "published_ci_low": theirs["ci_low"],
+                         "published_ci_high": theirs["ci_high"], "difference": mine["mean"] - theirs["mean"],
+                         "difference_ci_low": low, "difference_ci_high": high, "margin": margin,
+                         "verdict": equivalence(low, high, margin), "own_seeds": mine["n"],
+                         "published_seeds": theirs["n"], "confidence": confidence})
+    return rows
+
+
+def calibration_table(seeds: pd.DataFrame, problems: dict[str, StudyProblem], pairs: dict[str, str],
+                      confidence: float = 0.95) -> pd.DataFrame:
+    """Per problem, calibration pair ({published label: own optimizer}) where both have runs in `seeds`
+    (seed_summary: final_<column>, best_<column>), test metric and `at` (final, best): CALIBRATION_COLUMNS
+    (module docstring; difference = own − published in the metric's unit, margin in the same unit). Empty (with
+    those columns) without pairs."""
+    rows = []
+    for name, problem in problems.items():
+        group = seeds[seeds["problem"] == name] if len(seeds) else seeds
+        for published, own in pairs.items():
+            if len(group) and {published, own} <= set(group["optimizer"]):
+                rows += _pair_rows(problem, group, published, own, confidence)
+    return pd.DataFrame(rows, columns=CALIBRATION_COLUMNS)
+
+
+def plan_pairs(settings: dict) -> dict[str, str]:
+    """{published label: own optimizer} of every source of a plan's settings["published"]."""
+    return {label: own for part in settings.get("published", {}).get("sources", {}).values()
+            for label, own in part["calibrate"].items()}
+
+
+def verdict_words(calibration: pd.DataFrame, problem: str, published: str, metric: str) -> str:
+    """The sentence beside a comparison with `published` on `problem`: whether this study's own run of the same
+    setting reproduces it in `metric` at the final epoch (with both means), or that it was not calibrated."""
+    rows = calibration[(calibration["problem"] == problem) & (calibration["published"] == published)
+                       & (calibration["metric"] == metric) & (calibration["at"] == "final")] if len(calibration) else []
+    if not len(rows):
+        return f"not calibrated: no own run of {published}'s setting on {problem} in this study"
+    row = rows.iloc[0]
+    return (f"this study's own {row['own']} {row['verdict']} it on {problem} (final {metric.replace('_', ' ')} "
+            f"{row['own_mean']:.4g} vs {row['published_mean']:.4g}, difference "
+            f"[{row['difference_ci_low']:.3g}, {row['difference_ci_high']:.3g}], margin ±{row['margin']:.3g})")
