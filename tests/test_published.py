@@ -12,8 +12,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from optimbench import config as study_config
+from optimbench import plan as plans
 from optimbench import published
-from optimbench.errors import DataError
+from optimbench.errors import ConfigError, DataError
+
+from helpers import ROOT
 
 FIXTURE = Path(__file__).parent / "data" / "deepobs-v1.1"
 COLUMNS = ["train_loss", "test_loss"]
@@ -138,3 +142,52 @@ def test_a_failed_download_names_the_offline_fix(tmp_path, monkeypatch):
         published.fetch(published.get("deepobs-v1.1"), "x.json", "0" * 40, tmp_path)
     with pytest.raises(DataError, match="does not exist"):
         published.fetch(published.get("deepobs-v1.1"), "x.json", None, tmp_path, local_dir=tmp_path)
+
+
+# ---------------------------------------------------------------- the config key and the plan's published runs
+def study(**published_settings):
+
+    override = {"problems": ["quadratic_deep"], "train": {"optimizers": ["Adam"], "seeds": [0], "epochs": 3},
+                "descent": {"groups": []}, "tune": {"enabled": False},
+                "published": {"deepobs-v1.1": {"optimizers": ["SGD", "Adam"], **published_settings}}}
+    merged = study_config.deep_merge(study_config.load_yaml_files([ROOT / "config.yaml"]), override)
+    return plans.plan(study_config.validate(merged))
+
+
+def test_the_plan_holds_the_published_runs_with_their_source():
+    plan = study(seeds=[42, 43], dir=str(FIXTURE), calibrate={"Adam": "Adam"})
+    runs = plan.published_runs()
+    assert [(r["optimizer"], r["seed"], r["epochs"]) for r in runs] == [
+        ("SGD [deepobs-v1.1]", 42, 3), ("SGD [deepobs-v1.1]", 43, 3), ("Adam [deepobs-v1.1]", 42, 3),
+        ("Adam [deepobs-v1.1]", 43, 3)]
+    part = plan.settings["published"]["sources"]["deepobs-v1.1"]
+    assert part["calibrate"] == {"Adam [deepobs-v1.1]": "Adam"} and part["source"]["licence"] == "MIT"
+    assert plan.published_files("metrics.csv")[0].endswith("published/deepobs-v1.1/quadratic_deep/"
+                                                          "GradientDescentOptimizer/seed42/metrics.csv")
+    assert plan.settings["published"]["columns"]["quadratic_deep"] == ["train_loss", "test_loss"]
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"optimizers": ["Adamm"]}, "'Adamm' is not one of its optimizers"),
+    ({"seeds": [7]}, r"published.deepobs-v1.1.seeds: \[7\] are not published"),
+    ({"dir": "/nonexistent"}, "published.deepobs-v1.1.dir = '/nonexistent' is not a folder"),
+    ({"calibrate": {"Momentum": "Adam"}}, "published.deepobs-v1.1.calibrate.Momentum = 'Adam'"),
+])
+def test_bad_published_settings_name_the_key(settings, message):
+    with pytest.raises(ConfigError, match=message):
+        study(**settings)
+
+
+def test_a_study_longer_than_the_published_runs_is_refused():
+
+    override = {"problems": ["quadratic_deep"], "train": {"optimizers": ["Adam"], "epochs": 150},
+                "descent": {"groups": []}, "published": {"deepobs-v1.1": {"optimizers": ["Adam"]}}}
+    merged = study_config.deep_merge(study_config.load_yaml_files([ROOT / "config.yaml"]), override)
+    with pytest.raises(ConfigError, match="epochs of problem 'quadratic_deep' = 150: its published runs"):
+        plans.plan(study_config.validate(merged))
+    merged["published"] = {"crowded-valley": {"optimizers": ["Adam"]}}
+    with pytest.raises(ConfigError, match="no manifest of its runs ships"):
+        plans.plan(study_config.validate(merged))
+    merged["published"] = {"deepobs-v2": {"optimizers": ["Adam"]}}
+    with pytest.raises(ConfigError, match="unknown key"):
+        study_config.validate(merged)

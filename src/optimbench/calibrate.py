@@ -20,11 +20,17 @@ any float32 difference between two frameworks, and "no significant difference" i
 
 from __future__ import annotations
 
+import argparse
+
 import numpy as np
 import pandas as pd
+import yaml
 
+from optimbench import published
+from optimbench.io import write_text
 from optimbench.runs import StudyProblem
 from optimbench.stats import summarize_values, welch_interval
+from optimbench.tables import read_table
 
 MARGIN = 0.01  # relative equivalence margin: 1% of the published mean
 REPRODUCES, DIFFERS, INCONCLUSIVE = "reproduces", "differs", "inconclusive"
@@ -74,9 +80,9 @@ def calibration_table(seeds: pd.DataFrame, problems: dict[str, StudyProblem], pa
     rows = []
     for name, problem in problems.items():
         group = seeds[seeds["problem"] == name] if len(seeds) else seeds
-        for published, own in pairs.items():
-            if len(group) and {published, own} <= set(group["optimizer"]):
-                rows += _pair_rows(problem, group, published, own, confidence)
+        for theirs, own in pairs.items():
+            if len(group) and {theirs, own} <= set(group["optimizer"]):
+                rows += _pair_rows(problem, group, theirs, own, confidence)
     return pd.DataFrame(rows, columns=CALIBRATION_COLUMNS)
 
 
@@ -97,3 +103,83 @@ def verdict_words(calibration: pd.DataFrame, problem: str, published: str, metri
     return (f"this study's own {row['own']} {row['verdict']} it on {problem} (final {metric.replace('_', ' ')} "
             f"{row['own_mean']:.4g} vs {row['published_mean']:.4g}, difference "
             f"[{row['difference_ci_low']:.3g}, {row['difference_ci_high']:.3g}], margin ±{row['margin']:.3g})")
+
+
+# ---------------------------------------------------------------- `make calibrate`: the study that calibrates
+TORCH_FORM = {  # a DeepOBS v1.1 optimizer -> the torch optimizer that runs its update (README: Published baselines)
+    "GradientDescentOptimizer": ("SGD", lambda h: {}),
+    "MomentumOptimizer": ("SGD", lambda h: {"momentum": float(h["momentum"]), "nesterov": h["use_nesterov"] == "True"}),
+    "AdamOptimizer": ("Adam", lambda h: {"betas": [float(h["beta1"]), float(h["beta2"])], "eps": float(h["epsilon"])}),
+}
+
+
+def setting_values(setting: str) -> dict:
+    """The key/value pairs of a DeepOBS setting folder's name (`num_epochs__100__batch_size__128__lr__1.e-02`)."""
+    parts = setting.split("__")
+    return dict(zip(parts[0::2], parts[1::2]))
+
+
+def preset(problem: str, source: str = "deepobs-v1.1", local_dir: str | None = None) -> dict:
+    """The calibration study of one published problem: this study's own SGD, Momentum and Adam (named
+    `<short>-deepobs`) at the source's best settings (its manifest's setting folders), its budget (epochs, batch)
+    and seeds, and the published runs (read from local_dir, a copy of the source repository, if given; else
+    downloaded), paired for the `calibration` table. quadratic_deep runs on 1 CPU thread.
+
+    Raises:
+        KeyError: the source has no runs of `problem`.
+    """
+    origin = published.get(source)
+    runs = published.manifest(origin)["runs"][problem]
+    optimizers, seeds = {}, set()
+    for folder, entry in runs.items():
+        values = setting_values(entry["setting"])
+        name, extra = TORCH_FORM[folder]
+        optimizers[f"{origin.optimizers[folder]}-deepobs"] = {
+            "class": name, "kwargs": {"lr": float(values["lr"]), **extra(values)},
+            "paper": f"{origin.title}: {folder}'s best setting on {problem}"}
+        seeds |= {int(s) for s in entry["seeds"]}
+        budget = (int(values["num_epochs"]), int(values["batch_size"]))
+    cpu = {"device": "cpu", "threads": 1, "gpus": 0} if problem == "quadratic_deep" else {}
+    return {"results_dir": f"results/calibrate-{problem}",
+            "report": {"title": f"Calibration: optimbench's SGD, Momentum and Adam against the {origin.title} on "
+                                f"{problem}", "focus": None},
+            "problems": [problem], "optimizers": optimizers, "descent": {"groups": []}, "tune": {"enabled": False},
+            "train": {"epochs": budget[0], "batch_size": budget[1], "seeds": sorted(seeds),
+                      "optimizers": list(optimizers), **cpu},
+            "published": {source: {"optimizers": list(origin.optimizers.values()), "dir": local_dir,
+                                   "calibrate": {o.split("-")[0]: o for o in optimizers}}}}
+
+
+def markdown(calibration: pd.DataFrame) -> str:
+    """The calibration table as Markdown (README, `make calibrate`): one row per pair and metric at the final epoch."""
+    lines = ["| problem | published | own | metric | own mean [CI] | published mean [CI] | own − published [CI] | "
+             "margin | verdict |", "|---|---|---|---|---|---|---|---|---|"]
+    for _, r in calibration[calibration["at"] == "final"].iterrows():
+        lines.append(f"| {r['problem']} | {r['published']} | {r['own']} | final {r['metric']} | {r['own_mean']:.4f} "
+                     f"[{r['own_ci_low']:.4f}, {r['own_ci_high']:.4f}] | {r['published_mean']:.4f} "
+                     f"[{r['published_ci_low']:.4f}, {r['published_ci_high']:.4f}] | {r['difference']:+.4f} "
+                     f"[{r['difference_ci_low']:+.4f}, {r['difference_ci_high']:+.4f}] | ±{r['margin']:.3f} | "
+                     f"**{r['verdict']}** |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description="Write a calibration study's preset, or show its table.")
+    parser.add_argument("--preset", metavar="PROBLEM", help="write the calibration preset of this DeepOBS problem")
+    parser.add_argument("--out", help="the preset file to write (with --preset)")
+    parser.add_argument("--dir", help="with --preset: a local copy of the published repository (offline)")
+    parser.add_argument("--show", metavar="TABLE", help="print a calibration table (calibration.parquet) as Markdown")
+    args = parser.parse_args(argv)
+    if args.preset:
+        try:
+            text = yaml.safe_dump(preset(args.preset, local_dir=args.dir), sort_keys=False)
+        except KeyError:
+            raise SystemExit(f"--preset {args.preset}: no published runs of it; DeepOBS v1.1 has "
+                             f"{', '.join(published.problems_of(published.get('deepobs-v1.1')))}") from None
+        write_text(args.out, f"# written by python -m optimbench.calibrate --preset {args.preset}\n{text}")
+    if args.show:
+        print(markdown(read_table(args.show)))
+
+
+if __name__ == "__main__":
+    main()
