@@ -269,7 +269,8 @@ def train_figures(plan: Plan, tables_dir, out_dir) -> list[Path]:
     tables_dir, out_dir = Path(tables_dir), Path(out_dir)
     confidence, problems = plan.confidence, plan.problems
     table = {name: read_table(tables_dir / f"{name}.parquet") for name in TRAIN_FIGURE_TABLES}
-    colours = palette(plan.settings["train"]["optimizers"])
+    # published runs (their names carry their source, "Adam [deepobs-v1.1]") get colours of their own
+    colours = palette(plan.settings["train"]["optimizers"] + [run["optimizer"] for run in plan.published_runs()])
     stems = train_figure_stems(plan, out_dir)
     written = []
     for name, problem in problems.items():
