@@ -68,3 +68,19 @@ def test_preset_runs_deepobs_best_settings_in_torch_form():
     assert preset["published"]["deepobs-v1.1"]["calibrate"] == {"SGD": "SGD-deepobs", "Momentum": "Momentum-deepobs",
                                                                 "Adam": "Adam-deepobs"}
     assert calibrate.preset("cifar100_allcnnc")["train"]["batch_size"] == 256
+
+
+def test_published_words_name_the_source_and_each_calibration():
+    runs = [{"optimizer": "Adam [deepobs-v1.1]", "problem": "quadratic_deep", "seed": s} for s in (42, 43)]
+    source = {"title": "DeepOBS baselines v1.1", "repository": "fsschneider/DeepOBS_Baselines", "release": "v1.1",
+              "commit": "3da285abf9786e823aaef6d0fc0c9c98ef5d6d83", "licence": "MIT", "framework": "TensorFlow 1.x"}
+    settings = {"sources": {"deepobs-v1.1": {"source": source, "runs": runs}}}
+    table = calibrate.calibration_table(seeds_frame([87.1, 87.2, 87.15], [87.12, 87.11, 87.13]),
+                                        {"quadratic_deep": PROBLEM}, {"Adam [deepobs-v1.1]": "Adam-deepobs"})
+    words = calibrate.published_words(settings, table)
+    assert words.startswith("**Published runs, not trained here**: 2 runs of Adam [deepobs-v1.1] on quadratic_deep "
+                            "(seeds 42–43, theirs), imported from the DeepOBS baselines v1.1 "
+                            "(fsschneider/DeepOBS_Baselines at v1.1, commit 3da285a, licence MIT; trained with "
+                            "TensorFlow 1.x)")
+    assert "own Adam-deepobs **reproduces** it on quadratic_deep (final test loss 87.15 vs 87.12" in words
+    assert calibrate.published_words({}, table.iloc[:0]) == ""

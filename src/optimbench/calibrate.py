@@ -183,3 +183,27 @@ def main(argv=None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+# ---------------------------------------------------------------- the report's words on the published field
+def published_words(settings: dict, calibration: pd.DataFrame) -> str:
+    """The first screen's paragraph on published runs (a plan's settings["published"]): per source what was
+    imported and not trained here (optimizers × seeds per problem, their framework, repository, commit, licence),
+    then each calibration pair's verdict in the problem's test metrics at the final epoch. "" without any."""
+    sources = []
+    for part in settings.get("sources", {}).values():
+        source, runs = part["source"], part["runs"]
+        names = ", ".join(dict.fromkeys(r["optimizer"] for r in runs))
+        problems = ", ".join(dict.fromkeys(r["problem"] for r in runs))
+        seeds = sorted({r["seed"] for r in runs})
+        sources.append(f"**Published runs, not trained here**: {len(runs)} runs of {names} on {problems} (seeds "
+                       f"{seeds[0]}–{seeds[-1]}, theirs), imported from the {source['title']} ({source['repository']}"
+                       f" at {source['release']}, commit {source['commit'][:7]}, licence {source['licence']}; trained"
+                       f" with {source['framework']}). Every table and figure names them with their source in "
+                       "brackets.")
+    final = calibration[calibration["at"] == "final"] if len(calibration) else calibration
+    checks = [f"- Calibration: {row.published}: this study's own {row.own} **{row.verdict}** it on {row.problem} "
+              f"(final {row.metric.replace('_', ' ')} {row.own_mean:.4g} vs {row.published_mean:.4g}; own − published "
+              f"{row.difference:+.3g} [{row.difference_ci_low:+.3g}, {row.difference_ci_high:+.3g}] at "
+              f"{row.confidence:.0%}, margin ±{row.margin:.3g})." for row in final.itertuples()]
+    return "\n\n".join(sources + (["\n".join(checks)] if checks else []))
