@@ -231,8 +231,8 @@ def answer(plan: Plan, tables, figures_dir, links: Links | None = None) -> list:
     parts = [heading("The answer", "answer")]
     parts += [Markdown(warning)] if (warning := mismatch_warning(tables["runs"])) else []
     parts.append(Markdown(ran_sentence(tables["runs"])))
-    parts += [Markdown(text)] if (text := published_words(plan.settings.get("published", {}),
-                                                          tables["calibration"])) else []
+    if published := plan.settings.get("published"):  # the field imported, not trained here (optimbench.published)
+        parts.append(Markdown(published_words(published, tables["calibration"])))
     if (text := focus_lines(tables["focus"], plan.problems, plan.confidence)):
         parts += [Markdown(text), details("Every comparison of the focus optimizer (table)",
                                           [table(tables["focus"], links.table("focus"))])]
