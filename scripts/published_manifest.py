@@ -33,8 +33,7 @@ def manifest(files: list[tuple[str, str]], targets_file: str) -> dict:
         match = SEED.match(parts[-1]) if len(parts) == 4 else None
         if match:
             runs[(parts[0], parts[1], parts[2])][int(match.group(1))] = {"path": path, "sha1": sha}
-    out = {"targets": dict(files)[targets_file] and {"path": targets_file, "sha1": dict(files)[targets_file]},
-           "runs": defaultdict(dict)}
+    out = {"targets": {"path": targets_file, "sha1": dict(files)[targets_file]}, "runs": defaultdict(dict)}
     for (problem, optimizer, setting), seeds in sorted(runs.items()):
         if len(seeds) > 1:
             out["runs"][problem][optimizer] = {"setting": setting, "seeds": {str(s): seeds[s] for s in sorted(seeds)}}

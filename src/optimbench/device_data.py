@@ -157,6 +157,14 @@ class PerImageStandardize:
         return ((x - mean) / std).contiguous(memory_format=self.format)
 
 
+def input_transform(problem: Problem, normalisation: tuple | None, device: torch.device, channels_last: bool):
+    """What turns a batch as stored into the model's inputs: per-image standardisation ("per_image"), the
+    per-channel Normalize of `normalisation` (input_normalisation), or nothing (tokens, feature vectors)."""
+    if problem.inputs == "per_image":
+        return PerImageStandardize(channels_last)
+    return tokens_as_is if normalisation is None else Normalize(device, channels_last, *normalisation)
+
+
 def tokens_as_is(x: torch.Tensor) -> torch.Tensor:
     """The inputs of a language model: word ids (bptt×batch_size int64), unchanged."""
     return x
