@@ -147,7 +147,8 @@ def test_a_failed_download_names_the_offline_fix(tmp_path, monkeypatch):
 # ---------------------------------------------------------------- the config key and the plan's published runs
 def study(**published_settings):
 
-    override = {"problems": ["quadratic_deep"], "train": {"optimizers": ["Adam"], "seeds": [0], "epochs": 3},
+    override = {"problems": ["quadratic_deep"], "train": {"optimizers": ["Adam"], "seeds": [0], "epochs": 3,
+                                                          "batch_size": 128},
                 "descent": {"groups": []}, "tune": {"enabled": False},
                 "published": {"deepobs-v1.1": {"optimizers": ["SGD", "Adam"], **published_settings}}}
     merged = study_config.deep_merge(study_config.load_yaml_files([ROOT / "config.yaml"]), override)
@@ -191,3 +192,11 @@ def test_a_study_longer_than_the_published_runs_is_refused():
     merged["published"] = {"deepobs-v2": {"optimizers": ["Adam"]}}
     with pytest.raises(ConfigError, match="unknown key"):
         study_config.validate(merged)
+
+
+def test_another_batch_size_than_the_published_runs_is_warned_about():
+    override = {"problems": ["quadratic_deep"], "train": {"optimizers": ["Adam"], "epochs": 3, "batch_size": 64},
+                "descent": {"groups": []}, "published": {"deepobs-v1.1": {"optimizers": ["Adam"]}}}
+    merged = study_config.deep_merge(study_config.load_yaml_files([ROOT / "config.yaml"]), override)
+    with pytest.warns(UserWarning, match="batch_size of problem 'quadratic_deep' = 64: its published runs"):
+        plans.plan(study_config.validate(merged))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import warnings
 from pathlib import Path
 
 import torch
@@ -276,10 +277,14 @@ def _published_source(config: dict, name: str, settings: dict) -> dict:
                           f"it has {published.problems_of(source)}")
     for problem in covered:
         setting = next(iter(published.manifest(source)["runs"][problem].values()))["setting"]
-        epochs, theirs = problem_train(config, problem)["epochs"], published_epochs(setting)
+        train, values = problem_train(config, problem), setting.split("__")
+        epochs, theirs, batch = train["epochs"], published_epochs(setting), int(values[values.index("batch_size") + 1])
         if epochs > theirs:
             raise ConfigError(f"epochs of problem {problem!r} = {epochs}: its published runs ({name}) have {theirs}; "
                               f"set problem_settings.{problem}.epochs to at most {theirs}")
+        if train["batch_size"] != batch:  # legitimate (a batch size of one's own), but not the published budget
+            warnings.warn(f"batch_size of problem {problem!r} = {train['batch_size']}: its published runs ({name}) "
+                          f"trained at {batch}; the comparison is at different batch sizes", UserWarning, stacklevel=2)
     try:
         runs = published.planned_runs(name, settings, {p: problem_train(config, p)["epochs"] for p in covered},
                                       config["results_dir"])
