@@ -40,10 +40,16 @@ HAND_COUNTS = {
     "deepobs_vae": conv(4, 1, 64) + 2 * conv(4, 64, 64) + 2 * dense(7 * 7 * 64, 8) + dense(8, 24) + dense(24, 49)
     + conv(4, 1, 64) + 2 * conv(4, 64, 64) + dense(14 * 14 * 64, 784),
     "deepobs_quadratic": 100,  # θ, 1 x 100
+    # _wrn.py at svhn_wrn164.py's settings: conv 3x3 16 (no biases anywhere); per block of widths 64, 128, 256, a
+    # first unit (BN of its input, 1x1 shortcut, two 3x3 convs, BN between) and a second (two BN, two 3x3 convs);
+    # the last BN; dense 10. A BN has 2 parameters per channel (its running statistics are buffers).
+    "deepobs_wrn": 3 * 3 * 3 * 16 + sum(2 * cin + cin * w + 9 * cin * w + 2 * w + 9 * w * w
+                                        + 2 * (2 * w + 9 * w * w) for cin, w in ((16, 64), (64, 128), (128, 256)))
+    + 2 * 256 + dense(256, 10),
 }
 SHAPES = {"deepobs_2c2d": ((3, 1, 28, 28), (3, 10)), "deepobs_3c3d": ((3, 3, 32, 32), (3, 10)),
           "deepobs_allcnnc": ((3, 3, 32, 32), (3, 100)), "deepobs_vae": ((3, 1, 28, 28), (3,)),
-          "deepobs_quadratic": ((3, 100), (3,))}
+          "deepobs_quadratic": ((3, 100), (3,)), "deepobs_wrn": ((3, 3, 32, 32), (3, 10))}
 
 
 @pytest.mark.parametrize("name", deepobs_models.ZOO)

@@ -9,6 +9,7 @@ end), TF's initialisers, and the L2 regulariser each model adds to its loss.
 | deepobs_2c2d      | _2c2d.py; fmnist_2c2d.py                                                         |  3,274,634 |
 | deepobs_3c3d      | _3c3d.py; cifar10_3c3d.py (weight decay 0.002)                                   |    895,210 |
 | deepobs_allcnnc   | cifar100_allcnnc.py (weight decay 5e-4, dropout 0.2 / 0.5)                       |  1,387,108 |
+| deepobs_wrn       | _wrn.py; svhn_wrn164.py (WRN-16-4, weight decay 5e-4; no SVHN reader yet)         |  2,748,890 |
 
 Every model's `forward(x)` returns `(outputs, penalty)`: logits N×classes, or for quadratic_deep and the VAE the
 per-example losses (N,) DeepOBS defines inside the model; `penalty` is the scalar L2 regulariser DeepOBS adds to
@@ -29,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-ZOO = ("deepobs_quadratic", "deepobs_vae", "deepobs_2c2d", "deepobs_3c3d", "deepobs_allcnnc")
+ZOO = ("deepobs_quadratic", "deepobs_vae", "deepobs_2c2d", "deepobs_3c3d", "deepobs_allcnnc", "deepobs_wrn")
 QUADRATIC_DIM = 100
 TF_TRUNCATED_STD = 0.87962566103423978  # std of a unit normal truncated at ±2: TF's glorot_normal divides by it
 
@@ -217,6 +218,62 @@ class AllCNNC(nn.Module):
         return x.mean((2, 3)), l2_penalty(self, self.weight_decay)
 
 
+# ---------------------------------------------------------------- the wide residual network (svhn_wrn164)
+class WideUnit(nn.Module):
+    """One residual unit of DeepOBS's _wrn.py: BN-ReLU, then conv3×3 (stride) - BN-ReLU - conv3×3, plus the
+    shortcut: the pre-activated input through a 1×1 conv (stride) where the channels change, else the input
+    (max-pooled where a stride applies to equal channels: not the case for WRN-16-4)."""
+
+    def __init__(self, cin: int, cout: int, stride: int, bn_momentum: float, first: bool):
+        super().__init__()
+        norm = dict(eps=1e-5, momentum=1 - bn_momentum)  # TF's momentum m keeps m of the old: torch's is 1 − m
+        self.bn1, self.bn2 = nn.BatchNorm2d(cin, **norm), nn.BatchNorm2d(cout, **norm)
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, bias=False)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, bias=False)
+        self.project = nn.Conv2d(cin, cout, 1, stride, bias=False) if cin != cout else None
+        for conv in (self.conv1, self.conv2, self.project):
+            if conv is not None:
+                nn.init.xavier_uniform_(conv.weight)
+        self.stride, self.first = stride, first
+
+    def forward(self, x):
+        pre = F.relu(self.bn1(x))
+        if self.project is not None:
+            shortcut = self.project(pad_same(pre, 1, self.stride))
+        elif self.stride != 1:
+            shortcut = F.max_pool2d(pre, self.stride, self.stride)
+        else:  # _wrn.py: a first unit's shortcut is the pre-activated input, a further unit's the input itself
+            shortcut = pre if self.first else x
+        h = F.relu(self.bn2(self.conv1(pad_same(pre, 3, self.stride))))
+        return self.conv2(pad_same(h, 3, 1)) + shortcut
+
+
+class WideResNet(nn.Module):
+    """DeepOBS's wide residual network (_wrn.py; svhn_wrn164.py: 2 units per block (WRN-16), widening 4, weight
+    decay 5e-4, batch-norm momentum 0.9): conv3×3(16), three blocks of 16k, 32k, 64k channels (strides 1, 2, 2),
+    BN-ReLU, global mean, dense classes. Convs have no bias, glorot uniform; L2 on conv and dense kernels.
+    Input N×3×32×32; output (logits, penalty). Its data set (SVHN) has no reader here yet."""
+
+    def __init__(self, num_classes: int = 10, units: int = 2, widening: int = 4, weight_decay: float = 5e-4,
+                 bn_momentum: float = 0.9):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 16, 3, bias=False)
+        nn.init.xavier_uniform_(self.stem.weight)
+        widths, strides, layers, cin = [16 * widening, 32 * widening, 64 * widening], [1, 2, 2], [], 16
+        for width, stride in zip(widths, strides):
+            layers += [WideUnit(cin, width, stride, bn_momentum, first=True)]
+            layers += [WideUnit(width, width, 1, bn_momentum, first=False) for _ in range(units - 1)]
+            cin = width
+        self.units = nn.Sequential(*layers)
+        self.bn = nn.BatchNorm2d(cin, eps=1e-5, momentum=1 - bn_momentum)
+        self.fc = init_layer(nn.Linear(cin, num_classes), "glorot_uniform", 0.0)
+        self.weight_decay = weight_decay
+
+    def forward(self, x):
+        x = F.relu(self.bn(self.units(self.stem(pad_same(x, 3, 1)))))
+        return self.fc(x.mean((2, 3))), l2_penalty(self, self.weight_decay)
+
+
 # ---------------------------------------------------------------- the VAE
 def leaky_relu(x: torch.Tensor) -> torch.Tensor:
     """DeepOBS's lrelu: max(x, 0.3 x)."""
@@ -285,7 +342,7 @@ def build(name: str, **kwargs) -> nn.Module:
         KeyError: naming the unknown model and ZOO.
     """
     builders = {"deepobs_quadratic": QuadraticDeep, "deepobs_vae": DeepOBSVAE, "deepobs_2c2d": TwoC2D,
-                "deepobs_3c3d": ThreeC3D, "deepobs_allcnnc": AllCNNC}
+                "deepobs_3c3d": ThreeC3D, "deepobs_allcnnc": AllCNNC, "deepobs_wrn": WideResNet}
     if name not in builders:
         raise KeyError(f"unknown DeepOBS model {name!r}; known: {', '.join(ZOO)}")
     return builders[name](**kwargs)
