@@ -36,11 +36,11 @@ class DeviceData:
     and a training set and its validation split share one array on the device (`subset`)."""
 
     def __init__(self, images: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor, device: torch.device,
-                 index: np.ndarray | torch.Tensor | None = None, drop_last: bool = False):
+                 index: np.ndarray | torch.Tensor | None = None):
         self.images = torch.as_tensor(images).to(device)
         self.labels = torch.as_tensor(labels).to(device=device, dtype=torch.int64)
         self.index = None if index is None else torch.as_tensor(index).to(device=device, dtype=torch.int64)
-        self.drop_last = drop_last  # training passes use whole batches only (Problem.drop_last)
+        self.drop_last = False  # training passes use whole batches only (Problem.drop_last)
         self.reshuffle = True  # a new order every training pass, else one order per run (Problem.reshuffle)
         self.order: torch.Tensor | None = None  # that one order, once drawn
 
