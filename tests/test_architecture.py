@@ -14,8 +14,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "optimbench"
 
 # Bottom to top. A module may import modules of its own layer (acyclically) and of the layers below.
 LAYERS = {
-    "helpers": {"errors", "io", "stats", "metrics", "labels", "files", "cli", "hardware", "provenance", "store",
-                "memory", "events", "tables"},
+    "helpers": {"errors", "io", "stats", "compare", "metrics", "labels", "files", "cli", "hardware", "provenance",
+                "store", "memory", "events", "tables"},
     "domain": {"functions", "problems", "resnet", "paper_models", "optim", "demon", "yellowfin", "split", "formats",
                "formats.common", "formats.canonical", "formats.cifar10", "formats.cifar100", "formats.stl10",
                "formats.idx", "formats.ptb", "formats.__main__", "deepobs_models", "formats.quadratic", "published"},

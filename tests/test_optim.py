@@ -230,3 +230,15 @@ def test_a_module_that_fails_on_import_is_named(tmp_path, monkeypatch):
         resolve_class("h1_broken_opt.Opt")
     with pytest.raises(OptimizerClassError, match=r"broken.py fails on import: RuntimeError: half-written; fix"):
         resolve_class(f"{tmp_path / 'broken.py'}:Opt")
+
+
+def test_a_missing_plug_in_file_names_where_a_file_of_that_name_does_exist(tmp_path, monkeypatch):
+    """Issue 36.9: the config names `sign.py` relative to its own folder, the file sits in the folder the study
+    runs in: the error says where it is."""
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "sign.py").write_text(SIGN_SGD)
+    monkeypatch.chdir(tmp_path / "run")
+    with pytest.raises(OptimizerClassError, match=rf"the file {tmp_path}/config/sign.py does not exist; .*; a "
+                                                        rf"file sign.py exists at {tmp_path}/run/sign.py: name that "
+                                                        r"path \(absolute, or relative to the config file\)"):
+        resolve_class(f"{tmp_path}/config/sign.py:SignSGD")

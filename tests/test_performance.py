@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats as scipy_stats
 
 from optimbench import performance
 from optimbench.metrics import Metric
@@ -67,13 +68,15 @@ def test_metric_ratios_follow_each_metric_direction():
     assert ratios[("P3", "A")] == 1 and ratios[("P3", "B")] == pytest.approx(150 / 90)
 
 
-def test_cost_is_the_median_over_seeds_and_half_failing_is_a_failure():
+def test_cost_is_the_mean_over_completed_seeds_and_half_failing_is_a_failure():
+    # A: 10, 20 and a miss (1 of 3 failed): mean 15; B: 5 and a miss (half): ∞; C: 40, 40
     rows = seeds_table([("P2", "A", s, 90.0, t, False) for s, t in enumerate([10, 20, None])]
                        + [("P2", "B", s, 90.0, t, False) for s, t in enumerate([5, None])]
                        + [("P2", "C", s, 90.0, 40, False) for s in range(2)])
     costs = performance.performance_ratios(rows, PRIMARY, "time").set_index("optimizer")
-    assert costs.loc["A", "cost"] == 20 and costs.loc["B", "cost"] == INF and costs.loc["C", "cost"] == 40
-    assert costs.loc["A", "ratio"] == 1 and costs.loc["C", "ratio"] == 2 and costs.loc["B", "failed"]
+    assert costs.loc["A", "cost"] == 15 and costs.loc["B", "cost"] == INF and costs.loc["C", "cost"] == 40
+    assert costs.loc["A", "ratio"] == 1 and costs.loc["C", "ratio"] == pytest.approx(40 / 15)
+    assert costs.loc["B", "failed"]
 
 
 def test_everyone_failing_is_a_failure_for_everyone():
@@ -116,11 +119,12 @@ def test_the_same_values_as_accuracy_rank_the_other_way():
     assert ranks["rank"].to_dict() == {"C": 1, "A": 2, "D": 3, "B": 4}
 
 
-def test_a_diverged_seed_scores_the_worst_value_and_ranks_last():
-    rows = pd.concat([LOWER, seeds_table([("P2", "E", s, 50.0, 1.0, s == 0) for s in range(3)])])
+def test_a_failed_seed_is_not_averaged_and_its_optimizer_is_ordered_after_those_without_one():
+    rows = pd.concat([LOWER, seeds_table([("P2", "E", s, 50.0 if s else INF, 1.0, s == 0) for s in range(3)])])
     ranks = performance.rank_table(rows, PRIMARY).set_index("optimizer")
-    assert ranks.loc["E", "mean"] == INF and ranks.loc["E", "rank"] == 5 and ranks.loc["E", "failures"] == 1
-    # The profile takes the median over seeds: E's (∞, 50, 50) -> 50, the best; B's ratio is 80 / 50.
+    assert ranks.loc["E", "mean"] == 50 and ranks.loc["E", "n"] == 2  # the two completed seeds
+    assert ranks.loc["E", "rank"] == 5 and ranks.loc["E", "failed"] == 1 and ranks.loc["E", "failures"] == 1
+    # The profile takes the mean of the completed seeds: E's (failed, 50, 50) -> 50, the best; B's ratio 80 / 50.
     ratios = performance.performance_ratios(rows, PRIMARY, "metric").set_index("optimizer")["ratio"]
     assert ratios["E"] == 1 and ratios["B"] == pytest.approx(1.6)
 
@@ -128,7 +132,9 @@ def test_a_diverged_seed_scores_the_worst_value_and_ranks_last():
 def test_rank_summary_counts_wins():
     ranks = performance.rank_table(pd.concat([LOWER, LOWER.assign(problem="P3")]), PRIMARY)
     summary = performance.rank_summary(ranks).set_index("optimizer")
-    assert summary.loc["B", "mean_rank"] == 1 and summary.loc["B", "first"] == 2
+    # B is first by mean on both, but D (huge spread) is not separated from it: first alone nowhere
+    assert summary.loc["B", "mean_rank"] == 1 and summary.loc["B", "first"] == 0
+    assert summary.loc["B", "possibly_first"] == 2
     assert summary.loc["D", "possibly_first"] == 2 and summary.loc["A", "possibly_first"] == 0
 
 
@@ -198,7 +204,13 @@ def test_rank_summary_breaks_a_mean_rank_tie_by_name_and_counts_shared_first_pla
     # P1 (accuracy): C 1, A 2, B 2, D 4; P3 (ELBO, lower is better, the same values): D 1, A 2, B 2, C 4
     assert summary["optimizer"].tolist() == ["A", "B", "C", "D"]
     assert summary["mean_rank"].tolist() == [2.0, 2.0, 2.5, 2.5]
-    assert summary["first"].tolist() == [0, 0, 1, 1] and summary["problems"].tolist() == [2] * 4
+    # C's lead over A on P1 (paired differences 0.08, 0.10, 0.12: p = 0.013, scipy's ttest_rel) is not below
+    # Holm's first threshold 0.05 / 12 (6 pairs × 2 problems): no one is first alone
+    assert scipy_stats.ttest_rel([0.89, 0.90, 0.91], [0.81, 0.80, 0.79]).pvalue == pytest.approx(0.0131, abs=1e-4)
+    # B's seeds are C's minus exactly 0.1 (no spread: every seed says the same, p = 0): decided below C on P1 and
+    # below D on P3; A's seeds run the other way, so A can be first on both
+    assert summary["first"].tolist() == [0, 0, 0, 0] and summary["possibly_first"].tolist() == [2, 0, 1, 1]
+    assert summary["problems"].tolist() == [2] * 4
 
 
 def test_profile_grid_extends_past_r_max_and_counts_a_ratio_equal_to_tau():
@@ -228,8 +240,8 @@ def test_profile_score_counts_a_ratio_just_inside_tau_max_and_nothing_past_it():
 def test_the_tables_have_exactly_their_columns_integer_ranks_and_score_ties_listed_by_name():
     ranks = performance.rank_table(TIED, PRIMARY)
     assert list(ranks.columns) == ["problem", "metric", "higher_is_better", "optimizer", "n", "mean", "std",
-                                   "ci_low", "ci_high", "failures", "rank_low", "rank_high", "rank",
-                                   "separated_from_best"]
+                                   "ci_low", "ci_high", "failed", "failures", "rank", "rank_low", "rank_high",
+                                   "shares_with", "separated_from_best"]
     assert ranks["metric"].tolist() == ["test_acc"] * 4 and ranks["higher_is_better"].tolist() == [True] * 4
     assert pd.api.types.is_integer_dtype(ranks["rank"])
     summary = performance.rank_summary(ranks)

@@ -78,11 +78,14 @@ def figure_tables(tmp_path):
                            "std": 0.1, "ci_low": 0.3 + 0.1 * e, "ci_high": 0.8 + 0.05 * e}
                           for p in columns for o in ("A", "B") for e in (1, 2) for m in columns[p]])
     seeds = pd.DataFrame({"problem": ["cls"] * 4 + ["vae"] * 4, "optimizer": ["A", "A", "B", "B"] * 2,
-                          "seed": [0, 1] * 4, "final": [0.7, 0.8, 0.5, 0.0, 130.0, INF, 110.0, 114.0],
-                          "diverged": [False, False, False, True, False, True, False, False]})
+                          "seed": [0, 1] * 4, "final": [0.7, 0.8, 0.5, 0.0, 130.0, 266_699_372.0, 110.0, 114.0],
+                          "diverged": [False, False, False, True, False, False, False, False],
+                          # vae A seed 1: the reported blow-up (issue 36), failed without diverging
+                          "failed": [False, False, False, True, False, True, False, False]})
     summary = pd.DataFrame({"problem": ["cls", "cls", "vae", "vae"], "optimizer": ["A", "B", "B", "A"],
-                            "rank": [1, 2, 1, 2], "final": [0.75, 0.25, 112.0, INF],
-                            "final_ci_low": [0.115, 0.0, 86.6, INF], "final_ci_high": [1.0, 1.0, 137.4, INF],
+                            "rank": [1, 2, 1, 2], "final": [0.75, 0.5, 112.0, 130.0],
+                            "final_ci_low": [0.115, np.nan, 86.6, np.nan],
+                            "final_ci_high": [1.0, np.nan, 137.4, np.nan],
                             "seconds_to_target": [12.0, np.nan, 30.0, 50.0],
                             "seconds_to_target_ci_low": [10.0, np.nan, np.nan, np.nan],
                             "seconds_to_target_ci_high": [14.0, np.nan, np.nan, np.nan],
@@ -155,8 +158,12 @@ def test_classification_figures_draw_the_tables_values(drawn):
     ax = figures["cls/final_metric"].axes[0]
     [bars] = [c for c in ax.collections if len(c.get_segments()) == 1 and c.get_segments()[0][0][0] == 0]
     np.testing.assert_allclose(bars.get_segments()[0], [[0, 0.115], [0, 1.0]])  # the table's, not matplotlib's
-    assert ax.get_title().startswith("Final test accuracy (higher is better; diamond: mean, bar: 95% t-interval")
-    assert "crosses: diverged seeds scored 0.0000" in ax.get_title()
+    assert ax.get_title().startswith("Final test accuracy (higher is better; diamond: mean of completed seeds, bar: "
+                                     "95% t-interval")
+    assert "red crosses at the edge: failed seeds, not drawn to scale" in ax.get_title()
+    crosses = [ln for ln in ax.get_lines() if ln.get_marker() == "x"]
+    assert [(list(c.get_xdata()), list(c.get_ydata())) for c in crosses] == [([1.15], [0.0])]  # the bottom edge
+    assert ax.get_ylim() == pytest.approx((-0.02, 1.02))  # accuracy's whole range
     heights = [p.get_height() for p in figures["cls/time_to_target"].axes[0].patches]
     assert heights == [12.0, 0.0]
     texts = [t.get_text() for t in figures["cls/time_to_target"].axes[0].texts]
@@ -169,15 +176,17 @@ def test_a_lower_is_better_problem_draws_its_own_metric_and_direction(drawn):
     ax = figures["vae/final_metric"].axes[0]
     assert ax.get_ylabel() == "test negative ELBO (lower is better)"
     assert ax.get_title().startswith("Final test negative ELBO (lower is better;")
-    assert "crosses: diverged seeds scored ∞" in ax.get_title()
+    assert "red crosses at the edge: failed seeds" in ax.get_title()
     assert [t.get_text() for t in ax.get_xticklabels()] == ["B", "A"]  # rank 1 first: the lower mean
-    [bars] = [c for c in ax.collections if len(c.get_segments()) == 1]  # A's mean is ∞: no interval
+    [bars] = [c for c in ax.collections if len(c.get_segments()) == 1]  # A has one completed seed: no interval
     np.testing.assert_allclose(bars.get_segments()[0], [[0, 86.6], [0, 137.4]])
     dots = {(round(x, 2), y) for ln in ax.get_lines() if ln.get_marker() in ("o", "x")
             for x, y in zip(ln.get_xdata(), ln.get_ydata())}
-    assert dots == {(0.15, 110.0), (0.15, 114.0), (1.15, 130.0), (1.15, 1.0)}  # ∞ at the top edge (axes y 1)
-    [diamond] = [ln for ln in ax.get_lines() if ln.get_marker() == "D"]
-    assert list(diamond.get_ydata()) == [112.0]
+    assert dots == {(0.15, 110.0), (0.15, 114.0), (1.15, 130.0), (1.15, 1.0)}  # the failed seed at the top edge
+    # the axis is the completed seeds' and intervals' (86.6 to 137.4, 5 % margin), not the failed 2.7e8
+    assert ax.get_ylim() == pytest.approx((86.6 - 0.05 * 50.8, 137.4 + 0.05 * 50.8))
+    diamonds = [y for ln in ax.get_lines() if ln.get_marker() == "D" for y in ln.get_ydata()]
+    assert diamonds == [112.0, 130.0]
     assert not any("accuracy" in text for fig in (figures["vae/final_metric"], figures["vae/curves"],
                                                  figures["vae/generalisation_gap"], figures["vae/time_to_target"])
                    for a in fig.axes for text in (a.get_title(), a.get_ylabel()))

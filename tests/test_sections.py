@@ -8,9 +8,10 @@ import re
 
 import pandas as pd
 import pytest
+from scipy import stats
 from test_report import study_plan, study_tables
 
-from optimbench import files, focus, sections
+from optimbench import compare, files, focus, sections
 
 
 def fake_figures(root, plan, functions=("ackley",)) -> None:
@@ -48,15 +49,17 @@ def test_the_answer_across_two_problems(tmp_path):
     shown = texts(sections.answer(plan, study_tables(), tmp_path))
     assert shown[:2] == ["heading: The answer", "**What ran**: 2 problems × 2 optimizers × 2 seeds = 8 training runs "
                                                 "of 2 epochs each, as their run.json recorded."]
+    assert shown[2] == compare.procedure_words(0.95)  # stated once, before any verdict
+    shown = shown[:2] + shown[3:]
     assert shown[2] == ("**Per problem.**\n\n"
                         "- **cls (digits (CIFAR-10 format), resnet18_cifar)** (final test accuracy, higher is better; "
-                        "mean over 2 seeds, 95% "
-                        "interval): best **A** 0.8500 [0.8490, 0.8510]; the seeds cannot separate it from B.\n"
+                        "mean over completed seeds, 95% interval): first: **A** (A 0.8500 [0.8490, 0.8510]), decided "
+                        "better than every other.\n"
                         "  - The article's 1 claims here: 1 not tested:\n"
                         "    - *not tested*: Adamax trains best\n"
                         "- **digits-vae (digits (MNIST format), vae)** (final test negative ELBO, lower is better; "
-                        "mean over 2 seeds, 95% "
-                        "interval): best **B** 101.0000 [100.9990, 101.0010]; the seeds cannot separate it from A.")
+                        "mean over completed seeds, 95% interval): first: **B** (B 101.0 [101.0, 101.0]), decided "
+                        "better than every other.")
     assert shown[3].startswith("**Across problems.** Performance-profile score by final primary metric over the 2 "
                                "problems")
     assert shown[4].startswith("figure: Performance profile by final primary metric")
@@ -72,15 +75,19 @@ def test_with_a_focus_its_verdicts_lead_the_answer(tmp_path):
     tables = study_tables()
     tables["focus"] = focus.focus_table(tables["seed_summary"], plan.problems, "B", plan.confidence)
     shown = texts(sections.answer(plan, tables, tmp_path))
-    assert shown[2].startswith("**B against the field** — per problem, B's mean final value minus each other "
-                               "optimizer's, in the metric's unit, with its 95% Welch interval")
-    # cls: B's 0.55 against A's 0.85 over two seeds each; the VAE: B's 101 nats against A's 130.5
-    assert "- **cls (digits (CIFAR-10 format), resnet18_cifar)** (final test accuracy, higher is better; 2 seeds " \
-           "each): against the best baseline **A**, B is **inconclusive**: B − A = −0.3000 [−0.6042, +0.0042], lower " \
-           "(worse) (p = 0.051)." in shown[2]
-    assert "against the best baseline **A**, B is **better**: B − A = −29.5000 [−36.4185, −22.5815], lower (better)" \
-        in shown[2]
-    assert shown[3] == "details: Every comparison of the focus optimizer (table)" and shown[4].startswith(
+    assert shown[3].startswith("**B against the field** (baselines: A; one family of 2 comparisons: 1 × 1 baselines × "
+                               "2 problems, Holm at 5%).")
+    # cls: B − A seed by seed −0.2, −0.4: t = −3 on 1 degree of freedom, p = 0.205; the VAE: −30, −29: t = −59,
+    # p = 0.0108. Holm over the 2: 2 × 0.0108 = 0.022, then max(0.022, 0.205) = 0.205. Intervals at 1 − 0.05/2:
+    # the t quantile (25.45 on 1 degree of freedom) × the standard error (0.1 and 0.5)
+    assert stats.ttest_rel([0.6, 0.5], [0.8, 0.9]).pvalue == pytest.approx(0.2048, abs=1e-4)
+    assert stats.t.ppf(1 - 0.025 / 2, 1) * 0.1 == pytest.approx(2.545, abs=1e-3)
+    assert ("**B** against the best baseline **A** is **inconclusive**: inconclusive against A, B − A = −0.3000 "
+            "[−2.845, +2.245], lower (worse), over 2 paired seeds, p = 0.20 (Holm 0.20); worse on 2 of 2 seeds; "
+            "about 5 seeds each would settle a difference this size.") in shown[3]
+    assert ("**B** against the best baseline **A** is **better**: better than A, B − A = −29.50 [−42.23, −16.77], "
+            "lower (better), over 2 paired seeds, p = 0.011 (Holm 0.022); better on 2 of 2 seeds.") in shown[3]
+    assert shown[4] == "details: Every comparison of the focus optimizer (table)" and shown[5].startswith(
         "**Per problem.**")
 
 
@@ -93,11 +100,12 @@ def test_the_answer_of_one_problem_without_tuning(tmp_path):
     assert shown[1].startswith("**Warning: 1 of 4 runs were trained with other settings")
     assert shown[2] == ("**What ran**: 1 problem × 2 optimizers × 2 seeds = 4 training runs of 2 epochs each, as "
                         "their run.json recorded.")
-    assert shown[3].startswith("**Per problem.**\n\n- **digits-vae (digits (MNIST format), vae)** (final test "
+    assert shown[3] == compare.procedure_words(0.95)
+    assert shown[4].startswith("**Per problem.**\n\n- **digits-vae (digits (MNIST format), vae)** (final test "
                                "negative ELBO, lower is better")
-    assert shown[4] == ("Details: [Per problem](#per-problem) · [Descent on 2-D functions](#descent) · [Cost](#cost) "
+    assert shown[5] == ("Details: [Per problem](#per-problem) · [Descent on 2-D functions](#descent) · [Cost](#cost) "
                         "· [Setup](#setup)")  # no claims, no tuning, no profile
-    assert len(shown) == 5
+    assert len(shown) == 6
 
 
 def test_the_sections_of_each_problem(tmp_path):

@@ -17,6 +17,11 @@ and every table reads them. Three policies hold everywhere:
   metrics (accuracy 0, loss, negative ELBO and perplexity +inf) and it never reaches the target (AlgoPerf
   scores a missed target as infinite time). So every optimizer of the config appears in every table and
   ranking, and a diverged seed counts against it.
+- **Failed runs** (optimbench.metrics.failed: diverged, or ending more than FAILED_FACTOR× worse than its own
+  best epoch): seed_summary marks them (`failed`); optimizer_summary counts and lists them (`failed`,
+  `failed_seeds`) and its means and intervals are over the completed seeds only, so a blow-up is named, never
+  averaged. Every comparison (separation, places) is optimbench.compare's, computed once for the study
+  (`study_comparisons`) and read by every table that words one.
 """
 
 from __future__ import annotations
@@ -30,17 +35,18 @@ import numpy as np
 import pandas as pd
 
 from optimbench import tune
-from optimbench.calibrate import calibration_table, plan_pairs
+from optimbench.calibrate import calibration_table, plan_pairs, with_calibration
 from optimbench.claims import article_claims
+from optimbench.compare import beats, lookup, places, study_comparisons, unordered, with_failed
 from optimbench.cost import plan_cost
 from optimbench.files import DESCENT_SUMMARY_COLUMNS, DESCENT_TABLES, TRAIN_TABLES, TUNE_TABLES
 from optimbench.focus import focus_table
 from optimbench.io import atomic_path, write_csv
 from optimbench.labels import code_label
-from optimbench.metrics import Metric
+from optimbench.metrics import Metric, failed
 from optimbench.performance import performance_tables, seed_outcome
 from optimbench.runs import GROUP_KEYS, POSITIVE, RUN_KEYS, Plan, StudyProblem, TrainRun, apply_selection, read_plan
-from optimbench.stats import summarize_values, welch
+from optimbench.stats import summarize_values
 from optimbench.tables import read_table
 
 ATTRIBUTES = ["dataset", "model"]  # a problem's, carried along for readers
@@ -107,6 +113,16 @@ def long_table(wide: pd.DataFrame, problems: dict[str, StudyProblem]) -> pd.Data
 
 
 # ---------------------------------------------------------------- statistics
+def completed(long: pd.DataFrame, seeds: pd.DataFrame) -> pd.DataFrame:
+    """The rows of `long` (epochs_long) of runs that did not fail (seed_summary's `failed`): what the curves
+    average, as the summaries do; a failed run is drawn and listed on its own."""
+    lost = seeds.loc[seeds["failed"].astype(bool), RUN_KEYS]
+    if lost.empty:
+        return long
+    keys = pd.MultiIndex.from_frame(long[RUN_KEYS])
+    return long[~keys.isin(pd.MultiIndex.from_frame(lost))]
+
+
 def epoch_stats(long: pd.DataFrame, problems: dict[str, StudyProblem], confidence: float = 0.95) -> pd.DataFrame:
     """Per problem × optimizer × epoch × metric: n (values counted), mean, std and the interval across
     seeds, clipped to the metric's range."""
@@ -142,6 +158,7 @@ def _seed_row(run: pd.DataFrame, problem: StudyProblem) -> dict:
            "mean_epoch_seconds": run["epoch_seconds"].mean(), "diverged": outcome["diverged"],
            "diverged_epoch": int(run.loc[run["diverged"], "epoch"].min()) if outcome["diverged"] else np.nan,
            "epochs": int(run["epoch"].max())}
+    row["failed"] = failed(row["final"], best, primary.higher_is_better, row["diverged"])
     columns = [c for c in problem.columns() if c in run]
     row.update({f"final_{c}": last[c] for c in columns})
     row.update({f"best_{c}": _best(run[c], problem.metrics[c])[0] for c in columns})
@@ -153,8 +170,9 @@ def per_seed_summary(wide: pd.DataFrame, problems: dict[str, StudyProblem]) -> p
     planned epoch's value; the metric's worst when the run diverged), best (over its epochs, in the metric's
     direction) and best_epoch, time to the problem's target (reached_target, epochs_to_target,
     seconds_to_target: the epoch_seconds summed through the first epoch meeting it), mean_epoch_seconds,
-    divergence, and final_{col} / best_{col} for every train_ and test_ metric of the problem. A diverged run
-    never reaches the target (epochs/seconds to target NaN, reached_target False)."""
+    divergence, `failed` (optimbench.metrics.failed), and final_{col} / best_{col} for every train_ and test_
+    metric of the problem. A diverged run never reaches the target (epochs/seconds to target NaN,
+    reached_target False)."""
     rows = []
     for key, run in wide.sort_values("epoch").groupby(RUN_KEYS, sort=True):
         attributes = {k: run[k].iloc[0] for k in ATTRIBUTES if k in run}
@@ -162,18 +180,17 @@ def per_seed_summary(wide: pd.DataFrame, problems: dict[str, StudyProblem]) -> p
     return pd.DataFrame(rows)
 
 
-def _goodness(values, metric: Metric) -> np.ndarray:
-    """Values signed so that higher is better (a lower-is-better metric's values negated)."""
-    return np.asarray(values, dtype=float) * (1.0 if metric.higher_is_better else -1.0)
-
-
 def _summary_row(group: pd.DataFrame, problem: StudyProblem, confidence: float) -> dict:
     """One problem × optimizer's row of optimizer_summary (its seeds' rows of seed_summary)."""
     primary = problem.primary
+    lost = group["failed"].astype(bool) if "failed" in group else group["diverged"].astype(bool)
     row = {**{k: group[k].iloc[0] for k in ATTRIBUTES if k in group}, "metric": primary.name,
            "higher_is_better": primary.higher_is_better, "target": problem.target, "seeds": len(group),
-           "divergences": int(group["diverged"].sum()), "runs_reaching_target": int(group["reached_target"].sum()),
+           "divergences": int(group["diverged"].sum()), "failed": int(lost.sum()),
+           "failed_seeds": ", ".join(str(int(s)) for s in group.loc[lost, "seed"]),
+           "runs_reaching_target": int(group["reached_target"].sum()),
            "mean_epoch_seconds": group["mean_epoch_seconds"].mean()}
+    group = group[~lost]  # means and intervals over the completed seeds: a failed run is named, not averaged
     columns = [c for c in problem.columns() if f"final_{c}" in group]
     bounds = {"final": (primary.low, primary.high), "best": (primary.low, primary.high),
               "epochs_to_target": POSITIVE, "seconds_to_target": POSITIVE,
@@ -185,28 +202,37 @@ def _summary_row(group: pd.DataFrame, problem: StudyProblem, confidence: float) 
     return row
 
 
-def optimizer_summary(seeds: pd.DataFrame, problems: dict[str, StudyProblem],
-                      confidence: float = 0.95) -> pd.DataFrame:
-    """Per problem × optimizer: seeds, divergences, runs reaching the target, mean epoch seconds, and for
-    final, best, epochs_to_target, seconds_to_target and every final_{col} / best_{col} its mean with _n,
-    _std and the interval (_ci_low, _ci_high: mean_interval, clipped to the metric's range); `rank` per
-    problem by mean `final` in the metric's direction (1 = best, ties share the smaller rank), and
-    `separated_from_best`: the best-ranked optimizer's seeds are significantly better (Welch's one-sided
-    test on direction-signed values at level 1 - confidence). Every optimizer is ranked."""
+def optimizer_summary(seeds: pd.DataFrame, problems: dict[str, StudyProblem], confidence: float = 0.95,
+                      comparisons: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Per problem × optimizer: seeds, divergences, failed runs (`failed`, `failed_seeds`), runs reaching the
+    target, mean epoch seconds, and for final, best, epochs_to_target, seconds_to_target and every final_{col} /
+    best_{col} its mean over the completed seeds with _n, _std and the interval (_ci_low, _ci_high:
+    mean_interval, clipped to the metric's range); `rank`: the order shown (fewer failed runs first, then the
+    mean final in the metric's direction; 1 = first); `place_low`–`place_high`: the places the comparison
+    procedure allows (optimbench.compare.places on `comparisons`, study_comparisons of `seeds` by default) and
+    `shares_with`: those it does not order against this one (compare.unordered);
+    `separated_from_best`: the first-ranked optimizer is decided better than this one. Every optimizer is
+    ranked."""
+    seeds = with_failed(seeds)
+    if comparisons is None:
+        comparisons = study_comparisons(seeds, {p: q.primary.higher_is_better for p, q in problems.items()},
+                                        confidence)
     rows = [{**dict(zip(GROUP_KEYS, key)), **_summary_row(group, problems[key[0]], confidence)}
             for key, group in seeds.groupby(GROUP_KEYS, sort=True)]
     table = pd.DataFrame(rows)
     sign = table["problem"].map(lambda p: 1.0 if problems[p].primary.higher_is_better else -1.0)
-    table["rank"] = (table["final"] * sign).groupby(table["problem"]).rank(ascending=False, method="min")
-    table["separated_from_best"] = False
-    alpha = 1 - confidence
+    key = list(zip(table["failed"], -(table["final"] * sign).fillna(-np.inf)))  # fewer failed, then better mean
+    table["rank"] = [1 + sum(k2 < k for p2, k2 in zip(table["problem"], key) if p2 == p)
+                     for p, k in zip(table["problem"], key)]
+    table["place_low"], table["place_high"], table["shares_with"], table["separated_from_best"] = 0, 0, "", False
     for problem, group in table.groupby("problem"):
-        metric = problems[problem].primary
-        final = seeds.loc[seeds["problem"] == problem].groupby("optimizer")["final"]
-        best = group.sort_values(["rank", "optimizer"]).iloc[0]["optimizer"]
+        names = group.sort_values(["rank", "optimizer"])["optimizer"].tolist()
+        allowed, shared = places(names, beats(comparisons, problem)), unordered(names, beats(comparisons, problem))
         for index, row in group.iterrows():
-            test = welch(_goodness(final.get_group(best), metric), _goodness(final.get_group(row["optimizer"]), metric))
-            table.loc[index, "separated_from_best"] = test["p_greater"] < alpha
+            table.loc[index, ["place_low", "place_high"]] = allowed[row["optimizer"]]
+            table.loc[index, "shares_with"] = shared[row["optimizer"]]
+            table.loc[index, "separated_from_best"] = (row["optimizer"] != names[0] and lookup(
+                comparisons, problem, names[0], row["optimizer"])["verdict"] == "better")
     return table.sort_values(["problem", "rank", "optimizer"]).reset_index(drop=True)
 
 
@@ -299,7 +325,15 @@ def _seed_tables(runs: list[TrainRun], problems: dict[str, StudyProblem], publis
     """(wide epochs scored for divergence, seed_summary) of some runs of the plan and imported published runs
     (Plan.published_runs: their optimizer names carry their source, "Adam [deepobs-v1.1]")."""
     wide = load_runs([run.dir for run in runs] + [run["dir"] for run in published], problems)
-    return wide, per_seed_summary(wide, problems)
+    seeds = per_seed_summary(wide, problems)
+    # marks the field imported, not trained here: its seeds are its own (compare: never paired with ours)
+    return wide, seeds.assign(published=seeds["optimizer"].isin({run["optimizer"] for run in published}))
+
+
+def _comparisons(plan: Plan, seeds: pd.DataFrame) -> pd.DataFrame:
+    """The study's one comparison table (optimbench.compare.study_comparisons) with its focus and baselines."""
+    return study_comparisons(seeds, {p: q.primary.higher_is_better for p, q in plan.problems.items()},
+                             plan.confidence, plan.settings.get("focus"), plan.settings.get("baselines"))
 
 
 def aggregate_train(plan: Plan, out_dir) -> dict[str, pd.DataFrame]:
@@ -309,14 +343,18 @@ def aggregate_train(plan: Plan, out_dir) -> dict[str, pd.DataFrame]:
     problems, confidence = plan.problems, plan.confidence
     wide, seeds = _seed_tables(plan.train_runs, problems, plan.published_runs())
     long = long_table(wide, problems)
+    compared = _comparisons(plan, seeds)
     tables = {"problems": problems_table(plan), "runs": runs_table(plan.train_runs),
-              "epochs_long": long, "epoch_stats": epoch_stats(long, problems, confidence), "seed_summary": seeds,
-              "optimizer_summary": optimizer_summary(seeds, problems, confidence),
-              "article_claims": article_claims(seeds, problems, confidence),
-              **performance_tables(seeds, problems, confidence),
+              "epochs_long": long, "epoch_stats": epoch_stats(completed(long, seeds), problems, confidence),
+              "seed_summary": seeds,
+              "optimizer_summary": optimizer_summary(seeds, problems, confidence, compared),
+              "article_claims": article_claims(seeds, problems, confidence, compared),
+              **performance_tables(seeds, problems, confidence, compared),
               "cost": plan_cost(plan.train_runs, plan.settings["gpu_share"]),
-              "focus": focus_table(seeds, problems, plan.settings.get("focus"), confidence),
               "calibration": calibration_table(seeds, problems, plan_pairs(plan.settings), confidence)}
+    tables["focus"] = with_calibration(focus_table(seeds, problems, plan.settings.get("focus"), confidence, compared,
+                                                   plan.settings.get("baselines")),
+                                       tables["calibration"], seeds.loc[seeds["published"], "optimizer"])
     return write_tables(tables, out_dir, TRAIN_TABLES)
 
 
@@ -341,12 +379,15 @@ def aggregate_tune(plan: Plan, out_dir) -> dict[str, pd.DataFrame]:
     finals = [dataclasses.replace(run, spec=apply_selection(run.spec, chosen[run.problem][run.optimizer]))
               for run in plan.tune.finals]
     _, seeds = _seed_tables(finals, problems)
-    summary = optimizer_summary(seeds, problems, confidence)
+    compared = _comparisons(plan, seeds)
+    summary = optimizer_summary(seeds, problems, confidence, compared)
     default = read_table(Path(out_dir) / "optimizer_summary.parquet")
     tables = {**tune.selection_tables(plan, chosen), "tuned_runs": runs_table(finals), "tuned_seed_summary": seeds,
-              "tuned_optimizer_summary": summary, "tuned_claims": article_claims(seeds, problems, confidence),
+              "tuned_optimizer_summary": summary, "tuned_claims": article_claims(seeds, problems, confidence, compared),
               "rankings": tune.rankings(default, summary),
-              "tuned_focus": focus_table(seeds, problems, plan.settings.get("focus"), confidence)}  # tuned vs tuned
+              # tuned against tuned
+              "tuned_focus": focus_table(seeds, problems, plan.settings.get("focus"), confidence, compared,
+                                          plan.settings.get("baselines"))}
     return write_tables(tables, out_dir, TUNE_TABLES)
 
 

@@ -86,6 +86,16 @@ def calibration_table(seeds: pd.DataFrame, problems: dict[str, StudyProblem], pa
     return pd.DataFrame(rows, columns=CALIBRATION_COLUMNS)
 
 
+def with_calibration(focus: pd.DataFrame, calibration: pd.DataFrame, published) -> pd.DataFrame:
+    """The focus table (optimbench.focus.focus_table) with a `calibration` column: beside each comparison with a
+    published baseline (`published`: their names), that it is published and whether this study's own run of its
+    setting reproduces it (verdict_words, in the row's metric); "" for the study's own baselines."""
+    published = set(published)
+    notes = [f"compared with the published {r.baseline}; {verdict_words(calibration, r.problem, r.baseline, r.metric)}"
+             if r.baseline in published else "" for r in focus.itertuples()]
+    return focus.assign(calibration=pd.Series(notes, index=focus.index, dtype=object))
+
+
 def plan_pairs(settings: dict) -> dict[str, str]:
     """{published label: own optimizer} of every source of a plan's settings["published"]."""
     return {label: own for part in settings.get("published", {}).get("sources", {}).values()

@@ -190,13 +190,23 @@ def _unknown(kind: str, name: str, where: str, known) -> ConfigError:
 
 
 def check_focus(config: dict) -> None:
-    """report.focus, when set, names an optimizer the study trains (train.optimizers)."""
-    focus, trained = config["report"].get("focus"), config["train"]["optimizers"]
-    if focus is not None and focus not in trained:
-        close = difflib.get_close_matches(focus, trained, n=1)
-        raise ConfigError(f"report.focus = {focus!r} is not an optimizer of this study; train.optimizers = {trained}."
-                          + (f" Did you mean {close[0]!r}?" if close else "")
-                          + " Set report.focus to one of them, add it to train.optimizers, or set it to null.")
+    """report.focus (a name or a list) and report.baselines, when set, name optimizers the study trains
+    (train.optimizers); no optimizer is both a focus one and a baseline."""
+    report, trained = config["report"], config["train"]["optimizers"]
+    focus = report.get("focus")
+    for key, names in (("focus", [focus] if isinstance(focus, str) else focus or []),
+                       ("baselines", report.get("baselines") or [])):
+        for name in names:
+            if name not in trained:
+                close = difflib.get_close_matches(name, trained, n=1)
+                shown = repr(name) if key == "baselines" or not isinstance(focus, str) else repr(focus)
+                raise ConfigError(f"report.{key} = {shown} is not an optimizer of this study; train.optimizers = "
+                                  f"{trained}." + (f" Did you mean {close[0]!r}?" if close else "")
+                                  + f" Set report.{key} to one of them, add it to train.optimizers, or set it to null.")
+    both = sorted(set([focus] if isinstance(focus, str) else focus or []) & set(report.get("baselines") or []))
+    if both:
+        raise ConfigError(f"report.baselines names {both}, also in report.focus: a focus optimizer (or variant) is "
+                          "not a baseline. Remove it from report.baselines.")
 
 
 def check_references(config: dict) -> None:

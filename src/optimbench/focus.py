@@ -1,15 +1,14 @@
-"""Your optimizer against the field (`report.focus`): per problem, the focus optimizer against every other
-optimizer of the study (its baselines) and against the best of them, by the final primary metric.
+"""Your optimizer against the field (`report.focus`, `report.baselines`): per problem, each focus optimizer
+against every baseline, by the final primary metric, as the study's one comparison procedure decides it
+(optimbench.compare: paired t-test on the seeds both completed, two-sided, Holm within the family "focus
+× baselines × problems", a failed run named and counted only against its own optimizer).
 
-Each comparison gives the difference of the means across seeds (focus − baseline, in the metric's unit), its
-Welch interval at the study's confidence (optimbench.stats.welch_interval) and a verdict in the metric's
-direction: **better** / **worse** when the two-sided Welch test (optimbench.stats.welch) rejects equal means
-at level 1 − confidence, so exactly when the interval leaves out 0, else **inconclusive**. A diverged seed
-scores the metric's worst value (seed_summary's `final`), so a diverging optimizer loses; with an infinite
-value there is no interval and the values decide (stats.welch's degenerate policy).
+The field: report.focus is an optimizer or a list of them (variants of one's own optimizer, e.g.
+`[AdaBelief, AdaBelief-eps1e-8]`); report.baselines (default: every other optimizer of the study) are what it
+is compared with. A variant of the focus is never a baseline, so never "the best baseline".
 
-`focus_table(seeds, problems, focus, confidence)` is the aggregate step's `focus` table (and, on the tuned
-runs, `tuned_focus`: tuned against tuned); optimbench.report puts it into words.
+`focus_table(seeds, problems, focus, confidence, comparisons)` is the aggregate step's `focus` table (and, on
+the tuned runs, `tuned_focus`: tuned against tuned); optimbench.report puts it into words.
 """
 
 from __future__ import annotations
@@ -17,58 +16,65 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from optimbench.compare import BETTER, INCONCLUSIVE, WORSE, field, lookup, study_comparisons, with_failed
 from optimbench.runs import StudyProblem
-from optimbench.stats import welch, welch_interval
 
-BETTER, WORSE, INCONCLUSIVE = "better", "worse", "inconclusive"
+__all__ = ["BETTER", "WORSE", "INCONCLUSIVE", "FOCUS_COLUMNS", "focus_table"]
 FOCUS_COLUMNS = ["problem", "metric", "higher_is_better", "focus", "baseline", "best_baseline", "focus_mean",
-                 "baseline_mean", "difference", "difference_ci_low", "difference_ci_high", "p_value", "verdict",
-                 "focus_seeds", "baseline_seeds", "confidence"]
+                 "baseline_mean", "difference", "difference_ci_low", "difference_ci_high", "p_value", "p_adjusted",
+                 "verdict", "test", "pairs", "wins", "losses", "focus_failed", "baseline_failed", "seeds_needed",
+                 "family_size", "focus_seeds", "baseline_seeds", "confidence"]
 
 
-def verdict(a, b, higher_is_better: bool, confidence: float) -> tuple[str, float]:
-    """(better / worse / inconclusive, two-sided p) of values `a` against `b` in the metric's direction:
-    the two-sided Welch test (2 × the smaller one-sided p of stats.welch, at most 1) at level 1 − confidence."""
-    test = welch(a, b)
-    p_value = min(1.0, 2 * min(test["p_greater"], test["p_less"]))
-    if p_value >= 1 - confidence:
-        return INCONCLUSIVE, p_value
-    a_higher = test["p_greater"] < test["p_less"]
-    return (BETTER if a_higher == higher_is_better else WORSE), p_value
+def _completed_mean(group: pd.DataFrame, optimizer: str) -> float:
+    rows = group[(group["optimizer"] == optimizer) & ~group["failed"].astype(bool)]
+    return float(rows["final"].mean()) if len(rows) else np.nan
 
 
-def _problem_rows(problem: StudyProblem, group: pd.DataFrame, focus: str, confidence: float) -> list[dict]:
+def _problem_rows(problem: StudyProblem, group: pd.DataFrame, mine: str, theirs: list[str],
+                  comparisons: pd.DataFrame, confidence: float) -> list[dict]:
     metric = problem.primary
-    values = {o: g["final"].to_numpy(float) for o, g in group.groupby("optimizer", sort=True)}
-    mine = values.pop(focus)
     sign = 1.0 if metric.higher_is_better else -1.0
-    best = min(values, key=lambda o: (-sign * np.mean(values[o]), o)) if values else None
+    failures = group.groupby("optimizer")["failed"].sum()
+    means = {o: _completed_mean(group, o) for o in theirs}
+    # the best baseline: fewer failed runs, then the better mean of its completed seeds (the summary's order)
+    best = min(theirs, key=lambda o: (failures[o], -sign * np.nan_to_num(means[o], nan=-np.inf), o)) if theirs else None
     rows = []
-    for baseline, theirs in values.items():
-        low, high = welch_interval(mine, theirs, confidence)
-        word, p_value = verdict(mine, theirs, metric.higher_is_better, confidence)
-        with np.errstate(invalid="ignore"):
-            difference = float(np.mean(mine) - np.mean(theirs))
+    for baseline in theirs:
+        c = lookup(comparisons, problem.name, mine, baseline)
         rows.append({"problem": problem.name, "metric": metric.name, "higher_is_better": metric.higher_is_better,
-                     "focus": focus, "baseline": baseline, "best_baseline": baseline == best,
-                     "focus_mean": float(np.mean(mine)), "baseline_mean": float(np.mean(theirs)),
-                     "difference": difference, "difference_ci_low": low, "difference_ci_high": high,
-                     "p_value": p_value, "verdict": word, "focus_seeds": len(mine), "baseline_seeds": len(theirs),
-                     "confidence": confidence})
-    return sorted(rows, key=lambda r: (not r["best_baseline"], -sign * r["baseline_mean"], r["baseline"]))
+                     "focus": mine, "baseline": baseline, "best_baseline": baseline == best,
+                     "focus_mean": _completed_mean(group, mine), "baseline_mean": means[baseline],
+                     "difference": c["centre"], "difference_ci_low": c["low"], "difference_ci_high": c["high"],
+                     "p_value": c["p"], "p_adjusted": c["p_adjusted"], "verdict": c["verdict"], "test": c["test"],
+                     "pairs": c["n"], "wins": c["wins"], "losses": c["losses"], "focus_failed": c["failed_a"],
+                     "baseline_failed": c["failed_b"], "seeds_needed": c["seeds_needed"],
+                     "family_size": c["family_size"], "focus_seeds": int((group["optimizer"] == mine).sum()),
+                     "baseline_seeds": int((group["optimizer"] == baseline).sum()), "confidence": confidence})
+    return sorted(rows, key=lambda r: (not r["best_baseline"], failures[r["baseline"]],
+                                       -sign * np.nan_to_num(r["baseline_mean"], nan=-np.inf), r["baseline"]))
 
 
-def focus_table(seeds: pd.DataFrame, problems: dict[str, StudyProblem], focus: str | None,
-                confidence: float = 0.95) -> pd.DataFrame:
-    """Per problem of `problems` (Plan.problems, in order) where `focus` has runs in `seeds` (seed_summary
-    rows: problem, optimizer, seed, final), one row per baseline (every other optimizer there), the best
-    baseline (best mean final in the metric's direction) first, then the others best first. Columns
-    FOCUS_COLUMNS: the means, difference = focus_mean − baseline_mean (the metric's unit), its Welch interval
-    (difference_ci_low/high; NaN without one), the two-sided p_value and the verdict (module docstring).
-    Empty (with those columns) when `focus` is None or has no runs."""
+def focus_table(seeds: pd.DataFrame, problems: dict[str, StudyProblem], focus, confidence: float = 0.95,
+                comparisons: pd.DataFrame | None = None, baselines=None) -> pd.DataFrame:
+    """Per problem of `problems` (Plan.problems, in order) and focus optimizer (`focus`: a name, a list, or None),
+    one row per baseline (`baselines`, default every non-focus optimizer with runs there), the best baseline
+    first (fewer failed runs, then the best mean of its completed seeds), then the others in that order.
+
+    Columns FOCUS_COLUMNS: focus_mean / baseline_mean over completed seeds; difference = the comparison's centre
+    (mean focus − baseline over the seeds both completed, metric's unit) with its interval
+    (difference_ci_low/high: the family's simultaneous level; NaN without one); p_value, p_adjusted (Holm in
+    the focus family of family_size), verdict, test, pairs, wins / losses (seeds), the failed seeds of each
+    side, seeds_needed (per optimizer for 80 % power, when inconclusive). `seeds`: seed_summary rows (problem,
+    optimizer, seed, final, failed); `comparisons`: the study's (optimbench.compare.study_comparisons), made
+    here with this focus and these baselines when None. Empty (with those columns) without a focus or runs."""
+    higher, seeds = {name: p.primary.higher_is_better for name, p in problems.items()}, with_failed(seeds)
+    if comparisons is None and len(seeds):
+        comparisons = study_comparisons(seeds, higher, confidence, focus, baselines)
     rows = []
-    for name, problem in problems.items() if focus is not None and len(seeds) else ():
+    for name, problem in problems.items() if len(seeds) else ():
         group = seeds[seeds["problem"] == name]
-        if (group["optimizer"] == focus).any():
-            rows += _problem_rows(problem, group, focus, confidence)
+        mine, theirs = field(sorted(group["optimizer"].unique()), focus, baselines)
+        for optimizer in mine:
+            rows += _problem_rows(problem, group, optimizer, theirs, comparisons, confidence)
     return pd.DataFrame(rows, columns=FOCUS_COLUMNS)

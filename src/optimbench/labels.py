@@ -43,13 +43,24 @@ def axis_label(column: str, higher_is_better: bool) -> str:
     return f"{metric_label(column)} ({direction(higher_is_better)})"
 
 
-def number(value: float) -> str:
-    """A metric value as the report prints it: 4 decimals; ±∞ as the symbol (a diverged run's score)."""
+DIGITS = 4  # significant digits of every number the report prints (`number`)
+
+
+def number(value: float, digits: int = DIGITS) -> str:
+    """A value as the report prints it, to `digits` significant digits: 0.6172, 367.3, 4412; beyond 10⁶ or
+    below 10⁻³ in scientific notation (2.667e+08), so a blow-up never prints nine digits and four decimals;
+    ±∞ as the symbol (a diverged run's score), NaN as "–"."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
+    value = float(value)
     if math.isinf(value):
         return "∞" if value > 0 else "−∞"
-    return f"{value:.4f}"
+    if value == 0:
+        return "0"
+    magnitude = math.floor(math.log10(abs(value)))
+    if not -3 <= magnitude < 6:
+        return f"{value:.{digits - 1}e}"
+    return f"{value:.{max(digits - 1 - magnitude, 0)}f}"
 
 
 def target_text(column: str, higher_is_better: bool, target: float) -> str:

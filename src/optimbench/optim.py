@@ -121,8 +121,11 @@ def _file_module(path: Path):
     """The module of a Python file, loaded once per file under a name derived from its absolute path."""
     path = path.resolve()
     if not path.is_file():
+        found = Path.cwd() / path.name  # where a user often has it: the folder the study runs in
+        where = (f"; a file {path.name} exists at {found}: name that path (absolute, or relative to the config "
+                 "file)") if found.is_file() else ""
         raise OptimizerClassError(f"the file {path} does not exist; give the path of a .py file relative to the "
-                                  "config file that names it (or absolute)")
+                                  f"config file that names it (or absolute){where}")
     module_name = f"{PLUGIN_PREFIX}{path.stem}_{hashlib.sha256(str(path).encode()).hexdigest()[:8]}"
     if module_name in sys.modules:
         return sys.modules[module_name]

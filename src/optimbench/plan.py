@@ -94,7 +94,8 @@ def plan(config: dict) -> Plan:
                                                figure=DESCENT_FIGURE.format(results=results, **fields),
                                                spec=descent_spec(config, group, function, method, gradient)))
     settings = {"confidence": config["aggregate"]["confidence"], "title": config["report"]["title"],
-                "focus": config["report"].get("focus"),
+                "focus": config["report"].get("focus"), "baselines": config["report"].get("baselines"),
+                "optimizer_settings": {name: _effective(config["optimizers"][name]) for name in train["optimizers"]},
                 "gpu_share": train["gpus"] / train["runs_per_gpu"],
                 "train": {k: train[k] for k in TRAIN_RESULT_KEYS + ("model", "seeds", "optimizers")},
                 "problems": {p: problem_summary(config, p, data[problem_data[p]]["spec"]) for p in config["problems"]},
@@ -123,6 +124,15 @@ def _optimizer_kwargs(entry: dict) -> dict | None:
         return None
     return {name: entry.get("kwargs", {}).get(name, p.default) for name, p in parameters.items()
             if name not in ("self", "params")}
+
+
+def _effective(entry: dict) -> dict:
+    """An optimizer's effective settings for the report's setup: its class's defaults with the entry's kwargs
+    filled in (_optimizer_kwargs; the kwargs alone for a class taking **kwargs), as JSON values."""
+    kwargs = _optimizer_kwargs(entry) or dict(entry.get("kwargs", {}))
+    plain = (bool, int, float, str, list, type(None))
+    return {k: list(v) if isinstance(v, tuple) else v if isinstance(v, plain) else repr(v)
+            for k, v in kwargs.items()}
 
 
 def _validation(config: dict, problem: str, data: dict) -> str:

@@ -100,13 +100,35 @@ def curves(stats: pd.DataFrame, colours: dict, path: Path, metrics: list[Metric]
     return save(fig, path)
 
 
+def _completed_limits(values: np.ndarray, metric: Metric) -> tuple[float, float] | None:
+    """The y-range of a final-metric figure: a bounded metric's whole range (accuracy: 0 to 1) with a 2 % margin;
+    otherwise the completed seeds' and intervals' values with a 5 % margin (None without any): a failed seed
+    never sets the axis."""
+    if np.isfinite(metric.low) and np.isfinite(metric.high):
+        margin = 0.02 * (metric.high - metric.low)
+        return metric.low - margin, metric.high + margin
+    values = values[np.isfinite(values)]
+    if not len(values):
+        return None
+    low, high = float(values.min()), float(values.max())
+    margin = 0.05 * (high - low) if high > low else 0.05 * max(abs(high), 1.0)
+    return low - margin, high + margin
+
+
 def final_metric(summary: pd.DataFrame, seeds: pd.DataFrame, colours: dict, path: Path, metric: Metric,
                  confidence: float = 0.95, formats=TRAIN_FORMATS) -> list[Path]:
-    """The final primary metric per optimizer, best first (the table's `rank`): the mean (`final`) with the
-    tables' interval, each seed a dot. A diverged seed scores the metric's worst value and is a cross; an
-    infinite one (a loss-like metric) is drawn at the top edge of the axes."""
+    """The final primary metric per optimizer in the tables' order (`rank`): the mean of the completed seeds
+    (`final`) with the tables' interval, each completed seed a dot. A failed seed (seed_summary's `failed`:
+    diverged, or far worse than its best epoch; optimbench.metrics.failed) is a cross at the axis's worse edge
+    (top for a lower-is-better metric, bottom otherwise), never a point that sets the axis: the y-range is the
+    completed seeds' and the intervals'."""
     order = summary.sort_values(["rank", "optimizer"])
+    lost = seeds["failed"].astype(bool) if "failed" in seeds else seeds["diverged"].astype(bool)
     fig, ax = plt.subplots(figsize=(8, 4.5))
+    shown = [seeds.loc[~lost, "final"].to_numpy(float), order[["final", "final_ci_low", "final_ci_high"]].to_numpy(
+        float).ravel()]
+    limits = _completed_limits(np.concatenate(shown), metric)
+    edge = 0.0 if metric.higher_is_better else 1.0  # the worse edge, in axes coordinates
     for i, row in enumerate(order.itertuples()):
         low, high, mean = row.final_ci_low, row.final_ci_high, row.final
         if np.isfinite(low) and np.isfinite(high) and np.isfinite(mean):
@@ -114,21 +136,20 @@ def final_metric(summary: pd.DataFrame, seeds: pd.DataFrame, colours: dict, path
                         capsize=6, ms=8)
         elif np.isfinite(mean):
             ax.plot(i, mean, "D", color=colours[row.optimizer], ms=8)
-        mine = seeds[seeds["optimizer"] == row.optimizer]
-        for diverged, marker in ((False, "o"), (True, "x")):
-            values = mine.loc[mine["diverged"].astype(bool) == diverged, "final"].astype(float)
-            finite = values[np.isfinite(values)]
-            ax.plot(np.full(len(finite), i + 0.15), finite, marker, color="black", alpha=0.6, ms=5)
-            if (~np.isfinite(values)).any():  # ∞: at the top edge (x in data, y in axes coordinates)
-                ax.plot(np.full((~np.isfinite(values)).sum(), i + 0.15), np.ones((~np.isfinite(values)).sum()),
-                        marker, color="black", alpha=0.6, ms=5, transform=ax.get_xaxis_transform(), clip_on=False)
+        mine = seeds["optimizer"] == row.optimizer
+        completed = seeds.loc[mine & ~lost, "final"].astype(float)
+        ax.plot(np.full(len(completed), i + 0.15), completed, "o", color="black", alpha=0.6, ms=5)
+        failed = int((mine & lost).sum())
+        if failed:  # at the worse edge (x in data, y in axes coordinates), whatever its value
+            ax.plot(np.full(failed, i + 0.15), np.full(failed, edge), "x", color="crimson", ms=9, mew=2,
+                    transform=ax.get_xaxis_transform(), clip_on=False)
     ax.set_xticks(range(len(order)), order["optimizer"])
-    if np.isfinite(metric.low) and np.isfinite(metric.high):
-        margin = 0.02 * (metric.high - metric.low)
-        ax.set_ylim(metric.low - margin, metric.high + margin)
-    name, worst = labels.metric_label(metric.name), labels.number(metric.worst)
-    ax.set(title=f"Final {name} ({labels.direction(metric.higher_is_better)}; diamond: mean, bar: "
-                 f"{_interval_label(confidence)};\ndots: seeds, crosses: diverged seeds scored {worst})",
+    if limits is not None:
+        ax.set_ylim(*limits)
+    name = labels.metric_label(metric.name)
+    ax.set(title=f"Final {name} ({labels.direction(metric.higher_is_better)}; diamond: mean of completed seeds, "
+                 f"bar: {_interval_label(confidence)};\ndots: seeds; red crosses at the edge: failed seeds, not drawn "
+                 "to scale (their values in the seed table))",
            ylabel=labels.axis_label(metric.name, metric.higher_is_better))
     return save(fig, path, formats)
 

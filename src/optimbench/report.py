@@ -16,13 +16,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from optimbench import labels
+from optimbench.compare import as_list, place_words, sharing
 from optimbench.cost import memory_by_problem, projected_device_hours
 from optimbench.files import ACKLEY_VIEWS, descent_figure_paths, train_figure_stems, tune_figure_files
 from optimbench.labels import data_words
-from optimbench.metrics import Metric
+from optimbench.metrics import FAILED_FACTOR, Metric
 from optimbench.runs import StudyProblem, TuneStage
 from optimbench.search import criterion_label
 
@@ -36,7 +38,7 @@ HEADLINE = "metric"
 def _ci(low, high) -> str:
     if pd.notna(low) and pd.notna(high):
         return f"[{labels.number(low)}, {labels.number(high)}]"
-    return "(one seed: no interval)"
+    return "(fewer than 2 completed seeds: no interval)"
 
 
 def for_problem(frame: pd.DataFrame, problem: str) -> pd.DataFrame:
@@ -100,61 +102,107 @@ def ran_sentence(runs: pd.DataFrame) -> str:
             f"{_count(counts[2], 'seed')} = {len(runs)} training runs {of}, as their run.json recorded.")
 
 
+def _places(summary: pd.DataFrame, row) -> str:
+    """"place 1" or "places 1–3 (with Adam, AdamW)": the places the procedure allows (place_low/place_high)."""
+    if "place_low" not in summary:
+        return f"rank {int(row.rank)}"
+    ranges = {r.optimizer: (int(r.place_low), int(r.place_high)) for r in summary.itertuples()}
+    low, high = ranges[row.optimizer]
+    word = "place" if low == high else "places"
+    return f"{word} {place_words(low, high, sharing(row.optimizer, ranges, _shares(summary)))}"
+
+
+def _shares(frame: pd.DataFrame) -> dict | None:
+    """{optimizer: shares_with} of a table that has the column (compare.unordered's words), else None."""
+    return dict(zip(frame["optimizer"], frame["shares_with"].fillna(""))) if "shares_with" in frame else None
+
+
+def _seed_list(row) -> str:
+    """"seed 1 " / "seeds 0, 2 " of a summary row's failed_seeds ("" when the table has none)."""
+    seeds = getattr(row, "failed_seeds", "")
+    return f"seed{'s' if ',' in str(seeds) else ''} {seeds} " if isinstance(seeds, str) and seeds else ""
+
+
+def _failed_words(row, metric: Metric) -> str:
+    """", **1 failed run** (seed 1; not averaged)"."""
+    count = int(getattr(row, "failed", 0) or 0)
+    if not count:
+        return ""
+    seeds = getattr(row, "failed_seeds", "")
+    return (f", **{_count(count, 'failed run')}** (seed{'s' if count > 1 else ''} {seeds}; scored "
+            f"{labels.number(metric.worst)}, not averaged)")
+
+
 def ranking(summary: pd.DataFrame, metric: Metric, confidence: float) -> str:
-    """The ranking of one problem by its mean final primary metric in the metric's direction, each with
-    its interval, seeds and divergences, and whether the seeds separate it from the best
-    (optimizer_summary: rank, final, final_ci_low, final_ci_high, seeds, divergences, separated_from_best)."""
+    """The optimizers of one problem in order (fewer failed runs, then the mean final primary metric over the
+    completed seeds), each with its interval, seeds, failed runs and the places the comparison procedure
+    allows (optimizer_summary: rank, place_low, place_high, final, final_ci_low/high, seeds, failed,
+    failed_seeds)."""
     if summary.empty:
         return "No training runs were found."
-    worst = labels.number(metric.worst)
     lines = []
     for row in summary.sort_values(["rank", "optimizer"]).itertuples():
-        diverged = f", **{row.divergences} diverged** (scored {worst})" if row.divergences else ""
-        separated = "" if row.rank == 1 else (" — worse than the best (the seeds separate them)"
-                                              if row.separated_from_best
-                                              else " — the seeds cannot separate it from the best")
-        lines.append(f"- rank {int(row.rank)}: **{row.optimizer}**: {labels.number(row.final)} "
-                     f"{_ci(row.final_ci_low, row.final_ci_high)} over {row.seeds} seed(s){diverged}{separated}")
-    return (f"Final {metric_phrase(metric)}: mean over seeds with its {confidence:.0%} interval "
-            "(Student-t, clipped to the metric's range):\n\n" + "\n".join(lines))
+        n = int(row.seeds) - int(getattr(row, "failed", 0) or 0)
+        value = (f"{labels.number(row.final)} {_ci(row.final_ci_low, row.final_ci_high)} over "
+                 f"{_count(n, 'completed seed')}" if n else "no completed seed")
+        lines.append(f"- {_places(summary, row)}: **{row.optimizer}**: {value}{_failed_words(row, metric)}")
+    return (f"Final {metric_phrase(metric)}: mean over the completed seeds with its {confidence:.0%} interval "
+            "(Student-t, clipped to the metric's range); places shared where the comparisons cannot order them:\n\n"
+            + "\n".join(lines))
+
+
+def _first_place(summary: pd.DataFrame) -> tuple[list[str], str]:
+    """(the optimizers that can be first, their shared places in words)."""
+    ordered = summary.sort_values(["rank", "optimizer"])
+    if "place_low" not in ordered:  # a table without places: the first and those not separated from it
+        tied = ordered[(ordered["rank"] == 1) | ~ordered["separated_from_best"].astype(bool)]["optimizer"].tolist()
+        return tied, place_words(1, len(tied))
+    first = ordered[ordered["place_low"] == 1]
+    return first["optimizer"].tolist(), place_words(1, int(ordered.loc[ordered["place_low"] == 1, "place_high"].max()))
 
 
 def problem_answer(summary: pd.DataFrame, title: str, metric: Metric, confidence: float = 0.95) -> str:
-    """One line: the problem's best optimizer by its primary metric, with its interval, and the optimizers
-    the seeds cannot separate from it."""
+    """One line: the optimizers that can be first on the problem (the procedure orders no one above them), the
+    leading one with its interval, and the failed runs."""
     if summary.empty:
         return f"- **{title}**: no training runs were found."
     ordered = summary.sort_values(["rank", "optimizer"])
     best = ordered.iloc[0]
-    tied = ordered[(ordered["rank"] > 1) & ~ordered["separated_from_best"].astype(bool)]["optimizer"].tolist()
-    return (f"- **{title}** (final {metric_phrase(metric)}; mean over {int(best.seeds)} seeds, {confidence:.0%} "
-            f"interval): best **{best.optimizer}** {labels.number(best.final)} "
-            f"{_ci(best.final_ci_low, best.final_ci_high)}"
-            + (f"; the seeds cannot separate it from {', '.join(tied)}." if tied
-               else "; the seeds separate it from every other optimizer."))
+    first, _ = _first_place(summary)
+    failed = ordered[ordered.get("failed", pd.Series(0, index=ordered.index)).astype(int) > 0]
+    lost = "; failed runs: " + ", ".join(f"{r.optimizer} {_seed_list(r).strip()}" for r in failed.itertuples()) \
+        if len(failed) else ""
+    head = (f"- **{title}** (final {metric_phrase(metric)}; mean over completed seeds, {confidence:.0%} interval): ")
+    values = f"{best.optimizer} {labels.number(best.final)} {_ci(best.final_ci_low, best.final_ci_high)}"
+    if len(first) == 1:
+        return head + f"first: **{best.optimizer}** ({values}), decided better than every other{lost}."
+    return (head + f"no single first: {', '.join(f'**{o}**' for o in first)} can each be first (no comparison "
+            f"orders another above them; highest mean {values}){lost}.")
 
 
 def training_conclusion(summary: pd.DataFrame, metric: Metric, confidence: float = 0.95) -> str:
-    """A short Markdown conclusion of one problem: best and worst optimizer by the final primary metric with
-    their intervals, the best value any epoch reached, and divergences (every optimizer counted)."""
+    """A short Markdown conclusion of one problem: who can be first, the last by mean, the best value any
+    epoch reached, and the failed runs by seed (every optimizer counted)."""
     if summary.empty:
         return "No training runs were found."
     ordered = summary.sort_values(["rank", "optimizer"])
-    best, worst = ordered.iloc[0], ordered.iloc[-1]
-    tied = ordered[(ordered["rank"] > 1) & ~ordered["separated_from_best"].astype(bool)]["optimizer"].tolist()
+    worst = ordered.iloc[-1]
+    first, _ = _first_place(summary)
     name = labels.metric_label(metric.name)
-    lines = [f"- Best mean final {metric_phrase(metric)}: **{best.optimizer}** ({labels.number(best.final)} "
-             f"{_ci(best.final_ci_low, best.final_ci_high)} at {confidence:.0%}, {int(best.seeds)} seed(s))"
-             + (f"; the seeds do not separate it from {', '.join(tied)}" if tied else "")
-             + f". Worst: **{worst.optimizer}** ({labels.number(worst.final)})."]
+    lead = (f"**{first[0]}** first" if len(first) == 1
+            else f"{', '.join(f'**{o}**' for o in first)} can each be first")
+    last = "every run failed" if pd.isna(worst.final) else labels.number(worst.final)
+    lines = [f"- Final {metric_phrase(metric)}: {lead}; last in order **{worst.optimizer}** ({last})."]
     if "best" in summary and summary["best"].notna().any():
         at_best = summary.sort_values("best", ascending=not metric.higher_is_better).iloc[0]
         lines.append(f"- Best {name} at any epoch (mean over seeds of each run's best epoch): "
                      f"**{at_best.optimizer}** ({labels.number(at_best.best)}).")
-    diverged = summary[summary["divergences"] > 0]
-    lines.append(f"- Diverged runs (each scored {labels.number(metric.worst)} in {name} from the epoch it "
-                 "diverged): " + (", ".join(f"{r.optimizer} ({int(r.divergences)} of {int(r.seeds)})"
-                                            for r in diverged.itertuples()) if len(diverged) else "none."))
+    column = "failed" if "failed" in summary else "divergences"
+    failed = summary[summary[column] > 0]
+    lines.append(f"- Failed runs (diverged, or ending more than {FAILED_FACTOR:g}× worse than their own best epoch; "
+                 f"listed, scored {labels.number(metric.worst)}, never averaged): "
+                 + (", ".join(f"{r.optimizer} {_seed_list(r)}({int(getattr(r, column))} of {int(r.seeds)})"
+                              for r in failed.itertuples()) if len(failed) else "none."))
     return "\n".join(lines)
 
 
@@ -238,59 +286,98 @@ def signed(value: float) -> str:
 
 
 def _difference(row) -> str:
-    """"+0.0512 [+0.0123, +0.0901], higher (better)": a focus row's difference of means (focus − baseline) with
-    its Welch interval and what its sign means."""
+    """"−8.123 [−9.101, −7.145], lower (better)": a focus row's difference (focus − baseline, the mean over the
+    seeds both completed) with its interval at the family's level and what its sign means."""
     interval = (f" [{signed(row.difference_ci_low)}, {signed(row.difference_ci_high)}]"
-                if pd.notna(row.difference_ci_low) else " (no interval: a diverged seed or no spread)")
+                if pd.notna(row.difference_ci_low) else " (no interval: fewer than 2 seeds both completed)")
     return f"{signed(row.difference)}{interval}, {difference_words(row.difference, row.higher_is_better)}"
 
 
+def _seeds_words(row, name: str) -> str:
+    """The seed-by-seed count, failed runs and, undecided, the seeds that would settle it."""
+    compared = int(row.wins) + int(row.losses)
+    parts = [f"better on {int(row.wins)} of {compared} seeds" if row.wins >= row.losses
+             else f"worse on {int(row.losses)} of {compared} seeds"]
+    for who, failed in ((name, row.focus_failed), (row.baseline, row.baseline_failed)):
+        if isinstance(failed, str) and failed:
+            parts.append(f"{who}'s seed {failed} failed (not averaged)")
+    if row.verdict == "inconclusive":
+        needed = row.seeds_needed
+        parts.append(f"about {int(needed)} seeds each would settle a difference this size" if pd.notna(needed)
+                     else "no practical number of seeds would settle a difference this small")
+    return "; ".join(parts)
+
+
+def comparison_words(row, name: str) -> str:
+    """One focus comparison in words: "better than Adam: AdaBelief − Adam = −8.123 [...], lower (better), over 3
+    paired seeds, p = 0.0021 (Holm 0.0126); better on 3 of 3 seeds"."""
+    against = {"better": "better than", "worse": "worse than"}.get(row.verdict, "inconclusive against")
+    return (f"**{row.verdict}**: {against} {row.baseline}, {name} − {row.baseline} = {_difference(row)}, over "
+            f"{int(row.pairs)} {'paired ' if row.test == 'paired t' else ''}seeds, p = {labels.number(row.p_value, 2)} "
+            f"(Holm {labels.number(row.p_adjusted, 2)}); {_seeds_words(row, name)}")
+
+
+def _calibrated(row) -> str:
+    """A published baseline's note (the focus table's `calibration`, optimbench.calibrate.with_calibration)."""
+    note = getattr(row, "calibration", "")
+    return f" ({note})" if isinstance(note, str) and note else ""
+
+
 def focus_lines(focus: pd.DataFrame, problems: dict[str, StudyProblem], confidence: float) -> str:
-    """The focus optimizer's verdicts (optimbench.focus.focus_table) per problem: against the best baseline in
-    full, then each other baseline grouped by verdict; every difference is focus − baseline in the metric's
-    unit with its Welch interval."""
+    """The focus optimizer(s)' verdicts (optimbench.focus.focus_table) per problem: against the best baseline
+    first, then every other baseline, each in full (comparison_words); the field and the family named once."""
     if focus.empty:
         return ""
-    name = focus["focus"].iloc[0]
+    names = list(dict.fromkeys(focus["focus"]))
+    baselines = list(dict.fromkeys(focus["baseline"]))
     lines = []
-    for problem, rows in focus.groupby("problem", sort=False):
+    for (problem, name), rows in focus.groupby(["problem", "focus"], sort=False):
         title = problem_title(problems[problem]) if problem in problems else problem
         best = rows[rows["best_baseline"].astype(bool)].iloc[0]
-        lines.append(f"- **{title}** (final {metric_phrase(problems[problem].primary)}; {int(best.focus_seeds)} "
-                     f"seeds each): against the best baseline **{best.baseline}**, {name} is **{best.verdict}**: "
-                     f"{name} − {best.baseline} = {_difference(best)} (p = {best.p_value:.2g}).")
-        others = rows[~rows["best_baseline"].astype(bool)]
-        for word, text in (("better", "better than"), ("worse", "worse than"),
-                           ("inconclusive", "inconclusive against")):
-            chosen = others[others["verdict"] == word]
-            if len(chosen):
-                lines.append(f"  - {text} "
-                             + "; ".join(f"{r.baseline} ({_difference(r)})" for r in chosen.itertuples()))
-    return (f"**{name} against the field** — per problem, {name}'s mean final value minus each other optimizer's, in "
-            f"the metric's unit, with its {confidence:.0%} Welch interval; better / worse when the two-sided Welch "
-            f"test rejects equal means at {1 - confidence:.0%} (the interval leaves out 0), else inconclusive:\n\n"
+        lines.append(f"- **{title}** (final {metric_phrase(problems[problem].primary)}): **{name}** against the "
+                     f"best baseline **{best.baseline}** is {comparison_words(best, name)}{_calibrated(best)}.")
+        lines += [f"  - {comparison_words(r, name)}{_calibrated(r)}."
+                  for r in rows[~rows["best_baseline"].astype(bool)].itertuples()]
+    size = int(focus["family_size"].iloc[0])
+    who = " and ".join(names)
+    return (f"**{who} against the field** (baselines: {', '.join(baselines)}; one family of {size} comparisons: "
+            f"{len(names)} × {len(baselines)} baselines × {focus['problem'].nunique()} problems, Holm at "
+            f"{1 - confidence:.0%}). Per problem, {who}'s mean final value minus each baseline's over the seeds "
+            "both completed, in the metric's unit, with its interval at the family's simultaneous level:\n\n"
             + "\n".join(lines))
 
 
 # ---------------------------------------------------------------- across problems
-def profile_conclusion(scores: pd.DataFrame, n_problems: int, focus: str | None = None,
-                       measure: str = HEADLINE) -> str:
+def profile_conclusion(scores: pd.DataFrame, n_problems: int, focus=None, measure: str = HEADLINE) -> str:
     """The answer across problems: the performance-profile scores of one measure (profile_score: measure,
-    optimizer, score; AlgoPerf, Dahl et al. 2023 §4.5), best first — with a focus, it is named first with its
-    place."""
+    optimizer, score, score_low, score_high, place_low, place_high; AlgoPerf, Dahl et al. 2023 §4.5), best
+    first, each with its seed-bootstrap interval and the places the bootstrap allows (shared places named);
+    with a focus (a name or a list), its places first."""
     group = scores[scores["measure"] == measure] if len(scores) else scores
     if group.empty:
         return "No performance profile was computed."
     ordered = group.sort_values(["score", "optimizer"], ascending=[False, True]).reset_index(drop=True)
-    parts = [f"{f'**{r.optimizer}**' if i == 0 else r.optimizer} {r.score:.2f}"
-             for i, r in enumerate(ordered.itertuples())]
+    ranges = ({r.optimizer: (int(r.place_low), int(r.place_high)) for r in ordered.itertuples()}
+              if "place_low" in ordered else {r.optimizer: (i + 1, i + 1) for i, r in enumerate(ordered.itertuples())})
+
+    def interval(r) -> str:
+        return f" [{labels.number(r.score_low, 2)}, {labels.number(r.score_high, 2)}]" if "score_low" in ordered else ""
+
+    parts = [f"{r.optimizer} {labels.number(r.score, 2)}{interval(r)} "
+             f"(place{'' if len(set(ranges[r.optimizer])) == 1 else 's'} {place_words(*ranges[r.optimizer])})"
+             for r in ordered.itertuples()]
     lead = ""
-    if focus is not None and (ordered["optimizer"] == focus).any():
-        place = int(ordered.index[ordered["optimizer"] == focus][0])
-        lead = (f"{focus} scores {ordered.loc[place, 'score']:.2f}, place {place + 1} of {len(ordered)}. ")
+    for name in as_list(focus):
+        if name in ranges:
+            low, high = ranges[name]
+            shared = sharing(name, ranges, _shares(ordered))
+            where = f"alone in place {low}" if low == high else f"in places {place_words(low, high)}"
+            lead += (f"{name} is {where}" + (f", shared with {', '.join(shared)} (the seeds cannot order them)"
+                                             if shared else "") + ". ")
     return (f"Performance-profile score by {MEASURES.get(measure, measure)} over the {n_problems} problems "
-            "(area under ρ(τ) for 1 ≤ τ ≤ 4, scaled to [0, 1]; higher is better, 1 = the best on every problem; a "
-            "summary of per-problem medians, without an interval): " + lead + ", ".join(parts) + ".")
+            "(area under ρ(τ) for 1 ≤ τ ≤ 4, scaled to [0, 1]; higher is better, 1 = the best on every problem; each "
+            "problem's cost the mean over completed seeds; in brackets a seed-bootstrap 95 % interval; places shared "
+            "where the bootstrap cannot order two scores): " + lead + ", ".join(parts) + ".")
 
 
 def other_measures(scores: pd.DataFrame, summary: pd.DataFrame, n_problems: int) -> str:
@@ -300,17 +387,17 @@ def other_measures(scores: pd.DataFrame, summary: pd.DataFrame, n_problems: int)
              if m != HEADLINE and len(scores) and (scores["measure"] == m).any()]
     if not summary.empty:
         ordered = summary.sort_values(["mean_rank", "optimizer"])
-        parts = [f"{r.optimizer} {r.mean_rank:.2f} (first on {int(r.first)}, possibly first on {int(r.possibly_first)})"
-                 for r in ordered.itertuples()]
+        parts = [f"{r.optimizer} {labels.number(r.mean_rank, 3)} (first alone on {int(r.first)}, possibly first on "
+                 f"{int(r.possibly_first)})" for r in ordered.itertuples()]
         lines.append(f"- Mean rank over the {n_problems} problems (1 = best, lower is better; \"possibly first\": no "
-                     "other optimizer is significantly better there): " + ", ".join(parts) + ".")
+                     "other optimizer is decided better there): " + ", ".join(parts) + ".")
     return "\n".join(lines)
 
 
 
 def problem_ranks_text(ranks: pd.DataFrame, problems: dict[str, StudyProblem]) -> str:
-    """Per problem, the optimizers in rank order with the ranks their seeds allow where that is more than
-    one (problem_ranks: problem, optimizer, rank, rank_low, rank_high; optimbench.performance.rank_table)."""
+    """Per problem, the optimizers in order with the places the comparison procedure allows, shared places
+    named (problem_ranks: problem, optimizer, rank, rank_low, rank_high; optimbench.performance.rank_table)."""
     if ranks.empty:
         return "No ranks were computed."
     lines = []
@@ -318,12 +405,11 @@ def problem_ranks_text(ranks: pd.DataFrame, problems: dict[str, StudyProblem]) -
         mine = for_problem(ranks, name).sort_values(["rank", "optimizer"])
         if mine.empty:
             continue
-        parts = [f"{r.optimizer} {int(r.rank)}" + (f" (could be {int(r.rank_low)}–{int(r.rank_high)})"
-                                                   if r.rank_low != r.rank_high else "") for r in mine.itertuples()]
-        lines.append(f"- {problem_title(problem)} ({metric_phrase(problem.primary)}): "
-                     + ", ".join(parts) + ".")
-    return ("Rank per problem (1 = best; in parentheses the ranks the seeds allow: pairwise one-sided Welch "
-            "tests):\n\n" + "\n".join(lines))
+        ranges = {r.optimizer: (int(r.rank_low), int(r.rank_high)) for r in mine.itertuples()}
+        parts = [f"{o} {place_words(*ranges[o], sharing(o, ranges, _shares(mine)))}" for o in ranges]
+        lines.append(f"- {problem_title(problem)} ({metric_phrase(problem.primary)}): " + ", ".join(parts) + ".")
+    return ("Places per problem (1 = best; a range where the comparisons cannot order an optimizer against the "
+            "others, the procedure stated at the top):\n\n" + "\n".join(lines))
 
 
 # ---------------------------------------------------------------- descent, cost, tuning
@@ -341,19 +427,50 @@ def descent_conclusion(reproduction: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+SAME_POINT = 1e-3  # two descent runs "end at the same point" when their final points are this close (Euclidean)
+
+
+def _same_points(finite: pd.DataFrame) -> list[pd.DataFrame]:
+    """Sets of ≥ 2 runs whose final points lie within SAME_POINT of the set's first run (lowest f first)."""
+    left, sets = finite.sort_values(["final_f", "group", "method", "gradient"]), []
+    while len(left):
+        first = left.iloc[0]
+        near = np.hypot(left["final_x"] - first["final_x"], left["final_y"] - first["final_y"]) <= SAME_POINT
+        if near.sum() > 1:
+            sets.append(left[near])
+        left = left[~near]
+    return sets
+
+
+def _run_name(r) -> str:
+    return f"{r['method']} ({r['gradient']}, {r['group']})"
+
+
 def descent_finding(runs: pd.DataFrame) -> str:
-    """One line per test function: which optimizer run ended lowest, and how many reached a global minimum."""
+    """One line per test function: how many runs reached a global minimum, the lowest value and every run that
+    ends there (several methods at the same point share it: no single "lowest"), and the other points where
+    several runs end together (within SAME_POINT)."""
     if runs.empty:
         return "No descent runs were found."
     lines = []
     for function, group in runs.groupby("function", sort=True):
         finite = group[group["final_f"].notna() & ~group["diverged"].astype(bool)]
-        best = finite.sort_values("final_f").iloc[0] if len(finite) else None
+        sets = _same_points(finite) if len(finite) and {"final_x", "final_y"} <= set(finite) else []
+        best = finite.sort_values(["final_f", "group", "method", "gradient"]).iloc[0] if len(finite) else None
         reached = int(group["reached_minimum"].sum())
-        lines.append(f"- {function}: {reached} of {len(group)} runs reached a global minimum"
-                     + (f"; lowest value {best['final_f']:.4g} by {best['method']} ({best['gradient']}, "
-                        f"{best['group']})" if best is not None else "")
-                     + (f"; {int(group['diverged'].sum())} diverged" if group["diverged"].any() else "") + ".")
+        text = f"- {function}: {reached} of {len(group)} runs reached a global minimum"
+        if best is not None:
+            shared = next((st for st in sets if st.index[0] == best.name), None)
+            who = (f"by {_run_name(best)}" if shared is None else
+                   "where " + ", ".join(_run_name(r) for _, r in shared.iterrows()) + " all end (the same point)")
+            text += f"; lowest value {labels.number(best['final_f'])} {who}"
+        for st in sets:
+            if best is None or st.index[0] != best.name:
+                first = st.iloc[0]
+                text += (f"; {', '.join(_run_name(r) for _, r in st.iterrows())} end at the same point "
+                         f"({labels.number(first['final_x'])}, {labels.number(first['final_y'])}), f = "
+                         f"{labels.number(first['final_f'])}")
+        lines.append(text + (f"; {int(group['diverged'].sum())} diverged" if group["diverged"].any() else "") + ".")
     return "\n".join(lines)
 
 

@@ -24,6 +24,7 @@ import pandas as pd
 
 from optimbench import labels
 from optimbench.calibrate import published_words
+from optimbench.compare import procedure_words
 from optimbench.files import ACKLEY_VIEWS, report_tables
 from optimbench.labels import data_words
 from optimbench.report import (
@@ -230,7 +231,7 @@ def answer(plan: Plan, tables, figures_dir, links: Links | None = None) -> list:
     links = links or Links()
     parts = [heading("The answer", "answer")]
     parts += [Markdown(warning)] if (warning := mismatch_warning(tables["runs"])) else []
-    parts.append(Markdown(ran_sentence(tables["runs"])))
+    parts += [Markdown(ran_sentence(tables["runs"])), Markdown(procedure_words(plan.confidence))]
     if published := plan.settings.get("published"):  # the field imported, not trained here (optimbench.published)
         parts.append(Markdown(published_words(published, tables["calibration"])))
     if (text := focus_lines(tables["focus"], plan.problems, plan.confidence)):
@@ -353,6 +354,7 @@ def cost_section(plan: Plan, tables, links: Links | None = None) -> list:
             table(cost, (links or Links()).table("cost"))]
 
 
+IMPLEMENTATION = ("foreach", "capturable", "differentiable", "fused", "maximize")  # switches, not hyperparameters
 RUN_KEYS = ("problem", "optimizer", "seed")
 NOT_SETTINGS = ("matches_config", "differences", "diverged", "diverged_epoch", "resumed_after_epoch")
 
@@ -370,6 +372,24 @@ def _distinct(runs: pd.DataFrame, column: str) -> str:
     return f"- **{column}**: " + ", ".join(dict.fromkeys(values)) + " (varies between runs)"
 
 
+def optimizer_settings(plan: Plan) -> str:
+    """Every optimizer's effective settings: its class's defaults with the config's kwargs filled in (the plan's
+    optimizer_settings), implementation switches (foreach, fused, ...) left out."""
+    settings = plan.settings.get("optimizer_settings") or {}
+    if not settings:
+        return ""
+    lines = [f"- **{name}**: " + ", ".join(f"{k} {_setting(v)}" for k, v in values.items() if k not in IMPLEMENTATION)
+             for name, values in settings.items()]
+    return "**Optimizer settings** (each class's defaults with the configuration's values filled in):\n\n" + "\n".join(
+        lines)
+
+
+def _setting(value) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
 def setup(plan: Plan, tables, links: Links | None = None) -> list:
     """What the runs used, collapsed: per problem its data and model, one line per distinct setting the runs
     recorded (run.json), and every run on demand."""
@@ -378,7 +398,8 @@ def setup(plan: Plan, tables, links: Links | None = None) -> list:
                          f"({data_words(p.dataset, p.data_source)})" for name, p in plan.problems.items())
     settings = [c for c in runs.columns if c not in RUN_KEYS + NOT_SETTINGS]
     lines = "\n".join(_distinct(runs, c) for c in settings) if len(runs) else "No training runs."
-    return [heading("Setup", "setup"),
+    settings_text = optimizer_settings(plan)
+    return [heading("Setup", "setup"), *([Markdown(settings_text)] if settings_text else []),
             details(f"What the {len(runs)} runs used: one line per setting, as their run.json recorded it",
                     [Markdown(problems + "\n\n" + lines),
                      details(f"Every run ({len(runs)} rows)", [table(runs, (links or Links()).table("runs"))])])]
