@@ -11,10 +11,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from scipy import stats
 
 from optimbench import config as study_config
 from optimbench import plan as plans
 from optimbench import published
+from optimbench.compare import lookup, study_comparisons
 from optimbench.errors import ConfigError, DataError
 
 from helpers import ROOT
@@ -200,3 +202,18 @@ def test_another_batch_size_than_the_published_runs_is_warned_about():
     merged = study_config.deep_merge(study_config.load_yaml_files([ROOT / "config.yaml"]), override)
     with pytest.warns(UserWarning, match="batch_size of problem 'quadratic_deep' = 64: its published runs"):
         plans.plan(study_config.validate(merged))
+
+
+def test_the_published_field_is_compared_by_the_one_procedure_never_paired():
+    # The same seed numbers on both sides: own seeds pair (paired t), a published optimizer's never (Welch)
+    mine, theirs, other = [87.10, 87.30, 87.15, 87.22], [87.12, 87.11, 87.13, 87.10], [87.40, 87.35, 87.50, 87.45]
+    rows = [{"problem": "quadratic_deep", "optimizer": name, "seed": 42 + i, "final": v, "diverged": False,
+             "published": name.endswith("]")}
+            for name, values in (("Mine", mine), ("Adam [deepobs-v1.1]", theirs), ("Other", other))
+            for i, v in enumerate(values)]
+    table = study_comparisons(pd.DataFrame(rows), {"quadratic_deep": False}, 0.95, focus="Mine")
+    field = lookup(table, "quadratic_deep", "Mine", "Adam [deepobs-v1.1]")
+    assert (field["test"], bool(field["paired"])) == ("Welch t", False)
+    assert field["p"] == pytest.approx(stats.ttest_ind(mine, theirs, equal_var=False).pvalue)
+    own = lookup(table, "quadratic_deep", "Mine", "Other")
+    assert (own["test"], own["p"]) == ("paired t", pytest.approx(stats.ttest_rel(mine, other).pvalue))
