@@ -40,12 +40,19 @@ def test_focus_against_the_published_field_with_its_source_and_calibration(tmp_p
     assert published["seed"].tolist() == SEEDS and published["mean_epoch_seconds"].isna().all()
     calibration = pd.read_parquet(tables / "calibration.parquet")
     assert set(calibration["published"]) == {"Adam [deepobs-v1.1]"} and set(calibration["own"]) == {"Adam-deepobs"}
+    focus = pd.read_parquet(tables / "focus.parquet").set_index("baseline")
+    assert set(focus["test"]) == {"Welch t"}  # their seeds are theirs: never paired with this study's 42-44
+    assert focus.loc["Adam [deepobs-v1.1]", "calibration"].startswith(
+        "compared with the published Adam [deepobs-v1.1]; this study's own Adam-deepobs")
+    assert focus.loc["SGD [deepobs-v1.1]", "calibration"].startswith("compared with the published SGD [deepobs-v1.1]; "
+                                                                     "not calibrated")
 
     body = (tmp_path / "results" / "report" / "study.html").read_text()
     first_screen = body[body.index("The answer"):body.index('id="per-problem"')]
     for words in ("Published runs, not trained here", "DeepOBS baselines v1.1", "fsschneider/DeepOBS_Baselines",
                   "licence MIT", "TensorFlow 1.x", "Adam-deepobs against the field", "Momentum [deepobs-v1.1]",
-                  "SGD [deepobs-v1.1]", "this study's own Adam-deepobs"):
+                  "SGD [deepobs-v1.1]", "this study's own Adam-deepobs",
+                  "compared with the published Adam [deepobs-v1.1]; this study's own Adam-deepobs"):
         assert words in first_screen, words
     assert Path(tmp_path / "results" / "published" / "deepobs-v1.1" / "quadratic_deep" / "AdamOptimizer" / "seed42"
                 / "run.json").exists()
