@@ -44,7 +44,8 @@ def test_calibration_table_against_scipy():
     assert row["own_ci_low"] == pytest.approx(stats.t.interval(0.95, 3, np.mean(own), stats.sem(own))[0])
     assert row["verdict"] == "reproduces" and (row["own_seeds"], row["published_seeds"]) == (4, 4)
     words = calibrate.verdict_words(table, "quadratic_deep", "Adam [deepobs-v1.1]", "test_loss")
-    assert words.startswith("this study's own Adam-deepobs reproduces it on quadratic_deep (final test loss 87.16 vs")
+    assert words.startswith("this study's own Adam-deepobs **reproduces** it on quadratic_deep "
+                            "(final test loss 87.16 vs")
 
 
 def test_a_clear_gap_differs_and_an_uncalibrated_pair_says_so():
@@ -53,6 +54,8 @@ def test_a_clear_gap_differs_and_an_uncalibrated_pair_says_so():
     assert table["verdict"].tolist() == ["differs", "differs"]
     assert calibrate.verdict_words(table, "quadratic_deep", "SGD [deepobs-v1.1]", "test_loss").startswith(
         "not calibrated")
+    assert calibrate.verdict_words(table, "quadratic_deep", "Adam [deepobs-v1.1]", "test_loss").startswith(
+        "this study's own Adam-deepobs **differs** from it on quadratic_deep")
     assert calibrate.calibration_table(seeds_frame([1.0], [1.0]), {"quadratic_deep": PROBLEM}, {}).empty
 
 

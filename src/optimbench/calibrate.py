@@ -34,6 +34,8 @@ from optimbench.tables import read_table
 
 MARGIN = 0.01  # relative equivalence margin: 1% of the published mean
 REPRODUCES, DIFFERS, INCONCLUSIVE = "reproduces", "differs", "inconclusive"
+VERDICT_PHRASE = {REPRODUCES: "**reproduces** it", DIFFERS: "**differs** from it",
+                  INCONCLUSIVE: "neither reproduces nor differs from it (**inconclusive**)"}
 CALIBRATION_COLUMNS = ["problem", "published", "own", "metric", "at", "own_mean", "own_ci_low", "own_ci_high",
                        "published_mean", "published_ci_low", "published_ci_high", "difference", "difference_ci_low",
                        "difference_ci_high", "margin", "verdict", "own_seeds", "published_seeds", "confidence"]
@@ -110,7 +112,8 @@ def verdict_words(calibration: pd.DataFrame, problem: str, published: str, metri
     if not len(rows):
         return f"not calibrated: no own run of {published}'s setting on {problem} in this study"
     row = rows.iloc[0]
-    return (f"this study's own {row['own']} {row['verdict']} it on {problem} (final {metric.replace('_', ' ')} "
+    return (f"this study's own {row['own']} {VERDICT_PHRASE[row['verdict']]} on {problem} "
+            f"(final {metric.replace('_', ' ')} "
             f"{row['own_mean']:.4g} vs {row['published_mean']:.4g}, difference "
             f"[{row['difference_ci_low']:.3g}, {row['difference_ci_high']:.3g}], margin ±{row['margin']:.3g})")
 
@@ -212,7 +215,8 @@ def published_words(settings: dict, calibration: pd.DataFrame) -> str:
                        f" with {source['framework']}). Every table and figure names them with their source in "
                        "brackets.")
     final = calibration[calibration["at"] == "final"] if len(calibration) else calibration
-    checks = [f"- Calibration: {row.published}: this study's own {row.own} **{row.verdict}** it on {row.problem} "
+    checks = [f"- Calibration: {row.published}: this study's own {row.own} {VERDICT_PHRASE[row.verdict]} on "
+              f"{row.problem} "
               f"(final {row.metric.replace('_', ' ')} {row.own_mean:.4g} vs {row.published_mean:.4g}; own − published "
               f"{row.difference:+.3g} [{row.difference_ci_low:+.3g}, {row.difference_ci_high:+.3g}] at "
               f"{row.confidence:.0%}, margin ±{row.margin:.3g})." for row in final.itertuples()]
