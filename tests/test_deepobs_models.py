@@ -77,7 +77,7 @@ def test_weight_decay_penalty_is_tfs_l2_regularizer_over_kernels_only():
         torch.nn.init.constant_(p, 0.5)
     kernels = sum(m.weight.numel() for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)))
     _, penalty = model(torch.zeros(1, 3, 32, 32))
-    assert float(penalty) == pytest.approx(0.002 * kernels * 0.25 / 2)  # wd · Σ w² / 2, biases left out
+    assert float(penalty.detach()) == pytest.approx(0.002 * kernels * 0.25 / 2)  # wd · Σ w² / 2, biases left out
 
 
 def test_quadratic_hessian_has_deepobs_spectrum():

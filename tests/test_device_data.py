@@ -5,11 +5,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from optimbench import device_data, problems
+from optimbench import device_data, formats, problems, train
 from optimbench.formats import canonical
 from optimbench.split import write_split
 
-from helpers import images, reference_augment
+from helpers import assert_identical_runs, images, reference_augment, run_interrupted_after
 
 CPU = torch.device("cpu")
 
@@ -123,3 +123,16 @@ def test_deepobs_problems_evaluate_whole_batches_of_the_test_set():
                                      "x_test": np.zeros((7, 28, 28, 1), np.uint8), "y_test": np.zeros(7, np.int64),
                                      "classes": np.arange(10)}, torch.device("cpu"))
     assert len(other.test) == 7 and other.train.steps(4) == 3  # other problems: every example, a partial batch
+
+
+def test_a_resumed_deepobs_run_keeps_its_one_order(tmp_path, monkeypatch):
+    formats.prepare("quadratic", {"source": "download", "download_dir": str(tmp_path)}, tmp_path / "q.npz",
+                    tmp_path / "q.json")
+    spec = {"problem": "quadratic_deep", "data": str(tmp_path / "q.npz"), "model": "deepobs_quadratic", "width": None,
+            "optimizer": {"class": "SGD", "kwargs": {"lr": 0.01, "momentum": 0.9}}, "seed": 42, "epochs": 3,
+            "batch_size": 128, "eval_batch_size": 1000, "threads": 1, "compile": "off"}
+    train.run(spec, tmp_path / "whole", threads=1)
+    run_interrupted_after(spec, tmp_path / "resumed", 1, monkeypatch)
+    train.run(spec, tmp_path / "resumed", threads=1)
+    assert_identical_runs(tmp_path / "whole", tmp_path / "resumed", ["epoch_seconds", "eval_seconds",
+                                                                     "samples_per_second"])
