@@ -1,9 +1,11 @@
-"""The study's statistics, in one place: the interval of a mean across seeds and Welch's test of two means.
+"""The interval of a mean across seeds, and Welch's test of two means.
 
-Every interval of every table (and so of every figure and sentence of the report) is `mean_interval`;
-every "better / worse / cannot separate" is `welch`. Both wrap scipy.stats (Student-t quantiles,
-`ttest_ind(equal_var=False)`); what is ours is only the policy for degenerate inputs (fewer than two seeds,
-no spread, a diverged seed scored ±∞), stated in each docstring.
+Every interval of a mean in every table (and so of every figure and sentence of the report) is
+`mean_interval`. Every "better / worse / inconclusive" between two optimizers is optimbench.compare's one
+procedure (paired t-test on the seeds both completed, Holm within a family, failed runs named); `welch` here
+remains for the article's "similar accuracy" claim, an equivalence test (two one-sided tests, optimbench.claims).
+Both wrap scipy.stats (Student-t quantiles, `ttest_ind(equal_var=False)`); what is ours is only the policy for
+degenerate inputs (fewer than two seeds, no spread, a diverged seed scored ±∞), stated in each docstring.
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@ are planned, trained and rerun exactly when its file changes; two studies share 
 trains only what the first did not. (The same file through profiles/slurm: tests/slurm/test_slurm.py.)"""
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -104,3 +105,34 @@ def test_make_finds_a_study_module_and_names_the_report_without_a_traceback(tmp_
                              f"VENV={venv}"], env=run_env(), capture_output=True, text=True, timeout=300)
     assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
     assert f'echo "Report: {tmp_path}/results/report/study.html"' in result.stdout
+
+
+def test_the_readmes_steps_followed_literally_give_a_study_that_plans(tmp_path):
+    """README, "Compare your own optimizer", step 3, word for word: copy the preset beside your file and change
+    its four lines marked `yours` (the entry, train.optimizers, report.focus, the descent group's methods). The
+    config check passes (it used to stop at "unknown descent method 'Lion'") and the whole DAG plans, every
+    path inside the study's folder."""
+    readme = (ROOT / "README.md").read_text()
+    step = readme[readme.index("3. Run it against a baseline set"):readme.index("4. Edit the update rule")]
+    assert "cp config/presets/compare.yaml study/compare.yaml" in step and "descent group's `methods`" in step
+    study = tmp_path / "study"
+    study.mkdir()
+    shutil.copy(LION, study / "sign_sgd.py")  # any optimizer file will do: the Lion example under a new name
+    (study / "sign_sgd.py").write_text((study / "sign_sgd.py").read_text().replace("class Lion(", "class SignSGD("))
+    preset = (ROOT / "config" / "presets" / "compare.yaml").read_text()
+    marked = [line for line in preset.splitlines() if "yours" in line and not line.lstrip().startswith("#")]
+    assert len(marked) == 3  # focus, train.optimizers, descent methods; the entry's comment marks the 4th
+    edited = re.sub(r"^  Lion: \{class: [^\n]*", "  SignSGD: {class: sign_sgd.py:SignSGD, kwargs: {lr: 0.01}}", preset,
+                    flags=re.M)
+    edited = edited.replace("focus: Lion", "focus: SignSGD").replace("[Lion, SGD, Adam, AdamW]",
+                                                                       "[SignSGD, SGD, Adam, AdamW]")
+    edited = edited.replace("methods: [Lion, SGD, Adam]", "methods: [SignSGD, SGD, Adam]")
+    assert all("Lion" not in line for line in edited.splitlines() if not line.lstrip().startswith(("#", "title")))
+    (study / "compare.yaml").write_text(edited)
+    check = subprocess.run([PYTHON, "-m", "optimbench.plan", "--check", str(ROOT / "config.yaml"),
+                            str(study / "compare.yaml")], cwd=study, env=run_env(), capture_output=True, text=True,
+                           timeout=300)
+    assert check.returncode == 0, check.stderr
+    result = snakemake(study, study / "compare.yaml", "-n")
+    out = result.stdout + result.stderr
+    assert "results/compare/report/study.html" in out and "train/digits-vae/SignSGD/seed2" in out
