@@ -296,8 +296,9 @@ def _difference(row) -> str:
 def _seeds_words(row, name: str) -> str:
     """The seed-by-seed count, failed runs and, undecided, the seeds that would settle it."""
     compared = int(row.wins) + int(row.losses)
-    parts = [f"better on {int(row.wins)} of {compared} seeds" if row.wins >= row.losses
-             else f"worse on {int(row.losses)} of {compared} seeds"]
+    parts = [] if compared == 0 else [  # none: not seed by seed (Welch: e.g. a published field's seeds are theirs)
+        f"better on {int(row.wins)} of {compared} seeds" if row.wins >= row.losses
+        else f"worse on {int(row.losses)} of {compared} seeds"]
     for who, failed in ((name, row.focus_failed), (row.baseline, row.baseline_failed)):
         if isinstance(failed, str) and failed:
             parts.append(f"{who}'s seed {failed} failed (not averaged)")
@@ -314,7 +315,7 @@ def comparison_words(row, name: str) -> str:
     against = {"better": "better than", "worse": "worse than"}.get(row.verdict, "inconclusive against")
     return (f"**{row.verdict}**: {against} {row.baseline}, {name} − {row.baseline} = {_difference(row)}, over "
             f"{int(row.pairs)} {'paired ' if row.test == 'paired t' else ''}seeds, p = {labels.number(row.p_value, 2)} "
-            f"(Holm {labels.number(row.p_adjusted, 2)}); {_seeds_words(row, name)}")
+            f"(Holm {labels.number(row.p_adjusted, 2)})" + (f"; {seeds}" if (seeds := _seeds_words(row, name)) else ""))
 
 
 def _calibrated(row) -> str:

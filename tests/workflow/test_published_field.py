@@ -54,5 +54,6 @@ def test_focus_against_the_published_field_with_its_source_and_calibration(tmp_p
                   "SGD [deepobs-v1.1]", "this study's own Adam-deepobs",
                   "compared with the published Adam [deepobs-v1.1]; this study's own Adam-deepobs"):
         assert words in first_screen, words
+    assert "of 0 seeds" not in first_screen  # Welch comparisons state no seed-by-seed count
     assert Path(tmp_path / "results" / "published" / "deepobs-v1.1" / "quadratic_deep" / "AdamOptimizer" / "seed42"
                 / "run.json").exists()
