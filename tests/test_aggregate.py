@@ -551,7 +551,7 @@ def test_optimizer_summary_has_exactly_its_columns_and_tied_means_share_the_smal
         ["problem", "optimizer", "metric", "higher_is_better", "target", "seeds", "divergences", "failed",
          "failed_seeds", "runs_reaching_target", "mean_epoch_seconds"]
         + [f"{c}{s}" for c in stats_of for s in ("", "_n", "_std", "_ci_low", "_ci_high")]
-        + ["rank", "place_low", "place_high", "shares_with", "separated_from_best"])
+        + ["rank", "place_low", "place_high", "shares_with", "separated_from_best", "field_family"])
     assert summary.index.tolist() == [0, 1, 2]
     assert summary["optimizer"].tolist() == ["A", "B", "C"] and summary["rank"].tolist() == [1, 1, 3]
     # A − C seed by seed: 0.6, 0.7 (t = 13, 1 degree of freedom, p = 0.049), Holm over the 3 pairs: 0.15: two

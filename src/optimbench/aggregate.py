@@ -210,7 +210,8 @@ def optimizer_summary(seeds: pd.DataFrame, problems: dict[str, StudyProblem], co
     mean_interval, clipped to the metric's range); `rank`: the order shown (fewer failed runs first, then the
     mean final in the metric's direction; 1 = first); `place_low`–`place_high`: the places the comparison
     procedure allows (optimbench.compare.places on `comparisons`, study_comparisons of `seeds` by default) and
-    `shares_with`: those it does not order against this one (compare.unordered);
+    `shares_with`: those it does not order against this one (compare.unordered); `field_family`: the size of the
+    family of every other pair × problem those places are decided in (Holm);
     `separated_from_best`: the first-ranked optimizer is decided better than this one. Every optimizer is
     ranked."""
     seeds = with_failed(seeds)
@@ -225,6 +226,8 @@ def optimizer_summary(seeds: pd.DataFrame, problems: dict[str, StudyProblem], co
     table["rank"] = [1 + sum(k2 < k for p2, k2 in zip(table["problem"], key) if p2 == p)
                      for p, k in zip(table["problem"], key)]
     table["place_low"], table["place_high"], table["shares_with"], table["separated_from_best"] = 0, 0, "", False
+    field = comparisons[comparisons["family"] == "field"]
+    table["field_family"] = int(field["family_size"].iloc[0]) if len(field) else 0
     for problem, group in table.groupby("problem"):
         names = group.sort_values(["rank", "optimizer"])["optimizer"].tolist()
         allowed, shared = places(names, beats(comparisons, problem)), unordered(names, beats(comparisons, problem))

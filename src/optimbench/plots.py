@@ -273,8 +273,8 @@ def ranks(problem_ranks: pd.DataFrame, colours: dict, path: Path, titles: dict |
     ax.set_xticks(range(len(problems)), [(titles or {}).get(p, p) for p in problems], fontsize="small")
     ax.set_ylim(len(optimizers) + 0.5, 0.5)
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set(title=f"Rank per problem (1 = best; bar: the ranks the seeds allow, pairwise one-sided Welch tests "
-                 f"at {confidence:.0%})", ylabel="rank")
+    ax.set(title=f"Rank per problem (1 = best; bar: the places the comparisons allow, paired t-tests, Holm, "
+                 f"at {1 - confidence:.0%})", ylabel="rank")
     ax.legend(fontsize="small", bbox_to_anchor=(1.01, 1), loc="upper left")
     return save(fig, path)
 

@@ -377,8 +377,9 @@ def profile_conclusion(scores: pd.DataFrame, n_problems: int, focus=None, measur
                                              if shared else "") + ". ")
     return (f"Performance-profile score by {MEASURES.get(measure, measure)} over the {n_problems} problems "
             "(area under ρ(τ) for 1 ≤ τ ≤ 4, scaled to [0, 1]; higher is better, 1 = the best on every problem; each "
-            "problem's cost the mean over completed seeds; in brackets a seed-bootstrap 95 % interval; places shared "
-            "where the bootstrap cannot order two scores): " + lead + ", ".join(parts) + ".")
+            "problem's cost the mean over completed seeds; in brackets a seed-bootstrap 95 % interval; places across "
+            "problems, shared where the bootstrap cannot order two scores, a question apart from each problem's "
+            "comparisons): " + lead + ", ".join(parts) + ".")
 
 
 def other_measures(scores: pd.DataFrame, summary: pd.DataFrame, n_problems: int) -> str:

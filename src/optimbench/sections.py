@@ -237,7 +237,12 @@ def answer(plan: Plan, tables, figures_dir, links: Links | None = None) -> list:
     if (text := focus_lines(tables["focus"], plan.problems, plan.confidence)):
         parts += [Markdown(text), details("Every comparison of the focus optimizer (table)",
                                           [table(tables["focus"], links.table("focus"))])]
-    parts.append(Markdown("**Per problem.**\n\n" + _problem_lines(plan, tables)))
+    summary = tables["optimizer_summary"]
+    family = (f" Places and \"can be first\" come from the comparison of every pair of optimizers on each problem: "
+              f"one family of {int(summary['field_family'].iloc[0])} comparisons, Holm"
+              + (" (the focus's comparisons are their own family, above)" if plan.settings.get("focus") else "")
+              + "." if "field_family" in summary and len(summary) else "")
+    parts.append(Markdown(f"**Per problem.**{family}\n\n" + _problem_lines(plan, tables)))
     if len(plan.problems) > 1:
         parts += _across_problems(plan, tables, figures_dir, links)
     absent = {"tuned": not plan.tune, "claims": tables["article_claims"].empty}
@@ -271,10 +276,11 @@ def claims_section(plan: Plan, tables, links: Links | None = None) -> list:
     judged = (", ".join(problem_title(problems[p]) if p in problems else p for p in dict.fromkeys(claims["problem"]))
               if "problem" in claims else "the article's problem")
     return [heading("The article's claims, checked", "claims"),
-            Markdown(f"Judged on {judged}, among the article's optimizers present in this study, with one-sided "
-                     "Welch tests on the per-seed values: *holds* when every comparison it makes is significant in "
-                     "its favour, *contradicted* when one is significant against it, *inconclusive* when the seeds "
-                     "cannot tell."),
+            Markdown(f"Judged on {judged}, among the article's optimizers present in this study, by the study's "
+                     "comparison procedure (stated at the top; each claim's comparisons one family, Holm): *holds* "
+                     "when every comparison it makes is decided in its favour, *contradicted* when one is decided "
+                     "against it, *inconclusive* when the seeds cannot tell; the equivalence and one-sample tests of "
+                     "two claims are named in their rows."),
             table(claims[[c for c in ("problem", "claim", "verdict", "measured", "compared") if c in claims]],
                   (links or Links()).table("article_claims"))]
 
