@@ -9,7 +9,11 @@ import pytest
 from scipy import stats
 
 from optimbench import calibrate
+from optimbench import config as study_config
+from optimbench import plan as plans
 from optimbench.runs import StudyProblem
+
+from helpers import ROOT
 
 PROBLEM = StudyProblem.from_summary("quadratic_deep", {
     "primary": "test_loss", "target": 87.7, "metrics": [
@@ -87,3 +91,17 @@ def test_published_words_name_the_source_and_each_calibration():
                             "TensorFlow 1.x)")
     assert "own Adam-deepobs **reproduces** it on quadratic_deep (final test loss 87.15 vs 87.12" in words
     assert calibrate.published_words({}, table.iloc[:0]) == ""
+
+
+@pytest.mark.parametrize("problem", ["quadratic_deep", "cifar10_3c3d"])
+def test_the_written_preset_is_a_valid_study_of_the_published_settings(tmp_path, problem):
+    # what `make calibrate DEEPOBS_PROBLEM=...` writes and runs: its plan trains the three settings at every
+    # published seed and pairs each with its published runs
+    calibrate.main(["--preset", problem, "--out", str(tmp_path / "c.yaml"), "--dir", str(tmp_path)])
+    merged = study_config.deep_merge(study_config.load_yaml_files([ROOT / "config.yaml"]),
+                                     study_config.load_yaml_files([tmp_path / "c.yaml"]))
+    plan = plans.plan(study_config.validate(merged))
+    assert len(plan.train_runs) == 3 * 10 and len(plan.published_runs()) == 3 * 10
+    assert calibrate.plan_pairs(plan.settings) == {"SGD [deepobs-v1.1]": "SGD-deepobs",
+                                                   "Momentum [deepobs-v1.1]": "Momentum-deepobs",
+                                                   "Adam [deepobs-v1.1]": "Adam-deepobs"}
