@@ -217,3 +217,46 @@ def test_the_published_field_is_compared_by_the_one_procedure_never_paired():
     assert field["p"] == pytest.approx(stats.ttest_ind(mine, theirs, equal_var=False).pvalue)
     own = lookup(table, "quadratic_deep", "Mine", "Other")
     assert (own["test"], own["p"]) == ("paired t", pytest.approx(stats.ttest_rel(mine, other).pvalue))
+
+
+def crowded_valley_copy(root: Path) -> Path:
+    """A local copy in Crowded Valley's layout (DeepOBS 1.2's JSON), from the fixture's real Adam runs: the final
+    setting at seeds 42-44, and a search trial of another setting at seed 42 only."""
+    results = root / "results" / "large_budget" / "cosine" / "quadratic_deep" / "AdamOptimizer"
+    for path in sorted(FIXTURE.glob("quadratic_deep/AdamOptimizer/*/*.json")):
+        record = json.loads(path.read_text())
+        v12 = {"testproblem": "quadratic_deep", "batch_size": 128, "num_epochs": 100,
+               "random_seed": record["random_seed"], "l2_reg": None, "optimizer_name": "AdamOptimizer",
+               "optimizer_hyperparams": {"learning_rate": record["learning_rate"], **record["hyperparams"]},
+               "training_params": {"lr_sched_epochs": None, "lr_sched_factors": None},
+               "train_losses": record["train_losses"], "test_losses": record["test_losses"],
+               "valid_losses": record["test_losses"]}
+        for setting in ("num_epochs__100__batch_size__128__learning_rate__3.98e-02",
+                        "num_epochs__100__batch_size__128__learning_rate__1.e-01")[:1 + (record["random_seed"] == 42)]:
+            (results / setting).mkdir(parents=True, exist_ok=True)
+            (results / setting / path.name).write_text(json.dumps(v12))
+    return root
+
+
+def test_crowded_valley_runs_join_from_a_local_copy(tmp_path):
+    copy = crowded_valley_copy(tmp_path / "cv")
+    override = {"problems": ["quadratic_deep"], "results_dir": str(tmp_path / "results"),
+                "train": {"optimizers": ["Adam"], "seeds": [0], "epochs": 3, "batch_size": 128},
+                "descent": {"groups": []}, "tune": {"enabled": False},
+                "published": {"crowded-valley": {"optimizers": ["AdamOptimizer"], "dir": str(copy),
+                                                 "subfolder": "results/large_budget/cosine"}}}
+    merged = study_config.deep_merge(study_config.load_yaml_files([ROOT / "config.yaml"]), override)
+    plan = plans.plan(study_config.validate(merged))
+    runs = plan.published_runs()
+    assert [(r["optimizer"], r["seed"]) for r in runs] == [("AdamOptimizer [crowded-valley]", s) for s in (42, 43, 44)]
+    assert {r["setting"] for r in runs} == {"num_epochs__100__batch_size__128__learning_rate__3.98e-02"}
+    assert published.import_plan(plan.settings["published"]) == 3
+    record = json.loads(next(FIXTURE.glob("quadratic_deep/AdamOptimizer/*/*43*.json")).read_text())
+    metrics = pd.read_csv(Path(runs[1]["dir"]) / "metrics.csv")
+    assert metrics["test_loss"].tolist() == record["test_losses"][1:4]
+    info = json.loads((Path(runs[1]["dir"]) / "run.json").read_text())["published"]
+    assert (info["format"], info["checksum_verified"], info["framework"]) == ("deepobs-1.2", False,
+                                                                              "TensorFlow 1.x (DeepOBS 1.2)")
+    merged["published"]["crowded-valley"]["optimizers"] = ["Adam"]
+    with pytest.raises(ConfigError, match="'Adam' is not one of its optimizers \\(AdamOptimizer\\)"):
+        plans.plan(study_config.validate(merged))

@@ -5,7 +5,8 @@ Sources (SOURCES): **deepobs-v1.1**, the DeepOBS baselines v1.1 (github fsschnei
 commit 3da285a, MIT licence; Schneider, Balles & Hennig, ICLR 2019): SGD, Momentum (0.99) and Adam on 8 problems,
 the best learning rate of a 36-point grid rerun at seeds 42–51, trained with TensorFlow 1.x; and
 **crowded-valley** (github SirRob1997/Crowded-Valley---Results; Schmidt, Schneider & Hennig, ICML 2021): the same
-JSON layout as DeepOBS 1.2 writes it, read from a local copy (`dir`; 4.6 GB, no manifest is shipped).
+JSON layout as DeepOBS 1.2 writes it, read from a local copy (`dir`, and `subfolder`, e.g.
+results/large_budget/cosine; 4.6 GB, so no manifest ships: `local_manifest` lists the copy, unverified).
 
 A JSON's format is detected from its keys (`detect_format`): DeepOBS 1.1 writes `optimizer`, `hyperparams`,
 `learning_rate`, `lr_sched_epochs/factors` at the top level; DeepOBS 1.2 (Crowded Valley) writes
@@ -88,21 +89,57 @@ def get(name: str) -> Source:
     return SOURCES[name]
 
 
-def manifest(source: Source) -> dict:
-    """The source's manifest: {"targets": {path, sha1}, "runs": {problem: {optimizer: {setting, seeds: {seed:
-    {path, sha1}}}}}}; empty runs for a source without one."""
-    if source.manifest is None:
-        return {"targets": None, "runs": {}}
-    return json.loads((MANIFESTS / source.manifest).read_text())
+def manifest(source: Source, local_dir=None, subfolder: str = "") -> dict:
+    """The source's manifest: {"targets": {path, sha1} or None, "runs": {problem: {optimizer folder: {setting,
+    seeds: {seed: {path, sha1}}}}}}: the shipped one, or for a source without one (Crowded Valley) the local
+    copy's (local_manifest).
+
+    Raises:
+        DataError: a source without a manifest and no local copy.
+    """
+    if source.manifest is not None:
+        return json.loads((MANIFESTS / source.manifest).read_text())
+    if local_dir is None:
+        raise DataError(f"published source {source.name} ships no manifest: give `dir`, a local copy of "
+                        f"{source.repository}")
+    return local_manifest(local_dir, subfolder)
 
 
-def problems_of(source: Source) -> list[str]:
-    return sorted(manifest(source)["runs"])
+def local_manifest(local_dir, subfolder: str = "") -> dict:
+    """The manifest of a local copy's results under `subfolder` (Crowded Valley: e.g. results/large_budget/cosine):
+    every <problem>/<optimizer>/<setting>/random_seed__<seed>__<date>.json, keeping per problem and optimizer the
+    setting run at more than one seed (the final one; the others are a search's single-seed trials). No checksum
+    is known for these files (sha1 None: recorded as not verified).
+
+    Raises:
+        DataError: two settings of one optimizer on one problem each run at several seeds (which is final?).
+    """
+    root, found = Path(local_dir) / subfolder, {}
+    for path in sorted(root.glob("*/*/*/random_seed__*.json")):
+        problem, optimizer, setting = path.relative_to(root).parts[:3]
+        found.setdefault((problem, optimizer, setting), {})[path.name.split("__")[1]] = {
+            "path": str(path.relative_to(local_dir)), "sha1": None}
+    runs = {}
+    for (problem, optimizer, setting), seeds in found.items():
+        if len(seeds) > 1:
+            if optimizer in runs.setdefault(problem, {}):
+                raise DataError(f"{root / problem / optimizer}: two settings were run at several seeds "
+                                f"({runs[problem][optimizer]['setting']}, {setting}): no final one to import")
+            runs[problem][optimizer] = {"setting": setting, "seeds": dict(sorted(seeds.items(), key=lambda s: int(
+                s[0])))}
+    return {"targets": None, "runs": runs}
 
 
-def short_names(source: Source) -> dict:
-    """{short name (SGD, Momentum, Adam): the source's optimizer folder name}."""
-    return {short: folder for folder, short in source.optimizers.items()}
+def problems_of(source: Source, local_dir=None, subfolder: str = "") -> list[str]:
+    return sorted(manifest(source, local_dir, subfolder)["runs"])
+
+
+def short_names(source: Source, runs: dict) -> dict:
+    """{short name (SGD, Momentum, Adam): the source's optimizer folder name}; a source without short names
+    (Crowded Valley) uses its folder names (AMSGrad, ...), those of `runs` (a manifest's)."""
+    if source.optimizers:
+        return {short: folder for folder, short in source.optimizers.items()}
+    return {folder: folder for by_optimizer in runs.values() for folder in by_optimizer}
 
 
 # ---------------------------------------------------------------- the plan's published runs
@@ -112,13 +149,14 @@ def planned_runs(source_name: str, settings: dict, problems: dict, results_dir: 
     the study} (the published curves are cut there). Each run: problem, optimizer (its label), source,
     source_optimizer, seed, setting, file, sha1, epochs, dir. Raises DataError for an unknown optimizer."""
     source = get(source_name)
-    names, runs = short_names(source), []
+    listed = manifest(source, settings.get("dir"), settings.get("subfolder", ""))["runs"]
+    names, runs = short_names(source, listed), []
     for optimizer in settings["optimizers"]:
         if optimizer not in names:
             raise DataError(f"published.{source_name}.optimizers: {optimizer!r} is not one of its optimizers "
-                            f"({', '.join(names) or 'none listed: give dir'})")
+                            f"({', '.join(sorted(names)) or 'none found'})")
     for problem, epochs in problems.items():
-        by_optimizer = manifest(source)["runs"].get(problem, {})
+        by_optimizer = listed.get(problem, {})
         for optimizer in settings["optimizers"]:
             entry = by_optimizer.get(names[optimizer])
             for seed, where in (entry["seeds"].items() if entry else ()):
@@ -132,7 +170,9 @@ def planned_runs(source_name: str, settings: dict, problems: dict, results_dir: 
 def targets(source_name: str, local_dir: str | None = None, cache_dir: str = CACHE_DIR) -> dict:
     """The source's per-problem targets (DeepOBS's convergence_performance.json), fetched and verified."""
     source = get(source_name)
-    entry = manifest(source)["targets"]
+    entry = manifest(source, local_dir)["targets"]
+    if entry is None:
+        raise DataError(f"published source {source_name} has no targets file")
     return json.loads(fetch(source, entry["path"], entry["sha1"], cache_dir, local_dir)[0].read_text())
 
 

@@ -265,18 +265,24 @@ def _published_source(config: dict, name: str, settings: dict) -> dict:
         source = published.get(name)
     except DataError as exc:
         raise ConfigError(f"{where}: {exc}") from None
-    if source.manifest is None:
-        raise ConfigError(f"{where}: no manifest of its runs ships with optimbench yet (read its JSON with "
-                          "optimbench.published.read_run); drop the key")
-    if settings.get("dir") is not None and not Path(settings["dir"]).is_dir():
-        raise ConfigError(f"{where}.dir = {settings['dir']!r} is not a folder: give a copy of {source.repository} "
-                          f"at {source.release}, or null to download")
-    covered = [p for p in config["problems"] if p in published.problems_of(source)]
+    local, subfolder = settings.get("dir"), settings.get("subfolder", "")
+    if source.manifest is None and local is None:
+        raise ConfigError(f"{where}: no manifest of its runs ships with optimbench (4.6 GB of files): set {where}.dir "
+                          f"to a local copy of {source.repository} and {where}.subfolder to the results to read, "
+                          "e.g. results/large_budget/cosine")
+    if local is not None and not Path(local).is_dir():
+        raise ConfigError(f"{where}.dir = {local!r} is not a folder: give a copy of {source.repository} "
+                          f"at {source.release}" + (", or null to download" if source.manifest else ""))
+    try:
+        listed = published.manifest(source, local, subfolder)["runs"]
+    except DataError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    covered = [p for p in config["problems"] if p in listed]
     if not covered:
         raise ConfigError(f"{where}: none of the study's problems {config['problems']} has published runs there; "
-                          f"it has {published.problems_of(source)}")
+                          f"it has {sorted(listed)}")
     for problem in covered:
-        setting = next(iter(published.manifest(source)["runs"][problem].values()))["setting"]
+        setting = next(iter(listed[problem].values()))["setting"]
         train, values = problem_train(config, problem), setting.split("__")
         epochs, theirs, batch = train["epochs"], published_epochs(setting), int(values[values.index("batch_size") + 1])
         if epochs > theirs:
