@@ -284,18 +284,18 @@ def test_focus_verdicts_say_the_direction_in_words():
                            "comparisons: 1 × 5 baselines × 2 problems, Holm at 5%).")
     assert lines == [
         "- **digits / ResNet18** (final test accuracy, higher is better): **Mine** against the best baseline **Fast** "
-        "is **worse**: worse than Fast, Mine − Fast = −0.1000 [−0.1200, −0.08000], lower (worse), over 3 paired "
-        "seeds, p = 0.0010 (Holm 0.0050); worse on 3 of 3 seeds.",
-        "  - **better**: better than Slow, Mine − Slow = +0.3000 [+0.2800, +0.3200], higher (better), over 3 paired "
-        "seeds, p = 1.0e-04 (Holm 5.0e-04); better on 3 of 3 seeds.",
-        "  - **inconclusive**: inconclusive against Noisy, Mine − Noisy = +0.05000 [−0.2000, +0.3000], higher "
-        "(better), over 3 paired seeds, p = 0.60 (Holm 1.0); better on 3 of 3 seeds; about 9 seeds each would "
-        "settle a difference this size.",
+        "is **worse**: Mine − Fast = −0.1000 [−0.1200, −0.08000], lower (worse), over 3 paired seeds, p = 0.0010 "
+        "(Holm 0.0050); worse on 3 of 3 seeds.",
+        "  - **better** than Slow: Mine − Slow = +0.3000 [+0.2800, +0.3200], higher (better), over 3 paired seeds, "
+        "p = 1.0e-04 (Holm 5.0e-04); better on 3 of 3 seeds.",
+        "  - **inconclusive** against Noisy: Mine − Noisy = +0.05000 [−0.2000, +0.3000], higher (better), over 3 "
+        "paired seeds, p = 0.60 (Holm 1.0); better on 3 of 3 seeds; about 9 seeds each would settle a difference "
+        "this size.",
         "- **digits / VAE** (final test negative ELBO, lower is better): **Mine** against the best baseline **Tiny** "
-        "is **worse**: worse than Tiny, Mine − Tiny = +20.00 [+18.00, +22.00], higher (worse), over 3 paired "
-        "seeds, p = 0.0010 (Holm 0.0050); worse on 3 of 3 seeds.",
-        "  - **better**: better than Big, Mine − Big = −30.00 [−33.00, −27.00], lower (better), over 2 paired "
-        "seeds, p = 0.0010 (Holm 0.0050); better on 3 of 3 seeds; Big's seed 1 failed (not averaged)."]
+        "is **worse**: Mine − Tiny = +20.00 [+18.00, +22.00], higher (worse), over 3 paired seeds, p = 0.0010 "
+        "(Holm 0.0050); worse on 3 of 3 seeds.",
+        "  - **better** than Big: Mine − Big = −30.00 [−33.00, −27.00], lower (better), over 2 paired seeds, "
+        "p = 0.0010 (Holm 0.0050); better on 3 of 3 seeds; Big's seed 1 failed (not averaged)."]
     assert report.focus_lines(acc.iloc[0:0], problems, 0.95) == ""  # no focus: nothing said
 
 

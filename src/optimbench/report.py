@@ -309,12 +309,13 @@ def _seeds_words(row, name: str) -> str:
     return "; ".join(parts)
 
 
-def comparison_words(row, name: str) -> str:
-    """One focus comparison in words: "better than Adam: AdaBelief − Adam = −8.123 [...], lower (better), over 3
-    paired seeds, p = 0.0021 (Holm 0.0126); better on 3 of 3 seeds"."""
-    against = {"better": "better than", "worse": "worse than"}.get(row.verdict, "inconclusive against")
-    return (f"**{row.verdict}**: {against} {row.baseline}, {name} − {row.baseline} = {_difference(row)}, over "
-            f"{int(row.pairs)} {'paired ' if row.test == 'paired t' else ''}seeds, p = {labels.number(row.p_value, 2)} "
+def comparison_words(row, name: str, lead: bool = True) -> str:
+    """One focus comparison in words: "**better** than Adam: AdaBelief − Adam = −8.123 [...], lower (better), over 3
+    paired seeds, p = 0.0021 (Holm 0.013); better on 3 of 3 seeds" (lead False: from "AdaBelief − Adam")."""
+    against = {"better": "than", "worse": "than"}.get(row.verdict, "against")
+    head = f"**{row.verdict}** {against} {row.baseline}: " if lead else ""
+    return (f"{head}{name} − {row.baseline} = {_difference(row)}, over {int(row.pairs)} "
+            f"{'paired ' if row.test == 'paired t' else ''}seeds, p = {labels.number(row.p_value, 2)} "
             f"(Holm {labels.number(row.p_adjusted, 2)})" + (f"; {seeds}" if (seeds := _seeds_words(row, name)) else ""))
 
 
@@ -336,7 +337,8 @@ def focus_lines(focus: pd.DataFrame, problems: dict[str, StudyProblem], confiden
         title = problem_title(problems[problem]) if problem in problems else problem
         best = rows[rows["best_baseline"].astype(bool)].iloc[0]
         lines.append(f"- **{title}** (final {metric_phrase(problems[problem].primary)}): **{name}** against the "
-                     f"best baseline **{best.baseline}** is {comparison_words(best, name)}{_calibrated(best)}.")
+                     f"best baseline **{best.baseline}** is **{best.verdict}**: {comparison_words(best, name, False)}"
+                     f"{_calibrated(best)}.")
         lines += [f"  - {comparison_words(r, name)}{_calibrated(r)}."
                   for r in rows[~rows["best_baseline"].astype(bool)].itertuples()]
     size = int(focus["family_size"].iloc[0])
