@@ -24,7 +24,7 @@ SNAKEMAKE := $(BIN)/snakemake --snakefile $(CURDIR)/Snakefile --directory $(WORK
 # Everything downstream of the results (workflow/report-rules.txt): `make report` runs only these, and all of them.
 REPORT_RULES := $(strip $(shell sed -e 's/[[:space:]]*[#].*//' $(CURDIR)/workflow/report-rules.txt))
 
-.PHONY: help venv workdir demo compare study report status test lint mutation clean rehearsal
+.PHONY: help venv workdir demo compare study report status test lint mutation clean rehearsal calibrate
 
 help:
 	@echo "make demo    the whole study on offline data (digits, width 8, CPU), minutes; prints the report's path"
@@ -32,6 +32,8 @@ help:
 	@echo "make compare the example optimizer (examples/optimizers/lion.py) against SGD, Adam and AdamW on the"
 	@echo "             demo's offline problems, minutes (README: Compare your own optimizer)"
 	@echo "make study   the article's full study (CIFAR-10 download; a GPU is advised)"
+	@echo "make calibrate  optimbench's SGD, Momentum and Adam at DeepOBS's best settings against the published"
+	@echo "             DeepOBS v1.1 runs (DEEPOBS_PROBLEM=quadratic_deep: minutes on a CPU; README: Published baselines)"
 	@echo "make report  re-render tables, figures and report from existing results (PRESET=demo for the demo)"
 	@echo "             (CONFIG=file.yaml adds any override file; WORKDIR=dir runs in another folder)"
 	@echo "make status  where a study stands: each run's state, counts, stale results, projected end (PRESET=...)"
@@ -69,6 +71,19 @@ report: venv
 	@# aggregate_tune and figures_tune too, when tune.enabled is false).
 	$(SNAKEMAKE) $(CONFIG_ARGS) --allowed-rules $(REPORT_RULES) --forceall --rerun-triggers mtime
 	@echo "Report: $(RESULTS)/report/study.html"
+
+# Calibration before comparison (README: Published baselines): the preset is written from the published settings
+# (optimbench.calibrate --preset) into the working directory, the study runs, and its calibration table is printed.
+# PUBLISHED_DIR: a clone of fsschneider/DeepOBS_Baselines at v1.1 (offline); unset, its files are downloaded.
+DEEPOBS_PROBLEM ?= quadratic_deep
+PUBLISHED_DIR ?=
+CALIBRATION := calibrate-$(DEEPOBS_PROBLEM).yaml
+calibrate: venv | workdir
+	$(IN_WORKDIR) && $(abspath $(BIN))/python -m optimbench.calibrate --preset $(DEEPOBS_PROBLEM) --out $(CALIBRATION) \
+		$(if $(PUBLISHED_DIR),--dir $(abspath $(PUBLISHED_DIR)))
+	$(MAKE) --no-print-directory study CONFIG=$(abspath $(WORKDIR))/$(CALIBRATION)
+	$(IN_WORKDIR) && $(abspath $(BIN))/python -m optimbench.calibrate \
+		--show results/calibrate-$(DEEPOBS_PROBLEM)/tables/calibration.parquet
 
 # Reads the plan and the run folders only (optimbench.status): works while the study runs, never writes.
 status: venv

@@ -14,6 +14,7 @@ configfile: os.path.join(workflow.basedir, "config.yaml")
 include: "workflow/rules/common.smk"
 include: "workflow/rules/plan.smk"
 include: "workflow/rules/data.smk"
+include: "workflow/rules/published.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/descent.smk"
 include: "workflow/rules/tune.smk"

@@ -18,10 +18,10 @@ LAYERS = {
                 "store", "memory", "events", "tables"},
     "domain": {"functions", "problems", "resnet", "paper_models", "optim", "demon", "yellowfin", "split", "formats",
                "formats.common", "formats.canonical", "formats.cifar10", "formats.cifar100", "formats.stl10",
-               "formats.idx", "formats.ptb", "formats.__main__"},
+               "formats.idx", "formats.ptb", "formats.__main__", "deepobs_models", "formats.quadratic", "published"},
     "plan": {"config", "specs", "search", "runs", "plan"},
     "stages": {"train", "device_data", "checkpoints", "descent", "tune", "aggregate", "claims", "performance",
-               "focus", "cost", "plots", "report", "render", "sections", "status"},
+               "focus", "cost", "plots", "report", "render", "sections", "status", "calibrate"},
 }
 LEVEL = {module: i for i, names in enumerate(LAYERS.values()) for module in names}
 # Imports of optimbench modules inside a function that are kept there on purpose, each with its reason.

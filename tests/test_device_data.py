@@ -5,11 +5,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from optimbench import device_data, problems
+from optimbench import device_data, formats, problems, train
 from optimbench.formats import canonical
 from optimbench.split import write_split
 
-from helpers import images, reference_augment
+from helpers import assert_identical_runs, images, reference_augment, run_interrupted_after
 
 CPU = torch.device("cpu")
 
@@ -90,3 +90,49 @@ def test_a_validation_split_holds_its_rows_out_without_copying_the_training_imag
     first, labels = next(device_data.batches(problem, data.validation, lambda b: b, 3))
     torch.testing.assert_close(first, torch.from_numpy(x[val_rows[:3]]).permute(0, 3, 1, 2), rtol=0, atol=0)
     torch.testing.assert_close(labels, torch.from_numpy(y[val_rows[:3]]), rtol=0, atol=0)
+
+
+# ------------------------------------------------ DeepOBS's input pipeline (Problem.drop_last, reshuffle)
+def quadratic_data(n_train=10, n_test=7, batch_size=4):
+    arrays = {"x_train": np.arange(n_train * 100, dtype=np.float32).reshape(n_train, 100),
+              "y_train": np.zeros(n_train, np.int64), "x_test": np.ones((n_test, 100), np.float32),
+              "y_test": np.zeros(n_test, np.int64), "classes": np.array([], dtype="<U1")}
+    spec = {"data": "q.npz", "batch_size": batch_size}
+    return device_data.load_images(spec, problems.get("quadratic_deep"), arrays, torch.device("cpu"))
+
+
+def test_deepobs_problems_drop_the_remainder_and_keep_one_order_per_run():
+    data = quadratic_data()
+    assert data.train.steps(4) == 2 and data.sizes == {"in_shape": (100,)} and data.normalisation is None
+    gen = torch.Generator().manual_seed(3)
+    first = [x[:, 0].tolist() for x, _ in device_data.batches(problems.get("quadratic_deep"), data.train,
+                                                              device_data.tokens_as_is, 4, gen)]
+    second = [x[:, 0].tolist() for x, _ in device_data.batches(problems.get("quadratic_deep"), data.train,
+                                                               device_data.tokens_as_is, 4, gen)]
+    assert [len(b) for b in first] == [4, 4]  # 10 examples, batch 4: the last 2 dropped (drop_remainder)
+    assert first == second  # epoch after epoch the same order and the same 2 left out
+    expected = torch.randperm(10, generator=torch.Generator().manual_seed(3))[:8] * 100.0
+    assert sum(first, []) == expected.tolist()  # the order drawn from the run's seed
+
+
+def test_deepobs_problems_evaluate_whole_batches_of_the_test_set():
+    data = quadratic_data(n_test=7, batch_size=4)
+    assert len(data.test) == 4  # the first ⌊7 / 4⌋ · 4 test points, as DeepOBS evaluates them
+    other = device_data.load_images({"data": "x", "batch_size": 4}, problems.get("digits-vae"),
+                                    {"x_train": np.zeros((10, 28, 28, 1), np.uint8), "y_train": np.zeros(10, np.int64),
+                                     "x_test": np.zeros((7, 28, 28, 1), np.uint8), "y_test": np.zeros(7, np.int64),
+                                     "classes": np.arange(10)}, torch.device("cpu"))
+    assert len(other.test) == 7 and other.train.steps(4) == 3  # other problems: every example, a partial batch
+
+
+def test_a_resumed_deepobs_run_keeps_its_one_order(tmp_path, monkeypatch):
+    formats.prepare("quadratic", {"source": "download", "download_dir": str(tmp_path)}, tmp_path / "q.npz",
+                    tmp_path / "q.json")
+    spec = {"problem": "quadratic_deep", "data": str(tmp_path / "q.npz"), "model": "deepobs_quadratic", "width": None,
+            "optimizer": {"class": "SGD", "kwargs": {"lr": 0.01, "momentum": 0.9}}, "seed": 42, "epochs": 3,
+            "batch_size": 128, "eval_batch_size": 1000, "threads": 1, "compile": "off"}
+    train.run(spec, tmp_path / "whole", threads=1)
+    run_interrupted_after(spec, tmp_path / "resumed", 1, monkeypatch)
+    train.run(spec, tmp_path / "resumed", threads=1)
+    assert_identical_runs(tmp_path / "whole", tmp_path / "resumed", ["epoch_seconds", "eval_seconds",
+                                                                     "samples_per_second"])

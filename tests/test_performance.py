@@ -10,6 +10,7 @@ from scipy import stats as scipy_stats
 from optimbench import performance
 from optimbench.metrics import Metric
 from optimbench.problems import get
+from optimbench.runs import StudyProblem
 
 INF = math.inf
 ACC, PPL, ELBO = Metric("test_acc", True, 0.0, 1.0), Metric("test_perplexity", False, 1.0, INF), Metric(
@@ -262,3 +263,21 @@ def test_three_tied_means_all_take_the_smallest_rank():
                         for s, v in enumerate([0.79, 0.80, 0.81])])
     ranks = performance.rank_table(rows, PRIMARY)
     assert ranks["optimizer"].tolist() == ["A", "B", "C", "D"] and ranks["rank"].tolist() == [1, 2, 2, 2]
+
+
+def test_a_run_without_timings_has_no_time_to_target_and_stays_out_of_the_time_measure_only():
+    # a published run (optimbench.published) has epochs and metrics but no seconds
+    epochs = pd.DataFrame({"epoch": [1, 2, 3], "test_perplexity": [300.0, 140.0, 90.0],
+                           "epoch_seconds": [np.nan] * 3, "diverged": [False] * 3})
+    out = performance.seed_outcome(epochs, get("ptb-lstm").primary_metric, target=150.0)
+    assert np.isnan(out["time_to_target"]) and out["epochs_to_target"] == 2
+    problem = StudyProblem.from_summary("P", {"primary": "test_loss", "target": 1.0, "metrics": [
+        {"name": "test_loss", "higher_is_better": False, "low": 0.0, "high": None}]})
+    seeds = pd.DataFrame([{"problem": "P", "optimizer": o, "seed": s, "final": v, "seconds_to_target": t,
+                           "epochs_to_target": e, "diverged": False, "mean_epoch_seconds": m}
+                          for o, t, e, m, v in (("own", 4.0, 2, 2.0, 0.5),
+                                                ("Adam [deepobs-v1.1]", np.nan, 4, np.nan, 0.4)) for s in (0, 1)])
+    ratios = performance.performance_tables(seeds, {"P": problem})["performance_ratios"]
+    assert set(ratios.loc[ratios["measure"] == "time", "optimizer"]) == {"own"}
+    epochs_ratios = ratios[ratios["measure"] == "epochs"].set_index("optimizer")["ratio"]
+    assert epochs_ratios.to_dict() == {"Adam [deepobs-v1.1]": 2.0, "own": 1.0}

@@ -120,7 +120,7 @@ def problem_data(problem, tmp_path):
     if problem.dataset == "cifar10" and problem.source is None:
         archive = cifar10.make_synthetic_archive(tmp_path / "c.tar.gz", 20, 10)
         return cifar10.read_cifar_archive(archive)
-    spec = {"source": problem.source} if problem.source else {"source": "synthetic",
+    spec = {"source": problem.source, "download_dir": str(tmp_path)} if problem.source else {"source": "synthetic",
                                                               "synthetic": TINY_DATA[problem.dataset]}
     formats.prepare(problem.dataset, spec, tmp_path / "d.npz", tmp_path / "d.json")
     return canonical.load_canonical(tmp_path / "d.npz")
@@ -140,12 +140,14 @@ def test_every_problem_trains_a_few_steps_on_its_data_format(tmp_path, name):
     else:
         model = problem.build_model(problem.test_width, **({"num_classes": len(arrays["classes"])}
                                                            if "num_classes" in problem.model_kwargs else {}))
-        mean, std = device_data.input_normalisation(problem, arrays["x_train"])
+        normalisation = device_data.input_normalisation(problem, arrays["x_train"])
         n = 2 if problem.dataset == "stl10" else 8  # 96×96 images: keep the step cheap
-        pixels = torch.from_numpy(arrays["x_train"][:n]).permute(0, 3, 1, 2)
-        x = device_data.Normalize(torch.device("cpu"), False, mean, std)(pixels)
+        stored = torch.from_numpy(arrays["x_train"][:n])
+        stored = stored.permute(0, 3, 1, 2) if stored.dim() == 4 else stored  # images, or feature vectors
+        x = device_data.input_transform(problem, normalisation, torch.device("cpu"), False)(stored)
         y = torch.from_numpy(arrays["y_train"][:n])
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    # DeepOBS's models keep TF's initialisation, made for smaller steps (their baselines' Adam: 1.6e-4 to 4e-2)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3 if name in problems.DEEPOBS_PROBLEMS else 1e-2)
     losses = []
     for _ in range(4):
         model.train()

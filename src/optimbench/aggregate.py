@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from optimbench import tune
+from optimbench.calibrate import calibration_table, plan_pairs, with_calibration
 from optimbench.claims import article_claims
 from optimbench.compare import beats, lookup, places, study_comparisons, unordered, with_failed
 from optimbench.cost import plan_cost
@@ -325,10 +326,13 @@ def write_tables(tables: dict[str, pd.DataFrame], out_dir, names) -> dict[str, p
     return {name: tables[name] for name in names}
 
 
-def _seed_tables(runs: list[TrainRun], problems: dict[str, StudyProblem]):
-    """(wide epochs scored for divergence, seed_summary) of some runs of the plan."""
-    wide = load_runs([run.dir for run in runs], problems)
-    return wide, per_seed_summary(wide, problems)
+def _seed_tables(runs: list[TrainRun], problems: dict[str, StudyProblem], published: list[dict] = ()):
+    """(wide epochs scored for divergence, seed_summary) of some runs of the plan and imported published runs
+    (Plan.published_runs: their optimizer names carry their source, "Adam [deepobs-v1.1]")."""
+    wide = load_runs([run.dir for run in runs] + [run["dir"] for run in published], problems)
+    seeds = per_seed_summary(wide, problems)
+    # marks the field imported, not trained here: its seeds are its own (compare: never paired with ours)
+    return wide, seeds.assign(published=seeds["optimizer"].isin({run["optimizer"] for run in published}))
 
 
 def _comparisons(plan: Plan, seeds: pd.DataFrame) -> pd.DataFrame:
@@ -342,7 +346,7 @@ def aggregate_train(plan: Plan, out_dir) -> dict[str, pd.DataFrame]:
     (optimbench.plan.read_plan), each problem scored in its own metrics (Plan.problems); written to
     `out_dir` as CSV and Parquet and returned by name."""
     problems, confidence = plan.problems, plan.confidence
-    wide, seeds = _seed_tables(plan.train_runs, problems)
+    wide, seeds = _seed_tables(plan.train_runs, problems, plan.published_runs())
     long = long_table(wide, problems)
     compared = _comparisons(plan, seeds)
     tables = {"problems": problems_table(plan), "runs": runs_table(plan.train_runs),
@@ -352,8 +356,10 @@ def aggregate_train(plan: Plan, out_dir) -> dict[str, pd.DataFrame]:
               "article_claims": article_claims(seeds, problems, confidence, compared),
               **performance_tables(seeds, problems, confidence, compared),
               "cost": plan_cost(plan.train_runs, plan.settings["gpu_share"]),
-              "focus": focus_table(seeds, problems, plan.settings.get("focus"), confidence, compared,
-                                          plan.settings.get("baselines"))}
+              "calibration": calibration_table(seeds, problems, plan_pairs(plan.settings), confidence)}
+    tables["focus"] = with_calibration(focus_table(seeds, problems, plan.settings.get("focus"), confidence, compared,
+                                                   plan.settings.get("baselines")),
+                                       tables["calibration"], seeds.loc[seeds["published"], "optimizer"])
     return write_tables(tables, out_dir, TRAIN_TABLES)
 
 

@@ -352,11 +352,14 @@ def study_comparisons(seeds: pd.DataFrame, higher_is_better: Mapping[str, bool],
     (centre = a − b, verdict in the metric's direction), the row (problem, b, a) the same comparison mirrored.
     Every sentence of the report about a pair reads its row (`lookup`), so no two disagree.
 
-    Args: seeds: seed_summary rows (problem, optimizer, seed, final, failed); higher_is_better: {problem: the
-        primary metric's direction}; confidence; focus, baselines: report.focus and report.baselines.
+    Args: seeds: seed_summary rows (problem, optimizer, seed, final, failed; `published`, if present, marks the
+        runs of a published field, whose seeds are not this study's: a pair with one is never paired, Welch);
+        higher_is_better: {problem: the primary metric's direction}; confidence; focus, baselines: report.focus
+        and report.baselines.
     Returns: COMPARISON_COLUMNS (failed_a / failed_b: the failed seeds, "1, 2").
     """
     seeds = with_failed(seeds[seeds["problem"].isin(list(higher_is_better))])
+    theirs = set(seeds.loc[seeds["published"].astype(bool), "optimizer"]) if "published" in seeds else set()
     fams = families(seeds, focus, baselines)
     sizes = pd.Series(list(fams.values())).value_counts().to_dict()
     made = {}
@@ -364,7 +367,8 @@ def study_comparisons(seeds: pd.DataFrame, higher_is_better: Mapping[str, bool],
         group = seeds[seeds["problem"] == problem]
         (va, fa), (vb, fb) = _per_seed(group, a), _per_seed(group, b)
         made[problem, a, b] = compare(va, vb, higher_is_better[problem], failed_a=fa, failed_b=fb,
-                                      confidence=confidence, family_size=sizes[family])
+                                      confidence=confidence, family_size=sizes[family],
+                                      paired=False if {a, b} & theirs else None)
     for family in sizes:
         keys = [k for k, f in fams.items() if f == family]
         made.update(zip(keys, decide_family([made[k] for k in keys])))

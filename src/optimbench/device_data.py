@@ -40,6 +40,9 @@ class DeviceData:
         self.images = torch.as_tensor(images).to(device)
         self.labels = torch.as_tensor(labels).to(device=device, dtype=torch.int64)
         self.index = None if index is None else torch.as_tensor(index).to(device=device, dtype=torch.int64)
+        self.drop_last = False  # training passes use whole batches only (Problem.drop_last)
+        self.reshuffle = True  # a new order every training pass, else one order per run (Problem.reshuffle)
+        self.order: torch.Tensor | None = None  # that one order, once drawn
 
     def subset(self, index: np.ndarray) -> DeviceData:
         """The rows `index` (int64, positions in the array as read) of the same images and labels, sharing them."""
@@ -48,16 +51,21 @@ class DeviceData:
     def __len__(self) -> int:
         return len(self.labels) if self.index is None else len(self.index)
 
+    def pass_size(self, batch_size: int) -> int:
+        """Examples a training pass uses: all, or with drop_last the whole batches' (DeepOBS's drop_remainder)."""
+        return len(self) - len(self) % batch_size if self.drop_last else len(self)
+
     @property
     def device(self) -> torch.device:
         return self.images.device
 
     def batch(self, rows: slice | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The images (uint8 len(rows)×C×H×W, a view of the gathered rows) and labels (int64 (len(rows),)) of
-        `rows`, a slice or an int64 tensor of positions in this set."""
+        """The images (uint8 len(rows)×C×H×W, a view of the gathered rows; feature vectors len(rows)×D as
+        stored) and labels (int64 (len(rows),)) of `rows`, a slice or an int64 tensor of positions in this set."""
         if self.index is not None:
             rows = self.index[rows]
-        return self.images[rows].permute(0, 3, 1, 2), self.labels[rows]
+        images = self.images[rows]
+        return (images.permute(0, 3, 1, 2) if images.dim() == 4 else images), self.labels[rows]
 
     @property
     def x(self) -> torch.Tensor:
@@ -70,8 +78,9 @@ class DeviceData:
         return self.batch(slice(None))[1]
 
     def steps(self, batch_size: int, bptt: int = BPTT) -> int:
-        """Batches of batch_size images per pass (the last one partial); bptt is unused."""
-        return math.ceil(len(self) / batch_size)
+        """Batches of batch_size images per training pass (the last one partial, or dropped with drop_last);
+        bptt is unused."""
+        return math.ceil(self.pass_size(batch_size) / batch_size)
 
 
 class TokenData:
@@ -132,9 +141,45 @@ class Normalize:
         return ((x.float() - self.mean) / self.std).contiguous(memory_format=self.format)
 
 
+class PerImageStandardize:
+    """uint8 N×C×H×W → float32, each image standardised by its own mean and std over all its pixels and channels,
+    the std at least 1/√(pixels·channels) (TF's tf.image.per_image_standardization, which DeepOBS's CIFAR data
+    sets apply: deepobs/tensorflow/datasets/cifar10.py), in the model's memory format."""
+
+    def __init__(self, channels_last: bool):
+        self.format = torch.channels_last if channels_last else torch.contiguous_format
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.float()
+        mean = x.mean((1, 2, 3), keepdim=True)
+        floor = 1.0 / math.sqrt(x[0].numel())
+        std = x.std((1, 2, 3), keepdim=True, correction=0).clamp_min(floor)
+        return ((x - mean) / std).contiguous(memory_format=self.format)
+
+
+def input_transform(problem: Problem, normalisation: tuple | None, device: torch.device, channels_last: bool):
+    """What turns a batch as stored into the model's inputs: per-image standardisation ("per_image"), the
+    per-channel Normalize of `normalisation` (input_normalisation), or nothing (tokens, feature vectors)."""
+    if problem.inputs == "per_image":
+        return PerImageStandardize(channels_last)
+    return tokens_as_is if normalisation is None else Normalize(device, channels_last, *normalisation)
+
+
 def tokens_as_is(x: torch.Tensor) -> torch.Tensor:
     """The inputs of a language model: word ids (bptt×batch_size int64), unchanged."""
     return x
+
+
+def training_order(data: DeviceData, gen: torch.Generator) -> torch.Tensor:
+    """A training pass's order of the rows: a new permutation from gen, or with data.reshuffle False the run's one
+    permutation, drawn from a generator seeded with gen's initial seed (so a resumed run draws the same)."""
+    if data.reshuffle:
+        return torch.randperm(len(data), generator=gen, device=data.device)
+    if data.order is None:
+        once = torch.Generator(device=data.device)
+        once.manual_seed(gen.initial_seed())
+        data.order = torch.randperm(len(data), generator=once, device=data.device)
+    return data.order
 
 
 def batches(problem: Problem, data, normalize, batch_size: int, gen: torch.Generator | None = None, bptt: int = BPTT):
@@ -145,8 +190,8 @@ def batches(problem: Problem, data, normalize, batch_size: int, gen: torch.Gener
     if isinstance(data, TokenData):
         yield from bptt_windows(batchify(data.tokens, batch_size), bptt)
         return
-    order = torch.randperm(len(data), generator=gen, device=data.device) if gen is not None else None
-    for start in range(0, len(data), batch_size):
+    order = None if gen is None else training_order(data, gen)
+    for start in range(0, data.pass_size(batch_size) if gen is not None else len(data), batch_size):
         images, labels = data.batch(slice(start, start + batch_size) if order is None
                                     else order[start:start + batch_size])
         if gen is not None and problem.augment:
@@ -166,7 +211,7 @@ def input_normalisation(problem: Problem, x_train: np.ndarray) -> tuple | None:
     CIFAR-10-format ResNet18 problems (the article's study, SPEC §1.2), input_stats of the training images
     (uint8 N×H×W×C) for other "standardize" problems, (0, 255) for "unit" (inputs in [0, 1]); None for
     tokens."""
-    if problem.inputs == "tokens":
+    if problem.inputs in ("tokens", "vectors", "per_image"):  # per_image: each image's own statistics
         return None
     channels = x_train.shape[-1]
     if problem.inputs == "unit":
@@ -213,11 +258,21 @@ def load_images(spec: dict, problem: Problem, arrays: dict, device) -> Dataset:
     else:
         train = DeviceData(x_train[:n_train], y_train[:n_train], device)  # views of the array read
         stats_images = x_train[:n_train]
-    n_test = spec.get("test_subset")
-    _, height, width, channels = x_train.shape
+    train.drop_last, train.reshuffle = problem.drop_last, problem.reshuffle
+    n_test = test_size(spec, problem, len(arrays["y_test"]))
+    shape = x_train.shape[1:]
+    sizes = ({"in_shape": shape} if len(shape) == 1 else  # feature vectors
+             {"num_classes": len(arrays["classes"]), "in_shape": (shape[2], shape[0], shape[1]),
+              "pixels": int(np.prod(shape))})
     return Dataset(train, validation, DeviceData(arrays["x_test"][:n_test], arrays["y_test"][:n_test], device),
-                   {"num_classes": len(arrays["classes"]), "in_shape": (channels, height, width),
-                    "pixels": channels * height * width}, input_normalisation(problem, stats_images))
+                   sizes, input_normalisation(problem, stats_images))
+
+
+def test_size(spec: dict, problem: Problem, n_test: int) -> int:
+    """Test examples evaluated: spec["test_subset"] (else all); with problem.drop_last the first whole batches
+    of spec["batch_size"] of them, as DeepOBS evaluates its unshuffled test set (drop_remainder)."""
+    n = min(n_test, spec.get("test_subset") or n_test)
+    return n - n % spec["batch_size"] if problem.drop_last else n
 
 
 def load_data(spec: dict, problem: Problem, device: torch.device) -> Dataset:

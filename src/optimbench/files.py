@@ -75,7 +75,7 @@ def descent_figure_files(functions, out_dir, figures=tuple(DESCENT_FIGURES)) -> 
 # aggregate_tune), in the order written: `{tables_dir}/{name}.{csv,parquet}`.
 TRAIN_TABLES = ("problems", "runs", "epochs_long", "epoch_stats", "seed_summary", "optimizer_summary",
                 "article_claims", "performance_ratios", "performance_profile", "profile_score", "problem_ranks",
-                "rank_summary", "cost", "focus")
+                "rank_summary", "cost", "focus", "calibration")
 DESCENT_TABLES = ("descent_runs", "descent_reproduction")
 # A descent job's two tables (optimbench.descent): every run's trajectory, one row per epoch, and one summary
 # row per run; the identity columns name the run (a job holds every run of one group on one function).
@@ -93,7 +93,7 @@ TRAIN_FIGURE_TABLES = ("epoch_stats", "seed_summary", "optimizer_summary", "perf
                        "problem_ranks")
 TUNE_FIGURE_TABLES = ("tune_trials", "budget_curves", "tuned_optimizer_summary", "tuned_seed_summary")
 REPORT_TABLES = ("runs", "optimizer_summary", "article_claims", "cost", "profile_score", "rank_summary",
-                 "problem_ranks", "descent_runs", "descent_reproduction", "focus")
+                 "problem_ranks", "descent_runs", "descent_reproduction", "focus", "calibration")
 REPORT_TUNE_TABLES = ("tune_trials", "tune_selection", "budget_curves", "rankings", "tuned_claims", "tuned_runs",
                       "tuned_focus")
 

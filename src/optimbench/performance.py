@@ -61,7 +61,9 @@ def seed_outcome(epochs: pd.DataFrame, metric: Metric, target: float, time_colum
     reached = [] if diverged else [i for i, v in enumerate(epochs[metric.name]) if metric.reaches(v, target)]
     first = reached[0] if reached else None
     return {"value": metric.worst if diverged else float(epochs[metric.name].iloc[-1]),
-            "time_to_target": float(epochs[time_column].iloc[: first + 1].sum()) if first is not None else np.nan,
+            # min_count: a run without timings (a published one) has no time to target, not 0 s
+            "time_to_target": (float(epochs[time_column].iloc[: first + 1].sum(min_count=1)) if first is not None
+                               else np.nan),
             "epochs_to_target": int(epochs["epoch"].iloc[first]) if first is not None else np.nan,
             "diverged": diverged}
 
@@ -221,8 +223,10 @@ def performance_tables(seeds: pd.DataFrame, problems: dict[str, StudyProblem], c
     (rank_table) and rank_summary."""
     primary = {name: problem.primary for name, problem in problems.items()}
     ratios, profiles, scores = [], [], []
+    # Runs without timings (published runs: another machine's, not recorded) are left out of the time measure only.
+    timed = seeds[seeds["mean_epoch_seconds"].notna()] if "mean_epoch_seconds" in seeds else seeds
     for measure, (column, kind) in PERFORMANCE_MEASURES.items():
-        ratio = performance_ratios(performance_seeds(seeds, column), primary, kind)
+        ratio = performance_ratios(performance_seeds(timed if measure == "time" else seeds, column), primary, kind)
         ratios.append(ratio.assign(measure=measure))
         profiles.append(performance_profile(ratio).rename(columns={"rho": "fraction"}).assign(measure=measure))
         scores.append(bootstrap_scores(performance_seeds(seeds, column), primary, kind, confidence)

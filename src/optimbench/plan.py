@@ -55,6 +55,7 @@ from optimbench.specs import (
     problem_seeds,
     problem_summary,
     problem_train,
+    published_plan,
     train_spec,
 )
 
@@ -97,7 +98,8 @@ def plan(config: dict) -> Plan:
                 "optimizer_settings": {name: _effective(config["optimizers"][name]) for name in train["optimizers"]},
                 "gpu_share": train["gpus"] / train["runs_per_gpu"],
                 "train": {k: train[k] for k in TRAIN_RESULT_KEYS + ("model", "seeds", "optimizers")},
-                "problems": {p: problem_summary(config, p, data[problem_data[p]]["spec"]) for p in config["problems"]}}
+                "problems": {p: problem_summary(config, p, data[problem_data[p]]["spec"]) for p in config["problems"]},
+                "published": published_plan(config)}
     return Plan(results_dir=results, data=data, problem_data=problem_data, train_runs=runs, descent_runs=descents,
                 settings=settings, tune=tune_plan(config, data, problem_data) if config["tune"]["enabled"] else None)
 

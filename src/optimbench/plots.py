@@ -143,7 +143,7 @@ def final_metric(summary: pd.DataFrame, seeds: pd.DataFrame, colours: dict, path
         if failed:  # at the worse edge (x in data, y in axes coordinates), whatever its value
             ax.plot(np.full(failed, i + 0.15), np.full(failed, edge), "x", color="crimson", ms=9, mew=2,
                     transform=ax.get_xaxis_transform(), clip_on=False)
-    ax.set_xticks(range(len(order)), order["optimizer"])
+    ax.set_xticks(range(len(order)), order["optimizer"], rotation=20, ha="right")
     if limits is not None:
         ax.set_ylim(*limits)
     name = labels.metric_label(metric.name)
@@ -191,7 +191,10 @@ def time_to_target(summary: pd.DataFrame, colours: dict, metric: Metric, target:
     for i, row in data.iterrows():
         text = (f"{row['runs_reaching_target']}/{row['seeds']} reached" if row["runs_reaching_target"]
                 else "never reached")
+        if "mean_epoch_seconds" in row and pd.isna(row["mean_epoch_seconds"]):  # a published field: no seconds
+            text += ", no timings (published)"
         ax.text(i, 0, f" {text}", rotation=90, va="bottom", ha="center", fontsize="small")
+    plt.setp(ax.get_xticklabels(), rotation=20, ha="right")  # long names: published ones carry their source
     ax.set(title=f"Training seconds to {labels.target_text(metric.name, metric.higher_is_better, target)}\n"
                  f"(mean over seeds that reached it; bar: {_interval_label(confidence)})", ylabel="seconds")
     return save(fig, path)
@@ -290,7 +293,8 @@ def train_figures(plan: Plan, tables_dir, out_dir) -> list[Path]:
     tables_dir, out_dir = Path(tables_dir), Path(out_dir)
     confidence, problems = plan.confidence, plan.problems
     table = {name: read_table(tables_dir / f"{name}.parquet") for name in TRAIN_FIGURE_TABLES}
-    colours = palette(plan.settings["train"]["optimizers"])
+    # published runs (their names carry their source, "Adam [deepobs-v1.1]") get colours of their own
+    colours = palette(plan.settings["train"]["optimizers"] + [run["optimizer"] for run in plan.published_runs()])
     stems = train_figure_stems(plan, out_dir)
     written = []
     for name, problem in problems.items():

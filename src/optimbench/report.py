@@ -296,8 +296,9 @@ def _difference(row) -> str:
 def _seeds_words(row, name: str) -> str:
     """The seed-by-seed count, failed runs and, undecided, the seeds that would settle it."""
     compared = int(row.wins) + int(row.losses)
-    parts = [f"better on {int(row.wins)} of {compared} seeds" if row.wins >= row.losses
-             else f"worse on {int(row.losses)} of {compared} seeds"]
+    parts = [] if compared == 0 else [  # none: not seed by seed (Welch: e.g. a published field's seeds are theirs)
+        f"better on {int(row.wins)} of {compared} seeds" if row.wins >= row.losses
+        else f"worse on {int(row.losses)} of {compared} seeds"]
     for who, failed in ((name, row.focus_failed), (row.baseline, row.baseline_failed)):
         if isinstance(failed, str) and failed:
             parts.append(f"{who}'s seed {failed} failed (not averaged)")
@@ -315,7 +316,13 @@ def comparison_words(row, name: str, lead: bool = True) -> str:
     head = f"**{row.verdict}** {against} {row.baseline}: " if lead else ""
     return (f"{head}{name} − {row.baseline} = {_difference(row)}, over {int(row.pairs)} "
             f"{'paired ' if row.test == 'paired t' else ''}seeds, p = {labels.number(row.p_value, 2)} "
-            f"(Holm {labels.number(row.p_adjusted, 2)}); {_seeds_words(row, name)}")
+            f"(Holm {labels.number(row.p_adjusted, 2)})" + (f"; {seeds}" if (seeds := _seeds_words(row, name)) else ""))
+
+
+def _calibrated(row) -> str:
+    """A published baseline's note (the focus table's `calibration`, optimbench.calibrate.with_calibration)."""
+    note = getattr(row, "calibration", "")
+    return f" ({note})" if isinstance(note, str) and note else ""
 
 
 def focus_lines(focus: pd.DataFrame, problems: dict[str, StudyProblem], confidence: float) -> str:
@@ -330,8 +337,10 @@ def focus_lines(focus: pd.DataFrame, problems: dict[str, StudyProblem], confiden
         title = problem_title(problems[problem]) if problem in problems else problem
         best = rows[rows["best_baseline"].astype(bool)].iloc[0]
         lines.append(f"- **{title}** (final {metric_phrase(problems[problem].primary)}): **{name}** against the "
-                     f"best baseline **{best.baseline}** is **{best.verdict}**: {comparison_words(best, name, False)}.")
-        lines += [f"  - {comparison_words(r, name)}." for r in rows[~rows["best_baseline"].astype(bool)].itertuples()]
+                     f"best baseline **{best.baseline}** is **{best.verdict}**: {comparison_words(best, name, False)}"
+                     f"{_calibrated(best)}.")
+        lines += [f"  - {comparison_words(r, name)}{_calibrated(r)}."
+                  for r in rows[~rows["best_baseline"].astype(bool)].itertuples()]
     size = int(focus["family_size"].iloc[0])
     who = " and ".join(names)
     return (f"**{who} against the field** (baselines: {', '.join(baselines)}; one family of {size} comparisons: "

@@ -289,6 +289,14 @@ class Plan:
     def tuned_files(self, name: str) -> list[str]:
         return [run.file(name) for run in (self.tune.finals if self.tune else [])]
 
+    def published_runs(self, source: str | None = None) -> list[dict]:
+        """The imported published runs (optimbench.published.planned_runs' entries), all or one source's."""
+        sources = self.settings.get("published", {}).get("sources", {})
+        return [run for name, part in sources.items() if source in (None, name) for run in part["runs"]]
+
+    def published_files(self, name: str, source: str | None = None) -> list[str]:
+        return [f"{run['dir']}/{name}" for run in self.published_runs(source)]
+
     def descent_functions(self) -> list[str]:
         return sorted({run.function for run in self.descent_runs})
 

@@ -23,6 +23,7 @@ import mistune
 import pandas as pd
 
 from optimbench import labels
+from optimbench.calibrate import published_words
 from optimbench.compare import procedure_words
 from optimbench.files import ACKLEY_VIEWS, report_tables
 from optimbench.labels import data_words
@@ -231,6 +232,8 @@ def answer(plan: Plan, tables, figures_dir, links: Links | None = None) -> list:
     parts = [heading("The answer", "answer")]
     parts += [Markdown(warning)] if (warning := mismatch_warning(tables["runs"])) else []
     parts += [Markdown(ran_sentence(tables["runs"])), Markdown(procedure_words(plan.confidence))]
+    if published := plan.settings.get("published"):  # the field imported, not trained here (optimbench.published)
+        parts.append(Markdown(published_words(published, tables["calibration"])))
     if (text := focus_lines(tables["focus"], plan.problems, plan.confidence)):
         parts += [Markdown(text), details("Every comparison of the focus optimizer (table)",
                                           [table(tables["focus"], links.table("focus"))])]

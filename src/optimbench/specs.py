@@ -15,10 +15,12 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import warnings
+from pathlib import Path
 
 import torch
 
-from optimbench import formats, functions
+from optimbench import formats, functions, published
 from optimbench import problems as registry
 from optimbench.errors import ConfigError, DataError
 from optimbench.labels import data_words
@@ -236,3 +238,79 @@ def descent_spec(config: dict, group: dict, function: str, method: str, gradient
         if group.get("tune"):
             spec["tune"] = group["tune"]
     return spec
+
+
+# ---------------------------------------------------------------- published runs (the field, imported)
+def published_epochs(setting: str) -> int:
+    """The epochs of a DeepOBS setting folder's name (`num_epochs__100__batch_size__128__...`)."""
+    return int(setting.split("__")[1])
+
+
+def _published_source(config: dict, name: str, settings: dict) -> dict:
+    """One source's part of plan settings["published"] (published_plan), checked."""
+    where = f"published.{name}"
+    try:
+        source = published.get(name)
+    except DataError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    local, subfolder = settings.get("dir"), settings.get("subfolder", "")
+    if source.manifest is None and local is None:
+        raise ConfigError(f"{where}: no manifest of its runs ships with optimbench (4.6 GB of files): set {where}.dir "
+                          f"to a local copy of {source.repository} and {where}.subfolder to the results to read, "
+                          "e.g. results/large_budget/cosine")
+    if local is not None and not Path(local).is_dir():
+        raise ConfigError(f"{where}.dir = {local!r} is not a folder: give a copy of {source.repository} "
+                          f"at {source.release}" + (", or null to download" if source.manifest else ""))
+    try:
+        listed = published.manifest(source, local, subfolder)["runs"]
+    except DataError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    covered = [p for p in config["problems"] if p in listed]
+    if not covered:
+        raise ConfigError(f"{where}: none of the study's problems {config['problems']} has published runs there; "
+                          f"it has {sorted(listed)}")
+    for problem in covered:
+        setting = next(iter(listed[problem].values()))["setting"]
+        train, values = problem_train(config, problem), setting.split("__")
+        epochs, theirs, batch = train["epochs"], published_epochs(setting), int(values[values.index("batch_size") + 1])
+        if epochs > theirs:
+            raise ConfigError(f"epochs of problem {problem!r} = {epochs}: its published runs ({name}) have {theirs}; "
+                              f"set problem_settings.{problem}.epochs to at most {theirs}")
+        if train["batch_size"] != batch:  # legitimate (a batch size of one's own), but not the published budget
+            warnings.warn(f"batch_size of problem {problem!r} = {train['batch_size']}: its published runs ({name}) "
+                          f"trained at {batch}; the comparison is at different batch sizes", UserWarning, stacklevel=2)
+    try:
+        runs = published.planned_runs(name, settings, {p: problem_train(config, p)["epochs"] for p in covered},
+                                      config["results_dir"])
+    except DataError as exc:
+        raise ConfigError(str(exc)) from None
+    available = sorted({r["seed"] for r in runs})
+    if settings.get("seeds") is not None:
+        missing = sorted(set(settings["seeds"]) - set(available))
+        if missing:
+            raise ConfigError(f"{where}.seeds: {missing} are not published; it has {available}")
+        runs = [r for r in runs if r["seed"] in settings["seeds"]]
+    for theirs, mine in settings.get("calibrate", {}).items():
+        if theirs not in settings["optimizers"] or mine not in config["train"]["optimizers"]:
+            raise ConfigError(f"{where}.calibrate.{theirs} = {mine!r}: the key must be one of {where}.optimizers "
+                              f"{settings['optimizers']} and the value one of train.optimizers")
+    return {"runs": runs, "dir": settings.get("dir"), "calibrate": {source.label(k): v for k, v in
+                                                                    settings.get("calibrate", {}).items()},
+            "source": {k: getattr(source, k) for k in ("name", "title", "repository", "commit", "release", "licence",
+                                                       "framework")}}
+
+
+def published_plan(config: dict) -> dict:
+    """plan settings["published"]: per source of config["published"], its runs (optimbench.published.planned_runs,
+    the seeds kept), its local copy, the calibration pairs (published label -> own optimizer) and its
+    provenance; `columns` gives each problem's train_ and test_ metric columns (what its runs' metrics.csv hold).
+
+    Raises:
+        ConfigError: an unknown source or optimizer, a source without a manifest, a `dir` that is not a folder, no
+        problem of the study among the source's, a study longer than the published runs, seeds not published,
+        a calibration pair that names neither a published nor a trained optimizer.
+    """
+    sources = {name: _published_source(config, name, part) for name, part in config.get("published", {}).items()}
+    columns = {p: [f"{split}_{m.name}" for split in ("train", "test") for m in registry.get(p).task.metric_defs]
+               for p in config["problems"]}
+    return {"sources": sources, "columns": columns} if sources else {}

@@ -35,7 +35,7 @@ from tqdm import tqdm
 from optimbench import checkpoints, events, hardware, memory, provenance, store
 from optimbench import problems as problems_mod
 from optimbench.cli import read_spec, spec_help
-from optimbench.device_data import BPTT, Dataset, Normalize, batches, load_data, tokens_as_is
+from optimbench.device_data import BPTT, Dataset, batches, input_transform, load_data
 from optimbench.io import atomic_path, write_json, write_rows
 from optimbench.metrics import diverged as loss_diverged
 from optimbench.optim import CodeChanged, build_optimizer, optimizer_step, schedules, step_kind, verify_code
@@ -302,7 +302,7 @@ def build_training(spec: dict, device: torch.device, data: Dataset, total_steps:
         torch._dynamo.config.suppress_errors = True  # auto: a graph that fails to compile runs eagerly
     # dynamic=False: one static graph per batch shape (full, last partial, evaluation) for CUDA graphs.
     forward = torch.compile(model, mode=mode, dynamic=False) if mode else model
-    normalize = tokens_as_is if data.normalisation is None else Normalize(device, channels_last, *data.normalisation)
+    normalize = input_transform(problem, data.normalisation, device, channels_last)
     return Training(problem=problem, model=model, forward=forward, optimizer=optimizer, compile_mode=mode,
                     steppers=schedules(spec["optimizer"], optimizer, spec.get("lr_schedule"), total_steps),
                     gen=gen, normalize=normalize,

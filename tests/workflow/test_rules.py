@@ -10,8 +10,10 @@ import pytest
 from helpers import PYTHON, ROOT, run_env
 
 pytestmark = pytest.mark.workflow
-# The jobs that compute results, and `select`, which writes what tuned_train reads: `make report` runs none.
-COMPUTING = {"prepare_data", "validation_split", "train", "descent", "trial", "select", "tuned_train"}
+# The jobs that compute results (import_published: the published runs), and `select`, which writes what
+# tuned_train reads: `make report` runs none.
+COMPUTING = {"prepare_data", "validation_split", "train", "descent", "trial", "select", "tuned_train",
+             "import_published"}
 TRAINING = {"train", "trial", "tuned_train"}  # the jobs a cluster runs; every other rule runs locally
 # The workflow's rules and local rules, from Snakemake's own parse of the Snakefile (no DAG, no jobs).
 RULES = """

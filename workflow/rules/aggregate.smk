@@ -6,6 +6,7 @@ rule aggregate_train:
         plan=PLAN_FILE,
         metrics=PLAN.train_files("metrics.csv"),
         runs=PLAN.train_files("run.json"),
+        published=PLAN.published_files("metrics.csv"),
     output:
         expand(f"{TABLES}/{{table}}.{{ext}}", table=TRAIN_TABLES, ext=files.TABLE_FORMATS),
     log:

@@ -6,7 +6,7 @@ import sys
 import time
 from pathlib import Path
 
-from optimbench import files, runs, specs, store
+from optimbench import files, published, runs, specs, store
 from optimbench.config import absolute_class_files, validate
 from optimbench.plan import plan as study_plan
 from optimbench.plan import write_plan
@@ -53,6 +53,7 @@ R = PLAN.results_dir
 TRAIN = config["train"]
 PLAN_FILE = PLAN.plan_file
 TABLES = PLAN.tables_dir
+PUBLISHED_CACHE = published.CACHE_DIR  # verified downloads of published runs, shared by a workdir's studies
 FIGURES = PLAN.figures_dir
 REPORT_HTML = PLAN.report_html
 RUN_DIR = runs.pattern(runs.TRAIN_DIR, R)
@@ -99,7 +100,7 @@ def rule_list(path):
 # The rules that re-render everything downstream of the results (`make report` reads the same file).
 REPORT_RULES = rule_list(os.path.join(BASE, "workflow", "report-rules.txt"))
 # On a cluster only training is submitted; the rest is cheap and runs where Snakemake runs.
-workflow.localrules(*REPORT_RULES, "prepare_data", "descent", "validation_split", "select")
+workflow.localrules(*REPORT_RULES, "prepare_data", "descent", "validation_split", "select", "import_published")
 
 
 wildcard_constraints:

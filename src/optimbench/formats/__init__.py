@@ -24,7 +24,7 @@ from typing import Callable
 
 from optimbench.cli import read_spec, spec_help
 from optimbench.errors import DataError
-from optimbench.formats import canonical, cifar10, cifar100, idx, ptb, stl10
+from optimbench.formats import canonical, cifar10, cifar100, idx, ptb, quadratic, stl10
 from optimbench.formats.common import md5_matches, tree_digest
 
 SOURCES = ("download", "archive", "synthetic", "digits")
@@ -41,7 +41,7 @@ class Format:
     synthetic: Callable[..., Path]     # (archive path to write, **settings) -> archive
     is_real: Callable[[Path], bool]    # the archive is the published data set (checksums)
     digits: Callable[..., Path] | None = None  # real offline data in this format, if any
-    kind: str = "images"               # "images" (x_*, y_*, classes) or "text" (tokens_*, vocab)
+    kind: str = "images"               # "images" (x_*, y_*, classes), "text" (tokens_*, vocab) or "vectors"
     archive_name: str = ""             # the file or folder name generated sources write
 
     def write_canonical(self, arrays, out_npz, out_json, provenance) -> dict:
@@ -66,12 +66,15 @@ FORMATS = {
         functools.partial(idx.is_real, dataset="fashion_mnist"), archive_name="fashion-mnist-idx"),
     "ptb": Format("ptb", "a folder with ptb.train.txt, ptb.valid.txt and ptb.test.txt", ptb.download, ptb.read,
                   ptb.synthetic, ptb.is_real, kind="text", archive_name="ptb-text"),
+    "quadratic": Format("quadratic", quadratic.ARCHIVE_NAME, quadratic.download, quadratic.read, quadratic.synthetic,
+                        quadratic.is_real, kind="vectors", archive_name=quadratic.ARCHIVE_NAME),
 }
 
 
 # (training, test) examples of the published data sets; PTB is a token stream (its sizes are words).
 PUBLISHED_SIZES = {"cifar10": (50_000, 10_000), "cifar100": (50_000, 10_000), "stl10": (5_000, 8_000),
-                   "mnist": (60_000, 10_000), "fashion_mnist": (60_000, 10_000), "ptb": None}
+                   "mnist": (60_000, 10_000), "fashion_mnist": (60_000, 10_000), "ptb": None,
+                   "quadratic": (quadratic.SIZE, quadratic.SIZE)}
 DIGITS_IMAGES = 1_797  # scikit-learn's load_digits
 # classes of each image data set (every source gives them all: digits 0-9, the synthetic generators each class)
 CLASSES = {"cifar10": 10, "cifar100": 100, "stl10": 10, "mnist": 10, "fashion_mnist": 10}
