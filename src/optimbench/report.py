@@ -177,7 +177,7 @@ def problem_answer(summary: pd.DataFrame, title: str, metric: Metric, confidence
     if len(first) == 1:
         return head + f"first: **{best.optimizer}** ({values}), decided better than every other{lost}."
     return (head + f"no single first: {', '.join(f'**{o}**' for o in first)} can each be first (no comparison "
-            f"orders another above them; highest mean {values}){lost}.")
+            f"orders another above them; best mean {values}){lost}.")
 
 
 def training_conclusion(summary: pd.DataFrame, metric: Metric, confidence: float = 0.95) -> str:
