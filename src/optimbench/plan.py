@@ -13,22 +13,28 @@ What determines each run (its result spec) and the checks are optimbench.specs'.
 from __future__ import annotations
 
 import argparse
+import copy
+import hashlib
 import inspect
+import json
 import warnings
 from pathlib import Path
 
+import torch
+
 from optimbench import formats, search
 from optimbench import problems as registry
-from optimbench.config import check_step, load
+from optimbench.config import SCHEMA_PATH, build_checks, check_step, load_yaml_files, validate
 from optimbench.errors import ConfigError
 from optimbench.hardware import visible_device
 from optimbench.io import write_text
-from optimbench.optim import resolve_class
+from optimbench.optim import code_fingerprint, resolve_class
 from optimbench.runs import (
     DATA_FILE,
     DATA_SUMMARY,
     DESCENT_DIR,
     DESCENT_FIGURE,
+    PLAN_CACHE,
     SCHEDULE_FACTOR,
     SELECTION,
     SPLIT_FILE,
@@ -59,8 +65,10 @@ from optimbench.specs import (
 )
 
 
-def plan(config: dict) -> Plan:
+def plan(config: dict, checks: bool = True) -> Plan:
     """The study a validated config describes (config.validate first): every problem × optimizer × seed.
+    checks=False skips the checks that build models and step optimizers (a job's re-parse: its study was
+    checked when it was planned).
 
     Raises:
         ConfigError: a name that cannot become a path component (check_names), a source that cannot give a
@@ -68,8 +76,9 @@ def plan(config: dict) -> Plan:
         width (check_models), a bad tuning stage (tune_plan).
     """
     check_names(config)
-    check_sizes(config)
-    check_models(config)
+    if checks:
+        check_sizes(config)
+        check_models(config)
     results = config["results_dir"]
     train = config["train"]
     data, problem_data, runs = {}, {}, []
@@ -98,7 +107,8 @@ def plan(config: dict) -> Plan:
                 "train": {k: train[k] for k in TRAIN_RESULT_KEYS + ("model", "seeds", "optimizers")},
                 "problems": {p: problem_summary(config, p, data[problem_data[p]]["spec"]) for p in config["problems"]}}
     return Plan(results_dir=results, data=data, problem_data=problem_data, train_runs=runs, descent_runs=descents,
-                settings=settings, tune=tune_plan(config, data, problem_data) if config["tune"]["enabled"] else None)
+                settings=settings,
+                tune=tune_plan(config, data, problem_data, checks) if config["tune"]["enabled"] else None)
 
 
 def _train_run(config: dict, problem: str, optimizer: str, seed, data_file: str, dir_template: str,
@@ -159,7 +169,7 @@ def _train_key(config: dict, problem: str, key: str) -> str:
     return f"problem_settings.{problem}.{key}" if key in config["problem_settings"].get(problem, {}) else f"train.{key}"
 
 
-def tune_plan(config: dict, data: dict, problem_data: dict) -> TuneStage:
+def tune_plan(config: dict, data: dict, problem_data: dict, checks: bool = True) -> TuneStage:
     """The tuning stage (SPEC §2.8), per problem: its validation split, each optimizer's search space and
     trials (optimbench.search.trial_settings), where each selection is written, and the final runs over the seeds.
 
@@ -180,7 +190,8 @@ def tune_plan(config: dict, data: dict, problem_data: dict) -> TuneStage:
         where = f"tune.space.{optimizer if optimizer in tune['space'] else 'default'}"
         search.check_space(space, where, _optimizer_kwargs(config["optimizers"][optimizer]))
         search.check_budget(space, where, tune["trials"], tune["sampler"], tune["sampler_seed"])
-        check_trial_steps(config, optimizer, space, where)
+        if checks:
+            check_trial_steps(config, optimizer, space, where)
         spaces[optimizer] = space
     split_files, trials, selections, finals = {}, [], {}, []
     for problem in config["problems"]:
@@ -229,6 +240,79 @@ def check_trial_steps(config: dict, optimizer: str, space: dict, where: str) -> 
                    {"": f"optimizers.{optimizer}", **keys}, schedule, note=f"in trial {k}, {setting}")
 
 
+# ---------------------------------------------------------------- the plan, built once (issue 38)
+PACKAGE_DIR = Path(__file__).parent
+
+
+def _digest(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def plan_key(config: dict) -> str:
+    """What a cached plan of a validated config (config.validate(build=False)) is keyed by: the config, the code
+    fingerprint of every optimizer class it names (optim.code_fingerprint: a plug-in file's hash, a package's
+    version), optimbench's own sources and schema, torch's version and the device the checks step on. A
+    change to any of them plans (and checks) the study again. Milliseconds per optimizer class, not per run."""
+    classes = sorted({(entry["class"], bool(entry.get("demon"))) for entry in config["optimizers"].values()})
+    sources = sorted(PACKAGE_DIR.rglob("*.py")) + [Path(SCHEMA_PATH)]
+    package = hashlib.sha256(b"".join(path.read_bytes() for path in sources)).hexdigest()
+    device = visible_device(config["train"]["device"])
+    return _digest({"config": config, "code": [[c, d, code_fingerprint(c, d)] for c, d in classes],
+                    "package": package, "torch": torch.__version__, "device": str(device)})
+
+
+def cached_plan(config: dict, path) -> tuple[Plan, str]:
+    """(the plan of a validated config (config.validate(build=False)), the sha256 prefix of its JSON): read
+    from the cache file `path` (runs.PLAN_CACHE) when it holds the plan of the same plan_key, else checked
+    (config.build_checks and every check of `plan`), built and written there atomically. A bad config raises
+    ConfigError as `plan` does; an unreadable cache is rebuilt."""
+    key = plan_key(config)
+    try:
+        cached = json.loads(Path(path).read_text())
+        if cached["key"] == key:
+            return Plan.from_json(cached["plan"]), cached["digest"]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    build_checks(config)
+    the_plan = plan(config)
+    text = the_plan.to_json()
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    write_text(path, json.dumps({"key": key, "digest": digest, "plan": text}))
+    return the_plan, digest
+
+
+def cache_file(config: dict, workdir=".") -> Path:
+    """Where a study's cached plan lives (runs.PLAN_CACHE in its results folder)."""
+    return Path(workdir) / PLAN_CACHE.format(results=config["results_dir"])
+
+
+def job_config(config: dict, targets: list[dict]) -> dict:
+    """The part of a merged (unvalidated) config that the jobs `targets` need, each target the wildcards of one
+    job ({problem, optimizer, seed | trial}): only their problems and optimizers are planned (the optimizers
+    table, seeds and settings stay whole, so each run's spec is the one the whole study's plan holds), no
+    descent unless a target is a descent job, no report focus. A job re-parsing the Snakefile then plans its
+    own runs, not the study. A target without a problem (or optimizer) wildcard keeps them all."""
+    config = copy.deepcopy(config)
+    problems = {t["problem"] for t in targets if "problem" in t}
+    optimizers = {t["optimizer"] for t in targets if "optimizer" in t}
+    if problems and all("problem" in t for t in targets):
+        config["problems"] = [p for p in config["problems"] if p in problems]
+    if optimizers and all("optimizer" in t for t in targets):
+        config["train"]["optimizers"] = [o for o in config["train"]["optimizers"] if o in optimizers]
+        config.setdefault("tune", {})["optimizers"] = list(config["train"]["optimizers"])
+    if not any("group" in t or "function" in t for t in targets):
+        config.setdefault("descent", {})["groups"] = []
+    config.setdefault("report", {})["focus"] = None
+    return config
+
+
+def job_plan(config: dict, targets: list[dict]) -> Plan:
+    """The plan of the jobs `targets` only (job_config), validated and built without the checks that build
+    and step things (the study was checked when it was planned): a job's re-parse costs the same at 20 runs
+    and at 50,000."""
+    return plan(validate(job_config(config, targets), build=False), checks=False)
+
+
 def write_plan(plan_json: str, path) -> None:
     """Write the plan's JSON (Plan.to_json) atomically: the `plan` rule's one call."""
     write_text(path, plan_json + "\n")
@@ -257,8 +341,9 @@ def main(argv=None) -> None:
     parser.add_argument("--workdir", default=".", help="the folder the study runs in")
     args = parser.parse_args(argv)
     try:
-        config = load(args.configs)
-        the_plan = plan(config)
+        config = validate(load_yaml_files(args.configs), build=False)
+        # Built and checked once, then cached for the Snakefile, its jobs and `make status` (cached_plan).
+        the_plan, _ = cached_plan(config, cache_file(config, args.workdir))
     except ConfigError as exc:
         raise SystemExit(f"{exc}") from None
     if args.check:
