@@ -26,15 +26,15 @@ def variants(runs: int) -> int:
     return runs // (len(PROBLEMS) * len(SEEDS))
 
 
-def large_config(runs: int, results_dir: str = "results/large") -> dict:
-    """The override config of a study of `runs` training runs (on top of config.yaml)."""
+def large_config(runs: int, results_dir: str = "results/large", epochs: int = 1) -> dict:
+    """The override config of a study of `runs` training runs (on top of config.yaml), `epochs` each."""
     names = [f"SGD-{k:04d}" for k in range(variants(runs))]
     return {
         "results_dir": results_dir,
         "problems": PROBLEMS,
         "problem_settings": {"digits-resnet18": {"target": 0.5}, "digits-vae": {"width": 64}},
         "data": {"source": "digits"},
-        "train": {"model": "resnet18_cifar", "width": 8, "epochs": 1, "seeds": SEEDS, "optimizers": names,
+        "train": {"model": "resnet18_cifar", "width": 8, "epochs": epochs, "seeds": SEEDS, "optimizers": names,
                   "gpus": 0, "threads": 1, "mem_mb": 2000, "minutes_per_epoch": 1},
         "optimizers": {name: {"class": "SGD", "kwargs": {"lr": round(0.001 * (1 + k), 6), "momentum": 0.9}}
                        for k, name in enumerate(names)},
@@ -48,9 +48,10 @@ def main(argv=None) -> None:
     parser.add_argument("runs", type=int, help="training runs (a multiple of 20)")
     parser.add_argument("out", type=Path, help="the config file to write")
     parser.add_argument("--results-dir", default="results/large")
+    parser.add_argument("--epochs", type=int, default=1)
     args = parser.parse_args(argv)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(yaml.safe_dump(large_config(args.runs, args.results_dir), sort_keys=False))
+    args.out.write_text(yaml.safe_dump(large_config(args.runs, args.results_dir, args.epochs), sort_keys=False))
     print(f"{args.out}: {args.runs} runs, {variants(args.runs)} SGD variants")
 
 

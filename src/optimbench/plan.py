@@ -17,6 +17,7 @@ import copy
 import hashlib
 import inspect
 import json
+import sys
 import warnings
 from pathlib import Path
 
@@ -47,6 +48,7 @@ from optimbench.runs import (
     Trial,
     TuneStage,
     apply_selection,
+    source_hash,
 )
 from optimbench.runs import read_plan as read_plan  # re-exported: Plan and read_plan live in runs (no torch)
 from optimbench.specs import (
@@ -248,25 +250,29 @@ def _digest(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:32]
 
 
-def plan_key(config: dict) -> str:
-    """What a cached plan of a validated config (config.validate(build=False)) is keyed by: the config, the code
-    fingerprint of every optimizer class it names (optim.code_fingerprint: a plug-in file's hash, a package's
-    version), optimbench's own sources and schema, torch's version and the device the checks step on. A
-    change to any of them plans (and checks) the study again. Milliseconds per optimizer class, not per run."""
+def plan_inputs(config: dict) -> tuple[str, dict]:
+    """(key, files) of a cached plan of a validated config (config.validate(build=False)). The key holds the
+    config, the code fingerprint of every optimizer class it names (optim.code_fingerprint), torch's version
+    and the device the checks step on; `files` ({path: sha256 prefix}) every source file the plan depends on:
+    optimbench's own modules and schema and the file defining each optimizer class, so that a reader without
+    torch (optimbench.status) can tell whether a cached plan still holds (runs.current_cached_plan).
+    Milliseconds per optimizer class, not per run."""
     classes = sorted({(entry["class"], bool(entry.get("demon"))) for entry in config["optimizers"].values()})
-    sources = sorted(PACKAGE_DIR.rglob("*.py")) + [Path(SCHEMA_PATH)]
-    package = hashlib.sha256(b"".join(path.read_bytes() for path in sources)).hexdigest()
+    sources = [*sorted(PACKAGE_DIR.rglob("*.py")), Path(SCHEMA_PATH)]
+    sources += [Path(sys.modules[resolve_class(name).__module__].__file__) for name, _ in classes]
+    files = {str(path.resolve()): source_hash(path) for path in sources}
     device = visible_device(config["train"]["device"])
-    return _digest({"config": config, "code": [[c, d, code_fingerprint(c, d)] for c, d in classes],
-                    "package": package, "torch": torch.__version__, "device": str(device)})
+    key = _digest({"config": config, "code": [[c, d, code_fingerprint(c, d)] for c, d in classes], "files": files,
+                   "torch": torch.__version__, "device": str(device)})
+    return key, files
 
 
-def cached_plan(config: dict, path) -> tuple[Plan, str]:
+def cached_plan(config: dict, path, write: bool = True) -> tuple[Plan, str]:
     """(the plan of a validated config (config.validate(build=False)), the sha256 prefix of its JSON): read
-    from the cache file `path` (runs.PLAN_CACHE) when it holds the plan of the same plan_key, else checked
-    (config.build_checks and every check of `plan`), built and written there atomically. A bad config raises
-    ConfigError as `plan` does; an unreadable cache is rebuilt."""
-    key = plan_key(config)
+    from the cache file `path` (runs.PLAN_CACHE) when it holds the plan of the same key (plan_inputs), else
+    checked (config.build_checks and every check of `plan`), built and, with `write`, written there
+    atomically. A bad config raises ConfigError as `plan` does; an unreadable cache is rebuilt."""
+    key, files = plan_inputs(config)
     try:
         cached = json.loads(Path(path).read_text())
         if cached["key"] == key:
@@ -277,7 +283,8 @@ def cached_plan(config: dict, path) -> tuple[Plan, str]:
     the_plan = plan(config)
     text = the_plan.to_json()
     digest = hashlib.sha256(text.encode()).hexdigest()[:16]
-    write_text(path, json.dumps({"key": key, "digest": digest, "plan": text}))
+    if write:
+        write_text(path, json.dumps({"key": key, "digest": digest, "files": files, "plan": text}))
     return the_plan, digest
 
 
@@ -342,8 +349,9 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     try:
         config = validate(load_yaml_files(args.configs), build=False)
-        # Built and checked once, then cached for the Snakefile, its jobs and `make status` (cached_plan).
-        the_plan, _ = cached_plan(config, cache_file(config, args.workdir))
+        # `--check` (make study's first step) builds, checks and caches the plan for the Snakefile and `make
+        # status`; printing it or the missing runs reads that cache but never writes (status runs it).
+        the_plan, _ = cached_plan(config, cache_file(config, args.workdir), write=args.check)
     except ConfigError as exc:
         raise SystemExit(f"{exc}") from None
     if args.check:

@@ -10,6 +10,7 @@ them. This module imports neither torch nor the config's checks, so reading a pl
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from dataclasses import asdict, dataclass, field
@@ -342,6 +343,24 @@ class Plan:
         return cls(plain["results_dir"], plain["data"], plain["problem_data"],
                    [train_run(r) for r in plain["train_runs"]], [DescentRun(**r) for r in plain["descent_runs"]],
                    plain["settings"], stage)
+
+
+def source_hash(path) -> str:
+    """sha256 prefix (16 hex digits) of a file's bytes: how a cached plan records the sources it depends on."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
+def current_cached_plan(path) -> Plan | None:
+    """The plan in a plan cache file (plan.cached_plan writes it) when every source file it records still has
+    the recorded hash, else None (none, unreadable, or code changed since). Reads JSON and hashes a few
+    dozen files: no torch, no config checks (optimbench.status)."""
+    try:
+        cached = json.loads(Path(path).read_text())
+        if all(source_hash(file) == digest for file, digest in cached["files"].items()):
+            return Plan.from_json(cached["plan"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass
+    return None
 
 
 def read_plan(path) -> Plan:
