@@ -498,3 +498,17 @@ def test_a_job_plans_only_its_own_runs_with_the_specs_of_the_whole_study():
     # a job without a problem wildcard (a data file's) keeps every problem
     data_job = plans.job_config(broken, [{"stem": "x"}])
     assert data_job["problems"] == TUNED["problems"] and data_job["train"]["optimizers"] == ["SGD", "Adam", "Adagrad"]
+
+
+def test_plan_changes_name_each_changed_setting_and_the_runs_it_reruns():
+    old = plans.plan(study_config.validate(merged(TUNED)))
+    faster = merged({**TUNED, "optimizers": {"SGD": {"kwargs": {"lr": 0.5}}}})
+    # SGD's 6 training and 6 tuned runs; its trials set lr themselves (tune.space), so they keep theirs
+    assert plans.plan_changes(old, plans.plan(study_config.validate(faster))) == [
+        "optimizer.kwargs.lr: 0.01 -> 0.5 (12 run(s) of SGD)"]
+    more = merged({**TUNED, "train": {**TUNED["train"], "seeds": [0, 1, 2, 3], "epochs": 2}})
+    changes = plans.plan_changes(old, plans.plan(study_config.validate(more)))
+    # every run both plans hold: 2 problems x 3 optimizers x 3 seeds training, 2 x 2 x 3 tuned, 2 x 2 x 2 trials
+    assert changes[0] == "epochs: 50 -> 2 (38 run(s) of Adagrad, Adam, SGD)"
+    assert changes[-1] == "10 run(s) added"  # seed 3: 2 x 3 training runs, 2 x 2 tuned runs
+    assert plans.plan_changes(old, plans.plan(study_config.validate(more)), most=1)[1] == "... and 1 more change(s)"

@@ -288,6 +288,39 @@ def cached_plan(config: dict, path, write: bool = True) -> tuple[Plan, str]:
     return the_plan, digest
 
 
+def _flat(value, prefix: str = "") -> dict:
+    """{dotted key: leaf value} of nested mappings (a spec)."""
+    if not isinstance(value, dict):
+        return {prefix.removesuffix("."): value}
+    return {k: v for key, item in value.items() for k, v in _flat(item, f"{prefix}{key}.").items()} or {prefix: {}}
+
+
+def plan_changes(old: Plan, new: Plan, most: int = 12) -> list[str]:
+    """What changed from one plan to the next, one line per change with the runs it reruns: a spec key's old
+    and new value (`optimizer.code.sha256: 1f2e… -> 9a8b…`) with the count and optimizers of the training runs,
+    trials and tuned runs it touches, and the runs added or removed. At most `most` lines (the rest counted):
+    a dry run's summary of why runs rerun, never the whole plan."""
+    def runs_of(the_plan: Plan) -> dict:
+        found = {("train", r.problem, r.optimizer, r.seed): r.spec for r in the_plan.train_runs}
+        found.update({("trial", t.problem, t.optimizer, t.trial): t.spec for t in the_plan.trials_of()})
+        found.update({("tuned", r.problem, r.optimizer, r.seed): r.spec
+                      for r in (the_plan.tune.finals if the_plan.tune else [])})
+        return found
+
+    before, after = runs_of(old), runs_of(new)
+    changes: dict[str, list] = {}
+    for run in before.keys() & after.keys():
+        was, now = _flat(before[run]), _flat(after[run])
+        for key in sorted(was.keys() | now.keys()):
+            if was.get(key) != now.get(key):
+                changes.setdefault(f"{key}: {was.get(key)!r} -> {now.get(key)!r}", []).append(run)
+    lines = [f"{change} ({len(runs)} run(s) of {', '.join(sorted({run[2] for run in runs}))})"
+             for change, runs in sorted(changes.items(), key=lambda item: -len(item[1]))]
+    added, removed = len(after.keys() - before.keys()), len(before.keys() - after.keys())
+    lines += [f"{n} run(s) {what}" for n, what in ((added, "added"), (removed, "removed")) if n]
+    return lines[:most] + ([f"... and {len(lines) - most} more change(s)"] if len(lines) > most else [])
+
+
 def cache_file(config: dict, workdir=".") -> Path:
     """Where a study's cached plan lives (runs.PLAN_CACHE in its results folder)."""
     return Path(workdir) / PLAN_CACHE.format(results=config["results_dir"])

@@ -67,10 +67,13 @@ def test_a_jobs_reparse_plans_and_checks_only_its_own_runs(tmp_path):
 def test_a_changed_optimizer_reruns_its_runs_and_the_reason_shows_only_what_changed(tmp_path):
     config = write_config(tmp_path / "c.yaml", **{**STUDY, "train": {**STUDY["train"], "seeds": [0]}})
     snakemake(tmp_path, config, "--cores", "2", "--allowed-rules", "plan", "prepare_data", "train", "--",
-              *[f"results/train/digits-vae/{o}/seed0/metrics.csv" for o in ("SGD", "Adam")])
+              "results/plan.json", *[f"results/train/digits-vae/{o}/seed0/metrics.csv" for o in ("SGD", "Adam")])
     changed = write_config(tmp_path / "c.yaml", **{**STUDY, "train": {**STUDY["train"], "seeds": [0]},
                                                    "optimizers": {"SGD": {"kwargs": {"lr": 0.5}}}})
-    dry = snakemake(tmp_path, changed, "-n").stdout
+    result = snakemake(tmp_path, changed, "-n")
+    dry = result.stdout
+    # the workflow's own summary: what changed since the last plan, and the runs it reruns
+    assert "optimizer.kwargs.lr: 0.01 -> 0.5 (1 run(s) of SGD)" in result.stderr
     blocks = {m.group(1): m.group(0) for m in re.finditer(r"rule train:\n(?:    .*\n)*?    wildcards: (.*)\n", dry)}
     assert list(blocks) == ["problem=digits-vae, optimizer=SGD, seed=0"], dry[-3000:]  # Adam's run stays
     reason = re.search(r"reason: (.*)", blocks["problem=digits-vae, optimizer=SGD, seed=0"]).group(1)

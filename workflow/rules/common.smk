@@ -1,4 +1,5 @@
 # The study's plan (optimbench.plan), every name the rule files share, and the rules' input functions. No rules.
+import hashlib
 import inspect
 import itertools
 import json
@@ -12,7 +13,7 @@ from snakemake.target_jobs import parse_target_jobs_cli_args
 
 from optimbench import files, runs, specs, store
 from optimbench.config import absolute_class_files, validate
-from optimbench.plan import cache_file, cached_plan, job_config
+from optimbench.plan import cache_file, cached_plan, job_config, plan_changes, read_plan
 from optimbench.plan import plan as study_plan
 from optimbench.plan import write_plan
 
@@ -45,6 +46,21 @@ else:
     PLAN, PLAN_DIGEST = cached_plan(_validated, cache_file(_validated))
 config.clear()
 config.update(_validated)
+
+
+def print_plan_changes():
+    """What changed since the plan the last run wrote (its plan.json), one line per change with the runs it
+    reruns (plan.plan_changes): a dry run's reasons in a few lines. Nothing when the plan is unchanged."""
+    last = Path(PLAN.plan_file)
+    if JOB_TARGETS or not last.is_file():
+        return
+    text = last.read_text().rstrip("\n")
+    if hashlib.sha256(text.encode()).hexdigest()[:16] != PLAN_DIGEST:
+        lines = plan_changes(read_plan(last), PLAN)
+        print(f"The plan changed since {last}:", *lines, sep="\n  ", file=sys.stderr)
+
+
+print_plan_changes()
 # The run store (optimbench.store; config `store`, else $OPTIMBENCH_STORE): when the workflow starts (a dry run
 # too) and ends, this study's finished runs are published and the runs it lacks taken from the store.
 STORE = store.location(config["store"])
