@@ -178,3 +178,15 @@ def test_the_report_reads_only_the_tables_its_rule_declares(tmp_path):
         tables["tune_trials"]  # a tuning table, in a study without tuning
     assert list(sections.Tables(tmp_path, study_plan()).names) == [*files.REPORT_TABLES, *files.REPORT_TUNE_TABLES]
     assert sections.Tables(tmp_path, study_plan())["tune_trials"]["x"].tolist() == [1]
+
+
+def test_a_table_of_thousands_of_runs_shows_its_first_rows_and_links_every_row():
+    """Issue 38: a 5,000-run study's table of every run is shown up to sections.TABLE_ROWS rows, with the CSV
+    that holds them all linked; without a CSV to link, every row stays."""
+    frame = pd.DataFrame({"run": range(sections.TABLE_ROWS + 7), "value": 0.5})
+    shown = sections.table(frame, "../tables/runs.csv")
+    assert shown.count("<tr") == sections.TABLE_ROWS + 1 and f"<td>{sections.TABLE_ROWS - 1}</td>" in shown
+    assert f"<td>{sections.TABLE_ROWS}</td>" not in shown
+    assert f"The first {sections.TABLE_ROWS:,} of {sections.TABLE_ROWS + 7:,} rows" in shown
+    assert '<a href="../tables/runs.csv">the table as CSV</a>' in shown
+    assert sections.table(frame).count("<tr") == sections.TABLE_ROWS + 8
