@@ -3,7 +3,8 @@
 
     PYTHONPATH=$PWD/src .venv/bin/python benchmarks/dag_scale.py --runs 200 5000 --repeats 2
 
-Per size and Snakefile it prints the wall-clock of `snakemake -n --quiet` (the whole dry run), of
+Per size and Snakefile it prints the CPU seconds (user + system: on a shared machine far steadier than the
+wall-clock) of `snakemake -n --quiet` (the whole dry run), of
 `snakemake --list-rules` (the parse alone: everything before the DAG), and, from the two sizes, the
 fixed cost (the dry run's intercept) and the per-run cost (its slope), with the ratio of the study's per-run
 cost to the bare Snakefile's. The study's first dry run at a size (cold) builds and checks the plan and
@@ -15,10 +16,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import yaml
@@ -48,13 +49,16 @@ rule train:
 
 
 def snakemake(snakefile: Path, workdir: Path, *args: str) -> float:
-    """Seconds of one `snakemake` call (this interpreter's), which must succeed."""
-    start = time.perf_counter()
+    """CPU seconds (user + system; they hardly depend on what else the machine runs, unlike the wall-clock)
+    of one `snakemake` call (this interpreter's), which must succeed."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = usage.ru_utime + usage.ru_stime
     done = subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(snakefile), "--directory",
                            str(workdir), "--cores", "1", *args], capture_output=True, text=True)
     if done.returncode:
         raise SystemExit(f"{snakefile} in {workdir} failed:\n{done.stderr[-3000:]}")
-    return time.perf_counter() - start
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime - start
 
 
 def prepare(runs: int, root: Path) -> tuple[Path, Path, Path]:
@@ -92,14 +96,14 @@ def main(argv=None) -> None:
     print(f"CPU: {cpu_model()}; load average before: {os.getloadavg()[0]:.2f}; folders under {root}")
     small, large = args.runs
     found = {n: measure(n, root, args.repeats) for n in (small, large)}
-    print(f"{'':24}" + "".join(f"{n:>12,} runs" for n in (small, large)))
+    print(f"{'CPU seconds':24}" + "".join(f"{n:>12,} runs" for n in (small, large)))
     for key in [("study", "cold"), ("study", "dry run"), ("bare", "dry run"), ("study", "parse"), ("bare", "parse")]:
         print(f"{key[0] + ' ' + key[1]:24}" + "".join(f"{found[n][key]:>15.2f} s" for n in (small, large)))
     slope = {name: (found[large][name, "dry run"] - found[small][name, "dry run"]) / (large - small)
              for name in ("study", "bare")}
     for name in ("study", "bare"):
         fixed = found[small][name, "dry run"] - slope[name] * small
-        print(f"{name}: fixed cost {fixed:.2f} s (parse alone at {large:,}: {found[large][name, 'parse']:.2f} s), "
+        print(f"{name}: fixed cost {fixed:.2f} CPU s (parse alone at {large:,}: {found[large][name, 'parse']:.2f} s), "
               f"per run {slope[name] * 1000:.2f} ms")
     print(f"per-run cost, study / bare: {slope['study'] / slope['bare']:.2f}x; "
           f"load average after: {os.getloadavg()[0]:.2f}")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -27,18 +28,25 @@ from large_study import PROBLEMS, large_config
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def job_parse(snakefile: Path, src: Path, workdir: Path, config: Path) -> float:
-    """Seconds of one job's re-parse (Snakemake in remote mode, one target job, dry run)."""
+def job_parse(snakefile: Path, src: Path, workdir: Path, config: Path) -> tuple[float, float]:
+    """(wall-clock, CPU) seconds of one job's re-parse (Snakemake in remote mode, one target job, dry run). The
+    CPU seconds (user + system) hardly depend on what else the machine runs."""
     target = f"train:problem={PROBLEMS[0]},optimizer=SGD-0000,seed=0"
     env = {**os.environ, "PYTHONPATH": str(src)}
-    start = time.perf_counter()
+    start, used = time.perf_counter(), cpu_seconds()
     done = subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(snakefile), "--directory",
                            str(workdir), "--configfile", str(config), "--target-jobs", target, "--allowed-rules",
                            "train", "--mode", "remote", "--cores", "1", "-n", "--quiet"],
                           capture_output=True, text=True, env=env)
     if done.returncode:
         raise SystemExit(f"the job's re-parse failed:\n{done.stderr[-3000:]}")
-    return time.perf_counter() - start
+    return time.perf_counter() - start, cpu_seconds() - used
+
+
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process's finished children."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def main(argv=None) -> None:
@@ -62,8 +70,9 @@ def main(argv=None) -> None:
         for runs, (workdir, config) in studies.items():
             times[runs].append(job_parse(args.snakefile, args.src, workdir, config))
     for runs, found in times.items():
-        print(f"{runs:>7,} runs: a job's re-parse {min(found):.2f} s (best of {args.repeats}; all: "
-              f"{', '.join(f'{t:.2f}' for t in found)})")
+        print(f"{runs:>7,} runs: a job's re-parse {min(w for w, _ in found):.2f} s wall, "
+              f"{min(c for _, c in found):.2f} s CPU (best of {args.repeats}; all: "
+              f"{', '.join(f'{w:.1f}/{c:.1f}' for w, c in found)})")
     print(f"load average after: {os.getloadavg()[0]:.2f}")
 
 

@@ -8,7 +8,7 @@ Per size: the plan's check and cache (`python -m optimbench.plan --check`, what 
 `make status` (python -m optimbench.status) while the study runs (half of the runs finished, a tenth started,
 the plan file not yet written: it reads the cached plan), best of 3; then, every run finished, each stage as
 its rule runs it (scripts/aggregate.py train and descent, scripts/figures.py train and descent,
-scripts/report.py): wall-clock and peak memory (GNU time's maximum resident set), and the report's size.
+scripts/report.py): wall-clock, CPU seconds and peak memory (GNU time's maximum resident set), and the report's size.
 """
 
 from __future__ import annotations
@@ -33,16 +33,18 @@ ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = ROOT / "scripts"
 
 
-def timed(cmd: list[str], cwd: Path) -> tuple[float, float]:
-    """(seconds, peak resident MB) of a command run under GNU time, which must succeed."""
+def timed(cmd: list[str], cwd: Path) -> tuple[float, float, float]:
+    """(wall-clock seconds, CPU seconds, peak resident MB) of a command run under GNU time, which must
+    succeed."""
     out = cwd / "time.txt"
     start = time.perf_counter()
-    done = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", str(out), *cmd], cwd=cwd, capture_output=True, text=True,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    done = subprocess.run(["/usr/bin/time", "-f", "%M %U %S", "-o", str(out), *cmd], cwd=cwd, capture_output=True,
+                          text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
     seconds = time.perf_counter() - start
     if done.returncode:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}")
-    return seconds, int(out.read_text().split()[-1]) / 1024
+    peak, user, system = out.read_text().split()[-3:]
+    return seconds, float(user) + float(system), int(peak) / 1024
 
 
 def measure(runs: int, root: Path, epochs: int) -> dict:
@@ -92,13 +94,13 @@ def main(argv=None) -> None:
     root = args.root or Path(tempfile.mkdtemp(prefix="report-scale-"))
     print(f"folders under {root}; load average before: {os.getloadavg()[0]:.2f}")
     found = {runs: measure(runs, root, args.epochs) for runs in args.runs}
-    print(f"{'stage':20}" + "".join(f"{runs:>16,} runs" for runs in args.runs))
+    print(f"{'stage':20}" + "".join(f"{runs:>27,} runs" for runs in args.runs))
     for stage in found[args.runs[0]]:
         cells = [found[runs][stage] for runs in args.runs]
         if stage == "report MB":
-            print(f"{'report size':20}" + "".join(f"{c:>18.1f} MB" for c in cells))
+            print(f"{'report size':20}" + "".join(f"{c:>29.1f} MB" for c in cells))
         else:
-            print(f"{stage:20}" + "".join(f"{s:>9.2f} s {m:>6.0f} MB" for s, m in cells))
+            print(f"{stage:20}" + "".join(f"{s:>7.1f} s {c:>6.1f} CPU s {m:>5.0f} MB" for s, c, m in cells))
     print(f"load average after: {os.getloadavg()[0]:.2f}")
 
 
