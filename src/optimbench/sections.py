@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import base64
 import html
+import io
 import os
 from pathlib import Path
 
 import mistune
 import pandas as pd
+from PIL import Image
 
 from optimbench import labels
 from optimbench.files import ACKLEY_VIEWS, report_tables
@@ -63,6 +65,7 @@ TABLE_HEIGHT = 420  # px: a longer table scrolls inside its box
 # Rows a table shows in the report when its whole CSV is linked beside it: a 5,000-run study's table of every
 # run would be megabytes of HTML no one scrolls (issue 38); the CSV holds every row.
 TABLE_ROWS = 500
+FIGURE_BYTES = 1_000_000  # a larger PNG is embedded with a palette: a 5,000-run report stays under 10 MB
 
 
 class Markdown(str):
@@ -120,9 +123,19 @@ class Links:
 
 
 # ---------------------------------------------------------------- parts
+def _smaller_png(data: bytes) -> bytes:
+    """A PNG re-encoded with a 256-colour palette: a plot's few flat colours survive, its size falls 3-5×."""
+    image = Image.open(io.BytesIO(data)).convert("RGB").quantize(colors=256, method=Image.Quantize.FASTOCTREE)
+    out = io.BytesIO()
+    image.save(out, format="PNG", optimize=True)
+    return out.getvalue()
+
+
 def figure(path, alt: str, width: int | None = None) -> str:
-    """An <img> with the PNG embedded (base64) and alternative text, for display(HTML(...))."""
-    encoded = base64.b64encode(Path(path).read_bytes()).decode()
+    """An <img> with the PNG embedded (base64) and alternative text, for display(HTML(...)). A PNG larger than
+    FIGURE_BYTES (a figure of hundreds of optimizers) is embedded with a 256-colour palette (_smaller_png)."""
+    data = Path(path).read_bytes()
+    encoded = base64.b64encode(data if len(data) <= FIGURE_BYTES else _smaller_png(data)).decode()
     size = f"width: {width}px; " if width else ""
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{encoded}" style="{size}max-width: 100%">'
 
