@@ -10,10 +10,10 @@ import pytest
 from optimbench import formats
 from optimbench.formats import cifar10
 
-# Tests of a service (a browser, a SLURM cluster) skip where it is missing; in CI (CI=true, or
-# OPTIMBENCH_STRICT_SKIPS=1, which .ci/run sets) such a skip fails instead: CI installs the service,
-# so a skip there means a check silently did not run.
-SERVICE_MARKERS = ("browser", "slurm")
+# Tests of a service (a browser, a SLURM cluster, root to add Unix users and mount files) skip where it is
+# missing; in CI (CI=true, or OPTIMBENCH_STRICT_SKIPS=1, which .ci/run sets) such a skip fails instead: CI
+# installs the service (and runs as root), so a skip there means a check silently did not run.
+SERVICE_MARKERS = ("browser", "slurm", "root")
 
 
 def strict_skips() -> bool:

@@ -466,6 +466,24 @@ def test_runs_table_shows_what_each_run_recorded_and_flags_a_config_that_differs
     assert (table.loc[0, "train_images"], table.loc[0, "test_images"]) == (300, 100)
 
 
+def test_a_run_of_the_same_plugin_file_in_another_folder_matches_the_config(tmp_path):
+    """Issue 37.4: study 2 (its own copy of adabelief.py) fetched study 1's runs from the store, and its report
+    warned that they "were trained with other settings than the configuration now says": only the folder of
+    the file differed. An edit of the file still differs."""
+    code = {"file": "sign.py", "sha256": "0123456789abcdef"}
+    ran = write_run(tmp_path, "Sign", 0, [0.5, 0.6, 0.7])
+    recorded = json.loads(Path(ran.file("run.json")).read_text())
+    recorded["spec"]["optimizer"] = {"class": "/home/a/study1/opt/sign.py:Sign", "code": code}
+    Path(ran.file("run.json")).write_text(json.dumps(recorded))
+    same = dataclasses.replace(ran, spec={**ran.spec, "optimizer": {"class": "/b/study2/opt/sign.py:Sign",
+                                                                    "code": code}})
+    edited = dataclasses.replace(same, spec={**same.spec, "optimizer": {**same.spec["optimizer"],
+                                                                        "code": {**code, "sha256": "f" * 16}}})
+    assert aggregate.runs_table([same])["matches_config"].tolist() == [True]
+    assert aggregate.runs_table([edited])["differences"].tolist() == [
+        "optimizer.code.sha256: '0123456789abcdef' recorded, 'ffffffffffffffff' in the config"]
+
+
 # ---------------------------------------------------------------- descent
 def test_descent_reproduction_pivots_the_article_runs(tmp_path):
     rows = []

@@ -1,6 +1,7 @@
 """The CPU probe and the auto choices of bf16 and channels-last per capability (the probe mocked)."""
 
 import pytest
+import torch
 
 from optimbench import hardware
 
@@ -91,3 +92,21 @@ def test_cpu_summary_names_the_capability_and_the_native_flag(monkeypatch):
     monkeypatch.setattr(hardware.torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")
     assert hardware.cpu_summary(AVX512_BF16) == {"capability": "AVX512", "native_bf16": "avx512_bf16"}
     assert hardware.cpu_summary(AVX2) == {"capability": "AVX512", "native_bf16": None}
+
+
+def test_numerics_holds_what_of_the_machine_changes_a_runs_numbers(monkeypatch):
+    """Issue 37.1: the run store's key held the literal "auto"; now the job's resolved machine is in it: the CPU's
+    ISA and, with bf16 on, the instructions computing it; on CUDA the GPU model and the CUDA/cuDNN versions."""
+    cpu, isa = torch.device("cpu"), torch.backends.cpu.get_cpu_capability()
+    amx = frozenset({"avx512f", "avx512_bf16", "amx_bf16"})
+    assert hardware.numerics(cpu, True, amx) == {"device": "cpu", "torch": torch.__version__, "cpu_isa": isa,
+                                                 "bf16_kernel": "amx_bf16"}
+    assert hardware.numerics(cpu, True, frozenset({"avx2"}))["bf16_kernel"] == "emulated"
+    # bf16 off: the flags decide nothing (the same fp32 kernels), so two such CPUs resolve alike
+    assert hardware.numerics(cpu, False, amx) == hardware.numerics(cpu, False, frozenset({"avx2"}))
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA H100 80GB HBM3")
+    monkeypatch.setattr(torch.backends.cudnn, "version", lambda: 91002)
+    gpu = hardware.numerics(torch.device("cuda"), True)
+    assert gpu == {"device": "cuda", "torch": torch.__version__, "gpu": "NVIDIA H100 80GB HBM3",
+                   "gpu_capability": "9.0", "cuda": torch.version.cuda, "cudnn": 91002}

@@ -2,6 +2,7 @@
 
 import hashlib
 import importlib.metadata
+import json
 import math
 import re
 import sys
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from optimbench import config, plan, specs
+from optimbench import config, optim, plan, provenance, specs, store
 from optimbench.labels import code_label
 from optimbench.optim import (
     OptimizerClassError,
@@ -139,11 +140,57 @@ def test_editing_a_plugin_file_changes_exactly_its_runs_specs_and_the_store_key_
 
     before = specs_of(own_a)
     assert before["Sign"]["optimizer"]["code"] == {"file": "sign.py", "sha256": _sha(tmp_path / "a/opt/sign.py")}
-    assert specs.store_key(before["Sign"]) == specs.store_key(specs_of(own_b)["Sign"])  # one file, two folders
+    assert store.spec_key(before["Sign"]) == store.spec_key(specs_of(own_b)["Sign"])  # one file, two folders
     (tmp_path / "a" / "opt" / "sign.py").write_text(SIGN_SGD + "# an edit\n")
     after = specs_of(own_a)
     assert after["SGD"] == before["SGD"] and after["Sign"] != before["Sign"]
-    assert specs.store_key(after["Sign"]) != specs.store_key(before["Sign"])
+    assert store.spec_key(after["Sign"]) != store.spec_key(before["Sign"])
+
+
+def fake_distribution(site: Path, name: str, version: str, source: str, direct_url: dict | None) -> Path:
+    """A package `name` (name/__init__.py) with its dist-info as pip leaves it, on a folder of sys.path: an
+    editable or local install (PEP 610 direct_url.json with dir_info) or one from an index (none)."""
+    package = site / name
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text(source)
+    (package / "rule.py").write_text("SCALE = 1.0\n")
+    info = site / f"{name}-{version}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    (info / "top_level.txt").write_text(f"{name}\n")
+    if direct_url is not None:
+        (info / "direct_url.json").write_text(json.dumps(direct_url))
+    return package
+
+
+@pytest.fixture
+def installed(tmp_path, monkeypatch):
+    """Fake installs on sys.path, with the registry's caches cleared around the test."""
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    optim._distributions.cache_clear()
+    yield tmp_path / "site"
+    optim._distributions.cache_clear()
+    for name in [m for m in sys.modules if m.startswith(("myopt", "hubopt"))]:
+        del sys.modules[name]
+
+
+def test_an_editable_package_is_fingerprinted_by_its_sources_not_its_version(installed):
+    """Issue 37.2: `pip install -e` of one's own package, edit, run: "Nothing to be done" (the version did not
+    change); a package from an index keeps its version as its fingerprint."""
+    source = SIGN_SGD.replace("class SignSGD", "class MyOpt")
+    package = fake_distribution(installed, "myopt", "0.1", source,
+                                {"url": "file:///home/me/myopt", "dir_info": {"editable": True}})
+    fake_distribution(installed, "hubopt", "2.0", source, None)
+    before = code_fingerprint("myopt.MyOpt")
+    assert before == {"package": "myopt", "version": "0.1", "sha256": provenance.sources_hash(package)}
+    assert code_fingerprint("hubopt.MyOpt") == {"package": "hubopt", "version": "2.0"}
+    (package / "rule.py").write_text("SCALE = 2.0\n")  # an edit of a module the class's file imports
+    assert code_fingerprint("myopt.MyOpt") == {**before, "sha256": provenance.sources_hash(package)} != before
+    digest = hashlib.sha256()
+    for path in sorted(package.rglob("*.py")):  # the hash, by hand: relative paths and bytes, in order
+        digest.update(f"myopt/{path.name}\0".encode() + path.read_bytes())
+    assert provenance.sources_hash(package) == digest.hexdigest()[:16]
+    assert provenance.code_now(before, "myopt.MyOpt") == code_fingerprint("myopt.MyOpt")  # status's view, no import
 
 
 @pytest.mark.parametrize("entry, source, message", [

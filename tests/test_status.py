@@ -2,7 +2,8 @@
 lock check, and that it writes nothing. A real study killed half-way: tests/workflow/test_status_study.py."""
 
 import csv
-import fcntl
+import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from optimbench import checkpoints, events, status
+from optimbench import checkpoints, events, status, store
 from optimbench.runs import Plan, TrainRun
 
 from helpers import plan_problem
@@ -47,6 +48,10 @@ def finished(folder: Path, rows: list[dict], spec: dict, diverged=False) -> None
     (folder / "run.json").write_text(json.dumps({"spec": {**spec, "threads": 1}, "diverged": diverged}))
 
 
+def one_run_plan(run: TrainRun) -> Plan:
+    return Plan("results", {}, {}, [run], [], {"problems": {PROBLEM: plan_problem(PROBLEM)}})
+
+
 def log_of(workdir: Path, run: TrainRun) -> Path:
     path = workdir / f"results/logs/train/{PROBLEM}/{run.optimizer}/seed0.log"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -74,11 +79,9 @@ def study(tmp_path):
     stalled_log.write_text("cifar10 SGD seed 0:  25%|##        | 4/16\r")
     for path in (stalled_log, log_of(tmp_path, runs["mid"]), *folder["stalled"].iterdir(), *folder["mid"].iterdir()):
         os.utime(path, (NOW - 7200, NOW - 7200))  # both quiet for 2 h: only the held lock tells mid from stalled
-    (folder["mid"] / status.WRITER_LOCK).write_text(json.dumps({"pid": os.getpid(), "host": os.uname().nodename}))
-    lock = os.open(folder["mid"] / status.WRITER_LOCK, os.O_RDWR)
-    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as the trainer holds it (checkpoints.writer_lock)
-    yield plan, tmp_path
-    os.close(lock)
+    with checkpoints.writer_lock(folder["mid"]):  # as the trainer holds it
+        os.utime(folder["mid"] / status.WRITER_LOCK, (NOW - 7200, NOW - 7200))
+        yield plan, tmp_path
 
 
 def tree(root: Path) -> dict:
@@ -150,20 +153,55 @@ def test_a_progress_line_is_no_failure(line):
     assert not status.FAILURE.match(line)
 
 
-def test_a_lock_held_on_another_node_is_probed(tmp_path):
-    """A lock file whose holder is another host (a cluster node) is probed with a non-blocking flock; one
-    held on this host is read from /proc/locks, without taking it."""
+def hold_lock(folder: Path) -> subprocess.Popen:
+    """A live trainer's lock on `folder` (checkpoints.writer_lock in another process), until it is killed."""
+    code = (f"import sys, time; from optimbench import checkpoints\n"
+            f"with checkpoints.writer_lock({str(folder)!r}):\n    print('held', flush=True); time.sleep(600)")
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def test_a_lock_is_asked_of_the_file_not_found_by_its_device_numbers(tmp_path, monkeypatch):
+    """Issue 37.7: on btrfs (and some overlay mounts) stat() gives a file other device numbers than /proc/locks
+    shows its lock under (0:41 against 00:28), so a live trainer's lock was not found: asked of the lock itself
+    (F_OFD_GETLK), status finds it whatever stat says, and never takes it."""
+    holder = hold_lock(tmp_path)
     path = tmp_path / status.WRITER_LOCK
-    path.write_text(json.dumps({"pid": 1, "host": "node-that-is-not-this-one"}))
-    fd = os.open(path, os.O_RDWR)
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    assert status.lock_held(path, local_locks=set())  # probed
-    assert status.lock_held(path)  # /proc/locks
-    os.close(fd)
-    assert not status.lock_held(path, local_locks=set()) and not status.lock_held(path)
-    path.write_text(json.dumps({"pid": 1, "host": os.uname().nodename}))
-    assert not status.lock_held(path, local_locks=set())  # this host's locks are all in /proc/locks
-    assert not status.lock_held(tmp_path / "none.lock")
+    real_stat = Path.stat
+
+    def btrfs_stat(self, *args, **kwargs):  # what btrfs reports: an anonymous device of the subvolume
+        found = real_stat(self, *args, **kwargs)
+        if self == path:
+            return os.stat_result((found.st_mode, found.st_ino, os.makedev(0, 41), *found[3:]))
+        return found
+
+    monkeypatch.setattr(Path, "stat", btrfs_stat)
+    try:
+        assert status.lock_held(path)
+        with pytest.raises(checkpoints.RunFolderLocked):  # still the holder's: asking took nothing
+            with checkpoints.writer_lock(tmp_path):
+                pass
+    finally:
+        holder.kill()
+        holder.wait()
+    assert not status.lock_held(path) and not status.lock_held(tmp_path / "none.lock")
+
+
+def test_a_folder_a_trainer_holds_is_never_done(tmp_path):
+    """Issue 37.7: after a kill -9 of Snakemake, an orphaned trainer reruns a folder that still holds an earlier
+    metrics.csv (or a fetched copy): status said "done, epoch 100 of 100"; while the lock is held it is training."""
+    run = train_run("SGD")
+    plan = one_run_plan(run)
+    folder = tmp_path / run.dir
+    finished(folder, [row(e) for e in range(1, EPOCHS + 1)], run.spec)
+    holder = hold_lock(folder)
+    try:
+        assert status.study_status(plan, tmp_path, now=NOW)[0].state == "training"
+    finally:
+        holder.kill()
+        holder.wait()
+    assert status.study_status(plan, tmp_path, now=NOW)[0].state == "done"
 
 
 def test_the_trainers_file_names_are_the_checkpoints_modules():
@@ -238,6 +276,48 @@ def test_the_plan_comes_from_the_config_when_a_config_file_is_newer(tmp_path, st
         cmd, 1, "", "train.epochs = 0: must be at least 1"))
     with pytest.raises(SystemExit, match="train.epochs = 0"):
         status.load_plan([config], tmp_path)
+
+
+def file_hash(path: Path) -> str:
+    """A plug-in file's fingerprint, by hand (optimbench.optim.code_fingerprint's sha256, 16 hex digits)."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def plugin_run(study: Path, source: str) -> TrainRun:
+    """A run of a plug-in file `study/opt/sign.py` (its spec as the plan gives it: the absolute path, the file's
+    name and hash)."""
+    (study / "opt").mkdir(parents=True, exist_ok=True)
+    (study / "opt" / "sign.py").write_text(source)
+    code = {"file": "sign.py", "sha256": file_hash(study / "opt" / "sign.py")}
+    run = train_run("Sign")
+    return dataclasses.replace(run, spec={**run.spec, "optimizer": {"class": f"{study / 'opt' / 'sign.py'}:Sign",
+                                                                   "code": code}})
+
+
+def test_a_plugin_in_another_folder_with_the_same_code_is_not_stale_and_a_fetched_run_is_marked(tmp_path):
+    """Issue 37.4/37.5: study 2 (same file, another folder) fetched study 1's run: it is neither stale (the
+    folder is no part of the key) nor unmarked."""
+    first, second = (plugin_run(tmp_path / study, "class Sign: pass\n") for study in ("one", "two"))
+    folder = tmp_path / "two" / second.dir
+    finished(folder, [row(e) for e in range(1, EPOCHS + 1)], first.spec)  # study 1's run.json
+    (folder / store.MARKER).write_text(json.dumps({"key": "ab" * 16, "store": "/s"}))
+    found = status.study_status(one_run_plan(second), tmp_path / "two", now=NOW)[0]
+    assert (found.state, found.stale, found.fetched) == ("done", "", True)
+    text = status.report(one_run_plan(second), [found], "test", NOW)
+    assert "(from the run store)" in text and "1 finished run(s) came from the run store" in text
+
+
+def test_a_plugin_edited_after_the_plan_was_written_makes_its_runs_stale(tmp_path):
+    """Issue 37.7: after a plug-in edit status read the old plan.json (its fingerprint) and called every run
+    done and none stale, while `snakemake -n` planned the reruns; the file's hash now is compared."""
+    run = plugin_run(tmp_path, "class Sign: pass\n")
+    finished(tmp_path / run.dir, [row(e) for e in range(1, EPOCHS + 1)], run.spec)
+    assert status.study_status(one_run_plan(run), tmp_path, now=NOW)[0].stale == ""
+    (tmp_path / "opt" / "sign.py").write_text("class Sign: pass  # edited\n")
+    getattr(status, "_code_now", functools.lru_cache(None)(len)).cache_clear()  # a new `make status`
+    stale = status.study_status(one_run_plan(run), tmp_path, now=NOW)[0].stale
+    edited = file_hash(tmp_path / "opt" / "sign.py")
+    assert stale.startswith("optimizer: ") and edited in stale and run.spec["optimizer"]["code"]["sha256"] in stale
 
 
 def test_a_running_study_reads_its_cached_plan_until_plan_json_exists(tmp_path, study, monkeypatch):

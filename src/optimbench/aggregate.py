@@ -40,6 +40,7 @@ from optimbench.metrics import Metric
 from optimbench.performance import performance_tables, seed_outcome
 from optimbench.runs import GROUP_KEYS, POSITIVE, RUN_KEYS, Plan, StudyProblem, TrainRun, apply_selection, read_plan
 from optimbench.stats import summarize_values, welch
+from optimbench.store import comparable
 from optimbench.tables import read_table
 
 ATTRIBUTES = ["dataset", "model"]  # a problem's, carried along for readers
@@ -243,7 +244,8 @@ def runs_table(train_runs: list[TrainRun]) -> pd.DataFrame:
         info = json.loads(Path(planned.file("run.json")).read_text())
         spec = info["spec"]
         recorded = {k: v for k, v in spec.items() if k in planned.spec}
-        differences = _differences(recorded, planned.spec)
+        # As the run store compares them (a plug-in's folder is no difference: a run fetched from another study)
+        differences = _differences(comparable(recorded), comparable(planned.spec))
         rows.append({**run_identity(spec), "class": spec["optimizer"]["class"],
                      "code": code_label(spec["optimizer"].get("code")),
                      "kwargs": json.dumps(spec["optimizer"].get("kwargs", {}), sort_keys=True),

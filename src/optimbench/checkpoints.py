@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from optimbench import provenance
-from optimbench.io import atomic_path, describe_load_error
+from optimbench.io import atomic_path, describe_load_error, lock_request
 from optimbench.runs import CHECKPOINT, WRITER_LOCK  # noqa: F401 (CHECKPOINT: the trainer names it from here)
 
 
@@ -110,13 +110,16 @@ class RunFolderLocked(RuntimeError):
 
 @contextlib.contextmanager
 def writer_lock(folder):
-    """Hold the run folder's one writer lock while the block runs: an exclusive flock(2) on WRITER_LOCK,
-    which records the holder's PID, host and start time and is removed when the block ends. The kernel
-    releases the lock when the holder exits, however it dies (kill -9 too), so a stale file never blocks a
-    resume. Own code because the lock must name its holder for the user (filelock's does not).
+    """Hold the run folder's one writer lock while the block runs: an exclusive open-file-description lock
+    (fcntl F_OFD_SETLK, Linux 3.15+) on WRITER_LOCK, which records the holder's PID, host and start time and is
+    removed when the block ends. The kernel releases the lock when the holder exits, however it dies (kill -9
+    too), so a stale file never blocks a resume. An OFD lock, not flock(2): another process can ask whether
+    it is held without taking it (F_OFD_GETLK: optimbench.io.lock_held), on any file system (btrfs and overlay give
+    stat() other device numbers than /proc/locks shows). Own code because the lock must name its holder for
+    the user (filelock's does not).
 
-    NFS: Linux emulates flock with POSIX byte-range locks over NFS (since 2.6.12), so it holds across
-    nodes where the server's lock manager runs (NFSv4, or v3 with lockd); a holder on a node that dies
+    NFS: OFD locks are POSIX byte-range locks to the server, so the lock holds across nodes where the
+    server's lock manager runs (NFSv4, or v3 with lockd); a holder on a node that dies
     keeps it until the server's lease expires (about 90 s). A filesystem without locks (Lustre mounted
     without `flock`, NFS mounted `nolock`) gets a warning and no lock.
 
@@ -136,13 +139,13 @@ def writer_lock(folder):
 
 
 def _locked_fd(path: Path) -> int:
-    """An open descriptor of `path` holding its exclusive flock; retried when the file was removed or replaced
-    between open and flock (its last holder finished), so two holders never hold two files."""
+    """An open descriptor of `path` holding its exclusive lock; retried when the file was removed or replaced
+    between open and lock (its last holder finished), so two holders never hold two files."""
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+            fcntl.fcntl(fd, fcntl.F_OFD_SETLK, lock_request(fcntl.F_WRLCK))
+        except (BlockingIOError, PermissionError):  # EAGAIN or EACCES: another holds it
             recorded = os.pread(fd, 4096, 0)
             os.close(fd)
             raise RunFolderLocked(_locked_message(path, recorded)) from None

@@ -21,6 +21,17 @@ The rules, and the measurements behind them (CIFAR ResNet18, batch 64, forward +
   bf16 1,042 vs 857); channels-last faster at width 64 (53 vs 48, bf16 119 vs 88). On the EPYCs it was
   faster at width 8 (AVX2: 1,202 vs 727; AVX512-BF16, 1 thread: fp32 984 vs 746, bf16 1,255 vs 920).
 - On CUDA both stay on (tensor-core bf16 and channels-last convolutions), as before.
+
+What of the machine changes a run's numbers (`numerics`: part of a finished run's store key, optimbench.store):
+- the CPU's vector ISA (torch's capability: DEFAULT, AVX2, AVX512; oneDNN and ATen pick kernels, and with
+  them the order of a reduction's additions, by it) and, where bf16 is on, the native-bf16 instructions that
+  compute it (amx_bf16 and avx512_bf16 are different kernels). Not the CPU's model or vendor: two CPUs of one
+  ISA run the same kernels, so they share entries;
+- on CUDA the GPU's model (its name, e.g. "NVIDIA H100 80GB HBM3", and compute capability): cuDNN's and
+  cuBLAS's heuristics pick kernels by architecture and by the count of multiprocessors, which differs between
+  models of one architecture (H100 PCIe and SXM), so the model, not only its architecture, keys a run; and
+  the CUDA and cuDNN versions;
+- the torch version, for every optimizer (its kernels, autocast's op lists, the default algorithms).
 """
 
 from __future__ import annotations
@@ -94,6 +105,20 @@ def native_bf16(flags: frozenset[str]) -> str | None:
 def cpu_summary(flags: frozenset[str]) -> dict:
     """What run.json records of the CPU: torch's vector capability and its native-bf16 flag."""
     return {"capability": torch.backends.cpu.get_cpu_capability(), "native_bf16": native_bf16(flags)}
+
+
+def numerics(device: torch.device, bf16: bool, flags: frozenset[str] | None = None) -> dict:
+    """What of this machine and this torch changes a run's numbers (see the module's docstring): {"device",
+    "torch", then "cpu_isa" and "bf16_kernel" on the CPU, or "gpu", "gpu_capability", "cuda", "cudnn" on
+    CUDA}. `flags`: the CPU's (cpu_flags() when None)."""
+    found = {"device": device.type, "torch": torch.__version__}
+    if device.type == "cuda":
+        major, minor = torch.cuda.get_device_capability(device)
+        return {**found, "gpu": torch.cuda.get_device_name(device), "gpu_capability": f"{major}.{minor}",
+                "cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version()}
+    flags = cpu_flags() if flags is None else flags
+    return {**found, "cpu_isa": torch.backends.cpu.get_cpu_capability(),
+            "bf16_kernel": (native_bf16(flags) or "emulated") if bf16 else None}
 
 
 def _fixed(key: str, setting: str) -> Choice | None:

@@ -1,15 +1,18 @@
-"""Atomic file writes: a temp file in the target's folder, then os.replace, so no reader sees half a file.
-No pandas here: a training job writes through this module (the tables' reader is optimbench.tables)."""
+"""Atomic file writes: a temp file in the target's folder, then os.replace, so no reader sees half a file; and
+the probe of a run folder's writer lock (`lock_held`). No pandas here: a training job writes through this module
+(the tables' reader is optimbench.tables)."""
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import fcntl
 import hashlib
 import json
 import math
 import os
 import pickle
+import struct
 import tempfile
 from pathlib import Path
 
@@ -89,3 +92,30 @@ def file_digest(path, algorithm: str = "sha256") -> str:
 
 def sha256(path) -> str:
     return file_digest(path, "sha256")
+
+
+# ---------------------------------------------------------------- a run folder's writer lock (optimbench.checkpoints)
+def lock_request(kind: int) -> bytes:
+    """A struct flock of `kind` (fcntl.F_RDLCK, F_WRLCK) over the whole file (64-bit Linux layout: l_type,
+    l_whence, l_start, l_len, l_pid)."""
+    return struct.pack(_FLOCK, kind, os.SEEK_SET, 0, 0, 0)
+
+
+_FLOCK = "hhqqixxxx"  # short, short, (pad), off_t, off_t, pid_t, (pad): sizeof(struct flock) = 32
+
+
+def lock_held(path) -> bool:
+    """Whether a process (on this node, or on another over NFS) holds the writer lock of `path`; False when
+    the file is missing or its file system takes no locks. Asks the kernel (F_OFD_GETLK) without taking the
+    lock: a trainer starting meanwhile is never refused."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        kind = struct.unpack(_FLOCK, fcntl.fcntl(fd, fcntl.F_OFD_GETLK, lock_request(fcntl.F_RDLCK)))[0]
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return kind != fcntl.F_UNLCK

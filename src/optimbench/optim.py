@@ -10,6 +10,7 @@ import importlib
 import importlib.metadata
 import importlib.util
 import inspect
+import json
 import math
 import os
 import re
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from optimbench import provenance
 from optimbench.demon import DemonSchedule, demon_class
 
 # Short names beyond torch.optim: maintained implementations where they exist (pytorch-optimizer;
@@ -128,9 +130,11 @@ def _file_module(path: Path):
         return sys.modules[module_name]
     spec = importlib.util.spec_from_file_location(module_name, path)
     module = importlib.util.module_from_spec(spec)
+    source = path.read_bytes()  # read once: what runs is what is hashed (an edit meanwhile changes neither)
+    module.__optimbench_sha256__ = hashlib.sha256(source).hexdigest()[:16]
     sys.modules[module_name] = module  # before exec: dataclasses and pickling look the module up
     try:
-        spec.loader.exec_module(module)
+        exec(compile(source, str(path), "exec"), module.__dict__)
     except SyntaxError as exc:
         del sys.modules[module_name]
         raise _syntax_error(exc) from None
@@ -144,8 +148,9 @@ def _file_module(path: Path):
 def code_fingerprint(name: str, demon: bool = False) -> dict:
     """What identifies the code that decides an optimizer's numbers (a run's result spec carries it):
     torch.optim classes → {"torch": version}; this project's (YellowFin, Demon) → {"module", "sha256"} of
-    their module's source; an installed package's → {"package", "version"} (importlib.metadata); a class
-    from a file or a local module → {"file": its file name, "sha256": the file's source}. Only the file
+    their module's source; an installed package's → {"package", "version"} (importlib.metadata), plus "sha256"
+    of its sources when installed from a folder (`pip install -e`: provenance.package_code); a class
+    from a file or a local module → {"file": its file name, "sha256": the source it was loaded from}. Only the file
     that defines the class is hashed, not the modules it imports. demon: true adds optimbench.demon's hash.
 
     Raises:
@@ -154,7 +159,7 @@ def code_fingerprint(name: str, demon: bool = False) -> dict:
     module = sys.modules[resolve_class(name).__module__]
     code = _module_fingerprint(module)
     if demon:
-        code["demon"] = _source_hash(sys.modules[demon_class.__module__].__file__)
+        code["demon"] = provenance.source_hash(sys.modules[demon_class.__module__].__file__)
     return code
 
 
@@ -163,11 +168,37 @@ def _module_fingerprint(module) -> dict:
     if top == "torch":
         return {"torch": torch.__version__}
     if top == "optimbench":
-        return {"module": module.__name__, "sha256": _source_hash(module.__file__)}
+        return {"module": module.__name__, "sha256": provenance.source_hash(module.__file__)}
     dists = _distributions().get(top)
     if dists and not module.__name__.startswith(PLUGIN_PREFIX):
-        return {"package": dists[0], "version": _version(dists[0])}
-    return {"file": Path(module.__file__).name, "sha256": _source_hash(module.__file__)}
+        return provenance.package_code(dists[0], top)
+    return {"file": Path(module.__file__).name, "sha256": provenance.source_hash(module.__file__)}
+
+
+class CodeChanged(RuntimeError):
+    """The code a job imports is not the code its spec's fingerprint names; the message names both."""
+
+
+def verify_code(entry: dict) -> None:
+    """Check that the optimizer code this process imported has the fingerprint the run's spec carries
+    (entry["code"], taken when the study was planned): an edit between planning and running would publish
+    the edited code's numbers under the original's key. Nothing to check for an entry without `code`.
+
+    Raises:
+        CodeChanged: naming the class, its file or package, and both fingerprints.
+    """
+    planned = entry.get("code")
+    if not planned:
+        return
+    running = code_fingerprint(entry["class"], bool(entry.get("demon")))
+    module = sys.modules[resolve_class(entry["class"]).__module__]
+    if hasattr(module, "__optimbench_sha256__"):  # a plug-in file: the bytes this process executed
+        running["sha256"] = module.__optimbench_sha256__
+    if running != planned:
+        where = module.__file__ if module.__name__.startswith(PLUGIN_PREFIX) else f"module {module.__name__}"
+        raise CodeChanged(f"the optimizer code changed since the study was planned: {where} ({entry['class']}) "
+                          f"has fingerprint {json.dumps(running, sort_keys=True)} now, the run's spec "
+                          f"{json.dumps(planned, sort_keys=True)}; run the study again to plan its runs anew")
 
 
 @functools.cache
@@ -176,14 +207,6 @@ def _distributions() -> dict:
     return importlib.metadata.packages_distributions()
 
 
-@functools.cache
-def _version(distribution: str) -> str:
-    return importlib.metadata.version(distribution)
-
-
-def _source_hash(path) -> str:
-    """sha256 of a source file's bytes (16 hex digits)."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
 def build_optimizer(entry: dict, params, overrides: dict | None = None) -> torch.optim.Optimizer:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from pathlib import Path
 
 import torch
 
@@ -23,7 +22,7 @@ from optimbench import formats, functions
 from optimbench import problems as registry
 from optimbench.errors import ConfigError, DataError
 from optimbench.labels import data_words
-from optimbench.optim import code_fingerprint, is_file_class
+from optimbench.optim import code_fingerprint
 
 # Names from the config (optimizers, descent methods and groups) become single path components. The
 # rule keeps them portable and shell-safe; dots are allowed ("article-momentum-0.1").
@@ -218,18 +217,6 @@ def train_spec(config: dict, problem: str, optimizer: str, seed: int, data_file:
     return {"problem": problem, "dataset": registry.get(problem).dataset, "data": data_file,
             "seed": int(seed), "optimizer_name": optimizer,
             "optimizer": optimizer_spec(config["optimizers"][optimizer]), **problem_train(config, problem)}
-
-
-def store_key(spec: dict) -> str:
-    """The key of a finished run in a run store (optimbench.store): a hash of its complete result spec (after
-    a tuning selection), a file plug-in's folder left out (its file name and source hash stay in the spec's
-    `code`), so the same file in two studies' folders, or two users' checkouts, gives one key."""
-    spec = json.loads(json.dumps(spec))
-    optimizer = spec.get("optimizer", {})
-    if is_file_class(optimizer.get("class", "")):
-        path, _, attr = optimizer["class"].rpartition(":")
-        optimizer["class"] = f"{Path(path).name}:{attr}"
-    return _digest(spec, 32)
 
 
 def descent_spec(config: dict, group: dict, function: str, method: str, gradient: str) -> dict:

@@ -6,14 +6,17 @@ runs, locally or on a cluster, and on a finished one), and never writing into th
   stalled (started, no process holds it and nothing written for a while: killed; it resumes when run
   again), failed (its log's last line), or waiting (not started);
 - how many runs of each problem and stage (train, trials, tuned, descent) are in each state;
-- the results that are stale: a finished run whose recorded spec (run.json) differs from the plan's;
+- the results that are stale: a finished run whose recorded spec (run.json) differs from the plan's, compared
+  as the run store's key compares them (store.comparable), the plan's code fingerprint taken as the files give
+  it now (provenance.code_now: an edited plug-in shows before the next run plans it); runs from the store;
 - the study's projected end: the epochs left times each problem's measured seconds per epoch, divided by
   the runs that train at a time (the number training now, or --parallel).
 
 What it reads, per run folder (optimbench.runs' templates): metrics.csv (the trainer's last write: the run
 is finished) and run.json; the epoch event files (optimbench.events: epoch k's scalars, written as each
-epoch ends); the writer lock (`writer.lock`, flock(2)-held by the trainer while it runs, released by the
-kernel however it dies); the job's log (its last line). Fast: the plan comes from plan.json (the `plan`
+epoch ends); the writer lock (`writer.lock`, held by the trainer while it runs, released by the kernel however
+it dies, asked without taking it: a held lock means training, even beside an earlier metrics.csv); stored.json
+(a run copied from the run store); the job's log (its last line). Fast: the plan comes from plan.json (the `plan`
 rule's file, no torch, no config checks); only when that file is missing or older than a config file is
 it built from the config, by `python -m optimbench.plan` in a subprocess (seconds: torch and every check).
 """
@@ -22,7 +25,7 @@ from __future__ import annotations
 
 import argparse
 import csv
-import fcntl
+import functools
 import json
 import math
 import os
@@ -37,7 +40,8 @@ from pathlib import Path
 import yaml
 from tensorboard.backend.event_processing.event_file_loader import LegacyEventFileLoader
 
-from optimbench import events
+from optimbench import events, provenance
+from optimbench.io import lock_held as io_lock_held
 from optimbench.runs import (
     CHECKPOINT,
     DESCENT_LOG,
@@ -51,6 +55,7 @@ from optimbench.runs import (
     current_cached_plan,
     read_plan,
 )
+from optimbench.store import comparable, marked_key
 
 STAGES = ("train", "trials", "tuned", "descent")
 STATES = ("done", "diverged", "training", "stalled", "failed", "waiting")
@@ -80,6 +85,7 @@ class RunStatus:
     age: float | None = None  # seconds since the run's last write
     last_line: str = ""
     stale: str = ""
+    fetched: bool = False  # copied from the run store (optimbench.store), not trained in this study
 
 
 # ---------------------------------------------------------------- one run folder
@@ -95,52 +101,10 @@ def last_line(log: Path) -> str:
     return lines[-1] if lines else ""
 
 
-def _locks_on_this_host() -> set[tuple[int, int, int]]:
-    """(device major, minor, inode) of every file locked on this machine (/proc/locks; empty elsewhere)."""
-    try:
-        text = Path("/proc/locks").read_text()
-    except OSError:
-        return set()
-    found = set()
-    for fields in (line.split() for line in text.splitlines()):
-        where = next((f for f in fields if f.count(":") == 2 and not f.endswith(":")), None)
-        if where:
-            major, minor, inode = where.split(":")
-            found.add((int(major, 16), int(minor, 16), int(inode)))
-    return found
-
-
-def lock_held(path: Path, local_locks: set | None = None) -> bool:
-    """Whether a process holds the flock of `path` (the trainer's writer lock). A lock taken on this machine
-    shows in /proc/locks (read: no lock is taken, so a trainer starting now is never refused); a lock of
-    another node (a cluster's shared filesystem) is probed with a non-blocking shared flock, released at
-    once."""
-    try:
-        st = path.stat()
-    except OSError:
-        return False
-    local = _locks_on_this_host() if local_locks is None else local_locks
-    if (os.major(st.st_dev), os.minor(st.st_dev), st.st_ino) in local:
-        return True
-    if _holder_host(path) == os.uname().nodename:  # its lock would be in /proc/locks
-        return False
-    with open(path, "rb") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        except OSError:  # a filesystem without locks: the trainer warned and took none
-            return False
-        fcntl.flock(fh, fcntl.LOCK_UN)
-    return False
-
-
-def _holder_host(path: Path) -> str | None:
-    """The host the lock file names as its last holder (checkpoints.writer_lock writes {pid, host, since})."""
-    try:
-        return json.loads(path.read_text() or "{}").get("host")
-    except (OSError, ValueError, AttributeError):
-        return None
+def lock_held(path: Path) -> bool:
+    """Whether a trainer holds the writer lock of `path` (io.lock_held: the kernel is asked about the lock
+    itself, not the file's device numbers, so it is found on btrfs and overlay too, and across NFS nodes)."""
+    return io_lock_held(path)
 
 
 def epoch_values(path: Path) -> dict[str, float]:
@@ -180,9 +144,27 @@ def _plain(value):
 
 def spec_changes(recorded: dict, expected: dict, ignore=()) -> list[str]:
     """`key: recorded -> expected` for every key of the plan's spec whose value the run did not record (the
-    run's own extra keys, execution settings and a tuned run's selection, are not compared)."""
+    run's own extra keys, execution settings and a tuned run's selection, are not compared). Compared as the
+    run store's key sees them (store.comparable: a plug-in file's folder is no change)."""
+    recorded, expected = comparable(recorded), comparable(expected)
     return [f"{k}: {json.dumps(recorded.get(k))} -> {json.dumps(expected[k])}" for k in expected
             if k not in ignore and _plain(recorded.get(k)) != _plain(expected[k])]
+
+
+@functools.cache
+def _code_now(code: str, class_name: str) -> str:
+    return json.dumps(provenance.code_now(json.loads(code), class_name), sort_keys=True)
+
+
+def with_current_code(spec: dict) -> dict:
+    """The spec with its optimizer's code fingerprint as the files give it now (provenance.code_now, no
+    import): a plug-in edited since the plan was written makes its finished runs stale, as the next
+    `make study` (which plans anew) reruns them."""
+    optimizer = spec.get("optimizer")
+    if not isinstance(optimizer, dict) or not optimizer.get("code"):
+        return spec
+    code = _code_now(json.dumps(optimizer["code"], sort_keys=True), str(optimizer.get("class", "")))
+    return {**spec, "optimizer": {**optimizer, "code": json.loads(code)}}
 
 
 def tuned_changes(recorded: dict, expected: dict, selection: Path) -> list[str]:
@@ -219,15 +201,19 @@ def _unfinished_state(status: RunStatus, lock: str) -> str:
     return "stalled" if status.age > quiet else "training"
 
 
-def _lock(folder: Path, local_locks: set) -> str:
+def _lock(folder: Path) -> str:
     path = folder / WRITER_LOCK
-    return "held" if lock_held(path, local_locks) else "free" if path.exists() else "none"
+    return "held" if lock_held(path) else "free" if path.exists() else "none"
 
 
-def train_status(status: RunStatus, folder: Path, log: Path, now: float, local_locks: set) -> RunStatus:
-    """Fill in `status` (stage, problem, name, epochs set) of a training, trial or tuned run from its folder."""
+def train_status(status: RunStatus, folder: Path, log: Path, now: float) -> RunStatus:
+    """Fill in `status` (stage, problem, name, epochs set) of a training, trial or tuned run from its folder.
+    A folder whose writer lock a trainer holds is training, whatever it holds (never done: an earlier run's
+    metrics.csv may still be there); a run copied from the run store is marked `fetched`."""
     metrics = folder / "metrics.csv"
-    if metrics.exists():
+    lock = _lock(folder)
+    if metrics.exists() and lock != "held":
+        status.fetched = marked_key(folder) is not None
         rows = read_metrics(metrics)
         status.epoch, status.values = len(rows), rows[-1] if rows else {}
         status.seconds_per_epoch = _mean(epoch_seconds(row) for row in rows)
@@ -240,7 +226,7 @@ def train_status(status: RunStatus, folder: Path, log: Path, now: float, local_l
     status.epoch = status.epoch or 0
     written = [log, folder / CHECKPOINT, *list(files.values())[-1:]]
     status.age, status.last_line = _age(written, now), last_line(log)
-    status.state = _unfinished_state(status, _lock(folder, local_locks))
+    status.state = _unfinished_state(status, lock)
     return status
 
 
@@ -258,23 +244,22 @@ def descent_status(status: RunStatus, folder: Path, log: Path, now: float) -> Ru
 def study_status(plan: Plan, workdir=".", now: float | None = None) -> list[RunStatus]:
     """Every run of the plan, in the plan's order: training runs, trials, tuned runs, descent runs."""
     now, root, results = time.time() if now is None else now, Path(workdir), plan.results_dir
-    local_locks = _locks_on_this_host()
     name = lambda run: run.dir.removeprefix(f"{results}/")  # noqa: E731
     found = []
     for run in plan.train_runs:
         status = RunStatus("train", run.problem, name(run), "waiting", epochs=run.spec["epochs"])
         log = TRAIN_LOG.format(results=results, problem=run.problem, optimizer=run.optimizer, seed=run.seed)
-        found.append(train_status(status, root / run.dir, root / log, now, local_locks))
+        found.append(train_status(status, root / run.dir, root / log, now))
         found[-1].stale = "; ".join(recorded_changes(root / run.dir, run.spec))
     for trial in plan.trials_of():
         status = RunStatus("trials", trial.problem, name(trial), "waiting", epochs=trial.spec["epochs"])
         log = TRIAL_LOG.format(results=results, problem=trial.problem, optimizer=trial.optimizer, trial=trial.trial)
-        found.append(train_status(status, root / trial.dir, root / log, now, local_locks))
+        found.append(train_status(status, root / trial.dir, root / log, now))
         found[-1].stale = "; ".join(recorded_changes(root / trial.dir, trial.spec))
     for run in plan.tune.finals if plan.tune else []:
         status = RunStatus("tuned", run.problem, name(run), "waiting", epochs=run.spec["epochs"])
         log = TUNED_LOG.format(results=results, problem=run.problem, optimizer=run.optimizer, seed=run.seed)
-        found.append(train_status(status, root / run.dir, root / log, now, local_locks))
+        found.append(train_status(status, root / run.dir, root / log, now))
         selection = root / plan.tune.selections[run.problem][run.optimizer]
         found[-1].stale = "; ".join(recorded_changes(root / run.dir, run.spec, selection))
     for run in plan.descent_runs:
@@ -293,6 +278,7 @@ def recorded_changes(folder: Path, expected: dict, selection: Path | None = None
         recorded = json.loads((folder / "run.json").read_text())["spec"]
     except (OSError, ValueError, KeyError):
         return ["run.json is missing or unreadable"]
+    expected = with_current_code(expected)
     return tuned_changes(recorded, expected, selection) if selection else spec_changes(recorded, expected)
 
 
@@ -424,6 +410,8 @@ def run_line(s: RunStatus, problem: StudyProblem | None) -> str:
                  f"and it resumes from its checkpoint)")
     if s.state == "failed":
         text += f"  log: {s.last_line}"
+    if s.fetched:
+        text += "  (from the run store)"
     if s.stale:
         text += f"  STALE ({s.stale})"
     return f"  {s.name:<{48}} {text}"
@@ -453,6 +441,9 @@ def report(plan: Plan, statuses: list[RunStatus], source: str, now: float, paral
     if stale:
         lines += ["", f"{len(stale)} finished run(s) are stale: the plan's spec changed since they ran "
                       f"(the next `make study` reruns them):"] + [f"  {s.name}: {s.stale}" for s in stale]
+    fetched = sum(s.fetched for s in statuses)
+    if fetched:
+        lines += ["", f"{fetched} finished run(s) came from the run store (not trained in this study)."]
     lines += ["", projection_line(projection(statuses, parallel), now)]
     return "\n".join(lines)
 

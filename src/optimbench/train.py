@@ -10,12 +10,15 @@ bit-identical results on the CPU. A training loss that diverges (optimbench.metr
 10⁶ times the first batch's loss at the initial weights) ends the run as diverged.
 
 The data on the device and its batches are optimbench.device_data's; checkpoints and the run's fingerprint
-optimbench.checkpoints'.
+optimbench.checkpoints'. With a run store (optimbench.store), the job, under its folder's writer lock, checks
+that the optimizer code it imported is its spec's, resolves its execution on this machine (store_execution),
+and copies the store's entry of that key instead of training, or publishes the run it trained.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import math
 import random
@@ -29,13 +32,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from optimbench import checkpoints, events, hardware, memory, provenance
+from optimbench import checkpoints, events, hardware, memory, provenance, store
 from optimbench import problems as problems_mod
 from optimbench.cli import read_spec, spec_help
 from optimbench.device_data import BPTT, Dataset, Normalize, batches, load_data, tokens_as_is
 from optimbench.io import atomic_path, write_json, write_rows
 from optimbench.metrics import diverged as loss_diverged
-from optimbench.optim import build_optimizer, optimizer_step, schedules, step_kind
+from optimbench.optim import CodeChanged, build_optimizer, optimizer_step, schedules, step_kind, verify_code
 from optimbench.problems import Problem
 from optimbench.resnet import build_model, count_parameters
 from optimbench.runs import apply_selection
@@ -374,17 +377,29 @@ def run_threads(spec: dict, threads: int | None) -> int:
     return int(spec.get("threads", threads or 1))
 
 
+@dataclass(frozen=True)
+class Store:
+    """Where a job's run store is (None: no store) and where it records what it did (optimbench.store)."""
+
+    at: Path | None = None
+    log: Path | None = None
+    invocation: str | None = None  # the Snakemake invocation that runs the job (its records name it)
+
+
 def run(spec: dict, out_dir, threads: int | None = None, save_model: bool = True,
-        mem_mb: int | None = None, as_frame: bool = True):
+        mem_mb: int | None = None, as_frame: bool = True, run_store: Store = Store()):
     """Train (or resume) the run described by `spec`; write metrics.csv, run.json and (unless save_model is
     False, e.g. for tuning trials) model.pt to out_dir. One writer per folder (checkpoints.writer_lock).
     `threads` (run_threads), `mem_mb` the memory the scheduler granted (recorded beside the peaks).
+    With a run store, under the folder's lock: the run's key is resolved on this machine (store_execution);
+    a stored run of that key is copied in instead of training, a trained one published.
     Returns metrics.csv's table: a pandas DataFrame, or with as_frame False its rows as dicts (the job's
     `main`: no pandas import).
 
     Raises:
         ValueError: an unknown problem, a model not of the problem, data not of its data set, threads that
             contradict the spec's.
+        optim.CodeChanged: the optimizer's code is not the code the spec's fingerprint names.
         checkpoints.RunFolderLocked: another live trainer writes out_dir.
     """
     problem = get_problem(spec)  # before anything is written
@@ -392,13 +407,31 @@ def run(spec: dict, out_dir, threads: int | None = None, save_model: bool = True
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with checkpoints.writer_lock(out_dir):
-        rows = _run_locked(spec, problem, out_dir, threads, save_model, mem_mb)
+        rows = _run_locked(spec, problem, out_dir, threads, save_model, mem_mb, run_store)
     return metrics_frame(rows, problem) if as_frame else rows
 
 
+def store_execution(spec: dict, training: Training, device: torch.device, threads: int) -> dict:
+    """What this job resolved that changes the run's numbers (the run store's key, run.json's `execution`):
+    hardware.numerics (device, CPU ISA or GPU model, versions) and the run's precision, layout, compile
+    mode, deterministic algorithms and threads."""
+    return {**hardware.numerics(device, training.bf16), "bf16": training.bf16,
+            "channels_last": training.channels_last, "compile": training.compile_mode,
+            "deterministic": bool(spec.get("deterministic", True) and device.type == "cpu"), "threads": threads}
+
+
+def read_finished(path: Path) -> list[dict]:
+    """metrics.csv's rows (a fetched run's), numbers as floats (no pandas)."""
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    return [{k: v == "True" if k == "diverged" else float(v) if v else math.nan for k, v in row.items()}
+            for row in rows]
+
+
 def _run_locked(spec: dict, problem: Problem, out_dir: Path, threads: int, save_model: bool,
-                mem_mb: int | None) -> list[dict]:
+                mem_mb: int | None, run_store: Store) -> list[dict]:
     started = provenance.now()
+    verify_code(spec["optimizer"])  # what runs is what the spec (and the store's key) names
     torch.set_num_threads(threads)  # bit-identity on the CPU depends on it: in the result spec
     device = hardware.resolve_device(spec.get("device", "auto"))  # the config check steps on it too
     torch.use_deterministic_algorithms(spec.get("deterministic", True) and device.type == "cpu")
@@ -412,6 +445,16 @@ def _run_locked(spec: dict, problem: Problem, out_dir: Path, threads: int, save_
     resolved = {"bf16": training.bf16, "channels_last": training.channels_last, "device": device.type,
                 "threads": threads}
     fingerprint, ckpt_path = checkpoints.spec_hash({**spec, "resolved": resolved}), out_dir / checkpoints.CHECKPOINT
+    execution = store_execution(spec, training, device, threads)
+    result_spec = {k: v for k, v in spec.items() if k != "compile"}  # the resolved mode is in `execution`
+    run_key = store.key(result_spec, execution)
+    need = ("model.pt",) if save_model else ()
+    if run_store.at is not None and store.fetch_for_job(run_store.at, run_key, out_dir, run_store.log, need,
+                                                         run_store.invocation):
+        ckpt_path.unlink(missing_ok=True)
+        print(f"fetched from the run store {run_store.at} (key {run_key}): not trained", file=sys.stderr)
+        return read_finished(out_dir / "metrics.csv")
+    (out_dir / store.MARKER).unlink(missing_ok=True)  # trained here: no earlier fetch's mark
     rows, start_epoch = checkpoints.resume(ckpt_path, fingerprint, training, device)
     events.sync_epochs(out_dir, problem.name, rows, time.time())  # TensorBoard's curves: the epochs done
     startup_seconds = process_age()  # interpreter, imports, data load, model build: a fixed cost per run
@@ -451,10 +494,14 @@ def _run_locked(spec: dict, problem: Problem, out_dir: Path, threads: int, save_
         "resumed_after_epoch": start_epoch or None, "diverged": diverged, "startup_seconds": startup_seconds,
         "diverged_epoch": rows[-1]["epoch"] if diverged else None, "epochs_completed": len(rows),
         "git_commit": provenance.git_commit(), "started": started, "finished": provenance.now(),
+        "store_key": run_key, "execution": execution,
         **memory.peaks(device), "mem_mb": mem_mb,
         "job_seconds": process_age()})  # the job's wall time to here (the cost table's; a resumed run's: this attempt)
     write_rows(out_dir / "metrics.csv", rows, metric_columns(problem))  # last: its presence marks a finished run
     ckpt_path.unlink(missing_ok=True)
+    if run_store.at is not None:
+        store.publish_for_job(run_store.at, run_key, out_dir, result_spec, execution, run_store.log,
+                              run_store.invocation)
     return rows
 
 
@@ -507,7 +554,9 @@ def main(argv=None) -> None:
                                                    "beside the measured peak")
     parser.add_argument("--execution", default="{}",
                         help='execution settings as JSON, e.g. {"compile": "off"}: how the run executes, never '
-                             "what it computes (not part of the spec's fingerprint)")
+                             "what it computes (not part of the spec's fingerprint); \"store\": a run store's folder "
+                             f"(default ${store.STORE_ENV}), \"store_log\": where to record what the job did with it, "
+                             "\"store_invocation\": the Snakemake invocation that runs it")
     parser.add_argument("--selection", help="a tuning selection (JSON, optimbench.tune select): its setting is "
                                             "merged into the spec's optimizer kwargs and schedule")
     parser.add_argument("--no-model", action="store_true", help="do not write model.pt (tuning trials)")
@@ -516,10 +565,14 @@ def main(argv=None) -> None:
     spec = read_spec(args.spec, SPEC_REQUIRED, SPEC_OPTIONAL)
     if args.selection:
         spec = apply_selection(spec, json.loads(Path(args.selection).read_text()))
+    execution = json.loads(args.execution)
+    log = execution.pop("store_log", None)
+    run_store = Store(store.location(execution.pop("store", None)), log and Path(log),
+                      execution.pop("store_invocation", None))
     try:
-        rows = run({**spec, **json.loads(args.execution)}, args.out, args.threads, save_model=not args.no_model,
-                   mem_mb=args.mem_mb, as_frame=False)
-    except checkpoints.RunFolderLocked as exc:
+        rows = run({**spec, **execution}, args.out, args.threads, save_model=not args.no_model,
+                   mem_mb=args.mem_mb, as_frame=False, run_store=run_store)
+    except (checkpoints.RunFolderLocked, CodeChanged) as exc:
         raise SystemExit(f"error: {exc}") from None
     problem, last = get_problem(spec), rows[-1]
     loss = f"train_{loss_name(problem)}"

@@ -68,19 +68,43 @@ def test_a_file_optimizer_trains_reruns_exactly_its_runs_and_two_studies_share_o
     # A second study in another folder: the same baselines and Lion (its own copy), plus Adam. Only Adam trains.
     config_b = own_study(b, ["SGD", "Lion", "Adam"], ["Lion"], store=store)
     wanted_b = targets(["SGD", "Lion", "Adam"], [])
+    entries = sorted(p.relative_to(store) for p in Path(store).rglob("*"))
+    # Issue 37.3: a dry run, --unlock and --list-rules published and fetched; now they touch neither the store
+    # nor a run folder (each job of the store's runs is planned: it copies the entry when it runs).
     counts, out = dry_run(b, config_b, wanted_b)
-    assert counts["train"] == 1 and "optimizer=Adam" in out
+    assert counts["train"] == 3 and "Run store" not in out
+    for args in (["--unlock"], ["--list-rules"]):
+        snakemake(b, config_b, *args)
+    assert sorted(p.relative_to(store) for p in Path(store).rglob("*")) == entries
+    assert not (b / "results" / "train").exists()
+    run = snakemake(b, config_b, "--cores", "2", *wanted_b)
+    # Issue 37.5: one line says what this invocation's jobs did with the store.
+    assert "Run store: fetched 2, published 1, skipped 0" in run.stderr, run.stderr[-3000:]
     stored = b / f"results/train/{PROBLEM}/SGD/seed0"
+    for name in ("metrics.csv", "run.json", "events.out.tfevents.000001.optimbench"):
+        assert (stored / name).read_bytes() == (a / "results" / stored.relative_to(b / "results") / name).read_bytes()
+    assert json.loads((stored / "run.json").read_text())["job_seconds"] > 0  # the cost table's job time too
+    # Issue 37.4/37.5/37.7: status marks the fetched runs and calls none stale (Lion's folder is another).
+    shown = subprocess.run([PYTHON, "-m", "optimbench.status", str(ROOT / "config.yaml"), str(config_b),
+                            "--workdir", str(b)], env=run_env(), capture_output=True, text=True, timeout=300)
+    assert shown.returncode == 0, shown.stderr
+    assert "2 finished run(s) came from the run store" in shown.stdout and "are stale" not in shown.stdout
+    assert dry_run(b, config_b, wanted_b)[0] == {}
+
+    # A changed setting of a baseline: that baseline trains again; changed back, it comes from the store.
+    changed = own_study(tmp_path / "b2", ["SGD", "Lion", "Adam"], ["Lion"], store=store,
+                        optimizers={"SGD": {"class": "SGD", "kwargs": {"lr": 0.05, "momentum": 0.9}}})
+    original = (b / "own.yaml").read_text()
+    shutil.copy(changed, b / "own.yaml")
+    counts, out = dry_run(b, b / "own.yaml", wanted_b)
+    assert counts["train"] == 1 and "optimizer=SGD" in out and "optimizer=Lion" not in out
+    run = snakemake(b, b / "own.yaml", "--cores", "2", *wanted_b)
+    assert "Run store: fetched 0, published 1, skipped 0" in run.stderr
+    (b / "own.yaml").write_text(original)
+    run = snakemake(b, config_b, "--cores", "2", *wanted_b)
+    assert "Run store: fetched 1, published 0, skipped 0" in run.stderr  # edit and revert: no training
     assert (stored / "metrics.csv").read_bytes() == (a / "results" / stored.relative_to(b / "results") /
                                                      "metrics.csv").read_bytes()
-    assert json.loads((stored / "run.json").read_text())["job_seconds"] > 0  # the cost table's job time too
-    # A changed setting of a baseline: that baseline trains again.
-    config_b = own_study(tmp_path / "b2", ["SGD", "Lion", "Adam"], ["Lion"], store=store,
-                         optimizers={"SGD": {"class": "SGD", "kwargs": {"lr": 0.05, "momentum": 0.9}}})
-    shutil.copy(config_b, b / "own.yaml")
-    counts, out = dry_run(b, b / "own.yaml", wanted_b)
-    assert counts["train"] == 2 and "optimizer=SGD" in out and "optimizer=Lion" not in out
-    assert not (stored / "metrics.csv").exists()  # the stale copy is gone, the store's entry stays
 
 
 def test_a_bad_optimizer_file_stops_the_workflow_before_any_job(tmp_path):

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import sys
+import time
 from pathlib import Path
 
 from snakemake.common import overwrite_function_params
@@ -61,40 +62,32 @@ def print_plan_changes():
 
 
 print_plan_changes()
-# The run store (optimbench.store; config `store`, else $OPTIMBENCH_STORE): when the workflow starts (a dry run
-# too) and ends, this study's finished runs are published and the runs it lacks taken from the store.
+# The run store (optimbench.store; config `store`, else $OPTIMBENCH_STORE) is touched only inside a training job
+# (optimbench.train.run, under its run folder's lock): never here, so parsing, dry runs, --unlock and --list
+# neither publish nor fetch. Each job records what it did; a real run's end prints one line of it.
 STORE = store.location(config["store"])
+# This invocation's id: its jobs record it with what they did (a derived param of theirs: never a rerun trigger).
+INVOCATION = f"{os.uname().nodename}-{os.getpid()}-{time.time():.3f}"
 
 
-def store_runs():
-    """(key, files, spec) of every training run, trial and tuned run (once its selection exists) of the plan."""
-
-    def files(run, model=True):
-        return {n: f"{run.dir}/{n}" for n in ["run.json", "metrics.csv"] + (["model.pt"] if model else [])}
-
-    found = [(run.spec, files(run)) for run in PLAN.train_runs]
-    found += [(trial.spec, files(trial, model=False)) for trial in PLAN.trials_of()]
-    for run in PLAN.tune.finals if PLAN.tune else []:
-        selection = Path(PLAN.tune.selections[run.problem][run.optimizer])
-        if selection.is_file():
-            found.append((runs.apply_selection(run.spec, json.loads(selection.read_text())), files(run)))
-    return [(specs.store_key(spec), paths, spec) for spec, paths in found]
+def store_log():
+    """Where the study's training jobs record their store actions (JSON lines)."""
+    return f"{PLAN.results_dir}/logs/store.jsonl"
 
 
-def sync_store():
-    """Publish this study's finished runs to the store and fill the runs it lacks; the run folders it filled."""
-    return store.sync(STORE, store_runs() if STORE else [])
-
-
-STORED = sync_store()  # the run folders the store filled: no job for them
+def store_summary():
+    """Print what this invocation's jobs did with the store (fetched, published, skipped), if anything."""
+    line = store.summary(store_log(), INVOCATION) if STORE else None
+    if line:
+        print(line, file=sys.stderr)
 
 
 onsuccess:
-    sync_store()
+    store_summary()
 
 
 onerror:
-    sync_store()
+    store_summary()
 
 
 PY = sys.executable
@@ -270,28 +263,15 @@ def problem_split(wildcards):
     return PLAN.split_file(wildcards.problem)
 
 
-def stored(job, wildcards) -> bool:
-    """Whether the store filled this training job's run folder (STORED): it needs no job, so no inputs."""
-    return str(Path(job_run(job)(wildcards).dir)) in STORED
-
-
-@signed
-def run_data(wildcards):
-    """A training run's data file; none for a run the store filled."""
-    return [] if stored("train", wildcards) else problem_data(wildcards)
-
-
 @signed
 def trial_data(wildcards):
-    """A trial's data and validation split files; none for a trial the store filled."""
-    return [] if stored("trial", wildcards) else [problem_data(wildcards), *problem_split(wildcards)]
+    """A trial's data and validation split files."""
+    return [problem_data(wildcards), *problem_split(wildcards)]
 
 
 @signed
 def tuned_data(wildcards):
-    """A tuned run's data, validation split and selection files; none for a tuned run the store filled."""
-    if stored("tuned_train", wildcards):
-        return {}
+    """A tuned run's data, validation split and selection files."""
     run = job_run("tuned_train")(wildcards)
     return {
         "data": problem_data(wildcards),
@@ -312,8 +292,10 @@ class Unrecorded:
         return self.text
 
 
-# How every run executes (compile mode): the same for every job, and never a rerun trigger.
-TRAIN_EXECUTION = Unrecorded(json.dumps(specs.execution_settings(TRAIN), sort_keys=True))
+# How every run executes (compile mode) and the run store its job uses (its folder, where the job records what
+# it did, and this invocation's id): the same for every job of this invocation, and never a rerun trigger.
+_STORE_USE = {"store": str(STORE), "store_log": store_log(), "store_invocation": INVOCATION} if STORE else {}
+TRAIN_EXECUTION = Unrecorded(json.dumps({**specs.execution_settings(TRAIN), **_STORE_USE}, sort_keys=True))
 
 
 @signed

@@ -3,7 +3,7 @@
 
 rule train:
     input:
-        data=run_data,
+        data=problem_data,
     output:
         metrics=f"{RUN_DIR}/metrics.csv",
         run=f"{RUN_DIR}/run.json",
