@@ -47,7 +47,7 @@ def timed(cmd: list[str], cwd: Path) -> tuple[float, float, float]:
     return seconds, float(user) + float(system), int(peak) / 1024
 
 
-def measure(runs: int, root: Path, epochs: int) -> dict:
+def measure(runs: int, root: Path, epochs: int, status_only: bool = False) -> dict:
     workdir = root / f"study-{runs}"
     workdir.mkdir(parents=True, exist_ok=True)
     override = workdir / "large.yaml"
@@ -60,6 +60,8 @@ def measure(runs: int, root: Path, epochs: int) -> dict:
     write_runs(plan, workdir, finished=0.5, started=0.1)
     status = [timed([py, "-m", "optimbench.status", *configs, "--brief"], workdir) for _ in range(3)]
     found["status (running)"] = min(status)
+    if status_only:
+        return found
     write_runs(plan, workdir)
     results = workdir / plan.results_dir
     write_plan(plan.to_json(), results / "plan.json")
@@ -90,10 +92,11 @@ def main(argv=None) -> None:
     parser.add_argument("--runs", type=int, nargs="+", default=[200, 1000, 5000])
     parser.add_argument("--epochs", type=int, default=10, help="epochs of every synthetic run")
     parser.add_argument("--root", type=Path)
+    parser.add_argument("--status-only", action="store_true", help="the plan check and status only")
     args = parser.parse_args(argv)
     root = args.root or Path(tempfile.mkdtemp(prefix="report-scale-"))
     print(f"folders under {root}; load average before: {os.getloadavg()[0]:.2f}")
-    found = {runs: measure(runs, root, args.epochs) for runs in args.runs}
+    found = {runs: measure(runs, root, args.epochs, args.status_only) for runs in args.runs}
     print(f"{'stage':20}" + "".join(f"{runs:>27,} runs" for runs in args.runs))
     for stage in found[args.runs[0]]:
         cells = [found[runs][stage] for runs in args.runs]
