@@ -230,14 +230,15 @@ def table_files(tables):
 
 def spec_params(job):
     """A training job's result spec as params, rendered so that a dry run's reason shows what changed, not the
-    whole spec: `spec`, the trainer's --spec (derived from `threads`, so never a rerun trigger by itself), and
+    whole spec: `spec`, the trainer's --spec (derived: a function of `output`, so never a rerun trigger by itself;
+    not of `threads`, which would make a dry run evaluate every job's resources: a third of its DAG time), and
     the spec in two halves as the rerun triggers: `optimizer` (its name, entry and code fingerprint) and
     `setting` (the rest: problem, data, seed, epochs, ...). Together the halves are the whole spec, so exactly
     the runs whose spec changed rerun; Snakemake's reason lists only the half that changed. And `out`, the
     run's folder (a wildcard pattern: no function to call per job)."""
     run = job_run(job)
     return {
-        "spec": signed(lambda wildcards, threads: json.dumps(run(wildcards).spec, sort_keys=True)),
+        "spec": signed(lambda wildcards, output: json.dumps(run(wildcards).spec, sort_keys=True)),
         "optimizer": signed(lambda wildcards: spec_half(run(wildcards).spec, optimizer=True)),
         "setting": signed(lambda wildcards: spec_half(run(wildcards).spec, optimizer=False)),
         "out": {"train": RUN_DIR, "trial": TRIAL_DIR, "tuned_train": TUNED_DIR}[job],
