@@ -346,13 +346,6 @@ def job_config(config: dict, targets: list[dict]) -> dict:
     return config
 
 
-def job_plan(config: dict, targets: list[dict]) -> Plan:
-    """The plan of the jobs `targets` only (job_config), validated and built without the checks that build
-    and step things (the study was checked when it was planned): a job's re-parse costs the same at 20 runs
-    and at 50,000."""
-    return plan(validate(job_config(config, targets), build=False), checks=False)
-
-
 def write_plan(plan_json: str, path) -> None:
     """Write the plan's JSON (Plan.to_json) atomically: the `plan` rule's one call."""
     write_text(path, plan_json + "\n")
