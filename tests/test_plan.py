@@ -1,5 +1,6 @@
 """The study's plan: its runs, their result specs and execution settings, names → paths, the data file."""
 
+import hashlib
 import json
 import re
 
@@ -8,6 +9,7 @@ import torch
 
 from optimbench import config as study_config
 from optimbench import plan as plans
+from optimbench import runs as plans_runs
 from optimbench import specs
 from optimbench.errors import ConfigError
 
@@ -410,3 +412,116 @@ def test_a_tuned_optimizer_that_views_its_parameters_is_refused_where_the_trials
                                           r".*optimizer 'AdamP' .*view size is not compatible"):
         plans.plan(load(**cfg, train={"device": "cpu", "width": 8, "channels_last": "on"}))
     plans.plan(load(**cfg, train={"device": "cpu", "width": 8, "channels_last": "off"}))
+
+
+# ---------------------------------------------------------------- a large study, planned once (issue 38)
+TUNED = {"data": {"source": "digits"}, "problems": ["digits-resnet18", "digits-vae"],
+         "train": {"optimizers": ["SGD", "Adam", "Adagrad"], "seeds": [0, 1, 2]}, "descent": {"groups": []},
+         "tune": {"enabled": True, "trials": 2, "validation_size": 300, "optimizers": ["Adam", "SGD"]}}
+
+
+def merged(override: dict) -> dict:
+    """config.yaml with `override` merged, not validated (what Snakemake hands the Snakefile)."""
+    return study_config.deep_merge(study_config.load_yaml_files([ROOT / "config.yaml"]), override)
+
+
+def test_every_run_is_found_by_its_identity_and_an_unknown_one_is_refused():
+    plan = plans.plan(study_config.validate(merged(TUNED)))
+    for run in plan.train_runs:  # wildcards arrive as strings
+        assert plan.train_run(run.problem, run.optimizer, str(run.seed)) is run
+    for trial in plan.tune.trials:
+        assert plan.trial(trial.problem, trial.optimizer, str(trial.trial)) is trial
+    for run in plan.tune.finals:
+        assert plan.tuned_run(run.problem, run.optimizer, run.seed) is run
+    assert [t.trial for t in plan.trials_of("digits-vae", "Adam")] == [0, 1]
+    assert all(t.problem == "digits-vae" and t.optimizer == "Adam" for t in plan.trials_of("digits-vae", "Adam"))
+    assert len(plan.train_runs) == 2 * 3 * 3 and len(plan.tune.trials) == 2 * 2 * 2
+    with pytest.raises(KeyError):
+        plan.train_run("digits-vae", "SGD", 7)
+    with pytest.raises(KeyError):
+        plan.trial("digits-vae", "Adagrad", 0)  # not tuned
+
+
+def test_a_cached_plan_is_checked_and_built_once_then_read_back_unchanged(tmp_path, monkeypatch):
+    config = study_config.validate(merged(TUNED), build=False)
+    cache = plans.cache_file(config, tmp_path)
+    assert cache == tmp_path / "results" / ".cache" / "plan.json"
+    built, digest = plans.cached_plan(config, cache)
+    assert built.to_json() == plans.plan(study_config.validate(merged(TUNED))).to_json()
+    written = json.loads(cache.read_text())
+    assert written["plan"] == built.to_json() and digest == written["digest"]
+    assert digest == hashlib.sha256(built.to_json().encode()).hexdigest()[:16]
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("planned or checked again")
+
+    monkeypatch.setattr(plans, "build_checks", refuse)
+    monkeypatch.setattr(plans, "plan", refuse)
+    read, read_digest = plans.cached_plan(config, cache)
+    assert read.to_json() == built.to_json() and read_digest == digest
+    assert read.train_run("digits-vae", "Adam", 2).spec == built.train_run("digits-vae", "Adam", 2).spec
+
+
+def test_the_cached_plan_follows_the_config_and_the_optimizer_code(tmp_path, monkeypatch):
+    plugin = tmp_path / "lion.py"
+    plugin.write_text((ROOT / "examples" / "optimizers" / "lion.py").read_text())
+    override = {**TUNED, "optimizers": {"Lion": {"class": f"{plugin}:Lion", "kwargs": {"lr": 1e-4}}},
+                "train": {"optimizers": ["SGD", "Lion"], "seeds": [0]}, "tune": {"enabled": False}}
+    config = study_config.validate(merged(override), build=False)
+    cache = plans.cache_file(config, tmp_path)
+    checks = []
+    monkeypatch.setattr(plans, "build_checks", lambda c: checks.append(c["optimizers"]["Lion"]["kwargs"]["lr"]))
+    plans.cached_plan(config, cache)
+    plans.cached_plan(config, cache)
+    assert checks == [1e-4]
+    assert plans_runs.current_cached_plan(cache).to_json() == plans.plan(config).to_json()
+    # an edited plug-in file: a new key (the runs' code fingerprint changed), and a reader without torch sees it
+    plugin.write_text(plugin.read_text() + "\n# edited\n")
+    assert plans_runs.current_cached_plan(cache) is None
+    edited, _ = plans.cached_plan(config, cache)
+    assert checks == [1e-4, 1e-4]
+    assert edited.train_run("digits-vae", "Lion", 0).spec["optimizer"]["code"]["sha256"] == \
+        hashlib.sha256(plugin.read_bytes()).hexdigest()[:16]
+    # a changed setting: checked and planned again
+    faster = {"Lion": {"class": f"{plugin}:Lion", "kwargs": {"lr": 3e-4}}}
+    other = study_config.validate(merged({**override, "optimizers": faster}), build=False)
+    plans.cached_plan(other, cache)
+    assert checks == [1e-4, 1e-4, 3e-4]
+
+
+def test_a_job_plans_only_its_own_runs_with_the_specs_of_the_whole_study():
+    """A job's re-parse (issue 38): its problem and optimizer only, each spec as the whole plan has it, and no
+    check of the other optimizers (SGD's lr = -1 would stop the study's plan; Adam's job never builds SGD)."""
+    full = plans.plan(study_config.validate(merged(TUNED)))
+    broken = merged({**TUNED, "optimizers": {"SGD": {"kwargs": {"lr": -1.0}}}})
+    with pytest.raises(ConfigError, match="optimizers.SGD.kwargs.lr = -1.0"):
+        study_config.validate(broken)
+    for target in [{"problem": "digits-vae", "optimizer": "Adam", "seed": "2"},
+                   {"problem": "digits-resnet18", "optimizer": "Adam", "trial": "1"}]:
+        job = plans.plan(study_config.validate(plans.job_config(broken, [target]), build=False), checks=False)
+        assert {(r.problem, r.optimizer) for r in job.train_runs} == {(target["problem"], "Adam")}
+        assert {(t.problem, t.optimizer) for t in job.tune.trials} == {(target["problem"], "Adam")}
+        for run in job.train_runs:
+            assert run.spec == full.train_run(run.problem, run.optimizer, run.seed).spec
+        for trial in job.tune.trials:
+            assert trial.spec == full.trial(trial.problem, trial.optimizer, trial.trial).spec
+        for run in job.tune.finals:
+            assert run.spec == full.tuned_run(run.problem, run.optimizer, run.seed).spec
+        assert job.descent_runs == [] and job.settings["focus"] is None
+    # a job without a problem wildcard (a data file's) keeps every problem
+    data_job = plans.job_config(broken, [{"stem": "x"}])
+    assert data_job["problems"] == TUNED["problems"] and data_job["train"]["optimizers"] == ["SGD", "Adam", "Adagrad"]
+
+
+def test_plan_changes_name_each_changed_setting_and_the_runs_it_reruns():
+    old = plans.plan(study_config.validate(merged(TUNED)))
+    faster = merged({**TUNED, "optimizers": {"SGD": {"kwargs": {"lr": 0.5}}}})
+    # SGD's 6 training and 6 tuned runs; its trials set lr themselves (tune.space), so they keep theirs
+    assert plans.plan_changes(old, plans.plan(study_config.validate(faster))) == [
+        "optimizer.kwargs.lr: 0.01 -> 0.5 (12 run(s) of SGD)"]
+    more = merged({**TUNED, "train": {**TUNED["train"], "seeds": [0, 1, 2, 3], "epochs": 2}})
+    changes = plans.plan_changes(old, plans.plan(study_config.validate(more)))
+    # every run both plans hold: 2 problems x 3 optimizers x 3 seeds training, 2 x 2 x 3 tuned, 2 x 2 x 2 trials
+    assert changes[0] == "epochs: 50 -> 2 (38 run(s) of Adagrad, Adam, SGD)"
+    assert changes[-1] == "10 run(s) added"  # seed 3: 2 x 3 training runs, 2 x 2 tuned runs
+    assert plans.plan_changes(old, plans.plan(study_config.validate(more)), most=1)[1] == "... and 1 more change(s)"

@@ -3,11 +3,15 @@ optimizer's verdicts, per problem the best optimizer and the claims, across prob
 each problem, the claims, the tuned comparison, descent, cost and the setup), each problem in its own metric,
 every table complete."""
 
+import base64
 import html
+import io
 import re
 
+import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 from scipy import stats
 from test_report import study_plan, study_tables
 
@@ -186,3 +190,32 @@ def test_the_report_reads_only_the_tables_its_rule_declares(tmp_path):
         tables["tune_trials"]  # a tuning table, in a study without tuning
     assert list(sections.Tables(tmp_path, study_plan()).names) == [*files.REPORT_TABLES, *files.REPORT_TUNE_TABLES]
     assert sections.Tables(tmp_path, study_plan())["tune_trials"]["x"].tolist() == [1]
+
+
+def test_a_table_of_thousands_of_runs_shows_its_first_rows_and_links_every_row():
+    """Issue 38: a 5,000-run study's table of every run is shown up to sections.TABLE_ROWS rows, with the CSV
+    that holds them all linked; without a CSV to link, every row stays."""
+    frame = pd.DataFrame({"run": range(sections.TABLE_ROWS + 7), "value": 0.5})
+    shown = sections.table(frame, "../tables/runs.csv")
+    assert shown.count("<tr") == sections.TABLE_ROWS + 1 and f"<td>{sections.TABLE_ROWS - 1}</td>" in shown
+    assert f"<td>{sections.TABLE_ROWS}</td>" not in shown
+    assert f"The first {sections.TABLE_ROWS:,} of {sections.TABLE_ROWS + 7:,} rows" in shown
+    assert '<a href="../tables/runs.csv">the table as CSV</a>' in shown
+    assert sections.table(frame).count("<tr") == sections.TABLE_ROWS + 8
+
+
+def test_a_figure_of_hundreds_of_optimizers_is_embedded_with_a_palette(tmp_path):
+    """Issue 38: a PNG over sections.FIGURE_BYTES is embedded as a 256-colour PNG of the same pixels' size; a
+    smaller one byte for byte."""
+    rng = np.random.default_rng(0)
+    noisy = rng.integers(0, 4, (1000, 1000, 3), dtype=np.uint8) * 60  # 64 colours, hard to compress: > 1 MB
+    Image.fromarray(noisy).save(tmp_path / "big.png")
+    Image.fromarray(noisy[:50, :50]).save(tmp_path / "small.png")
+    assert (tmp_path / "big.png").stat().st_size > sections.FIGURE_BYTES
+    big = sections.figure(tmp_path / "big.png", "many lines")
+    embedded = Image.open(io.BytesIO(base64.b64decode(big.split("base64,")[1].split('"')[0])))
+    assert embedded.mode == "P" and embedded.size == (1000, 1000)
+    assert np.array_equal(np.asarray(embedded.convert("RGB")), noisy)  # 64 colours fit a 256-colour palette
+    assert len(big) < (tmp_path / "big.png").stat().st_size
+    small = sections.figure(tmp_path / "small.png", "few lines")
+    assert base64.b64decode(small.split("base64,")[1].split('"')[0]) == (tmp_path / "small.png").read_bytes()

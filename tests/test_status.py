@@ -318,3 +318,27 @@ def test_a_plugin_edited_after_the_plan_was_written_makes_its_runs_stale(tmp_pat
     stale = status.study_status(one_run_plan(run), tmp_path, now=NOW)[0].stale
     edited = file_hash(tmp_path / "opt" / "sign.py")
     assert stale.startswith("optimizer: ") and edited in stale and run.spec["optimizer"]["code"]["sha256"] in stale
+
+
+def test_a_running_study_reads_its_cached_plan_until_plan_json_exists(tmp_path, study, monkeypatch):
+    """Issue 38: the `plan` job may run late in a large study; until it has, status reads the plan `make study`
+    checked and cached (runs.PLAN_CACHE) instead of planning the study again, unless a source file it
+    records changed since (then the config's plan, as without a cache)."""
+    plan, _ = study
+    config = tmp_path / "c.yaml"
+    config.write_text("results_dir: out/x\n")
+    os.utime(config, (time.time() - 60, time.time() - 60))
+    source = tmp_path / "plugin.py"
+    source.write_text("# an optimizer's file\n")
+    cache = tmp_path / "out/x/.cache/plan.json"
+    cache.parent.mkdir(parents=True)
+    recorded = {str(source): hashlib.sha256(source.read_bytes()).hexdigest()[:16]}
+    cache.write_text(json.dumps({"key": "k", "digest": "d", "files": recorded, "plan": plan.to_json()}))
+    built = []
+    monkeypatch.setattr(status.subprocess, "run", lambda cmd, cwd, **kw: built.append(cmd) or
+                        subprocess.CompletedProcess(cmd, 0, plan.to_json(), ""))
+    loaded, where = status.load_plan([config], tmp_path)
+    assert where == str(cache) and loaded.train_runs == plan.train_runs and built == []
+    source.write_text("# an optimizer's file, edited\n")
+    _, where = status.load_plan([config], tmp_path)
+    assert where.startswith("the config files") and len(built) == 1

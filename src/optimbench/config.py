@@ -144,8 +144,12 @@ def _describe(error: jsonschema.ValidationError) -> str:
     return f"{where} = {error.instance!r}: {error.message}" + (f" ({hint.strip()})" if hint else "")
 
 
-def validate(config: dict, schema_path: Path = SCHEMA_PATH) -> dict:
-    """Fill defaults, check the schema and the cross-references; return the completed config."""
+def validate(config: dict, schema_path: Path = SCHEMA_PATH, build: bool = True) -> dict:
+    """Fill defaults, check the schema and the cross-references; return the completed config.
+
+    build: also build and step every optimizer and load the pretrained weights (build_checks): the checks
+    whose cost grows with the optimizers table. False leaves them to the caller (optimbench.plan.cached_plan
+    runs them only when its cached plan is missing or out of date; a job's re-parse not at all)."""
     config = copy.deepcopy(config)
     if isinstance(config.get("train"), dict) and "target_accuracy" in config["train"]:
         raise ConfigError(f"train.target_accuracy = {config['train']['target_accuracy']!r}: each test problem has its "
@@ -160,7 +164,16 @@ def validate(config: dict, schema_path: Path = SCHEMA_PATH) -> dict:
         lines = "\n  ".join(_describe(e) for e in errors)
         raise ConfigError(f"invalid configuration:\n  {lines}\nFix these keys in config.yaml or your preset.")
     check_references(config)
+    if build:
+        build_checks(config)
     return config
+
+
+def build_checks(config: dict) -> None:
+    """The checks that build things: every optimizer the study runs, stepped once (check_optimizers), and the
+    pretrained weights loaded (check_pretrained). Raises ConfigError as those."""
+    check_optimizers(config)
+    check_pretrained(config["train"])
 
 
 NAMED_TABLES = ("optimizers", "problem_settings", "descent.methods", "tune.space")  # their keys are names
@@ -212,8 +225,8 @@ def check_focus(config: dict) -> None:
 
 
 def check_references(config: dict) -> None:
-    """Names used in train/descent must exist, every optimizer must build with its settings, the pretrained
-    weights must load, and report.focus must name a trained optimizer."""
+    """Names used in train/descent must exist, every optimizer class must import, and report.focus must name
+    a trained optimizer (building and stepping them: build_checks)."""
     check_problems(config)
     check_focus(config)
     registry = config["optimizers"]
@@ -241,8 +254,6 @@ def check_references(config: dict) -> None:
                 raise _unknown("descent method", method, f"descent.groups[{group['name']}].methods",
                                list(methods) + list(registry))
     check_ignored_settings(config)
-    check_optimizers(config)
-    check_pretrained(config["train"])
 
 
 def check_ignored_settings(config: dict) -> None:

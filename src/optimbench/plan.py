@@ -13,22 +13,29 @@ What determines each run (its result spec) and the checks are optimbench.specs'.
 from __future__ import annotations
 
 import argparse
+import copy
+import hashlib
 import inspect
+import json
+import sys
 import warnings
 from pathlib import Path
 
+import torch
+
 from optimbench import formats, search
 from optimbench import problems as registry
-from optimbench.config import check_step, load, train_layouts
+from optimbench.config import SCHEMA_PATH, build_checks, check_step, load_yaml_files, train_layouts, validate
 from optimbench.errors import ConfigError
 from optimbench.hardware import visible_device
 from optimbench.io import write_text
-from optimbench.optim import resolve_class
+from optimbench.optim import code_fingerprint, resolve_class
 from optimbench.runs import (
     DATA_FILE,
     DATA_SUMMARY,
     DESCENT_DIR,
     DESCENT_FIGURE,
+    PLAN_CACHE,
     SCHEDULE_FACTOR,
     SELECTION,
     SPLIT_FILE,
@@ -41,6 +48,7 @@ from optimbench.runs import (
     Trial,
     TuneStage,
     apply_selection,
+    source_hash,
 )
 from optimbench.runs import read_plan as read_plan  # re-exported: Plan and read_plan live in runs (no torch)
 from optimbench.specs import (
@@ -60,8 +68,10 @@ from optimbench.specs import (
 )
 
 
-def plan(config: dict) -> Plan:
+def plan(config: dict, checks: bool = True) -> Plan:
     """The study a validated config describes (config.validate first): every problem × optimizer × seed.
+    checks=False skips the checks that build models and step optimizers (a job's re-parse: its study was
+    checked when it was planned).
 
     Raises:
         ConfigError: a name that cannot become a path component (check_names), a source that cannot give a
@@ -69,8 +79,9 @@ def plan(config: dict) -> Plan:
         width (check_models), a bad tuning stage (tune_plan).
     """
     check_names(config)
-    check_sizes(config)
-    check_models(config)
+    if checks:
+        check_sizes(config)
+        check_models(config)
     results = config["results_dir"]
     train = config["train"]
     data, problem_data, runs = {}, {}, []
@@ -101,7 +112,8 @@ def plan(config: dict) -> Plan:
                 "problems": {p: problem_summary(config, p, data[problem_data[p]]["spec"]) for p in config["problems"]},
                 "published": published_plan(config)}
     return Plan(results_dir=results, data=data, problem_data=problem_data, train_runs=runs, descent_runs=descents,
-                settings=settings, tune=tune_plan(config, data, problem_data) if config["tune"]["enabled"] else None)
+                settings=settings,
+                tune=tune_plan(config, data, problem_data, checks) if config["tune"]["enabled"] else None)
 
 
 def _train_run(config: dict, problem: str, optimizer: str, seed, data_file: str, dir_template: str,
@@ -171,7 +183,7 @@ def _train_key(config: dict, problem: str, key: str) -> str:
     return f"problem_settings.{problem}.{key}" if key in config["problem_settings"].get(problem, {}) else f"train.{key}"
 
 
-def tune_plan(config: dict, data: dict, problem_data: dict) -> TuneStage:
+def tune_plan(config: dict, data: dict, problem_data: dict, checks: bool = True) -> TuneStage:
     """The tuning stage (SPEC §2.8), per problem: its validation split, each optimizer's search space and
     trials (optimbench.search.trial_settings), where each selection is written, and the final runs over the seeds.
 
@@ -192,7 +204,8 @@ def tune_plan(config: dict, data: dict, problem_data: dict) -> TuneStage:
         where = f"tune.space.{optimizer if optimizer in tune['space'] else 'default'}"
         search.check_space(space, where, _optimizer_kwargs(config["optimizers"][optimizer]))
         search.check_budget(space, where, tune["trials"], tune["sampler"], tune["sampler_seed"])
-        check_trial_steps(config, optimizer, space, where)
+        if checks:
+            check_trial_steps(config, optimizer, space, where)
         spaces[optimizer] = space
     split_files, trials, selections, finals = {}, [], {}, []
     for problem in config["problems"]:
@@ -242,6 +255,110 @@ def check_trial_steps(config: dict, optimizer: str, space: dict, where: str) -> 
                    {"": f"optimizers.{optimizer}", **keys}, schedule, note=f"in trial {k}, {setting}", layouts=layouts)
 
 
+# ---------------------------------------------------------------- the plan, built once (issue 38)
+PACKAGE_DIR = Path(__file__).parent
+
+
+def _digest(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def plan_inputs(config: dict) -> tuple[str, dict]:
+    """(key, files) of a cached plan of a validated config (config.validate(build=False)). The key holds the
+    config, the code fingerprint of every optimizer class it names (optim.code_fingerprint), torch's version
+    and the device the checks step on; `files` ({path: sha256 prefix}) every source file the plan depends on:
+    optimbench's own modules and schema and the file defining each optimizer class, so that a reader without
+    torch (optimbench.status) can tell whether a cached plan still holds (runs.current_cached_plan).
+    Milliseconds per optimizer class, not per run."""
+    classes = sorted({(entry["class"], bool(entry.get("demon"))) for entry in config["optimizers"].values()})
+    sources = [*sorted(PACKAGE_DIR.rglob("*.py")), Path(SCHEMA_PATH)]
+    sources += [Path(sys.modules[resolve_class(name).__module__].__file__) for name, _ in classes]
+    files = {str(path.resolve()): source_hash(path) for path in sources}
+    device = visible_device(config["train"]["device"])
+    key = _digest({"config": config, "code": [[c, d, code_fingerprint(c, d)] for c, d in classes], "files": files,
+                   "torch": torch.__version__, "device": str(device)})
+    return key, files
+
+
+def cached_plan(config: dict, path, write: bool = True) -> tuple[Plan, str]:
+    """(the plan of a validated config (config.validate(build=False)), the sha256 prefix of its JSON): read
+    from the cache file `path` (runs.PLAN_CACHE) when it holds the plan of the same key (plan_inputs), else
+    checked (config.build_checks and every check of `plan`), built and, with `write`, written there
+    atomically. A bad config raises ConfigError as `plan` does; an unreadable cache is rebuilt."""
+    key, files = plan_inputs(config)
+    try:
+        cached = json.loads(Path(path).read_text())
+        if cached["key"] == key:
+            return Plan.from_json(cached["plan"]), cached["digest"]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    build_checks(config)
+    the_plan = plan(config)
+    text = the_plan.to_json()
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    if write:
+        write_text(path, json.dumps({"key": key, "digest": digest, "files": files, "plan": text}))
+    return the_plan, digest
+
+
+def _flat(value, prefix: str = "") -> dict:
+    """{dotted key: leaf value} of nested mappings (a spec)."""
+    if not isinstance(value, dict):
+        return {prefix.removesuffix("."): value}
+    return {k: v for key, item in value.items() for k, v in _flat(item, f"{prefix}{key}.").items()} or {prefix: {}}
+
+
+def plan_changes(old: Plan, new: Plan, most: int = 12) -> list[str]:
+    """What changed from one plan to the next, one line per change with the runs it reruns: a spec key's old
+    and new value (`optimizer.code.sha256: 1f2e… -> 9a8b…`) with the count and optimizers of the training runs,
+    trials and tuned runs it touches, and the runs added or removed. At most `most` lines (the rest counted):
+    a dry run's summary of why runs rerun, never the whole plan."""
+    def runs_of(the_plan: Plan) -> dict:
+        found = {("train", r.problem, r.optimizer, r.seed): r.spec for r in the_plan.train_runs}
+        found.update({("trial", t.problem, t.optimizer, t.trial): t.spec for t in the_plan.trials_of()})
+        found.update({("tuned", r.problem, r.optimizer, r.seed): r.spec
+                      for r in (the_plan.tune.finals if the_plan.tune else [])})
+        return found
+
+    before, after = runs_of(old), runs_of(new)
+    changes: dict[str, list] = {}
+    for run in before.keys() & after.keys():
+        was, now = _flat(before[run]), _flat(after[run])
+        for key in sorted(was.keys() | now.keys()):
+            if was.get(key) != now.get(key):
+                changes.setdefault(f"{key}: {was.get(key)!r} -> {now.get(key)!r}", []).append(run)
+    lines = [f"{change} ({len(runs)} run(s) of {', '.join(sorted({run[2] for run in runs}))})"
+             for change, runs in sorted(changes.items(), key=lambda item: -len(item[1]))]
+    added, removed = len(after.keys() - before.keys()), len(before.keys() - after.keys())
+    lines += [f"{n} run(s) {what}" for n, what in ((added, "added"), (removed, "removed")) if n]
+    return lines[:most] + ([f"... and {len(lines) - most} more change(s)"] if len(lines) > most else [])
+
+
+def cache_file(config: dict, workdir=".") -> Path:
+    """Where a study's cached plan lives (runs.PLAN_CACHE in its results folder)."""
+    return Path(workdir) / PLAN_CACHE.format(results=config["results_dir"])
+
+
+def job_config(config: dict, targets: list[dict]) -> dict:
+    """The part of a merged (unvalidated) config that the jobs `targets` need, each target the wildcards of one
+    job ({problem, optimizer, seed | trial}): only their problems and optimizers are planned (the optimizers
+    table, seeds and settings stay whole, so each run's spec is the one the whole study's plan holds), no
+    descent unless a target is a descent job, no report focus. A job re-parsing the Snakefile then plans its
+    own runs, not the study. A target without a problem (or optimizer) wildcard keeps them all."""
+    config = copy.deepcopy(config)
+    problems = {t["problem"] for t in targets if "problem" in t}
+    optimizers = {t["optimizer"] for t in targets if "optimizer" in t}
+    if problems and all("problem" in t for t in targets):
+        config["problems"] = [p for p in config["problems"] if p in problems]
+    if optimizers and all("optimizer" in t for t in targets):
+        config["train"]["optimizers"] = [o for o in config["train"]["optimizers"] if o in optimizers]
+        config.setdefault("tune", {})["optimizers"] = list(config["train"]["optimizers"])
+    if not any("group" in t or "function" in t for t in targets):
+        config.setdefault("descent", {})["groups"] = []
+    config.setdefault("report", {})["focus"] = None
+    return config
+
+
 def write_plan(plan_json: str, path) -> None:
     """Write the plan's JSON (Plan.to_json) atomically: the `plan` rule's one call."""
     write_text(path, plan_json + "\n")
@@ -270,8 +387,10 @@ def main(argv=None) -> None:
     parser.add_argument("--workdir", default=".", help="the folder the study runs in")
     args = parser.parse_args(argv)
     try:
-        config = load(args.configs)
-        the_plan = plan(config)
+        config = validate(load_yaml_files(args.configs), build=False)
+        # `--check` (make study's first step) builds, checks and caches the plan for the Snakefile and `make
+        # status`; printing it or the missing runs reads that cache but never writes (status runs it).
+        the_plan, _ = cached_plan(config, cache_file(config, args.workdir), write=args.check)
     except ConfigError as exc:
         raise SystemExit(f"{exc}") from None
     if args.check:

@@ -10,9 +10,11 @@ them. This module imports neither torch nor the config's checks, so reading a pl
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from optimbench.metrics import Metric
@@ -176,6 +178,7 @@ SPLIT_LOG = "resources/logs/validation_split_{stem}-{size}-seed{seed}.log"
 TRIAL_LOG = "{results}/logs/tune/{problem}/{optimizer}/trial{trial}.log"
 SELECTION_LOG = "{results}/logs/tune/{problem}/{optimizer}/select.log"
 TUNED_LOG = "{results}/logs/tuned/{problem}/{optimizer}/seed{seed}.log"
+PLAN_CACHE = "{results}/.cache/plan.json"  # the plan built once (plan.cached_plan), keyed by config and code
 STAGE_LOG = "{results}/logs/{stage}.log"  # a job of the whole study: plan, aggregate_*, figures_*, report
 SCHEDULE_FACTOR = "lr_schedule"  # a searched factor of tuning that is not an optimizer kwarg (apply_selection)
 TRIAL_DIR = "{results}/tune/{problem}/{optimizer}/trial{trial}"
@@ -229,9 +232,37 @@ class Plan:
     def data_file(self, problem: str) -> str:
         return self.data[self.problem_data[problem]]["file"]
 
+    # Lookups by identity through indexes built once (a Snakefile's input functions call them once per job:
+    # a scan of every run per call made planning 5,000 runs quadratic). A Plan is not changed after it is built.
+    @cached_property
+    def _train_index(self) -> dict:
+        return {(r.problem, r.optimizer, r.seed): r for r in self.train_runs}
+
+    @cached_property
+    def _trial_index(self) -> dict:
+        return {(t.problem, t.optimizer, t.trial): t for t in (self.tune.trials if self.tune else [])}
+
+    @cached_property
+    def _trials_by_pair(self) -> dict:
+        pairs: dict = {}
+        for trial in self.tune.trials if self.tune else []:
+            pairs.setdefault((trial.problem, trial.optimizer), []).append(trial)
+        return pairs
+
+    @cached_property
+    def _tuned_index(self) -> dict:
+        return {(r.problem, r.optimizer, r.seed): r for r in (self.tune.finals if self.tune else [])}
+
+    @cached_property
+    def _descent_jobs(self) -> dict:
+        jobs: dict = {}
+        for run in self.descent_runs:
+            jobs.setdefault((run.group, run.function), []).append(run)
+        return jobs
+
     def train_run(self, problem: str, optimizer: str, seed) -> TrainRun:
-        key = (problem, optimizer, int(seed))
-        return next(r for r in self.train_runs if (r.problem, r.optimizer, r.seed) == key)
+        """The training run of this identity. Raises KeyError: no such run in the plan."""
+        return self._train_index[problem, optimizer, int(seed)]
 
     def descent_run(self, group: str, function: str, method: str, gradient: str) -> DescentRun:
         key = (group, function, method, gradient)
@@ -246,18 +277,18 @@ class Plan:
 
     def descent_job(self, group: str, function: str) -> list[DescentRun]:
         """The runs of one descent job (a group on a function), in the plan's order."""
-        return [r for r in self.descent_runs if (r.group, r.function) == (group, function)]
+        return list(self._descent_jobs.get((group, function), []))
 
     def trial(self, problem: str, optimizer: str, trial) -> Trial:
-        key = (problem, optimizer, int(trial))
-        return next(t for t in self.tune.trials if (t.problem, t.optimizer, t.trial) == key)
+        return self._trial_index[problem, optimizer, int(trial)]
 
     def tuned_run(self, problem: str, optimizer: str, seed) -> TrainRun:
-        key = (problem, optimizer, int(seed))
-        return next(r for r in self.tune.finals if (r.problem, r.optimizer, r.seed) == key)
+        return self._tuned_index[problem, optimizer, int(seed)]
 
     def trials_of(self, problem: str | None = None, optimizer: str | None = None) -> list[Trial]:
         """The tuning trials, all or one problem's / optimizer's, in the plan's order."""
+        if problem is not None and optimizer is not None:
+            return list(self._trials_by_pair.get((problem, optimizer), []))
         return [t for t in (self.tune.trials if self.tune else [])
                 if (problem is None or t.problem == problem) and (optimizer is None or t.optimizer == optimizer)]
 
@@ -320,6 +351,24 @@ class Plan:
         return cls(plain["results_dir"], plain["data"], plain["problem_data"],
                    [train_run(r) for r in plain["train_runs"]], [DescentRun(**r) for r in plain["descent_runs"]],
                    plain["settings"], stage)
+
+
+def source_hash(path) -> str:
+    """sha256 prefix (16 hex digits) of a file's bytes: how a cached plan records the sources it depends on."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
+def current_cached_plan(path) -> Plan | None:
+    """The plan in a plan cache file (plan.cached_plan writes it) when every source file it records still has
+    the recorded hash, else None (none, unreadable, or code changed since). Reads JSON and hashes a few
+    dozen files: no torch, no config checks (optimbench.status)."""
+    try:
+        cached = json.loads(Path(path).read_text())
+        if all(source_hash(file) == digest for file, digest in cached["files"].items()):
+            return Plan.from_json(cached["plan"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass
+    return None
 
 
 def read_plan(path) -> Plan:

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import base64
 import html
+import io
 import os
 from pathlib import Path
 
 import mistune
 import pandas as pd
+from PIL import Image
 
 from optimbench import labels
 from optimbench.calibrate import published_words
@@ -62,6 +64,10 @@ from optimbench.tables import read_table
 # Markdown to HTML with any raw HTML in the text escaped (a title or a name is text, never markup).
 _MARKDOWN = mistune.create_markdown(escape=True)
 TABLE_HEIGHT = 420  # px: a longer table scrolls inside its box
+# Rows a table shows in the report when its whole CSV is linked beside it: a 5,000-run study's table of every
+# run would be megabytes of HTML no one scrolls (issue 38); the CSV holds every row.
+TABLE_ROWS = 500
+FIGURE_BYTES = 1_000_000  # a larger PNG is embedded with a palette: a 5,000-run report stays under 10 MB
 
 
 class Markdown(str):
@@ -119,9 +125,19 @@ class Links:
 
 
 # ---------------------------------------------------------------- parts
+def _smaller_png(data: bytes) -> bytes:
+    """A PNG re-encoded with a 256-colour palette: a plot's few flat colours survive, its size falls 3-5×."""
+    image = Image.open(io.BytesIO(data)).convert("RGB").quantize(colors=256, method=Image.Quantize.FASTOCTREE)
+    out = io.BytesIO()
+    image.save(out, format="PNG", optimize=True)
+    return out.getvalue()
+
+
 def figure(path, alt: str, width: int | None = None) -> str:
-    """An <img> with the PNG embedded (base64) and alternative text, for display(HTML(...))."""
-    encoded = base64.b64encode(Path(path).read_bytes()).decode()
+    """An <img> with the PNG embedded (base64) and alternative text, for display(HTML(...)). A PNG larger than
+    FIGURE_BYTES (a figure of hundreds of optimizers) is embedded with a 256-colour palette (_smaller_png)."""
+    data = Path(path).read_bytes()
+    encoded = base64.b64encode(data if len(data) <= FIGURE_BYTES else _smaller_png(data)).decode()
     size = f"width: {width}px; " if width else ""
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{encoded}" style="{size}max-width: 100%">'
 
@@ -141,10 +157,15 @@ def _cell(value) -> str:
 
 def table(frame: pd.DataFrame, csv: str | None = None, height: int = TABLE_HEIGHT) -> Html:
     """Every row and column of `frame` as an HTML table (text escaped, long text wrapped) in a box that scrolls
-    when it is taller than `height` px or wider than the page; `csv`: a link to the whole table as CSV."""
-    body = frame.to_html(index=False, escape=True, na_rep="–", formatters={c: _cell for c in frame.columns},
+    when it is taller than `height` px or wider than the page; `csv`: a link to the whole table as CSV. With
+    that link, a table of more than TABLE_ROWS rows shows its first TABLE_ROWS and says so."""
+    shown = frame.head(TABLE_ROWS) if csv and len(frame) > TABLE_ROWS else frame
+    body = shown.to_html(index=False, escape=True, na_rep="–", formatters={c: _cell for c in frame.columns},
                          classes="ob-table", border=0)
     link = f'<p><a href="{html.escape(csv)}">the table as CSV</a></p>' if csv else ""
+    if len(shown) < len(frame):
+        link = (f'<p>The first {len(shown):,} of {len(frame):,} rows; every row: '
+                f'<a href="{html.escape(csv)}">the table as CSV</a></p>')
     return Html(f'<div class="ob-scroll" style="max-height: {height}px; overflow: auto; max-width: 100%">'
                 f"<style>.ob-table td {{white-space: normal; max-width: 40em; vertical-align: top}}</style>"
                 f"{body}</div>{link}")

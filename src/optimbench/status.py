@@ -45,12 +45,14 @@ from optimbench.io import lock_held as io_lock_held
 from optimbench.runs import (
     CHECKPOINT,
     DESCENT_LOG,
+    PLAN_CACHE,
     TRAIN_LOG,
     TRIAL_LOG,
     TUNED_LOG,
     WRITER_LOCK,
     Plan,
     StudyProblem,
+    current_cached_plan,
     read_plan,
 )
 from optimbench.store import comparable, marked_key
@@ -339,8 +341,10 @@ def results_dir(configs) -> str | None:
 
 def load_plan(configs, workdir=".", from_config: bool = False) -> tuple[Plan, str]:
     """(the study's plan, where it came from): its plan.json (`plan` rule) when that is newer than every config
-    file, else the plan the config gives now, built by `python -m optimbench.plan` (a subprocess: it loads
-    torch and runs every check, seconds). Reads, never writes.
+    file, else its plan cache (runs.PLAN_CACHE, written by `make study`'s check) when that is newer than every
+    config file and no source file it depends on changed, else the plan the config gives now, built by
+    `python -m optimbench.plan` (a subprocess: it loads torch and runs every check, seconds). Reads, never
+    writes.
 
     Raises:
         SystemExit: the config is invalid (optimbench.plan's message, naming the key).
@@ -350,6 +354,12 @@ def load_plan(configs, workdir=".", from_config: bool = False) -> tuple[Plan, st
     newest_config = max(Path(c).stat().st_mtime for c in configs)
     if not from_config and plan_file and plan_file.exists() and plan_file.stat().st_mtime >= newest_config:
         return read_plan(plan_file), str(plan_file)
+    # Before the `plan` job has run (a study that just started): the plan `make study` checked and cached.
+    cache = root / PLAN_CACHE.format(results=results) if results else None
+    if not from_config and cache and cache.exists() and cache.stat().st_mtime >= newest_config:
+        cached = current_cached_plan(cache)
+        if cached is not None:
+            return cached, str(cache)
     built = subprocess.run([sys.executable, "-m", "optimbench.plan", *map(os.path.abspath, configs)], cwd=root,
                            capture_output=True, text=True)
     if built.returncode:

@@ -11,11 +11,10 @@ rule train:
     log:
         TRAIN_LOG,
     params:
+        **spec_params("train"),
         py=PY,
         script=os.path.join(SCRIPTS, "train.py"),
-        spec=train_spec,
-        execution=train_execution,
-        out=lambda wildcards, output: os.path.dirname(output.metrics),
+        execution=TRAIN_EXECUTION,
     threads: train_threads("train")
     resources:
         **train_resources("train"),

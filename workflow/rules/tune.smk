@@ -31,11 +31,10 @@ rule trial:
     log:
         TRIAL_LOG,
     params:
+        **spec_params("trial"),
         py=PY,
         script=os.path.join(SCRIPTS, "train.py"),
-        spec=trial_spec,
-        execution=train_execution,
-        out=lambda wildcards, output: os.path.dirname(output.metrics),
+        execution=TRAIN_EXECUTION,
     threads: train_threads("trial")
     resources:
         **train_resources("trial"),
@@ -75,11 +74,10 @@ rule tuned_train:
     log:
         TUNED_LOG,
     params:
+        **spec_params("tuned_train"),
         py=PY,
         script=os.path.join(SCRIPTS, "train.py"),
-        spec=tuned_spec,
-        execution=train_execution,
-        out=lambda wildcards, output: os.path.dirname(output.metrics),
+        execution=TRAIN_EXECUTION,
     threads: train_threads("tuned_train")
     resources:
         **train_resources("tuned_train"),
