@@ -511,6 +511,12 @@ def test_a_job_plans_only_its_own_runs_with_the_specs_of_the_whole_study():
     # a job without a problem wildcard (a data file's) keeps every problem
     data_job = plans.job_config(broken, [{"stem": "x"}])
     assert data_job["problems"] == TUNED["problems"] and data_job["train"]["optimizers"] == ["SGD", "Adam", "Adagrad"]
+    # a study-wide job (the plan rule, run in a subprocess without the local profile's threads) plans the whole
+    # study with its report settings: it writes plan.json, which the tables and the report read
+    focused = merged({**TUNED, "report": {"focus": "Adam"}})
+    assert plans.job_config(focused, [{}]) == focused
+    whole = plans.plan(study_config.validate(plans.job_config(focused, [{}]), build=False), checks=False)
+    assert whole.to_json() == plans.plan(study_config.validate(focused)).to_json()
 
 
 def test_plan_changes_name_each_changed_setting_and_the_runs_it_reruns():

@@ -341,21 +341,25 @@ def cache_file(config: dict, workdir=".") -> Path:
 
 def job_config(config: dict, targets: list[dict]) -> dict:
     """The part of a merged (unvalidated) config that the jobs `targets` need, each target the wildcards of one
-    job ({problem, optimizer, seed | trial}): only their problems and optimizers are planned (the optimizers
-    table, seeds and settings stay whole, so each run's spec is the one the whole study's plan holds), no
-    descent unless a target is a descent job, no report focus. A job re-parsing the Snakefile then plans its
-    own runs, not the study. A target without a problem (or optimizer) wildcard keeps them all."""
+    job. A training job ({problem, optimizer, seed | trial}) plans only its problems and optimizers (the
+    optimizers table, seeds and settings stay whole, so each run's spec is the one the whole study's plan holds),
+    no descent and no report focus. Any other job (the plan, aggregation, figures, report: no wildcards; a data
+    or descent job) gets the whole config: such a job may write the study's plan.json, which must hold every run
+    and the report's settings. A job re-parsing the Snakefile then plans its own runs, not the study."""
+    if not targets or not all("problem" in t and "optimizer" in t for t in targets):
+        return config
     config = copy.deepcopy(config)
-    problems = {t["problem"] for t in targets if "problem" in t}
-    optimizers = {t["optimizer"] for t in targets if "optimizer" in t}
-    if problems and all("problem" in t for t in targets):
-        config["problems"] = [p for p in config["problems"] if p in problems]
-    if optimizers and all("optimizer" in t for t in targets):
-        config["train"]["optimizers"] = [o for o in config["train"]["optimizers"] if o in optimizers]
-        config.setdefault("tune", {})["optimizers"] = list(config["train"]["optimizers"])
-    if not any("group" in t or "function" in t for t in targets):
-        config.setdefault("descent", {})["groups"] = []
+    problems = {t["problem"] for t in targets}
+    optimizers = {t["optimizer"] for t in targets}
+    config["problems"] = [p for p in config["problems"] if p in problems]
+    trained = config["train"]["optimizers"]
+    tune = config.setdefault("tune", {})
+    tuned = tune.get("optimizers") or list(trained)  # null: train.optimizers (config/schema.yaml)
+    config["train"]["optimizers"] = [o for o in trained if o in optimizers] or [o for o in tuned if o in optimizers]
+    tune["optimizers"] = [o for o in tuned if o in optimizers]
+    config.setdefault("descent", {})["groups"] = []
     config.setdefault("report", {})["focus"] = None
+    config["report"]["baselines"] = None
     return config
 
 
