@@ -11,6 +11,8 @@ import pandas as pd
 import pytest
 from conftest import tiny_config
 
+from optimbench import labels
+
 from helpers import snakemake, write_config
 from workflow_study import PROBLEM
 
@@ -60,7 +62,8 @@ def test_one_problem_one_optimizer_one_seed_says_no_interval(minimal):
     summary = pd.read_csv(results / "tables" / "optimizer_summary.csv")
     assert len(summary) == 1 and summary["seeds"].iloc[0] == 1
     assert summary[["final_ci_low", "final_ci_high"]].isna().all().all()  # no interval, not a zero-width one
-    assert re.search(r"Adam[^()]{0,40}\(?\d\.\d{4} \(one seed: no interval\)", visible_text(html))
+    value = re.escape(labels.number(summary["final"].iloc[0]))
+    assert re.search(rf"Adam {value} \(fewer than 2 completed seeds: no interval\)", visible_text(html))
 
 
 def test_a_target_no_run_reaches_is_reported_as_unreached(minimal):
