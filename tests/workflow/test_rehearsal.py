@@ -96,6 +96,7 @@ def test_the_first_screen_names_each_problems_best_optimizer(rehearsal):
     first_screen = body[body.index("The answer"):body.index('id="per-problem"')]  # as test_whole_study
     summary = pd.read_parquet(workdir / plan.tables_dir / "optimizer_summary.parquet")
     for problem in plan.problems:
-        best = summary[summary["problem"] == problem].sort_values("rank").iloc[0]
-        assert re.search(rf"best <strong>{re.escape(best.optimizer)}</strong>", first_screen.split(problem, 1)[-1]), \
+        best = summary[summary["problem"] == problem].sort_values(["rank", "optimizer"]).iloc[0]
+        name = re.escape(best.optimizer)  # the one first, or the best mean of those who can each be first
+        assert re.search(rf"(first: <strong>{name}</strong>|best mean {name} )", first_screen.split(problem, 1)[-1]), \
             f"{problem}: its best optimizer {best.optimizer} is not named on the first screen"
