@@ -256,6 +256,8 @@ def test_words_true_to_the_data():
     assert report.problem_title(problem) == "digits-resnet18 (digits (CIFAR-10 format), resnet18_cifar at width 8)"
     assert report.default_title({"digits-resnet18": problem}, ["A", "B"], ["ackley"]) == (
         "optimbench: 2 optimizers on digits-resnet18 (digits (CIFAR-10 format)) and the Ackley function")
+    assert report.default_title({"digits-resnet18": problem}, ["A"]) == (
+        "optimbench: 1 optimizer on digits-resnet18 (digits (CIFAR-10 format))")
 
 
 def focus_rows(problem, higher, rows):

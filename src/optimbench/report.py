@@ -78,7 +78,8 @@ def default_title(problems: dict[str, StudyProblem], optimizers, functions=()) -
     names = ", ".join(problems) + (f" ({'; '.join(data)})" if data else "")
     names_of = ", ".join(f.capitalize() for f in functions)
     also = f" and the {names_of} function{'s' if len(functions) > 1 else ''}" if functions else ""
-    return f"optimbench: {len(optimizers)} optimizers on {names}{also}"
+    count = f"{len(optimizers)} optimizer{'' if len(optimizers) == 1 else 's'}"
+    return f"optimbench: {count} on {names}{also}"
 
 
 def _count(n: int, word: str) -> str:
