@@ -67,33 +67,6 @@ def welch(a, b) -> dict:
     return {"diff": diff, "p_greater": greater, "p_less": 1.0 - greater}  # one t statistic: the two tails
 
 
-def welch_greater(groups: dict) -> dict:
-    """{(a, b): p_greater of welch(groups[a], groups[b])} for every ordered pair of names (a name with itself
-    too), the same values as `welch` pair by pair. The groups of equal size with finite values and some
-    spread are tested in one vectorised scipy.stats.ttest_ind call (K optimizers: K² tests, milliseconds at
-    K = 250, where one call per pair took minutes); every other pair by `welch` itself."""
-    names = list(groups)
-    values = {name: np.asarray(groups[name], dtype=float) for name in names}
-    found = {}
-    sizes = {len(v) for v in values.values()}
-    regular = [n for n in names if len(values[n]) >= 2 and np.isfinite(values[n]).all()]
-    if len(sizes) == 1 and len(regular) > 1:
-        matrix = np.stack([values[n] for n in regular])
-        with np.errstate(invalid="ignore", divide="ignore"):
-            p = stats.ttest_ind(matrix[:, None, :], matrix[None, :, :], axis=-1, equal_var=False,
-                                alternative="greater").pvalue
-        spread = matrix.std(axis=1) > 0
-        for i, a in enumerate(regular):
-            for j, b in enumerate(regular):
-                if spread[i] or spread[j]:
-                    found[a, b] = float(p[i, j])
-    for a in names:
-        for b in names:
-            if (a, b) not in found:
-                found[a, b] = welch(values[a], values[b])["p_greater"]
-    return found
-
-
 def welch_interval(a, b, confidence: float) -> tuple[float, float]:
     """Confidence interval of mean(a) - mean(b) without assuming equal variances: Welch's t interval with
     the Welch–Satterthwaite degrees of freedom (scipy.stats.ttest_ind(equal_var=False).confidence_interval;
